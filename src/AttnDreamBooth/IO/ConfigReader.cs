@@ -1,0 +1,163 @@
+using System.Text.Json;
+
+namespace AttnDreamBooth.IO;
+
+/// <summary>
+/// Typed access to a diffusers/transformers <c>config.json</c>. Unknown keys are ignored; a missing or
+/// <c>null</c> key takes the supplied default; a missing key without default, or a value of the wrong type,
+/// is a <see cref="ModelConfigException"/> naming the file and key.
+/// </summary>
+public sealed class ConfigReader
+{
+    private readonly JsonElement _root;
+
+    private ConfigReader(string filePath, JsonElement root)
+    {
+        FilePath = filePath;
+        _root = root;
+    }
+
+    /// <summary>The file the values come from (for error messages).</summary>
+    public string FilePath { get; }
+
+    /// <summary>The whole JSON object.</summary>
+    public JsonElement Root => _root;
+
+    /// <summary>Reads and parses a JSON object file.</summary>
+    public static ConfigReader Load(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new ModelConfigException(full, null, "the configuration file does not exist");
+        var info = new FileInfo(full);
+        if (info.Length > 16 * 1024 * 1024) throw new ModelConfigException(full, null, $"the file has {info.Length} bytes; a configuration is at most 16 MiB");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(full), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            return FromElement(full, doc.RootElement.Clone());
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelConfigException(full, null, $"not valid JSON ({ex.Message})", ex);
+        }
+    }
+
+    /// <summary>Wraps an already-parsed JSON object (e.g. a nested config).</summary>
+    public static ConfigReader FromElement(string filePath, JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw new ModelConfigException(filePath, null, $"expected a JSON object, found {root.ValueKind}");
+        return new ConfigReader(filePath, root);
+    }
+
+    /// <summary>Parses JSON text (tests and in-memory configs).</summary>
+    public static ConfigReader Parse(string json, string filePath = "<memory>")
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return FromElement(filePath, doc.RootElement.Clone());
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelConfigException(filePath, null, $"not valid JSON ({ex.Message})", ex);
+        }
+    }
+
+    /// <summary>True when the key is present and not null.</summary>
+    public bool Has(string key) => _root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
+
+    /// <summary>The raw element, or null when absent or null.</summary>
+    public JsonElement? Raw(string key) => _root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+    /// <summary>A nested object as its own reader, or null when absent.</summary>
+    public ConfigReader? Section(string key) => Raw(key) is { } v ? FromElement(FilePath, v) : null;
+
+    /// <summary>An integer (a JSON number without fraction).</summary>
+    public int GetInt(string key, int? defaultValue = null) => Get(key, defaultValue, e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i) ? i : null, "an integer");
+
+    /// <summary>An integer that may be null.</summary>
+    public int? GetNullableInt(string key) => Raw(key) is null ? null : GetInt(key);
+
+    /// <summary>A floating-point number.</summary>
+    public double GetDouble(string key, double? defaultValue = null) => Get(key, defaultValue, e => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : ParseSpecial(e), "a number");
+
+    /// <summary>A boolean.</summary>
+    public bool GetBool(string key, bool? defaultValue = null) =>
+        Get(key, defaultValue, e => e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : null, "true or false");
+
+    /// <summary>A string.</summary>
+    public string GetString(string key, string? defaultValue = null)
+    {
+        if (Raw(key) is not { } e)
+            return defaultValue ?? throw new ModelConfigException(FilePath, key, "required key is missing");
+        return e.ValueKind == JsonValueKind.String ? e.GetString()! : throw Wrong(key, "a string", e);
+    }
+
+    /// <summary>A string that may be absent or null.</summary>
+    public string? GetNullableString(string key) => Raw(key) is null ? null : GetString(key);
+
+    /// <summary>An array of integers.</summary>
+    public int[] GetIntArray(string key, int[]? defaultValue = null)
+    {
+        if (Raw(key) is not { } e)
+            return defaultValue ?? throw new ModelConfigException(FilePath, key, "required key is missing");
+        if (e.ValueKind != JsonValueKind.Array) throw Wrong(key, "an array of integers", e);
+        var result = new int[e.GetArrayLength()];
+        int i = 0;
+        foreach (var item in e.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out result[i++])) throw Wrong(key, "an array of integers", e);
+        }
+        return result;
+    }
+
+    /// <summary>An array of strings.</summary>
+    public string[] GetStringArray(string key, string[]? defaultValue = null)
+    {
+        if (Raw(key) is not { } e)
+            return defaultValue ?? throw new ModelConfigException(FilePath, key, "required key is missing");
+        if (e.ValueKind != JsonValueKind.Array) throw Wrong(key, "an array of strings", e);
+        return e.EnumerateArray().Select(item => item.ValueKind == JsonValueKind.String ? item.GetString()! : throw Wrong(key, "an array of strings", e)).ToArray();
+    }
+
+    /// <summary>An integer, or a list of integers (one per block), expanded to <paramref name="count"/> entries.</summary>
+    public int[] GetIntOrList(string key, int count, int[]? defaultValue = null)
+    {
+        if (Raw(key) is not { } e)
+        {
+            if (defaultValue is null) throw new ModelConfigException(FilePath, key, "required key is missing");
+            return defaultValue.Length == 1 ? Enumerable.Repeat(defaultValue[0], count).ToArray() : defaultValue;
+        }
+        if (e.ValueKind == JsonValueKind.Number) return Enumerable.Repeat(GetInt(key), count).ToArray();
+        var list = GetIntArray(key);
+        if (list.Length != count) throw new ModelConfigException(FilePath, key, $"has {list.Length} entries, expected {count} (one per block)");
+        return list;
+    }
+
+    /// <summary>Throws a <see cref="ModelConfigException"/> for <paramref name="key"/> unless <paramref name="condition"/> holds.</summary>
+    public void Require(bool condition, string key, string problem)
+    {
+        if (!condition) throw new ModelConfigException(FilePath, key, problem);
+    }
+
+    private T Get<T>(string key, T? defaultValue, Func<JsonElement, T?> convert, string expected) where T : struct
+    {
+        if (Raw(key) is not { } e)
+            return defaultValue ?? throw new ModelConfigException(FilePath, key, "required key is missing");
+        return convert(e) ?? throw Wrong(key, expected, e);
+    }
+
+    private static double? ParseSpecial(JsonElement e) => e.ValueKind == JsonValueKind.String ? e.GetString() switch
+    {
+        "-inf" or "-Infinity" => double.NegativeInfinity,
+        "inf" or "Infinity" => double.PositiveInfinity,
+        "nan" or "NaN" => double.NaN,
+        _ => null,
+    } : null;
+
+    private ModelConfigException Wrong(string key, string expected, JsonElement actual)
+    {
+        string text = actual.GetRawText();
+        if (text.Length > 60) text = text[..60] + "…";
+        return new ModelConfigException(FilePath, key, $"expected {expected}, found {text}");
+    }
+}

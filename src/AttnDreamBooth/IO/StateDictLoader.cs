@@ -1,0 +1,79 @@
+using TorchSharp;
+
+namespace AttnDreamBooth.IO;
+
+/// <summary>Options for <see cref="StateDictLoader.Load"/>.</summary>
+public sealed record StateDictLoadOptions
+{
+    /// <summary>Throw <see cref="StateDictMismatchException"/> unless the keys match exactly (default true).
+    /// Shape mismatches always throw, strict or not.</summary>
+    public bool Strict { get; init; } = true;
+
+    /// <summary>Maps a stored key to the module's key (null drops the key silently). Applied before matching,
+    /// e.g. to rename legacy VAE attention names.</summary>
+    public Func<string, string?>? KeyMap { get; init; }
+
+    /// <summary>Module keys that need not be present in the source (e.g. non-persistent buffers).</summary>
+    public Func<string, bool>? OptionalModuleKey { get; init; }
+}
+
+/// <summary>Loads named tensors into a module's parameters and buffers by exact name.</summary>
+public static class StateDictLoader
+{
+    /// <summary>
+    /// Copies every tensor of <paramref name="source"/> into the module entry of the same name, converting the
+    /// dtype to the module's and reading straight onto the module tensor's device. Keys and shapes are checked
+    /// from the headers before anything is read, so a failed strict load leaves the module untouched.
+    /// </summary>
+    public static StateDictLoadReport Load(torch.nn.Module module, StateDictSource source, StateDictLoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= new StateDictLoadOptions();
+        var target = module.state_dict();
+        var plan = new List<(string Stored, string ModuleKey)>();
+        var unexpected = new List<string>();
+        var mismatched = new List<ShapeMismatch>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string stored in source.Names.OrderBy(n => n, StringComparer.Ordinal))
+        {
+            string? key = options.KeyMap is null ? stored : options.KeyMap(stored);
+            if (key is null) continue;
+            if (!target.TryGetValue(key, out var t))
+            {
+                unexpected.Add(stored);
+                continue;
+            }
+            if (!seen.Add(key)) throw new SafetensorsFormatException(source.FileOf(stored), stored, $"maps to module key '{key}', which another stored key already provides");
+            long[] storedShape = source.Entry(stored).Shape;
+            if (!storedShape.SequenceEqual(t.shape))
+            {
+                mismatched.Add(new ShapeMismatch(key, t.shape, storedShape));
+                continue;
+            }
+            plan.Add((stored, key));
+        }
+        var missing = target.Keys.Where(k => !seen.Contains(k) && !(options.OptionalModuleKey?.Invoke(k) ?? false)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var report = new StateDictLoadReport(plan.Select(p => p.ModuleKey).ToArray(), missing, unexpected, mismatched);
+        string sourceText = string.Join(", ", source.FilePaths.Select(p => $"'{p}'"));
+        if (mismatched.Count > 0 || (options.Strict && !report.IsExact)) throw new StateDictMismatchException(sourceText, report);
+
+        using (torch.no_grad())
+        {
+            foreach (var (stored, key) in plan)
+            {
+                var destination = target[key];
+                using var value = source.Read(stored, destination.dtype, destination.device);
+                destination.copy_(value);
+            }
+        }
+        return report;
+    }
+
+    /// <summary>Loads the weights of a component folder (single or sharded safetensors, optional variant).</summary>
+    public static StateDictLoadReport LoadComponent(torch.nn.Module module, string componentFolder, string? variant = null, StateDictLoadOptions? options = null)
+    {
+        using var source = StateDictSource.OpenComponent(componentFolder, variant);
+        return Load(module, source, options);
+    }
+}
