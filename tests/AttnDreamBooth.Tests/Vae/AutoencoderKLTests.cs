@@ -121,6 +121,23 @@ public sealed class AutoencoderKLTests
         Assert.Contains("to_q.weight", ex.Message);
     }
 
+    [Fact]
+    public void LegacyNamesOfTheRealVaesMapOntoTheModule()
+    {
+        var variants = Directory.EnumerateDirectories(Path.Combine(TestPaths.FixturesRoot, "real-size"))
+            .Where(d => File.Exists(Path.Combine(d, "vae", "state_dict_shapes.json"))).ToArray();
+        Assert.NotEmpty(variants);
+        foreach (string variant in variants)
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(variant, "vae", "state_dict_shapes.json")));
+            var legacyNames = doc.RootElement.EnumerateObject().Select(p => ToLegacyName(p.Name)).ToArray();
+            Assert.Equal(16, legacyNames.Count(VaeWeightNames.IsLegacyName));
+
+            using var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(variant, "vae", "config.json")), Parity.ComponentFactories.Meta);
+            Assert.Equal(vae.state_dict().Keys.Order(StringComparer.Ordinal), legacyNames.Select(VaeWeightNames.ToCurrentName).Order(StringComparer.Ordinal));
+        }
+    }
+
     [Theory]
     [InlineData("encoder.mid_block.attentions.0.query.weight", "encoder.mid_block.attentions.0.to_q.weight")]
     [InlineData("decoder.mid_block.attentions.0.key.bias", "decoder.mid_block.attentions.0.to_k.bias")]
