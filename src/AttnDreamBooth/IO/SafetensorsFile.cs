@@ -20,7 +20,7 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Most dimensions a tensor may have (libtorch itself supports far fewer in most kernels).</summary>
     public const int MaxRank = 64;
 
-    /// <summary>Longest tensor name or metadata key accepted, in UTF-8 bytes (as stored, escapes included).</summary>
+    /// <summary>Longest tensor name or metadata key accepted, in UTF-8 bytes after JSON unescaping.</summary>
     public const int MaxNameBytes = 4096;
 
     // Root object → entry object → shape/offsets array; one spare level for unknown fields.
@@ -31,7 +31,7 @@ public sealed class SafetensorsFile : IDisposable
     private readonly Dictionary<string, SafetensorsEntry> _entries;
     private bool _disposed;
 
-    private SafetensorsFile(string path, long dataStart, long dataLength, Dictionary<string, SafetensorsEntry> entries,
+    private SafetensorsFile(string path, FileStream stream, long dataStart, long dataLength, Dictionary<string, SafetensorsEntry> entries,
         IReadOnlyDictionary<string, string> metadata)
     {
         FilePath = path;
@@ -42,8 +42,15 @@ public sealed class SafetensorsFile : IDisposable
         Names = entries.Keys.OrderBy(n => n, StringComparer.Ordinal).ToArray();
         if (dataLength > 0)
         {
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            // Mapped from the handle the header was read through: mapping by path again could map a different
+            // file if the path was replaced in between (e.g. by an atomic checkpoint write), pairing one file's
+            // header with another's bytes.
+            _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             _view = _map.CreateViewAccessor(dataStart, dataLength, MemoryMappedFileAccess.Read);
+        }
+        else
+        {
+            stream.Dispose();
         }
     }
 
@@ -78,11 +85,12 @@ public sealed class SafetensorsFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"Safetensors file '{full}' does not exist.", full);
-        long fileLength;
-        byte[] header;
-        using (var handle = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read))
+        // bufferSize 0: reads go through RandomAccess, so the stream needs no buffer of its own.
+        var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        try
         {
-            fileLength = RandomAccess.GetLength(handle);
+            var handle = stream.SafeFileHandle;
+            long fileLength = RandomAccess.GetLength(handle);
             if (fileLength < 8) throw new SafetensorsFormatException(full, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
             Span<byte> lengthBytes = stackalloc byte[8];
             ReadExactly(handle, lengthBytes, 0, full);
@@ -94,13 +102,18 @@ public sealed class SafetensorsFile : IDisposable
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} runs past the end of the file ({fileLength} bytes)");
             if (headerLength < 2)
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} is too short for a JSON object");
-            header = new byte[headerLength];
+            var header = new byte[headerLength];
             ReadExactly(handle, header, 8, full);
+            long dataStart = 8 + header.Length;
+            long dataLength = fileLength - dataStart;
+            var (entries, metadata) = ParseHeader(full, header, dataLength);
+            return new SafetensorsFile(full, stream, dataStart, dataLength, entries, metadata);
         }
-        long dataStart = 8 + header.Length;
-        long dataLength = fileLength - dataStart;
-        var (entries, metadata) = ParseHeader(full, header, dataLength);
-        return new SafetensorsFile(full, dataStart, dataLength, entries, metadata);
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
     }
 
     private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long offset, string file)
@@ -281,9 +294,15 @@ public sealed class SafetensorsFile : IDisposable
 
     private static string ReadName(ref Utf8JsonReader reader, string file, string? tensor, string what)
     {
-        if (reader.ValueSpan.Length > MaxNameBytes)
-            throw new SafetensorsFormatException(file, tensor, $"a {what} of {reader.ValueSpan.Length} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(reader.ValueSpan)}')");
-        return ReadString(ref reader, file, tensor, what);
+        // An escaped name may be up to 6 times longer than its text (\uXXXX per byte); anything beyond that is
+        // rejected before it is decoded.
+        int stored = reader.ValueSpan.Length;
+        if (stored > MaxNameBytes && (!reader.ValueIsEscaped || stored > 6 * MaxNameBytes))
+            throw new SafetensorsFormatException(file, tensor, $"a {what} of {stored} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(reader.ValueSpan)}')");
+        string name = ReadString(ref reader, file, tensor, what);
+        if (stored > MaxNameBytes && Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+            throw new SafetensorsFormatException(file, tensor, $"a {what} of {Encoding.UTF8.GetByteCount(name)} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(name)}')");
+        return name;
     }
 
     private static string ReadString(ref Utf8JsonReader reader, string file, string? tensor, string what)

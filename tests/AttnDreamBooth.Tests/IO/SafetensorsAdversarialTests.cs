@@ -101,6 +101,29 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void EscapedNamesAreMeasuredAfterUnescaping()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string name = string.Concat(Enumerable.Repeat("\\u00e9", 1000));
+        string path = dir.File("escaped.safetensors");
+        File.WriteAllBytes(path, Build(Entry(name, "U8", "[1]", "[0,1]"), 1));
+        using var file = SafetensorsFile.Open(path);
+        Assert.Equal(new string('é', 1000), Assert.Single(file.Names));
+    }
+
+    [Fact]
+    public void WriterRefusesNamesTheReaderWouldRefuse()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var tensors = new Dictionary<string, TorchSharp.torch.Tensor> { [new string('é', 2049)] = TorchSharp.torch.ones(1) };
+        Assert.Throws<ArgumentException>(() => SafetensorsWriter.Write(dir.File("long.safetensors"), tensors));
+        var ok = new Dictionary<string, TorchSharp.torch.Tensor> { [new string('é', 2048)] = TorchSharp.torch.ones(1) };
+        SafetensorsWriter.Write(dir.File("ok.safetensors"), ok);
+        using var file = SafetensorsFile.Open(dir.File("ok.safetensors"));
+        Assert.Equal(ok.Keys, file.Names);
+    }
+
+    [Fact]
     public void MaxDepthStopsDeepNestingInUnknownFieldsButAllowsTheFormatsOwnDepth()
     {
         using var dir = TestPaths.CreateTempDirectory();
@@ -182,6 +205,8 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
             ["entry-array"] = new(() => Build($$"""{"{{t}}":[0,4]}"""), t, "not an object"),
             ["entry-null"] = new(() => Build($$"""{"{{t}}":null}"""), t, "not an object"),
             ["tensor-name-too-long"] = new(() => Build(Entry(new string('n', 5000), "U8", "[1]", "[0,1]"), 1), null, "exceeds the 4096-byte limit"),
+            ["escaped-name-too-long"] = new(() => Build(Entry(string.Concat(Enumerable.Repeat("\\u00e9", 2100)), "U8", "[1]", "[0,1]"), 1), null, "a tensor name of 4200 bytes exceeds"),
+            ["heavily-escaped-name"] = new(() => Build(Entry(string.Concat(Enumerable.Repeat("\\u0061", 4100)), "U8", "[1]", "[0,1]"), 1), null, "a tensor name of 24600 bytes exceeds"),
             ["duplicate-field"] = new(() => Build(Fields(t, okFields + ",\"dtype\":\"F32\""), 8), t, "two 'dtype'"),
             // dtype.
             ["missing-dtype"] = new(() => Build(Fields(t, "\"shape\":[2],\"data_offsets\":[0,8]"), 8), t, "no 'dtype'"),
