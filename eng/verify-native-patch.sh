@@ -6,7 +6,8 @@
 # For each: the GLIBCXX_3.4.32 requirement is weak (readelf -V) and the app runs torch.ones(2).sum().
 # Also: the build prints its message once and an incremental rebuild changes nothing; the NuGet cache copy is
 # never modified; the opt-out property leaves the output copy as shipped.
-# A throw-away console app in a temp folder imports the repo's targets the way the repo's own apps do.
+# A throw-away console app in a temp folder imports the repo's targets and task as a package consumer gets them
+# (task loaded in-process). Build servers are disabled so nothing keeps the repo's task assembly loaded afterwards.
 # Usage: eng/verify-native-patch.sh [Release|Debug]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ expect_runs() { # command...
 }
 
 step "building the MSBuild task"
-dotnet build "$repo/src/AttnDreamBooth.Build/AttnDreamBooth.Build.csproj" -c "$config" -v q -nologo >/dev/null
+dotnet build "$repo/src/AttnDreamBooth.Build/AttnDreamBooth.Build.csproj" -c "$config" -v q -nologo --disable-build-servers >/dev/null
 task="$repo/src/AttnDreamBooth.Build/bin/$config/netstandard2.0/AttnDreamBooth.Build.dll"
 [[ -f "$task" ]] || fail "task assembly not found at $task"
 
@@ -76,7 +77,7 @@ make_app "$app"
 out="$app/bin/$config/net10.0"
 
 step "portable build"
-log=$(dotnet build "$app" -c "$config" -nologo 2>&1) || fail "build failed: $log"
+log=$(dotnet build "$app" -c "$config" -nologo --disable-build-servers 2>&1) || fail "build failed: $log"
 grep -q "AttnDreamBooth: marked the $version requirement of '$out/runtimes/linux-x64/native/libLibTorchSharp.so' weak" <<<"$log" \
   || fail "the build did not print the patch message: $log"
 expect_flags "$out/runtimes/linux-x64/native/libLibTorchSharp.so" WEAK
@@ -85,33 +86,34 @@ expect_runs dotnet "$out/app.dll"
 step "incremental rebuild (must be a no-op for the native copy)"
 sum=$(sha256sum "$out/runtimes/linux-x64/native/libLibTorchSharp.so")
 stamp=$(stat -c %Y "$out/runtimes/linux-x64/native/libLibTorchSharp.so")
-log=$(dotnet build "$app" -c "$config" -nologo 2>&1) || fail "rebuild failed: $log"
+log=$(dotnet build "$app" -c "$config" -nologo --disable-build-servers 2>&1) || fail "rebuild failed: $log"
 grep -q "AttnDreamBooth: marked" <<<"$log" && fail "the incremental rebuild patched again: $log"
 [[ "$(sha256sum "$out/runtimes/linux-x64/native/libLibTorchSharp.so")" == "$sum" ]] || fail "the rebuild changed the patched copy"
 [[ "$(stat -c %Y "$out/runtimes/linux-x64/native/libLibTorchSharp.so")" == "$stamp" ]] || fail "the rebuild rewrote the patched copy"
 step "ok: rebuild left the patched copy as it was"
 
 step "RID-specific build (-r linux-x64)"
-log=$(dotnet build "$app" -c "$config" -r linux-x64 -nologo 2>&1) || fail "RID build failed: $log"
+log=$(dotnet build "$app" -c "$config" -r linux-x64 -nologo --disable-build-servers 2>&1) || fail "RID build failed: $log"
 grep -q "AttnDreamBooth: marked the $version requirement of '$out/linux-x64/libLibTorchSharp.so' weak" <<<"$log" \
   || fail "the RID-specific build did not print the patch message: $log"
 expect_flags "$out/linux-x64/libLibTorchSharp.so" WEAK
 expect_runs "$out/linux-x64/app"
 
 step "publish (-r linux-x64)"
-log=$(dotnet publish "$app" -c "$config" -r linux-x64 -o "$work/publish" -nologo 2>&1) || fail "publish failed: $log"
+log=$(dotnet publish "$app" -c "$config" -r linux-x64 -o "$work/publish" -nologo --disable-build-servers 2>&1) || fail "publish failed: $log"
 grep -q "AttnDreamBooth: marked the $version requirement of '$work/publish/libLibTorchSharp.so' weak" <<<"$log" \
   || fail "publish did not print the patch message: $log"
 expect_flags "$work/publish/libLibTorchSharp.so" WEAK
 expect_runs "$work/publish/app"
 
 step "opt-out (AttnDreamBoothPatchNativeLibraries=false)"
+# Same project into a fresh output folder: the compile is up to date, the copy step starts from the package again.
 optout="$work/optout"
-make_app "$optout"
-log=$(dotnet build "$optout" -c "$config" -p:AttnDreamBoothPatchNativeLibraries=false -nologo 2>&1) || fail "opt-out build failed: $log"
+log=$(dotnet build "$app" -c "$config" -o "$optout" -p:AttnDreamBoothPatchNativeLibraries=false -nologo --disable-build-servers 2>&1) \
+  || fail "opt-out build failed: $log"
 grep -q "AttnDreamBooth: marked" <<<"$log" && fail "the opt-out build patched: $log"
-expect_flags "$optout/bin/$config/net10.0/runtimes/linux-x64/native/libLibTorchSharp.so" none
-if run=$(dotnet "$optout/bin/$config/net10.0/app.dll" 2>&1); then
+expect_flags "$optout/runtimes/linux-x64/native/libLibTorchSharp.so" none
+if run=$(dotnet "$optout/app.dll" 2>&1); then
   step "note: the unpatched copy also loads here (this libstdc++ has $version)"
 else
   grep -q "$version" <<<"$run" && step "note: the unpatched copy fails here as expected ($version not found)" \
