@@ -137,6 +137,57 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
         Assert.Contains("depth", ex.Problem);
     }
 
+    [Fact]
+    public void RandomCorruptionsEitherOpenOrGiveTheTypedException()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string source = dir.File("source.safetensors");
+        var generator = new TorchSharp.torch.Generator(7);
+        SafetensorsWriter.Write(source, new Dictionary<string, TorchSharp.torch.Tensor>
+        {
+            ["down.0.weight"] = TorchSharp.torch.randn([3, 2], generator: generator),
+            ["down.0.bias"] = TorchSharp.torch.randn([3], generator: generator).to_type(TorchSharp.torch.float16),
+            ["step"] = TorchSharp.torch.tensor(5L),
+        }, new Dictionary<string, string> { ["format"] = "pt" });
+        byte[] original = File.ReadAllBytes(source);
+        int headerEnd = 8 + (int)BitConverter.ToUInt64(original, 0);
+        var random = new Random(20240607);
+        string path = dir.File("mutant.safetensors");
+        int opened = 0, rejected = 0;
+        for (int trial = 0; trial < 1500; trial++)
+        {
+            byte[] bytes = (byte[])original.Clone();
+            switch (trial % 3)
+            {
+                case 0: // flip one byte of the length prefix or header
+                    bytes[random.Next(headerEnd)] = (byte)random.Next(256);
+                    break;
+                case 1: // replace a header byte with a JSON-significant character
+                    bytes[8 + random.Next(headerEnd - 8)] = Significant[random.Next(Significant.Length)];
+                    break;
+                default: // truncate
+                    Array.Resize(ref bytes, random.Next(bytes.Length));
+                    break;
+            }
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var file = SafetensorsFile.Open(path);
+                foreach (var tensor in file.ReadAll().Values) tensor.Dispose();
+                opened++;
+            }
+            catch (SafetensorsFormatException ex)
+            {
+                Assert.Equal(Path.GetFullPath(path), ex.FilePath);
+                rejected++;
+            }
+        }
+        Assert.True(rejected > 1000, $"only {rejected} of 1500 mutants were rejected");
+        Assert.True(opened > 0, "no harmless mutation (e.g. in padding or metadata text) was accepted");
+    }
+
+    private static readonly byte[] Significant = "{}[]\",:-0123456789 eE."u8.ToArray();
+
     private static void WarmUp(TempDirectory dir)
     {
         // First calls initialize statics and JIT; they are not what the bound is about.
