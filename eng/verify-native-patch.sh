@@ -2,6 +2,7 @@
 # Proves the package's native-loading targets work for a consuming app, in every output layout:
 #   portable build      bin/<cfg>/net10.0/runtimes/linux-x64/native/libLibTorchSharp.so
 #   RID-specific build  bin/<cfg>/net10.0/linux-x64/libLibTorchSharp.so
+#   portable publish    <publish dir>/runtimes/linux-x64/native/libLibTorchSharp.so
 #   RID-specific publish <publish dir>/libLibTorchSharp.so
 # For each: the GLIBCXX_3.4.32 requirement is weak (readelf -V) and the app runs torch.ones(2).sum().
 # Also: the build prints its message once and an incremental rebuild changes nothing; the NuGet cache copy is
@@ -91,6 +92,13 @@ grep -q "AttnDreamBooth: marked" <<<"$log" && fail "the incremental rebuild patc
 [[ "$(sha256sum "$out/runtimes/linux-x64/native/libLibTorchSharp.so")" == "$sum" ]] || fail "the rebuild changed the patched copy"
 [[ "$(stat -c %Y "$out/runtimes/linux-x64/native/libLibTorchSharp.so")" == "$stamp" ]] || fail "the rebuild rewrote the patched copy"
 step "ok: rebuild left the patched copy as it was"
+
+step "portable publish"
+log=$(dotnet publish "$app" -c "$config" -o "$work/publish-portable" -nologo --disable-build-servers 2>&1) || fail "portable publish failed: $log"
+grep -q "AttnDreamBooth: marked the $version requirement of '$work/publish-portable/runtimes/linux-x64/native/libLibTorchSharp.so' weak" <<<"$log" \
+  || fail "portable publish did not print the patch message: $log"
+expect_flags "$work/publish-portable/runtimes/linux-x64/native/libLibTorchSharp.so" WEAK
+expect_runs dotnet "$work/publish-portable/app.dll"
 
 step "RID-specific build (-r linux-x64)"
 log=$(dotnet build "$app" -c "$config" -r linux-x64 -nologo --disable-build-servers 2>&1) || fail "RID build failed: $log"
