@@ -44,34 +44,48 @@ public sealed class RgbImage
         return new RgbImage(bytes.bytes.ToArray(), (int)image.shape[0], (int)image.shape[1]);
     }
 
-    /// <summary>From a SkiaSharp bitmap; alpha is dropped without compositing (as Pillow's <c>convert("RGB")</c>).</summary>
+    /// <summary>From a SkiaSharp bitmap; alpha is dropped without compositing (as Pillow's <c>convert("RGB")</c>). A
+    /// premultiplied bitmap has already lost the colour of fully transparent pixels; <see cref="Load"/> decodes unpremultiplied.</summary>
     public static RgbImage FromBitmap(SKBitmap bitmap)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
+        if (bitmap.AlphaType != SKAlphaType.Premul && bitmap.ColorType is SKColorType.Rgba8888 or SKColorType.Bgra8888)
+            return FromRgbaBytes(bitmap.GetPixelSpan(), bitmap.Width, bitmap.Height, bitmap.RowBytes, bitmap.ColorType == SKColorType.Bgra8888);
         using var rgba = new SKBitmap(new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        if (!bitmap.CopyTo(rgba, SKColorType.Rgba8888))
-        {
-            using var canvas = new SKCanvas(rgba);
-            canvas.DrawBitmap(bitmap, 0, 0);
-        }
-        var source = rgba.GetPixelSpan();
-        var pixels = new byte[bitmap.Width * bitmap.Height * 3];
-        for (int i = 0, o = 0; o < pixels.Length; i += 4, o += 3)
-        {
-            pixels[o] = source[i];
-            pixels[o + 1] = source[i + 1];
-            pixels[o + 2] = source[i + 2];
-        }
-        return new RgbImage(pixels, bitmap.Height, bitmap.Width);
+        if (!bitmap.CopyTo(rgba, SKColorType.Rgba8888)) throw new ArgumentException($"Bitmaps of color type {bitmap.ColorType} cannot be converted to RGB.", nameof(bitmap));
+        return FromRgbaBytes(rgba.GetPixelSpan(), rgba.Width, rgba.Height, rgba.RowBytes, bgr: false);
     }
 
-    /// <summary>Decodes an image file (PNG, JPEG, WebP, …). EXIF orientation is not applied, as in CLIP's preprocessing.</summary>
+    private static RgbImage FromRgbaBytes(ReadOnlySpan<byte> source, int width, int height, int rowBytes, bool bgr)
+    {
+        var pixels = new byte[width * height * 3];
+        int r = bgr ? 2 : 0, b = bgr ? 0 : 2;
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                int i = y * rowBytes + x * 4, o = (y * width + x) * 3;
+                pixels[o] = source[i + r];
+                pixels[o + 1] = source[i + 1];
+                pixels[o + 2] = source[i + b];
+            }
+        }
+        return new RgbImage(pixels, height, width);
+    }
+
+    /// <summary>Decodes an image file (PNG, JPEG, WebP, …) without premultiplying alpha. EXIF orientation is not applied,
+    /// as in CLIP's preprocessing.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file cannot be decoded.</exception>
     public static RgbImage Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image '{path}' does not exist.", path);
-        using var bitmap = SKBitmap.Decode(path) ?? throw new InvalidDataException($"'{path}' is not a decodable image.");
+        using var codec = SKCodec.Create(path) ?? throw new InvalidDataException($"'{path}' is not a decodable image.");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+            throw new InvalidDataException($"'{path}' could not be decoded ({result}).");
         return FromBitmap(bitmap);
     }
 
