@@ -79,6 +79,25 @@ public sealed class ClipModel : torch.nn.Module
         }
     }
 
+    /// <summary>Loads the <c>text_model.*</c> tensors of a <c>CLIPModel</c> folder into a text transformer module whose
+    /// state-dict keys are transformers' (<c>text_model.embeddings…</c>, <c>text_model.encoder.layers…</c>,
+    /// <c>text_model.final_layer_norm…</c>), strictly; the other CLIPModel tensors and the legacy <c>position_ids</c>
+    /// buffer are left out.</summary>
+    /// <param name="textModel">The text transformer.</param>
+    /// <param name="folder">The CLIPModel folder.</param>
+    /// <param name="keyMap">Optional further renaming of the text keys to the module's.</param>
+    public static StateDictLoadReport LoadTextModelWeights(torch.nn.Module textModel, string folder, Func<string, string?>? keyMap = null)
+    {
+        ArgumentNullException.ThrowIfNull(textModel);
+        using var source = StateDictSource.OpenComponent(folder);
+        if (!source.Names.Any(IsTextModelKey)) throw new ModelConfigException(folder, null, "the weights hold no text_model.* tensors");
+        return StateDictLoader.Load(textModel, source, new StateDictLoadOptions
+        {
+            KeyMap = k => IsTextModelKey(k) && k != "text_model.embeddings.position_ids" ? (keyMap is null ? k : keyMap(k)) : null,
+            OptionalModuleKey = k => k.EndsWith("position_ids", StringComparison.Ordinal),
+        });
+    }
+
     /// <summary>Attaches (or replaces) the text tower.</summary>
     public void AttachTextTower(IClipTextTower tower)
     {

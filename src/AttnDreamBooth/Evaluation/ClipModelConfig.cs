@@ -43,6 +43,10 @@ public sealed record ClipModelConfig(ClipVisionConfig Vision, ConfigReader Text,
         return new ClipModelConfig(vision, text, text.GetInt("hidden_size", (int)TextDefaults["hidden_size"]), projection, config.GetDouble("logit_scale_init_value", 2.6592));
     }
 
+    /// <summary>The effective text config (stored values over <see cref="TextDefaults"/>) as a reader, e.g. for
+    /// <c>ClipTextConfig.FromReader</c>.</summary>
+    public ConfigReader EffectiveTextConfig() => ConfigReader.Parse(EffectiveTextConfigJson(), Text.FilePath);
+
     /// <summary>The text config as a JSON object with the defaults filled in, for text towers whose own defaults differ.</summary>
     public string EffectiveTextConfigJson()
     {

@@ -108,6 +108,35 @@ public sealed class ConceptEvaluatorTests
         Assert.Equal(expected.Keys.Where(k => k.StartsWith("vision_model.", StringComparison.Ordinal)).Order(), vision.state_dict().Keys.Order());
     }
 
+    [Theory]
+    [MemberData(nameof(ClipCases))]
+    public void TextWeightsLoadIntoATextModuleAndTheEffectiveConfigDescribesThem(string caseName)
+    {
+        string folder = ClipFixture.ModelFolder(FixtureRoots.Get(caseName));
+        var config = ClipModelConfig.Load(Path.Combine(folder, "config.json")).EffectiveTextConfig();
+        using var source = StateDictSource.OpenComponent(folder);
+        var textKeys = source.Names.Where(ClipModel.IsTextModelKey).ToArray();
+        using var module = new TextBag(textKeys, source);
+        var report = ClipModel.LoadTextModelWeights(module, folder, k => k.Replace('.', '_'));
+        Assert.True(report.IsExact, report.Describe());
+        using var expected = source.Read("text_model.final_layer_norm.weight");
+        Assert.True(expected.bytes.SequenceEqual(module.state_dict()["text_model_final_layer_norm_weight"].bytes));
+        int hidden = config.GetInt("hidden_size");
+        Assert.Equal([config.GetInt("vocab_size"), hidden], source.ShapeOf("text_model.embeddings.token_embedding.weight"));
+        Assert.Equal([config.GetInt("max_position_embeddings"), hidden], source.ShapeOf("text_model.embeddings.position_embedding.weight"));
+        Assert.Equal(config.GetInt("num_hidden_layers"), textKeys.Where(k => k.EndsWith("layer_norm1.weight", StringComparison.Ordinal)).Count());
+        Assert.Equal([config.GetInt("intermediate_size"), hidden], source.ShapeOf("text_model.encoder.layers.0.mlp.fc1.weight"));
+    }
+
+    private sealed class TextBag : torch.nn.Module
+    {
+        public TextBag(IEnumerable<string> names, IStateDictSource source) : base("text")
+        {
+            foreach (string name in names)
+                register_parameter(name.Replace('.', '_'), new TorchSharp.Modules.Parameter(torch.zeros(source.ShapeOf(name)), requires_grad: false));
+        }
+    }
+
     [Fact]
     public void ConfigDefaultsAreTheTransformersOnes()
     {
