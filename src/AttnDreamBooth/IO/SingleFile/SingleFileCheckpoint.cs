@@ -50,6 +50,8 @@ public sealed class SingleFileCheckpoint : IDisposable
     /// <summary>Whether the U-Net is read from the EMA copies.</summary>
     public bool UsesEmaWeights { get; }
 
+    internal static bool IsPickle(string path) => PickleExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Detects the family from the text-encoder prefix of the keys, or returns null when the file has no text encoder.</summary>
     /// <exception cref="SingleFileFormatException">The file holds both text-encoder layouts, or is an SDXL-style file.</exception>
     public static StableDiffusionFamily? DetectFamily(IEnumerable<string> keys, string filePath)
@@ -77,7 +79,7 @@ public sealed class SingleFileCheckpoint : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(architecture);
         options ??= new SingleFileLoadOptions();
-        if (PickleExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase)) throw new UnsafeWeightsFormatException(Path.GetFullPath(path));
+        if (IsPickle(path)) throw new UnsafeWeightsFormatException(Path.GetFullPath(path));
         var file = SafetensorsFile.Open(path);
         try
         {

@@ -102,6 +102,24 @@ public sealed class SingleFileCheckpointTests
         public Dictionary<string, string> Map { get; }
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void InspectionReadsTheHeaderFacts(string caseName)
+    {
+        var fixture = Case(caseName);
+        var inspection = SingleFileInspection.Inspect(SingleFileCheck.FileOf(fixture));
+        using var checkpoint = SingleFileCheckpoint.Open(SingleFileCheck.FileOf(fixture), SingleFileArchitecture.FromFolder(fixture.PipelineFolder));
+        Assert.Equal(checkpoint.Family, inspection.Family);
+        var text = ConfigReader.Load(Path.Combine(fixture.PipelineFolder, "text_encoder", "config.json"));
+        var unet = ConfigReader.Load(Path.Combine(fixture.PipelineFolder, "unet", "config.json"));
+        Assert.Equal(text.GetInt("hidden_size"), inspection.TextEncoderWidth);
+        Assert.Equal(unet.GetInt("cross_attention_dim"), inspection.CrossAttentionDim);
+        using var file = SafetensorsFile.Open(SingleFileCheck.FileOf(fixture));
+        Assert.Equal(file.Names.Count, inspection.TensorCounts.Values.Sum());
+        Assert.Equal(0, inspection.TensorCounts["ema"]);
+        Assert.Equal(file.Names.Count, inspection.DTypes["F32"]);
+    }
+
     [Fact]
     public void PickleCheckpointsAreRefused()
     {
@@ -110,6 +128,7 @@ public sealed class SingleFileCheckpointTests
         File.WriteAllBytes(ckpt, [0x80, 0x02]);
         var ex = Assert.Throws<UnsafeWeightsFormatException>(() => SingleFileCheckpoint.Open(ckpt, SingleFileArchitecture.FromFolder(TestPaths.TinySd1)));
         Assert.Equal(Path.GetFullPath(ckpt), ex.FilePath);
+        Assert.Throws<UnsafeWeightsFormatException>(() => SingleFileInspection.Inspect(ckpt));
     }
 
     /// <summary>Writes a copy of a case's single file with tensors added / removed / replaced.</summary>
