@@ -64,6 +64,7 @@ public sealed class UNetConfigTests
     public void MissingFileIsReported()
     {
         using var dir = TestPaths.CreateTempDirectory();
-        Assert.ThrowsAny<Exception>(() => UNetConfig.Load(dir.File("config.json")));
+        var error = Assert.Throws<ModelConfigException>(() => UNetConfig.Load(dir.File("config.json")));
+        Assert.Equal(Path.GetFullPath(dir.File("config.json")), error.FilePath);
     }
 }
