@@ -12,9 +12,11 @@ namespace AttnDreamBooth.Attention;
 /// <param name="Height">Rows of the layer's latent grid.</param>
 /// <param name="Width">Columns of the layer's latent grid.</param>
 /// <param name="Probabilities">Softmax probabilities, <c>[B, heads, Height * Width, K]</c>.</param>
-/// <param name="Tokens">Which key positions the last axis holds.</param>
-public sealed record RecordedAttentionMap(string LayerPath, int Height, int Width, Tensor Probabilities, AttentionTokenSelection Tokens)
+public sealed record RecordedAttentionMap(string LayerPath, int Height, int Width, Tensor Probabilities)
 {
+    /// <summary>Which key positions the last axis holds (default: all).</summary>
+    public AttentionTokenSelection Tokens { get; init; } = AttentionTokenSelection.All;
+
     /// <summary>Number of heads.</summary>
     public int Heads => (int)Probabilities.shape[1];
 

@@ -60,7 +60,7 @@ public sealed class RecordingAttentionProcessor : IAttentionProcessor
         KernelObserver?.Invoke(attn.Path, AttentionKernel.ExplicitSoftmax);
         var (output, probabilities) = AttentionMath.Explicit(q, k, v, attn.Scale);
         var recorded = _tokens.Select(probabilities, attn.Path);
-        Store.Add(new RecordedAttentionMap(attn.Path, context.Height, context.Width, recorded, _tokens));
+        Store.Add(new RecordedAttentionMap(attn.Path, context.Height, context.Width, recorded) { Tokens = _tokens });
         return attn.ProjectOut(output);
     }
 }
