@@ -231,6 +231,13 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         int factor = DownsampleFactor;
         bool forwardUpsampleSize = sample.shape[2] % factor != 0 || sample.shape[3] % factor != 0;
 
+        // The model computes in its weights' dtype (e.g. bfloat16 when frozen in half precision, see
+        // Training.FrozenPrecision) and answers in the caller's dtype, so a float32 loss needs no casts outside.
+        var callerType = sample.dtype;
+        bool callerIsFloating = sample.is_floating_point();
+        var modelType = conv_in.weight!.dtype;
+        if (callerIsFloating && callerType != modelType) sample = sample.to_type(modelType);
+
         var t = timestep.reshape(-1).to(sample.device).expand(batch);
         if (Config.CenterInputSample) sample = sample.mul(2.0).sub(1.0);
         var tEmb = time_proj.call(t).to_type(sample.dtype);
@@ -278,6 +285,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
             }
         }
         h = conv_out.call(conv_act.call(conv_norm_out.call(h)));
+        if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
     }
 
