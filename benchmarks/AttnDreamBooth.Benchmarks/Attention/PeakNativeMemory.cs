@@ -65,7 +65,7 @@ internal static class PeakNativeMemory
         foreach (string line in File.ReadLines("/proc/self/status"))
         {
             if (!line.StartsWith(field, StringComparison.Ordinal)) continue;
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var parts = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
             return long.Parse(parts[1], CultureInfo.InvariantCulture);
         }
         return 0;

@@ -34,6 +34,7 @@ public sealed class TrainingStepConfig : ManualConfig
             .WithStrategy(RunStrategy.Monitoring).WithId("Step"));
         AddColumn(new PeakNativeMemoryColumn());
         AddColumn(new StepFactColumn("peak", "Peak RSS", "Process resident-set high-water mark (VmHWM) during a step", bytes: true));
+        AddColumn(new StepFactColumn("backwardPeak", "Peak RSS fwd+bwd", "VmHWM after backward, before the optimizer step (activations = this - Steady RSS)", bytes: true));
         AddColumn(new StepFactColumn("steady", "Steady RSS", "Resident set before a step: weights, gradients, optimizer moments", bytes: true));
         AddColumn(new StepFactColumn("optimizer", "AdamW state", "Bytes of the AdamW moments (exp_avg + exp_avg_sq) after a step", bytes: true));
         AddColumn(new StepFactColumn("trainable", "Trainable", "Trainable parameters (elements)", bytes: false));
@@ -60,9 +61,16 @@ public abstract class UNetTrainingStepBenchmarkBase
     private AttentionRecordingSession _session = null!;
     private Tensor _latents = null!, _timestep = null!, _target = null!, _text = null!;
     private Parameter? _concept;
+    private bool _measuring;
 
-    [Params(TrainingStage.TextEmbedding, TrainingStage.CrossAttention, TrainingStage.FullUNet)]
+    [ParamsSource(nameof(Stages))]
     public TrainingStage Stage { get; set; }
+
+    /// <summary>All stages, or those named (comma-separated) in <c>ATTNDREAMBOOTH_BENCH_STAGES</c>.</summary>
+    public static IEnumerable<TrainingStage> Stages() =>
+        Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_STAGES") is { Length: > 0 } names
+            ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Enum.Parse<TrainingStage>)
+            : Enum.GetValues<TrainingStage>();
 
     [Params(false, true)]
     public bool Checkpointing { get; set; }
@@ -136,7 +144,9 @@ public abstract class UNetTrainingStepBenchmarkBase
         long steady = StatusKiB("VmRSS:") * 1024;
         using (PeakNativeMemory.Measure(Key))
         {
+            _measuring = true;
             StepCore();
+            _measuring = false;
         }
         StepFacts.Write(Key, "peak", StatusKiB("VmHWM:") * 1024);
         StepFacts.Write(Key, "steady", steady);
@@ -158,6 +168,9 @@ public abstract class UNetTrainingStepBenchmarkBase
             }
             var loss = nn.functional.mse_loss(prediction, _target) + regularizer.mul(1e-2);
             loss.backward();
+            // TorchSharp's AdamW.step keeps two parameter-sized temporaries per parameter until the step ends (2x the
+            // trainable bytes), which would hide the activations in the step's peak: record the peak before it too.
+            if (_measuring) StepFacts.Write(Key, "backwardPeak", StatusKiB("VmHWM:") * 1024);
             _optimizer.step();
             _store.Clear();
         }
@@ -197,7 +210,7 @@ public abstract class UNetTrainingStepBenchmarkBase
         foreach (string line in File.ReadLines("/proc/self/status"))
         {
             if (!line.StartsWith(field, StringComparison.Ordinal)) continue;
-            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
         }
         return 0;
     }

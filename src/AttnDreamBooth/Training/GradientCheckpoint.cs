@@ -26,6 +26,7 @@ public static class GradientCheckpoint
     {
         ArgumentNullException.ThrowIfNull(function);
         ArgumentNullException.ThrowIfNull(inputs);
+        ReleaseReturnedGradients();
         var trainable = parameters.Where(p => p.requires_grad).ToArray();
         bool needsGraph = is_grad_enabled() && (trainable.Length > 0 || inputs.Any(i => i is not null && i.requires_grad));
         if (!needsGraph) return function(inputs);
@@ -57,6 +58,19 @@ public static class GradientCheckpoint
 
     /// <summary>True on the thread while a checkpointed function is being recomputed for backward.</summary>
     public static bool IsRecomputing => CheckpointFunction.Recomputing > 0;
+
+    [ThreadStatic]
+    private static List<Tensor>? _returnedGradients;
+
+    private static List<Tensor> ReturnedGradients => _returnedGradients ??= [];
+
+    /// <summary>Disposes the gradient handles handed to libtorch by the previous backward call on this thread.</summary>
+    private static void ReleaseReturnedGradients()
+    {
+        if (_returnedGradients is not { Count: > 0 } pending) return;
+        foreach (var g in pending) g.Dispose();
+        pending.Clear();
+    }
 
     private sealed class CheckpointFunction : autograd.MultiTensorFunction<CheckpointFunction>
     {
@@ -152,7 +166,15 @@ public static class GradientCheckpoint
                 : autograd.grad(differentiable, targets, gradients, retain_graph: false, create_graph: false, allow_unused: true);
 
             foreach (var o in outputs) o.Dispose();
-            foreach (var g in computed.Where(g => g is not null && !g.IsInvalid)) g.MoveToOuterDisposeScope();
+            // The gradients must outlive this call (libtorch copies them when it returns), but not the whole backward:
+            // in the caller's dispose scope they would pile up for every checkpointed block (for a fully trained U-Net, a
+            // second copy of all parameter gradients). They are released at the next backward call or checkpoint.
+            ReleaseReturnedGradients();
+            foreach (var g in computed.Where(g => g is not null && !g.IsInvalid))
+            {
+                g.DetachFromDisposeScope();
+                ReturnedGradients.Add(g);
+            }
 
             var result = new List<Tensor> { null!, null!, null! };
             for (int i = 0, t = 0; i < count; i++)
