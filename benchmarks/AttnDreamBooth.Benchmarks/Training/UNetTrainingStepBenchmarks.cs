@@ -72,8 +72,12 @@ public abstract class UNetTrainingStepBenchmarkBase
             ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Enum.Parse<TrainingStage>)
             : Enum.GetValues<TrainingStage>();
 
-    [Params(false, true)]
+    [ParamsSource(nameof(CheckpointingValues))]
     public bool Checkpointing { get; set; }
+
+    /// <summary>Off and on, or only the value in <c>ATTNDREAMBOOTH_BENCH_CHECKPOINTING</c> (true/false).</summary>
+    public static IEnumerable<bool> CheckpointingValues() =>
+        bool.TryParse(Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_CHECKPOINTING"), out bool only) ? [only] : [false, true];
 
     /// <summary>Latent side (32 = 256 px, 64 = 512 px).</summary>
     protected abstract int Latent { get; }
