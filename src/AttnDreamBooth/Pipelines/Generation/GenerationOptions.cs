@@ -19,7 +19,7 @@ public sealed record GenerationOptions
     /// <summary>DDIM's eta (0 = deterministic); ignored by DPM-Solver++.</summary>
     public double Eta { get; init; }
 
-    /// <summary>Seed of the initial noise; image i of a batch uses the stream seeded by <c>Seed</c> advanced i times.</summary>
+    /// <summary>Seed of the initial noise; image i of a batch uses seed <c>Seed + i</c>, so an image does not depend on the batch size.</summary>
     public long Seed { get; init; }
 
     /// <summary>Images per prompt.</summary>

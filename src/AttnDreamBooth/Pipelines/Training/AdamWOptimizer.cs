@@ -16,19 +16,24 @@ public sealed class AdamWOptimizer : IDisposable
     private bool _disposed;
 
     /// <summary>Creates the optimizer for <paramref name="parameters"/> (name → parameter; names key the checkpoint).</summary>
-    public AdamWOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, AdamWOptions options)
+    /// <exception cref="ArgumentOutOfRangeException">The learning rate is not positive and finite.</exception>
+    public AdamWOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, AdamWOptions options, double learningRate)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        if (!(learningRate > 0) || double.IsInfinity(learningRate)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "must be a positive finite number");
         Options = options;
+        LearningRate = learningRate;
         _parameters = parameters.ToList();
         var duplicates = _parameters.GroupBy(p => p.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToArray();
         if (duplicates.Length > 0) throw new ArgumentException($"Parameter names must be unique; repeated: {string.Join(", ", duplicates)}", nameof(parameters));
     }
 
-    /// <summary>The hyper-parameters.</summary>
+    /// <summary>Betas, weight decay and epsilon.</summary>
     public AdamWOptions Options { get; }
+
+    /// <summary>The constant learning rate.</summary>
+    public double LearningRate { get; }
 
     /// <summary>Number of completed optimizer steps.</summary>
     public long StepCount { get; private set; }
@@ -58,7 +63,7 @@ public sealed class AdamWOptimizer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         StepCount++;
-        double b1 = Options.Beta1, b2 = Options.Beta2, lr = Options.LearningRate;
+        double b1 = Options.Beta1, b2 = Options.Beta2, lr = LearningRate;
         double biasCorrection1 = 1 - Math.Pow(b1, StepCount);
         double biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(b2, StepCount));
         double stepSize = lr / biasCorrection1;

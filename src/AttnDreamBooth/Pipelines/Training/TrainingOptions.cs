@@ -1,0 +1,40 @@
+namespace AttnDreamBooth.Pipelines.Training;
+
+/// <summary>Run-level training settings that are not part of a <see cref="StagePlan"/>.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Seed of every random stream (noise, timesteps, augmentation, data order, latent sampling).</summary>
+    public long Seed { get; init; } = 42;
+
+    /// <summary>Folder for resumable checkpoints; null disables them (the plan's interval is then ignored).</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>How many checkpoints to keep (newest first).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+
+    /// <summary>Augmented variants per image encoded once by the VAE and cached; sampled each step.</summary>
+    public int AugmentedVariantsPerImage { get; init; } = 16;
+
+    /// <summary>Encode a freshly augmented image every step (the reference behaviour) instead of using the cache.</summary>
+    public bool FreshAugmentationEveryStep { get; init; }
+
+    /// <summary>Prompts rendered every <see cref="ValidationInterval"/> steps and reported through progress
+    /// (<c>{}</c> expands to "[V] category").</summary>
+    public IReadOnlyList<string> ValidationPrompts { get; init; } = [];
+
+    /// <summary>Steps between validation renders (null: none).</summary>
+    public int? ValidationInterval { get; init; }
+
+    /// <summary>Generation settings of validation renders.</summary>
+    public Generation.GenerationOptions ValidationGeneration { get; init; } = new() { Steps = 25 };
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values.</summary>
+    public void Validate()
+    {
+        if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be ≥ 1");
+        if (AugmentedVariantsPerImage is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(AugmentedVariantsPerImage), AugmentedVariantsPerImage, "must be between 1 and 1000");
+        if (ValidationInterval is < 1) throw new ArgumentOutOfRangeException(nameof(ValidationInterval), ValidationInterval, "must be null or ≥ 1");
+        ArgumentNullException.ThrowIfNull(ValidationPrompts);
+        ValidationGeneration.Validate();
+    }
+}
