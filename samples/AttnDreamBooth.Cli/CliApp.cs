@@ -118,12 +118,12 @@ internal static class CliApp
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .StartAsync(async ctx =>
             {
-                var tasks = pipeline.Plan.EnabledStages.ToDictionary(s => (int)s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: pipeline.Plan[s].Steps));
+                var tasks = pipeline.Plan.EnabledStages.ToDictionary(s => s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: pipeline.Plan[s].Steps));
                 var progress = new SynchronousProgress<TrainingProgress>(p =>
                 {
                     var task = tasks[p.Stage];
                     task.Value = p.Step;
-                    task.Description = $"stage {p.Stage} ({p.StageName}) loss {p.Loss:F4}";
+                    task.Description = $"stage {(int)p.Stage} ({p.Stage.DisplayName()}) loss {p.Loss:F4}";
                 });
                 result = await pipeline.TrainAsync(concept, progress, ct, resumeFrom);
             });

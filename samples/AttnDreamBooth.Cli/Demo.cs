@@ -29,7 +29,12 @@ internal static class Demo
         var concept = Concept.FromFolder(photos, category: "dog");
         using (var pipeline = PersonalizationPipeline.FromPretrained(model)
                    .WithStages(Plan)
-                   .WithTrainingOptions(new TrainingOptions { Seed = 42, CheckpointDirectory = Path.Combine(output, "checkpoints"), AugmentedVariantsPerImage = 4 })
+                   .WithTrainingOptions(new TrainingOptions
+                   {
+                       Seed = 42,
+                       CheckpointDirectory = Path.Combine(output, "checkpoints"),
+                       Data = new TrainingDataOptions { VariantsPerImage = 4, Images = new ConceptImageOptions { Resolution = 0 } },
+                   })
                    .Build(ct))
         {
             var trained = await CliApp.TrainWithProgressAsync(console, pipeline, concept, resumeFrom: null, ct);

@@ -110,22 +110,29 @@ public sealed class PersonalizationPipeline : IDisposable
     private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken ct)
     {
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
-        var images = ConceptImageSet.Load(concept, Components.DefaultResolution);
+        var imageOptions = TrainingOptions.Data.Images;
+        if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
+        // Every image is decoded and validated before anything is trained.
+        var images = ConceptImageSet.Load(concept, imageOptions);
+        var imageHashes = concept.Images.Select(s => System.Security.Cryptography.SHA256.HashData(s.ReadAllBytes(imageOptions.MaxFileBytes))).ToArray();
         PipelineLog.ImagesValidated(_logger, images.Count, concept.Token, concept.Category);
         ct.ThrowIfCancellationRequested();
 
-        var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, concept.Token, concept.Category);
-        string prompt = concept.FormatPrompt();
+        var conceptToken = Components.Tokenizer.TryGetTokenId(concept.Token, out _)
+            ? ConceptToken.Existing(concept.Token, concept.Category)
+            : ConceptToken.New(concept.Token, concept.Category);
+        var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, conceptToken);
+        string prompt = concept.TrainingPrompt;
         var categoryIds = Components.Tokenizer.EncodeWithoutSpecialTokens(concept.Category);
         if (categoryIds.Count == 0) throw new ArgumentException($"The category '{concept.Category}' tokenizes to nothing.", nameof(concept));
-        string fingerprint = PersonalizationTrainer.Fingerprint(Components.Folder.Root, concept.Token, concept.Category, prompt, images.ContentHashes, Plan, TrainingOptions);
+        string fingerprint = PersonalizationTrainer.Fingerprint(Components.Folder.Root, concept.Token, concept.Category, prompt, imageHashes, Plan, TrainingOptions);
         var trainer = new PersonalizationTrainer(Components, embedding, Plan, TrainingOptions, _logger, progress,
             (p, o, token) => Generate(p, o, token));
         ConceptEmbedding = embedding;
         Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.Folder.Root, Plan, TrainingOptions.Seed, trainer.LossHistory);
         try
         {
-            trainer.Run(prompt, categoryIds[0], images.Count, images.Augment, fingerprint, resumeFrom, ct);
+            trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct);
         }
         catch
         {

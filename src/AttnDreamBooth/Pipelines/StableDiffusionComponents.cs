@@ -62,9 +62,7 @@ public sealed class StableDiffusionComponents : IDisposable
         var tokenizer = ClipTokenizer.FromFolder(folder.ComponentPath("tokenizer"));
         ct.ThrowIfCancellationRequested();
 
-        var textEncoder = new ClipTextModel(ClipTextConfig.Load(folder.ConfigPath("text_encoder")), device);
-        StateDictLoader.LoadComponent(textEncoder, folder.ComponentPath("text_encoder"),
-            options: new StateDictLoadOptions { KeyMap = k => k == "text_model.embeddings.position_ids" ? null : k });
+        var textEncoder = ClipTextModel.FromFolder(folder.ComponentPath("text_encoder"), device);
         Log(logger, "text_encoder", folder.ComponentPath("text_encoder"), textEncoder);
         ct.ThrowIfCancellationRequested();
 

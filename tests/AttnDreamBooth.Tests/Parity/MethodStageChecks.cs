@@ -39,7 +39,7 @@ public abstract class MethodStageCheck : IParityCheck
         var w = stageFacts.GetProperty("reg_weights").EnumerateArray().Select(e => e.GetDouble()).ToArray();
         var weights = new AttentionRegularizationWeights(w[0], w[1]);
 
-        using var concept = ConceptEmbedding.Create(components.Tokenizer, components.TextEncoder, token, initializer);
+        using var concept = ConceptEmbedding.Create(components.Tokenizer, components.TextEncoder, ConceptToken.New(token, initializer));
         Assert.Equal(facts.Fact("method.new_token_id").GetInt64(), concept.TokenIds[0]);
 
         var latents = ctx.Tensor("method.stage1.latents");

@@ -130,7 +130,7 @@ internal static class TextToImageGenerator
     private static Tensor Encode(StableDiffusionComponents c, ConceptEmbedding? concept, Tensor ids) =>
         concept is null
             ? c.TextEncoder.Forward(ids).LastHiddenState
-            : c.TextEncoder.Forward(ids, concept.Embed(ids, c.TextEncoder)).LastHiddenState;
+            : concept.Encode(ids).LastHiddenState;
 
     private static int FindPosition(Tensor ids, long tokenId, string token)
     {

@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Pipelines.Training;
 internal sealed class LatentSource : IDisposable
 {
     private readonly AutoencoderKL _vae;
-    private readonly Func<int, Generator, Tensor> _augment;
+    private readonly Func<int, SeededRandom, Tensor> _augment;
     private readonly int _imageCount;
     private readonly bool _fresh;
     private Tensor? _means;
@@ -20,11 +20,11 @@ internal sealed class LatentSource : IDisposable
 
     /// <param name="vae">The frozen VAE.</param>
     /// <param name="imageCount">Number of concept images.</param>
-    /// <param name="augment">Returns image i augmented with the given generator, [3, H, W] in [-1, 1] on the CPU.</param>
+    /// <param name="augment">Returns image i augmented with the given random source, [3, H, W] in [-1, 1] on the CPU.</param>
     /// <param name="variantsPerImage">Cached variants per image.</param>
     /// <param name="fresh">Encode a new augmentation every step.</param>
     /// <param name="streams">Random streams (augmentation and latent sampling are consumed while caching).</param>
-    public LatentSource(AutoencoderKL vae, int imageCount, Func<int, Generator, Tensor> augment, int variantsPerImage, bool fresh, RandomStreams streams)
+    public LatentSource(AutoencoderKL vae, int imageCount, Func<int, SeededRandom, Tensor> augment, int variantsPerImage, bool fresh, RandomStreams streams)
     {
         _vae = vae;
         _augment = augment;

@@ -40,8 +40,7 @@ public sealed class PersonalizationObjective : IDisposable
     public Tensor EncodePrompt(Tensor inputIds)
     {
         using var scope = NewDisposeScope();
-        var embeds = _concept.Embed(inputIds, _components.TextEncoder);
-        return _components.TextEncoder.Forward(inputIds, embeds).LastHiddenState.MoveToOuterDisposeScope();
+        return _concept.Encode(inputIds).LastHiddenState.MoveToOuterDisposeScope();
     }
 
     /// <summary>Computes the loss of one micro-batch.</summary>

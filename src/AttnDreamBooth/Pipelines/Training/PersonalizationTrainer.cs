@@ -45,13 +45,14 @@ internal sealed class PersonalizationTrainer
     public IReadOnlyList<double> LossHistory => _lossHistory;
 
     /// <summary>Trains every enabled stage. <paramref name="prompt"/> is the training prompt with the identifier.</summary>
-    public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, Generator, Tensor> augment, string fingerprint,
+    /// <param name="augment">Returns image i, augmented with the given random source, as [3, H, W] in [-1, 1].</param>
+    public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
         string? resumeFrom, CancellationToken ct)
     {
         var device = _components.Device;
         using var streams = new RandomStreams(_options.Seed);
         using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
-        using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.AugmentedVariantsPerImage, _options.FreshAugmentationEveryStep, streams);
+        using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
         PipelineLog.LatentsCached(_logger, latents.CachedCount);
         ct.ThrowIfCancellationRequested();
 
@@ -156,7 +157,7 @@ internal sealed class PersonalizationTrainer
                     var elapsed = clock.Elapsed;
                     int done = globalStep - stepsAtStart;
                     TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - globalStep)) : null;
-                    _progress?.Report(new TrainingProgress((int)stage, StageName(stage), step, settings.Steps, globalStep, totalSteps,
+                    _progress?.Report(new TrainingProgress(stage, step, settings.Steps, globalStep, totalSteps,
                         mse + attention, mse, attention, settings.LearningRate, elapsed, eta)
                     { CheckpointPath = checkpoint, ValidationImages = validation });
                 }
@@ -240,7 +241,7 @@ internal sealed class PersonalizationTrainer
         using var sha = SHA256.Create();
         var text = new StringBuilder();
         text.Append(Path.GetFileName(Path.GetFullPath(baseModel).TrimEnd('/'))).Append('\n').Append(token).Append('\n').Append(category).Append('\n').Append(prompt).Append('\n');
-        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(options.AugmentedVariantsPerImage).Append(options.FreshAugmentationEveryStep);
+        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(JsonSerializer.Serialize(options.Data));
         foreach (var h in imageHashes) text.Append('\n').Append(Convert.ToHexString(h));
         return Convert.ToHexString(sha.ComputeHash(Encoding.UTF8.GetBytes(text.ToString())));
     }

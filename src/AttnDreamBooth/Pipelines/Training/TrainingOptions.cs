@@ -12,11 +12,9 @@ public sealed record TrainingOptions
     /// <summary>How many checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
-    /// <summary>Augmented variants per image encoded once by the VAE and cached; sampled each step.</summary>
-    public int AugmentedVariantsPerImage { get; init; } = 16;
-
-    /// <summary>Encode a freshly augmented image every step (the reference behaviour) instead of using the cache.</summary>
-    public bool FreshAugmentationEveryStep { get; init; }
+    /// <summary>Image validation, augmentation and latent caching. The resolution is taken from the model when
+    /// <see cref="ConceptImageOptions.Resolution"/> is left at 0.</summary>
+    public TrainingDataOptions Data { get; init; } = new() { Images = new ConceptImageOptions { Resolution = 0 } };
 
     /// <summary>Prompts rendered every <see cref="ValidationInterval"/> steps and reported through progress
     /// (<c>{}</c> expands to "[V] category").</summary>
@@ -32,7 +30,7 @@ public sealed record TrainingOptions
     public void Validate()
     {
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be ≥ 1");
-        if (AugmentedVariantsPerImage is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(AugmentedVariantsPerImage), AugmentedVariantsPerImage, "must be between 1 and 1000");
+        ArgumentNullException.ThrowIfNull(Data);
         if (ValidationInterval is < 1) throw new ArgumentOutOfRangeException(nameof(ValidationInterval), ValidationInterval, "must be null or ≥ 1");
         ArgumentNullException.ThrowIfNull(ValidationPrompts);
         ValidationGeneration.Validate();
