@@ -19,7 +19,7 @@ public static class ConceptImageLoader
     {
         ArgumentNullException.ThrowIfNull(source);
         options ??= new ConceptImageOptions();
-        byte[] bytes = source.ReadAllBytes();
+        byte[] bytes = source.ReadAllBytes(options.MaxFileBytes);
         using var data = SKData.CreateCopy(bytes);
         using var codec = OpenCodec(source.Name, bytes, data, out var format);
         return CheckHeader(source.Name, codec, format, options);
@@ -31,7 +31,7 @@ public static class ConceptImageLoader
     {
         ArgumentNullException.ThrowIfNull(source);
         options ??= new ConceptImageOptions();
-        byte[] bytes = source.ReadAllBytes();
+        byte[] bytes = source.ReadAllBytes(options.MaxFileBytes);
         using var data = SKData.CreateCopy(bytes);
         using var codec = OpenCodec(source.Name, bytes, data, out var format);
         var info = CheckHeader(source.Name, codec, format, options);

@@ -17,6 +17,9 @@ public sealed record ConceptImageOptions
     /// <see cref="DefaultMaxPixels"/>.</summary>
     public long MaxPixels { get; init; } = DefaultMaxPixels;
 
+    /// <summary>Files larger than this many bytes are rejected before being read. Default 256 MiB.</summary>
+    public long MaxFileBytes { get; init; } = 256L << 20;
+
     /// <summary>Transparent pixels are composited onto this colour. Default white: a cut-out object reads as an object
     /// on a plain background. (PIL's <c>convert("RGB")</c>, used by the official code, drops alpha instead and keeps
     /// whatever colour the transparent pixels store, usually black.)</summary>
@@ -34,6 +37,8 @@ public sealed record ConceptImageOptions
             throw new ArgumentException($"{nameof(MinimumSide)} must be ≥ 1; got {MinimumSide}.", nameof(MinimumSide));
         if (MaxPixels < 1)
             throw new ArgumentException($"{nameof(MaxPixels)} must be ≥ 1; got {MaxPixels}.", nameof(MaxPixels));
+        if (MaxFileBytes < 1)
+            throw new ArgumentException($"{nameof(MaxFileBytes)} must be ≥ 1; got {MaxFileBytes}.", nameof(MaxFileBytes));
         var a = Augmentation ?? throw new ArgumentException($"{nameof(Augmentation)} must not be null.", nameof(Augmentation));
         Probability(a.RotationProbability, "Augmentation.RotationProbability");
         Probability(a.HorizontalFlipProbability, "Augmentation.HorizontalFlipProbability");

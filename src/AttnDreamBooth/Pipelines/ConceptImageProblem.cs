@@ -22,7 +22,8 @@ public enum ConceptImageProblemKind
     TooSmall,
 
     /// <summary>The pixel count declared in the header exceeds <see cref="ConceptImageOptions.MaxPixels"/>
-    /// (a decompression-bomb guard, checked before decoding).</summary>
+    /// (a decompression-bomb guard, checked before decoding), or the file exceeds
+    /// <see cref="ConceptImageOptions.MaxFileBytes"/> (checked before reading).</summary>
     TooLarge,
 }
 

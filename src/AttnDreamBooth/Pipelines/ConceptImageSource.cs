@@ -49,12 +49,15 @@ public sealed class ConceptImageSource
     }
 
     /// <summary>The encoded bytes.</summary>
-    /// <exception cref="InvalidConceptImageException">The file is missing or unreadable.</exception>
-    public byte[] ReadAllBytes()
+    /// <param name="maxBytes">Refuse (without reading) data larger than this.</param>
+    /// <exception cref="InvalidConceptImageException">The file is missing or unreadable, or larger than <paramref name="maxBytes"/>.</exception>
+    public byte[] ReadAllBytes(long maxBytes = long.MaxValue)
     {
-        if (_bytes is not null) return _bytes;
+        if (_bytes is not null) return _bytes.LongLength > maxBytes ? throw TooBig(_bytes.LongLength, maxBytes) : _bytes;
         try
         {
+            long length = new FileInfo(_path!).Length;
+            if (length > maxBytes) throw TooBig(length, maxBytes);
             return File.ReadAllBytes(_path!);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -65,4 +68,7 @@ public sealed class ConceptImageSource
 
     /// <inheritdoc />
     public override string ToString() => Name;
+
+    private InvalidConceptImageException TooBig(long length, long maxBytes) =>
+        new(Name, ConceptImageProblemKind.TooLarge, $"is {length:N0} bytes, more than the limit of {maxBytes:N0} (ConceptImageOptions.MaxFileBytes); it was not read.");
 }

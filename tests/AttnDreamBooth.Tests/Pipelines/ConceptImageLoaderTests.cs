@@ -50,6 +50,16 @@ public sealed class ConceptImageLoaderTests
     }
 
     [Fact]
+    public void Cmyk_jpeg_becomes_rgb()
+    {
+        // Adobe-style (inverted) CMYK: 255 means no ink. No cyan, full magenta, no yellow, no black -> magenta.
+        var image = Load(CmykJpeg.Flat8x8(255, 0, 255, 255), Options with { MinimumSide = 8 });
+        Assert.Equal((8, 8), (image.Width, image.Height));
+        AssertColor(new RgbColor(255, 0, 255), image[4, 4], 3);
+        AssertColor(new RgbColor(0, 0, 0), Load(CmykJpeg.Flat8x8(0, 0, 0, 0), Options with { MinimumSide = 8 })[0, 7], 3);
+    }
+
+    [Fact]
     public void Alpha_is_composited_onto_the_background()
     {
         using var bitmap = new SKBitmap(new SKImageInfo(20, 20, SKColorType.Rgba8888, SKAlphaType.Unpremul));
@@ -132,6 +142,10 @@ public sealed class ConceptImageLoaderTests
         byte[] png = TestImages.Encode(bitmap, SKEncodedImageFormat.Png);
         Assert.Equal(ConceptImageProblemKind.TooLarge, Reject(png, Options with { MaxPixels = 64 * 64 - 1 }).Kind);
         Load(png, Options with { MaxPixels = 64 * 64 });
+
+        var bigFile = Reject(png, Options with { MaxFileBytes = png.Length - 1 });
+        Assert.Equal(ConceptImageProblemKind.TooLarge, bigFile.Kind);
+        Assert.Contains("MaxFileBytes", bigFile.Message);
 
         // A header claiming 60000 x 60000 over a tiny body: rejected as too large, i.e. without trying to decode it.
         var bomb = Reject(TestImages.WithPngSize(png, 60000, 60000));
