@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace AttnDreamBooth.Attention;
 
 /// <summary>
@@ -18,6 +20,7 @@ public sealed record AttentionRegularizationWeights(double Mean, double Variance
     public static AttentionRegularizationWeights None { get; } = new(0.0, 0.0);
 
     /// <summary>Whether both weights are zero, so the term can be skipped altogether.</summary>
+    [JsonIgnore]
     public bool IsZero => Mean == 0.0 && Variance == 0.0;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> (naming <paramref name="argumentName"/>) unless both

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using AttnDreamBooth.Attention;
 
 namespace AttnDreamBooth.Pipelines;
@@ -36,5 +37,6 @@ public sealed record StageOptions
     public double? MaxGradNorm { get; init; }
 
     /// <summary>Samples that contribute to one optimizer step.</summary>
+    [JsonIgnore]
     public int EffectiveBatchSize => BatchSize * GradientAccumulationSteps;
 }

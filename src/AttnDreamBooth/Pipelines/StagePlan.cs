@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using AttnDreamBooth.Attention;
 
 namespace AttnDreamBooth.Pipelines;
@@ -50,6 +52,7 @@ public sealed record StagePlan
     public int? CheckpointInterval { get; init; } = 50;
 
     /// <summary>The options of <paramref name="stage"/>.</summary>
+    [JsonIgnore]
     public StageOptions this[TrainingStage stage] => stage switch
     {
         TrainingStage.Embedding => Stage1,
@@ -59,11 +62,42 @@ public sealed record StagePlan
     };
 
     /// <summary>The stages that run, in order.</summary>
+    [JsonIgnore]
     public IReadOnlyList<TrainingStage> EnabledStages =>
         AllStages.Where(s => this[s].Enabled).ToArray();
 
     /// <summary>Optimizer steps over all enabled stages.</summary>
+    [JsonIgnore]
     public int TotalSteps => EnabledStages.Sum(s => this[s].Steps);
+
+    /// <summary>The plan as indented JSON (camelCase property names), e.g. for a saved model's description.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Reads a plan written by <see cref="ToJson"/> and validates it.</summary>
+    /// <exception cref="InvalidStagePlanException">The JSON is malformed, misses a stage, or holds an invalid setting.</exception>
+    public static StagePlan FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        StagePlan? plan;
+        try
+        {
+            plan = JsonSerializer.Deserialize<StagePlan>(json, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidStagePlanException(null, "json", $"Not a valid stage plan: {e.Message}");
+        }
+        if (plan is null) throw new InvalidStagePlanException(null, "json", "The JSON holds null.");
+        plan.Validate();
+        return plan;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>A copy with <paramref name="stage"/>'s options replaced by <paramref name="change"/>(current options).</summary>
     public StagePlan With(TrainingStage stage, Func<StageOptions, StageOptions> change)

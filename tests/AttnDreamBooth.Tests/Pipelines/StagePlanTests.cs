@@ -97,6 +97,21 @@ public sealed class StagePlanTests
         Assert.Equal(160, plan.TotalSteps);
     }
 
+    [Fact]
+    public void Json_round_trips_and_is_validated()
+    {
+        var plan = StagePlan.Fast.Skip(TrainingStage.Embedding).With(TrainingStage.UNet, s => s with { MaxGradNorm = 0.5, GradientAccumulationSteps = 2 }) with { CheckpointInterval = null };
+        string json = plan.ToJson();
+        Assert.Contains("\"learningRate\": 1E-05", json);
+        Assert.Equal(plan, StagePlan.FromJson(json));
+        Assert.Equal(StagePlan.Paper, StagePlan.FromJson(StagePlan.Paper.ToJson()));
+
+        var broken = json.Replace("\"batchSize\": 4", "\"batchSize\": 0", StringComparison.Ordinal);
+        Assert.Equal("BatchSize", Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson(broken)).Setting);
+        Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson("{\"stage1\": {}}"));
+        Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson("not json"));
+    }
+
     private static void AssertStage(StageOptions s, int steps, double lr, int batch, double wMean, double wVar)
     {
         Assert.True(s.Enabled);
