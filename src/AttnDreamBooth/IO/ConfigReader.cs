@@ -9,6 +9,8 @@ namespace AttnDreamBooth.IO;
 /// </summary>
 public sealed class ConfigReader
 {
+    private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
+
     private readonly JsonElement _root;
 
     private ConfigReader(string filePath, JsonElement root)
@@ -32,7 +34,7 @@ public sealed class ConfigReader
         if (info.Length > 16 * 1024 * 1024) throw new ModelConfigException(full, null, $"the file has {info.Length} bytes; a configuration is at most 16 MiB");
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(full), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            using var doc = JsonDocument.Parse(QuoteNonFiniteLiterals(File.ReadAllBytes(full)), DocumentOptions);
             return FromElement(full, doc.RootElement.Clone());
         }
         catch (JsonException ex)
@@ -53,7 +55,7 @@ public sealed class ConfigReader
     {
         try
         {
-            using var doc = JsonDocument.Parse(json);
+            using var doc = JsonDocument.Parse(QuoteNonFiniteLiterals(System.Text.Encoding.UTF8.GetBytes(json)), DocumentOptions);
             return FromElement(filePath, doc.RootElement.Clone());
         }
         catch (JsonException ex)
@@ -69,7 +71,12 @@ public sealed class ConfigReader
     public JsonElement? Raw(string key) => _root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
     /// <summary>A nested object as its own reader, or null when absent.</summary>
-    public ConfigReader? Section(string key) => Raw(key) is { } v ? FromElement(FilePath, v) : null;
+    public ConfigReader? Section(string key) => Raw(key) switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Object } v => new ConfigReader(FilePath, v),
+        { } v => throw Wrong(key, "an object", v),
+    };
 
     /// <summary>An integer (a JSON number without fraction).</summary>
     public int GetInt(string key, int? defaultValue = null) => Get(key, defaultValue, e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i) ? i : null, "an integer");
@@ -125,7 +132,10 @@ public sealed class ConfigReader
         if (Raw(key) is not { } e)
         {
             if (defaultValue is null) throw new ModelConfigException(FilePath, key, "required key is missing");
-            return defaultValue.Length == 1 ? Enumerable.Repeat(defaultValue[0], count).ToArray() : defaultValue;
+            if (defaultValue.Length == 1) return Enumerable.Repeat(defaultValue[0], count).ToArray();
+            if (defaultValue.Length != count)
+                throw new ArgumentException($"The default for '{key}' has {defaultValue.Length} entries; expected 1 or {count}.", nameof(defaultValue));
+            return defaultValue;
         }
         if (e.ValueKind == JsonValueKind.Number) return Enumerable.Repeat(GetInt(key), count).ToArray();
         var list = GetIntArray(key);
@@ -153,6 +163,54 @@ public sealed class ConfigReader
         "nan" or "NaN" => double.NaN,
         _ => null,
     } : null;
+
+    /// <summary>
+    /// Python's <c>json.dump</c> writes non-finite floats as the bare literals <c>NaN</c>, <c>Infinity</c> and
+    /// <c>-Infinity</c>, which are not JSON; configs written that way are accepted by quoting those literals, so
+    /// <see cref="GetDouble"/> reads them like the quoted spellings.
+    /// </summary>
+    internal static byte[] QuoteNonFiniteLiterals(byte[] json)
+    {
+        if (json.AsSpan().IndexOfAny("NI"u8) < 0) return json;
+        var output = new List<byte>(json.Length + 16);
+        bool inString = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            byte b = json[i];
+            if (inString)
+            {
+                output.Add(b);
+                if (b == (byte)'\\' && i + 1 < json.Length) output.Add(json[++i]);
+                else if (b == (byte)'"') inString = false;
+                continue;
+            }
+            if (b == (byte)'"') inString = true;
+            int length = MatchLiteral(json, i);
+            if (length > 0)
+            {
+                output.Add((byte)'"');
+                for (int k = 0; k < length; k++) output.Add(json[i + k]);
+                output.Add((byte)'"');
+                i += length - 1;
+                continue;
+            }
+            output.Add(b);
+        }
+        return output.ToArray();
+    }
+
+    private static int MatchLiteral(byte[] json, int i)
+    {
+        foreach (var literal in new[] { "-Infinity"u8.ToArray(), "Infinity"u8.ToArray(), "NaN"u8.ToArray() })
+        {
+            if (json.AsSpan(i).StartsWith(literal) && (i + literal.Length == json.Length || !IsIdentifierByte(json[i + literal.Length]))
+                && (i == 0 || !IsIdentifierByte(json[i - 1])))
+                return literal.Length;
+        }
+        return 0;
+    }
+
+    private static bool IsIdentifierByte(byte b) => b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9') or (byte)'_' or (byte)'.';
 
     private ModelConfigException Wrong(string key, string expected, JsonElement actual)
     {

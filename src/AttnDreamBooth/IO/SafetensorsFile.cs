@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
+using System.Text;
 using System.Text.Json;
 using TorchSharp;
 
@@ -15,12 +17,21 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Largest header accepted: real headers are a few hundred kilobytes.</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
+    /// <summary>Most dimensions a tensor may have (libtorch itself supports far fewer in most kernels).</summary>
+    public const int MaxRank = 64;
+
+    /// <summary>Longest tensor name or metadata key accepted, in UTF-8 bytes after JSON unescaping.</summary>
+    public const int MaxNameBytes = 4096;
+
+    // Root object → entry object → shape/offsets array; one spare level for unknown fields.
+    private const int MaxJsonDepth = 4;
+
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly Dictionary<string, SafetensorsEntry> _entries;
     private bool _disposed;
 
-    private SafetensorsFile(string path, long dataStart, long dataLength, Dictionary<string, SafetensorsEntry> entries,
+    private SafetensorsFile(string path, FileStream stream, long dataStart, long dataLength, Dictionary<string, SafetensorsEntry> entries,
         IReadOnlyDictionary<string, string> metadata)
     {
         FilePath = path;
@@ -31,8 +42,15 @@ public sealed class SafetensorsFile : IDisposable
         Names = entries.Keys.OrderBy(n => n, StringComparer.Ordinal).ToArray();
         if (dataLength > 0)
         {
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            // Mapped from the handle the header was read through: mapping by path again could map a different
+            // file if the path was replaced in between (e.g. by an atomic checkpoint write), pairing one file's
+            // header with another's bytes.
+            _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             _view = _map.CreateViewAccessor(dataStart, dataLength, MemoryMappedFileAccess.Read);
+        }
+        else
+        {
+            stream.Dispose();
         }
     }
 
@@ -58,6 +76,8 @@ public sealed class SafetensorsFile : IDisposable
     public bool Contains(string name) => _entries.ContainsKey(name);
 
     /// <summary>Opens and validates a safetensors file.</summary>
+    /// <remarks>Memory used while opening is bounded by the header's actual size (at most
+    /// <see cref="MaxHeaderBytes"/>); sizes claimed by the file never drive an allocation.</remarks>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="SafetensorsFormatException">The header is malformed or inconsistent.</exception>
     public static SafetensorsFile Open(string path)
@@ -65,123 +85,270 @@ public sealed class SafetensorsFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"Safetensors file '{full}' does not exist.", full);
-        long fileLength;
-        byte[] header;
-        using (var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read))
+        // bufferSize 0: reads go through RandomAccess, so the stream needs no buffer of its own.
+        var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        try
         {
-            fileLength = stream.Length;
+            var handle = stream.SafeFileHandle;
+            long fileLength = RandomAccess.GetLength(handle);
             if (fileLength < 8) throw new SafetensorsFormatException(full, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
             Span<byte> lengthBytes = stackalloc byte[8];
-            stream.ReadExactly(lengthBytes);
-            ulong headerLength = BitConverter.ToUInt64(lengthBytes);
-            if (!BitConverter.IsLittleEndian) headerLength = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(headerLength);
+            ReadExactly(handle, lengthBytes, 0, full);
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+            // Both limits are checked before anything is allocated, so a forged length cannot exhaust memory.
             if (headerLength > (ulong)MaxHeaderBytes)
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
             if (headerLength > (ulong)(fileLength - 8))
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} runs past the end of the file ({fileLength} bytes)");
             if (headerLength < 2)
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} is too short for a JSON object");
-            header = new byte[headerLength];
-            stream.ReadExactly(header);
+            var header = new byte[headerLength];
+            ReadExactly(handle, header, 8, full);
+            long dataStart = 8 + header.Length;
+            long dataLength = fileLength - dataStart;
+            var (entries, metadata) = ParseHeader(full, header, dataLength);
+            return new SafetensorsFile(full, stream, dataStart, dataLength, entries, metadata);
         }
-        long dataStart = 8 + header.Length;
-        long dataLength = fileLength - dataStart;
-        var (entries, metadata) = ParseHeader(full, header, dataLength);
-        return new SafetensorsFile(full, dataStart, dataLength, entries, metadata);
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
     }
 
+    private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long offset, string file)
+    {
+        while (buffer.Length > 0)
+        {
+            int read = RandomAccess.Read(handle, buffer, offset);
+            if (read == 0) throw new SafetensorsFormatException(file, null, "the file ended while reading the header (was it truncated while being opened?)");
+            buffer = buffer[read..];
+            offset += read;
+        }
+    }
+
+    // The header is read with a forward-only reader rather than a DOM: a DOM costs several times the header's
+    // size in bookkeeping, while this allocates only the names, metadata strings and shapes it keeps.
     private static (Dictionary<string, SafetensorsEntry>, IReadOnlyDictionary<string, string>) ParseHeader(string file, byte[] header, long dataLength)
     {
-        JsonDocument doc;
+        var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var reader = new Utf8JsonReader(header, new JsonReaderOptions { MaxDepth = MaxJsonDepth, CommentHandling = JsonCommentHandling.Disallow });
+        string? current = null;
         try
         {
-            doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException ex)
-        {
-            throw new SafetensorsFormatException(file, null, $"the header is not valid JSON ({ex.Message})", ex);
-        }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new SafetensorsFormatException(file, null, $"the header is a JSON {doc.RootElement.ValueKind}, not an object");
-            var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.StartObject)
+                throw new SafetensorsFormatException(file, null, $"the header is a JSON {Describe(reader.TokenType)}, not an object");
             bool sawMetadata = false;
-            foreach (var property in doc.RootElement.EnumerateObject())
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (property.Name == "__metadata__")
+                string name = ReadName(ref reader, file, null, "tensor name");
+                current = name == "__metadata__" ? null : name;
+                reader.Read();
+                if (name == "__metadata__")
                 {
                     if (sawMetadata) throw new SafetensorsFormatException(file, null, "the header has two __metadata__ entries");
                     sawMetadata = true;
-                    if (property.Value.ValueKind != JsonValueKind.Object)
-                        throw new SafetensorsFormatException(file, null, "__metadata__ is not a JSON object");
-                    foreach (var m in property.Value.EnumerateObject())
-                    {
-                        if (m.Value.ValueKind != JsonValueKind.String)
-                            throw new SafetensorsFormatException(file, null, $"__metadata__ value '{m.Name}' is not a string");
-                        if (!metadata.TryAdd(m.Name, m.Value.GetString()!))
-                            throw new SafetensorsFormatException(file, null, $"__metadata__ key '{m.Name}' appears twice");
-                    }
+                    ParseMetadata(ref reader, file, metadata);
                     continue;
                 }
-                if (entries.ContainsKey(property.Name))
-                    throw new SafetensorsFormatException(file, property.Name, "the tensor name appears twice in the header");
-                entries.Add(property.Name, ParseEntry(file, property.Name, property.Value, dataLength));
+                if (entries.ContainsKey(name))
+                    throw new SafetensorsFormatException(file, name, "the tensor name appears twice in the header");
+                entries.Add(name, ParseEntry(ref reader, file, name, dataLength));
+                current = null;
             }
-            CheckLayout(file, entries.Values, dataLength);
-            return (entries, metadata);
+            if (reader.TokenType != JsonTokenType.EndObject)
+                throw new SafetensorsFormatException(file, null, $"expected a tensor name or the end of the header, found a JSON {Describe(reader.TokenType)}");
+            // Only whitespace (the format's padding) may follow the object; anything else makes the reader throw.
+            if (reader.Read()) throw new SafetensorsFormatException(file, null, "the header has content after its JSON object");
+        }
+        catch (JsonException ex)
+        {
+            throw new SafetensorsFormatException(file, current, $"the header is not valid JSON ({ex.Message})", ex);
+        }
+        CheckLayout(file, entries.Values, dataLength);
+        return (entries, metadata);
+    }
+
+    private static void ParseMetadata(ref Utf8JsonReader reader, string file, Dictionary<string, string> metadata)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+            throw new SafetensorsFormatException(file, null, $"__metadata__ is a JSON {Describe(reader.TokenType)}, not an object of strings");
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string key = ReadName(ref reader, file, null, "__metadata__ key");
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.String)
+                throw new SafetensorsFormatException(file, null, $"__metadata__ value '{Shorten(key)}' is a JSON {Describe(reader.TokenType)}, not a string");
+            string value = ReadString(ref reader, file, null, $"__metadata__ value '{Shorten(key)}'");
+            if (!metadata.TryAdd(key, value))
+                throw new SafetensorsFormatException(file, null, $"__metadata__ key '{Shorten(key)}' appears twice");
         }
     }
 
-    private static SafetensorsEntry ParseEntry(string file, string name, JsonElement value, long dataLength)
+    private static SafetensorsEntry ParseEntry(ref Utf8JsonReader reader, string file, string name, long dataLength)
     {
-        if (value.ValueKind != JsonValueKind.Object) throw new SafetensorsFormatException(file, name, "the entry is not a JSON object");
-        if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-            throw new SafetensorsFormatException(file, name, "the entry has no string 'dtype'");
-        string dtype = dtypeElement.GetString()!;
-        if (!SafetensorsDType.TryParse(dtype, out var scalarType, out int elementSize))
-            throw new SafetensorsFormatException(file, name, $"unknown dtype '{dtype}' (supported: {string.Join(", ", SafetensorsDType.Names)})");
-        if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-            throw new SafetensorsFormatException(file, name, "the entry has no 'shape' array");
-        var shape = new long[shapeElement.GetArrayLength()];
-        long elements = 1;
-        int i = 0;
-        foreach (var d in shapeElement.EnumerateArray())
+        if (reader.TokenType != JsonTokenType.StartObject)
+            throw new SafetensorsFormatException(file, name, $"the entry is a JSON {Describe(reader.TokenType)}, not an object");
+        string? dtype = null;
+        long[]? shape = null;
+        long begin = -1, end = -1;
+        bool sawOffsets = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
-                throw new SafetensorsFormatException(file, name, $"shape dimension {i} is not an integer");
-            if (dim < 0) throw new SafetensorsFormatException(file, name, $"shape dimension {i} is negative ({dim})");
-            try
+            if (reader.ValueTextEquals("dtype"u8))
             {
-                elements = checked(elements * dim);
+                if (dtype is not null) throw new SafetensorsFormatException(file, name, "the entry has two 'dtype' fields");
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String)
+                    throw new SafetensorsFormatException(file, name, $"'dtype' is a JSON {Describe(reader.TokenType)}, not a string");
+                dtype = ParseDType(ref reader, file, name);
             }
-            catch (OverflowException)
+            else if (reader.ValueTextEquals("shape"u8))
             {
-                throw new SafetensorsFormatException(file, name, "the element count of the shape overflows 64 bits");
+                if (shape is not null) throw new SafetensorsFormatException(file, name, "the entry has two 'shape' fields");
+                reader.Read();
+                shape = ParseShape(ref reader, file, name);
             }
-            shape[i++] = dim;
+            else if (reader.ValueTextEquals("data_offsets"u8))
+            {
+                if (sawOffsets) throw new SafetensorsFormatException(file, name, "the entry has two 'data_offsets' fields");
+                sawOffsets = true;
+                reader.Read();
+                (begin, end) = ParseOffsets(ref reader, file, name);
+            }
+            else
+            {
+                // Unknown fields are tolerated, as by the reference implementation; MaxDepth bounds what Skip walks.
+                reader.Read();
+                reader.Skip();
+            }
         }
-        if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
-            throw new SafetensorsFormatException(file, name, "the entry has no two-element 'data_offsets'");
-        var begin = offsets[0];
-        var end = offsets[1];
-        if (begin.ValueKind != JsonValueKind.Number || !begin.TryGetInt64(out long b) || end.ValueKind != JsonValueKind.Number || !end.TryGetInt64(out long e))
-            throw new SafetensorsFormatException(file, name, "data_offsets are not integers");
-        if (b < 0 || e < b) throw new SafetensorsFormatException(file, name, $"data_offsets [{b}, {e}] are not an increasing pair of non-negative offsets");
-        if (e > dataLength) throw new SafetensorsFormatException(file, name, $"data_offsets [{b}, {e}] lie outside the {dataLength}-byte data section");
-        long expectedBytes;
+        if (dtype is null) throw new SafetensorsFormatException(file, name, "the entry has no 'dtype'");
+        if (shape is null) throw new SafetensorsFormatException(file, name, "the entry has no 'shape'");
+        if (!sawOffsets) throw new SafetensorsFormatException(file, name, "the entry has no 'data_offsets'");
+        SafetensorsDType.TryParse(dtype, out var scalarType, out int elementSize);
+        if (begin > end) throw new SafetensorsFormatException(file, name, $"data_offsets [{begin}, {end}] end before they begin");
+        if (end > dataLength) throw new SafetensorsFormatException(file, name, $"data_offsets [{begin}, {end}] lie outside the {dataLength}-byte data section");
+        long elements = 1;
+        foreach (long dim in shape)
+        {
+            if (!TryMultiply(elements, dim, out elements))
+                throw new SafetensorsFormatException(file, name, $"the element count of shape [{string.Join(", ", shape)}] overflows 64 bits");
+        }
+        if (!TryMultiply(elements, elementSize, out long expectedBytes))
+            throw new SafetensorsFormatException(file, name, $"the byte size of shape [{string.Join(", ", shape)}] of {dtype} overflows 64 bits");
+        if (expectedBytes != end - begin)
+            throw new SafetensorsFormatException(file, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {expectedBytes} bytes but data_offsets span {end - begin}");
+        return new SafetensorsEntry(name, dtype, scalarType, shape, begin, end);
+    }
+
+    private static string ParseDType(ref Utf8JsonReader reader, string file, string name)
+    {
+        // Compared as UTF-8 against the known names so an unknown (possibly huge) value is never materialized.
+        foreach (string known in SafetensorsDType.Names)
+        {
+            if (reader.ValueTextEquals(known)) return known;
+        }
+        string shown = reader.ValueSpan.Length <= 32 ? ReadString(ref reader, file, name, "'dtype'") : $"<{reader.ValueSpan.Length} bytes>";
+        throw new SafetensorsFormatException(file, name, $"unknown dtype '{shown}' (supported: {string.Join(", ", SafetensorsDType.Names)})");
+    }
+
+    private static long[] ParseShape(ref Utf8JsonReader reader, string file, string name)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray)
+            throw new SafetensorsFormatException(file, name, $"'shape' is a JSON {Describe(reader.TokenType)}, not an array");
+        Span<long> dims = stackalloc long[MaxRank];
+        int rank = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (rank == MaxRank) throw new SafetensorsFormatException(file, name, $"the shape has more than {MaxRank} dimensions");
+            if (reader.TokenType != JsonTokenType.Number)
+                throw new SafetensorsFormatException(file, name, $"shape dimension {rank} is a JSON {Describe(reader.TokenType)}, not an integer");
+            if (!reader.TryGetInt64(out long dim))
+                throw new SafetensorsFormatException(file, name, $"shape dimension {rank} ({Shorten(reader.ValueSpan)}) is not an integer in the 64-bit range");
+            if (dim < 0) throw new SafetensorsFormatException(file, name, $"shape dimension {rank} is negative ({dim})");
+            dims[rank++] = dim;
+        }
+        return dims[..rank].ToArray();
+    }
+
+    private static (long Begin, long End) ParseOffsets(ref Utf8JsonReader reader, string file, string name)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray)
+            throw new SafetensorsFormatException(file, name, $"'data_offsets' is a JSON {Describe(reader.TokenType)}, not a [begin, end] array");
+        Span<long> values = stackalloc long[2];
+        int count = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (count == 2) throw new SafetensorsFormatException(file, name, "'data_offsets' has more than two values");
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out long value))
+                throw new SafetensorsFormatException(file, name, $"data_offsets value {count} is not an integer in the 64-bit range");
+            if (value < 0) throw new SafetensorsFormatException(file, name, $"data_offsets value {count} is negative ({value})");
+            values[count++] = value;
+        }
+        if (count != 2) throw new SafetensorsFormatException(file, name, $"'data_offsets' has {count} values, not two");
+        return (values[0], values[1]);
+    }
+
+    private static string ReadName(ref Utf8JsonReader reader, string file, string? tensor, string what)
+    {
+        // An escaped name may be up to 6 times longer than its text (\uXXXX per byte); anything beyond that is
+        // rejected before it is decoded.
+        int stored = reader.ValueSpan.Length;
+        if (stored > MaxNameBytes && (!reader.ValueIsEscaped || stored > 6 * MaxNameBytes))
+            throw new SafetensorsFormatException(file, tensor, $"a {what} of {stored} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(reader.ValueSpan)}')");
+        string name = ReadString(ref reader, file, tensor, what);
+        if (stored > MaxNameBytes && Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+            throw new SafetensorsFormatException(file, tensor, $"a {what} of {Encoding.UTF8.GetByteCount(name)} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(name)}')");
+        return name;
+    }
+
+    private static string ReadString(ref Utf8JsonReader reader, string file, string? tensor, string what)
+    {
         try
         {
-            expectedBytes = checked(elements * elementSize);
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new SafetensorsFormatException(file, tensor, $"the {what} is not valid UTF-8", ex);
+        }
+    }
+
+    private static bool TryMultiply(long a, long b, out long product)
+    {
+        try
+        {
+            product = checked(a * b);
+            return true;
         }
         catch (OverflowException)
         {
-            throw new SafetensorsFormatException(file, name, "the byte size of the shape overflows 64 bits");
+            product = 0;
+            return false;
         }
-        if (expectedBytes != e - b)
-            throw new SafetensorsFormatException(file, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {expectedBytes} bytes but data_offsets span {e - b}");
-        return new SafetensorsEntry(name, dtype, scalarType, shape, b, e);
+    }
+
+    private static string Describe(JsonTokenType token) => token switch
+    {
+        JsonTokenType.StartObject => "object",
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.String => "string",
+        JsonTokenType.Number => "number",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.Null => "null",
+        JsonTokenType.None => "nothing",
+        _ => token.ToString(),
+    };
+
+    private static string Shorten(string text) => text.Length <= 64 ? text : text[..64] + "…";
+
+    private static string Shorten(ReadOnlySpan<byte> utf8)
+    {
+        var head = utf8.Length <= 64 ? utf8 : utf8[..64];
+        return Encoding.UTF8.GetString(head) + (utf8.Length > 64 ? "…" : "");
     }
 
     private static void CheckLayout(string file, IEnumerable<SafetensorsEntry> entries, long dataLength)

@@ -49,6 +49,8 @@ public static class SafetensorsWriter
             foreach (string name in names)
             {
                 if (name == "__metadata__") throw new ArgumentException("'__metadata__' is reserved and cannot name a tensor.", nameof(tensors));
+                if (Encoding.UTF8.GetByteCount(name) > SafetensorsFile.MaxNameBytes)
+                    throw new ArgumentException($"Tensor name '{name[..Math.Min(name.Length, 64)]}…' is longer than {SafetensorsFile.MaxNameBytes} UTF-8 bytes.", nameof(tensors));
                 var t = tensors[name] ?? throw new ArgumentException($"Tensor '{name}' is null.", nameof(tensors));
                 string dtype = SafetensorsDType.NameOf(t.dtype);
                 long bytes = t.NumberOfElements * SafetensorsDType.ElementSize(t.dtype);

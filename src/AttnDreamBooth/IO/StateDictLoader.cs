@@ -25,7 +25,7 @@ public static class StateDictLoader
     /// dtype to the module's and reading straight onto the module tensor's device. Keys and shapes are checked
     /// from the headers before anything is read, so a failed strict load leaves the module untouched.
     /// </summary>
-    public static StateDictLoadReport Load(torch.nn.Module module, StateDictSource source, StateDictLoadOptions? options = null)
+    public static StateDictLoadReport Load(torch.nn.Module module, IStateDictSource source, StateDictLoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(source);
@@ -45,7 +45,7 @@ public static class StateDictLoader
                 continue;
             }
             if (!seen.Add(key)) throw new SafetensorsFormatException(source.FileOf(stored), stored, $"maps to module key '{key}', which another stored key already provides");
-            long[] storedShape = source.Entry(stored).Shape;
+            long[] storedShape = source.ShapeOf(stored);
             if (!storedShape.SequenceEqual(t.shape))
             {
                 mismatched.Add(new ShapeMismatch(key, t.shape, storedShape));

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.IO;
 /// A read-only view of named tensors spread over one or more safetensors files (shards). Only headers are
 /// read when opened; tensors are read on demand.
 /// </summary>
-public sealed class StateDictSource : IDisposable
+public sealed class StateDictSource : IStateDictSource, IDisposable
 {
     private readonly List<SafetensorsFile> _files = [];
     private readonly Dictionary<string, SafetensorsFile> _owner = new(StringComparer.Ordinal);
@@ -55,6 +55,12 @@ public sealed class StateDictSource : IDisposable
     public SafetensorsEntry Entry(string name) => _owner.TryGetValue(name, out var f)
         ? f.Entries[name]
         : throw new KeyNotFoundException($"No tensor named '{name}' in {string.Join(", ", FilePaths.Select(p => $"'{p}'"))}.");
+
+    /// <inheritdoc />
+    public long[] ShapeOf(string name) => Entry(name).Shape;
+
+    /// <inheritdoc />
+    public torch.ScalarType ScalarTypeOf(string name) => Entry(name).ScalarType;
 
     /// <summary>The file that holds a tensor.</summary>
     public string FileOf(string name) => _owner[name].FilePath;

@@ -30,13 +30,7 @@ public static class WeightFiles
         }
         if (variant is null)
         {
-            var variants = Directory.EnumerateFiles(folder, "*.safetensors")
-                .Select(Path.GetFileName)
-                .Select(n => n!.Split('.'))
-                .Where(p => p.Length == 3 && BaseNames.Contains(p[0]))
-                .Select(p => p[1])
-                .Distinct()
-                .ToArray();
+            var variants = FindVariants(folder);
             if (variants.Length == 1) return Resolve(folder, variants[0]);
             if (variants.Length > 1)
                 throw new ModelConfigException(folder, null, $"holds several weight variants ({string.Join(", ", variants)}) and no plain weights; choose one");
@@ -46,6 +40,25 @@ public static class WeightFiles
         string what = variant is null ? "safetensors weights" : $"safetensors weights of variant '{variant}'";
         throw new ModelConfigException(folder, null, $"no {what} found (expected diffusion_pytorch_model[.{variant ?? "<variant>"}].safetensors, model.safetensors or a *.safetensors.index.json)");
     }
+
+    /// <summary>Variants present in a folder: single files <c>base.&lt;variant&gt;.safetensors</c> and sharded
+    /// indexes <c>base.safetensors.index.&lt;variant&gt;.json</c> (whose shards, <c>base.&lt;variant&gt;-00001-of-00002
+    /// .safetensors</c>, are not variants of their own).</summary>
+    private static string[] FindVariants(string folder)
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (string file in Directory.EnumerateFiles(folder))
+        {
+            string[] parts = Path.GetFileName(file).Split('.');
+            if (parts.Length == 3 && BaseNames.Contains(parts[0]) && parts[2] == "safetensors" && !ShardSuffix.IsMatch(parts[1]))
+                found.Add(parts[1]);
+            else if (parts.Length == 5 && BaseNames.Contains(parts[0]) && parts[1] == "safetensors" && parts[2] == "index" && parts[4] == "json")
+                found.Add(parts[3]);
+        }
+        return [.. found];
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex ShardSuffix = new("-[0-9]+-of-[0-9]+$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     private static IReadOnlyList<string> ReadShardIndex(string indexPath)
     {
@@ -59,7 +72,7 @@ public static class WeightFiles
             if (entry.Value.ValueKind != JsonValueKind.String)
                 throw new ModelConfigException(indexPath, "weight_map", $"entry '{entry.Name}' is not a file name");
             string shard = entry.Value.GetString()!;
-            if (shard.Contains('/') || shard.Contains('\\') || shard is "." or "..")
+            if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains('\0') || shard is "." or "..")
                 throw new ModelConfigException(indexPath, "weight_map", $"shard '{shard}' must be a file name inside the folder");
             string full = Path.Combine(folder, shard);
             if (!files.Contains(full)) files.Add(full);

@@ -75,3 +75,39 @@ public sealed class SafetensorsRoundTripTests
         Assert.Equal(["b"], file.Names);
     }
 }
+
+public sealed class SafetensorsReadErrorTests
+{
+    [Fact]
+    public void UnknownTensorNameNamesTheFile()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string path = dir.File("one.safetensors");
+        SafetensorsWriter.Write(path, new Dictionary<string, torch.Tensor> { ["a"] = torch.ones(2) });
+        using var file = SafetensorsFile.Open(path);
+        var ex = Assert.Throws<KeyNotFoundException>(() => file.ReadTensor("b"));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("'b'", ex.Message);
+    }
+
+    [Fact]
+    public void ReadAfterDisposeThrows()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string path = dir.File("one.safetensors");
+        SafetensorsWriter.Write(path, new Dictionary<string, torch.Tensor> { ["a"] = torch.ones(2) });
+        var file = SafetensorsFile.Open(path);
+        file.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => file.ReadTensor("a"));
+    }
+
+    [Fact]
+    public void WriterRefusesTheReservedMetadataName()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var ex = Assert.Throws<ArgumentException>(() =>
+            SafetensorsWriter.Write(dir.File("x.safetensors"), new Dictionary<string, torch.Tensor> { ["__metadata__"] = torch.ones(1) }));
+        Assert.Contains("__metadata__", ex.Message);
+        Assert.Empty(Directory.GetFiles(dir.Path));
+    }
+}

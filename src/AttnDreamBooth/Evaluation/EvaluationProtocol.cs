@@ -1,0 +1,52 @@
+namespace AttnDreamBooth.Evaluation;
+
+/// <summary>
+/// How a concept is evaluated: the prompts (with the <c>{}</c> generation placeholder), images per prompt, seeds and the
+/// sampler settings. <see cref="Paper(SubjectKind)"/> is the AttnDreamBooth protocol: the DreamBooth dataset prompt list for the
+/// concept's kind, DPM-Solver++ (multistep) with 50 steps and guidance 7.5, 16 images per prompt, the seed reset for
+/// every prompt (as the official inference code), CLIP ViT-B/32 for the scores.
+/// </summary>
+public sealed record EvaluationProtocol
+{
+    /// <summary>Prompts with the <c>{}</c> placeholder ("[V] category").</summary>
+    public required IReadOnlyList<string> Prompts { get; init; }
+
+    /// <summary>Images generated per prompt.</summary>
+    public int ImagesPerPrompt { get; init; } = 16;
+
+    /// <summary>The diffusers scheduler class the generation uses.</summary>
+    public string Sampler { get; init; } = "DPMSolverMultistepScheduler";
+
+    /// <summary>Denoising steps.</summary>
+    public int InferenceSteps { get; init; } = 50;
+
+    /// <summary>Classifier-free guidance scale.</summary>
+    public double GuidanceScale { get; init; } = 7.5;
+
+    /// <summary>The seed the generator is reset to before each prompt.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>The CLIP model the scores were reported with (Hugging Face id).</summary>
+    public string ClipModel { get; init; } = "openai/clip-vit-base-patch32";
+
+    /// <summary>The paper's protocol for a concept of <paramref name="category"/> (e.g. "dog" → live-subject prompts).</summary>
+    public static EvaluationProtocol Paper(string category) => Paper(DreamBoothPrompts.KindOf(category));
+
+    /// <summary>The paper's protocol for a subject kind.</summary>
+    public static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
+
+    /// <summary>The paper's settings with the user's own prompts.</summary>
+    /// <exception cref="ArgumentException">No prompts, or a prompt without <c>{}</c>.</exception>
+    public static EvaluationProtocol WithPrompts(IReadOnlyList<string> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (prompts.Count == 0) throw new ArgumentException("At least one prompt is needed.", nameof(prompts));
+        var bad = prompts.FirstOrDefault(p => !p.Contains("{}", StringComparison.Ordinal));
+        if (bad is not null) throw new ArgumentException($"The prompt '{bad}' has no {{}} placeholder for the concept.", nameof(prompts));
+        return new EvaluationProtocol { Prompts = prompts };
+    }
+
+    /// <summary>The generation prompts for a concept (<c>{}</c> → "<paramref name="identifier"/> <paramref name="category"/>").</summary>
+    public IReadOnlyList<string> ExpandPrompts(string identifier, string category) =>
+        Prompts.Select(p => DreamBoothPrompts.Expand(p, identifier, category)).ToArray();
+}
