@@ -29,4 +29,10 @@ public sealed record TrainingProgress(
 {
     /// <summary>Fraction of all steps done, in [0, 1].</summary>
     public double Fraction => TotalSteps == 0 ? 1.0 : (double)GlobalStep / TotalSteps;
+
+    /// <summary>Validation images rendered at this step, when validation prompts were configured.</summary>
+    public IReadOnlyList<Generation.GeneratedImage>? ValidationImages { get; init; }
+
+    /// <summary>The checkpoint written at this step, if one was.</summary>
+    public string? CheckpointPath { get; init; }
 }

@@ -1,5 +1,3 @@
-using SkiaSharp;
-
 namespace AttnDreamBooth.Pipelines.Generation;
 
 /// <summary>One generated image: RGB pixels plus, on request, cross-attention heatmaps per token.</summary>
@@ -30,14 +28,13 @@ public sealed class GeneratedImage
     public byte[] EncodePng() => Image.EncodePng();
 
     /// <summary>Writes the image as PNG atomically.</summary>
-    public void SavePng(string path) => IO.AtomicFile.Write(path, s => s.Write(EncodePng()));
+    public void SavePng(string path) => Image.SavePng(path);
 
     /// <summary>The heatmap of <paramref name="token"/> rendered as a coloured overlay on the image (PNG bytes).</summary>
-    public byte[] EncodeHeatmapOverlayPng(string token, float opacity = 0.55f)
+    /// <exception cref="KeyNotFoundException">No heatmap was requested for that token.</exception>
+    public byte[] EncodeHeatmapOverlayPng(string token, double opacity = 0.5)
     {
         if (!Heatmaps.TryGetValue(token, out var map)) throw new KeyNotFoundException($"No heatmap was recorded for token '{token}'; request it in GenerationOptions.HeatmapTokens.");
         return map.RenderOverlay(Image, opacity).EncodePng();
     }
-
-    internal static SKBitmap ToBitmap(RgbImage image) => image.ToBitmap();
 }

@@ -85,17 +85,13 @@ internal static class TextToImageGenerator
                 }
                 var next = sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
                 latents = next.MoveToOuterDisposeScope();
-                if (tokens.Length > 0)
+                if (tokens.Length > 0 && store.Count > 0)
                 {
-                    foreach (var map in store.Maps)
-                    {
-                        var probs = map.Probabilities;
-                        if (guided) probs = probs.narrow(0, batch, batch);
-                        var grid = probs.mean([1]).reshape(batch, map.Height, map.Width, tokens.Length).permute(0, 3, 1, 2).to_type(float32);
-                        var resized = nn.functional.interpolate(grid, size: [res, res], mode: InterpolationMode.Bilinear, align_corners: false);
-                        heatSum = heatSum is null ? resized.MoveToOuterDisposeScope() : heatSum.add_(resized);
-                        heatCount++;
-                    }
+                    // Only the conditional half of a guided batch shows where the prompt's tokens attend.
+                    var layers = store.Maps.Select(m => (guided ? m.Probabilities.narrow(0, batch, batch) : m.Probabilities, m.Height, m.Width)).ToArray();
+                    var averaged = AttentionHeatmaps.Aggregate(layers, res);
+                    heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged);
+                    heatCount++;
                     store.Clear();
                 }
             }
@@ -112,16 +108,13 @@ internal static class TextToImageGenerator
             var maps = new Dictionary<string, AttentionHeatmap>(StringComparer.Ordinal);
             if (heatSum is not null)
             {
+                var normalized = AttentionHeatmaps.Normalize(heatSum[i].div(heatCount)).cpu().contiguous();
                 for (int k = 0; k < tokens.Length; k++)
                 {
-                    var m = heatSum[i, k].div(heatCount).cpu();
-                    var min = m.min();
-                    var span = m.max().sub(min).clamp_min(1e-12);
-                    var normalized = m.sub(min).div(span).contiguous();
-                    maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized.data<float>().ToArray());
+                    maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray());
                 }
             }
-            results.Add(new GeneratedImage(prompt, options.Seed + i, RgbImage.FromTensor(images[i]), maps));
+            results.Add(new GeneratedImage(prompt, options.Seed + i, RgbImageConversions.FromTensor(images[i]), maps));
         }
         stepGenerator.Dispose();
         return results;

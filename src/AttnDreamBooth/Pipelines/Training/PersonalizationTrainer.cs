@@ -134,7 +134,7 @@ internal sealed class PersonalizationTrainer
                         mseSum += loss.Mse;
                         attentionSum += loss.Attention;
                     }
-                    if (settings.MaxGradNorm is { } maxNorm) GradientClipping.ClipByGlobalNorm(trainable.Select(p => p.Parameter), maxNorm);
+                    StageOptimizer.ClipGradients(trainable.Select(p => p.Parameter), settings);
                     optimizer.Step();
                     optimizer.ZeroGrad();
                     globalStep++;
@@ -175,23 +175,14 @@ internal sealed class PersonalizationTrainer
     /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
     internal List<(string Name, Parameter Parameter)> SelectTrainable(TrainingStage stage)
     {
-        foreach (var p in _components.UNet.parameters()) p.requires_grad = false;
-        _concept.Weight.requires_grad = false;
-        var selected = stage switch
-        {
-            TrainingStage.Embedding => [("concept.embedding", _concept.Weight)],
-            TrainingStage.CrossAttention => _components.UNet.named_parameters().Where(p => IsCrossAttentionProjection(p.name)).Select(p => ("unet." + p.name, p.parameter)).ToList(),
-            TrainingStage.UNet => _components.UNet.named_parameters().Select(p => ("unet." + p.name, p.parameter)).ToList(),
-            _ => throw new ArgumentOutOfRangeException(nameof(stage), stage, "Unknown stage."),
-        };
-        foreach (var (_, p) in selected) p.requires_grad = true;
-        return selected;
+        var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
+        bool embedding = stage == TrainingStage.Embedding;
+        _concept.Weight.requires_grad = embedding;
+        if (!embedding) _concept.Weight.grad = null;
+        return embedding
+            ? [("concept.embedding", _concept.Weight)]
+            : unet.Select(p => ("unet." + p.Name, p.Parameter)).ToList();
     }
-
-    /// <summary>The cross-attention projections stage 2 trains: <c>attn2.to_q/to_k/to_v/to_out.0</c>.</summary>
-    internal static bool IsCrossAttentionProjection(string name) =>
-        name.Contains(".attn2.to_q.", StringComparison.Ordinal) || name.Contains(".attn2.to_k.", StringComparison.Ordinal) ||
-        name.Contains(".attn2.to_v.", StringComparison.Ordinal) || name.Contains(".attn2.to_out.0.", StringComparison.Ordinal);
 
     internal static string StageName(TrainingStage stage) => stage.DisplayName();
 
