@@ -99,6 +99,7 @@ public sealed class ClipTextModel : nn.Module
         if (inputIds is null)
             throw new ArgumentNullException(nameof(inputIds), "input_ids are required: the pooled output is taken at the end token they locate (pass them together with inputs_embeds).");
         if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be [batch, length], got [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        if (inputIds.dtype is not (ScalarType.Int64 or ScalarType.Int32)) throw new ArgumentException($"input_ids must be int64 (or int32) token ids, got {inputIds.dtype}.", nameof(inputIds));
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         if (length < 1 || length > text_model.Embeddings.MaxPositions)
             throw new ArgumentException($"input_ids have length {length}; the model accepts 1 .. {text_model.Embeddings.MaxPositions}.", nameof(inputIds));
