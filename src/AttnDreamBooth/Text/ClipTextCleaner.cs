@@ -33,6 +33,7 @@ public sealed class ClipTextCleaner : Normalizer
     public override string Normalize(ReadOnlySpan<char> original)
     {
         if (original.IsEmpty) return string.Empty;
+        if (System.Text.Ascii.IsValid(original)) return NormalizeAscii(original);
 
         // Steps 1 and 2: drop control characters, map whitespace, space out CJK ideographs.
         var cleaned = new StringBuilder(original.Length + 8);
@@ -63,6 +64,26 @@ public sealed class ClipTextCleaner : Normalizer
             if (result.Length > 0) result.Append(' ');
             PythonCase.AppendLower(result, composed.AsSpan(start, i - start));
             start = -1;
+        }
+        return result.ToString();
+    }
+
+    // The same steps for ASCII-only text (most prompts): NFC, CJK spacing and special casing cannot apply.
+    private static string NormalizeAscii(ReadOnlySpan<char> text)
+    {
+        var result = new StringBuilder(text.Length);
+        bool pendingSpace = false;
+        foreach (char c in text)
+        {
+            if (c is ' ' or '\t' or '\n' or '\r')
+            {
+                pendingSpace = result.Length > 0;
+                continue;
+            }
+            if (c < ' ' || c == '\u007F') continue;
+            if (pendingSpace) result.Append(' ');
+            pendingSpace = false;
+            result.Append(c is >= 'A' and <= 'Z' ? (char)(c + 32) : c);
         }
         return result.ToString();
     }

@@ -88,6 +88,21 @@ public sealed class ClipTokenizerTests
     }
 
     [Fact]
+    public void AsciiFastPathAgreesWithTheGeneralCleaner()
+    {
+        var random = new Random(5);
+        const string alphabet = "aZ9 \t\n\r\u0007\u000b\u001f\u007f!'.,-";
+        for (int n = 0; n < 500; n++)
+        {
+            string ascii = new(Enumerable.Range(0, random.Next(0, 20)).Select(_ => alphabet[random.Next(alphabet.Length)]).ToArray());
+            string fast = ClipTextCleaner.Instance.Normalize(ascii);
+            // A trailing non-ASCII word sends the same text down the general path.
+            string general = ClipTextCleaner.Instance.Normalize(ascii + " \u00e9");
+            Assert.Equal(fast.Length == 0 ? "\u00e9" : fast + " \u00e9", general);
+        }
+    }
+
+    [Fact]
     public void AddedTokenIsWholeAndGetsTheNextId()
     {
         var tokenizer = Fresh(TestPaths.TinySd1);
