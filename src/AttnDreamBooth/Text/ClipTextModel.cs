@@ -48,14 +48,19 @@ public sealed class ClipTextModel : nn.Module
 
     /// <summary>Builds the model from a <c>text_encoder/</c> folder (config.json + safetensors weights) and loads the
     /// weights strictly (a stored <c>position_ids</c> buffer is ignored).</summary>
+    /// <param name="textEncoderFolder">The folder.</param>
+    /// <param name="device">Where the parameters live (CPU by default).</param>
+    /// <param name="variant">A weight variant such as "fp16" (<c>model.fp16.safetensors</c>).</param>
+    /// <param name="dtype">The parameter dtype (float32 by default; stored values are converted).</param>
     /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped weights.</exception>
-    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null)
+    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(textEncoderFolder);
         var config = ClipTextConfig.Load(Path.Combine(textEncoderFolder, "config.json"));
         var model = new ClipTextModel(config, device);
         try
         {
+            if (dtype is { } type && type != ScalarType.Float32) model.to(type);
             StateDictLoader.LoadComponent(model, textEncoderFolder, variant, new StateDictLoadOptions
             {
                 KeyMap = key => IsIgnorableKey(key) ? null : key,

@@ -19,7 +19,8 @@ namespace AttnDreamBooth.Text;
 /// </remarks>
 public sealed class ConceptEmbedding : nn.Module
 {
-    private readonly Parameter _weight;
+    // Named like the registered parameter so Module.to(device / dtype) swaps the field too.
+    private readonly Parameter weight;
     private readonly string[] _tokens;
     private readonly int[] _ids;
     private readonly ConceptTokenKind[] _kinds;
@@ -34,12 +35,12 @@ public sealed class ConceptEmbedding : nn.Module
         _ids = ids;
         _kinds = kinds;
         _groups = groups;
-        _weight = new Parameter(rows, requires_grad: true);
-        register_parameter("weight", _weight);
+        weight = new Parameter(rows, requires_grad: true);
+        register_parameter(nameof(weight), weight);
     }
 
     /// <summary>The trainable rows [rows, hidden], one per entry of <see cref="Tokens"/>.</summary>
-    public Parameter Weight => _weight;
+    public Parameter Weight => weight;
 
     /// <summary>The token of every row.</summary>
     public IReadOnlyList<string> Tokens => _tokens;
@@ -177,7 +178,7 @@ public sealed class ConceptEmbedding : nn.Module
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be [batch, length], got [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
         using var scope = torch.NewDisposeScope();
-        var ids = inputIds.to_type(ScalarType.Int64).to(_weight.device);
+        var ids = inputIds.to_type(ScalarType.Int64).to(weight.device);
         var isConcept = torch.zeros_like(ids, dtype: ScalarType.Bool);
         var row = torch.zeros_like(ids);
         for (int k = 0; k < _ids.Length; k++)
@@ -198,7 +199,7 @@ public sealed class ConceptEmbedding : nn.Module
         {
             table = TextModel.TokenEmbeddings(ids.masked_fill(isConcept, 0));
         }
-        var concept = _weight.index_select(0, row.flatten()).view(ids.shape[0], ids.shape[1], _weight.shape[1]);
+        var concept = weight.index_select(0, row.flatten()).view(ids.shape[0], ids.shape[1], weight.shape[1]);
         return torch.where(isConcept.unsqueeze(-1), concept, table).MoveToOuterDisposeScope();
     }
 
@@ -213,7 +214,7 @@ public sealed class ConceptEmbedding : nn.Module
     public IReadOnlyDictionary<string, Tensor> ToDictionary()
     {
         using var noGrad = torch.no_grad();
-        return _groups.ToDictionary(g => g.Name, g => _weight.narrow(0, g.Start, g.Count).detach().cpu().clone(), StringComparer.Ordinal);
+        return _groups.ToDictionary(g => g.Name, g => weight.narrow(0, g.Start, g.Count).detach().cpu().clone(), StringComparer.Ordinal);
     }
 
     /// <summary>Writes diffusers' <c>learned_embeds.safetensors</c> (<c>{token: [n, hidden]}</c>), atomically.</summary>
@@ -250,12 +251,12 @@ public sealed class ConceptEmbedding : nn.Module
     public void WriteInto(ClipTextModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.HiddenSize != _weight.shape[1]) throw new EmbeddingDimensionMismatchException("memory", _tokens[0], _weight.shape[1], model.HiddenSize);
+        if (model.HiddenSize != weight.shape[1]) throw new EmbeddingDimensionMismatchException("memory", _tokens[0], weight.shape[1], model.HiddenSize);
         long needed = _ids.Max() + 1L;
         if (model.TokenEmbeddingCount < needed) model.ResizeTokenEmbeddings(needed);
         using var noGrad = torch.no_grad();
         var table = model.TokenEmbeddingWeight;
-        for (int k = 0; k < _ids.Length; k++) table[_ids[k]].copy_(_weight[k]);
+        for (int k = 0; k < _ids.Length; k++) table[_ids[k]].copy_(weight[k]);
     }
 
     /// <summary>Replaces each multi-row entry's name in <paramref name="prompt"/> by all its tokens (<c>name name_1 …</c>),

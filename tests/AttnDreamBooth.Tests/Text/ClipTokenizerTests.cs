@@ -183,6 +183,24 @@ public sealed class ClipTokenizerTests
         Assert.Equal("pad_token", pad.Key);
     }
 
+    [Theory]
+    [InlineData("stable-diffusion-2-1-base", false, 0)]
+    [InlineData("stable-diffusion-2-1", false, 49407)]
+    [InlineData("stable-diffusion-2-1", true, 0)]
+    public void ReadsThePadTokenOfRealTokenizerConfigs(string variant, bool withSpecialTokensMap, int expectedPad)
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        File.Copy(Path.Combine(TestPaths.TinySd1, "tokenizer", "vocab.json"), dir.File("vocab.json"));
+        File.Copy(Path.Combine(TestPaths.TinySd1, "tokenizer", "merges.txt"), dir.File("merges.txt"));
+        File.Copy(Path.Combine(FixtureRoots.RealSize, variant, "tokenizer", "tokenizer_config.json"), dir.File("tokenizer_config.json"));
+        // The published 2.1 special_tokens_map.json overrides the config's pad token with "!".
+        if (withSpecialTokensMap) File.WriteAllText(dir.File("special_tokens_map.json"), "{\"pad_token\": \"!\"}");
+        var tokenizer = ClipTokenizer.FromFolder(dir.Path);
+        Assert.Equal(expectedPad, tokenizer.PadTokenId);
+        Assert.Equal(77, tokenizer.ModelMaxLength);
+        Assert.Equal(49408, tokenizer.VocabularySize);
+    }
+
     [Fact]
     public void ReadsAddedTokensJson()
     {

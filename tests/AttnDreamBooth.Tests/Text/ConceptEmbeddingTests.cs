@@ -226,6 +226,10 @@ public sealed class ConceptEmbeddingTests
         using var ids = tokenizer.EncodeToTensor(["a photo of a new_concept_v0 dog"]);
         using var noGrad = torch.no_grad();
         using var spliced = concept.Encode(ids);
+        concept.to(torch.float64);
+        Assert.Equal(torch.float64, concept.Weight.dtype);
+        Assert.Equal(torch.float64, concept.parameters().Single().dtype);
+        concept.to(torch.float32);
         concept.WriteInto(model);
         Assert.Equal(tokenizer.VocabularySize, model.TokenEmbeddingCount);
         using var plain = model.Forward(ids);
