@@ -40,7 +40,7 @@ public sealed class ClipPreTokenizer : PreTokenizer
         while (i < text.Length)
         {
             Rune rune = RuneAt(text, i, out int width);
-            if (IsWhiteSpace(rune))
+            if (IsWhiteSpace(rune) || IsUnmatchable(rune))
             {
                 i += width;
                 continue;
@@ -61,7 +61,7 @@ public sealed class ClipPreTokenizer : PreTokenizer
                     while (j < text.Length)
                     {
                         Rune next = RuneAt(text, j, out int w);
-                        if (IsWhiteSpace(next) || KindOf(next) != kind) break;
+                        if (IsWhiteSpace(next) || IsUnmatchable(next) || KindOf(next) != kind) break;
                         j += w;
                     }
                     matched = j - i;
@@ -82,6 +82,11 @@ public sealed class ClipPreTokenizer : PreTokenizer
         UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber => CharKind.Number,
         _ => CharKind.Other,
     };
+
+    /// <summary>U+0345 COMBINING GREEK YPOGEGRAMMENI is a mark whose case variants are letters (Ι, ι): under
+    /// IGNORECASE Python's <c>regex</c> matches it with neither <c>[\p{L}]</c> nor <c>[^\s\p{L}\p{N}]</c>, so it is
+    /// skipped and ends the word it follows. (A scan of every code point found no other such character.)</summary>
+    private static bool IsUnmatchable(Rune rune) => rune.Value == 0x0345;
 
     /// <summary>The Unicode White_Space property (what <c>\s</c> means in Python's <c>regex</c> module).</summary>
     private static bool IsWhiteSpace(Rune rune) => rune.Value switch
