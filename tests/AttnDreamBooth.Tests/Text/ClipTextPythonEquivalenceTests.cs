@@ -6,15 +6,38 @@ namespace AttnDreamBooth.Tests.Text;
 /// <summary>Cleaning and word splitting against Python on 1,500 random strings of awkward Unicode (controls, format
 /// characters, every kind of space, Greek with final sigma, Turkish dotted I, combining marks incl. U+0345, CJK and
 /// compatibility ideographs, characters outside the BMP, contractions, literal special tokens in odd case).
-/// TestData/clip_text_fuzz.json is written by TestData/make_clip_text_fuzz.py.</summary>
+/// TestData/clip_text_fuzz.json is written by TestData/make_clip_text_fuzz.py, which also gives the ids on the tiny-sd1
+/// vocabulary (its restatement of CLIPTokenizer reproduces every tokenizer_cases.json prompt).</summary>
 public sealed class ClipTextPythonEquivalenceTests
 {
-    [Fact]
-    public void CleanerAndPreTokenizerMatchPython()
+    private static JsonElement[] Cases()
     {
         string path = Path.Combine(TestPaths.RepoRoot, "tests", "AttnDreamBooth.Tests", "Text", "TestData", "clip_text_fuzz.json");
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-        var cases = doc.RootElement.GetProperty("cases").EnumerateArray().ToArray();
+        return doc.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
+    }
+
+    [Fact]
+    public void IdsMatchPython()
+    {
+        var tokenizer = ClipTokenizer.FromFolder(Path.Combine(TestPaths.TinySd1, "tokenizer"));
+        var cases = Cases();
+        var problems = new List<string>();
+        foreach (var c in cases)
+        {
+            string text = c.GetProperty("text").GetString()!;
+            var expected = c.GetProperty("sd1_ids").EnumerateArray().Select(i => i.GetInt32()).ToArray();
+            var ids = tokenizer.EncodeWithoutSpecialTokens(text);
+            if (!ids.SequenceEqual(expected))
+                problems.Add($"{JsonSerializer.Serialize(text)} -> [{string.Join(' ', ids)}], Python [{string.Join(' ', expected)}]");
+        }
+        Assert.True(problems.Count == 0, $"{problems.Count} of {cases.Length} differ:\n{string.Join("\n", problems.Take(10))}");
+    }
+
+    [Fact]
+    public void CleanerAndPreTokenizerMatchPython()
+    {
+        var cases = Cases();
         Assert.True(cases.Length >= 1000);
         var problems = new List<string>();
         foreach (var c in cases)

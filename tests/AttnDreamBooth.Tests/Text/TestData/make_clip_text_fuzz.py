@@ -4,9 +4,11 @@ Python, for ClipTextCleaner / ClipPreTokenizer tests.
 The reference fixtures were tokenized by transformers' slow CLIPTokenizer without ftfy (Python 3.11, Unicode 14).
 This script restates that path independently: BasicTokenizer(do_lower_case=True, strip_accents=False,
 do_split_on_punc=False) cleaning, then CLIP's word pattern with the `regex` module (IGNORECASE).
+It also gives the ids (no BOS/EOS) with tests/fixtures/tiny-sd1's vocabulary, using CLIP's rank-ordered BPE merge loop.
 Run with Python 3.11 (unicodedata 14.0) and the `regex` package: python3 make_clip_text_fuzz.py
 """
 import json
+import os
 import random
 import unicodedata
 
@@ -36,6 +38,62 @@ def clean(text):
     return " ".join(" ".join(words).split())
 
 
+def byte_alphabet():
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, shifted = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + shifted)
+            shifted += 1
+    return table
+
+
+class ClipIds:
+    """Token ids the way CLIPTokenizer computes them (SD 1.x folder: the special tokens are the two CLIP literals)."""
+
+    def __init__(self, folder):
+        with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as f:
+            self.vocab = json.load(f)
+        with open(os.path.join(folder, "merges.txt"), encoding="utf-8") as f:
+            merges = [tuple(line.split()) for line in f.read().strip().split("\n")[1:49152 - 256 - 2 + 1]]
+        self.ranks = {m: i for i, m in enumerate(merges)}
+        self.alphabet = byte_alphabet()
+        self.specials = ["<|startoftext|>", "<|endoftext|>"]
+
+    def bpe(self, token):
+        if token in self.specials:
+            return [token]
+        word = list(token[:-1]) + [token[-1] + "</w>"]
+        while len(word) > 1:
+            best = min(zip(word, word[1:]), key=lambda p: self.ranks.get(p, float("inf")))
+            if best not in self.ranks:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        return word
+
+    def ids(self, text):
+        pieces = regex.split("(" + "|".join(regex.escape(s) for s in self.specials) + ")", text)
+        out = []
+        for piece in pieces:
+            if piece in self.specials:
+                out.append(self.vocab[piece])
+                continue
+            for word in PATTERN.findall(clean(piece)):
+                mapped = "".join(self.alphabet[b] for b in word.encode("utf-8"))
+                out.extend(self.vocab[t] for t in self.bpe(mapped))
+        return out
+
+
 def main():
     rng = random.Random(1234)
     pool = [chr(c) for c in range(0x20, 0x7F)] * 3
@@ -51,12 +109,14 @@ def main():
                               0x0915, 0x0E01, 0x0E31]]
     pool += list("½²³¼①Ⅻ٣०൧")
     pool += ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'ſ", "<|endoftext|>", "<|STARTOFTEXT|>", "<|endofteXt|>"] * 2
+    here = os.path.dirname(os.path.abspath(__file__))
+    ids = ClipIds(os.path.join(here, "..", "..", "..", "fixtures", "tiny-sd1", "pipeline", "tokenizer"))
     cases = []
     for _ in range(1500):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 14)))
         cleaned = clean(text)
-        cases.append({"text": text, "cleaned": cleaned, "words": PATTERN.findall(cleaned)})
-    with open("clip_text_fuzz.json", "w", encoding="ascii") as f:
+        cases.append({"text": text, "cleaned": cleaned, "words": PATTERN.findall(cleaned), "sd1_ids": ids.ids(text)})
+    with open(os.path.join(here, "clip_text_fuzz.json"), "w", encoding="ascii") as f:
         json.dump({"produced_with": f"Python {__import__('sys').version.split()[0]}, unicodedata {unicodedata.unidata_version}, "
                                     f"regex {regex.__version__}", "cases": cases}, f, ensure_ascii=True, separators=(",", ":"))
 
