@@ -38,7 +38,7 @@ public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         {
             float a = Schedule.AlphaCumprodAt(t);
             _sigmaTable[t] = MathF.Sqrt((1f - a) / a);
-            _logSigmaTable[t] = MathF.Log(_sigmaTable[t]);
+            _logSigmaTable[t] = ScalarMath.Log(_sigmaTable[t]);
         }
         _history = new Tensor?[config.SolverOrder];
     }
