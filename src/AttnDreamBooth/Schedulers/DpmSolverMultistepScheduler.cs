@@ -167,7 +167,10 @@ public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
 
         var x = sample.dtype == ScalarType.Float32 ? sample : sample.to_type(ScalarType.Float32);
         Tensor prev;
-        if (Config.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal) prev = FirstOrder(converted, x, i);
+        // A step that does not change sigma (the last Karras step) leaves the sample as it is. The reference's
+        // midpoint formula gives exactly that; its Heun and third-order formulas would divide 0 by 0.
+        if (_sigmas[i + 1] == _sigmas[i]) prev = x.clone();
+        else if (Config.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal) prev = FirstOrder(converted, x, i);
         else if (Config.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrder(x, i);
         else prev = ThirdOrder(x, i);
         if (_lowerOrderNums < Config.SolverOrder) _lowerOrderNums++;
