@@ -49,7 +49,7 @@ public sealed class StableDiffusionComponents : IDisposable
     public SchedulerConfig SchedulerConfig { get; }
 
     /// <summary>The model's native image size in pixels (U-Net sample size × VAE factor).</summary>
-    public int DefaultResolution => UNet.Config.SampleSize * Vae.DownsampleFactor;
+    public int DefaultResolution => (UNet.Config.SampleSize ?? Vae.Config.SampleSize / Vae.DownsampleFactor) * Vae.DownsampleFactor;
 
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>

@@ -65,8 +65,7 @@ internal static class TextToImageGenerator
         int res = options.HeatmapResolution;
         if (tokens.Length > 0)
         {
-            var recorder = new RecordingAttentionProcessor(store, AttentionTokenSelection.Positions(positions));
-            attachment = AttentionRecording.Attach(c.UNet, recorder);
+            attachment = c.UNet.Attach(store, AttentionTokenSelection.Positions(positions));
         }
         try
         {

@@ -72,7 +72,7 @@ internal sealed class LatentSource : IDisposable
             var images = new List<Tensor>();
             for (int i = 0; i < batchSize; i++) images.Add(_augment((int)indices[i].item<long>(), streams.Augmentation));
             using var _ = no_grad();
-            using var posterior = _vae.Encode(stack(images).to(Device, VaeDType));
+            using var posterior = _vae.Encode(stack(images).to(VaeDType, Device));
             mean = posterior.Mean.to_type(float32).cpu();
             std = posterior.Std.to_type(float32).cpu();
         }

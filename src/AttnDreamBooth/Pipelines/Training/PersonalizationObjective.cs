@@ -19,8 +19,7 @@ public sealed class PersonalizationObjective : IDisposable
     private readonly ConceptEmbedding _concept;
     private readonly DdpmScheduler _scheduler;
     private readonly AttentionMapStore _store = new();
-    private readonly RecordingAttentionProcessor _recorder;
-    private readonly IDisposable _attachment;
+    private readonly AttentionRecordingSession _recording;
 
     /// <summary>Installs the recorder on every cross-attention layer of the U-Net (restored on dispose).</summary>
     public PersonalizationObjective(StableDiffusionComponents components, ConceptEmbedding concept, DdpmScheduler scheduler)
@@ -28,8 +27,7 @@ public sealed class PersonalizationObjective : IDisposable
         _components = components ?? throw new ArgumentNullException(nameof(components));
         _concept = concept ?? throw new ArgumentNullException(nameof(concept));
         _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
-        _recorder = new RecordingAttentionProcessor(_store);
-        _attachment = AttentionRecording.Attach(components.UNet, _recorder);
+        _recording = components.UNet.Attach(_store);
     }
 
     /// <summary>The noise scheduler that defines the forward process and the training target.</summary>
@@ -60,7 +58,7 @@ public sealed class PersonalizationObjective : IDisposable
         bool record = !weights.IsZero;
         _store.Clear();
         _store.IsRecording = record;
-        if (record) _recorder.Tokens = AttentionTokenSelection.PerRow(stack([batch.ConceptPositions, batch.CategoryPositions], 1));
+        if (record) _recording.Tokens = AttentionTokenSelection.PerRow(stack([batch.ConceptPositions, batch.CategoryPositions], 1));
         Tensor prediction;
         IReadOnlyList<Tensor> maps;
         try
@@ -96,7 +94,7 @@ public sealed class PersonalizationObjective : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _attachment.Dispose();
+        _recording.Dispose();
         _store.Dispose();
     }
 }

@@ -44,8 +44,14 @@ internal sealed class PersonalizationTrainer
     /// <summary>The per-step losses so far (including those restored from a checkpoint).</summary>
     public IReadOnlyList<double> LossHistory => _lossHistory;
 
-    /// <summary>Trains every enabled stage. <paramref name="prompt"/> is the training prompt with the identifier.</summary>
+    /// <summary>Trains every enabled stage.</summary>
+    /// <param name="prompt">The training prompt, containing the identifier token.</param>
+    /// <param name="categoryTokenId">The category word's first sub-token id (its attention map is the reference for [V]'s).</param>
+    /// <param name="imageCount">Number of concept images.</param>
     /// <param name="augment">Returns image i, augmented with the given random source, as [3, H, W] in [-1, 1].</param>
+    /// <param name="fingerprint">Identifies the run; a checkpoint of another run is refused.</param>
+    /// <param name="resumeFrom">A checkpoint folder (or a folder of checkpoints) to continue from, or null.</param>
+    /// <param name="ct">Checked between steps.</param>
     public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
         string? resumeFrom, CancellationToken ct)
     {
