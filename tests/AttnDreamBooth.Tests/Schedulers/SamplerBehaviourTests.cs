@@ -286,6 +286,30 @@ public sealed class SamplerBehaviourTests
     }
 
     [Fact]
+    public void DpmSolverHistorySurvivesPerStepDisposeScopes()
+    {
+        using var outer = NewDisposeScope();
+        var start = randn(1, 4, 8, 8, generator: new Generator(42));
+        var outputs = randn([6, 1, 4, 8, 8], generator: new Generator(43));
+        using var plain = DpmSolverMultistepScheduler.FromConfig(Sd1);
+        plain.SetTimesteps(6);
+        var expected = start;
+        for (int i = 0; i < 6; i++) expected = plain.Step(outputs[i], plain.Timesteps[i], expected).PrevSample;
+
+        // The way a generation loop frees each step's temporaries: the sampler's own history must not go with them.
+        using var scoped = DpmSolverMultistepScheduler.FromConfig(Sd1);
+        scoped.SetTimesteps(6);
+        var x = start;
+        for (int i = 0; i < 6; i++)
+        {
+            using var stepScope = NewDisposeScope();
+            var output = outputs[i].mul(1f);
+            x = scoped.Step(output, scoped.Timesteps[i], x).PrevSample.MoveToOuterDisposeScope();
+        }
+        Assert.True(x.eq(expected).all().item<bool>());
+    }
+
+    [Fact]
     public void DdpmVarianceTypesScaleTheNoiseAsDiffusersDoes()
     {
         using var scope = NewDisposeScope();
