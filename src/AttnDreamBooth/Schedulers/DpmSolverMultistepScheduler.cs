@@ -148,6 +148,7 @@ public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
             throw new TimestepNotInScheduleException(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
+        using var scope = NewDisposeScope();
         if (Config.VarianceType is DdpmVarianceType.Learned or DdpmVarianceType.LearnedRange && modelOutput.dim() >= 2 && sample.dim() >= 2
             && modelOutput.shape[1] == 2 * sample.shape[1])
         {
@@ -155,7 +156,6 @@ public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         }
         SampleOps.CheckSameShape(modelOutput, sample, Name);
 
-        using var scope = NewDisposeScope();
         int i = StepIndex;
         bool lowerOrderFinal = i == n - 1 && (Config.EulerAtFinal || (Config.LowerOrderFinal && n < 15));
         bool lowerOrderSecond = i == n - 2 && Config.LowerOrderFinal && n < 15;

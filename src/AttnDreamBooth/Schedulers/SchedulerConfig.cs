@@ -221,7 +221,14 @@ public sealed record SchedulerConfig
         foreach (var (key, value) in overrides)
         {
             if (!SchedulerConfigKeys.AllKeys.Contains(key)) throw new ModelConfigException(SourcePath, key, "not a known scheduler key");
-            string json = JsonSerializer.Serialize(value is Enum e ? SchedulerConfigKeys.ToDiffusersValue(e) : value);
+            string json = value switch
+            {
+                Enum e => JsonSerializer.Serialize(SchedulerConfigKeys.ToDiffusersValue(e)),
+                // JSON has no infinity literal; diffusers' configs spell it as a string.
+                double d when double.IsNegativeInfinity(d) => "\"-inf\"",
+                double d when double.IsPositiveInfinity(d) => "\"inf\"",
+                _ => JsonSerializer.Serialize(value),
+            };
             var reader = ConfigReader.Parse($"{{\"{key}\": {json}}}", SourcePath);
             merged[key] = value is null ? null : SchedulerConfigKeys.Parse(reader, key);
         }

@@ -286,6 +286,30 @@ public sealed class SamplerBehaviourTests
     }
 
     [Fact]
+    public void DpmSolverHistorySurvivesPerStepDisposeScopes()
+    {
+        using var outer = NewDisposeScope();
+        var start = randn(1, 4, 8, 8, generator: new Generator(42));
+        var outputs = randn([6, 1, 4, 8, 8], generator: new Generator(43));
+        using var plain = DpmSolverMultistepScheduler.FromConfig(Sd1);
+        plain.SetTimesteps(6);
+        var expected = start;
+        for (int i = 0; i < 6; i++) expected = plain.Step(outputs[i], plain.Timesteps[i], expected).PrevSample;
+
+        // The way a generation loop frees each step's temporaries: the sampler's own history must not go with them.
+        using var scoped = DpmSolverMultistepScheduler.FromConfig(Sd1);
+        scoped.SetTimesteps(6);
+        var x = start;
+        for (int i = 0; i < 6; i++)
+        {
+            using var stepScope = NewDisposeScope();
+            var output = outputs[i].mul(1f);
+            x = scoped.Step(output, scoped.Timesteps[i], x).PrevSample.MoveToOuterDisposeScope();
+        }
+        Assert.True(x.eq(expected).all().item<bool>());
+    }
+
+    [Fact]
     public void DdpmVarianceTypesScaleTheNoiseAsDiffusersDoes()
     {
         using var scope = NewDisposeScope();
@@ -328,6 +352,68 @@ public sealed class SamplerBehaviourTests
         thresholded.SetTimesteps(10);
         var y0 = thresholded.Step(eps, thresholded.Timesteps[^1], sample).PredOriginalSample!;
         Assert.True(y0.abs().max().item<float>() <= 1f + 1e-6f);
+    }
+
+    [Theory]
+    [InlineData("leading")]
+    [InlineData("linspace")]
+    [InlineData("trailing")]
+    public void SpacingsGiveDistinctDescendingTimestepsInRange(string spacing)
+    {
+        var config = Sd1.With(new Dictionary<string, object?> { ["timestep_spacing"] = spacing });
+        foreach (int steps in new[] { 1, 7, 25, 50, 500 })
+        {
+            foreach (var sampler in Samplers(config))
+            {
+                using (sampler)
+                {
+                    sampler.SetTimesteps(steps);
+                    var t = sampler.Timesteps;
+                    Assert.Equal(steps, t.Count);
+                    Assert.All(t, v => Assert.InRange(v, 0, sampler.Schedule.NumTrainTimesteps - 1));
+                    Assert.True(t.Zip(t.Skip(1)).All(p => p.First > p.Second), $"{sampler.GetType().Name} {spacing} {steps}: not strictly descending");
+                    if (spacing == "trailing") Assert.Equal(sampler.Schedule.NumTrainTimesteps - 1, t[0]);
+                }
+            }
+        }
+        if (spacing == "leading")
+        {
+            // T // (N + 1) = 1 with steps_offset 1 reaches timestep T: refused instead of indexing past the table.
+            using var dpm = DpmSolverMultistepScheduler.FromConfig(config);
+            Assert.Throws<ArgumentOutOfRangeException>(() => dpm.SetTimesteps(dpm.Schedule.NumTrainTimesteps - 1));
+        }
+    }
+
+    [Fact]
+    public void LambdaMinClippedDropsTheNoisiestTimesteps()
+    {
+        var cosine = SchedulerConfig.Parse("""{"beta_schedule": "squaredcos_cap_v2"}""");
+        using var unclipped = DpmSolverMultistepScheduler.FromConfig(cosine.With(new Dictionary<string, object?> { ["lambda_min_clipped"] = double.NegativeInfinity }));
+        using var clipped = DpmSolverMultistepScheduler.FromConfig(cosine.With(new Dictionary<string, object?> { ["lambda_min_clipped"] = -5.1 }));
+        unclipped.SetTimesteps(20);
+        clipped.SetTimesteps(20);
+        Assert.Equal(unclipped.Schedule.NumTrainTimesteps - 1, unclipped.Timesteps[0]);
+        Assert.True(clipped.Timesteps[0] < unclipped.Timesteps[0]);
+        double LambdaOf(long t)
+        {
+            double a = clipped.Schedule.AlphasCumprod[(int)t];
+            return 0.5 * Math.Log(a / (1 - a));
+        }
+        Assert.True(LambdaOf(clipped.Timesteps[0]) >= -5.1 - 1e-3);
+        Assert.True(LambdaOf(unclipped.Timesteps[0]) < -5.1);
+    }
+
+    [Fact]
+    public void ZeroTerminalSnrRescalingEndsAtZeroSignal()
+    {
+        var config = Sd1.With(new Dictionary<string, object?> { ["rescale_betas_zero_snr"] = true, ["prediction_type"] = "v_prediction" });
+        using var ddim = DdimScheduler.FromConfig(config);
+        using var plain = DdimScheduler.FromConfig(Sd1);
+        Assert.True(ddim.Schedule.AlphasCumprod[^1] < 1e-6f);
+        Assert.Equal(plain.Schedule.AlphasCumprod[0], ddim.Schedule.AlphasCumprod[0], 6);
+        // DDPM in diffusers 0.24 has no such option: the key is carried, not applied.
+        using var ddpm = DdpmScheduler.FromConfig(config);
+        Assert.Equal(plain.Schedule.AlphasCumprod[^1], ddpm.Schedule.AlphasCumprod[^1]);
     }
 
     private static (float Alpha, float Sigma) AlphaSigma(float sigma)
