@@ -34,12 +34,15 @@ internal static class CliApp
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Folder for resumable checkpoints (default: <out>/checkpoints)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in the checkpoint folder." };
-        var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.") { model, images, token, category, output, preset, seed, device, checkpoints, resume };
+        var steps = new Option<string?>("--steps") { Description = "Override the steps per stage as s1,s2,s3 (0 skips a stage)." };
+        var batch = new Option<int?>("--batch-size") { Description = "Override the batch size of every stage." };
+        var every = new Option<int?>("--checkpoint-every") { Description = "Steps between checkpoints (default: the preset's)." };
+        var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.") { model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             string outDir = parse.GetValue(output)!;
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
-            var plan = parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper;
+            var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)
                 .WithStages(plan)
@@ -128,6 +131,27 @@ internal static class CliApp
                 result = await pipeline.TrainAsync(concept, progress, ct, resumeFrom);
             });
         return result!;
+    }
+
+    internal static StagePlan ApplyOverrides(StagePlan plan, string? steps, int? batchSize, int? checkpointEvery)
+    {
+        if (steps is not null)
+        {
+            var parts = steps.Split(',', StringSplitOptions.TrimEntries);
+            if (parts.Length != 3 || !parts.All(p => int.TryParse(p, out int n) && n >= 0))
+                throw new ArgumentException($"--steps expects three non-negative integers such as 60,100,200; got '{steps}'.", nameof(steps));
+            var n = parts.Select(int.Parse).ToArray();
+            var stages = new[] { TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet };
+            for (int i = 0; i < 3; i++)
+            {
+                int count = n[i];
+                plan = count == 0 ? plan.Skip(stages[i]) : plan.With(stages[i], s => s with { Steps = count });
+            }
+        }
+        if (batchSize is { } b) plan = plan.WithBatchSize(b);
+        if (checkpointEvery is { } e) plan = plan with { CheckpointInterval = e };
+        plan.Validate();
+        return plan;
     }
 
     internal static IReadOnlyList<int> StageStarts(StagePlan plan)

@@ -85,8 +85,9 @@ public sealed class PersonalizationObjective : IDisposable
             attention = zeros([], dtype: float32, device: prediction.device);
         }
         _store.Clear();
-        var loss = mse.add(attention.to_type(float32));
-        var result = new TrainingLoss(loss.MoveToOuterDisposeScope(), mse.item<float>(), attention.to_type(float32).item<float>(),
+        var attentionTerm = attention.to_type(float32);
+        var loss = mse.add(attentionTerm);
+        var result = new TrainingLoss(loss.MoveToOuterDisposeScope(), attentionTerm.MoveToOuterDisposeScope(), mse.item<float>(), attentionTerm.item<float>(),
             prediction.detach().MoveToOuterDisposeScope(), hidden.detach().MoveToOuterDisposeScope());
         return result;
     }
