@@ -312,7 +312,8 @@ public sealed class ClipTokenizer
 
     // "sks" is found as "sks</w>" only if encoding "sks" really gives that single token (the spelling is plain ASCII
     // letters the cleaner leaves alone).
-    private bool IsWholeWordSpelling(string word) => EncodeWithoutSpecialTokens(word) is [var single] && _idToToken[single] == word + "</w>";
+    private bool IsWholeWordSpelling(string word) =>
+        EncodeWithoutSpecialTokens(word) is [var single] && single >= 0 && single < _idToToken.Length && _idToToken[single] == word + "</w>";
 
     private int RequireId(ClipTokenizerFolder folder, string key, string token)
     {

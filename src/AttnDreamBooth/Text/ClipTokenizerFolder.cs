@@ -23,7 +23,8 @@ internal sealed record ClipTokenizerFolder(
     public const string TokenizerConfigFile = "tokenizer_config.json";
     public const string AddedTokensFile = "added_tokens.json";
 
-    /// <summary>transformers treats anything this large as "no limit" (its VERY_LARGE_INTEGER); CLIP's own is 77.</summary>
+    /// <summary>CLIP's length, used when the folder gives no usable <c>model_max_length</c> (absent, or transformers'
+    /// 1e30 "unbounded" marker).</summary>
     private const int DefaultModelMaxLength = 77;
 
     public static ClipTokenizerFolder Read(string folder)

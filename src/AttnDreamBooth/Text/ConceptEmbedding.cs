@@ -203,6 +203,25 @@ public sealed class ConceptEmbedding : nn.Module
         return torch.where(isConcept.unsqueeze(-1), concept, table).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Where the token of row <paramref name="row"/> first occurs in each batch row of <paramref name="inputIds"/>:
+    /// an int64 tensor [B] (AttnDreamBooth's <c>i_V</c>; the class word follows at <c>i_V + 1</c>).</summary>
+    /// <exception cref="ArgumentException">A batch row does not contain the token.</exception>
+    public Tensor FirstPositions(Tensor inputIds, int row = 0)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (row < 0 || row >= _ids.Length) throw new ArgumentOutOfRangeException(nameof(row), row, $"the embedding has {_ids.Length} rows");
+        if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be [batch, length], got [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        using var scope = torch.NewDisposeScope();
+        var hits = inputIds.eq(_ids[row]);
+        var present = hits.any(1);
+        if (!present.all().item<bool>())
+        {
+            long missing = present.logical_not().nonzero()[0, 0].item<long>();
+            throw new ArgumentException($"batch row {missing} does not contain '{_tokens[row]}' (id {_ids[row]}).", nameof(inputIds));
+        }
+        return hits.to_type(ScalarType.Int32).argmax(1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Runs the text encoder on <paramref name="inputIds"/> with the concept rows spliced in (see <see cref="Embed"/>).</summary>
     public ClipTextOutput Encode(Tensor inputIds, bool outputHiddenStates = false)
     {

@@ -86,6 +86,29 @@ public sealed class ClipTextModelTests
     }
 
     [Fact]
+    public void LoadsOlderFilesWithPositionIdsAndConvertsDType()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        using var model = ClipTextModel.FromFolder(Encoder(TestPaths.TinySd1));
+        File.Copy(Path.Combine(Encoder(TestPaths.TinySd1), "config.json"), dir.File("config.json"));
+        var tensors = model.state_dict().ToDictionary(p => p.Key, p => p.Value);
+        tensors[ClipTextModel.PositionIdsKey] = torch.arange(77, dtype: torch.int64).unsqueeze(0);
+        SafetensorsWriter.Write(dir.File("model.safetensors"), tensors);
+
+        using var reloaded = ClipTextModel.FromFolder(dir.Path, dtype: torch.float64);
+        Assert.All(reloaded.parameters(), p => Assert.Equal(torch.float64, p.dtype));
+        using var noGrad = torch.no_grad();
+        using var ids = Ids(TestPaths.TinySd1, "a photo of a cat");
+        using var single = model.Forward(ids);
+        using var dbl = reloaded.Forward(ids);
+        Assert.True(dbl.LastHiddenState.to_type(torch.float32).allclose(single.LastHiddenState, rtol: 1e-4, atol: 1e-5));
+
+        tensors["text_model.unexpected.weight"] = torch.zeros(1);
+        SafetensorsWriter.Write(dir.File("model.safetensors"), tensors);
+        Assert.Throws<StateDictMismatchException>(() => ClipTextModel.FromFolder(dir.Path));
+    }
+
+    [Fact]
     public void ResizeKeepsExistingRows()
     {
         using var model = ClipTextModel.FromFolder(Encoder(TestPaths.TinySd1));

@@ -41,6 +41,11 @@ public sealed class ConceptEmbeddingTests
         using var ids = tokenizer.EncodeToTensor(Enumerable.Repeat(prompt, (int)expectedIds.shape[0]).ToArray());
         Assert.True(ids.eq(expectedIds).all().item<bool>());
 
+        using var positions = concept.FirstPositions(ids);
+        using var expectedPositions = reference.ReadTensor("method.stage1.token_index_v");
+        Assert.True(positions.eq(expectedPositions).all().item<bool>());
+        Assert.Throws<ArgumentException>(() => concept.FirstPositions(tokenizer.EncodeToTensor(["a dog"])));
+
         using var initial = reference.ReadTensor("method.stage1.initial_embedding");
         Assert.True(concept.Weight.detach().bytes.SequenceEqual(initial.bytes));
 
