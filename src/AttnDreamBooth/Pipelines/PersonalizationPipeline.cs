@@ -25,6 +25,7 @@ public sealed class PersonalizationPipeline : IDisposable
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private bool _busy;
+    private bool _trainingStarted;
 
     internal PersonalizationPipeline(StableDiffusionComponents components, StagePlan plan, TrainingOptions training, ILoggerFactory loggerFactory)
     {
@@ -110,6 +111,7 @@ public sealed class PersonalizationPipeline : IDisposable
     private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken ct)
     {
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
+        if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
         var imageOptions = TrainingOptions.Data.Images;
         if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
         // Every image is decoded and validated before anything is trained.
@@ -118,6 +120,7 @@ public sealed class PersonalizationPipeline : IDisposable
         PipelineLog.ImagesValidated(_logger, images.Count, concept.Token, concept.Category);
         ct.ThrowIfCancellationRequested();
 
+        _trainingStarted = true;
         var conceptToken = Components.Tokenizer.TryGetTokenId(concept.Token, out _)
             ? ConceptToken.Existing(concept.Token, concept.Category)
             : ConceptToken.New(concept.Token, concept.Category);
