@@ -16,7 +16,17 @@ dotnet pack "$repo/src/AttnDreamBooth/AttnDreamBooth.csproj" -c Release -o "$wor
 ls -l "$work/feed"
 test -f "$work/feed/AttnDreamBooth.$version.nupkg"
 test -f "$work/feed/AttnDreamBooth.$version.snupkg"
-unzip -l "$work/feed/AttnDreamBooth.$version.nupkg" | grep -E "buildTransitive/AttnDreamBooth.targets|build/AttnDreamBooth.targets|tasks/netstandard2.0/AttnDreamBooth.Build.dll|lib/net10.0/AttnDreamBooth.dll|lib/net10.0/AttnDreamBooth.xml|README.md"
+contents=$(unzip -l "$work/feed/AttnDreamBooth.$version.nupkg")
+for entry in buildTransitive/AttnDreamBooth.targets build/AttnDreamBooth.targets tasks/netstandard2.0/AttnDreamBooth.Build.dll \
+             lib/net10.0/AttnDreamBooth.dll lib/net10.0/AttnDreamBooth.xml README.md; do
+  grep -q " $entry\$" <<<"$contents" || { echo "package lacks $entry"; exit 1; }
+done
+nuspec=$(unzip -p "$work/feed/AttnDreamBooth.$version.nupkg" AttnDreamBooth.nuspec)
+grep -q '<license type="expression">MIT</license>' <<<"$nuspec" || { echo "nuspec lacks the MIT licence expression"; exit 1; }
+grep -q '<repository ' <<<"$nuspec" || { echo "nuspec lacks repository metadata"; exit 1; }
+grep -q 'id="TorchSharp" version="0.107.0"' <<<"$nuspec" || { echo "nuspec must depend on TorchSharp (no libtorch flavour)"; exit 1; }
+if grep -qiE 'id="(TorchSharp-cpu|libtorch|AttnDreamBooth.Build)' <<<"$nuspec"; then echo "nuspec must not depend on a libtorch flavour or the build task"; exit 1; fi
+echo "package layout and nuspec: OK"
 
 echo "== fresh console app"
 mkdir -p "$work/app"
@@ -37,7 +47,10 @@ dotnet add package TorchSharp-cpu --version 0.107.0 >/dev/null
 cp "$repo/samples/PackageSmoke/Program.cs.txt" Program.cs
 
 echo "== build and run"
-dotnet build -c Release -v q -nologo 2>&1 | grep -E "AttnDreamBooth: marked|error" || true
+build_log=$(dotnet build -c Release -nologo 2>&1) || { echo "$build_log"; exit 1; }
+grep "AttnDreamBooth: marked" <<<"$build_log"
+native=$(find bin/Release -path '*runtimes/linux-x64/native/libLibTorchSharp.so' | head -n1)
+readelf -V "$native" | grep -q "Name: GLIBCXX_3.4.32  Flags: WEAK" || { echo "the package's targets did not patch $native"; exit 1; }
 dotnet run -c Release --no-build -- "$repo/tests/fixtures/tiny-sd1/pipeline" "$work/smoke.png"
 test -s "$work/smoke.png"
 echo "package smoke: OK"
