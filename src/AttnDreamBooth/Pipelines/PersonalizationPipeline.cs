@@ -55,8 +55,9 @@ public sealed class PersonalizationPipeline : IDisposable
 
     /// <summary>
     /// Trains <paramref name="concept"/> with the plan's stages on a dedicated thread. All images are validated first.
-    /// With <paramref name="resumeFrom"/> (a checkpoint folder, or the checkpoint directory to take its newest), training
-    /// continues exactly where that checkpoint left off.
+    /// With <paramref name="resumeFrom"/> (a checkpoint folder, or the checkpoint directory to take its newest; default:
+    /// the builder's <see cref="PersonalizationPipelineBuilder.ResumeFrom"/>), training continues exactly where that
+    /// checkpoint left off.
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
@@ -64,7 +65,7 @@ public sealed class PersonalizationPipeline : IDisposable
     public Task<PersonalizedModel> TrainAsync(Concept concept, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, string? resumeFrom = null)
     {
         ArgumentNullException.ThrowIfNull(concept);
-        return RunExclusive(() => Train(concept, progress, resumeFrom, ct), ct);
+        return RunExclusive(() => Train(concept, progress, resumeFrom ?? TrainingOptions.ResumeFrom, ct), ct);
     }
 
     /// <summary>

@@ -63,6 +63,15 @@ public sealed class PersonalizationPipelineBuilder
         return this;
     }
 
+    /// <summary>Continues training from a checkpoint folder (or the newest checkpoint in a folder of them).
+    /// The concept, plan, seed and base model must be those of the interrupted run.</summary>
+    public PersonalizationPipelineBuilder ResumeFrom(string checkpoint)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(checkpoint);
+        _training = _training with { ResumeFrom = checkpoint };
+        return this;
+    }
+
     /// <summary>Replaces the run-level training options wholesale.</summary>
     public PersonalizationPipelineBuilder WithTrainingOptions(TrainingOptions options)
     {

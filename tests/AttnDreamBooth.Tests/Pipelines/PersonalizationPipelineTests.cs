@@ -170,9 +170,10 @@ public sealed class PersonalizationPipelineTests
         Assert.Equal((int)TrainingStage.CrossAttention, state.Stage);
         Assert.Equal(1, state.StepInStage);
 
-        using (var pipeline = TinyPipeline.Build(plan, TinyPipeline.Options(dir.File("ckpt"))))
+        using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan)
+                   .WithTrainingOptions(TinyPipeline.Options(dir.File("ckpt"))).ResumeFrom(dir.File("ckpt")).Build())
         {
-            var model = await pipeline.TrainAsync(TinyPipeline.Dog(), resumeFrom: dir.File("ckpt"));
+            var model = await pipeline.TrainAsync(TinyPipeline.Dog());
             Assert.Equal(6, model.LossHistory.Count);
             Assert.Equal(reference, Fingerprint(pipeline));
         }
@@ -269,6 +270,53 @@ public sealed class PersonalizationPipelineTests
         var images = await pipeline.GenerateAsync("a {}", new GenerationOptions { Steps = 2, Sampler = SamplerKind.Ddim, Width = 64, Height = 48 });
         Assert.Equal(64, images[0].Image.Width);
         Assert.Equal(48, images[0].Image.Height);
+    }
+
+    [Fact]
+    public async Task GradientAccumulationAndValidationRendersAreReported()
+    {
+        var plan = TinyPipeline.Plan(2, 0, 0).With(TrainingStage.Embedding, s => s with { GradientAccumulationSteps = 2, MaxGradNorm = 1.0 });
+        var options = TinyPipeline.Options() with
+        {
+            ValidationPrompts = ["a photo of {}"],
+            ValidationInterval = 2,
+            ValidationGeneration = new GenerationOptions { Steps = 2, Seed = 9 },
+        };
+        using var pipeline = TinyPipeline.Build(plan, options);
+        var progress = new Collect<TrainingProgress>();
+        await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
+
+        Assert.Equal(2, progress.Items.Count);
+        Assert.Null(progress.Items[0].ValidationImages);
+        var renders = progress.Items[1].ValidationImages;
+        Assert.NotNull(renders);
+        Assert.Single(renders!);
+        Assert.Equal("a photo of new_concept_v0 dog", renders![0].Prompt);
+        Assert.Equal(pipeline.Components.DefaultResolution, renders[0].Image.Width);
+    }
+
+    [Fact]
+    public async Task CliReportsAMissingCudaRuntimeClearly()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var output = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(output),
+            Ansi = Spectre.Console.AnsiSupport.No,
+            Interactive = Spectre.Console.InteractionSupport.No,
+        });
+        int exit = await AttnDreamBooth.Cli.CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", dir.File("out"), "--device", "cuda", "--steps", "1,1,1"],
+            console);
+        if (cuda.is_available())
+        {
+            Assert.Equal(0, exit);
+            return;
+        }
+        Assert.Equal(2, exit);
+        Assert.Contains("CUDA", output.ToString());
+        Assert.False(Directory.Exists(dir.File("out/concept")));
     }
 
     /// <summary>The concept row and every U-Net tensor, as bytes.</summary>

@@ -59,6 +59,10 @@ internal static class TextToImageGenerator
         var tokens = heatmapTokenIds.Keys.ToArray();
         var positions = tokens.Select(t => FindPosition(condIds, heatmapTokenIds[t], t)).ToArray();
         using var store = new AttentionMapStore();
+        // Generation may run in the middle of training (validation renders) while the training recorder is
+        // installed: sample with the default kernels and put the caller's processors back afterwards.
+        var callerProcessors = c.UNet.AttentionProcessors;
+        c.UNet.ResetAttentionProcessors();
         IDisposable? attachment = null;
         Tensor? heatSum = null;
         int heatCount = 0;
@@ -98,6 +102,7 @@ internal static class TextToImageGenerator
         finally
         {
             attachment?.Dispose();
+            c.UNet.SetAttentionProcessor(callerProcessors);
         }
 
         var images = c.Vae.Decode(latents.div(c.Vae.ScalingFactor).to_type(c.Vae.parameters().First().dtype)).to_type(float32).cpu();

@@ -9,6 +9,9 @@ public sealed record TrainingOptions
     /// <summary>Folder for resumable checkpoints; null disables them (the plan's interval is then ignored).</summary>
     public string? CheckpointDirectory { get; init; }
 
+    /// <summary>A checkpoint folder, or a folder of checkpoints (its newest is used), to continue from; null starts fresh.</summary>
+    public string? ResumeFrom { get; init; }
+
     /// <summary>How many checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
