@@ -296,6 +296,24 @@ public sealed class PersonalizationPipelineTests
     }
 
     [Fact]
+    public async Task FreshAugmentationEveryStepIsDeterministicPerSeed()
+    {
+        var options = TinyPipeline.Options() with
+        {
+            Data = new TrainingDataOptions { FreshAugmentationEveryStep = true, Images = new ConceptImageOptions { Resolution = 0 } },
+        };
+        var losses = new List<IReadOnlyList<double>>();
+        for (int run = 0; run < 2; run++)
+        {
+            using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(2, 1, 0), options);
+            var model = await pipeline.TrainAsync(TinyPipeline.Dog());
+            losses.Add(model.LossHistory.ToArray());
+        }
+        Assert.Equal(3, losses[0].Count);
+        Assert.Equal(losses[0], losses[1]);
+    }
+
+    [Fact]
     public async Task CliReportsAMissingCudaRuntimeClearly()
     {
         using var dir = TestPaths.CreateTempDirectory();
