@@ -50,7 +50,9 @@ echo "== build and run"
 build_log=$(dotnet build -c Release -nologo 2>&1) || { echo "$build_log"; exit 1; }
 grep "AttnDreamBooth: marked" <<<"$build_log"
 native=$(find bin/Release -path '*runtimes/linux-x64/native/libLibTorchSharp.so' | head -n1)
-readelf -V "$native" | grep -q "Name: GLIBCXX_3.4.32  Flags: WEAK" || { echo "the package's targets did not patch $native"; exit 1; }
+# Captured first: with pipefail, `readelf | grep -q` fails whenever grep exits before readelf has written everything.
+versions=$(readelf -V "$native")
+grep -q "Name: GLIBCXX_3.4.32  Flags: WEAK" <<<"$versions" || { echo "the package's targets did not patch $native"; exit 1; }
 dotnet run -c Release --no-build -- "$repo/tests/fixtures/tiny-sd1/pipeline" "$work/smoke.png"
 test -s "$work/smoke.png"
 echo "package smoke: OK"
