@@ -71,11 +71,7 @@ public sealed class PersonalizedModel
     private void Save(string folder, CancellationToken ct)
     {
         string target = Path.GetFullPath(folder);
-        string parent = Path.GetDirectoryName(target) ?? ".";
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        AtomicFile.WriteDirectory(target, temp =>
         {
             Pipeline.ConceptEmbedding!.Save(Path.Combine(temp, EmbeddingFile));
             string unetFolder = Path.Combine(temp, "unet");
@@ -87,22 +83,7 @@ public sealed class PersonalizedModel
             var metadata = new PersonalizedModelMetadata(1, Token, Category, BaseModel, Seed, Plan, LossHistory.ToArray());
             AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonSerializer.Serialize(metadata, Json));
             ct.ThrowIfCancellationRequested();
-            if (Directory.Exists(target))
-            {
-                string old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
-                Directory.Move(target, old);
-                Directory.Move(temp, target);
-                Directory.Delete(old, recursive: true);
-            }
-            else
-            {
-                Directory.Move(temp, target);
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        }
+        });
         PipelineLog.ModelSaved(Pipeline.LoggerFactory.CreateLogger<PersonalizedModel>(), target);
     }
 

@@ -4,24 +4,11 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Pipelines;
 
 /// <summary>
-/// The optimizer and gradient clipping of one stage, configured from <see cref="StageOptions"/>. Always passes the
-/// weight decay explicitly: TorchSharp's AdamW defaults to 0, the method uses 1e-2.
+/// Gradient clipping of one stage, configured from <see cref="StageOptions"/> (the optimizer itself is
+/// <see cref="Training.AdamWOptimizer"/>, whose state can be checkpointed).
 /// </summary>
 public static class StageOptimizer
 {
-    /// <summary>An AdamW optimizer over <paramref name="parameters"/> with the stage's learning rate, betas, epsilon
-    /// and weight decay (no AMSGrad), matching <c>torch.optim.AdamW</c> as the official script uses it.</summary>
-    /// <exception cref="ArgumentException">No parameters, or invalid options.</exception>
-    public static torch.optim.Optimizer CreateAdamW(IEnumerable<Parameter> parameters, StageOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        ArgumentNullException.ThrowIfNull(options);
-        var list = parameters.ToArray();
-        if (list.Length == 0) throw new ArgumentException("The stage has no parameters to optimize.", nameof(parameters));
-        var o = options.Optimizer ?? AdamWOptions.Default;
-        return torch.optim.AdamW(list, lr: options.LearningRate, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: o.WeightDecay, amsgrad: false);
-    }
-
     /// <summary>
     /// Clips the global L2 norm of the gradients of <paramref name="parameters"/> to <see cref="StageOptions.MaxGradNorm"/>
     /// when it is set (no-op otherwise) and returns the norm before clipping (NaN when clipping is off and

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines.Training;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Tests.Parity;
@@ -51,9 +52,10 @@ public sealed class StageOptimizerTests
 
         var parameter = new Parameter(before.clone());
         parameter.grad = grad.clone();
-        var optimizer = StageOptimizer.CreateAdamW([parameter], options);
+        using var optimizer = new AdamWOptimizer([("p", parameter)], options.Optimizer, options.LearningRate);
         Assert.True(double.IsNaN(StageOptimizer.ClipGradients([parameter], options))); // Paper: no clipping
-        optimizer.step();
+        optimizer.Step();
+        Assert.Equal(2 * parameter.NumberOfElements * 4, optimizer.StateBytes);
         ctx.AssertClose(after, parameter);
         ctx.AssertClose(delta, parameter.detach().sub(before));
     }
@@ -67,6 +69,7 @@ public sealed class StageOptimizerTests
         Assert.Equal(5.0, StageOptimizer.ClipGradients([p], options), 5);
         Assert.Equal(1.0, p.grad.norm().item<float>(), 4);
         Assert.Equal(1.0, StageOptimizer.ClipGradients([p], StagePlan.Paper.Stage2, measure: true), 4);
-        Assert.Throws<ArgumentException>(() => StageOptimizer.CreateAdamW([], StagePlan.Paper.Stage1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AdamWOptimizer([("p", p)], new AdamWOptions(), learningRate: -1));
+        Assert.Throws<ArgumentException>(() => new AdamWOptimizer([("p", p), ("p", p)], new AdamWOptions(), learningRate: 1e-3));
     }
 }

@@ -63,28 +63,11 @@ public static class TrainingCheckpoint
     {
         Directory.CreateDirectory(root);
         string final = Path.Combine(root, $"checkpoint-{state.GlobalStep:D7}");
-        string temp = Path.Combine(root, $".checkpoint-{state.GlobalStep:D7}-{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        AtomicFile.WriteDirectory(final, temp =>
         {
             SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-checkpoint" });
             AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonSerializer.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }, Json));
-            if (Directory.Exists(final))
-            {
-                string old = final + $".old-{Guid.NewGuid():N}";
-                Directory.Move(final, old);
-                Directory.Move(temp, final);
-                Directory.Delete(old, recursive: true);
-            }
-            else
-            {
-                Directory.Move(temp, final);
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        }
+        });
         foreach (string stale in List(root).Skip(Math.Max(1, keep)))
         {
             try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
