@@ -117,14 +117,34 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         context ??= AttentionContext.ForSequence(hiddenStates.shape[1]);
         if (context.Tokens != hiddenStates.shape[1])
             throw new ArgumentException($"Attention '{Path}': context says {context.Height}x{context.Width} tokens, hidden states hold {hiddenStates.shape[1]}.", nameof(context));
-        return _processor.Process(this, hiddenStates, encoderHiddenStates, context);
+        var output = _processor.Process(this, hiddenStates, encoderHiddenStates, context);
+        // With frozen layers held in half precision and these projections trained in float32 (see
+        // Training.FrozenPrecision), the layer returns to the dtype of the stream it is part of.
+        return output.dtype == hiddenStates.dtype ? output : output.to_type(hiddenStates.dtype);
     }
 
-    /// <summary>Projects queries, keys and values and splits them into heads: each <c>[B, Heads, tokens, HeadDim]</c>.</summary>
+    /// <summary>Projects queries, keys and values and splits them into heads: each <c>[B, Heads, tokens, HeadDim]</c>.
+    /// Each projection sees its input in its own weight dtype; if the three results differ in dtype (some projections
+    /// held in half precision, others in float32), all three are returned in float32.</summary>
     public (Tensor Query, Tensor Key, Tensor Value) ProjectHeads(Tensor hiddenStates, Tensor? encoderHiddenStates)
     {
         var source = encoderHiddenStates ?? hiddenStates;
-        return (SplitHeads(to_q.call(hiddenStates)), SplitHeads(to_k.call(source)), SplitHeads(to_v.call(source)));
+        var q = Project(to_q, hiddenStates);
+        var k = Project(to_k, source);
+        var v = Project(to_v, source);
+        if (q.dtype != k.dtype || q.dtype != v.dtype)
+        {
+            q = q.to_type(ScalarType.Float32);
+            k = k.to_type(ScalarType.Float32);
+            v = v.to_type(ScalarType.Float32);
+        }
+        return (SplitHeads(q), SplitHeads(k), SplitHeads(v));
+    }
+
+    private static Tensor Project(Linear linear, Tensor input)
+    {
+        var dtype = linear.weight!.dtype;
+        return linear.call(input.dtype == dtype ? input : input.to_type(dtype));
     }
 
     /// <summary><c>[B, N, Heads * HeadDim]</c> → <c>[B, Heads, N, HeadDim]</c> (a view).</summary>
@@ -137,6 +157,6 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
     public Tensor ProjectOut(Tensor headsOutput)
     {
         var merged = MergeHeads(headsOutput);
-        return to_out[1].call(to_out[0].call(merged));
+        return to_out[1].call(Project(ToOut, merged));
     }
 }

@@ -11,6 +11,7 @@ public sealed class AttentionMapStore : IDisposable
 {
     private readonly List<RecordedAttentionMap> _maps = [];
     private readonly Dictionary<string, int> _byPath = new(StringComparer.Ordinal);
+    private readonly List<AttentionMapCapture> _captures = [];
 
     /// <summary>The recorded maps in the order the layers ran.</summary>
     public IReadOnlyList<RecordedAttentionMap> Maps => _maps;
@@ -37,12 +38,41 @@ public sealed class AttentionMapStore : IDisposable
         return map is not null;
     }
 
+    /// <summary>True while a <see cref="BeginCapture"/> scope is open: <see cref="Add"/> then goes to the capture.</summary>
+    public bool IsCapturing => _captures.Count > 0;
+
+    /// <summary>
+    /// Redirects <see cref="Add"/> to the returned capture until it is disposed (captures nest; the innermost one
+    /// receives the maps). The store's own maps are untouched. Gradient checkpointing uses this to turn the maps
+    /// recorded inside a checkpointed block into outputs of the checkpointed function, so they carry gradients and
+    /// the recomputation during backward records nothing twice.
+    /// </summary>
+    public AttentionMapCapture BeginCapture()
+    {
+        var capture = new AttentionMapCapture(this);
+        _captures.Add(capture);
+        return capture;
+    }
+
+    internal void EndCapture(AttentionMapCapture capture)
+    {
+        if (_captures.Count == 0 || !ReferenceEquals(_captures[^1], capture))
+            throw new InvalidOperationException("Attention map captures must be ended innermost first.");
+        _captures.RemoveAt(_captures.Count - 1);
+    }
+
     /// <summary>Adds a map and takes ownership of its tensor (it is detached from any dispose scope and disposed by
-    /// <see cref="Clear"/>). A second map for the same layer replaces the first.</summary>
+    /// <see cref="Clear"/>). A second map for the same layer replaces the first. While a capture is open the map goes
+    /// to the capture instead (see <see cref="BeginCapture"/>).</summary>
     public void Add(RecordedAttentionMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         map.Probabilities.DetachFromDisposeScope();
+        if (_captures.Count > 0)
+        {
+            _captures[^1].Append(map);
+            return;
+        }
         if (_byPath.TryGetValue(map.LayerPath, out int i))
         {
             if (!ReferenceEquals(_maps[i].Probabilities, map.Probabilities)) _maps[i].Probabilities.Dispose();

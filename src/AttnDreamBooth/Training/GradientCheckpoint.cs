@@ -30,12 +30,29 @@ public static class GradientCheckpoint
         bool needsGraph = is_grad_enabled() && (trainable.Length > 0 || inputs.Any(i => i is not null && i.requires_grad));
         if (!needsGraph) return function(inputs);
 
-        var args = new object[2 + inputs.Length + trainable.Length];
+        var firstPass = new FirstPassOutputs();
+        var args = new object[Leading + inputs.Length + trainable.Length];
         args[0] = function;
         args[1] = inputs.Length;
-        for (int i = 0; i < inputs.Length; i++) args[2 + i] = inputs[i]!;
-        for (int i = 0; i < trainable.Length; i++) args[2 + inputs.Length + i] = trainable[i];
-        return CheckpointFunction.apply(args).ToArray();
+        args[2] = firstPass;
+        for (int i = 0; i < inputs.Length; i++) args[Leading + i] = inputs[i]!;
+        for (int i = 0; i < trainable.Length; i++) args[Leading + inputs.Length + i] = trainable[i];
+        var wrapped = CheckpointFunction.apply(args).ToArray();
+        // apply() hands out new handles on the same tensors; the function's own handles are ours to release now
+        // (some may have been detached from every dispose scope, e.g. recorded attention maps).
+        foreach (var raw in firstPass.Tensors)
+        {
+            if (!wrapped.Any(w => ReferenceEquals(w, raw))) raw.Dispose();
+        }
+        return wrapped;
+    }
+
+    /// <summary>Non-tensor arguments before the inputs: the function, the input count, the first-pass holder.</summary>
+    private const int Leading = 3;
+
+    private sealed class FirstPassOutputs
+    {
+        public Tensor[] Tensors { get; set; } = [];
     }
 
     /// <summary>True on the thread while a checkpointed function is being recomputed for backward.</summary>
@@ -52,18 +69,26 @@ public static class GradientCheckpoint
         {
             var function = (Func<Tensor?[], Tensor[]>)vars[0];
             int count = (int)vars[1];
+            var firstPass = (FirstPassOutputs)vars[2];
             var inputs = new Tensor?[count];
-            for (int i = 0; i < count; i++) inputs[i] = vars[2 + i] as Tensor;
+            for (int i = 0; i < count; i++) inputs[i] = vars[Leading + i] as Tensor;
+            // TorchSharp would build zero gradients for unused outputs from a cached empty_like of each output, and that
+            // cache lives in the caller's dispose scope, which may be gone by backward; unused outputs arrive undefined instead.
+            ctx.set_materialize_grads(false);
             ctx.save_data("function", function);
             ctx.save_data("count", count);
             ctx.save_data("present", inputs.Select(i => i is not null).ToArray());
             ctx.save_data("requires", inputs.Select(i => i is not null && i.requires_grad).ToArray());
-            ctx.save_data("parameters", vars.Skip(2 + count).Cast<Tensor>().ToArray());
+            ctx.save_data("parameters", vars.Skip(Leading + count).Cast<Tensor>().ToArray());
             ctx.save_for_backward(inputs.Where(i => i is not null).Select(i => i!.detach()).ToList());
+            Tensor[] outputs;
             using (no_grad())
             {
-                return function(inputs).ToList();
+                outputs = function(inputs);
             }
+            ctx.save_data("outputs", outputs.Length);
+            firstPass.Tensors = outputs;
+            return outputs.ToList();
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
@@ -73,6 +98,9 @@ public static class GradientCheckpoint
             var present = (bool[])ctx.get_data("present");
             var requires = (bool[])ctx.get_data("requires");
             var parameters = (Tensor[])ctx.get_data("parameters");
+            int outputCount = (int)ctx.get_data("outputs");
+            // Everything recomputed here is released before returning; only the gradients leave.
+            using var scope = NewDisposeScope();
             var saved = ctx.get_saved_variables();
 
             var inputs = new Tensor?[count];
@@ -95,6 +123,13 @@ public static class GradientCheckpoint
             {
                 Recomputing--;
             }
+            if (outputs.Length != outputCount)
+            {
+                foreach (var o in outputs) o.Dispose();
+                throw new InvalidOperationException(
+                    $"A checkpointed function returned {outputs.Length} tensors when recomputed for backward but {outputCount} in the forward pass; "
+                    + "it must not depend on state that changes between forward and backward (e.g. attention recording switched on or off).");
+            }
 
             var targets = new List<Tensor>();
             for (int i = 0; i < count; i++)
@@ -107,7 +142,7 @@ public static class GradientCheckpoint
             var gradients = new List<Tensor>();
             for (int i = 0; i < outputs.Length; i++)
             {
-                if (!outputs[i].requires_grad || i >= gradOutputs.Count || gradOutputs[i] is null) continue;
+                if (!outputs[i].requires_grad || i >= gradOutputs.Count || gradOutputs[i] is null || gradOutputs[i].IsInvalid) continue;
                 differentiable.Add(outputs[i]);
                 gradients.Add(gradOutputs[i]);
             }
@@ -116,7 +151,10 @@ public static class GradientCheckpoint
                 ? targets.Select(_ => (Tensor)null!).ToList()
                 : autograd.grad(differentiable, targets, gradients, retain_graph: false, create_graph: false, allow_unused: true);
 
-            var result = new List<Tensor> { null!, null! };
+            foreach (var o in outputs) o.Dispose();
+            foreach (var g in computed.Where(g => g is not null && !g.IsInvalid)) g.MoveToOuterDisposeScope();
+
+            var result = new List<Tensor> { null!, null!, null! };
             for (int i = 0, t = 0; i < count; i++)
             {
                 result.Add(requires[i] ? computed[t++] : null!);

@@ -33,6 +33,8 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     private readonly Conv2d conv_out;
     private readonly Attention[] _attentionLayers;
     private readonly int _upsamplers;
+    private readonly bool[] _downUsesText;
+    private readonly bool[] _upUsesText;
 
     /// <summary>Builds the model with freshly initialised parameters on <paramref name="device"/> (the meta device
     /// allocates nothing, for shape checks).</summary>
@@ -105,6 +107,10 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         RegisterComponents();
 
         _attentionLayers = NameAttentionLayers();
+        // Blocks without attention ignore the text states; keeping them out of a checkpoint's inputs avoids building
+        // (and recomputing) a graph for them when only the text states require gradients (stage 1).
+        _downUsesText = down_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
+        _upUsesText = up_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
         AttentionLayers = _attentionLayers.Select(a => a.Info).ToArray();
     }
 
@@ -114,6 +120,15 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// <summary>Spatial factor between the input and the deepest level (<c>2^(number of downsamplers)</c>); H and W of
     /// the input should be multiples of it (other sizes work, as in diffusers, by upsampling to the skip's size).</summary>
     public int DownsampleFactor => 1 << _upsamplers;
+
+    /// <summary>
+    /// Gradient (activation) checkpointing of the down, mid and up blocks (default off). When on, and gradients are
+    /// enabled, each block runs without keeping its activations, which are recomputed block by block during backward:
+    /// less memory for about one more forward pass of time. Gradients are those of the plain path (see
+    /// docs/training-at-scale.md); attention maps recorded inside a block stay differentiable and are stored once.
+    /// Blocks must be deterministic (no dropout at training time), as in Stable Diffusion.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>Every attention layer, in module order.</summary>
     public IReadOnlyList<AttentionLayerInfo> AttentionLayers { get; }
@@ -216,6 +231,13 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         int factor = DownsampleFactor;
         bool forwardUpsampleSize = sample.shape[2] % factor != 0 || sample.shape[3] % factor != 0;
 
+        // The model computes in its weights' dtype (e.g. bfloat16 when frozen in half precision, see
+        // Training.FrozenPrecision) and answers in the caller's dtype, so a float32 loss needs no casts outside.
+        var callerType = sample.dtype;
+        bool callerIsFloating = sample.is_floating_point();
+        var modelType = conv_in.weight!.dtype;
+        if (callerIsFloating && callerType != modelType) sample = sample.to_type(modelType);
+
         var t = timestep.reshape(-1).to(sample.device).expand(batch);
         if (Config.CenterInputSample) sample = sample.mul(2.0).sub(1.0);
         var tEmb = time_proj.call(t).to_type(sample.dtype);
@@ -223,13 +245,28 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
 
         var h = conv_in.call(sample);
         var skips = new List<Tensor> { h };
-        foreach (var block in down_blocks)
+        var checkpoint = GradientCheckpointing && is_grad_enabled()
+            ? new BlockCheckpointRunner(_attentionLayers.Select(a => a.Processor).OfType<IAttentionMapRecorder>())
+            : null;
+        for (int i = 0; i < down_blocks.Count; i++)
         {
-            var result = block.call(h, emb, encoderHiddenStates);
-            h = result.HiddenStates;
-            skips.AddRange(result.ResidualStates);
+            var block = down_blocks[i];
+            if (checkpoint is null)
+            {
+                var result = block.call(h, emb, encoderHiddenStates);
+                h = result.HiddenStates;
+                skips.AddRange(result.ResidualStates);
+            }
+            else
+            {
+                var states = RunCheckpointed(checkpoint, block, h, emb, _downUsesText[i] ? encoderHiddenStates : null);
+                h = states[^1];
+                skips.AddRange(states);
+            }
         }
-        h = mid_block.call(h, emb, encoderHiddenStates);
+        h = checkpoint is null
+            ? mid_block.call(h, emb, encoderHiddenStates)
+            : checkpoint.Run(a => [mid_block.call(a[0]!, a[1]!, a[2]!)], [h, emb, encoderHiddenStates], mid_block.parameters())[0];
         for (int i = 0; i < up_blocks.Count; i++)
         {
             var block = up_blocks[i];
@@ -237,10 +274,35 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
             var consumed = skips.GetRange(skips.Count - take, take);
             skips.RemoveRange(skips.Count - take, take);
             long[]? upsampleSize = forwardUpsampleSize && block.HasUpsampler && skips.Count > 0 ? [skips[^1].shape[2], skips[^1].shape[3]] : null;
-            h = block.call(h, consumed, emb, encoderHiddenStates, upsampleSize);
+            if (checkpoint is null)
+            {
+                h = block.call(h, consumed, emb, encoderHiddenStates, upsampleSize);
+            }
+            else
+            {
+                Tensor?[] inputs = [h, emb, _upUsesText[i] ? encoderHiddenStates : null, .. consumed];
+                h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, block.parameters())[0];
+            }
         }
         h = conv_out.call(conv_act.call(conv_norm_out.call(h)));
+        if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A down block through the checkpoint: its skip states (the last one is also its output).</summary>
+    private static Tensor[] RunCheckpointed(BlockCheckpointRunner checkpoint, UNetDownBlock block, Tensor h, Tensor emb, Tensor? text)
+    {
+        bool hiddenIsLastSkip = true;
+        var outputs = checkpoint.Run(a =>
+        {
+            var result = block.call(a[0]!, a[1]!, a[2]);
+            hiddenIsLastSkip = result.ResidualStates.Count > 0 && ReferenceEquals(result.HiddenStates, result.ResidualStates[^1]);
+            // A tensor returned twice from one autograd function would get two grad_fn slots; return it once.
+            return hiddenIsLastSkip ? [.. result.ResidualStates] : [.. result.ResidualStates, result.HiddenStates];
+        }, [h, emb, text], block.parameters());
+        if (!hiddenIsLastSkip)
+            throw new InvalidOperationException($"{block.GetName()} returned hidden states that are not its last skip state; it cannot be checkpointed.");
+        return outputs;
     }
 
     private Attention[] NameAttentionLayers()

@@ -115,10 +115,17 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     private Tensor EncodeMoments(Tensor images)
     {
         using var scope = NewDisposeScope();
+        // Computes in the weights' dtype (half precision when frozen that way) and answers in the caller's.
+        var callerType = images.dtype;
+        bool callerIsFloating = images.is_floating_point();
+        var modelType = quant_conv.weight!.dtype;
+        if (callerIsFloating && callerType != modelType) images = images.to_type(modelType);
         var h = UseSlicing && images.shape[0] > 1
             ? cat(images.split(1, dim: 0).Select(x => encoder.call(x)).ToArray(), dim: 0)
             : encoder.call(images);
-        return quant_conv.call(h).MoveToOuterDisposeScope();
+        var moments = quant_conv.call(h);
+        if (moments.dtype != callerType && callerIsFloating) moments = moments.to_type(callerType);
+        return moments.MoveToOuterDisposeScope();
     }
 
     /// <summary>Decodes unscaled latents [B, latent_channels, h, w] to images [B, out_channels, h * f, w * f]
@@ -131,9 +138,15 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         if (latents.dim() != 4 || latents.shape[1] != Config.LatentChannels)
             throw new ArgumentException($"Decode expects latents [B, {Config.LatentChannels}, h, w], got [{string.Join(", ", latents.shape)}].", nameof(latents));
         using var scope = NewDisposeScope();
+        // Computes in the weights' dtype (half precision when frozen that way) and answers in the caller's.
+        var callerType = latents.dtype;
+        bool callerIsFloating = latents.is_floating_point();
+        var modelType = post_quant_conv.weight!.dtype;
+        if (callerIsFloating && callerType != modelType) latents = latents.to_type(modelType);
         var images = UseSlicing && latents.shape[0] > 1
             ? cat(latents.split(1, dim: 0).Select(DecodeBatch).ToArray(), dim: 0)
             : DecodeBatch(latents);
+        if (images.dtype != callerType && callerIsFloating) images = images.to_type(callerType);
         return images.MoveToOuterDisposeScope();
     }
 

@@ -1,0 +1,229 @@
+using System.Globalization;
+using AttnDreamBooth.Attention;
+using AttnDreamBooth.Benchmarks.Attention;
+using AttnDreamBooth.UNet;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Benchmarks.Training;
+
+/// <summary>Which parameters a training step updates (the three AttnDreamBooth stages).</summary>
+public enum TrainingStage
+{
+    /// <summary>Stage 1: a two-token concept embedding spliced into the text states; the U-Net is frozen.</summary>
+    TextEmbedding,
+
+    /// <summary>Stage 2: the cross-attention projections (<c>attn2.to_q/to_k/to_v/to_out.0</c>).</summary>
+    CrossAttention,
+
+    /// <summary>Stage 3: the whole U-Net.</summary>
+    FullUNet,
+}
+
+/// <summary>A training step is seconds long: one step per invocation, one warm-up step, three measured steps, one process.</summary>
+public sealed class TrainingStepConfig : ManualConfig
+{
+    public TrainingStepConfig()
+    {
+        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(3).WithInvocationCount(1).WithUnrollFactor(1)
+            .WithStrategy(RunStrategy.Monitoring).WithId("Step"));
+        AddColumn(new PeakNativeMemoryColumn());
+        AddColumn(new StepFactColumn("peak", "Peak RSS", "Process resident-set high-water mark (VmHWM) during a step", bytes: true));
+        AddColumn(new StepFactColumn("steady", "Steady RSS", "Resident set before a step: weights, gradients, optimizer moments", bytes: true));
+        AddColumn(new StepFactColumn("optimizer", "AdamW state", "Bytes of the AdamW moments (exp_avg + exp_avg_sq) after a step", bytes: true));
+        AddColumn(new StepFactColumn("trainable", "Trainable", "Trainable parameters (elements)", bytes: false));
+        AddColumn(new StepFactColumn("frozenWithGrad", "Frozen w/ grad", "Frozen U-Net parameters holding a gradient after the step (must be 0)", bytes: false));
+        WithOption(ConfigOptions.JoinSummary, true);
+    }
+}
+
+/// <summary>
+/// One training step of the Stable Diffusion 2.1-base U-Net (random weights at real size, from
+/// <c>tests/fixtures/real-size/stable-diffusion-2-1-base/unet/config.json</c>), batch 1: forward with the map recorder on
+/// every attn2 layer (two tokens), MSE + a map loss, backward, AdamW (weight decay 1e-2) over the stage's parameters.
+/// "Peak native" is the resident-set growth over the step (VmHWM after a reset minus the RSS before it): with the
+/// gradients kept allocated between steps, that is the step's activation memory plus transients.
+/// </summary>
+[Config(typeof(TrainingStepConfig))]
+public abstract class UNetTrainingStepBenchmarkBase
+{
+    private const int TextTokens = 77;
+    private UNet2DConditionModel _unet = null!;
+    private Parameter[] _trainable = [];
+    private OptimizerHelper _optimizer = null!;
+    private AttentionMapStore _store = null!;
+    private AttentionRecordingSession _session = null!;
+    private Tensor _latents = null!, _timestep = null!, _target = null!, _text = null!;
+    private Parameter? _concept;
+
+    [Params(TrainingStage.TextEmbedding, TrainingStage.CrossAttention, TrainingStage.FullUNet)]
+    public TrainingStage Stage { get; set; }
+
+    [Params(false, true)]
+    public bool Checkpointing { get; set; }
+
+    /// <summary>Latent side (32 = 256 px, 64 = 512 px).</summary>
+    protected abstract int Latent { get; }
+
+    /// <summary>The benchmark class's name (BenchmarkDotNet runs a generated subclass, so GetType() will not do).</summary>
+    protected abstract string TypeName { get; }
+
+    private string Key => AttentionKernelBenchmarkBase.Key(TypeName, nameof(Step),
+        [Invariant(Checkpointing), Invariant(Stage)]);
+
+    private static string Invariant(object value) => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        PeakNativeMemory.Configure();
+        manual_seed(0);
+        // The override exists to smoke-test the benchmark code on a tiny config; results are only meaningful at real size.
+        string config = Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_UNET_CONFIG")
+            ?? Path.Combine(RepoRoot(), "tests", "fixtures", "real-size", "stable-diffusion-2-1-base", "unet", "config.json");
+        _unet = new UNet2DConditionModel(UNetConfig.Load(config), CPU);
+        _unet.train();
+        _unet.GradientCheckpointing = Checkpointing;
+        foreach (var (name, p) in _unet.named_parameters())
+        {
+            p.requires_grad = Stage switch
+            {
+                TrainingStage.CrossAttention => name.Contains(".attn2.to_", StringComparison.Ordinal),
+                TrainingStage.FullUNet => true,
+                _ => false,
+            };
+        }
+        var g = new Generator(1);
+        _latents = randn([1, 4, Latent, Latent], generator: g);
+        _target = randn([1, 4, Latent, Latent], generator: g);
+        _timestep = tensor(500L);
+        _text = randn([1, TextTokens, _unet.Config.CrossAttentionDim[0]], generator: g);
+        if (Stage == TrainingStage.TextEmbedding)
+        {
+            _concept = new Parameter(randn([2, _unet.Config.CrossAttentionDim[0]], generator: g));
+            _trainable = [_concept];
+        }
+        else
+        {
+            _trainable = _unet.parameters().Where(p => p.requires_grad).ToArray();
+        }
+        _optimizer = optim.AdamW(_trainable, lr: 1e-5, weight_decay: 1e-2);
+        _store = new AttentionMapStore();
+        _session = _unet.Attach(_store, AttentionTokenSelection.Positions(5, 6));
+        StepFacts.Write(Key, "trainable", _trainable.Sum(p => p.numel()));
+        // Allocate the gradients and AdamW's moments before anything is measured: "Peak native" keeps the maximum
+        // over invocations and must not include these one-time allocations.
+        StepCore();
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AttnDreamBooth.sln"))) return dir.FullName;
+        }
+        throw new DirectoryNotFoundException("Run the benchmarks from inside the repository (AttnDreamBooth.sln not found above " + AppContext.BaseDirectory + ").");
+    }
+
+    /// <summary>One training step.</summary>
+    protected void RunStep()
+    {
+        long steady = StatusKiB("VmRSS:") * 1024;
+        using (PeakNativeMemory.Measure(Key))
+        {
+            StepCore();
+        }
+        StepFacts.Write(Key, "peak", StatusKiB("VmHWM:") * 1024);
+        StepFacts.Write(Key, "steady", steady);
+    }
+
+    private void StepCore()
+    {
+        using (var scope = NewDisposeScope())
+        {
+            // Keep gradients allocated (zeroed) between steps, so the steady state holds them and the growth is activations.
+            foreach (var p in _trainable) p.grad?.zero_();
+            var text = _concept is null ? _text : cat([_text[.., ..5], _concept.unsqueeze(0), _text[.., 7..]], 1);
+            var prediction = _unet.call(_latents, _timestep, text);
+            var regularizer = zeros([]);
+            foreach (var map in _store.Maps)
+            {
+                var mean = map.Probabilities.mean([1L, 2L]);
+                regularizer = regularizer + (mean[.., 0] - mean[.., 1]).pow(2).sum();
+            }
+            var loss = nn.functional.mse_loss(prediction, _target) + regularizer.mul(1e-2);
+            loss.backward();
+            _optimizer.step();
+            _store.Clear();
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        PeakNativeMemory.Flush();
+        StepFacts.Write(Key, "optimizer", OptimizerStateBytes());
+        StepFacts.Write(Key, "frozenWithGrad", _unet.parameters().Count(p => !p.requires_grad && p.grad is not null));
+        _session.Dispose();
+        _store.Dispose();
+        _optimizer.Dispose();
+        _unet.Dispose();
+    }
+
+    /// <summary>Bytes of AdamW's moment tensors (read from the optimizer's state).</summary>
+    private long OptimizerStateBytes()
+    {
+        long bytes = 0;
+        foreach (var state in _optimizer.state_dict().State)
+        {
+            foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance))
+            {
+                if (field.Name.Contains("exp_avg", StringComparison.Ordinal) && !field.Name.Contains("max", StringComparison.Ordinal)
+                    && field.GetValue(state) is Tensor t && !t.IsInvalid)
+                    bytes += t.numel() * t.ElementSize;
+            }
+        }
+        return bytes;
+    }
+
+    private static long StatusKiB(string field)
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        foreach (string line in File.ReadLines("/proc/self/status"))
+        {
+            if (!line.StartsWith(field, StringComparison.Ordinal)) continue;
+            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        }
+        return 0;
+    }
+
+    /// <summary>The benchmark method (declared by the sized classes so their names select the quick job).</summary>
+    public abstract void Step();
+}
+
+/// <summary>32x32 latents (256 px): the quick job, <c>--filter '*UNetTrainingStep32*'</c>.</summary>
+public class UNetTrainingStep32Benchmarks : UNetTrainingStepBenchmarkBase
+{
+    protected override int Latent => 32;
+
+    protected override string TypeName => nameof(UNetTrainingStep32Benchmarks);
+
+    [Benchmark(Description = "U-Net step 32x32")]
+    public override void Step() => RunStep();
+}
+
+/// <summary>64x64 latents (512 px, the SD 2.1-base training size).</summary>
+public class UNetTrainingStep64Benchmarks : UNetTrainingStepBenchmarkBase
+{
+    protected override int Latent => 64;
+
+    protected override string TypeName => nameof(UNetTrainingStep64Benchmarks);
+
+    [Benchmark(Description = "U-Net step 64x64")]
+    public override void Step() => RunStep();
+}
