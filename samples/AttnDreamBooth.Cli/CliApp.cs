@@ -37,17 +37,36 @@ internal static class CliApp
         var steps = new Option<string?>("--steps") { Description = "Override the steps per stage as s1,s2,s3 (0 skips a stage)." };
         var batch = new Option<int?>("--batch-size") { Description = "Override the batch size of every stage." };
         var every = new Option<int?>("--checkpoint-every") { Description = "Steps between checkpoints (default: the preset's)." };
-        var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.") { model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every };
+        var gradientCheckpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute U-Net activations in backward (less memory)." };
+        var frozenDType = new Option<string?>("--frozen-dtype") { Description = "Hold frozen weights in bf16 or fp16 during training." };
+        frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
+        var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
+        var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
+        {
+            model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
+        };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             string outDir = parse.GetValue(output)!;
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
             var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
+            var training = new TrainingOptions
+            {
+                Seed = parse.GetValue(seed),
+                CheckpointDirectory = checkpointDir,
+                GradientCheckpointing = parse.GetValue(gradientCheckpointing),
+                FrozenWeightsDType = parse.GetValue(frozenDType) switch
+                {
+                    "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                    "fp16" => TorchSharp.torch.ScalarType.Float16,
+                    _ => null,
+                },
+                ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
+            };
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)
                 .WithStages(plan)
-                .WithSeed(parse.GetValue(seed))
-                .WithCheckpoints(checkpointDir)
+                .WithTrainingOptions(training)
                 .Build(ct);
             var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
             string? resumeFrom = parse.GetValue(resume) ? TrainingCheckpoint.Latest(checkpointDir) : null;

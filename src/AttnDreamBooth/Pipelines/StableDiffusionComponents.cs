@@ -42,8 +42,8 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <summary>The denoising U-Net.</summary>
     public UNet2DConditionModel UNet { get; }
 
-    /// <summary>The VAE (frozen).</summary>
-    public AutoencoderKL Vae { get; }
+    /// <summary>The VAE (frozen). Training may release and reload it (<c>TrainingOptions.ReleaseVaeDuringTraining</c>).</summary>
+    public AutoencoderKL Vae { get; internal set; }
 
     /// <summary>The scheduler configuration; training and samplers are built from it.</summary>
     public SchedulerConfig SchedulerConfig { get; }

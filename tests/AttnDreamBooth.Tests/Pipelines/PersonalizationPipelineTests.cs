@@ -314,6 +314,50 @@ public sealed class PersonalizationPipelineTests
     }
 
     [Fact]
+    public async Task MemoryOptionsKeepTrainablesFloat32AndRestoreExactFrozenWeights()
+    {
+        const string attn2 = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q.weight";
+        var plan = TinyPipeline.Plan(1, 2, 0);
+        double fp32FirstLoss;
+        using (var plain = TinyPipeline.Build(plan, TinyPipeline.Options()))
+        {
+            var progress = new Collect<TrainingProgress>();
+            await plain.TrainAsync(TinyPipeline.Dog(), progress);
+            fp32FirstLoss = progress.Items[0].Loss;
+        }
+
+        var options = TinyPipeline.Options() with { GradientCheckpointing = true, FrozenWeightsDType = ScalarType.BFloat16, ReleaseVaeDuringTraining = true };
+        using var pipeline = TinyPipeline.Build(plan, options);
+        var unetBefore = TinyPipeline.Snapshot(pipeline.Components.UNet);
+        var vaeBefore = TinyPipeline.Snapshot(pipeline.Components.Vae);
+        var during = new List<(TrainingStage Stage, ScalarType Frozen, ScalarType Attn2, bool Checkpointing)>();
+        var lean = new Collect<TrainingProgress>(p =>
+        {
+            var state = pipeline.Components.UNet.state_dict();
+            during.Add((p.Stage, state["conv_in.weight"].dtype, state[attn2].dtype, pipeline.Components.UNet.GradientCheckpointing));
+        });
+        await pipeline.TrainAsync(TinyPipeline.Dog(), lean);
+
+        // Stage 1 holds the whole frozen U-Net in bf16; stage 2 trains attn2 in float32 while the rest stays bf16.
+        Assert.Equal(
+            [(TrainingStage.Embedding, ScalarType.BFloat16, ScalarType.BFloat16, true),
+             (TrainingStage.CrossAttention, ScalarType.BFloat16, ScalarType.Float32, true),
+             (TrainingStage.CrossAttention, ScalarType.BFloat16, ScalarType.Float32, true)],
+            during);
+        Assert.True(Math.Abs(lean.Items[0].Loss - fp32FirstLoss) <= 0.05 * fp32FirstLoss, $"bf16 frozen weights: first loss {lean.Items[0].Loss} vs fp32 {fp32FirstLoss}");
+        Assert.False(pipeline.Components.UNet.GradientCheckpointing);
+        foreach (var (name, after) in pipeline.Components.UNet.state_dict())
+        {
+            Assert.Equal(ScalarType.Float32, after.dtype);
+            bool changed = !TinyPipeline.BitEqual(unetBefore[name], after);
+            Assert.True(changed == StageParameters.IsTrained(TrainingStage.CrossAttention, name), $"{name} {(changed ? "changed" : "unchanged")}");
+        }
+        Assert.All(pipeline.Components.Vae.state_dict(), p => Assert.True(TinyPipeline.BitEqual(vaeBefore[p.Key], p.Value), $"VAE {p.Key} after reload"));
+        var images = await pipeline.GenerateAsync("a {}", new GenerationOptions { Steps = 2 });
+        Assert.Single(images);
+    }
+
+    [Fact]
     public async Task CliReportsAMissingCudaRuntimeClearly()
     {
         using var dir = TestPaths.CreateTempDirectory();

@@ -89,6 +89,8 @@ internal sealed class PersonalizationTrainer
 
         var clock = Stopwatch.StartNew();
         int stepsAtStart = globalStep;
+        bool rendersDuringTraining = _render is not null && _options.ValidationInterval is not null && _options.ValidationPrompts.Count > 0;
+        using var memory = new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
         using var objective = new PersonalizationObjective(_components, _concept, scheduler);
         for (int si = resumeStageIndex; si < stages.Count; si++)
         {
@@ -96,7 +98,10 @@ internal sealed class PersonalizationTrainer
             var settings = _plan[stage];
             int firstStep = si == resumeStageIndex ? resumeStep : 0;
             if (firstStep >= settings.Steps) continue;
+            memory.BeforeStage(stage);
             var trainable = SelectTrainable(stage);
+            // Casting frozen layers may replace their parameter objects; select again so the optimizer holds the live ones.
+            if (memory.AfterSelection(stage)) trainable = SelectTrainable(stage);
             PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
                 trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
             using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate);
