@@ -89,7 +89,7 @@ public sealed class ConceptEvaluatorTests
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { IdentifierToken = "zzz" }));
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { SourceImages = [] }));
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { Generated = [new GeneratedImageSet("a sks x", [])] }));
-        using var imageOnly = ClipModel.FromFolder(ClipFixture.ModelFolder(FixtureRoots.Get(caseName)));
+        using var imageOnly = ClipModel.FromFolder(ClipFixture.ModelFolder(FixtureRoots.Get(caseName)), textTower: null);
         Assert.Throws<InvalidOperationException>(() => new ConceptEvaluator(imageOnly).Score(request));
     }
 
