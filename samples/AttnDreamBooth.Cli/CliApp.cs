@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
 
-/// <summary>The command line: <c>train</c>, <c>generate</c>, and with no arguments the demo.</summary>
+/// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, and with no arguments the demo.</summary>
 internal static class CliApp
 {
     public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null)
@@ -15,6 +15,7 @@ internal static class CliApp
         var root = new RootCommand("AttnDreamBooth: personalize Stable Diffusion with a few photos. Without a command, runs the demo on the bundled tiny model.");
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
+        root.Subcommands.Add(EvaluateCommand.Create(console));
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
         root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));
@@ -185,7 +186,7 @@ internal static class CliApp
         return starts;
     }
 
-    private static async Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action)
+    internal static async Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action)
     {
         try
         {

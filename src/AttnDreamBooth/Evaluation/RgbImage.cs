@@ -44,6 +44,13 @@ public sealed class RgbImage
         return new RgbImage(bytes.bytes.ToArray(), (int)image.shape[0], (int)image.shape[1]);
     }
 
+    /// <summary>The pixels of a generated or loaded <see cref="Pipelines.RgbImage"/> (same layout; the buffer is shared, not copied).</summary>
+    public static RgbImage From(Pipelines.RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return new RgbImage(image.Pixels, image.Height, image.Width);
+    }
+
     /// <summary>From a SkiaSharp bitmap; alpha is dropped without compositing (as Pillow's <c>convert("RGB")</c>). A
     /// premultiplied bitmap has already lost the colour of fully transparent pixels; <see cref="Load"/> decodes unpremultiplied.</summary>
     public static RgbImage FromBitmap(SKBitmap bitmap)

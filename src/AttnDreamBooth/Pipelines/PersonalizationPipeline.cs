@@ -39,6 +39,22 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <summary>Starts configuring a pipeline on the diffusers folder (or Hugging Face cache entry) at <paramref name="modelFolder"/>.</summary>
     public static PersonalizationPipelineBuilder FromPretrained(string modelFolder) => new(modelFolder);
 
+    /// <summary>Starts configuring a pipeline on an original-layout SD 1.x/2.x single-file checkpoint, with the
+    /// architecture, tokenizer and scheduler from <paramref name="configFolder"/> (see
+    /// <see cref="StableDiffusionComponents.LoadSingleFile"/>).</summary>
+    /// <param name="checkpointPath">The <c>.safetensors</c> file.</param>
+    /// <param name="configFolder">A diffusers folder of the same family (weights not needed).</param>
+    /// <param name="settings">Prediction type and image size when the config folder should not decide them.</param>
+    /// <param name="options">EMA weights, family, extra keys to ignore.</param>
+    public static PersonalizationPipelineBuilder FromSingleFile(string checkpointPath, string configFolder,
+        IO.SingleFile.SingleFileModelSettings? settings = null, IO.SingleFile.SingleFileLoadOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
+        ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
+        return new PersonalizationPipelineBuilder((device, loggers, ct) =>
+            StableDiffusionComponents.LoadSingleFile(checkpointPath, configFolder, device, settings, options, loggers, ct));
+    }
+
     /// <summary>The loaded model components.</summary>
     public StableDiffusionComponents Components { get; }
 
@@ -129,11 +145,11 @@ public sealed class PersonalizationPipeline : IDisposable
         string prompt = concept.TrainingPrompt;
         var categoryIds = Components.Tokenizer.EncodeWithoutSpecialTokens(concept.Category);
         if (categoryIds.Count == 0) throw new ArgumentException($"The category '{concept.Category}' tokenizes to nothing.", nameof(concept));
-        string fingerprint = PersonalizationTrainer.Fingerprint(Components.Folder.Root, concept.Token, concept.Category, prompt, imageHashes, Plan, TrainingOptions);
+        string fingerprint = PersonalizationTrainer.Fingerprint(Components.ModelSource, concept.Token, concept.Category, prompt, imageHashes, Plan, TrainingOptions);
         var trainer = new PersonalizationTrainer(Components, embedding, Plan, TrainingOptions, _logger, progress,
             (p, o, token) => Generate(p, o, token));
         ConceptEmbedding = embedding;
-        Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.Folder.Root, Plan, TrainingOptions.Seed, trainer.LossHistory);
+        Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.ModelSource, Plan, TrainingOptions.Seed, trainer.LossHistory);
         try
         {
             trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct);

@@ -6,10 +6,10 @@ using TorchSharp;
 namespace AttnDreamBooth.Pipelines;
 
 /// <summary>Fluent configuration of a <see cref="PersonalizationPipeline"/>. Obtain one with
-/// <see cref="PersonalizationPipeline.FromPretrained"/>.</summary>
+/// <see cref="PersonalizationPipeline.FromPretrained"/> or <see cref="PersonalizationPipeline.FromSingleFile"/>.</summary>
 public sealed class PersonalizationPipelineBuilder
 {
-    private readonly string _modelFolder;
+    private readonly Func<torch.Device, ILoggerFactory, CancellationToken, StableDiffusionComponents> _load;
     private torch.Device _device = torch.CPU;
     private StagePlan _plan = StagePlan.Paper;
     private TrainingOptions _training = new();
@@ -18,8 +18,10 @@ public sealed class PersonalizationPipelineBuilder
     internal PersonalizationPipelineBuilder(string modelFolder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
-        _modelFolder = modelFolder;
+        _load = (device, loggers, ct) => StableDiffusionComponents.Load(modelFolder, device, loggers, ct);
     }
+
+    internal PersonalizationPipelineBuilder(Func<torch.Device, ILoggerFactory, CancellationToken, StableDiffusionComponents> load) => _load = load;
 
     /// <summary>Places every module on <paramref name="device"/> (e.g. <c>torch.CUDA</c>).</summary>
     public PersonalizationPipelineBuilder OnDevice(torch.Device device)
@@ -92,7 +94,7 @@ public sealed class PersonalizationPipelineBuilder
     public PersonalizationPipeline Build(CancellationToken ct = default)
     {
         _training.Validate();
-        var components = StableDiffusionComponents.Load(_modelFolder, _device, _loggerFactory, ct);
+        var components = _load(_device, _loggerFactory, ct);
         return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
     }
 

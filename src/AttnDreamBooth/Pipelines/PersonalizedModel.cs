@@ -41,7 +41,7 @@ public sealed class PersonalizedModel
     /// <summary>The super-category word.</summary>
     public string Category { get; }
 
-    /// <summary>The base model folder the concept was trained on.</summary>
+    /// <summary>The base model the concept was trained on: its diffusers folder, or its single-file checkpoint.</summary>
     public string BaseModel { get; }
 
     /// <summary>The plan that trained it.</summary>
@@ -129,7 +129,7 @@ public sealed class PersonalizedModel
 /// <param name="FormatVersion">1.</param>
 /// <param name="Token">Identifier token.</param>
 /// <param name="Category">Category word.</param>
-/// <param name="BaseModel">Base model folder at training time.</param>
+/// <param name="BaseModel">Base model folder (or single-file checkpoint) at training time.</param>
 /// <param name="Seed">Training seed.</param>
 /// <param name="Plan">Stage plan.</param>
 /// <param name="LossHistory">Loss per step.</param>

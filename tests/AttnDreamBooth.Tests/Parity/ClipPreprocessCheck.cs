@@ -15,7 +15,7 @@ public sealed class ClipPreprocessCheck : IParityCheck
     private const string TorchPixelValues = "clip.preprocess.torch_bicubic_aa.pixel_values";
 
     public string Name => "clip-preprocess";
-    public IReadOnlyCollection<string> Components => [];
+    public IReadOnlyCollection<string> Components => ["clip"];
     public bool AppliesTo(FixtureCase fixture) => fixture.Kind == "clip_eval" && fixture.HasTensor(PixelValues) && ClipFixture.ImageNames(fixture).Count > 0;
 
     public IEnumerable<string> Claims(FixtureCase fixture) =>
