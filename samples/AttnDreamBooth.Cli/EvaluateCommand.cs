@@ -3,7 +3,7 @@ using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Pipelines;
 using Spectre.Console;
 using TorchSharp;
-using ClipRgbImage = AttnDreamBooth.Evaluation.RgbImage;
+using ClipRgbImage = AttnDreamBooth.Pipelines.RgbImage;
 
 namespace AttnDreamBooth.Cli;
 
@@ -68,7 +68,7 @@ internal static class EvaluateCommand
             .Order(StringComparer.Ordinal)
             .ToArray();
         if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
-        return files.Select(ClipRgbImage.Load).ToArray();
+        return files.Select(RgbImageDecoding.Load).ToArray();
     }
 
     /// <summary>A prompt file: the dataset's <c>prompts_and_classes.txt</c> (the list for the category's kind) or one

@@ -14,7 +14,7 @@ public sealed partial class ConceptEvaluator
     /// </summary>
     /// <param name="pipeline">A pipeline holding a concept (trained with <see cref="PersonalizationPipeline.TrainAsync"/> or
     /// loaded with <see cref="PersonalizedModel.LoadAsync"/>).</param>
-    /// <param name="sourceImages">The concept's training photos (e.g. <see cref="RgbImage.Load"/> of each file).</param>
+    /// <param name="sourceImages">The concept's training photos (e.g. <see cref="RgbImageDecoding.Load"/> of each file).</param>
     /// <param name="options">Protocol and execution settings (default: the paper's protocol for the concept's category).</param>
     /// <param name="progress">Reports <see cref="EvaluationPhase.GeneratingImages"/> per image, then the scoring phases.</param>
     /// <param name="ct">Cancels the evaluation.</param>
@@ -62,7 +62,7 @@ public sealed partial class ConceptEvaluator
 
         var request = new ConceptScoringRequest(
             sources,
-            prompts.Select((p, i) => new GeneratedImageSet(p, generated[i].Select(g => RgbImage.From(g.Image)).ToArray())).ToArray(),
+            prompts.Select((p, i) => new GeneratedImageSet(p, generated[i].Select(g => g.Image).ToArray())).ToArray(),
             concept.Token) { BatchSize = options.ClipBatchSize };
         var scores = Score(request, progress, ct);
         return new ConceptEvaluation(protocol, concept.Token, concept.Category, scores, generated);

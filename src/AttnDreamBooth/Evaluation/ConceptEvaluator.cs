@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>The images generated for one prompt.</summary>

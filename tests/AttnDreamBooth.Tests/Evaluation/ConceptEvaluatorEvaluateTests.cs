@@ -1,7 +1,7 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Pipelines.Generation;
-using RgbImage = AttnDreamBooth.Evaluation.RgbImage;
+using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 
@@ -51,7 +51,7 @@ public sealed class ConceptEvaluatorEvaluateTests(TinyConcept concept)
 
         // The images are what scoring them directly gives.
         var rescored = Evaluator.Score(new ConceptScoringRequest(concept.Sources,
-            first.Images.Select(set => new GeneratedImageSet(set[0].Prompt, set.Select(g => RgbImage.From(g.Image)).ToArray())).ToArray(), TinyConcept.Token));
+            first.Images.Select(set => new GeneratedImageSet(set[0].Prompt, set.Select(g => g.Image).ToArray())).ToArray(), TinyConcept.Token));
         Assert.Equal(first.Scores.Identity, rescored.Identity, 12);
         Assert.Equal(first.Scores.Text, rescored.Text, 12);
 

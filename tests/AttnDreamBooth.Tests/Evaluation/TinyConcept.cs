@@ -2,7 +2,7 @@ using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Pipelines.Training;
 using TorchSharp;
-using RgbImage = AttnDreamBooth.Evaluation.RgbImage;
+using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 
@@ -44,7 +44,7 @@ public sealed class TinyConcept : IAsyncLifetime
         Pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(ConceptFolder, Pipeline);
         Clip = ClipModel.FromFolder(ClipFolder);
-        Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImage.Load).ToArray();
+        Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImageDecoding.Load).ToArray();
     }
 
     public Task DisposeAsync()
