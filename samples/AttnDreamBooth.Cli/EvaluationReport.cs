@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Pipelines.Generation;
 using SkiaSharp;
 
@@ -79,7 +80,7 @@ internal static class EvaluationReport
             for (int column = 0; column < images[row].Count; column++)
             {
                 int left = margin + column * (cell + margin);
-                using var image = ToSkImage(images[row][column]);
+                using var image = images[row][column].Image.ToSkImage();
                 canvas.DrawImage(image, new SKRect(left, top + header, left + cell, top + header + cell));
                 int y = top + header + cell + 3;
                 DrawBar(canvas, left, y, cell, bar, promptScores.ImageIdentity[column], trackPaint, identityPaint);
@@ -105,18 +106,4 @@ internal static class EvaluationReport
         if (filled > 0) canvas.DrawRect(new SKRect(left, top, left + filled, top + height), fill);
     }
 
-    private static SKImage ToSkImage(GeneratedImage generated)
-    {
-        var image = generated.Image;
-        var rgba = new byte[image.Width * image.Height * 4];
-        for (int i = 0, j = 0; i < image.Pixels.Length; i += 3, j += 4)
-        {
-            rgba[j] = image.Pixels[i];
-            rgba[j + 1] = image.Pixels[i + 1];
-            rgba[j + 2] = image.Pixels[i + 2];
-            rgba[j + 3] = 255;
-        }
-        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        return SKImage.FromPixelCopy(info, rgba) ?? throw new InvalidOperationException("SkiaSharp could not wrap the generated image.");
-    }
 }

@@ -24,11 +24,10 @@ public static class RgbImageConversions
         return new RgbImage(w, h, hwc.data<byte>().ToArray());
     }
 
-    /// <summary>The image encoded as PNG.</summary>
-    public static byte[] EncodePng(this RgbImage image)
+    /// <summary>The image as an opaque Skia image (for drawing; the caller disposes it).</summary>
+    public static SKImage ToSkImage(this RgbImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         var rgba = new byte[image.Width * image.Height * 4];
         for (int i = 0, j = 0; i < image.Pixels.Length; i += 3, j += 4)
         {
@@ -37,8 +36,15 @@ public static class RgbImageConversions
             rgba[j + 2] = image.Pixels[i + 2];
             rgba[j + 3] = 255;
         }
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100)
+        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        return SKImage.FromPixelCopy(info, rgba) ?? throw new InvalidOperationException("SkiaSharp could not wrap the image.");
+    }
+
+    /// <summary>The image encoded as PNG.</summary>
+    public static byte[] EncodePng(this RgbImage image)
+    {
+        using var skImage = image.ToSkImage();
+        using var data = skImage.Encode(SKEncodedImageFormat.Png, 100)
             ?? throw new InvalidOperationException("SkiaSharp could not encode the image as PNG.");
         return data.ToArray();
     }
