@@ -63,14 +63,7 @@ public sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
     /// <inheritdoc/>
     public void SetTimesteps(int steps)
     {
-        if (steps < 1 || steps > NumTrainTimesteps)
-            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{Name}: the number of inference steps must lie in [1, {NumTrainTimesteps}] (num_train_timesteps)");
-        _timesteps = TimestepSpacings.DdpmDdim(NumTrainTimesteps, steps, Config.TimestepSpacing, Config.StepsOffset);
-        foreach (long t in _timesteps)
-        {
-            if (t < 0 || t >= NumTrainTimesteps)
-                throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{Name}: with steps_offset {Config.StepsOffset} and {Config.TimestepSpacing} spacing, {steps} steps give timestep {t}, outside [0, {NumTrainTimesteps})");
-        }
+        _timesteps = TimestepSpacings.DdpmDdimChecked(Name, NumTrainTimesteps, steps, Config.TimestepSpacing, Config.StepsOffset);
         _timestepSet = [.. _timesteps];
         _inferenceSteps = steps;
         StepIndex = 0;

@@ -3,6 +3,25 @@ namespace AttnDreamBooth.Schedulers;
 /// <summary>Inference timestep lists, reproducing the numpy arithmetic of diffusers 0.24 (float64, round half to even).</summary>
 internal static class TimestepSpacings
 {
+    /// <summary>
+    /// <see cref="DdpmDdim"/> for a sampler's <c>SetTimesteps</c>: checks the step count and that every timestep lies in
+    /// the training schedule before anything is returned, so a rejected call leaves the sampler as it was.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The step count is outside [1, trainSteps], or the offset pushes a
+    /// timestep out of the schedule.</exception>
+    public static long[] DdpmDdimChecked(string scheduler, int trainSteps, int steps, TimestepSpacing spacing, int stepsOffset)
+    {
+        if (steps < 1 || steps > trainSteps)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{scheduler}: the number of inference steps must lie in [1, {trainSteps}] (num_train_timesteps)");
+        var timesteps = DdpmDdim(trainSteps, steps, spacing, stepsOffset);
+        foreach (long t in timesteps)
+        {
+            if (t < 0 || t >= trainSteps)
+                throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{scheduler}: with steps_offset {stepsOffset} and {spacing} spacing, {steps} steps give timestep {t}, outside [0, {trainSteps})");
+        }
+        return timesteps;
+    }
+
     /// <summary>DDPM and DDIM: N timesteps out of T.</summary>
     public static long[] DdpmDdim(int trainSteps, int steps, TimestepSpacing spacing, int stepsOffset) => spacing switch
     {
