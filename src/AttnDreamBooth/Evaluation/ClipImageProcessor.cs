@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;
@@ -46,7 +47,7 @@ public sealed class ClipImageProcessor
         ArgumentNullException.ThrowIfNull(image);
         var (h, w) = ResizedSize(image.Height, image.Width);
         byte[] pixels = (h, w) == (image.Height, image.Width) ? image.Pixels : PillowBicubic.Resize(image.Pixels, image.Height, image.Width, h, w);
-        if (!Config.DoCenterCrop) return new RgbImage(pixels, h, w);
+        if (!Config.DoCenterCrop) return new RgbImage(w, h, pixels);
         int cropH = Config.CropHeight, cropW = Config.CropWidth;
         // Offsets may be negative when the image is smaller than the crop: the outside is zero-padded, as transformers does.
         var (top, left) = CropOffsets(h, w);
@@ -59,7 +60,7 @@ public sealed class ClipImageProcessor
             if (x1 <= x0) continue;
             Array.Copy(pixels, (sy * w + left + x0) * 3, cropped, (y * cropW + x0) * 3, (x1 - x0) * 3);
         }
-        return new RgbImage(cropped, cropH, cropW);
+        return new RgbImage(cropW, cropH, cropped);
     }
 
     private static int FloorDiv(int a, int b) => (int)Math.Floor(a / (double)b);

@@ -49,13 +49,26 @@ public sealed class ClipModel : torch.nn.Module
     /// <summary>Whether a state-dict key belongs to the text transformer (loaded by the text tower, not by this module).</summary>
     public static bool IsTextModelKey(string key) => key.StartsWith("text_model.", StringComparison.Ordinal);
 
-    /// <summary>Loads a <c>CLIPModel</c> folder (config.json + model.safetensors [+ preprocessor_config.json]).</summary>
+    /// <summary>Loads a complete <c>CLIPModel</c> folder (config.json, model.safetensors and the tokenizer files, as
+    /// written by <c>CLIPModel.save_pretrained</c> + <c>CLIPProcessor.save_pretrained</c>): the vision tower, the
+    /// projections and the text tower (<see cref="ClipTextTower"/>). Read the image preprocessing with
+    /// <see cref="ClipImageProcessor.FromFolder"/>.</summary>
+    /// <param name="folder">The folder.</param>
+    /// <param name="device">Where the parameters live (CPU by default).</param>
+    /// <exception cref="ModelConfigException">A config is invalid, or the folder lacks text weights or tokenizer files.</exception>
+    /// <exception cref="StateDictMismatchException">The weights do not fit the configs.</exception>
+    public static ClipModel FromFolder(string folder, torch.Device? device = null) =>
+        FromFolder(folder, (config, path) => ClipTextTower.FromFolder(path, config, device), device);
+
+    /// <summary>Loads a <c>CLIPModel</c> folder (config.json + model.safetensors [+ preprocessor_config.json]) with a text
+    /// tower of your choice.</summary>
     /// <param name="folder">The folder written by <c>CLIPModel.save_pretrained</c>.</param>
     /// <param name="textTower">Builds the text tower from the config and the folder (its weights are the folder's
     /// <c>text_model.*</c> tensors and its tokenizer the folder's); null loads an image-only model.</param>
     /// <param name="device">Where the parameters live.</param>
-    public static ClipModel FromFolder(string folder, Func<ClipModelConfig, string, IClipTextTower>? textTower = null, torch.Device? device = null)
+    public static ClipModel FromFolder(string folder, Func<ClipModelConfig, string, IClipTextTower>? textTower, torch.Device? device = null)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         var config = ClipModelConfig.Load(Path.Combine(folder, "config.json"));
         var model = new ClipModel(config, device);
         try

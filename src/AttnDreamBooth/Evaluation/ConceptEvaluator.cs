@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;
@@ -5,10 +6,10 @@ namespace AttnDreamBooth.Evaluation;
 /// <summary>
 /// Scores a personalised concept with CLIP the way the paper does (the Textual Inversion protocol): identity — do the
 /// generated images show the subject of the training photos — and text alignment — do they follow their prompts.
-/// Give it image sets (<see cref="ScoreAsync"/>); generation of the images with a fixed seed schedule belongs to the
-/// pipeline.
+/// Give it image sets (<see cref="ScoreAsync"/>), or a personalised pipeline to generate them with the protocol's fixed
+/// seed schedule first (<see cref="EvaluateAsync"/>).
 /// </summary>
-public sealed class ConceptEvaluator
+public sealed partial class ConceptEvaluator
 {
     /// <summary>Creates an evaluator over a CLIP model (with a text tower for the text score) and its preprocessing.</summary>
     public ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor = null)

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>The images generated for one prompt.</summary>
@@ -35,6 +36,9 @@ public sealed record ConceptScores(double Identity, double Text, IReadOnlyList<P
 /// <summary>The phase an evaluation is in.</summary>
 public enum EvaluationPhase
 {
+    /// <summary>Generating the images (<see cref="ConceptEvaluator.EvaluateAsync"/> only); counts images.</summary>
+    GeneratingImages,
+
     /// <summary>Embedding the source images.</summary>
     EmbeddingSourceImages,
 
@@ -52,4 +56,8 @@ public enum EvaluationPhase
 /// <param name="Phase">The current phase.</param>
 /// <param name="Completed">Items of the phase done.</param>
 /// <param name="Total">Items of the phase.</param>
-public sealed record EvaluationProgress(EvaluationPhase Phase, int Completed, int Total);
+public sealed record EvaluationProgress(EvaluationPhase Phase, int Completed, int Total)
+{
+    /// <summary>While generating: the prompt being rendered (as given to the model).</summary>
+    public string? Prompt { get; init; }
+}

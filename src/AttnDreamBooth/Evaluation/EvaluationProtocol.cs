@@ -1,3 +1,5 @@
+using AttnDreamBooth.Pipelines.Generation;
+
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>
@@ -23,7 +25,9 @@ public sealed record EvaluationProtocol
     /// <summary>Classifier-free guidance scale.</summary>
     public double GuidanceScale { get; init; } = 7.5;
 
-    /// <summary>The seed the generator is reset to before each prompt.</summary>
+    /// <summary>The seed schedule: image <c>i</c> of EVERY prompt starts from the noise of seed <c>Seed + i</c> (the
+    /// generator is reset for each prompt, as the official inference does), whatever the generation batch size. Two
+    /// evaluations with the same seed, model and settings therefore see the same initial noise.</summary>
     public long Seed { get; init; }
 
     /// <summary>The CLIP model the scores were reported with (Hugging Face id).</summary>
@@ -44,6 +48,42 @@ public sealed record EvaluationProtocol
         var bad = prompts.FirstOrDefault(p => !p.Contains("{}", StringComparison.Ordinal));
         if (bad is not null) throw new ArgumentException($"The prompt '{bad}' has no {{}} placeholder for the concept.", nameof(prompts));
         return new EvaluationProtocol { Prompts = prompts };
+    }
+
+    /// <summary>The sampler of <see cref="Sampler"/> (<c>DPMSolverMultistepScheduler</c> or <c>DDIMScheduler</c>).</summary>
+    /// <exception cref="ArgumentException">Another scheduler class.</exception>
+    public SamplerKind SamplerKind => Sampler switch
+    {
+        "DPMSolverMultistepScheduler" => SamplerKind.DpmSolverPlusPlus,
+        "DDIMScheduler" => SamplerKind.Ddim,
+        _ => throw new ArgumentException($"The evaluation sampler '{Sampler}' is not supported; use DPMSolverMultistepScheduler or DDIMScheduler.", nameof(Sampler)),
+    };
+
+    /// <summary>The generation settings of images <paramref name="firstImage"/> .. <paramref name="firstImage"/> +
+    /// <paramref name="count"/> − 1 of a prompt: the protocol's sampler, steps and guidance, seed <c>Seed + firstImage</c>.</summary>
+    public GenerationOptions GenerationOptions(int firstImage, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstImage);
+        return new GenerationOptions
+        {
+            Steps = InferenceSteps,
+            GuidanceScale = GuidanceScale,
+            Sampler = SamplerKind,
+            Seed = Seed + firstImage,
+            BatchSize = count,
+        };
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> for an unusable protocol (no prompts, a prompt without <c>{}</c>,
+    /// no images per prompt, an unsupported sampler or invalid sampling settings).</summary>
+    public void Validate()
+    {
+        if (Prompts is not { Count: > 0 }) throw new ArgumentException("The protocol has no prompts.", nameof(Prompts));
+        if (Prompts.Any(p => p is null)) throw new ArgumentException("The protocol's prompt list contains null.", nameof(Prompts));
+        var bad = Prompts.FirstOrDefault(p => !p.Contains("{}", StringComparison.Ordinal));
+        if (bad is not null) throw new ArgumentException($"The prompt '{bad}' has no {{}} placeholder for the concept.", nameof(Prompts));
+        if (ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(ImagesPerPrompt), ImagesPerPrompt, "must be at least 1");
+        GenerationOptions(0, 1).Validate();
     }
 
     /// <summary>The generation prompts for a concept (<c>{}</c> → "<paramref name="identifier"/> <paramref name="category"/>").</summary>

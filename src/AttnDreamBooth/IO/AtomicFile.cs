@@ -59,4 +59,39 @@ public static class AtomicFile
     /// <summary>Writes UTF-8 text atomically.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var bytes = System.Text.Encoding.UTF8.GetBytes(text); s.Write(bytes, 0, bytes.Length); });
+
+    /// <summary>
+    /// Writes a whole folder atomically: <paramref name="fill"/> populates a temporary sibling folder, which then
+    /// replaces <paramref name="path"/> by rename (an existing folder is moved aside first and deleted last), so a
+    /// crash leaves either the old folder or the new one, never a mix.
+    /// </summary>
+    public static void WriteDirectory(string path, Action<string> fill)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(fill);
+        string target = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        string parent = Path.GetDirectoryName(target) ?? ".";
+        Directory.CreateDirectory(parent);
+        string temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            fill(temp);
+            if (Directory.Exists(target))
+            {
+                string old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
+                Directory.Move(target, old);
+                Directory.Move(temp, target);
+                Directory.Delete(old, recursive: true);
+            }
+            else
+            {
+                Directory.Move(temp, target);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        }
+    }
 }

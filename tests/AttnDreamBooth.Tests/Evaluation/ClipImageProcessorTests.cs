@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Tests.Parity;
@@ -59,7 +60,7 @@ public sealed class ClipImageProcessorTests
     public void SmallImagesArePaddedWhenResizingIsOff()
     {
         var processor = new ClipImageProcessor(new ClipImageProcessorConfig { DoResize = false, DoNormalize = false, DoRescale = false, CropHeight = 4, CropWidth = 4 });
-        var image = new RgbImage(Enumerable.Repeat((byte)200, 2 * 3 * 3).ToArray(), 2, 3);
+        var image = new RgbImage(3, 2, Enumerable.Repeat((byte)200, 2 * 3 * 3).ToArray());
         using var pixels = processor.Preprocess([image]);
         Assert.Equal([1L, 3, 4, 4], pixels.shape);
         Assert.Equal(200f * 6 * 3, pixels.sum().item<float>());
@@ -72,8 +73,8 @@ public sealed class ClipImageProcessorTests
     {
         var ex = Assert.Throws<ModelConfigException>(() => ClipImageProcessorConfig.FromReader(ConfigReader.Parse("{\"resample\": 2}")));
         Assert.Equal("resample", ex.Key);
-        Assert.Throws<ArgumentException>(() => new RgbImage(new byte[5], 1, 2));
-        Assert.Throws<ArgumentException>(() => RgbImage.FromTensor(TorchSharp.torch.full(2, 2, 3, 1.5f)));
+        Assert.Throws<ArgumentException>(() => new RgbImage(2, 1, new byte[5]));
+        Assert.Throws<ArgumentException>(() => RgbImageDecoding.FromHwcTensor(TorchSharp.torch.full(2, 2, 3, 1.5f)));
     }
 
     [Fact]
@@ -82,7 +83,7 @@ public sealed class ClipImageProcessorTests
         using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(2, 1, SkiaSharp.SKColorType.Rgba8888, SkiaSharp.SKAlphaType.Unpremul));
         // Written as raw bytes: SetPixel would premultiply the transparent pixel to black.
         System.Runtime.InteropServices.Marshal.Copy(new byte[] { 10, 20, 30, 255, 200, 100, 50, 0 }, 0, bitmap.GetPixels(), 8);
-        var image = RgbImage.FromBitmap(bitmap);
+        var image = RgbImageDecoding.FromBitmap(bitmap);
         Assert.Equal(new byte[] { 10, 20, 30, 200, 100, 50 }, image.Pixels);
 
         // Through a PNG file: decoded without premultiplying, so the transparent pixel keeps its colour.
@@ -90,7 +91,7 @@ public sealed class ClipImageProcessorTests
         string png = temp.File("a.png");
         using (var data = SkiaSharp.SKImage.FromBitmap(bitmap).Encode(SkiaSharp.SKEncodedImageFormat.Png, 100))
         using (var stream = File.OpenWrite(png)) data.SaveTo(stream);
-        Assert.Equal(image.Pixels, RgbImage.Load(png).Pixels);
-        Assert.Throws<FileNotFoundException>(() => RgbImage.Load(temp.File("missing.png")));
+        Assert.Equal(image.Pixels, RgbImageDecoding.Load(png).Pixels);
+        Assert.Throws<FileNotFoundException>(() => RgbImageDecoding.Load(temp.File("missing.png")));
     }
 }

@@ -79,6 +79,26 @@ public sealed class ConceptEvaluatorTests
 
     [Theory]
     [MemberData(nameof(ClipCases))]
+    public async Task TheCompleteModelFromItsFolderReproducesTheReferenceScores(string caseName)
+    {
+        var (standIn, request, _, fixture) = Setup(caseName);
+        standIn.Clip.Dispose();
+        using var model = ClipModel.FromFolder(ClipFixture.ModelFolder(fixture));
+        Assert.IsType<ClipTextTower>(model.TextTower);
+        var scores = await new ConceptEvaluator(model, ClipImageProcessor.FromFolder(ClipFixture.ModelFolder(fixture))).ScoreAsync(request);
+
+        using var reference = fixture.OpenReference();
+        using var identity = reference.ReadTensor("clip.scores.identity");
+        using var text = reference.ReadTensor("clip.scores.text");
+        using var pairs = reference.ReadTensor("clip.scores.text_pairs");
+        Assert.Equal(identity.item<float>(), scores.Identity, 1e-4);
+        Assert.Equal(text.item<float>(), scores.Text, 1e-4);
+        var pairValues = pairs.data<float>().ToArray();
+        for (int i = 0; i < pairValues.Length; i++) Assert.Equal(pairValues[i], scores.PerPrompt[i].Text, 1e-4);
+    }
+
+    [Theory]
+    [MemberData(nameof(ClipCases))]
     public async Task CancellationAndBadRequestsAreReported(string caseName)
     {
         var (evaluator, request, _, _) = Setup(caseName);
@@ -89,7 +109,7 @@ public sealed class ConceptEvaluatorTests
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { IdentifierToken = "zzz" }));
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { SourceImages = [] }));
         Assert.Throws<ArgumentException>(() => evaluator.Score(request with { Generated = [new GeneratedImageSet("a sks x", [])] }));
-        using var imageOnly = ClipModel.FromFolder(ClipFixture.ModelFolder(FixtureRoots.Get(caseName)));
+        using var imageOnly = ClipModel.FromFolder(ClipFixture.ModelFolder(FixtureRoots.Get(caseName)), textTower: null);
         Assert.Throws<InvalidOperationException>(() => new ConceptEvaluator(imageOnly).Score(request));
     }
 

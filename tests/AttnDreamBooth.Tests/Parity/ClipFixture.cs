@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using TorchSharp;
@@ -20,7 +21,7 @@ public static class ClipFixture
         ImageNames(context.Case).Select(n =>
         {
             using var t = context.Tensor(n);
-            return RgbImage.FromTensor(t);
+            return RgbImageDecoding.FromHwcTensor(t);
         }).ToArray();
 
     public static IReadOnlyList<RgbImage> Images(FixtureCase fixture)
@@ -29,7 +30,7 @@ public static class ClipFixture
         return ImageNames(fixture).Select(n =>
         {
             using var t = reference.ReadTensor(n);
-            return RgbImage.FromTensor(t);
+            return RgbImageDecoding.FromHwcTensor(t);
         }).ToArray();
     }
 

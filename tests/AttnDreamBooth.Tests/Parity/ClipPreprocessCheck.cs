@@ -1,3 +1,4 @@
+using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Evaluation;
 using TorchSharp;
 
@@ -15,7 +16,7 @@ public sealed class ClipPreprocessCheck : IParityCheck
     private const string TorchPixelValues = "clip.preprocess.torch_bicubic_aa.pixel_values";
 
     public string Name => "clip-preprocess";
-    public IReadOnlyCollection<string> Components => [];
+    public IReadOnlyCollection<string> Components => ["clip"];
     public bool AppliesTo(FixtureCase fixture) => fixture.Kind == "clip_eval" && fixture.HasTensor(PixelValues) && ClipFixture.ImageNames(fixture).Count > 0;
 
     public IEnumerable<string> Claims(FixtureCase fixture) =>
@@ -47,7 +48,7 @@ public sealed class ClipPreprocessCheck : IParityCheck
         var outputs = new List<torch.Tensor>();
         foreach (var image in images)
         {
-            var x = image.ToTensor().to_type(torch.float32).permute(2, 0, 1).unsqueeze(0);
+            var x = image.ToHwcTensor().to_type(torch.float32).permute(2, 0, 1).unsqueeze(0);
             var (h, w) = processor.ResizedSize(image.Height, image.Width);
             if ((h, w) != (image.Height, image.Width))
                 x = torch.nn.functional.interpolate(x, [h, w], mode: torch.InterpolationMode.Bicubic, align_corners: false, antialias: true);

@@ -1,0 +1,214 @@
+using System.CommandLine;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Pipelines.Training;
+using Spectre.Console;
+
+namespace AttnDreamBooth.Cli;
+
+/// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, and with no arguments the demo.</summary>
+internal static class CliApp
+{
+    public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null)
+    {
+        console ??= AnsiConsole.Console;
+        var root = new RootCommand("AttnDreamBooth: personalize Stable Diffusion with a few photos. Without a command, runs the demo on the bundled tiny model.");
+        root.Subcommands.Add(TrainCommand(console));
+        root.Subcommands.Add(GenerateCommand(console));
+        root.Subcommands.Add(EvaluateCommand.Create(console));
+        var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
+        root.Options.Add(demoOut);
+        root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));
+        return await root.Parse(args).InvokeAsync();
+    }
+
+    private static Command TrainCommand(IAnsiConsole console)
+    {
+        var model = new Option<string>("--model") { Description = "Base model: a diffusers folder or Hugging Face cache entry.", Required = true };
+        var images = new Option<string>("--images") { Description = "Folder with 3–5 photos of the subject.", Required = true };
+        var token = new Option<string>("--token") { Description = "Identifier token [V] (new, or an existing rare token such as sks).", DefaultValueFactory = _ => "new_concept_v0" };
+        var category = new Option<string>("--category") { Description = "Super-category word, e.g. dog.", Required = true };
+        var output = new Option<string>("--out") { Description = "Where to write the personalized model.", Required = true };
+        var preset = new Option<string>("--preset") { Description = "Stage plan: paper or fast.", DefaultValueFactory = _ => "paper" };
+        preset.AcceptOnlyFromAmong("paper", "fast");
+        var seed = new Option<long>("--seed") { Description = "Seed of every random stream.", DefaultValueFactory = _ => 42 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var checkpoints = new Option<string?>("--checkpoints") { Description = "Folder for resumable checkpoints (default: <out>/checkpoints)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in the checkpoint folder." };
+        var steps = new Option<string?>("--steps") { Description = "Override the steps per stage as s1,s2,s3 (0 skips a stage)." };
+        var batch = new Option<int?>("--batch-size") { Description = "Override the batch size of every stage." };
+        var every = new Option<int?>("--checkpoint-every") { Description = "Steps between checkpoints (default: the preset's)." };
+        var gradientCheckpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute U-Net activations in backward (less memory)." };
+        var frozenDType = new Option<string?>("--frozen-dtype") { Description = "Hold frozen weights in bf16 or fp16 during training." };
+        frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
+        var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
+        var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
+        {
+            model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
+        };
+        command.SetAction((parse, ct) => Guarded(console, async () =>
+        {
+            string outDir = parse.GetValue(output)!;
+            string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
+            var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
+            var training = new TrainingOptions
+            {
+                Seed = parse.GetValue(seed),
+                CheckpointDirectory = checkpointDir,
+                GradientCheckpointing = parse.GetValue(gradientCheckpointing),
+                FrozenWeightsDType = parse.GetValue(frozenDType) switch
+                {
+                    "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                    "fp16" => TorchSharp.torch.ScalarType.Float16,
+                    _ => null,
+                },
+                ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
+            };
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
+                .OnDevice(parse.GetValue(device)!)
+                .WithStages(plan)
+                .WithTrainingOptions(training)
+                .Build(ct);
+            var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
+            string? resumeFrom = parse.GetValue(resume) ? TrainingCheckpoint.Latest(checkpointDir) : null;
+            var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
+            await trained.SaveAsync(Path.Combine(outDir, "concept"), ct);
+            LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
+            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {Path.Combine(outDir, "concept")} and the loss curve to {Path.Combine(outDir, "loss.png")}.");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command GenerateCommand(IAnsiConsole console)
+    {
+        var model = new Option<string>("--model") { Description = "The base model the concept was trained on.", Required = true };
+        var concept = new Option<string>("--concept") { Description = "A concept folder written by train.", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "The prompt; {} stands for \"[V] category\".", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for the PNG images.", Required = true };
+        var heatmap = new Option<bool>("--heatmap") { Description = "Also write the [V] token's cross-attention heatmap overlays." };
+        var count = new Option<int>("--count") { Description = "Images to generate.", DefaultValueFactory = _ => 1 };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 7.5 };
+        var sampler = new Option<string>("--sampler") { Description = "dpm (DPM-Solver++) or ddim.", DefaultValueFactory = _ => "dpm" };
+        sampler.AcceptOnlyFromAmong("dpm", "ddim");
+        var seed = new Option<long>("--seed") { Description = "Seed of the first image (image i uses seed + i).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device };
+        command.SetAction((parse, ct) => Guarded(console, async () =>
+        {
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            var options = new GenerationOptions
+            {
+                BatchSize = parse.GetValue(count),
+                Steps = parse.GetValue(steps),
+                GuidanceScale = parse.GetValue(guidance),
+                Sampler = parse.GetValue(sampler) == "ddim" ? SamplerKind.Ddim : SamplerKind.DpmSolverPlusPlus,
+                Seed = parse.GetValue(seed),
+                HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [],
+            };
+            var results = await pipeline.GenerateAsync(parse.GetValue(prompt)!, options, ct);
+            WriteImages(console, results, parse.GetValue(output)!, "image", loaded.Token);
+            return 0;
+        }));
+        return command;
+    }
+
+    internal static void WriteImages(IAnsiConsole console, IReadOnlyList<GeneratedImage> results, string folder, string stem, string? heatmapToken)
+    {
+        Directory.CreateDirectory(folder);
+        foreach (var image in results)
+        {
+            string path = Path.Combine(folder, $"{stem}-{image.Seed}.png");
+            image.SavePng(path);
+            console.MarkupLineInterpolated($"  wrote {path}");
+            if (heatmapToken is not null && image.Heatmaps.ContainsKey(heatmapToken))
+            {
+                string heatPath = Path.Combine(folder, $"{stem}-{image.Seed}-heatmap.png");
+                var png = image.EncodeHeatmapOverlayPng(heatmapToken);
+                AttnDreamBooth.IO.AtomicFile.Write(heatPath, s => s.Write(png));
+                console.MarkupLineInterpolated($"  wrote {heatPath}");
+            }
+        }
+    }
+
+    internal static async Task<PersonalizedModel> TrainWithProgressAsync(IAnsiConsole console, PersonalizationPipeline pipeline, Concept concept, string? resumeFrom, CancellationToken ct)
+    {
+        PersonalizedModel? result = null;
+        await console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var tasks = pipeline.Plan.EnabledStages.ToDictionary(s => s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: pipeline.Plan[s].Steps));
+                var progress = new SynchronousProgress<TrainingProgress>(p =>
+                {
+                    var task = tasks[p.Stage];
+                    task.Value = p.Step;
+                    task.Description = $"stage {(int)p.Stage} ({p.Stage.DisplayName()}) loss {p.Loss:F4}";
+                });
+                result = await pipeline.TrainAsync(concept, progress, ct, resumeFrom);
+            });
+        return result!;
+    }
+
+    internal static StagePlan ApplyOverrides(StagePlan plan, string? steps, int? batchSize, int? checkpointEvery)
+    {
+        if (steps is not null)
+        {
+            var parts = steps.Split(',', StringSplitOptions.TrimEntries);
+            if (parts.Length != 3 || !parts.All(p => int.TryParse(p, out int n) && n >= 0))
+                throw new ArgumentException($"--steps expects three non-negative integers such as 60,100,200; got '{steps}'.", nameof(steps));
+            var n = parts.Select(int.Parse).ToArray();
+            var stages = new[] { TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet };
+            for (int i = 0; i < 3; i++)
+            {
+                int count = n[i];
+                plan = count == 0 ? plan.Skip(stages[i]) : plan.With(stages[i], s => s with { Steps = count });
+            }
+        }
+        if (batchSize is { } b) plan = plan.WithBatchSize(b);
+        if (checkpointEvery is { } e) plan = plan with { CheckpointInterval = e };
+        plan.Validate();
+        return plan;
+    }
+
+    internal static IReadOnlyList<int> StageStarts(StagePlan plan)
+    {
+        var starts = new List<int>();
+        int total = 0;
+        foreach (var stage in plan.EnabledStages)
+        {
+            starts.Add(total);
+            total += plan[stage].Steps;
+        }
+        return starts;
+    }
+
+    internal static async Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (OperationCanceledException)
+        {
+            console.MarkupLine("[yellow]Cancelled.[/] Checkpoints written so far are kept.");
+            return 130;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException
+                                      or AttnDreamBooth.IO.ModelConfigException or AttnDreamBooth.IO.UnsafeWeightsFormatException
+                                      or AttnDreamBooth.IO.StateDictMismatchException or TrainingDivergedException or UnauthorizedAccessException)
+        {
+            console.MarkupLineInterpolated($"[red]error:[/] {ex.Message}");
+            return 2;
+        }
+    }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread, in order.</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,136 @@
+using System.CommandLine;
+using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Pipelines;
+using Spectre.Console;
+using TorchSharp;
+using ClipRgbImage = AttnDreamBooth.Pipelines.RgbImage;
+
+namespace AttnDreamBooth.Cli;
+
+/// <summary><c>evaluate</c>: the paper's CLIP identity and text-alignment scores of a trained concept.</summary>
+internal static class EvaluateCommand
+{
+    public static Command Create(IAnsiConsole console)
+    {
+        var model = new Option<string>("--model") { Description = "The base model the concept was trained on (diffusers folder).", Required = true };
+        var concept = new Option<string>("--concept") { Description = "A concept folder written by train.", Required = true };
+        var clip = new Option<string>("--clip") { Description = "A transformers CLIPModel folder with its tokenizer and preprocessor_config.json (the paper: openai/clip-vit-base-patch32).", Required = true };
+        var images = new Option<string>("--images") { Description = "The concept's training photos (identity is measured against them).", Required = true };
+        var prompts = new Option<string?>("--prompts") { Description = "Prompt file: one prompt per line with {} for \"[V] category\" (# comments), or the DreamBooth dataset's prompts_and_classes.txt. Default: the paper's list for the concept's category." };
+        var perPrompt = new Option<int>("--images-per-prompt") { Description = "Images generated per prompt.", DefaultValueFactory = _ => 16 };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps (DPM-Solver++).", DefaultValueFactory = _ => 50 };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 7.5 };
+        var seed = new Option<long>("--seed") { Description = "Image i of every prompt uses seed + i.", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch-size") { Description = "Images per generation batch (does not change the images).", DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--out") { Description = "Folder for report.json and grid.png.", DefaultValueFactory = _ => "evaluation" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("evaluate", "Score a trained concept with CLIP: identity (vs. the training photos) and text alignment, per prompt.")
+        {
+            model, concept, clip, images, prompts, perPrompt, steps, guidance, seed, batch, output, device,
+        };
+        command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
+        {
+            var sources = LoadSources(parse.GetValue(images)!);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            string? promptFile = parse.GetValue(prompts);
+            var protocol = (promptFile is null ? EvaluationProtocol.Paper(loaded.Category) : EvaluationProtocol.WithPrompts(ReadPrompts(promptFile, loaded.Category))) with
+            {
+                ImagesPerPrompt = parse.GetValue(perPrompt),
+                InferenceSteps = parse.GetValue(steps),
+                GuidanceScale = parse.GetValue(guidance),
+                Seed = parse.GetValue(seed),
+            };
+            string clipFolder = parse.GetValue(clip)!;
+            using var clipModel = ClipModel.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
+            var evaluator = new ConceptEvaluator(clipModel, ClipImageProcessor.FromFolder(clipFolder));
+            var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
+            console.MarkupLineInterpolated($"Evaluating [bold]{loaded.Token}[/] ({loaded.Category}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
+
+            var result = await RunWithProgressAsync(console, evaluator, pipeline, sources, options, ct);
+            console.Write(ScoreTable(result));
+            string outDir = Path.GetFullPath(parse.GetValue(output)!);
+            var written = EvaluationReport.Write(result, outDir, new EvaluationReport.Inputs(
+                Path.GetFullPath(parse.GetValue(model)!), Path.GetFullPath(parse.GetValue(concept)!), Path.GetFullPath(clipFolder), Path.GetFullPath(parse.GetValue(images)!), sources.Count));
+            console.MarkupLineInterpolated($"[green]Wrote[/] {written.Json} and {written.Grid}.");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>The training photos, as CLIP sees them (decoded without EXIF rotation), sorted by file name.</summary>
+    internal static IReadOnlyList<ClipRgbImage> LoadSources(string folder)
+    {
+        string full = Path.GetFullPath(folder);
+        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"The image folder '{full}' does not exist.");
+        var files = Directory.EnumerateFiles(full)
+            .Where(f => !Path.GetFileName(f).StartsWith('.') && Concept.ImageExtensions.Contains(Path.GetExtension(f)))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
+        return files.Select(RgbImageDecoding.Load).ToArray();
+    }
+
+    /// <summary>A prompt file: the dataset's <c>prompts_and_classes.txt</c> (the list for the category's kind) or one
+    /// prompt per line.</summary>
+    internal static IReadOnlyList<string> ReadPrompts(string path, string category)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"The prompt file '{Path.GetFullPath(path)}' does not exist.", path);
+        string text = File.ReadAllText(path);
+        if (text.Contains("Object Prompts", StringComparison.Ordinal) && text.Contains("Live Subject Prompts", StringComparison.Ordinal))
+        {
+            var parsed = DreamBoothPrompts.Parse(text);
+            return DreamBoothPrompts.KindOf(category) == SubjectKind.LiveSubject ? parsed.LiveSubjectPrompts : parsed.ObjectPrompts;
+        }
+        var lines = text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
+        if (lines.Length == 0) throw new ArgumentException($"The prompt file '{path}' holds no prompt.", nameof(path));
+        return lines;
+    }
+
+    private static async Task<ConceptEvaluation> RunWithProgressAsync(IAnsiConsole console, ConceptEvaluator evaluator, PersonalizationPipeline pipeline,
+        IReadOnlyList<ClipRgbImage> sources, ConceptEvaluationOptions options, CancellationToken ct)
+    {
+        ConceptEvaluation? result = null;
+        await console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var generating = ctx.AddTask("generating", maxValue: 1);
+                var scoring = ctx.AddTask("CLIP scoring", maxValue: 3);
+                var progress = new SynchronousProgress<EvaluationProgress>(p =>
+                {
+                    switch (p.Phase)
+                    {
+                        case EvaluationPhase.GeneratingImages:
+                            generating.MaxValue = Math.Max(1, p.Total);
+                            generating.Value = p.Completed;
+                            generating.Description = $"generating {p.Completed}/{p.Total}";
+                            break;
+                        case EvaluationPhase.Completed:
+                            scoring.Value = scoring.MaxValue;
+                            break;
+                        default:
+                            if (p.Completed == p.Total) scoring.Increment(1);
+                            scoring.Description = $"CLIP: {p.Phase}";
+                            break;
+                    }
+                });
+                result = await evaluator.EvaluateAsync(pipeline, sources, options, progress, ct);
+            });
+        return result!;
+    }
+
+    private static Table ScoreTable(ConceptEvaluation result)
+    {
+        var table = new Table().Title($"CLIP scores of {Markup.Escape(result.Token)} ({Markup.Escape(result.Category)})")
+            .AddColumn("prompt").AddColumn(new TableColumn("identity").RightAligned()).AddColumn(new TableColumn("text").RightAligned());
+        foreach (var p in result.Scores.PerPrompt)
+            table.AddRow(Markup.Escape(p.Prompt), p.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), p.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
+        table.AddEmptyRow();
+        table.AddRow($"[bold]overall[/] ({result.Scores.GeneratedCount} images, {result.Scores.SourceCount} photos)",
+            $"[bold]{result.Scores.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",
+            $"[bold]{result.Scores.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]");
+        return table;
+    }
+}

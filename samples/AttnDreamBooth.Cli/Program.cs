@@ -1,0 +1,3 @@
+using AttnDreamBooth.Cli;
+
+return await CliApp.RunAsync(args);
