@@ -172,6 +172,27 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         Assert.True(RelativeError($"CLIP transformer {dtype}", reference, halfOut) <= tolerance);
     }
 
+    [Theory]
+    [InlineData("sd1", ScalarType.BFloat16, 3e-2)]
+    [InlineData("sd2", ScalarType.BFloat16, 3e-2)]
+    [InlineData("sd2", ScalarType.Float16, 5e-3)]
+    public void FrozenTextEncoderStaysCloseToFloat32(string fixture, ScalarType dtype, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        string pipeline = fixture == "sd1" ? TestPaths.TinySd1 : TestPaths.TinySd2;
+        using var encoder = AttnDreamBooth.Text.ClipTextModel.FromFolder(Path.Combine(pipeline, "text_encoder"));
+        var tokenizer = AttnDreamBooth.Text.ClipTokenizer.FromFolder(Path.Combine(pipeline, "tokenizer"));
+        foreach (var p in encoder.parameters()) p.requires_grad = false;
+        var ids = tokenizer.EncodeToTensor(["a photo of a dog", "a red cube on a table"]);
+        using var noGrad = no_grad();
+        var reference = encoder.Forward(ids).LastHiddenState;
+
+        FrozenPrecision.Apply(encoder, dtype);
+        Assert.All(encoder.parameters(), p => Assert.Equal(dtype, p.dtype));
+        var half = encoder.Forward(ids).LastHiddenState.to_type(ScalarType.Float32);
+        Assert.True(RelativeError($"{fixture} text encoder {dtype}", reference, half) <= tolerance);
+    }
+
     [Fact]
     public void KeptParametersOutsideAttentionProjectionsAreRejected()
     {
