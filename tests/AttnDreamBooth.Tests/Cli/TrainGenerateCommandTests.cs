@@ -1,0 +1,62 @@
+using AttnDreamBooth.Cli;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Tests.Pipelines;
+using Spectre.Console;
+
+namespace AttnDreamBooth.Tests.Cli;
+
+/// <summary>The <c>train</c> and <c>generate</c> commands run in-process on the tiny model.</summary>
+public sealed class TrainGenerateCommandTests
+{
+    private static (IAnsiConsole Console, StringWriter Output) CapturedConsole()
+    {
+        var writer = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 200;
+        return (console, writer);
+    }
+
+    [Fact]
+    public async Task TrainThenGenerateWritesTheConceptTheLossPlotImagesAndHeatmaps()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string output = temp.File("run");
+        var (console, text) = CapturedConsole();
+        int trained = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", output,
+             "--steps", "1,1,1", "--batch-size", "1", "--seed", "3"], console);
+        Assert.True(trained == 0, text.ToString());
+        Assert.True(File.Exists(Path.Combine(output, "concept", PersonalizedModel.MetadataFile)));
+        Assert.True(new FileInfo(Path.Combine(output, "loss.png")).Length > 0);
+        Assert.NotEmpty(Directory.GetDirectories(Path.Combine(output, "checkpoints"), "checkpoint-*"));
+
+        int generated = await CliApp.RunAsync(
+            ["generate", "--model", TestPaths.TinySd1, "--concept", Path.Combine(output, "concept"), "--prompt", "a {} on the beach",
+             "--out", Path.Combine(output, "images"), "--heatmap", "--count", "2", "--steps", "2", "--seed", "5"], console);
+        Assert.True(generated == 0, text.ToString());
+        Assert.Equal(["image-5-heatmap.png", "image-5.png", "image-6-heatmap.png", "image-6.png"],
+            Directory.GetFiles(Path.Combine(output, "images")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task BadArgumentsGiveAClearErrorAndExitCode()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var (console, text) = CapturedConsole();
+        int exit = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", temp.File("run"), "--steps", "1,x,1"], console);
+        Assert.Equal(2, exit);
+        Assert.Contains("--steps", text.ToString());
+
+        exit = await CliApp.RunAsync(
+            ["generate", "--model", temp.File("missing"), "--concept", temp.Path, "--prompt", "a {}", "--out", temp.File("img")], console);
+        Assert.Equal(2, exit);
+        Assert.Contains("missing", text.ToString());
+    }
+}
