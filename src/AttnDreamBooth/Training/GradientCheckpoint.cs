@@ -150,6 +150,7 @@ public static class GradientCheckpoint
             {
                 if (requires[i]) targets.Add(inputs[i]!);
             }
+            int inputTargets = targets.Count;
             targets.AddRange(parameters);
 
             var differentiable = new List<Tensor>();
@@ -161,28 +162,31 @@ public static class GradientCheckpoint
                 gradients.Add(gradOutputs[i]);
             }
 
-            IList<Tensor> computed = differentiable.Count == 0 || targets.Count == 0
-                ? targets.Select(_ => (Tensor)null!).ToList()
-                : autograd.grad(differentiable, targets, gradients, retain_graph: false, create_graph: false, allow_unused: true);
+            // A nested backward accumulates each parameter's gradient straight into its .grad as the engine reaches it
+            // (as PyTorch's reentrant checkpoint does), instead of materialising the whole block's parameter gradients at
+            // once and handing them back; only the inputs' gradients are returned through the autograd edge.
+            if (differentiable.Count > 0 && targets.Count > 0)
+                autograd.backward(differentiable, gradients, retain_graph: false, create_graph: false, inputs: targets);
+            var computed = new Tensor?[inputTargets];
+            for (int t = 0; t < inputTargets; t++) computed[t] = targets[t].grad;
 
             foreach (var o in outputs) o.Dispose();
-            // The gradients must outlive this call (libtorch copies them when it returns), but not the whole backward:
-            // in the caller's dispose scope they would pile up for every checkpointed block (for a fully trained U-Net, a
-            // second copy of all parameter gradients). They are released at the next backward call or checkpoint.
+            // The input gradients must outlive this call (libtorch copies them when it returns), but not the whole
+            // backward: they are released at the next backward call or checkpoint.
             ReleaseReturnedGradients();
             foreach (var g in computed.Where(g => g is not null && !g.IsInvalid))
             {
-                g.DetachFromDisposeScope();
+                g!.DetachFromDisposeScope();
                 ReturnedGradients.Add(g);
             }
 
             var result = new List<Tensor> { null!, null!, null! };
             for (int i = 0, t = 0; i < count; i++)
             {
-                result.Add(requires[i] ? computed[t++] : null!);
+                result.Add(requires[i] ? computed[t++]! : null!);
             }
-            int offset = targets.Count - parameters.Length;
-            for (int p = 0; p < parameters.Length; p++) result.Add(computed[offset + p]);
+            // Parameters already received their gradients in .grad above.
+            for (int p = 0; p < parameters.Length; p++) result.Add(null!);
             return result;
         }
     }
