@@ -3,7 +3,6 @@ using AttnDreamBooth.Cli;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Tests.Evaluation;
 using SkiaSharp;
-using Spectre.Console;
 
 namespace AttnDreamBooth.Tests.Cli;
 
@@ -11,20 +10,6 @@ namespace AttnDreamBooth.Tests.Cli;
 [Collection(TinyConceptCollection.Name)]
 public sealed class EvaluateCommandTests(TinyConcept concept)
 {
-    private static (IAnsiConsole Console, StringWriter Output) CapturedConsole()
-    {
-        var writer = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(writer),
-        });
-        console.Profile.Width = 200;
-        return (console, writer);
-    }
-
     private string[] Arguments(string prompts, string output) =>
     [
         "evaluate", "--model", TestPaths.TinySd1, "--concept", concept.ConceptFolder, "--clip", TinyConcept.ClipFolder,
@@ -38,7 +23,7 @@ public sealed class EvaluateCommandTests(TinyConcept concept)
         string prompts = temp.File("prompts.txt");
         File.WriteAllText(prompts, "# the test's prompts\na {} on the beach\n\na photo of {}\n");
         string output = Path.Combine(temp.Path, "eval");
-        var (console, text) = CapturedConsole();
+        var (console, text) = CapturedConsole.Create();
 
         int exit = await CliApp.RunAsync(Arguments(prompts, output), console);
 
@@ -76,7 +61,7 @@ public sealed class EvaluateCommandTests(TinyConcept concept)
         string prompts = temp.File("prompts.txt");
         File.WriteAllText(prompts, "a dog on the beach\n");
         string output = Path.Combine(temp.Path, "eval");
-        var (console, text) = CapturedConsole();
+        var (console, text) = CapturedConsole.Create();
 
         int exit = await CliApp.RunAsync(Arguments(prompts, output), console);
 

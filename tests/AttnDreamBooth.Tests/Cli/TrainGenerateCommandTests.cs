@@ -1,33 +1,18 @@
 using AttnDreamBooth.Cli;
 using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Tests.Pipelines;
-using Spectre.Console;
 
 namespace AttnDreamBooth.Tests.Cli;
 
 /// <summary>The <c>train</c> and <c>generate</c> commands run in-process on the tiny model.</summary>
 public sealed class TrainGenerateCommandTests
 {
-    private static (IAnsiConsole Console, StringWriter Output) CapturedConsole()
-    {
-        var writer = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(writer),
-        });
-        console.Profile.Width = 200;
-        return (console, writer);
-    }
-
     [Fact]
     public async Task TrainThenGenerateWritesTheConceptTheLossPlotImagesAndHeatmaps()
     {
         using var temp = TestPaths.CreateTempDirectory();
         string output = temp.File("run");
-        var (console, text) = CapturedConsole();
+        var (console, text) = CapturedConsole.Create();
         int trained = await CliApp.RunAsync(
             ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", output,
              "--steps", "1,1,1", "--batch-size", "1", "--seed", "3"], console);
@@ -48,7 +33,7 @@ public sealed class TrainGenerateCommandTests
     public async Task BadArgumentsGiveAClearErrorAndExitCode()
     {
         using var temp = TestPaths.CreateTempDirectory();
-        var (console, text) = CapturedConsole();
+        var (console, text) = CapturedConsole.Create();
         int exit = await CliApp.RunAsync(
             ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", temp.File("run"), "--steps", "1,x,1"], console);
         Assert.Equal(2, exit);

@@ -361,13 +361,7 @@ public sealed class PersonalizationPipelineTests
     public async Task CliReportsAMissingCudaRuntimeClearly()
     {
         using var dir = TestPaths.CreateTempDirectory();
-        var output = new StringWriter();
-        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
-        {
-            Out = new Spectre.Console.AnsiConsoleOutput(output),
-            Ansi = Spectre.Console.AnsiSupport.No,
-            Interactive = Spectre.Console.InteractionSupport.No,
-        });
+        var (console, output) = AttnDreamBooth.Tests.Cli.CapturedConsole.Create();
         int exit = await AttnDreamBooth.Cli.CliApp.RunAsync(
             ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", dir.File("out"), "--device", "cuda", "--steps", "1,1,1"],
             console);
