@@ -42,10 +42,11 @@ public static class LearnedEmbeddings
         if (names.Any(n => n is "clip_l" or "clip_g"))
             throw new LearnedEmbeddingsFormatException(full, "this is an SDXL embedding (clip_l / clip_g); only SD 1.x / 2.x embeddings are supported");
 
-        var embeddingNames = names.Where(n => !n.StartsWith("string_to_token", StringComparison.Ordinal)).ToArray();
+        var a1111 = names.Where(n => n == "emb_params" || n.StartsWith("string_to_param", StringComparison.Ordinal)).ToArray();
+        // Only the tensors read as embeddings are checked (A1111's string_to_token bookkeeping is an integer tensor).
+        var embeddingNames = a1111.Length > 0 ? a1111 : names.Where(n => !n.StartsWith("string_to_token", StringComparison.Ordinal)).ToArray();
         EmbeddingFileChecks.CheckHeader(full, file, embeddingNames, options.MaxRows);
 
-        var a1111 = names.Where(n => n == "emb_params" || n.StartsWith("string_to_param", StringComparison.Ordinal)).ToArray();
         var result = new List<KeyValuePair<string, torch.Tensor>>();
         if (a1111.Length > 0)
         {
