@@ -195,9 +195,14 @@ public sealed class ClipTokenizer
     /// than the ids still needed is merged from its first <c>(needed + 16) × longest vocabulary token</c> characters
     /// only. BPE cost grows faster than linearly in a word's length, so without this bound a megabyte-long word would
     /// take minutes although only 75 of its ids are kept.</summary>
-    internal IReadOnlyList<int> EncodePrefix(string text, int maxTokens)
+    internal IReadOnlyList<int> EncodePrefix(string text, int maxTokens) => EncodePrefix(text, maxTokens, out _);
+
+    /// <summary><see cref="EncodePrefix(string, int)"/>, also reporting how many characters were handed to BPE
+    /// merging (the super-linear part), so tests can check the bound without a clock.</summary>
+    internal IReadOnlyList<int> EncodePrefix(string text, int maxTokens, out long mergedChars)
     {
         ArgumentNullException.ThrowIfNull(text);
+        mergedChars = 0;
         var ids = new List<int>(Math.Clamp(maxTokens, 0, 1024));
         if (maxTokens <= 0) return ids;
         foreach (var (start, length, literalId) in _added.Split(text))
@@ -217,6 +222,7 @@ public sealed class ClipTokenizer
                     int take = (int)Math.Min(wordLength, cap);
                     // Never cut a surrogate pair: the BPE model would see a lone surrogate.
                     if (take < wordLength && take > 0 && char.IsHighSurrogate(cleaned[offset + take - 1])) take--;
+                    mergedChars += take;
                     var wordIds = Model.EncodeToIds(cleaned.AsSpan(offset, take), considerPreTokenization: false, considerNormalization: false);
                     for (int k = 0; k < wordIds.Count && ids.Count < maxTokens; k++) ids.Add(wordIds[k]);
                 }

@@ -80,6 +80,11 @@ public sealed class BoundedTokenizationTests
         };
         var ids = await Bounded.RunAsync(() => Tokenizer.Encode(text), TimeSpan.FromSeconds(30), $"tokenizing a 1 MB prompt ({kind})");
         Assert.Equal(Tokenizer.ModelMaxLength, ids.Count);
+        // Deterministic part of the bound: BPE merging (super-linear in a word's length) only sees about what is kept,
+        // at most (75 + 16) tokens' worth of the longest vocabulary entry (32 characters) per word merged.
+        var prefix = Tokenizer.EncodePrefix(text, Tokenizer.ModelMaxLength - 2, out long merged);
+        Assert.Equal(ids.Skip(1).Take(Tokenizer.ModelMaxLength - 2), prefix);
+        Assert.InRange(merged, 1, (75 + 16) * 32);
         Assert.Equal(Tokenizer.EosTokenId, ids[^1]);
         // The batch path (what the pipeline uses) takes the same route.
         var batch = await Bounded.RunAsync(() => Tokenizer.EncodeBatch([text, "a cat"]), TimeSpan.FromSeconds(30), "a batch with a 1 MB prompt");
