@@ -19,7 +19,14 @@ internal static class CliApp
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
         root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));
-        return await root.Parse(args).InvokeAsync();
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // System.CommandLine would echo the offending arguments raw; they may hold terminal escapes.
+            foreach (var error in parsed.Errors) console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(error.Message)}");
+            return 1;
+        }
+        return await parsed.InvokeAsync();
     }
 
     private static Command TrainCommand(IAnsiConsole console)
@@ -74,7 +81,7 @@ internal static class CliApp
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
-            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {Path.Combine(outDir, "concept")} and the loss curve to {Path.Combine(outDir, "loss.png")}.");
+            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
             return 0;
         }));
         return command;
@@ -122,13 +129,13 @@ internal static class CliApp
         {
             string path = Path.Combine(folder, $"{stem}-{image.Seed}.png");
             image.SavePng(path);
-            console.MarkupLineInterpolated($"  wrote {path}");
+            console.MarkupLineInterpolated($"  wrote {TerminalText.Safe(path)}");
             if (heatmapToken is not null && image.Heatmaps.ContainsKey(heatmapToken))
             {
                 string heatPath = Path.Combine(folder, $"{stem}-{image.Seed}-heatmap.png");
                 var png = image.EncodeHeatmapOverlayPng(heatmapToken);
                 AttnDreamBooth.IO.AtomicFile.Write(heatPath, s => s.Write(png));
-                console.MarkupLineInterpolated($"  wrote {heatPath}");
+                console.MarkupLineInterpolated($"  wrote {TerminalText.Safe(heatPath)}");
             }
         }
     }
@@ -199,9 +206,12 @@ internal static class CliApp
         }
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException
                                       or AttnDreamBooth.IO.ModelConfigException or AttnDreamBooth.IO.UnsafeWeightsFormatException
-                                      or AttnDreamBooth.IO.StateDictMismatchException or TrainingDivergedException or UnauthorizedAccessException)
+                                      or AttnDreamBooth.IO.StateDictMismatchException or TrainingDivergedException or UnauthorizedAccessException
+                                      or AttnDreamBooth.IO.NonFiniteWeightsException or AttnDreamBooth.IO.SafetensorsFormatException
+                                      or AttnDreamBooth.Text.LearnedEmbeddingsFormatException or AttnDreamBooth.Text.EmbeddingDimensionMismatchException
+                                      or AttnDreamBooth.Pipelines.Generation.NonFiniteLatentsException)
         {
-            console.MarkupLineInterpolated($"[red]error:[/] {ex.Message}");
+            console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(ex.Message, keepNewlines: true)}");
             return 2;
         }
     }

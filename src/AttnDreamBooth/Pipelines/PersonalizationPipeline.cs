@@ -51,8 +51,8 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
-        return new PersonalizationPipelineBuilder((device, loggers, ct) =>
-            StableDiffusionComponents.LoadSingleFile(checkpointPath, configFolder, device, settings, options, loggers, ct));
+        return new PersonalizationPipelineBuilder((device, loggers, checkFinite, ct) =>
+            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggers, checkFinite, ct));
     }
 
     /// <summary>The loaded model components.</summary>
@@ -68,6 +68,9 @@ public sealed class PersonalizationPipeline : IDisposable
     public PersonalizedModel? Concept { get; internal set; }
 
     internal ConceptEmbedding? ConceptEmbedding { get; set; }
+
+    /// <summary>Set when a concept load failed half-way: the weights are undefined and every later call refuses.</summary>
+    internal Exception? Broken { get; set; }
 
     /// <summary>
     /// Trains <paramref name="concept"/> with the plan's stages on a dedicated thread. All images are validated first.
@@ -119,7 +122,8 @@ public sealed class PersonalizationPipeline : IDisposable
 
     private long ResolveHeatmapToken(string token)
     {
-        if ((token == "{}" || token == Concept?.Token) && Concept is not null && Components.Tokenizer.TryGetTokenId(Concept.Token, out int conceptId)) return conceptId;
+        // The concept's row is bound to a recorded id (ConceptTokenIdentity); "cat" must find cat</w>, not the word-start piece.
+        if ((token == "{}" || token == Concept?.Token) && Concept is not null && ConceptEmbedding is not null) return ConceptEmbedding.TokenIds[0];
         var ids = Components.Tokenizer.EncodeWithoutSpecialTokens(token);
         if (ids.Count == 0) throw new ArgumentException($"The heatmap token '{token}' tokenizes to nothing.", nameof(token));
         return ids[0];
@@ -129,6 +133,8 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
         if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
+        // The same rule that saving records and loading checks (special tokens are refused here, before any work).
+        var binding = ConceptTokenIdentity.Resolve(Components.Tokenizer, concept.Token);
         var imageOptions = TrainingOptions.Data.Images;
         if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
         // Every image is decoded and validated before anything is trained.
@@ -138,7 +144,7 @@ public sealed class PersonalizationPipeline : IDisposable
         ct.ThrowIfCancellationRequested();
 
         _trainingStarted = true;
-        var conceptToken = Components.Tokenizer.TryGetTokenId(concept.Token, out _)
+        var conceptToken = binding.Kind == ConceptTokenKind.Existing
             ? ConceptToken.Existing(concept.Token, concept.Category)
             : ConceptToken.New(concept.Token, concept.Category);
         var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, conceptToken);
@@ -169,6 +175,7 @@ public sealed class PersonalizationPipeline : IDisposable
         lock (_gate)
         {
             if (_busy) throw new InvalidOperationException("The pipeline is already training or generating; wait for that call to finish.");
+            if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
             _busy = true;
         }
         // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.

@@ -64,7 +64,11 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">Weights do not match the modules built from the configs.</exception>
-    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
+        LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, ct);
+
+    internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
     {
         var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<StableDiffusionComponents>();
         device ??= torch.CPU;
@@ -72,16 +76,16 @@ public sealed class StableDiffusionComponents : IDisposable
         var tokenizer = ClipTokenizer.FromFolder(folder.ComponentPath("tokenizer"));
         ct.ThrowIfCancellationRequested();
 
-        var textEncoder = ClipTextModel.FromFolder(folder.ComponentPath("text_encoder"), device);
+        var textEncoder = ClipTextModel.FromFolder(folder.ComponentPath("text_encoder"), device, checkFiniteWeights: checkFiniteWeights);
         Log(logger, "text_encoder", folder.ComponentPath("text_encoder"), textEncoder);
         ct.ThrowIfCancellationRequested();
 
         var unet = new UNet2DConditionModel(UNetConfig.Load(folder.ConfigPath("unet")), device);
-        StateDictLoader.LoadComponent(unet, folder.ComponentPath("unet"));
+        StateDictLoader.LoadComponent(unet, folder.ComponentPath("unet"), options: new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
         Log(logger, "unet", folder.ComponentPath("unet"), unet);
         ct.ThrowIfCancellationRequested();
 
-        var vae = AutoencoderKL.FromFolder(folder.ComponentPath("vae"), device);
+        var vae = AutoencoderKL.FromFolder(folder.ComponentPath("vae"), device, checkFiniteWeights: checkFiniteWeights);
         Log(logger, "vae", folder.ComponentPath("vae"), vae);
 
         var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"));
@@ -107,8 +111,13 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
     /// <exception cref="SingleFileFormatException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
+    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
-        SingleFileModelSettings? settings = null, SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+        SingleFileModelSettings? settings = null, SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
+        LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggerFactory, checkFiniteWeights: true, ct);
+
+    internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
+        SingleFileModelSettings? settings, SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
@@ -131,19 +140,19 @@ public sealed class StableDiffusionComponents : IDisposable
             var textEncoder = new ClipTextModel(ClipTextConfig.Load(folder.ConfigPath("text_encoder")), device);
             modules.Add(textEncoder);
             StateDictLoader.Load(textEncoder, checkpoint.OpenComponent(SingleFileComponents.TextEncoder),
-                new StateDictLoadOptions { KeyMap = k => ClipTextModel.IsIgnorableKey(k) ? null : k });
+                new StateDictLoadOptions { KeyMap = k => ClipTextModel.IsIgnorableKey(k) ? null : k, CheckFinite = checkFiniteWeights });
             Log(logger, "text_encoder", path, textEncoder);
             ct.ThrowIfCancellationRequested();
 
             var unet = new UNet2DConditionModel(UNetConfig.Load(folder.ConfigPath("unet")), device);
             modules.Add(unet);
-            StateDictLoader.Load(unet, checkpoint.OpenComponent(SingleFileComponents.UNet));
+            StateDictLoader.Load(unet, checkpoint.OpenComponent(SingleFileComponents.UNet), new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
             Log(logger, "unet", path, unet);
             ct.ThrowIfCancellationRequested();
 
             var vae = new AutoencoderKL(AutoencoderKLConfig.Load(folder.ConfigPath("vae")), device);
             modules.Add(vae);
-            StateDictLoader.Load(vae, checkpoint.OpenComponent(SingleFileComponents.Vae), new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName });
+            StateDictLoader.Load(vae, checkpoint.OpenComponent(SingleFileComponents.Vae), new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName, CheckFinite = checkFiniteWeights });
             Log(logger, "vae", path, vae);
 
             var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"))

@@ -298,5 +298,6 @@ public sealed record SchedulerConfig
         if (!(SampleMaxValue >= 1)) throw Error("sample_max_value", $"must be at least 1, found {SampleMaxValue}");
         if (!(ClipSampleRange > 0)) throw Error("clip_sample_range", $"must be positive, found {ClipSampleRange}");
         if (double.IsNaN(LambdaMinClipped)) throw Error("lambda_min_clipped", "must not be NaN");
+        SchedulerConfigBounds.Check(this);
     }
 }

@@ -188,7 +188,12 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// as "fp16"), strictly: every parameter must be present with its shape.</summary>
     /// <exception cref="ModelConfigException">The config is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">The weights do not match the module.</exception>
-    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null)
+    /// <param name="unetFolder">The folder.</param>
+    /// <param name="device">Where the parameters live (CPU by default).</param>
+    /// <param name="dtype">The parameter dtype (float32 by default).</param>
+    /// <param name="variant">A weight variant such as "fp16".</param>
+    /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
+    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(unetFolder);
         var config = UNetConfig.Load(Path.Combine(unetFolder, "config.json"));
@@ -196,7 +201,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         try
         {
             if (dtype is { } t) model.to(t);
-            StateDictLoader.LoadComponent(model, unetFolder, variant);
+            StateDictLoader.LoadComponent(model, unetFolder, variant, new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
             return model;
         }
         catch

@@ -73,9 +73,11 @@ internal static class TextToImageGenerator
         }
         try
         {
+            int stepNumber = 0;
             foreach (long t in sampler.Timesteps)
             {
                 ct.ThrowIfCancellationRequested();
+                stepNumber++;
                 using var scope = NewDisposeScope();
                 store.Clear();
                 var input = guided ? cat([latents, latents], 0) : latents;
@@ -88,6 +90,8 @@ internal static class TextToImageGenerator
                 }
                 var next = sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
                 latents = next.MoveToOuterDisposeScope();
+                // One reduction per step: a NaN never recovers, and decoding it would return a black image as if all were well.
+                if (!latents.isfinite().all().item<bool>()) throw new NonFiniteLatentsException(stepNumber, t, prompt);
                 if (tokens.Length > 0 && store.Count > 0)
                 {
                     // Only the conditional half of a guided batch shows where the prompt's tokens attend.
