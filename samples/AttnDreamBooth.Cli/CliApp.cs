@@ -97,25 +97,38 @@ internal static class CliApp
         var count = new Option<int>("--count") { Description = "Images to generate.", DefaultValueFactory = _ => 1 };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 7.5 };
-        var sampler = new Option<string>("--sampler") { Description = "dpm (DPM-Solver++) or ddim.", DefaultValueFactory = _ => "dpm" };
-        sampler.AcceptOnlyFromAmong("dpm", "ddim");
+        var sampler = new Option<string>("--sampler")
+        {
+            Description = $"Sampler: {string.Join(", ", AttnDreamBooth.Schedulers.DiffusionSamplers.Names)} (add -karras for Karras sigmas where the sampler has them).",
+            DefaultValueFactory = _ => "dpm++",
+        };
+        var negative = new Option<string>("--negative-prompt") { Description = "What the images should not show.", DefaultValueFactory = _ => "" };
+        var width = new Option<int?>("--width") { Description = "Image width in pixels (default: the model's resolution)." };
+        var height = new Option<int?>("--height") { Description = "Image height in pixels (default: the model's resolution)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the first image (image i uses seed + i).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device };
+        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
-            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            // "dpm" was the name of DPM-Solver++ before the other samplers. The options are checked before the model is loaded.
+            string samplerName = parse.GetValue(sampler) is "dpm" ? "dpm++" : parse.GetValue(sampler)!;
             var options = new GenerationOptions
             {
                 BatchSize = parse.GetValue(count),
                 Steps = parse.GetValue(steps),
                 GuidanceScale = parse.GetValue(guidance),
-                Sampler = parse.GetValue(sampler) == "ddim" ? SamplerKind.Ddim : SamplerKind.DpmSolverPlusPlus,
+                SamplerName = samplerName,
+                NegativePrompt = parse.GetValue(negative)!,
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
                 Seed = parse.GetValue(seed),
-                HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [],
             };
-            var results = await pipeline.GenerateAsync(parse.GetValue(prompt)!, options, ct);
+            options.Validate();
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            options = options with { HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [] };
+            var results = await GenerationDisplay.RunAsync(console, $"generating {options.BatchSize} image(s) with {samplerName}",
+                progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));
             WriteImages(console, results, parse.GetValue(output)!, "image", loaded.Token);
             return 0;
         }));

@@ -49,7 +49,7 @@ internal static class Demo
         for (int i = 0; i < Prompts.Length; i++)
         {
             var options = new GenerationOptions { Steps = 20, Seed = i, HeatmapTokens = [loaded.Token], HeatmapResolution = 16 };
-            var images = await fresh.GenerateAsync(Prompts[i], options, ct);
+            var images = await GenerationDisplay.RunAsync(console, $"prompt {i + 1}/{Prompts.Length}", progress => fresh.GenerateAsync(Prompts[i], options, progress, ct));
             foreach (var image in images)
             {
                 string name = $"prompt{i}-seed{image.Seed}";

@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Pipelines;
 
 /// <summary>
 /// AttnDreamBooth personalization on a Stable Diffusion 1.x/2.x model: <see cref="TrainAsync"/> learns a concept
-/// token and fine-tunes the U-Net in three stages; <see cref="GenerateAsync"/> renders prompts with it.
+/// token and fine-tunes the U-Net in three stages; <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/> renders prompts with it.
 /// </summary>
 /// <example>
 /// <code>
@@ -90,12 +90,20 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <summary>
     /// Renders <paramref name="prompt"/>; <c>{}</c> expands to "[V] category" of the current concept.
     /// </summary>
-    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default)
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default) =>
+        GenerateAsync(prompt, options, progress: null, ct);
+
+    /// <summary>
+    /// Renders <paramref name="prompt"/> as <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/>, reporting
+    /// a <see cref="GenerationProgress"/> after every denoising step (on the generation thread; results do not depend on it).
+    /// </summary>
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options, IProgress<GenerationProgress>? progress,
+        CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         options ??= new GenerationOptions();
         options.Validate();
-        return RunExclusive(() => Generate(prompt, options, ct), ct);
+        return RunExclusive(() => Generate(prompt, options, ct, progress), ct);
     }
 
     /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention).</summary>
@@ -108,7 +116,8 @@ public sealed class PersonalizationPipeline : IDisposable
         return prompt.Replace("{}", $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
     }
 
-    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct)
+    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct,
+        IProgress<GenerationProgress>? progress = null)
     {
         string expanded = ExpandPrompt(prompt);
         var heatmapIds = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -116,8 +125,8 @@ public sealed class PersonalizationPipeline : IDisposable
         {
             heatmapIds[token] = ResolveHeatmapToken(token);
         }
-        PipelineLog.Generating(_logger, options.BatchSize, expanded, options.Sampler.ToString(), options.Steps, options.GuidanceScale);
-        return TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct);
+        PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
+        return TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress);
     }
 
     private long ResolveHeatmapToken(string token)
