@@ -50,6 +50,23 @@ internal static class ColorGeometry
         return best;
     }
 
+    /// <summary>The point of <paramref name="segments"/> nearest to (r, g, b).</summary>
+    public static (double R, double G, double B) NearestPoint(double r, double g, double b, IReadOnlyList<(RgbColor A, RgbColor B)> segments)
+    {
+        double best = double.MaxValue;
+        (double, double, double) point = default;
+        foreach (var (a, c) in segments)
+        {
+            double d = DistanceToSegment(r, g, b, a, c, out double t);
+            if (d < best)
+            {
+                best = d;
+                point = (a.R + t * (c.R - a.R), a.G + t * (c.G - a.G), a.B + t * (c.B - a.B));
+            }
+        }
+        return point;
+    }
+
     public static RgbColor Scale(RgbColor c, double f) =>
         new((byte)Math.Clamp(Math.Round(c.R * f), 0, 255), (byte)Math.Clamp(Math.Round(c.G * f), 0, 255), (byte)Math.Clamp(Math.Round(c.B * f), 0, 255));
 }
