@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Shapes;
 /// segment, its pattern from the layout of fill/ink labels, its size and position from its bounds.
 /// Thread-safe after construction.
 /// </summary>
-public sealed class ShapesAnalyzer
+public sealed partial class ShapesAnalyzer
 {
     // Share of the image side below which a component is noise rather than an object (the smallest object covers ~3 %).
     private const double MinComponentShare = 0.008;
