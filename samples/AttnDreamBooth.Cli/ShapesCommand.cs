@@ -38,7 +38,7 @@ internal static class ShapesCommand
     private static Command RenderCommand(IAnsiConsole console)
     {
         var world = WorldOption();
-        var concept = new Option<string?>("--concept") { Description = "Render this concept spec's photos instead of world samples." };
+        var concept = new Option<string[]>("--concept") { Description = "Render these concept specs' photos (repeatable) instead of world samples." };
         var seed = new Option<long>("--seed") { Description = "Sampler seed (sample i is the same for every count).", DefaultValueFactory = _ => 0 };
         var count = new Option<int>("--count") { Description = "Number of images (default: 16, or the concept's photo count).", DefaultValueFactory = _ => 0 };
         var size = new Option<int>("--size") { Description = "Image side in pixels.", DefaultValueFactory = _ => 64 };
@@ -72,16 +72,17 @@ internal static class ShapesCommand
                 if (columns > 0 && images.Count < 256) images.Add(r.Image);
             }
 
-            if (parse.GetValue(concept) is { } conceptPath)
+            if (parse.GetValue(concept) is { Length: > 0 } conceptPaths)
             {
-                var spec = ConceptSpec.Load(conceptPath, w);
-                if (n == 0) n = spec.Photos.Count;
-                for (int i = 0; i < n; i++)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    var scene = spec.PhotoScene(w, i);
-                    Write(i, ShapesRenderer.Render(scene, side), $"a photo of a {spec.Category.Word}");
-                }
+                var specs = conceptPaths.Select(p => ConceptSpec.Load(p, w)).ToArray();
+                int written = 0;
+                foreach (var spec in specs)
+                    for (int i = 0; i < (n == 0 ? spec.Photos.Count : n); i++)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        Write(written++, ShapesRenderer.Render(spec.PhotoScene(w, i), side), $"a photo of a {spec.Category.Word}");
+                    }
+                n = written;
             }
             else
             {

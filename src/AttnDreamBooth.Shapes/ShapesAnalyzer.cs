@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Shapes;
 /// </summary>
 public sealed partial class ShapesAnalyzer
 {
-    // Share of the image side below which a component is noise rather than an object (the smallest object covers ~3 %).
+    // Share of the image area below which a component is noise rather than an object (the smallest object covers ~3 %).
     private const double MinComponentShare = 0.008;
 
     // A second component counts as an object only if it is at least this share of the largest one.
