@@ -160,9 +160,11 @@ internal static class ShapesCommand
         var heldOut = new Option<string>("--held-out") { Description = "exclude (pretraining distribution) or only (held-out combinations).", DefaultValueFactory = _ => "exclude" };
         heldOut.AcceptOnlyFromAmong("exclude", "only");
         var output = new Option<string?>("--out") { Description = "Also write the report (with every mistake) as JSON here." };
+        var blur = new Option<double>("--blur") { Description = "Gaussian blur sigma in pixels applied before analysis (robustness check).", DefaultValueFactory = _ => 0 };
+        var noise = new Option<double>("--noise") { Description = "Gaussian noise sigma (8-bit units) added before analysis.", DefaultValueFactory = _ => 0 };
         var command = new Command("accuracy", "Render fresh samples and score the analyzer against their ground truth, per attribute.")
         {
-            world, seed, count, size, heldOut, output,
+            world, seed, count, size, heldOut, output, blur, noise,
         };
         command.SetAction((parse, ct) => Guarded(console, () =>
         {
@@ -171,16 +173,20 @@ internal static class ShapesCommand
             if (n < 1 || n > 1_000_000) throw new ArgumentException($"--count must be in [1, 1000000]; got {n}.");
             if (side < 16 || side > 1024) throw new ArgumentException($"--size must be in [16, 1024]; got {side}.");
             var policy = parse.GetValue(heldOut) == "only" ? HeldOutPolicy.Only : HeldOutPolicy.Exclude;
+            double blurSigma = parse.GetValue(blur), noiseSigma = parse.GetValue(noise);
+            if (!(blurSigma >= 0 && blurSigma <= 4)) throw new ArgumentException($"--blur must be in [0, 4]; got {blurSigma}.");
+            if (!(noiseSigma >= 0 && noiseSigma <= 64)) throw new ArgumentException($"--noise must be in [0, 64]; got {noiseSigma}.");
+            var degradation = blurSigma > 0 || noiseSigma > 0 ? new ImageDegradation(blurSigma, noiseSigma) : null;
             AnalyzerAccuracyReport report = null!;
             console.Progress().Start(progress =>
             {
                 var task = progress.AddTask("renders", maxValue: n);
-                report = AnalyzerAccuracy.Measure(w, parse.GetValue(seed), n, side, policy, new SynchronousProgress<int>(done => task.Value = done), ct);
+                report = AnalyzerAccuracy.Measure(w, parse.GetValue(seed), n, side, policy, new SynchronousProgress<int>(done => task.Value = done), ct, degradation);
             });
             var table = new Table().AddColumn("attribute").AddColumn("correct").AddColumn("total").AddColumn("accuracy");
             foreach (var a in report.Attributes)
                 table.AddRow(a.Attribute, a.Correct.ToString(CultureInfo.InvariantCulture), a.Total.ToString(CultureInfo.InvariantCulture), a.Accuracy.ToString("P2", CultureInfo.InvariantCulture));
-            console.MarkupLineInterpolated($"Analyzer accuracy on {n} renders (seed {report.Seed}, {side}x{side}, held-out: {parse.GetValue(heldOut)}):");
+            console.MarkupLineInterpolated($"Analyzer accuracy on {n} renders (seed {report.Seed}, {side}x{side}, held-out: {parse.GetValue(heldOut)}, blur {blurSigma}, noise {noiseSigma}):");
             console.Write(table);
             if (parse.GetValue(output) is { } path)
             {
@@ -191,6 +197,8 @@ internal static class ShapesCommand
                     ["count"] = report.Count,
                     ["imageSize"] = report.ImageSize,
                     ["heldOut"] = parse.GetValue(heldOut),
+                    ["blur"] = blurSigma,
+                    ["noise"] = noiseSigma,
                     ["attributes"] = new JsonArray([.. report.Attributes.Select(a => (JsonNode)new JsonObject { ["attribute"] = a.Attribute, ["correct"] = a.Correct, ["total"] = a.Total, ["accuracy"] = Math.Round(a.Accuracy, 5) })]),
                     ["mistakes"] = new JsonArray([.. report.Mistakes.Select(m => (JsonNode)new JsonObject { ["index"] = m.Index, ["attribute"] = m.Attribute, ["expected"] = m.Expected, ["measured"] = m.Measured })]),
                 };
