@@ -13,12 +13,14 @@ using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Benchmarks.Training;
 
-/// <summary>One optimizer step per invocation (a step is 0.1–5 s): one process per case, 2 warm-up and 10 measured steps.</summary>
+/// <summary>One optimizer step per invocation (0.1–30 s depending on the machine's load): 1 warm-up and 3 measured steps
+/// per case. On a loaded machine run it with <c>--inProcess</c> (BenchmarkDotNet's 2-minute build timeout for the
+/// per-case processes is easily exceeded there).</summary>
 public sealed class AdamWStepConfig : ManualConfig
 {
     public AdamWStepConfig()
     {
-        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(2).WithIterationCount(10).WithInvocationCount(1).WithUnrollFactor(1)
+        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(3).WithInvocationCount(1).WithUnrollFactor(1)
             .WithStrategy(RunStrategy.Monitoring).WithId("AdamW"));
         AddColumn(new PeakNativeMemoryColumn());
         AddColumn(new StepFactColumn("trainable", "Parameters", "Elements updated per step", bytes: false));
