@@ -7,6 +7,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
 using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,14 +15,16 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Benchmarks.Training;
 
 /// <summary>One optimizer step per invocation (0.1–30 s depending on the machine's load): 1 warm-up and 3 measured steps
-/// per case. On a loaded machine run it with <c>--inProcess</c> (BenchmarkDotNet's 2-minute build timeout for the
-/// per-case processes is easily exceeded there).</summary>
+/// per case, run in the benchmark process (cases run one after another and release their tensors in cleanup).</summary>
 public sealed class AdamWStepConfig : ManualConfig
 {
     public AdamWStepConfig()
     {
         AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(3).WithInvocationCount(1).WithUnrollFactor(1)
-            .WithStrategy(RunStrategy.Monitoring).WithId("AdamW"));
+            .WithStrategy(RunStrategy.Monitoring).WithId("AdamW")
+            // In-process with a generous timeout: a multi-op step over the subset takes 20-30 s on a loaded 2-core
+            // machine, and the per-case builds of the default toolchain time out there.
+            .WithToolchain(new InProcessEmitToolchain(TimeSpan.FromMinutes(60), logOutput: true)));
         AddColumn(new PeakNativeMemoryColumn());
         AddColumn(new StepFactColumn("trainable", "Parameters", "Elements updated per step", bytes: false));
         AddColumn(new StepFactColumn("state", "Moments", "Bytes of the AdamW moments (AdamWOptimizer.StateBytes)", bytes: true));
