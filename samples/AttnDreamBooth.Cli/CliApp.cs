@@ -50,9 +50,11 @@ internal static class CliApp
         var frozenDType = new Option<string?>("--frozen-dtype") { Description = "Hold frozen weights in bf16 or fp16 during training." };
         frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
         var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
+        var optimizer8Bit = new Option<bool>("--optimizer-8bit") { Description = "Store AdamW's moments in 8 bits (block-wise quantized; ~1/4 of the optimizer memory)." };
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
             model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
+            optimizer8Bit,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
@@ -71,6 +73,7 @@ internal static class CliApp
                     _ => null,
                 },
                 ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
+                EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
             };
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)

@@ -104,11 +104,20 @@ internal sealed class PersonalizationTrainer
             if (memory.AfterSelection(stage)) trainable = SelectTrainable(stage);
             PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
                 trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
-            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate);
+            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate,
+                _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
+            { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
             if (si == resumeStageIndex && resumeTensors is not null && firstStep > 0)
             {
                 var optimizerState = resumeTensors.Where(p => p.Key.StartsWith("optim.", StringComparison.Ordinal)).ToDictionary(p => p.Key["optim.".Length..], p => p.Value);
-                optimizer.LoadState(optimizerState, firstStep);
+                try
+                {
+                    optimizer.LoadState(optimizerState, firstStep);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' cannot be resumed: {e.Message}", e);
+                }
             }
 
             if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
