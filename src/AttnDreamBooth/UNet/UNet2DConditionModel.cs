@@ -289,7 +289,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
                 h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, block.parameters())[0];
             }
         }
-        h = conv_out.call(conv_act.call(conv_norm_out.call(h)));
+        h = NarrowChannelConvolution.Apply(conv_out, conv_act.call(conv_norm_out.call(h)));
         if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
     }
