@@ -127,8 +127,6 @@ public sealed record UNetConfig
     {
         ArgumentNullException.ThrowIfNull(reader);
         var d = new UNetConfig();
-        // Without it every size falls back to SD 1.5's (a 3.4 GB model): a config that names no architecture is refused.
-        reader.Require(reader.Has("block_out_channels"), "block_out_channels", "is missing; a U-Net config must describe its architecture");
         var blockOut = reader.GetIntArray("block_out_channels", [.. d.BlockOutChannels]);
         int n = blockOut.Length;
         reader.Require(n >= 1, "block_out_channels", "needs at least one entry");
