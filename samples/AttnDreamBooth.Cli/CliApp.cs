@@ -9,9 +9,16 @@ namespace AttnDreamBooth.Cli;
 /// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, and with no arguments the demo.</summary>
 internal static class CliApp
 {
-    public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null)
+    /// <summary>Shows stack traces of errors (otherwise one line each).</summary>
+    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "Show the full stack trace of an error.", Recursive = true };
+
+    /// <summary>The command line as given (the resume hint repeats it).</summary>
+    private static readonly AsyncLocal<string[]?> Arguments = new();
+
+    public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null, CancellationToken ct = default)
     {
         console ??= AnsiConsole.Console;
+        Arguments.Value = args;
         var root = new RootCommand("AttnDreamBooth: personalize Stable Diffusion with a few photos. Without a command, runs the demo on the bundled tiny model.");
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
@@ -19,7 +26,8 @@ internal static class CliApp
         root.Subcommands.Add(ShapesCommand.Create(console));
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
-        root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));
+        root.Options.Add(Verbose);
+        root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct), parse));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -27,7 +35,8 @@ internal static class CliApp
             foreach (var error in parsed.Errors) console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(error.Message)}");
             return 1;
         }
-        return await parsed.InvokeAsync();
+        // Ctrl-C is handled by the caller's token (Program: Interruption), not by System.CommandLine's 2-second kill.
+        return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, ct);
     }
 
     private static Command TrainCommand(IAnsiConsole console)
@@ -51,14 +60,17 @@ internal static class CliApp
         frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
         var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
         var optimizer8Bit = new Option<bool>("--optimizer-8bit") { Description = "Store AdamW's moments in 8 bits (block-wise quantized; ~1/4 of the optimizer memory)." };
+        var force = new Option<bool>("--force") { Description = "Use an output folder that holds another run's concept or checkpoints (the concept is replaced)." };
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
             model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
-            optimizer8Bit,
+            optimizer8Bit, force,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             string outDir = parse.GetValue(output)!;
+            bool overwrite = parse.GetValue(force);
+            TrainOutput.RequireOwnConcept(Path.Combine(outDir, "concept"), overwrite);
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
             var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
             var training = new TrainingOptions
@@ -74,6 +86,7 @@ internal static class CliApp
                 },
                 ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
                 EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
+                OverwriteOtherRuns = overwrite,
             };
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)
@@ -81,13 +94,14 @@ internal static class CliApp
                 .WithTrainingOptions(training)
                 .Build(ct);
             var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
-            string? resumeFrom = parse.GetValue(resume) ? TrainingCheckpoint.Latest(checkpointDir) : null;
+            TrainOutput.RequireWritable(outDir, pipeline);
+            string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir) : null;
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
-            await trained.SaveAsync(Path.Combine(outDir, "concept"), ct);
+            await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
             console.MarkupLineInterpolated($"[green]Saved[/] the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
             return 0;
-        }));
+        }, parse));
         return command;
     }
 
@@ -135,7 +149,7 @@ internal static class CliApp
                 progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));
             WriteImages(console, results, parse.GetValue(output)!, "image", loaded.Token);
             return 0;
-        }));
+        }, parse));
         return command;
     }
 
@@ -210,28 +224,8 @@ internal static class CliApp
         return starts;
     }
 
-    internal static async Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action)
-    {
-        try
-        {
-            return await action();
-        }
-        catch (OperationCanceledException)
-        {
-            console.MarkupLine("[yellow]Cancelled.[/] Checkpoints written so far are kept.");
-            return 130;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException
-                                      or AttnDreamBooth.IO.ModelConfigException or AttnDreamBooth.IO.UnsafeWeightsFormatException
-                                      or AttnDreamBooth.IO.StateDictMismatchException or TrainingDivergedException or UnauthorizedAccessException
-                                      or AttnDreamBooth.IO.NonFiniteWeightsException or AttnDreamBooth.IO.SafetensorsFormatException
-                                      or AttnDreamBooth.Text.LearnedEmbeddingsFormatException or AttnDreamBooth.Text.EmbeddingDimensionMismatchException
-                                      or AttnDreamBooth.Pipelines.Generation.NonFiniteLatentsException)
-        {
-            console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(ex.Message, keepNewlines: true)}");
-            return 2;
-        }
-    }
+    internal static Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action, ParseResult? parse = null) =>
+        CliErrors.GuardedAsync(console, action, parse?.GetValue(Verbose) ?? false, Arguments.Value ?? []);
 }
 
 /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread, in order.</summary>

@@ -54,7 +54,7 @@ internal static class EvaluateCommand
                 Path.GetFullPath(parse.GetValue(model)!), Path.GetFullPath(parse.GetValue(concept)!), Path.GetFullPath(clipFolder), Path.GetFullPath(parse.GetValue(images)!), sources.Count));
             console.MarkupLineInterpolated($"[green]Wrote[/] {TerminalText.Safe(written.Json)} and {TerminalText.Safe(written.Grid)}.");
             return 0;
-        }));
+        }, parse));
         return command;
     }
 

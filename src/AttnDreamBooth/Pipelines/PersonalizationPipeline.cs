@@ -25,6 +25,7 @@ public sealed class PersonalizationPipeline : IDisposable
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private bool _busy;
+    private bool _disposed;
     private bool _trainingStarted;
 
     internal PersonalizationPipeline(StableDiffusionComponents components, StagePlan plan, TrainingOptions training, ILoggerFactory loggerFactory)
@@ -183,6 +184,7 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_busy) throw new InvalidOperationException("The pipeline is already training or generating; wait for that call to finish.");
             if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
             _busy = true;
@@ -206,8 +208,16 @@ public sealed class PersonalizationPipeline : IDisposable
     internal ILoggerFactory LoggerFactory => _loggerFactory;
 
     /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">A training or generation call is still running: cancel it and await it
+    /// first (disposing would free tensors that call is using).</exception>
     public void Dispose()
     {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            if (_busy) throw new InvalidOperationException("The pipeline is still training or generating; cancel that call and await it before disposing the pipeline.");
+            _disposed = true;
+        }
         ConceptEmbedding?.Dispose();
         Components.Dispose();
     }

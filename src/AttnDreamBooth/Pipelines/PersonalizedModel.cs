@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Pipelines;
 
 /// <summary>
 /// A trained concept: the learned token embedding plus the fine-tuned U-Net of the pipeline it lives in.
-/// <see cref="SaveAsync"/> writes <c>learned_embeds.safetensors</c> (diffusers textual-inversion format), the U-Net
+/// <see cref="SaveAsync(string, CancellationToken)"/> writes <c>learned_embeds.safetensors</c> (diffusers textual-inversion format), the U-Net
 /// as a diffusers <c>unet/</c> folder and <c>attndreambooth.json</c>; <see cref="LoadAsync(string, PersonalizationPipeline, CancellationToken)"/> puts it back onto a base pipeline.
 /// </summary>
 public sealed class PersonalizedModel
@@ -59,19 +59,28 @@ public sealed class PersonalizedModel
 
     /// <summary>Writes the concept to <paramref name="folder"/>. The folder is assembled under a temporary name
     /// and swapped in, so an existing copy survives a failure.</summary>
-    public Task SaveAsync(string folder, CancellationToken ct = default)
+    public Task SaveAsync(string folder, CancellationToken ct = default) => SaveAsync(folder, overwrite: true, ct);
+
+    /// <summary>Like <see cref="SaveAsync(string, CancellationToken)"/>; with <paramref name="overwrite"/> false an existing
+    /// non-empty <paramref name="folder"/> is refused (<see cref="IO.OutputFolderException"/>) instead of replaced. A
+    /// replaced folder stays in place until the new one is complete; after any failure exactly one complete concept is there.</summary>
+    public Task SaveAsync(string folder, bool overwrite, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         return Pipeline.RunExclusive(() =>
         {
-            Save(folder, ct);
+            Save(folder, overwrite, ct);
             return true;
         }, ct);
     }
 
-    private void Save(string folder, CancellationToken ct)
+    private void Save(string folder, bool overwrite, CancellationToken ct)
     {
         string target = Path.GetFullPath(folder);
+        string parent = Path.GetDirectoryName(target.TrimEnd(Path.DirectorySeparatorChar)) ?? ".";
+        IO.OutputFolders.CleanStaleTemporaries(parent);
+        if (!overwrite && Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+            throw new IO.OutputFolderException(target, "already exists and is not empty (a concept of another run?); choose another folder or pass overwrite: true (CLI --force)");
         AtomicFile.WriteDirectory(target, temp =>
         {
             Pipeline.ConceptEmbedding!.Save(Path.Combine(temp, EmbeddingFile));
@@ -96,7 +105,7 @@ public sealed class PersonalizedModel
         PipelineLog.ModelSaved(Pipeline.LoggerFactory.CreateLogger<PersonalizedModel>(), target);
     }
 
-    /// <summary>Loads a concept saved by <see cref="SaveAsync"/> onto <paramref name="pipeline"/>, which must hold the
+    /// <summary>Loads a concept saved by <see cref="SaveAsync(string, CancellationToken)"/> onto <paramref name="pipeline"/>, which must hold the
     /// same base model and no concept yet: its U-Net weights are replaced and the token is added. A transaction:
     /// every file is validated first (see <see cref="LoadAsync(string, PersonalizationPipeline, PersonalizedModelLoadOptions, CancellationToken)"/>).</summary>
     /// <exception cref="ModelConfigException">The folder is incomplete, its metadata is invalid, or it belongs to another base model.</exception>
@@ -105,7 +114,7 @@ public sealed class PersonalizedModel
         LoadAsync(folder, pipeline, PersonalizedModelLoadOptions.Default, ct);
 
     /// <summary>
-    /// Loads a concept saved by <see cref="SaveAsync"/> onto <paramref name="pipeline"/> all-or-nothing. First, without
+    /// Loads a concept saved by <see cref="SaveAsync(string, CancellationToken)"/> onto <paramref name="pipeline"/> all-or-nothing. First, without
     /// touching the pipeline: the metadata, the token identity (the recorded token id must be the one this tokenizer
     /// gives the token; concepts saved without an id are bound by <see cref="ConceptTokenIdentity"/>, as training
     /// bound them), the embedding file (present, safetensors, float, within the row limit, finite, as wide as the text

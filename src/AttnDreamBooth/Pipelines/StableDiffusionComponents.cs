@@ -20,9 +20,10 @@ public sealed class StableDiffusionComponents : IDisposable
     private readonly int? _resolution;
 
     private StableDiffusionComponents(DiffusersFolder folder, string modelSource, torch.Device device, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution)
+        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution, ComponentWeightOrigin weights)
     {
         Folder = folder;
+        Weights = weights;
         ModelSource = modelSource;
         _resolution = resolution;
         Device = device;
@@ -38,6 +39,9 @@ public sealed class StableDiffusionComponents : IDisposable
 
     /// <summary>Where the weights came from: the diffusers folder, or the single-file checkpoint.</summary>
     public string ModelSource { get; }
+
+    /// <summary>Where the networks' weights really came from (the folder or the single file); exact weights are reloaded from here.</summary>
+    internal ComponentWeightOrigin Weights { get; }
 
     /// <summary>Where every module lives.</summary>
     public torch.Device Device { get; }
@@ -90,7 +94,7 @@ public sealed class StableDiffusionComponents : IDisposable
 
         var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"));
         Freeze(textEncoder, unet, vae);
-        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null);
+        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null, ComponentWeightOrigin.FromFolder(folder));
     }
 
     /// <summary>
@@ -128,7 +132,8 @@ public sealed class StableDiffusionComponents : IDisposable
         options ??= new SingleFileLoadOptions();
         if (options.Logger is null) options = options with { Logger = loggerFactory.CreateLogger<SingleFileCheckpoint>() };
         string path = Path.GetFullPath(checkpointPath);
-        using var checkpoint = SingleFileCheckpoint.Open(path, SingleFileArchitecture.FromFolder(folder.Root), options);
+        var architecture = SingleFileArchitecture.FromFolder(folder.Root);
+        using var checkpoint = SingleFileCheckpoint.Open(path, architecture, options);
         var missing = SingleFileComponents.All.Except(checkpoint.Components).ToArray();
         if (missing.Length > 0) throw new SingleFileFormatException(path, $"holds no {string.Join(", ", missing)}; a pipeline needs the U-Net, the VAE and the text encoder");
         var resolved = (settings ?? new SingleFileModelSettings()).Resolve(checkpoint.Family, folder.Root);
@@ -158,7 +163,8 @@ public sealed class StableDiffusionComponents : IDisposable
             var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"))
                 .With(new Dictionary<string, object?> { ["prediction_type"] = resolved.PredictionType });
             Freeze(textEncoder, unet, vae);
-            return new StableDiffusionComponents(folder, path, device, tokenizer, textEncoder, unet, vae, scheduler, resolved.ImageSize);
+            return new StableDiffusionComponents(folder, path, device, tokenizer, textEncoder, unet, vae, scheduler, resolved.ImageSize,
+                ComponentWeightOrigin.FromSingleFile(path, architecture, options));
         }
         catch
         {

@@ -337,6 +337,8 @@ public sealed record SchedulerConfig
     private void Validate()
     {
         if (NumTrainTimesteps < 1) throw Error("num_train_timesteps", $"must be at least 1, found {NumTrainTimesteps}");
+        if (NumTrainTimesteps > IO.ResourceLimits.Current.MaxTrainTimesteps)
+            throw Error("num_train_timesteps", $"{NumTrainTimesteps:N0} {IO.ResourceLimits.Exceeds(nameof(IO.ResourceLimits.MaxTrainTimesteps), IO.ResourceLimits.Current.MaxTrainTimesteps)}");
         if (TrainedBetas is { } tb)
         {
             if (tb.Count != NumTrainTimesteps)

@@ -12,6 +12,11 @@ public sealed record TrainingOptions
     /// <summary>A checkpoint folder, or a folder of checkpoints (its newest is used), to continue from; null starts fresh.</summary>
     public string? ResumeFrom { get; init; }
 
+    /// <summary>Allow <see cref="CheckpointDirectory"/> to hold checkpoints of another run (default false: training refuses
+    /// to start there, since this run's checkpoints could replace same-numbered ones of the other run). Pruning only
+    /// ever deletes this run's checkpoints either way.</summary>
+    public bool OverwriteOtherRuns { get; init; }
+
     /// <summary>How many checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
