@@ -50,10 +50,20 @@ internal static class BoundedCli
     /// <summary>Kills the process and fails when its resident memory exceeds <paramref name="bytes"/>.</summary>
     public static void RequireWorkingSetBelow(Process process, long bytes)
     {
-        process.Refresh();
-        if (process.HasExited || process.WorkingSet64 <= bytes) return;
-        long seen = process.WorkingSet64;
-        process.Kill(entireProcessTree: true);
+        long seen;
+        try
+        {
+            process.Refresh();
+            if (process.HasExited) return;
+            seen = process.WorkingSet64;
+        }
+        catch (InvalidOperationException) when (process.HasExited)
+        {
+            // It exited between the check and the read: nothing left to measure.
+            return;
+        }
+        if (seen <= bytes) return;
+        try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
         Assert.Fail($"the CLI used {seen >> 20} MiB, above the {bytes >> 20} MiB bound");
     }
 
