@@ -1,0 +1,267 @@
+using AttnDreamBooth.Pipelines;
+
+namespace AttnDreamBooth.Shapes;
+
+/// <summary>
+/// Measures a Shapes image back from its pixels, deterministically and without learning: the background is the
+/// world background whose colour segments explain the image best; objects are the connected components of pixels
+/// far from that background; each object's shape comes from template IoU, its colour from the nearest fill–ink
+/// segment, its pattern from the layout of fill/ink labels, its size and position from its bounds.
+/// Thread-safe after construction.
+/// </summary>
+public sealed class ShapesAnalyzer
+{
+    // Share of the image side below which a component is noise rather than an object (the smallest object covers ~3 %).
+    private const double MinComponentShare = 0.008;
+
+    // A second component counts as an object only if it is at least this share of the largest one.
+    private const double SecondObjectShare = 0.2;
+
+    private readonly (BackgroundSpec Background, (RgbColor A, RgbColor B)[] Segments)[] _backgrounds;
+    private readonly ShapeTemplates _templates;
+
+    /// <summary>Creates an analyzer for <paramref name="world"/>.</summary>
+    public ShapesAnalyzer(ShapesWorld world)
+    {
+        ArgumentNullException.ThrowIfNull(world);
+        World = world;
+        _backgrounds = [.. world.Backgrounds.Select(b => (b, b.Segments().ToArray()))];
+        _templates = new ShapeTemplates(world.Shapes);
+        BackgroundTolerance = world.MinimumContrast / 2;
+    }
+
+    /// <summary>The world whose vocabulary the analyzer reports in.</summary>
+    public ShapesWorld World { get; }
+
+    /// <summary>RGB distance from the background's colours within which a pixel counts as background (half the world's minimum contrast).</summary>
+    public double BackgroundTolerance { get; }
+
+    /// <summary>Measures background and objects of <paramref name="image"/>.</summary>
+    /// <exception cref="ArgumentException">The image is smaller than 16 × 16.</exception>
+    public SceneAnalysis Analyze(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Width < 16 || image.Height < 16) throw new ArgumentException($"The analyzer needs at least 16x16 pixels; got {image.Width}x{image.Height}.", nameof(image));
+        var (background, segments, error) = ClassifyBackground(image);
+        var foreground = Foreground(image, segments);
+        var objects = Components(foreground, image.Width, image.Height)
+            .Select(c => Measure(image, Refine(image, c, segments, out double area), area))
+            .ToArray();
+        return new SceneAnalysis(image.Width, image.Height, background, error, objects);
+    }
+
+    /// <summary>Pixels farther than <see cref="BackgroundTolerance"/> from every colour segment of the background.</summary>
+    internal bool[] Foreground(RgbImage image, IReadOnlyList<(RgbColor A, RgbColor B)> segments)
+    {
+        var px = image.Pixels;
+        var fg = new bool[image.Width * image.Height];
+        for (int i = 0; i < fg.Length; i++)
+            fg[i] = ColorGeometry.DistanceToSegments(px[3 * i], px[3 * i + 1], px[3 * i + 2], segments) > BackgroundTolerance;
+        return fg;
+    }
+
+    internal (BackgroundSpec Background, (RgbColor A, RgbColor B)[] Segments, double Error) ClassifyBackground(RgbImage image)
+    {
+        // Capped so that object pixels cost every candidate about the same and only the background decides.
+        double cap = 3 * BackgroundTolerance;
+        var px = image.Pixels;
+        int n = image.Width * image.Height;
+        var best = (_backgrounds[0].Background, _backgrounds[0].Segments, Error: double.MaxValue);
+        foreach (var (background, segments) in _backgrounds)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+                sum += Math.Min(cap, ColorGeometry.DistanceToSegments(px[3 * i], px[3 * i + 1], px[3 * i + 2], segments));
+            double error = sum / n;
+            if (error < best.Error) best = (background, segments, error);
+        }
+        return best;
+    }
+
+    /// <summary>4-connected components of the foreground, noise removed, at most two, largest first.</summary>
+    internal List<List<int>> Components(bool[] fg, int width, int height)
+    {
+        var label = new int[fg.Length];
+        var components = new List<List<int>>();
+        var stack = new Stack<int>();
+        for (int start = 0; start < fg.Length; start++)
+        {
+            if (!fg[start] || label[start] != 0) continue;
+            var pixels = new List<int>();
+            label[start] = components.Count + 1;
+            stack.Push(start);
+            while (stack.Count > 0)
+            {
+                int p = stack.Pop();
+                pixels.Add(p);
+                int x = p % width, y = p / width;
+                void Visit(int q)
+                {
+                    if (fg[q] && label[q] == 0)
+                    {
+                        label[q] = components.Count + 1;
+                        stack.Push(q);
+                    }
+                }
+                if (x > 0) Visit(p - 1);
+                if (x + 1 < width) Visit(p + 1);
+                if (y > 0) Visit(p - width);
+                if (y + 1 < height) Visit(p + width);
+            }
+            components.Add(pixels);
+        }
+        int minArea = Math.Max(4, (int)(MinComponentShare * width * height));
+        var kept = components.Where(c => c.Count >= minArea).OrderByDescending(c => c.Count).ThenBy(c => c.Min()).Take(2).ToList();
+        if (kept.Count == 2 && kept[1].Count < SecondObjectShare * kept[0].Count) kept.RemoveAt(1);
+        return kept;
+    }
+
+    /// <summary>
+    /// Decides the rim: a pixel farther than the tolerance from the background may still be mostly background (a
+    /// strongly contrasting object shows at low coverage). Its coverage is its position between the nearest
+    /// background colour and the object's own colour next to it (the mean of nearby non-rim pixels); the mask keeps
+    /// rim pixels at least half covered, and <paramref name="area"/> sums the coverages.
+    /// </summary>
+    private static List<int> Refine(RgbImage image, List<int> pixels, IReadOnlyList<(RgbColor A, RgbColor B)> segments, out double area)
+    {
+        int w = image.Width, h = image.Height;
+        var px = image.Pixels;
+        var inComponent = new bool[w * h];
+        foreach (int p in pixels) inComponent[p] = true;
+        bool IsRim(int p)
+        {
+            int x = p % w, y = p / w;
+            return x == 0 || y == 0 || x == w - 1 || y == h - 1
+                || !inComponent[p - 1] || !inComponent[p + 1] || !inComponent[p - w] || !inComponent[p + w];
+        }
+        var kept = new List<int>(pixels.Count);
+        area = 0;
+        foreach (int p in pixels)
+        {
+            if (!IsRim(p)) { kept.Add(p); area += 1; continue; }
+            int x = p % w, y = p / w;
+            // A rim pixel is a blend of the local background (nearby pixels outside the component, snapped onto the
+            // background's colours to shed their own faint coverage) and one nearby inner pixel's colour (fill or ink):
+            // take the inner neighbour whose blend line passes closest to it.
+            double br = 0, bg = 0, bb = 0;
+            int m = 0;
+            for (int dy = -2; dy <= 2; dy++)
+                for (int dx = -2; dx <= 2; dx++)
+                {
+                    int qx = x + dx, qy = y + dy;
+                    if ((uint)qx >= (uint)w || (uint)qy >= (uint)h) continue;
+                    int q = qy * w + qx;
+                    if (inComponent[q]) continue;
+                    var (r0, g0, b0) = ColorGeometry.NearestPoint(px[3 * q], px[3 * q + 1], px[3 * q + 2], segments);
+                    br += r0; bg += g0; bb += b0;
+                    m++;
+                }
+            (br, bg, bb) = m > 0 ? (br / m, bg / m, bb / m) : ColorGeometry.NearestPoint(px[3 * p], px[3 * p + 1], px[3 * p + 2], segments);
+            var background = new RgbColor((byte)Math.Round(br), (byte)Math.Round(bg), (byte)Math.Round(bb));
+            double alpha = 1, bestResidual = double.MaxValue;
+            for (int dy = -2; dy <= 2; dy++)
+                for (int dx = -2; dx <= 2; dx++)
+                {
+                    int qx = x + dx, qy = y + dy;
+                    if ((uint)qx >= (uint)w || (uint)qy >= (uint)h) continue;
+                    int q = qy * w + qx;
+                    if (!inComponent[q] || IsRim(q)) continue;
+                    var inner = new RgbColor(px[3 * q], px[3 * q + 1], px[3 * q + 2]);
+                    if (ColorGeometry.Distance(inner, background) < 1) continue;
+                    double residual = ColorGeometry.DistanceToSegment(px[3 * p], px[3 * p + 1], px[3 * p + 2], background, inner, out double t);
+                    if (residual < bestResidual) (bestResidual, alpha) = (residual, t);
+                }
+            area += alpha;
+            if (alpha >= 0.5) kept.Add(p);
+        }
+        return kept.Count > 0 ? kept : pixels;
+    }
+
+    private ObjectAnalysis Measure(RgbImage image, List<int> pixels, double area)
+    {
+        int w = image.Width, h = image.Height;
+        var mask = new bool[w * h];
+        int minX = w, minY = h, maxX = -1, maxY = -1;
+        double sx = 0, sy = 0;
+        foreach (int p in pixels)
+        {
+            mask[p] = true;
+            int x = p % w, y = p / w;
+            minX = Math.Min(minX, x); maxX = Math.Max(maxX, x);
+            minY = Math.Min(minY, y); maxY = Math.Max(maxY, y);
+            sx += x + 0.5;
+            sy += y + 0.5;
+        }
+        var bounds = new PixelBounds(minX, minY, maxX - minX + 1, maxY - minY + 1);
+        var ranked = _templates.Rank(mask, w, h, bounds);
+        var inner = Erode(mask, w, h);
+        var (color, colorError) = ClassifyColor(image, inner);
+        var texture = TextureReader.Measure(BlendParameters(image, inner, color.Fill, color.Ink), w, h);
+        var kind = TextureReader.Classify(texture);
+        var pattern = World.Patterns.FirstOrDefault(p => p.Kind == kind) ?? World.Patterns[0];
+        double side = bounds.LongerSide / (double)Math.Max(w, h);
+        var size = World.Sizes.MinBy(s => Math.Abs(Math.Log(s.Side / side)))!;
+        double cx = bounds.CenterX / w, cy = bounds.CenterY / h;
+        var position = World.Positions.MinBy(p => (p.X - cx) * (p.X - cx) + (p.Y - cy) * (p.Y - cy))!;
+        var coverage = new byte[w * h];
+        for (int i = 0; i < mask.Length; i++) if (mask[i]) coverage[i] = 255;
+        return new ObjectAnalysis(new ObjectMask(w, h, coverage), area, sx / pixels.Count, sy / pixels.Count, bounds,
+            ranked[0].Shape, ranked[0].IoU, color, colorError, pattern, texture, size, position);
+    }
+
+    /// <summary>The world colour whose fill–ink segment the inner pixels lie closest to on average.</summary>
+    private (ColorSpec Color, double Error) ClassifyColor(RgbImage image, bool[] inner)
+    {
+        var px = image.Pixels;
+        ColorSpec best = World.Colors[0];
+        double bestError = double.MaxValue;
+        foreach (var c in World.Colors)
+        {
+            double sum = 0;
+            int n = 0;
+            for (int i = 0; i < inner.Length; i++)
+            {
+                if (!inner[i]) continue;
+                sum += ColorGeometry.DistanceToSegment(px[3 * i], px[3 * i + 1], px[3 * i + 2], c.Fill, c.Ink);
+                n++;
+            }
+            double error = n == 0 ? double.MaxValue : sum / n;
+            if (error < bestError) (best, bestError) = (c, error);
+        }
+        return (best, bestError);
+    }
+
+    /// <summary>For inner pixels the blend parameter t along fill→ink (0 fill, 1 ink); −1 elsewhere.</summary>
+    internal static double[] BlendParameters(RgbImage image, bool[] inner, RgbColor fill, RgbColor ink)
+    {
+        var px = image.Pixels;
+        var t = new double[inner.Length];
+        for (int i = 0; i < inner.Length; i++)
+        {
+            if (!inner[i]) { t[i] = -1; continue; }
+            ColorGeometry.DistanceToSegment(px[3 * i], px[3 * i + 1], px[3 * i + 2], fill, ink, out double ti);
+            t[i] = ti;
+        }
+        return t;
+    }
+
+    /// <summary>Mask pixels whose four neighbours are in the mask too (drops the anti-aliased rim); the mask itself if that leaves too little.</summary>
+    internal static bool[] Erode(bool[] mask, int w, int h, int times = 1)
+    {
+        var current = mask;
+        for (int k = 0; k < times; k++)
+        {
+            var next = new bool[mask.Length];
+            int count = 0;
+            for (int y = 1; y < h - 1; y++)
+                for (int x = 1; x < w - 1; x++)
+                {
+                    int i = y * w + x;
+                    if (current[i] && current[i - 1] && current[i + 1] && current[i - w] && current[i + w]) { next[i] = true; count++; }
+                }
+            if (count < 8) return current;
+            current = next;
+        }
+        return current;
+    }
+}
