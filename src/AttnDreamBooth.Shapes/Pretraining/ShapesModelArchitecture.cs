@@ -17,12 +17,12 @@ public sealed record ShapesModelArchitecture
     /// <summary>The VAE: 64×64 RGB → 16×16×4 latents (three resolution levels, one down-sampling factor of 4).</summary>
     public AutoencoderKLConfig Vae { get; init; } = new()
     {
-        BlockOutChannels = [32, 64, 64],
+        BlockOutChannels = [16, 32, 64],
         DownBlockTypes = [AutoencoderKLConfig.DownEncoderBlockType, AutoencoderKLConfig.DownEncoderBlockType, AutoencoderKLConfig.DownEncoderBlockType],
         UpBlockTypes = [AutoencoderKLConfig.UpDecoderBlockType, AutoencoderKLConfig.UpDecoderBlockType, AutoencoderKLConfig.UpDecoderBlockType],
         LayersPerBlock = 1,
         LatentChannels = 4,
-        NormNumGroups = 32,
+        NormNumGroups = 16,
         SampleSize = 64,
     };
 
@@ -42,13 +42,13 @@ public sealed record ShapesModelArchitecture
     public UNetConfig UNet { get; init; } = new()
     {
         SampleSize = 16,
-        BlockOutChannels = [64, 128, 128],
+        BlockOutChannels = [32, 64, 64],
         DownBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
         UpBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-        LayersPerBlock = [2, 2, 2],
+        LayersPerBlock = [1, 1, 1],
         CrossAttentionDim = [128, 128, 128],
         TransformerLayersPerBlock = [1, 1, 1],
-        AttentionHeadDim = [4, 4, 4],
+        AttentionHeadDim = [2, 4, 4],
         NormNumGroups = 32,
     };
 

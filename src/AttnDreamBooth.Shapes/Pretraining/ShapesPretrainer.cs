@@ -21,7 +21,7 @@ public sealed class ShapesPretrainer
 {
     /// <summary>How much longer a U-Net step is than a VAE step (measured with the default recipe, batch 32 vs 16), used
     /// only for the ETA before the U-Net phase has run.</summary>
-    public const double UNetToVaeStepCostRatio = 1.3;
+    public const double UNetToVaeStepCostRatio = 1.0;
 
     // Disjoint index ranges of the source, so each phase and the scaling-factor estimate see their own images.
     private const long UNetIndexBase = 1L << 36;
@@ -259,8 +259,8 @@ public sealed class ShapesPretrainer
         /// <summary>
         /// Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss; when the loss or a gradient is
         /// not finite, runs it again on the same inputs (up to <see cref="MaxAttempts"/> times). libtorch 2.10's CPU kernels
-        /// occasionally read uninitialised memory on a module's first calls (measured: the first U-Net forward of a process
-        /// returned NaN, the same call repeated did not), which must not end a two-hour run.
+        /// occasionally read uninitialised memory on a module's first calls (measured: the first backward pass of a process
+        /// sometimes gave NaN text-encoder gradients, the same pass repeated did not), which must not end a two-hour run.
         /// </summary>
         private double WithRetries(AdamWOptimizer optimizer, Func<Tensor> forward)
         {
@@ -280,7 +280,7 @@ public sealed class ShapesPretrainer
             return loss;
         }
 
-        private const int MaxAttempts = 3;
+        private const int MaxAttempts = 5;
 
         private List<RgbImage> Images(long start, int count) => Examples(start, count).Select(e => e.Image).ToList();
 
