@@ -16,7 +16,9 @@ internal static class CliApp
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
         root.Subcommands.Add(EvaluateCommand.Create(console));
-        root.Subcommands.Add(new Command("shapes", "The Shapes world: a tiny text-to-image model this library pretrains itself.") { ShapesPretrainCommand.Create(console) });
+        var shapes = ShapesCommand.Create(console);
+        shapes.Subcommands.Add(ShapesPretrainCommand.Create(console));
+        root.Subcommands.Add(shapes);
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
         root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));

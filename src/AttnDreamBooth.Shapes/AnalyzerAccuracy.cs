@@ -43,9 +43,9 @@ public static class AnalyzerAccuracy
     /// <summary>Attribute names in report order.</summary>
     public static IReadOnlyList<string> AttributeNames { get; } = ["background", "objects", "shape", "color", "pattern", "size", "position", "mask", "centroid", "area"];
 
-    /// <summary>Renders <paramref name="count"/> samples with <paramref name="seed"/> and scores every attribute.</summary>
+    /// <summary>Renders <paramref name="count"/> samples with <paramref name="seed"/> (optionally degraded) and scores every attribute.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is not positive.</exception>
-    public static AnalyzerAccuracyReport Measure(ShapesWorld world, long seed, int count, int imageSize = 64, HeldOutPolicy heldOut = HeldOutPolicy.Exclude, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    public static AnalyzerAccuracyReport Measure(ShapesWorld world, long seed, int count, int imageSize = 64, HeldOutPolicy heldOut = HeldOutPolicy.Exclude, IProgress<int>? progress = null, CancellationToken cancellationToken = default, ImageDegradation? degradation = null)
     {
         ArgumentNullException.ThrowIfNull(world);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
@@ -65,7 +65,8 @@ public static class AnalyzerAccuracy
         {
             cancellationToken.ThrowIfCancellationRequested();
             var sample = sampler.Sample(i);
-            var analysis = analyzer.Analyze(sample.Image);
+            var image = degradation is null ? sample.Image : degradation.Apply(sample.Image, ShapesSampler.Mix(~seed, i));
+            var analysis = analyzer.Analyze(image);
             Score(i, "background", sample.Scene.Background.Name, analysis.Background.Name);
             Score(i, "objects", sample.Scene.Objects.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), analysis.Objects.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
             for (int k = 0; k < sample.Scene.Objects.Count; k++)

@@ -9,10 +9,13 @@ namespace AttnDreamBooth.Shapes;
 /// segment, its pattern from the layout of fill/ink labels, its size and position from its bounds.
 /// Thread-safe after construction.
 /// </summary>
-public sealed class ShapesAnalyzer
+public sealed partial class ShapesAnalyzer
 {
-    // Share of the image side below which a component is noise rather than an object (the smallest object covers ~3 %).
+    // Share of the image area below which a component is noise rather than an object (the smallest object covers ~3 %).
     private const double MinComponentShare = 0.008;
+
+    // Smallest share of the image each major colour of a background covers (sky, sea band, ground: ≥ 10 % even behind a large object).
+    private const double MajorRoleShare = 0.03;
 
     // A second component counts as an object only if it is at least this share of the largest one.
     private const double SecondObjectShare = 0.2;
@@ -54,9 +57,16 @@ public sealed class ShapesAnalyzer
     internal bool[] Foreground(RgbImage image, IReadOnlyList<(RgbColor A, RgbColor B)> segments)
     {
         var px = image.Pixels;
-        var fg = new bool[image.Width * image.Height];
-        for (int i = 0; i < fg.Length; i++)
-            fg[i] = ColorGeometry.DistanceToSegments(px[3 * i], px[3 * i + 1], px[3 * i + 2], segments) > BackgroundTolerance;
+        var distance = new double[image.Width * image.Height];
+        for (int i = 0; i < distance.Length; i++)
+            distance[i] = ColorGeometry.DistanceToSegments(px[3 * i], px[3 * i + 1], px[3 * i + 2], segments);
+        // On noisy images (generated ones) background pixels scatter around the model: raise the threshold to twice
+        // the median distance (most pixels are background, so the median is the noise level; 0 on exact renders).
+        var sorted = (double[])distance.Clone();
+        Array.Sort(sorted);
+        double threshold = Math.Max(BackgroundTolerance, 2 * sorted[sorted.Length / 2]);
+        var fg = new bool[distance.Length];
+        for (int i = 0; i < fg.Length; i++) fg[i] = distance[i] > threshold;
         return fg;
     }
 
@@ -70,9 +80,18 @@ public sealed class ShapesAnalyzer
         foreach (var (background, segments) in _backgrounds)
         {
             double sum = 0;
+            var major = BackgroundSpec.MajorRolesOf(background.Kind).Select(r => background[r]).ToArray();
+            var support = new int[major.Length];
             for (int i = 0; i < n; i++)
-                sum += Math.Min(cap, ColorGeometry.DistanceToSegments(px[3 * i], px[3 * i + 1], px[3 * i + 2], segments));
-            double error = sum / n;
+            {
+                double r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2];
+                sum += Math.Min(cap, ColorGeometry.DistanceToSegments(r, g, b, segments));
+                for (int k = 0; k < major.Length; k++)
+                    if (ColorGeometry.DistanceToSegment(r, g, b, major[k], major[k]) <= BackgroundTolerance) support[k]++;
+            }
+            // A scene whose large regions are absent is not that scene, however well its colours fit (noise fits a
+            // richer palette better): each missing major colour costs as much as a fully unexplained image.
+            double error = sum / n + cap * support.Count(c => c < MajorRoleShare * n);
             if (error < best.Error) best = (background, segments, error);
         }
         return best;

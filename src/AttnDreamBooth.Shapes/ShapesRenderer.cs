@@ -35,7 +35,7 @@ public static class ShapesRenderer
             foreach (var obj in scene.Objects) DrawObject(canvas, obj, size);
         }
         var image = ToRgb(bitmap);
-        var masks = scene.Objects.Select(o => Mask(o, size)).ToArray();
+        var masks = scene.Objects.Select(o => new ObjectMask(size, size, Mask(o, size, size))).ToArray();
         return new ShapesRendering(image, scene, masks);
     }
 
@@ -116,9 +116,11 @@ public static class ShapesRenderer
         }
     }
 
-    private static ObjectMask Mask(SceneObject obj, int size)
+    /// <summary>The object's silhouette coverage on a <paramref name="width"/> × <paramref name="height"/> canvas (geometry relative to the longer side).</summary>
+    internal static byte[] Mask(SceneObject obj, int width, int height)
     {
-        var info = new SKImageInfo(size, size, SKColorType.Alpha8, SKAlphaType.Premul);
+        int size = Math.Max(width, height);
+        var info = new SKImageInfo(width, height, SKColorType.Alpha8, SKAlphaType.Premul);
         using var bitmap = new SKBitmap(info);
         using (var canvas = new SKCanvas(bitmap))
         {
@@ -134,10 +136,10 @@ public static class ShapesRenderer
                 canvas.DrawPath(path, paint);
             }
         }
-        var coverage = new byte[size * size];
+        var coverage = new byte[width * height];
         var span = bitmap.GetPixelSpan();
-        for (int y = 0; y < size; y++) span.Slice(y * bitmap.RowBytes, size).CopyTo(coverage.AsSpan(y * size, size));
-        return new ObjectMask(size, size, coverage);
+        for (int y = 0; y < height; y++) span.Slice(y * bitmap.RowBytes, width).CopyTo(coverage.AsSpan(y * width, width));
+        return coverage;
     }
 
     private static RgbImage ToRgb(SKBitmap bitmap)

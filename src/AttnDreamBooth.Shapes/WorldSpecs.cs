@@ -102,6 +102,17 @@ public sealed record BackgroundSpec(string Name, string Phrase, BackgroundKind K
     public IReadOnlyList<(RgbColor A, RgbColor B)> Segments() =>
         [.. Palette.Select(p => (p.Value, p.Value)), .. BlendsOf(Kind).Select(b => (this[b.A], this[b.B]))];
 
+    /// <summary>The roles that cover a large part of every picture of this kind (objects cannot hide them), used to tell apart backgrounds whose colours overlap (a white background and snow's ground).</summary>
+    public static IReadOnlyList<string> MajorRolesOf(BackgroundKind kind) => kind switch
+    {
+        BackgroundKind.Plain => ["base"],
+        BackgroundKind.Snow => ["sky", "ground"],
+        BackgroundKind.Night => ["sky"],
+        BackgroundKind.Grass => ["sky", "grass"],
+        BackgroundKind.Beach => ["sky", "sea", "sand"],
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
     /// <summary>The roles each kind needs.</summary>
     public static IReadOnlyList<string> RolesOf(BackgroundKind kind) => kind switch
     {

@@ -61,3 +61,26 @@ public class ShapesAnalyzerTests
     public void TinyImagesAreRejected() =>
         Assert.Throws<ArgumentException>(() => new ShapesAnalyzer(World).Analyze(new RgbImage(8, 8, new byte[8 * 8 * 3])));
 }
+
+public class ShapesAnalyzerRobustnessTests
+{
+    // Mild blur and noise (a stand-in for generated images): the attributes the quality table uses stay ≥ 95 %.
+    [Fact]
+    public void BackgroundShapeColorSizeAndPositionSurviveMildBlurAndNoise()
+    {
+        var report = AnalyzerAccuracy.Measure(ShapesWorld.Default, seed: 99, count: 150, degradation: new ImageDegradation(0.6, 4));
+        foreach (string a in new[] { "background", "objects", "shape", "color", "pattern", "size", "position", "mask" })
+            Assert.True(report[a].Accuracy >= 0.95, $"{a}: {report[a].Correct}/{report[a].Total}");
+    }
+
+    [Fact]
+    public void DegradationIsDeterministicAndChangesThePixels()
+    {
+        var image = new ShapesSampler(ShapesWorld.Default, 1).Sample(0).Image;
+        var d = new ImageDegradation(1, 8);
+        Assert.Equal(d.Apply(image, 5).Pixels, d.Apply(image, 5).Pixels);
+        Assert.NotEqual(image.Pixels, d.Apply(image, 5).Pixels);
+        Assert.Equal(image.Pixels, new ImageDegradation(0, 0).Apply(image, 5).Pixels);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ImageDegradation(-1, 0).Apply(image, 5));
+    }
+}

@@ -1,0 +1,93 @@
+using System.Text.Json;
+using AttnDreamBooth.Cli;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Shapes;
+
+namespace AttnDreamBooth.Tests.Cli;
+
+/// <summary>The <c>shapes render / analyze / accuracy</c> commands run in-process.</summary>
+public sealed class ShapesCommandTests
+{
+    [Fact]
+    public async Task RenderWritesTheSamplersImagesAndCaptionsAndAnalyzeReadsThemBack()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string outDir = Path.Combine(temp.Path, "r");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "render", "--seed", "5", "--count", "4", "--grid-columns", "2", "--out", outDir], console);
+        Assert.True(exit == 0, text.ToString());
+        var lines = File.ReadAllLines(Path.Combine(outDir, ShapesCommand.CaptionsFile));
+        Assert.Equal(4, lines.Length);
+        Assert.True(File.Exists(Path.Combine(outDir, ShapesCommand.GridFile)));
+        var sampler = new ShapesSampler(ShapesWorld.Default, 5);
+        for (int i = 0; i < 4; i++)
+        {
+            using var line = JsonDocument.Parse(lines[i]);
+            var expected = sampler.Sample(i);
+            Assert.Equal(expected.Caption, line.RootElement.GetProperty("caption").GetString());
+            string file = Path.Combine(outDir, line.RootElement.GetProperty("file").GetString()!);
+            Assert.Equal(expected.Image.Pixels, RgbImageDecoding.Load(file).Pixels);
+        }
+
+        string json = Path.Combine(temp.Path, "analysis.json");
+        (console, text) = CapturedConsole.Create();
+        File.Delete(Path.Combine(outDir, ShapesCommand.GridFile)); // analyze the folder's samples only
+        exit = await CliApp.RunAsync(["shapes", "analyze", outDir, "--out", json], console);
+        Assert.True(exit == 0, text.ToString());
+        using var analysis = JsonDocument.Parse(File.ReadAllText(json));
+        var results = analysis.RootElement.EnumerateArray().ToArray();
+        Assert.Equal(4, results.Length);
+        for (int i = 0; i < 4; i++)
+        {
+            var scene = sampler.Describe(i).Scene;
+            Assert.Equal(scene.Background.Name, results[i].GetProperty("background").GetString());
+            Assert.Equal(scene.Objects.Select(o => o.Shape.Name).Order(), results[i].GetProperty("objects").EnumerateArray().Select(o => o.GetProperty("shape").GetString()!).Order());
+        }
+    }
+
+    [Fact]
+    public async Task RenderingAConceptWritesItsPhotosAndAnalyzeScoresTheirIdentity()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string concept = Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "harlequin-star.json");
+        string outDir = Path.Combine(temp.Path, "photos");
+        var (console, text) = CapturedConsole.Create();
+        Assert.Equal(0, await CliApp.RunAsync(["shapes", "render", "--concept", concept, "--out", outDir], console));
+        Assert.Equal(5, Directory.GetFiles(outDir, "*.png").Length);
+
+        (console, text) = CapturedConsole.Create();
+        Assert.Equal(0, await CliApp.RunAsync(["shapes", "analyze", Path.Combine(outDir, "00000.png"), "--concept", concept], console));
+        using var doc = JsonDocument.Parse(text.ToString());
+        double score = doc.RootElement[0].GetProperty("identity").GetProperty("score").GetDouble();
+        Assert.True(score >= 0.85, $"identity {score}");
+    }
+
+    [Fact]
+    public async Task AccuracyPrintsTheTableAndWritesTheReport()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string report = temp.File("acc.json");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "accuracy", "--count", "20", "--seed", "8", "--out", report], console);
+        Assert.True(exit == 0, text.ToString());
+        Assert.Contains("background", text.ToString());
+        using var doc = JsonDocument.Parse(File.ReadAllText(report));
+        Assert.Equal(20, doc.RootElement.GetProperty("count").GetInt32());
+        Assert.Equal(AnalyzerAccuracy.AttributeNames, doc.RootElement.GetProperty("attributes").EnumerateArray().Select(a => a.GetProperty("attribute").GetString()));
+    }
+
+    [Theory]
+    [InlineData("render --size 4 --out {0}", "--size must be in [16, 1024]")]
+    [InlineData("analyze {0}/missing.png", "does not exist")]
+    [InlineData("render --world {0}/nope.json --out {0}", "does not exist")]
+    [InlineData("render --concept {0}/bad.json --out {0}", "bad.json: not valid JSON")]
+    public async Task BadArgumentsExitWithCode2AndAClearMessage(string args, string message)
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        File.WriteAllText(temp.File("bad.json"), "{");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", .. string.Format(System.Globalization.CultureInfo.InvariantCulture, args, temp.Path).Split(' ')], console);
+        Assert.Equal(2, exit);
+        Assert.Contains(message, text.ToString());
+    }
+}
