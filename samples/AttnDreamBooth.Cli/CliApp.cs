@@ -9,9 +9,16 @@ namespace AttnDreamBooth.Cli;
 /// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, and with no arguments the demo.</summary>
 internal static class CliApp
 {
-    public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null)
+    /// <summary>Shows stack traces of errors (otherwise one line each).</summary>
+    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "Show the full stack trace of an error.", Recursive = true };
+
+    /// <summary>The command line as given (the resume hint repeats it).</summary>
+    private static readonly AsyncLocal<string[]?> Arguments = new();
+
+    public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null, CancellationToken ct = default)
     {
         console ??= AnsiConsole.Console;
+        Arguments.Value = args;
         var root = new RootCommand("AttnDreamBooth: personalize Stable Diffusion with a few photos. Without a command, runs the demo on the bundled tiny model.");
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
@@ -22,8 +29,17 @@ internal static class CliApp
         root.Subcommands.Add(shapes);
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
-        root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct)));
-        return await root.Parse(args).InvokeAsync();
+        root.Options.Add(Verbose);
+        root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct), parse));
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // System.CommandLine would echo the offending arguments raw; they may hold terminal escapes.
+            foreach (var error in parsed.Errors) console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(error.Message)}");
+            return 1;
+        }
+        // Ctrl-C is handled by the caller's token (Program: Interruption), not by System.CommandLine's 2-second kill.
+        return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, ct);
     }
 
     private static Command TrainCommand(IAnsiConsole console)
@@ -46,13 +62,18 @@ internal static class CliApp
         var frozenDType = new Option<string?>("--frozen-dtype") { Description = "Hold frozen weights in bf16 or fp16 during training." };
         frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
         var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
+        var optimizer8Bit = new Option<bool>("--optimizer-8bit") { Description = "Store AdamW's moments in 8 bits (block-wise quantized; ~1/4 of the optimizer memory)." };
+        var force = new Option<bool>("--force") { Description = "Use an output folder that holds another run's concept or checkpoints (the concept is replaced)." };
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
             model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
+            optimizer8Bit, force,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             string outDir = parse.GetValue(output)!;
+            bool overwrite = parse.GetValue(force);
+            TrainOutput.RequireOwnConcept(Path.Combine(outDir, "concept"), overwrite);
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
             var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
             var training = new TrainingOptions
@@ -67,6 +88,8 @@ internal static class CliApp
                     _ => null,
                 },
                 ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
+                EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
+                OverwriteOtherRuns = overwrite,
             };
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)
@@ -74,13 +97,14 @@ internal static class CliApp
                 .WithTrainingOptions(training)
                 .Build(ct);
             var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
-            string? resumeFrom = parse.GetValue(resume) ? TrainingCheckpoint.Latest(checkpointDir) : null;
+            TrainOutput.RequireWritable(outDir, pipeline);
+            string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir) : null;
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
-            await trained.SaveAsync(Path.Combine(outDir, "concept"), ct);
+            await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
-            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {Path.Combine(outDir, "concept")} and the loss curve to {Path.Combine(outDir, "loss.png")}.");
+            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
             return 0;
-        }));
+        }, parse));
         return command;
     }
 
@@ -94,28 +118,41 @@ internal static class CliApp
         var count = new Option<int>("--count") { Description = "Images to generate.", DefaultValueFactory = _ => 1 };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 7.5 };
-        var sampler = new Option<string>("--sampler") { Description = "dpm (DPM-Solver++) or ddim.", DefaultValueFactory = _ => "dpm" };
-        sampler.AcceptOnlyFromAmong("dpm", "ddim");
+        var sampler = new Option<string>("--sampler")
+        {
+            Description = $"Sampler: {string.Join(", ", AttnDreamBooth.Schedulers.DiffusionSamplers.Names)} (add -karras for Karras sigmas where the sampler has them).",
+            DefaultValueFactory = _ => "dpm++",
+        };
+        var negative = new Option<string>("--negative-prompt") { Description = "What the images should not show.", DefaultValueFactory = _ => "" };
+        var width = new Option<int?>("--width") { Description = "Image width in pixels (default: the model's resolution)." };
+        var height = new Option<int?>("--height") { Description = "Image height in pixels (default: the model's resolution)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the first image (image i uses seed + i).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device };
+        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
-            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            // "dpm" was the name of DPM-Solver++ before the other samplers. The options are checked before the model is loaded.
+            string samplerName = parse.GetValue(sampler) is "dpm" ? "dpm++" : parse.GetValue(sampler)!;
             var options = new GenerationOptions
             {
                 BatchSize = parse.GetValue(count),
                 Steps = parse.GetValue(steps),
                 GuidanceScale = parse.GetValue(guidance),
-                Sampler = parse.GetValue(sampler) == "ddim" ? SamplerKind.Ddim : SamplerKind.DpmSolverPlusPlus,
+                SamplerName = samplerName,
+                NegativePrompt = parse.GetValue(negative)!,
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
                 Seed = parse.GetValue(seed),
-                HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [],
             };
-            var results = await pipeline.GenerateAsync(parse.GetValue(prompt)!, options, ct);
+            options.Validate();
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            options = options with { HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [] };
+            var results = await GenerationDisplay.RunAsync(console, $"generating {options.BatchSize} image(s) with {samplerName}",
+                progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));
             WriteImages(console, results, parse.GetValue(output)!, "image", loaded.Token);
             return 0;
-        }));
+        }, parse));
         return command;
     }
 
@@ -126,13 +163,13 @@ internal static class CliApp
         {
             string path = Path.Combine(folder, $"{stem}-{image.Seed}.png");
             image.SavePng(path);
-            console.MarkupLineInterpolated($"  wrote {path}");
+            console.MarkupLineInterpolated($"  wrote {TerminalText.Safe(path)}");
             if (heatmapToken is not null && image.Heatmaps.ContainsKey(heatmapToken))
             {
                 string heatPath = Path.Combine(folder, $"{stem}-{image.Seed}-heatmap.png");
                 var png = image.EncodeHeatmapOverlayPng(heatmapToken);
                 AttnDreamBooth.IO.AtomicFile.Write(heatPath, s => s.Write(png));
-                console.MarkupLineInterpolated($"  wrote {heatPath}");
+                console.MarkupLineInterpolated($"  wrote {TerminalText.Safe(heatPath)}");
             }
         }
     }
@@ -190,25 +227,8 @@ internal static class CliApp
         return starts;
     }
 
-    internal static async Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action)
-    {
-        try
-        {
-            return await action();
-        }
-        catch (OperationCanceledException)
-        {
-            console.MarkupLine("[yellow]Cancelled.[/] Checkpoints written so far are kept.");
-            return 130;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException
-                                      or AttnDreamBooth.IO.ModelConfigException or AttnDreamBooth.IO.UnsafeWeightsFormatException
-                                      or AttnDreamBooth.IO.StateDictMismatchException or TrainingDivergedException or UnauthorizedAccessException)
-        {
-            console.MarkupLineInterpolated($"[red]error:[/] {ex.Message}");
-            return 2;
-        }
-    }
+    internal static Task<int> Guarded(IAnsiConsole console, Func<Task<int>> action, ParseResult? parse = null) =>
+        CliErrors.GuardedAsync(console, action, parse?.GetValue(Verbose) ?? false, Arguments.Value ?? []);
 }
 
 /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread, in order.</summary>

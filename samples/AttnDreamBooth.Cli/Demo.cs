@@ -24,7 +24,7 @@ internal static class Demo
         string output = Path.GetFullPath(outDir);
         console.Write(new Rule("[bold]AttnDreamBooth demo[/]"));
         console.MarkupLine("[yellow]This demo uses the tiny test model (random weights): it shows the whole flow, not real images.[/]");
-        console.MarkupLineInterpolated($"model  {model}\nphotos {photos}\noutput {output}");
+        console.MarkupLineInterpolated($"model  {TerminalText.Safe(model)}\nphotos {TerminalText.Safe(photos)}\noutput {TerminalText.Safe(output)}");
 
         var concept = Concept.FromFolder(photos, category: "dog");
         using (var pipeline = PersonalizationPipeline.FromPretrained(model)
@@ -40,7 +40,7 @@ internal static class Demo
             var trained = await CliApp.TrainWithProgressAsync(console, pipeline, concept, resumeFrom: null, ct);
             await trained.SaveAsync(Path.Combine(output, "concept"), ct);
             LossPlot.Save(trained.LossHistory, CliApp.StageStarts(Plan), Path.Combine(output, "loss.png"));
-            console.MarkupLineInterpolated($"saved the concept to {Path.Combine(output, "concept")}");
+            console.MarkupLineInterpolated($"saved the concept to {TerminalText.Safe(Path.Combine(output, "concept"))}");
         }
 
         // Generation from the saved folder, as a user would after training.
@@ -49,17 +49,17 @@ internal static class Demo
         for (int i = 0; i < Prompts.Length; i++)
         {
             var options = new GenerationOptions { Steps = 20, Seed = i, HeatmapTokens = [loaded.Token], HeatmapResolution = 16 };
-            var images = await fresh.GenerateAsync(Prompts[i], options, ct);
+            var images = await GenerationDisplay.RunAsync(console, $"prompt {i + 1}/{Prompts.Length}", progress => fresh.GenerateAsync(Prompts[i], options, progress, ct));
             foreach (var image in images)
             {
                 string name = $"prompt{i}-seed{image.Seed}";
                 image.SavePng(Path.Combine(output, "images", name + ".png"));
                 var overlay = image.EncodeHeatmapOverlayPng(loaded.Token);
                 AttnDreamBooth.IO.AtomicFile.Write(Path.Combine(output, "heatmaps", name + ".png"), s => s.Write(overlay));
-                console.MarkupLineInterpolated($"\"{image.Prompt}\" → images/{name}.png, heatmaps/{name}.png");
+                console.MarkupLineInterpolated($"\"{TerminalText.Safe(image.Prompt)}\" → images/{TerminalText.Safe(name)}.png, heatmaps/{TerminalText.Safe(name)}.png");
             }
         }
-        console.MarkupLineInterpolated($"[green]Done.[/] Outputs in {output}: concept/, images/, heatmaps/, loss.png");
+        console.MarkupLineInterpolated($"[green]Done.[/] Outputs in {TerminalText.Safe(output)}: concept/, images/, heatmaps/, loss.png");
         return 0;
     }
 }

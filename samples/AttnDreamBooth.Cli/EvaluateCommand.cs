@@ -45,16 +45,16 @@ internal static class EvaluateCommand
             using var clipModel = ClipModel.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
             var evaluator = new ConceptEvaluator(clipModel, ClipImageProcessor.FromFolder(clipFolder));
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
-            console.MarkupLineInterpolated($"Evaluating [bold]{loaded.Token}[/] ({loaded.Category}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
+            console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
 
             var result = await RunWithProgressAsync(console, evaluator, pipeline, sources, options, ct);
             console.Write(ScoreTable(result));
             string outDir = Path.GetFullPath(parse.GetValue(output)!);
             var written = EvaluationReport.Write(result, outDir, new EvaluationReport.Inputs(
                 Path.GetFullPath(parse.GetValue(model)!), Path.GetFullPath(parse.GetValue(concept)!), Path.GetFullPath(clipFolder), Path.GetFullPath(parse.GetValue(images)!), sources.Count));
-            console.MarkupLineInterpolated($"[green]Wrote[/] {written.Json} and {written.Grid}.");
+            console.MarkupLineInterpolated($"[green]Wrote[/] {TerminalText.Safe(written.Json)} and {TerminalText.Safe(written.Grid)}.");
             return 0;
-        }));
+        }, parse));
         return command;
     }
 
@@ -123,10 +123,10 @@ internal static class EvaluateCommand
 
     private static Table ScoreTable(ConceptEvaluation result)
     {
-        var table = new Table().Title($"CLIP scores of {Markup.Escape(result.Token)} ({Markup.Escape(result.Category)})")
+        var table = new Table().Title($"CLIP scores of {Markup.Escape(TerminalText.Safe(result.Token))} ({Markup.Escape(TerminalText.Safe(result.Category))})")
             .AddColumn("prompt").AddColumn(new TableColumn("identity").RightAligned()).AddColumn(new TableColumn("text").RightAligned());
         foreach (var p in result.Scores.PerPrompt)
-            table.AddRow(Markup.Escape(p.Prompt), p.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), p.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
+            table.AddRow(Markup.Escape(TerminalText.Safe(p.Prompt)), p.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), p.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
         table.AddEmptyRow();
         table.AddRow($"[bold]overall[/] ({result.Scores.GeneratedCount} images, {result.Scores.SourceCount} photos)",
             $"[bold]{result.Scores.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",

@@ -1,3 +1,4 @@
 using AttnDreamBooth.Cli;
 
-return await CliApp.RunAsync(args);
+using var interruption = new Interruption();
+return await CliApp.RunAsync(args, console: null, interruption.Token);

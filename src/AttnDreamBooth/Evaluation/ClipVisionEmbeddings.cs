@@ -25,7 +25,7 @@ public sealed class ClipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch.T
     public override torch.Tensor forward(torch.Tensor pixelValues)
     {
         using var scope = torch.NewDisposeScope();
-        var patches = patch_embedding.call(pixelValues.to_type(patch_embedding.weight!.dtype));
+        var patches = AttnDreamBooth.UNet.NarrowChannelConvolution.Apply(patch_embedding, pixelValues.to_type(patch_embedding.weight!.dtype), stride: patch_embedding.weight!.shape[2], padding: 0);
         patches = patches.flatten(2).transpose(1, 2);
         long batch = patches.shape[0];
         var cls = class_embedding.expand(batch, 1, -1);

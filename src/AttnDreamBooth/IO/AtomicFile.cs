@@ -6,6 +6,9 @@ namespace AttnDreamBooth.IO;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>Test seam: runs between moving the old folder aside and moving the new one in (scoped to the caller's flow).</summary>
+    internal static readonly AsyncLocal<Action<string>?> SwapFault = new();
+
     /// <summary>Writes <paramref name="path"/> through <paramref name="write"/> atomically.</summary>
     public static void Write(string path, Action<Stream> write)
     {
@@ -81,8 +84,26 @@ public static class AtomicFile
             {
                 string old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
                 Directory.Move(target, old);
-                Directory.Move(temp, target);
-                Directory.Delete(old, recursive: true);
+                try
+                {
+                    SwapFault.Value?.Invoke(target);
+                    Directory.Move(temp, target);
+                }
+                catch
+                {
+                    // The previous version goes back, so a failed save leaves exactly one complete folder at the target.
+                    // Should this rename fail too, OutputFolders.CleanStaleTemporaries restores it at the next start.
+                    if (!Directory.Exists(target)) Directory.Move(old, target);
+                    throw;
+                }
+                try
+                {
+                    Directory.Delete(old, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // The new folder is complete and in place; the leftover is cleaned at the next start.
+                }
             }
             else
             {

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
@@ -26,8 +25,9 @@ public sealed class SafetensorsFile : IDisposable
     // Root object → entry object → shape/offsets array; one spare level for unknown fields.
     private const int MaxJsonDepth = 4;
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    // Tensors are read with positioned reads (pread) through the handle the header was read from, not through a memory
+    // map: a file truncated while open then yields a short read and a typed error instead of SIGBUS.
+    private readonly FileStream? _stream;
     private readonly Dictionary<string, SafetensorsEntry> _entries;
     private bool _disposed;
 
@@ -45,8 +45,7 @@ public sealed class SafetensorsFile : IDisposable
             // Mapped from the handle the header was read through: mapping by path again could map a different
             // file if the path was replaced in between (e.g. by an atomic checkpoint write), pairing one file's
             // header with another's bytes.
-            _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            _view = _map.CreateViewAccessor(dataStart, dataLength, MemoryMappedFileAccess.Read);
+            _stream = stream;
         }
         else
         {
@@ -85,6 +84,7 @@ public sealed class SafetensorsFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"Safetensors file '{full}' does not exist.", full);
+        RegularFile.Require(full);
         // bufferSize 0: reads go through RandomAccess, so the stream needs no buffer of its own.
         var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
         try
@@ -376,6 +376,11 @@ public sealed class SafetensorsFile : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_entries.TryGetValue(name, out var entry))
             throw new KeyNotFoundException($"Safetensors file '{FilePath}' has no tensor named '{name}'.");
+        // Checked before the allocation: a header may declare any size.
+        if (entry.ByteLength > ResourceLimits.Current.MaxTensorBytes)
+            throw new SafetensorsFormatException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes, which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxTensorBytes), ResourceLimits.Current.MaxTensorBytes)}");
+        if (entry.ByteLength > int.MaxValue)
+            throw new SafetensorsFormatException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes; tensors above 2 GiB are not supported");
         var tensor = torch.empty(entry.Shape, entry.ScalarType);
         if (entry.ByteLength > 0) CopyInto(entry, tensor);
         if (dtype is { } target && target != entry.ScalarType)
@@ -404,22 +409,18 @@ public sealed class SafetensorsFile : IDisposable
         return result;
     }
 
-    private unsafe void CopyInto(SafetensorsEntry entry, torch.Tensor tensor)
+    private void CopyInto(SafetensorsEntry entry, torch.Tensor tensor)
     {
-        byte* basePointer = null;
-        var handle = _view!.SafeMemoryMappedViewHandle;
-        handle.AcquirePointer(ref basePointer);
-        try
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
+        var destination = tensor.bytes;
+        long offset = DataStart + entry.Begin;
+        while (destination.Length > 0)
         {
-            if (entry.ByteLength > int.MaxValue)
-                throw new NotSupportedException($"Tensor '{entry.Name}' in '{FilePath}' has {entry.ByteLength} bytes; tensors above 2 GiB are not supported.");
-            if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
-            byte* source = basePointer + _view.PointerOffset + entry.Begin;
-            new ReadOnlySpan<byte>(source, (int)entry.ByteLength).CopyTo(tensor.bytes);
-        }
-        finally
-        {
-            handle.ReleasePointer();
+            int read = RandomAccess.Read(_stream!.SafeFileHandle, destination, offset);
+            if (read <= 0)
+                throw new SafetensorsFormatException(FilePath, entry.Name, $"the file ended at byte {offset} while reading the tensor (bytes {DataStart + entry.Begin}–{DataStart + entry.End}); it was truncated after it was opened");
+            destination = destination[read..];
+            offset += read;
         }
     }
 
@@ -428,7 +429,6 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _view?.Dispose();
-        _map?.Dispose();
+        _stream?.Dispose();
     }
 }

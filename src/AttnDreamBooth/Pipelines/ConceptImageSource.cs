@@ -56,6 +56,7 @@ public sealed class ConceptImageSource
         if (_bytes is not null) return _bytes.LongLength > maxBytes ? throw TooBig(_bytes.LongLength, maxBytes) : _bytes;
         try
         {
+            IO.RegularFile.Require(_path!);
             long length = new FileInfo(_path!).Length;
             if (length > maxBytes) throw TooBig(length, maxBytes);
             return File.ReadAllBytes(_path!);

@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Pipelines;
 
 /// <summary>
 /// AttnDreamBooth personalization on a Stable Diffusion 1.x/2.x model: <see cref="TrainAsync"/> learns a concept
-/// token and fine-tunes the U-Net in three stages; <see cref="GenerateAsync"/> renders prompts with it.
+/// token and fine-tunes the U-Net in three stages; <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/> renders prompts with it.
 /// </summary>
 /// <example>
 /// <code>
@@ -25,6 +25,7 @@ public sealed class PersonalizationPipeline : IDisposable
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private bool _busy;
+    private bool _disposed;
     private bool _trainingStarted;
 
     internal PersonalizationPipeline(StableDiffusionComponents components, StagePlan plan, TrainingOptions training, ILoggerFactory loggerFactory)
@@ -51,8 +52,8 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
-        return new PersonalizationPipelineBuilder((device, loggers, ct) =>
-            StableDiffusionComponents.LoadSingleFile(checkpointPath, configFolder, device, settings, options, loggers, ct));
+        return new PersonalizationPipelineBuilder((device, loggers, checkFinite, ct) =>
+            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggers, checkFinite, ct));
     }
 
     /// <summary>The loaded model components.</summary>
@@ -68,6 +69,9 @@ public sealed class PersonalizationPipeline : IDisposable
     public PersonalizedModel? Concept { get; internal set; }
 
     internal ConceptEmbedding? ConceptEmbedding { get; set; }
+
+    /// <summary>Set when a concept load failed half-way: the weights are undefined and every later call refuses.</summary>
+    internal Exception? Broken { get; set; }
 
     /// <summary>
     /// Trains <paramref name="concept"/> with the plan's stages on a dedicated thread. All images are validated first.
@@ -87,12 +91,20 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <summary>
     /// Renders <paramref name="prompt"/>; <c>{}</c> expands to "[V] category" of the current concept.
     /// </summary>
-    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default)
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default) =>
+        GenerateAsync(prompt, options, progress: null, ct);
+
+    /// <summary>
+    /// Renders <paramref name="prompt"/> as <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/>, reporting
+    /// a <see cref="GenerationProgress"/> after every denoising step (on the generation thread; results do not depend on it).
+    /// </summary>
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options, IProgress<GenerationProgress>? progress,
+        CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         options ??= new GenerationOptions();
         options.Validate();
-        return RunExclusive(() => Generate(prompt, options, ct), ct);
+        return RunExclusive(() => Generate(prompt, options, ct, progress), ct);
     }
 
     /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention).</summary>
@@ -105,7 +117,8 @@ public sealed class PersonalizationPipeline : IDisposable
         return prompt.Replace("{}", $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
     }
 
-    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct)
+    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct,
+        IProgress<GenerationProgress>? progress = null)
     {
         string expanded = ExpandPrompt(prompt);
         var heatmapIds = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -113,13 +126,14 @@ public sealed class PersonalizationPipeline : IDisposable
         {
             heatmapIds[token] = ResolveHeatmapToken(token);
         }
-        PipelineLog.Generating(_logger, options.BatchSize, expanded, options.Sampler.ToString(), options.Steps, options.GuidanceScale);
-        return TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct);
+        PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
+        return TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress);
     }
 
     private long ResolveHeatmapToken(string token)
     {
-        if ((token == "{}" || token == Concept?.Token) && Concept is not null && Components.Tokenizer.TryGetTokenId(Concept.Token, out int conceptId)) return conceptId;
+        // The concept's row is bound to a recorded id (ConceptTokenIdentity); "cat" must find cat</w>, not the word-start piece.
+        if ((token == "{}" || token == Concept?.Token) && Concept is not null && ConceptEmbedding is not null) return ConceptEmbedding.TokenIds[0];
         var ids = Components.Tokenizer.EncodeWithoutSpecialTokens(token);
         if (ids.Count == 0) throw new ArgumentException($"The heatmap token '{token}' tokenizes to nothing.", nameof(token));
         return ids[0];
@@ -129,6 +143,8 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
         if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
+        // The same rule that saving records and loading checks (special tokens are refused here, before any work).
+        var binding = ConceptTokenIdentity.Resolve(Components.Tokenizer, concept.Token);
         var imageOptions = TrainingOptions.Data.Images;
         if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
         // Every image is decoded and validated before anything is trained.
@@ -138,7 +154,7 @@ public sealed class PersonalizationPipeline : IDisposable
         ct.ThrowIfCancellationRequested();
 
         _trainingStarted = true;
-        var conceptToken = Components.Tokenizer.TryGetTokenId(concept.Token, out _)
+        var conceptToken = binding.Kind == ConceptTokenKind.Existing
             ? ConceptToken.Existing(concept.Token, concept.Category)
             : ConceptToken.New(concept.Token, concept.Category);
         var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, conceptToken);
@@ -168,7 +184,9 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_busy) throw new InvalidOperationException("The pipeline is already training or generating; wait for that call to finish.");
+            if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
             _busy = true;
         }
         // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.
@@ -190,8 +208,16 @@ public sealed class PersonalizationPipeline : IDisposable
     internal ILoggerFactory LoggerFactory => _loggerFactory;
 
     /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">A training or generation call is still running: cancel it and await it
+    /// first (disposing would free tensors that call is using).</exception>
     public void Dispose()
     {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            if (_busy) throw new InvalidOperationException("The pipeline is still training or generating; cancel that call and await it before disposing the pipeline.");
+            _disposed = true;
+        }
         ConceptEmbedding?.Dispose();
         Components.Dispose();
     }

@@ -9,7 +9,8 @@ namespace AttnDreamBooth.Pipelines;
 /// <see cref="PersonalizationPipeline.FromPretrained"/> or <see cref="PersonalizationPipeline.FromSingleFile"/>.</summary>
 public sealed class PersonalizationPipelineBuilder
 {
-    private readonly Func<torch.Device, ILoggerFactory, CancellationToken, StableDiffusionComponents> _load;
+    private readonly Func<torch.Device, ILoggerFactory, bool, CancellationToken, StableDiffusionComponents> _load;
+    private bool _checkFiniteWeights = true;
     private torch.Device _device = torch.CPU;
     private StagePlan _plan = StagePlan.Paper;
     private TrainingOptions _training = new();
@@ -18,10 +19,18 @@ public sealed class PersonalizationPipelineBuilder
     internal PersonalizationPipelineBuilder(string modelFolder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
-        _load = (device, loggers, ct) => StableDiffusionComponents.Load(modelFolder, device, loggers, ct);
+        _load = (device, loggers, checkFinite, ct) => StableDiffusionComponents.LoadFolder(modelFolder, device, loggers, checkFinite, ct);
     }
 
-    internal PersonalizationPipelineBuilder(Func<torch.Device, ILoggerFactory, CancellationToken, StableDiffusionComponents> load) => _load = load;
+    internal PersonalizationPipelineBuilder(Func<torch.Device, ILoggerFactory, bool, CancellationToken, StableDiffusionComponents> load) => _load = load;
+
+    /// <summary>Whether every weight tensor of the base model is checked for NaN and infinity when it is loaded
+    /// (default true; one <c>isfinite().all()</c> per tensor). Turn it off only for files you trust.</summary>
+    public PersonalizationPipelineBuilder WithFiniteWeightCheck(bool enabled)
+    {
+        _checkFiniteWeights = enabled;
+        return this;
+    }
 
     /// <summary>Places every module on <paramref name="device"/> (e.g. <c>torch.CUDA</c>).</summary>
     public PersonalizationPipelineBuilder OnDevice(torch.Device device)
@@ -94,7 +103,7 @@ public sealed class PersonalizationPipelineBuilder
     public PersonalizationPipeline Build(CancellationToken ct = default)
     {
         _training.Validate();
-        var components = _load(_device, _loggerFactory, ct);
+        var components = _load(_device, _loggerFactory, _checkFiniteWeights, ct);
         return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
     }
 

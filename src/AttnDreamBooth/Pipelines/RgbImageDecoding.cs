@@ -10,16 +10,35 @@ namespace AttnDreamBooth.Pipelines;
 /// </summary>
 public static class RgbImageDecoding
 {
-    /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB.</summary>
+    /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB, with the same limits as training images:
+    /// at most <see cref="ConceptImageOptions.DefaultMaxPixels"/> declared pixels, and truncated pixel data is an error.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image.</exception>
-    public static RgbImage Load(string path)
+    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
+    public static RgbImage Load(string path) => Load(path, ConceptImageOptions.DefaultMaxPixels, allowTruncated: false);
+
+    /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB. The declared size is checked against
+    /// <paramref name="maxPixels"/> before any pixel is decoded; only regular files are opened.</summary>
+    /// <param name="path">The image file.</param>
+    /// <param name="maxPixels">The largest width × height accepted.</param>
+    /// <param name="allowTruncated">Accept a file whose pixel data ends early (the missing rows stay black); off by
+    /// default because such an image would be scored as if it were complete.</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
+    public static RgbImage Load(string path, long maxPixels, bool allowTruncated = false)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1);
         if (!File.Exists(path)) throw new FileNotFoundException($"Image '{path}' does not exist.", path);
+        AttnDreamBooth.IO.RegularFile.Require(path);
         using var codec = SKCodec.Create(path) ?? throw new InvalidDataException($"'{path}' is not a decodable image.");
+        long declared = (long)codec.Info.Width * codec.Info.Height;
+        // Checked before the bitmap is allocated: a few bytes of header can declare gigabytes of pixels.
+        if (codec.Info.Width <= 0 || codec.Info.Height <= 0 || declared > maxPixels)
+            throw new InvalidDataException($"'{path}' declares {codec.Info.Width}x{codec.Info.Height} = {declared:N0} pixels, more than the cap of {maxPixels:N0}; it was not decoded.");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result == SKCodecResult.IncompleteInput && !allowTruncated)
+            throw new InvalidDataException($"'{path}' is truncated: its pixel data ends early (pass allowTruncated to accept it).");
         if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
             throw new InvalidDataException($"'{path}' could not be decoded ({result}).");
         return FromBitmap(bitmap);

@@ -20,9 +20,10 @@ public sealed class StableDiffusionComponents : IDisposable
     private readonly int? _resolution;
 
     private StableDiffusionComponents(DiffusersFolder folder, string modelSource, torch.Device device, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution)
+        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution, ComponentWeightOrigin weights)
     {
         Folder = folder;
+        Weights = weights;
         ModelSource = modelSource;
         _resolution = resolution;
         Device = device;
@@ -38,6 +39,9 @@ public sealed class StableDiffusionComponents : IDisposable
 
     /// <summary>Where the weights came from: the diffusers folder, or the single-file checkpoint.</summary>
     public string ModelSource { get; }
+
+    /// <summary>Where the networks' weights really came from (the folder or the single file); exact weights are reloaded from here.</summary>
+    internal ComponentWeightOrigin Weights { get; }
 
     /// <summary>Where every module lives.</summary>
     public torch.Device Device { get; }
@@ -64,7 +68,11 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">Weights do not match the modules built from the configs.</exception>
-    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
+        LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, ct);
+
+    internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
     {
         var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<StableDiffusionComponents>();
         device ??= torch.CPU;
@@ -72,21 +80,21 @@ public sealed class StableDiffusionComponents : IDisposable
         var tokenizer = ClipTokenizer.FromFolder(folder.ComponentPath("tokenizer"));
         ct.ThrowIfCancellationRequested();
 
-        var textEncoder = ClipTextModel.FromFolder(folder.ComponentPath("text_encoder"), device);
+        var textEncoder = ClipTextModel.FromFolder(folder.ComponentPath("text_encoder"), device, checkFiniteWeights: checkFiniteWeights);
         Log(logger, "text_encoder", folder.ComponentPath("text_encoder"), textEncoder);
         ct.ThrowIfCancellationRequested();
 
         var unet = new UNet2DConditionModel(UNetConfig.Load(folder.ConfigPath("unet")), device);
-        StateDictLoader.LoadComponent(unet, folder.ComponentPath("unet"));
+        StateDictLoader.LoadComponent(unet, folder.ComponentPath("unet"), options: new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
         Log(logger, "unet", folder.ComponentPath("unet"), unet);
         ct.ThrowIfCancellationRequested();
 
-        var vae = AutoencoderKL.FromFolder(folder.ComponentPath("vae"), device);
+        var vae = AutoencoderKL.FromFolder(folder.ComponentPath("vae"), device, checkFiniteWeights: checkFiniteWeights);
         Log(logger, "vae", folder.ComponentPath("vae"), vae);
 
         var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"));
         Freeze(textEncoder, unet, vae);
-        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null);
+        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null, ComponentWeightOrigin.FromFolder(folder));
     }
 
     /// <summary>
@@ -107,8 +115,13 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
     /// <exception cref="SingleFileFormatException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
+    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
-        SingleFileModelSettings? settings = null, SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+        SingleFileModelSettings? settings = null, SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
+        LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggerFactory, checkFiniteWeights: true, ct);
+
+    internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
+        SingleFileModelSettings? settings, SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
@@ -119,7 +132,8 @@ public sealed class StableDiffusionComponents : IDisposable
         options ??= new SingleFileLoadOptions();
         if (options.Logger is null) options = options with { Logger = loggerFactory.CreateLogger<SingleFileCheckpoint>() };
         string path = Path.GetFullPath(checkpointPath);
-        using var checkpoint = SingleFileCheckpoint.Open(path, SingleFileArchitecture.FromFolder(folder.Root), options);
+        var architecture = SingleFileArchitecture.FromFolder(folder.Root);
+        using var checkpoint = SingleFileCheckpoint.Open(path, architecture, options);
         var missing = SingleFileComponents.All.Except(checkpoint.Components).ToArray();
         if (missing.Length > 0) throw new SingleFileFormatException(path, $"holds no {string.Join(", ", missing)}; a pipeline needs the U-Net, the VAE and the text encoder");
         var resolved = (settings ?? new SingleFileModelSettings()).Resolve(checkpoint.Family, folder.Root);
@@ -131,25 +145,26 @@ public sealed class StableDiffusionComponents : IDisposable
             var textEncoder = new ClipTextModel(ClipTextConfig.Load(folder.ConfigPath("text_encoder")), device);
             modules.Add(textEncoder);
             StateDictLoader.Load(textEncoder, checkpoint.OpenComponent(SingleFileComponents.TextEncoder),
-                new StateDictLoadOptions { KeyMap = k => ClipTextModel.IsIgnorableKey(k) ? null : k });
+                new StateDictLoadOptions { KeyMap = k => ClipTextModel.IsIgnorableKey(k) ? null : k, CheckFinite = checkFiniteWeights });
             Log(logger, "text_encoder", path, textEncoder);
             ct.ThrowIfCancellationRequested();
 
             var unet = new UNet2DConditionModel(UNetConfig.Load(folder.ConfigPath("unet")), device);
             modules.Add(unet);
-            StateDictLoader.Load(unet, checkpoint.OpenComponent(SingleFileComponents.UNet));
+            StateDictLoader.Load(unet, checkpoint.OpenComponent(SingleFileComponents.UNet), new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
             Log(logger, "unet", path, unet);
             ct.ThrowIfCancellationRequested();
 
             var vae = new AutoencoderKL(AutoencoderKLConfig.Load(folder.ConfigPath("vae")), device);
             modules.Add(vae);
-            StateDictLoader.Load(vae, checkpoint.OpenComponent(SingleFileComponents.Vae), new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName });
+            StateDictLoader.Load(vae, checkpoint.OpenComponent(SingleFileComponents.Vae), new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName, CheckFinite = checkFiniteWeights });
             Log(logger, "vae", path, vae);
 
             var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"))
                 .With(new Dictionary<string, object?> { ["prediction_type"] = resolved.PredictionType });
             Freeze(textEncoder, unet, vae);
-            return new StableDiffusionComponents(folder, path, device, tokenizer, textEncoder, unet, vae, scheduler, resolved.ImageSize);
+            return new StableDiffusionComponents(folder, path, device, tokenizer, textEncoder, unet, vae, scheduler, resolved.ImageSize,
+                ComponentWeightOrigin.FromSingleFile(path, architecture, options));
         }
         catch
         {

@@ -25,6 +25,13 @@ public interface IDiffusionSampler : IDisposable
     /// <summary>The inference timesteps, first to last (empty before <see cref="SetTimesteps"/> for DDIM and DPM-Solver).</summary>
     IReadOnlyList<long> Timesteps { get; }
 
+    /// <summary>
+    /// The timesteps as the model should be given them, first to last. Equal to <see cref="Timesteps"/> for samplers
+    /// on integer timesteps; fractional for the k-diffusion samplers (Euler, LMS, Heun, KDPM2 …), whose
+    /// <see cref="Timesteps"/> then holds the rounded values (accepted by <see cref="Step"/> and <see cref="ScaleModelInput"/>).
+    /// </summary>
+    IReadOnlyList<double> ModelTimesteps => Timesteps.Select(t => (double)t).ToArray();
+
     /// <summary>The timesteps as an int64 tensor.</summary>
     torch.Tensor TimestepsTensor(torch.Device? device = null);
 

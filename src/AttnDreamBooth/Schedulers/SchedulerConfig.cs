@@ -46,18 +46,42 @@ public sealed record SchedulerConfig
         VarianceType = (DdpmVarianceType?)V("variance_type");
         RescaleBetasZeroSnr = (bool)V("rescale_betas_zero_snr")!;
         SkipPrkSteps = (bool)V("skip_prk_steps")!;
-        AlgorithmType = (DpmSolverAlgorithm)V("algorithm_type")!;
+        AlgorithmType = ResolveAlgorithm(target, (DpmSolverAlgorithm)V("algorithm_type")!);
         SolverOrder = (int)V("solver_order")!;
-        SolverType = (DpmSolverType)V("solver_type")!;
+        SolverType = ResolveSolverType(target, (DpmSolverType)V("solver_type")!);
         LowerOrderFinal = (bool)V("lower_order_final")!;
         EulerAtFinal = (bool)V("euler_at_final")!;
         UseKarrasSigmas = (bool)V("use_karras_sigmas")!;
         UseLuLambdas = (bool)V("use_lu_lambdas")!;
         LambdaMinClipped = (double)V("lambda_min_clipped")!;
+        InterpolationType = (SigmaInterpolation)V("interpolation_type")!;
+        SigmaMin = (double?)V("sigma_min");
+        SigmaMax = (double?)V("sigma_max");
+        TimestepType = (TimestepType)V("timestep_type")!;
+        PredictX0 = (bool)V("predict_x0")!;
+        DisableCorrector = Array.AsReadOnly((int[])V("disable_corrector")!);
         Validate();
     }
 
-    private static readonly HashSet<string> NullableKeys = ["trained_betas", "variance_type"];
+    private static readonly HashSet<string> NullableKeys = ["trained_betas", "variance_type", "sigma_min", "sigma_max", "solver_p"];
+
+    // Each multistep class maps the algorithm / solver spellings of its sibling classes to its own, as diffusers'
+    // constructors do (register_to_config), so the effective config shows the class's own value.
+    private static DpmSolverAlgorithm ResolveAlgorithm(SchedulerClass target, DpmSolverAlgorithm value) => (target, value) switch
+    {
+        (SchedulerClass.DeisMultistep, DpmSolverAlgorithm.DpmSolver or DpmSolverAlgorithm.DpmSolverPlusPlus) => DpmSolverAlgorithm.Deis,
+        (not SchedulerClass.DeisMultistep, DpmSolverAlgorithm.Deis) => DpmSolverAlgorithm.DpmSolverPlusPlus,
+        _ => value,
+    };
+
+    private static DpmSolverType ResolveSolverType(SchedulerClass target, DpmSolverType value) => (target, value) switch
+    {
+        (SchedulerClass.UniPCMultistep, DpmSolverType.Midpoint or DpmSolverType.Heun or DpmSolverType.Logrho) => DpmSolverType.Bh2,
+        (SchedulerClass.DeisMultistep, not DpmSolverType.Logrho) => DpmSolverType.Logrho,
+        (not (SchedulerClass.UniPCMultistep or SchedulerClass.DeisMultistep), DpmSolverType.Logrho or DpmSolverType.Bh1 or DpmSolverType.Bh2)
+            => DpmSolverType.Midpoint,
+        _ => value,
+    };
 
     /// <summary>The file the values come from (<c>&lt;memory&gt;</c> for parsed text).</summary>
     public string SourcePath { get; }
@@ -145,6 +169,24 @@ public sealed record SchedulerConfig
 
     /// <summary><c>lambda_min_clipped</c> (DPM-Solver; may be -infinity, written <c>"-inf"</c>).</summary>
     public double LambdaMinClipped { get; }
+
+    /// <summary><c>interpolation_type</c> (Euler).</summary>
+    public SigmaInterpolation InterpolationType { get; }
+
+    /// <summary><c>sigma_min</c> (Euler with Karras sigmas): the smallest sigma, or null for the schedule's own.</summary>
+    public double? SigmaMin { get; }
+
+    /// <summary><c>sigma_max</c> (Euler with Karras sigmas): the largest sigma, or null for the schedule's own.</summary>
+    public double? SigmaMax { get; }
+
+    /// <summary><c>timestep_type</c> (Euler).</summary>
+    public TimestepType TimestepType { get; }
+
+    /// <summary><c>predict_x0</c> (UniPC): solve for the data prediction (true, the default) or the noise prediction.</summary>
+    public bool PredictX0 { get; }
+
+    /// <summary><c>disable_corrector</c> (UniPC): step indices whose following step skips the UniC corrector.</summary>
+    public IReadOnlyList<int> DisableCorrector { get; }
 
     /// <summary>The keys present (and not null) in the file, including unknown ones and <c>_</c>-prefixed ones.</summary>
     public IReadOnlyCollection<string> FileKeys => _fileEntries.Keys.ToArray();
@@ -242,6 +284,14 @@ public sealed record SchedulerConfig
         "DDIMScheduler" => SchedulerClass.Ddim,
         "DPMSolverMultistepScheduler" => SchedulerClass.DpmSolverMultistep,
         "PNDMScheduler" => SchedulerClass.Pndm,
+        "EulerDiscreteScheduler" => SchedulerClass.EulerDiscrete,
+        "EulerAncestralDiscreteScheduler" => SchedulerClass.EulerAncestralDiscrete,
+        "UniPCMultistepScheduler" => SchedulerClass.UniPCMultistep,
+        "LMSDiscreteScheduler" => SchedulerClass.LmsDiscrete,
+        "HeunDiscreteScheduler" => SchedulerClass.HeunDiscrete,
+        "KDPM2DiscreteScheduler" => SchedulerClass.KDpm2Discrete,
+        "DPMSolverSinglestepScheduler" => SchedulerClass.DpmSolverSinglestep,
+        "DEISMultistepScheduler" => SchedulerClass.DeisMultistep,
         _ => SchedulerClass.Other,
     };
 
@@ -274,12 +324,21 @@ public sealed record SchedulerConfig
         "use_karras_sigmas" => UseKarrasSigmas,
         "use_lu_lambdas" => UseLuLambdas,
         "lambda_min_clipped" => LambdaMinClipped,
+        "interpolation_type" => InterpolationType,
+        "sigma_min" => SigmaMin,
+        "sigma_max" => SigmaMax,
+        "timestep_type" => TimestepType,
+        "predict_x0" => PredictX0,
+        "disable_corrector" => DisableCorrector.ToArray(),
+        "solver_p" => null,
         _ => throw new ArgumentOutOfRangeException(nameof(key), key, "not a known scheduler key"),
     };
 
     private void Validate()
     {
         if (NumTrainTimesteps < 1) throw Error("num_train_timesteps", $"must be at least 1, found {NumTrainTimesteps}");
+        if (NumTrainTimesteps > IO.ResourceLimits.Current.MaxTrainTimesteps)
+            throw Error("num_train_timesteps", $"{NumTrainTimesteps:N0} {IO.ResourceLimits.Exceeds(nameof(IO.ResourceLimits.MaxTrainTimesteps), IO.ResourceLimits.Current.MaxTrainTimesteps)}");
         if (TrainedBetas is { } tb)
         {
             if (tb.Count != NumTrainTimesteps)
@@ -298,5 +357,8 @@ public sealed record SchedulerConfig
         if (!(SampleMaxValue >= 1)) throw Error("sample_max_value", $"must be at least 1, found {SampleMaxValue}");
         if (!(ClipSampleRange > 0)) throw Error("clip_sample_range", $"must be positive, found {ClipSampleRange}");
         if (double.IsNaN(LambdaMinClipped)) throw Error("lambda_min_clipped", "must not be NaN");
+        if (SigmaMin is { } smin && !(smin > 0)) throw Error("sigma_min", $"must be positive, found {smin}");
+        if (SigmaMax is { } smax && !(smax > (SigmaMin ?? 0))) throw Error("sigma_max", $"must be positive and above sigma_min, found {smax}");
+        SchedulerConfigBounds.Check(this);
     }
 }

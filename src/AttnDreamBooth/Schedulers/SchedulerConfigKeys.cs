@@ -20,6 +20,20 @@ internal static class SchedulerConfigKeys
             "lambda_min_clipped", "variance_type", "timestep_spacing", "steps_offset"],
         [SchedulerClass.Pndm] = [.. Common, "skip_prk_steps", "set_alpha_to_one", "prediction_type", "timestep_spacing", "steps_offset"],
         [SchedulerClass.Other] = Common,
+        [SchedulerClass.EulerDiscrete] = [.. Common, "prediction_type", "interpolation_type", "use_karras_sigmas", "sigma_min", "sigma_max",
+            "timestep_spacing", "timestep_type", "steps_offset"],
+        [SchedulerClass.EulerAncestralDiscrete] = [.. Common, "prediction_type", "timestep_spacing", "steps_offset"],
+        [SchedulerClass.UniPCMultistep] = [.. Common, "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
+            "sample_max_value", "predict_x0", "solver_type", "lower_order_final", "disable_corrector", "solver_p", "use_karras_sigmas",
+            "timestep_spacing", "steps_offset"],
+        [SchedulerClass.LmsDiscrete] = [.. Common, "use_karras_sigmas", "prediction_type", "timestep_spacing", "steps_offset"],
+        [SchedulerClass.HeunDiscrete] = [.. Common, "prediction_type", "use_karras_sigmas", "clip_sample", "clip_sample_range",
+            "timestep_spacing", "steps_offset"],
+        [SchedulerClass.KDpm2Discrete] = [.. Common, "use_karras_sigmas", "prediction_type", "timestep_spacing", "steps_offset"],
+        [SchedulerClass.DpmSolverSinglestep] = [.. Common, "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
+            "sample_max_value", "algorithm_type", "solver_type", "lower_order_final", "use_karras_sigmas", "lambda_min_clipped", "variance_type"],
+        [SchedulerClass.DeisMultistep] = [.. Common, "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
+            "sample_max_value", "algorithm_type", "solver_type", "lower_order_final", "use_karras_sigmas", "timestep_spacing", "steps_offset"],
     };
 
     // Used for a key the target class does not take and the file does not set; it then has no effect on that class.
@@ -50,6 +64,13 @@ internal static class SchedulerConfigKeys
         ["use_karras_sigmas"] = false,
         ["use_lu_lambdas"] = false,
         ["lambda_min_clipped"] = double.NegativeInfinity,
+        ["interpolation_type"] = SigmaInterpolation.Linear,
+        ["sigma_min"] = null,
+        ["sigma_max"] = null,
+        ["timestep_type"] = TimestepType.Discrete,
+        ["predict_x0"] = true,
+        ["disable_corrector"] = Array.Empty<int>(),
+        ["solver_p"] = null,
     };
 
     /// <summary>Every key this library reads.</summary>
@@ -62,6 +83,13 @@ internal static class SchedulerConfigKeys
         (SchedulerClass.Pndm, "set_alpha_to_one") => false,
         (SchedulerClass.DpmSolverMultistep, "timestep_spacing") => TimestepSpacing.Linspace,
         (SchedulerClass.DpmSolverMultistep, "variance_type") => null,
+        (SchedulerClass.DpmSolverSinglestep, "variance_type") => null,
+        (SchedulerClass.EulerDiscrete or SchedulerClass.EulerAncestralDiscrete or SchedulerClass.UniPCMultistep or SchedulerClass.LmsDiscrete
+            or SchedulerClass.HeunDiscrete or SchedulerClass.KDpm2Discrete or SchedulerClass.DeisMultistep, "timestep_spacing") => TimestepSpacing.Linspace,
+        (SchedulerClass.HeunDiscrete, "clip_sample") => false,
+        (SchedulerClass.UniPCMultistep, "solver_type") => DpmSolverType.Bh2,
+        (SchedulerClass.DeisMultistep, "solver_type") => DpmSolverType.Logrho,
+        (SchedulerClass.DeisMultistep, "algorithm_type") => DpmSolverAlgorithm.Deis,
         _ => Fallback[key],
     };
 
@@ -69,9 +97,20 @@ internal static class SchedulerConfigKeys
     {
         "num_train_timesteps" or "steps_offset" or "solver_order" => reader.GetInt(key),
         "beta_start" or "beta_end" or "clip_sample_range" or "dynamic_thresholding_ratio" or "sample_max_value" or "lambda_min_clipped"
-            => reader.GetDouble(key),
+            or "sigma_min" or "sigma_max" => reader.GetDouble(key),
         "set_alpha_to_one" or "clip_sample" or "thresholding" or "rescale_betas_zero_snr" or "skip_prk_steps" or "lower_order_final"
-            or "euler_at_final" or "use_karras_sigmas" or "use_lu_lambdas" => reader.GetBool(key),
+            or "euler_at_final" or "use_karras_sigmas" or "use_lu_lambdas" or "predict_x0" => reader.GetBool(key),
+        "disable_corrector" => reader.GetIntArray(key),
+        // A nested scheduler object (UniPC's external predictor): not supported, so any non-null value is refused.
+        "solver_p" => throw new ModelConfigException(reader.FilePath, key, "an external predictor scheduler is not supported; remove the key or set it to null"),
+        "interpolation_type" => Choose(reader, key, new Dictionary<string, object>
+        {
+            ["linear"] = SigmaInterpolation.Linear, ["log_linear"] = SigmaInterpolation.LogLinear,
+        }),
+        "timestep_type" => Choose(reader, key, new Dictionary<string, object>
+        {
+            ["discrete"] = TimestepType.Discrete, ["continuous"] = TimestepType.Continuous,
+        }),
         "trained_betas" => ParseDoubles(reader, key),
         "beta_schedule" => Choose(reader, key, new Dictionary<string, object>
         {
@@ -91,17 +130,17 @@ internal static class SchedulerConfigKeys
             ["fixed_large"] = DdpmVarianceType.FixedLarge, ["fixed_large_log"] = DdpmVarianceType.FixedLargeLog,
             ["learned"] = DdpmVarianceType.Learned, ["learned_range"] = DdpmVarianceType.LearnedRange,
         }),
-        // deis, logrho, bh1 and bh2 come from configs of other multistep solvers; diffusers maps them the same way.
+        // Each multistep class maps the other classes' spellings to its own (SchedulerConfig resolves that per class).
         "algorithm_type" => Choose(reader, key, new Dictionary<string, object>
         {
             ["dpmsolver++"] = DpmSolverAlgorithm.DpmSolverPlusPlus, ["dpmsolver"] = DpmSolverAlgorithm.DpmSolver,
             ["sde-dpmsolver++"] = DpmSolverAlgorithm.SdeDpmSolverPlusPlus, ["sde-dpmsolver"] = DpmSolverAlgorithm.SdeDpmSolver,
-            ["deis"] = DpmSolverAlgorithm.DpmSolverPlusPlus,
+            ["deis"] = DpmSolverAlgorithm.Deis,
         }),
         "solver_type" => Choose(reader, key, new Dictionary<string, object>
         {
             ["midpoint"] = DpmSolverType.Midpoint, ["heun"] = DpmSolverType.Heun,
-            ["logrho"] = DpmSolverType.Midpoint, ["bh1"] = DpmSolverType.Midpoint, ["bh2"] = DpmSolverType.Midpoint,
+            ["logrho"] = DpmSolverType.Logrho, ["bh1"] = DpmSolverType.Bh1, ["bh2"] = DpmSolverType.Bh2,
         }),
         _ => throw new ArgumentOutOfRangeException(nameof(key), key, "not a known scheduler key"),
     };
@@ -130,6 +169,14 @@ internal static class SchedulerConfigKeys
         DpmSolverAlgorithm.SdeDpmSolver => "sde-dpmsolver",
         DpmSolverType.Midpoint => "midpoint",
         DpmSolverType.Heun => "heun",
+        DpmSolverType.Logrho => "logrho",
+        DpmSolverType.Bh1 => "bh1",
+        DpmSolverType.Bh2 => "bh2",
+        DpmSolverAlgorithm.Deis => "deis",
+        SigmaInterpolation.Linear => "linear",
+        SigmaInterpolation.LogLinear => "log_linear",
+        TimestepType.Discrete => "discrete",
+        TimestepType.Continuous => "continuous",
         _ => value,
     };
 

@@ -75,6 +75,9 @@ public enum DpmSolverAlgorithm
 
     /// <summary><c>sde-dpmsolver</c>: stochastic variant; read from configs but not supported for stepping.</summary>
     SdeDpmSolver,
+
+    /// <summary><c>deis</c>: the DEIS multistep solver's only algorithm (DPM-Solver classes read it as dpmsolver++).</summary>
+    Deis,
 }
 
 /// <summary>Second-order update rule of DPM-Solver (diffusers <c>solver_type</c>).</summary>
@@ -85,6 +88,15 @@ public enum DpmSolverType
 
     /// <summary><c>heun</c>.</summary>
     Heun,
+
+    /// <summary><c>logrho</c>: DEIS's rule (DPM-Solver classes read it as midpoint, UniPC as bh2).</summary>
+    Logrho,
+
+    /// <summary><c>bh1</c>: UniPC with B(h) = h (DPM-Solver classes read it as midpoint, DEIS as logrho).</summary>
+    Bh1,
+
+    /// <summary><c>bh2</c>: UniPC with B(h) = e^h - 1, its default (DPM-Solver classes read it as midpoint, DEIS as logrho).</summary>
+    Bh2,
 }
 
 /// <summary>The diffusers scheduler classes whose constructor arguments and defaults are known here.</summary>
@@ -99,9 +111,33 @@ public enum SchedulerClass
     /// <summary><c>DPMSolverMultistepScheduler</c>.</summary>
     DpmSolverMultistep,
 
-    /// <summary><c>PNDMScheduler</c> (named by the SD 1.5 and 2.1-base folders; read, not implemented as a sampler).</summary>
+    /// <summary><c>PNDMScheduler</c> (named by the SD 1.5 and 2.1-base folders; the PNDM/PLMS sampler).</summary>
     Pndm,
 
     /// <summary>Any other class name; resolved with the keys common to all classes.</summary>
     Other,
+
+    /// <summary><c>EulerDiscreteScheduler</c>.</summary>
+    EulerDiscrete,
+
+    /// <summary><c>EulerAncestralDiscreteScheduler</c>.</summary>
+    EulerAncestralDiscrete,
+
+    /// <summary><c>UniPCMultistepScheduler</c>.</summary>
+    UniPCMultistep,
+
+    /// <summary><c>LMSDiscreteScheduler</c>.</summary>
+    LmsDiscrete,
+
+    /// <summary><c>HeunDiscreteScheduler</c>.</summary>
+    HeunDiscrete,
+
+    /// <summary><c>KDPM2DiscreteScheduler</c>.</summary>
+    KDpm2Discrete,
+
+    /// <summary><c>DPMSolverSinglestepScheduler</c>.</summary>
+    DpmSolverSinglestep,
+
+    /// <summary><c>DEISMultistepScheduler</c>.</summary>
+    DeisMultistep,
 }

@@ -52,8 +52,10 @@ public sealed class ClipTextModel : nn.Module
     /// <param name="device">Where the parameters live (CPU by default).</param>
     /// <param name="variant">A weight variant such as "fp16" (<c>model.fp16.safetensors</c>).</param>
     /// <param name="dtype">The parameter dtype (float32 by default; stored values are converted).</param>
+    /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
     /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped weights.</exception>
-    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null)
+    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null, bool checkFiniteWeights = true)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(textEncoderFolder);
         var config = ClipTextConfig.Load(Path.Combine(textEncoderFolder, "config.json"));
@@ -64,6 +66,7 @@ public sealed class ClipTextModel : nn.Module
             StateDictLoader.LoadComponent(model, textEncoderFolder, variant, new StateDictLoadOptions
             {
                 KeyMap = key => IsIgnorableKey(key) ? null : key,
+                CheckFinite = checkFiniteWeights,
             });
         }
         catch

@@ -28,6 +28,7 @@ public sealed class ClipTokenizer
     private readonly string[] _idToToken;
     private readonly HashSet<int> _specialIds;
     private readonly bool _cleanUpSpaces;
+    private readonly int _longestTokenChars;
     private readonly object _addLock = new();
     private volatile AddedTokenTable _added;
 
@@ -39,6 +40,7 @@ public sealed class ClipTokenizer
         _idToToken = new string[vocabulary.Values.Max() + 1];
         foreach (var (token, id) in vocabulary) _idToToken[id] = token;
         _cleanUpSpaces = folder.CleanUpTokenizationSpaces;
+        _longestTokenChars = Math.Max(1, vocabulary.Keys.Max(k => k.Length));
         ModelMaxLength = folder.ModelMaxLength;
         if (ModelMaxLength < 2)
             throw new ModelConfigException(Path.Combine(folder.Folder, ClipTokenizerFolder.TokenizerConfigFile), "model_max_length", "must leave room for BOS and EOS");
@@ -164,7 +166,8 @@ public sealed class ClipTokenizer
     /// <summary>Token ids of <paramref name="text"/> with BOS and EOS; <paramref name="truncate"/> false keeps every id.</summary>
     public IReadOnlyList<int> Encode(string text, bool truncate)
     {
-        var ids = EncodeWithoutSpecialTokens(text);
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = truncate ? EncodePrefix(text, ModelMaxLength - 2) : EncodeWithoutSpecialTokens(text);
         int keep = truncate ? Math.Min(ids.Count, ModelMaxLength - 2) : ids.Count;
         var result = new int[keep + 2];
         result[0] = BosTokenId;
@@ -183,6 +186,48 @@ public sealed class ClipTokenizer
         {
             if (literalId >= 0) ids.Add(literalId);
             else ids.AddRange(Model.EncodeToIds(text.Substring(start, length)));
+        }
+        return ids;
+    }
+
+    /// <summary>The first <paramref name="maxTokens"/> ids of <see cref="EncodeWithoutSpecialTokens"/>, without
+    /// encoding the rest: words are BPE-merged one at a time until enough ids are collected, and a word far longer
+    /// than the ids still needed is merged from its first <c>(needed + 16) × longest vocabulary token</c> characters
+    /// only. BPE cost grows faster than linearly in a word's length, so without this bound a megabyte-long word would
+    /// take minutes although only 75 of its ids are kept.</summary>
+    internal IReadOnlyList<int> EncodePrefix(string text, int maxTokens) => EncodePrefix(text, maxTokens, out _);
+
+    /// <summary><see cref="EncodePrefix(string, int)"/>, also reporting how many characters were handed to BPE
+    /// merging (the super-linear part), so tests can check the bound without a clock.</summary>
+    internal IReadOnlyList<int> EncodePrefix(string text, int maxTokens, out long mergedChars)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        mergedChars = 0;
+        var ids = new List<int>(Math.Clamp(maxTokens, 0, 1024));
+        if (maxTokens <= 0) return ids;
+        foreach (var (start, length, literalId) in _added.Split(text))
+        {
+            if (literalId >= 0)
+            {
+                ids.Add(literalId);
+            }
+            else
+            {
+                string cleaned = ClipTextCleaner.Instance.Normalize(text.AsSpan(start, length));
+                foreach (var (offset, wordLength) in ClipPreTokenizer.Split(cleaned))
+                {
+                    int needed = maxTokens - ids.Count;
+                    if (needed <= 0) break;
+                    long cap = (needed + 16L) * _longestTokenChars;
+                    int take = (int)Math.Min(wordLength, cap);
+                    // Never cut a surrogate pair: the BPE model would see a lone surrogate.
+                    if (take < wordLength && take > 0 && char.IsHighSurrogate(cleaned[offset + take - 1])) take--;
+                    mergedChars += take;
+                    var wordIds = Model.EncodeToIds(cleaned.AsSpan(offset, take), considerPreTokenization: false, considerNormalization: false);
+                    for (int k = 0; k < wordIds.Count && ids.Count < maxTokens; k++) ids.Add(wordIds[k]);
+                }
+            }
+            if (ids.Count >= maxTokens) break;
         }
         return ids;
     }

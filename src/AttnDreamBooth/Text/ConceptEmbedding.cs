@@ -13,7 +13,7 @@ namespace AttnDreamBooth.Text;
 /// <para>A row belongs either to a <see cref="ConceptTokenKind.New"/> token (added to the tokenizer; its id is at or
 /// past the end of the table, which is not resized) or to an <see cref="ConceptTokenKind.Existing"/> vocabulary token
 /// such as <c>sks</c> (its table row is left alone and replaced in <see cref="Embed"/>).</para>
-/// <para>Files: <see cref="Save"/> writes diffusers' <c>learned_embeds.safetensors</c>; <see cref="Load"/> reads that and
+/// <para>Files: <see cref="Save"/> writes diffusers' <c>learned_embeds.safetensors</c>; <see cref="Load(string, ClipTokenizer, ClipTextModel, string?)"/> reads that and
 /// A1111-style safetensors embeddings (see <see cref="LearnedEmbeddings"/>). A file entry of n rows becomes the tokens
 /// <c>name</c>, <c>name_1</c> … <c>name_{n-1}</c> (diffusers' multi-vector convention, see <see cref="ExpandPrompt"/>).</para>
 /// </remarks>
@@ -79,6 +79,7 @@ public sealed class ConceptEmbedding : nn.Module
         foreach (var spec in specs)
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(spec.Token, nameof(tokens));
+            ConceptTokenIdentity.ThrowIfReserved(tokenizer, spec.Token);
             int? existing = null;
             if (spec.Kind == ConceptTokenKind.New)
             {
@@ -92,6 +93,7 @@ public sealed class ConceptEmbedding : nn.Module
                 if (ids.Count != 1)
                     throw new ConceptTokenizationException(spec.Token, ids.Count, "an existing-token identifier must be exactly one vocabulary token", nameof(tokens));
                 existing = ids[0];
+                if (tokenizer.IsSpecialTokenId(existing.Value)) throw new ReservedConceptTokenException(spec.Token, existing.Value);
             }
             int initialRow = spec.InitializerWord is null ? existing!.Value : FirstTokenOf(tokenizer, spec.InitializerWord);
             if (initialRow >= table.shape[0])
@@ -113,27 +115,49 @@ public sealed class ConceptEmbedding : nn.Module
     }
 
     /// <summary>Loads learned embeddings (diffusers <c>learned_embeds.safetensors</c> or an A1111 safetensors embedding),
-    /// adding tokens the tokenizer does not know and treating known ones as existing identifiers.</summary>
+    /// adding tokens the tokenizer does not know and treating known ones as existing identifiers
+    /// (<see cref="ConceptTokenIdentity"/>: a known word binds to the id prompts produce for it), with the default limits
+    /// of <see cref="LearnedEmbeddingsReadOptions"/>.</summary>
     /// <param name="path">The safetensors file.</param>
     /// <param name="tokenizer">Receives the new tokens.</param>
     /// <param name="textModel">The encoder the rows are for; its hidden size must match.</param>
     /// <param name="token">Renames the embedding (only for files holding one entry; A1111 files are otherwise named after the file).</param>
     /// <exception cref="EmbeddingDimensionMismatchException">An embedding is not <c>hidden_size</c> wide.</exception>
-    public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token = null)
+    /// <exception cref="ReservedConceptTokenException">The file names a special token (e.g. <c>&lt;|endoftext|&gt;</c>).</exception>
+    /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed, holds a non-float tensor or too many rows.</exception>
+    /// <exception cref="AttnDreamBooth.IO.NonFiniteWeightsException">An embedding holds NaN or infinity.</exception>
+    public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token = null) =>
+        Load(path, tokenizer, textModel, token, LearnedEmbeddingsReadOptions.Default);
+
+    /// <summary><see cref="Load(string, ClipTokenizer, ClipTextModel, string?)"/> with explicit limits and checks.
+    /// Everything is validated before the tokenizer is changed, so a failure leaves it as it was.</summary>
+    public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token, LearnedEmbeddingsReadOptions options)
+    {
+        using var prepared = Prepare(path, tokenizer, textModel, token, options, null);
+        return prepared.Apply();
+    }
+
+    /// <summary>Reads and validates an embedding file without touching <paramref name="tokenizer"/>; <see cref="PreparedEmbedding.Apply"/>
+    /// then adds the new tokens and builds the module. With <paramref name="firstRowBinding"/>, the first row is bound as
+    /// that binding says (a saved concept's recorded identity) instead of by the general rule.</summary>
+    internal static PreparedEmbedding Prepare(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token,
+        LearnedEmbeddingsReadOptions options, ConceptTokenBinding? firstRowBinding)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(textModel);
-        var entries = LearnedEmbeddings.Read(path);
+        ArgumentNullException.ThrowIfNull(options);
+        var entries = LearnedEmbeddings.Read(path, options);
+        string file = Path.GetFullPath(path);
         try
         {
             if (token is not null)
             {
-                if (entries.Count != 1) throw new ArgumentException($"'{path}' holds {entries.Count} embeddings; a new name applies to a file with one.", nameof(token));
+                if (entries.Count != 1) throw new ArgumentException($"'{file}' holds {entries.Count} embeddings; a new name applies to a file with one.", nameof(token));
                 entries = [new(token, entries[0].Value)];
             }
             foreach (var (name, tensor) in entries)
             {
-                if (tensor.shape[1] != textModel.HiddenSize) throw new EmbeddingDimensionMismatchException(path, name, tensor.shape[1], textModel.HiddenSize);
+                if (tensor.shape[1] != textModel.HiddenSize) throw new EmbeddingDimensionMismatchException(file, name, tensor.shape[1], textModel.HiddenSize);
             }
 
             var names = new List<string>();
@@ -143,30 +167,66 @@ public sealed class ConceptEmbedding : nn.Module
                 groups.Add((name, names.Count, (int)tensor.shape[0]));
                 for (int r = 0; r < tensor.shape[0]; r++) names.Add(r == 0 ? name : $"{name}_{r}");
             }
-            if (names.Distinct(StringComparer.Ordinal).Count() != names.Count) throw new LearnedEmbeddingsFormatException(path, "the file names a token twice");
+            var distinct = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string name in names)
+            {
+                if (!distinct.Add(name)) throw new LearnedEmbeddingsFormatException(file, $"the file names the token '{name}' twice");
+            }
 
-            var ids = new int[names.Count];
-            var kinds = new ConceptTokenKind[names.Count];
+            var bindings = new ConceptTokenBinding[names.Count];
             for (int i = 0; i < names.Count; i++)
             {
-                if (tokenizer.TryGetTokenId(names[i], out int known))
-                {
-                    ids[i] = known;
-                    kinds[i] = ConceptTokenKind.Existing;
-                }
-                else
-                {
-                    ids[i] = tokenizer.AddToken(names[i]);
-                    kinds[i] = ConceptTokenKind.New;
-                }
+                bindings[i] = i == 0 && firstRowBinding is not null ? firstRowBinding : ConceptTokenIdentity.Resolve(tokenizer, names[i], file);
             }
             var table = textModel.TokenEmbeddingWeight;
             var rows = torch.cat(entries.Select(e => e.Value).ToArray(), 0).to(table.dtype, table.device);
-            return new ConceptEmbedding(textModel, rows, names.ToArray(), ids, kinds, groups.ToArray());
+            return new PreparedEmbedding(textModel, tokenizer, rows, names.ToArray(), bindings, groups.ToArray());
         }
         finally
         {
             foreach (var e in entries) e.Value.Dispose();
+        }
+    }
+
+    /// <summary>A validated embedding file waiting to be applied.</summary>
+    internal sealed class PreparedEmbedding : IDisposable
+    {
+        private readonly ClipTextModel _textModel;
+        private readonly ClipTokenizer _tokenizer;
+        private readonly string[] _names;
+        private readonly ConceptTokenBinding[] _bindings;
+        private readonly (string, int, int)[] _groups;
+        private Tensor? _rows;
+
+        public PreparedEmbedding(ClipTextModel textModel, ClipTokenizer tokenizer, Tensor rows, string[] names, ConceptTokenBinding[] bindings, (string, int, int)[] groups)
+        {
+            _textModel = textModel;
+            _tokenizer = tokenizer;
+            _rows = rows;
+            _names = names;
+            _bindings = bindings;
+            _groups = groups;
+        }
+
+        public IReadOnlyList<ConceptTokenBinding> Bindings => _bindings;
+
+        /// <summary>Adds the new tokens (in file order) and builds the module, which takes over the rows.</summary>
+        public ConceptEmbedding Apply()
+        {
+            var rows = _rows ?? throw new InvalidOperationException("The embedding was already applied.");
+            var ids = new int[_names.Length];
+            for (int i = 0; i < _names.Length; i++)
+            {
+                ids[i] = _bindings[i].ExistingId ?? _tokenizer.AddToken(_names[i]);
+            }
+            _rows = null;
+            return new ConceptEmbedding(_textModel, rows, _names, ids, _bindings.Select(b => b.Kind).ToArray(), _groups);
+        }
+
+        public void Dispose()
+        {
+            _rows?.Dispose();
+            _rows = null;
         }
     }
 

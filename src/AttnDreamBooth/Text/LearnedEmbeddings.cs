@@ -14,12 +14,24 @@ public static class LearnedEmbeddings
     /// <summary>The file name diffusers' Textual Inversion script writes.</summary>
     public const string DiffusersFileName = "learned_embeds.safetensors";
 
-    /// <summary>Reads <paramref name="path"/> into <c>{token: [n, dim]}</c> (float32, CPU), in file order.</summary>
+    /// <summary>Reads <paramref name="path"/> into <c>{token: [n, dim]}</c> (float32, CPU), in file order, with the
+    /// <see cref="LearnedEmbeddingsReadOptions.Default"/> limits.</summary>
     /// <exception cref="UnsafeWeightsFormatException">A pickle file.</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">No embedding in the file, or a tensor that is not [dim] / [n, dim].</exception>
-    public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path)
+    /// <exception cref="LearnedEmbeddingsFormatException">No embedding in the file, a tensor that is not [dim] / [n, dim],
+    /// a tensor that is not floating point, more rows than allowed, or a non-finite value.</exception>
+    public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path) => Read(path, LearnedEmbeddingsReadOptions.Default);
+
+    /// <summary>Reads <paramref name="path"/> into <c>{token: [n, dim]}</c> (float32, CPU), in file order. Only
+    /// floating-point tensors (F16, BF16, F32, F64) are embeddings: integer or boolean ones are refused rather than
+    /// converted. The row count is checked against <see cref="LearnedEmbeddingsReadOptions.MaxRows"/> from the header,
+    /// before anything is allocated; with <see cref="LearnedEmbeddingsReadOptions.CheckFinite"/> every value must be finite.</summary>
+    /// <exception cref="UnsafeWeightsFormatException">A pickle file.</exception>
+    /// <exception cref="LearnedEmbeddingsFormatException">The file breaks one of the rules above; the message says which and names the tensor.</exception>
+    public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path, LearnedEmbeddingsReadOptions options)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         string full = Path.GetFullPath(path);
         string extension = Path.GetExtension(full).ToLowerInvariant();
         if (extension is ".bin" or ".pt" or ".pth" or ".ckpt") throw new UnsafeWeightsFormatException(full);
@@ -31,6 +43,10 @@ public static class LearnedEmbeddings
             throw new LearnedEmbeddingsFormatException(full, "this is an SDXL embedding (clip_l / clip_g); only SD 1.x / 2.x embeddings are supported");
 
         var a1111 = names.Where(n => n == "emb_params" || n.StartsWith("string_to_param", StringComparison.Ordinal)).ToArray();
+        // Only the tensors read as embeddings are checked (A1111's string_to_token bookkeeping is an integer tensor).
+        var embeddingNames = a1111.Length > 0 ? a1111 : names.Where(n => !n.StartsWith("string_to_token", StringComparison.Ordinal)).ToArray();
+        EmbeddingFileChecks.CheckHeader(full, file, embeddingNames, options.MaxRows);
+
         var result = new List<KeyValuePair<string, torch.Tensor>>();
         if (a1111.Length > 0)
         {
@@ -44,6 +60,7 @@ public static class LearnedEmbeddings
                 result.Add(new(name, AsRows(full, name, file.ReadTensor(name, torch.float32))));
         }
         if (result.Count == 0) throw new LearnedEmbeddingsFormatException(full, "the file holds no embedding");
+        if (options.CheckFinite) EmbeddingFileChecks.CheckFinite(full, result);
         return result;
     }
 

@@ -188,7 +188,12 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// as "fp16"), strictly: every parameter must be present with its shape.</summary>
     /// <exception cref="ModelConfigException">The config is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">The weights do not match the module.</exception>
-    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null)
+    /// <param name="unetFolder">The folder.</param>
+    /// <param name="device">Where the parameters live (CPU by default).</param>
+    /// <param name="dtype">The parameter dtype (float32 by default).</param>
+    /// <param name="variant">A weight variant such as "fp16".</param>
+    /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
+    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(unetFolder);
         var config = UNetConfig.Load(Path.Combine(unetFolder, "config.json"));
@@ -196,7 +201,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         try
         {
             if (dtype is { } t) model.to(t);
-            StateDictLoader.LoadComponent(model, unetFolder, variant);
+            StateDictLoader.LoadComponent(model, unetFolder, variant, new StateDictLoadOptions { CheckFinite = checkFiniteWeights });
             return model;
         }
         catch
@@ -284,7 +289,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
                 h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, block.parameters())[0];
             }
         }
-        h = conv_out.call(conv_act.call(conv_norm_out.call(h)));
+        h = NarrowChannelConvolution.Apply(conv_out, conv_act.call(conv_norm_out.call(h)));
         if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
     }

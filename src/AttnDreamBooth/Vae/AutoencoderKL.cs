@@ -78,8 +78,10 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <param name="variant">A weight variant such as <c>fp16</c>, or null.</param>
     /// <exception cref="DirectoryNotFoundException">When the folder does not exist.</exception>
     /// <exception cref="ModelConfigException">When <c>config.json</c> is missing or invalid.</exception>
+    /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
     /// <exception cref="StateDictMismatchException">When the weights do not match the model.</exception>
-    public static AutoencoderKL FromFolder(string vaeFolder, Device? device = null, ScalarType? dtype = null, string? variant = null)
+    /// <exception cref="NonFiniteWeightsException">When a weight holds NaN or infinity.</exception>
+    public static AutoencoderKL FromFolder(string vaeFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(vaeFolder);
         string folder = Path.GetFullPath(vaeFolder);
@@ -89,7 +91,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         try
         {
             if (dtype is { } t) model.to(t);
-            StateDictLoader.LoadComponent(model, folder, variant, new StateDictLoadOptions { Strict = true, KeyMap = VaeWeightNames.ToCurrentName });
+            StateDictLoader.LoadComponent(model, folder, variant, new StateDictLoadOptions { Strict = true, KeyMap = VaeWeightNames.ToCurrentName, CheckFinite = checkFiniteWeights });
             model.eval();
             return model;
         }

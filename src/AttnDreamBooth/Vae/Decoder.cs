@@ -47,7 +47,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
         var h = conv_in.call(latents);
         h = mid_block.call(h);
         foreach (var block in up_blocks) h = block.call(h);
-        h = conv_out.call(_activation(conv_norm_out.call(h)));
+        h = AttnDreamBooth.UNet.NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -47,7 +47,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
         var h = conv_in.call(images);
         foreach (var block in down_blocks) h = block.call(h);
         h = mid_block.call(h);
-        h = conv_out.call(_activation(conv_norm_out.call(h)));
+        h = AttnDreamBooth.UNet.NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -14,5 +14,5 @@ public static class ParityChecks
 
     public static IParityCheck Get(string name) => All.FirstOrDefault(c => c.Name == name) ?? throw new KeyNotFoundException($"No parity check '{name}'.");
 
-    public static readonly IReadOnlySet<string> KnownKinds = new HashSet<string> { "sd_pipeline", "clip_eval" };
+    public static readonly IReadOnlySet<string> KnownKinds = new HashSet<string> { "sd_pipeline", "clip_eval", "sd_lora", "scheduler_chain" };
 }

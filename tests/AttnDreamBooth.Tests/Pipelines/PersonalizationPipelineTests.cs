@@ -188,8 +188,10 @@ public sealed class PersonalizationPipelineTests
             await pipeline.TrainAsync(TinyPipeline.Dog());
         }
         using var other = TinyPipeline.Build(TinyPipeline.Plan(1, 0, 0), TinyPipeline.Options(dir.File("ckpt"), seed: 2));
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => other.TrainAsync(TinyPipeline.Dog(), resumeFrom: dir.File("ckpt")));
-        Assert.Contains("different run", error.Message);
+        // The folder belongs to the first run: refused before anything is read or written, naming the way out.
+        var error = await Assert.ThrowsAsync<AttnDreamBooth.IO.OutputFolderException>(() => other.TrainAsync(TinyPipeline.Dog(), resumeFrom: dir.File("ckpt")));
+        Assert.Contains("another run", error.Message);
+        Assert.Contains("OverwriteOtherRuns", error.Message);
     }
 
     [Fact]

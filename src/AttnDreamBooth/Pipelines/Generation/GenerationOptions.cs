@@ -1,3 +1,5 @@
+using AttnDreamBooth.Schedulers;
+
 namespace AttnDreamBooth.Pipelines.Generation;
 
 /// <summary>Options for text-to-image generation. Defaults follow the official AttnDreamBooth inference:
@@ -15,6 +17,17 @@ public sealed record GenerationOptions
 
     /// <summary>The sampler.</summary>
     public SamplerKind Sampler { get; init; } = SamplerKind.DpmSolverPlusPlus;
+
+    /// <summary>A sampler by name (<see cref="DiffusionSamplers.Names"/>, e.g. <c>euler-a</c>, <c>unipc</c>,
+    /// <c>dpm++-karras</c>, or a diffusers class name); overrides <see cref="Sampler"/> when set.</summary>
+    public string? SamplerName { get; init; }
+
+    /// <summary>A scheduler config to build the sampler from instead of the model's (diffusers <c>from_config</c>): with
+    /// <see cref="SamplerName"/>, that sampler from this config; alone, the class this config names.</summary>
+    public SchedulerConfig? SchedulerConfig { get; init; }
+
+    /// <summary>Called on the generation thread after every denoising step with the latents and timestep (for previews).</summary>
+    public Action<GenerationStep>? OnStep { get; init; }
 
     /// <summary>DDIM's eta (0 = deterministic); ignored by DPM-Solver++.</summary>
     public double Eta { get; init; }
@@ -38,7 +51,8 @@ public sealed record GenerationOptions
     /// <summary>Side length of the heatmap grid the layer maps are resized to before averaging.</summary>
     public int HeatmapResolution { get; init; } = 16;
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values.</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values and <see cref="UnknownSamplerException"/>
+    /// for an unknown sampler name.</summary>
     public void Validate()
     {
         if (Steps < 1 || Steps > 1000) throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "must be between 1 and 1000");
@@ -50,5 +64,8 @@ public sealed record GenerationOptions
         if (HeatmapResolution is < 1 or > 512) throw new ArgumentOutOfRangeException(nameof(HeatmapResolution), HeatmapResolution, "must be between 1 and 512");
         ArgumentNullException.ThrowIfNull(NegativePrompt);
         ArgumentNullException.ThrowIfNull(HeatmapTokens);
+        if (SamplerName is not null) DiffusionSamplers.Resolve(SamplerName);
+        if (SamplerName is null && SchedulerConfig is { Class: SchedulerClass.Other } other)
+            throw new UnknownSamplerException(other.ClassName ?? "(no _class_name)", $"{other.SourcePath} names a scheduler class that is not implemented; set SamplerName");
     }
 }

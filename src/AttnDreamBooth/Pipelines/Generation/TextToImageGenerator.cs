@@ -14,7 +14,8 @@ internal static class TextToImageGenerator
 {
     /// <summary>Generates <see cref="GenerationOptions.BatchSize"/> images for one prompt (already expanded).</summary>
     public static IReadOnlyList<GeneratedImage> Generate(StableDiffusionComponents c, ConceptEmbedding? concept, string prompt,
-        GenerationOptions options, IReadOnlyDictionary<string, long> heatmapTokenIds, CancellationToken ct)
+        GenerationOptions options, IReadOnlyDictionary<string, long> heatmapTokenIds, CancellationToken ct,
+        IProgress<GenerationProgress>? progress = null)
     {
         options.Validate();
         var device = c.Device;
@@ -38,12 +39,10 @@ internal static class TextToImageGenerator
             hidden = cat([uncond, cond], 0);
         }
 
-        IDiffusionSampler sampler = options.Sampler switch
-        {
-            SamplerKind.Ddim => DdimScheduler.FromConfig(c.SchedulerConfig),
-            _ => DpmSolverMultistepScheduler.FromConfig(c.SchedulerConfig),
-        };
+        using IDiffusionSampler sampler = SamplerSelection.Create(options, c.SchedulerConfig);
         sampler.SetTimesteps(options.Steps);
+        var modelTimesteps = sampler.ModelTimesteps;
+        int totalSteps = sampler.Timesteps.Count;
 
         int latentH = height / factor, latentW = width / factor;
         var noise = new List<Tensor>();
@@ -73,21 +72,31 @@ internal static class TextToImageGenerator
         }
         try
         {
-            foreach (long t in sampler.Timesteps)
+            int stepNumber = 0;
+            for (int i = 0; i < totalSteps; i++)
             {
+                long t = sampler.Timesteps[i];
+                double modelT = modelTimesteps[i];
                 ct.ThrowIfCancellationRequested();
+                stepNumber++;
                 using var scope = NewDisposeScope();
                 store.Clear();
                 var input = guided ? cat([latents, latents], 0) : latents;
                 input = sampler.ScaleModelInput(input, t);
-                var prediction = c.UNet.call(input, tensor(t, dtype: int64, device: device), hidden);
+                // Fractional timesteps (k-diffusion samplers) go to the model as float32, as diffusers passes them.
+                var timestep = modelT == t ? tensor(t, dtype: int64, device: device) : tensor((float)modelT, dtype: float32, device: device);
+                var prediction = c.UNet.call(input, timestep, hidden);
                 if (guided)
                 {
                     var parts = prediction.chunk(2, 0);
                     prediction = parts[0].add(parts[1].sub(parts[0]).mul(options.GuidanceScale));
                 }
-                var next = sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
+                var next = sampler is DdimScheduler ddim && options.Eta > 0
+                    ? ddim.Step(prediction, t, latents, options.Eta, generator: stepGenerator).PrevSample
+                    : sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
                 latents = next.MoveToOuterDisposeScope();
+                // One reduction per step: a NaN never recovers, and decoding it would return a black image as if all were well.
+                if (!latents.isfinite().all().item<bool>()) throw new NonFiniteLatentsException(stepNumber, t, prompt);
                 if (tokens.Length > 0 && store.Count > 0)
                 {
                     // Only the conditional half of a guided batch shows where the prompt's tokens attend.
@@ -97,6 +106,12 @@ internal static class TextToImageGenerator
                     heatCount++;
                     store.Clear();
                 }
+                if (options.OnStep is { } onStep)
+                {
+                    using var preview = latents.detach().clone();
+                    onStep(new GenerationStep(i + 1, totalSteps, modelT, preview));
+                }
+                progress?.Report(new GenerationProgress(0, batch, batch, i + 1, totalSteps));
             }
         }
         finally

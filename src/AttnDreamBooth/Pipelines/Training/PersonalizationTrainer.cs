@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using AttnDreamBooth.Attention;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.Text;
 using Microsoft.Extensions.Logging;
@@ -27,6 +28,7 @@ internal sealed class PersonalizationTrainer
     private readonly Func<string, Generation.GenerationOptions, CancellationToken, IReadOnlyList<Generation.GeneratedImage>>? _render;
     private readonly List<double> _lossHistory = [];
     private string? _lastCheckpoint;
+    private int _lastCheckpointGlobalStep = -1;
 
     public PersonalizationTrainer(StableDiffusionComponents components, ConceptEmbedding concept, StagePlan plan, TrainingOptions options,
         ILogger logger, IProgress<TrainingProgress>? progress,
@@ -56,6 +58,7 @@ internal sealed class PersonalizationTrainer
         string? resumeFrom, CancellationToken ct)
     {
         var device = _components.Device;
+        if (_options.CheckpointDirectory is { } checkpointRoot) PrepareCheckpointFolder(checkpointRoot, fingerprint);
         using var streams = new RandomStreams(_options.Seed);
         using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
         using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
@@ -84,6 +87,7 @@ internal sealed class PersonalizationTrainer
             globalStep = state.GlobalStep;
             resumeTensors = tensors;
             _lastCheckpoint = resumeFrom;
+            _lastCheckpointGlobalStep = state.GlobalStep;
             PipelineLog.Resuming(_logger, resumeFrom, state.Stage, state.StepInStage);
         }
 
@@ -104,11 +108,20 @@ internal sealed class PersonalizationTrainer
             if (memory.AfterSelection(stage)) trainable = SelectTrainable(stage);
             PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
                 trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
-            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate);
+            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate,
+                _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
+            { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
             if (si == resumeStageIndex && resumeTensors is not null && firstStep > 0)
             {
                 var optimizerState = resumeTensors.Where(p => p.Key.StartsWith("optim.", StringComparison.Ordinal)).ToDictionary(p => p.Key["optim.".Length..], p => p.Value);
-                optimizer.LoadState(optimizerState, firstStep);
+                try
+                {
+                    optimizer.LoadState(optimizerState, firstStep);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' cannot be resumed: {e.Message}", e);
+                }
             }
 
             if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
@@ -126,7 +139,8 @@ internal sealed class PersonalizationTrainer
             {
                 for (int step = firstStep + 1; step <= settings.Steps; step++)
                 {
-                    ct.ThrowIfCancellationRequested();
+                    // Cancellation lands between steps: the last completed step is checkpointed before stopping.
+                    if (ct.IsCancellationRequested) throw Cancelled(stage, step - 1, globalStep, fingerprint, optimizer, streams, ct);
                     double mseSum = 0, attentionSum = 0;
                     int accumulation = settings.GradientAccumulationSteps;
                     for (int micro = 0; micro < accumulation; micro++)
@@ -183,6 +197,33 @@ internal sealed class PersonalizationTrainer
         PipelineLog.TrainingFinished(_logger, clock.Elapsed);
     }
 
+    /// <summary>Before any work: restores or removes what a killed run left half-written, refuses another run's folder
+    /// (unless allowed), and checks writability and free space for two checkpoints.</summary>
+    private void PrepareCheckpointFolder(string root, string fingerprint)
+    {
+        OutputFolders.CleanStaleTemporaries(root);
+        if (!_options.OverwriteOtherRuns)
+        {
+            var others = CheckpointFolder.OtherRuns(root, fingerprint);
+            if (others.Count > 0)
+                throw new OutputFolderException(Path.GetFullPath(root), $"holds {others.Count} checkpoint(s) of another run (e.g. '{Path.GetFileName(others[0])}'); "
+                    + "choose another checkpoint folder, or allow it explicitly (TrainingOptions.OverwriteOtherRuns, CLI --force)");
+        }
+        bool unet = _plan.EnabledStages.Any(s => s != TrainingStage.Embedding);
+        // A checkpoint holds the U-Net and two AdamW moments per trained parameter (float32); one is written beside the kept ones.
+        long bytes = (_concept.Weight.NumberOfElements * 3 + (unet ? _components.UNet.parameters().Sum(p => p.NumberOfElements) * 3 : 0)) * 4 + (1 << 20);
+        OutputFolders.RequireWritable(root, 2 * bytes, "checkpoints");
+    }
+
+    private TrainingCancelledException Cancelled(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer,
+        RandomStreams streams, CancellationToken ct)
+    {
+        string? checkpoint = _lastCheckpoint;
+        if (_options.CheckpointDirectory is not null && _lastCheckpointGlobalStep != globalStep && step > 0)
+            checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
+        return new TrainingCancelledException((int)stage, step, globalStep, checkpoint, ct);
+    }
+
     /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
     internal List<(string Name, Parameter Parameter)> SelectTrainable(TrainingStage stage)
     {
@@ -219,6 +260,7 @@ internal sealed class PersonalizationTrainer
             LossHistory = _lossHistory.ToArray(),
         };
         _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);
+        _lastCheckpointGlobalStep = globalStep;
         PipelineLog.CheckpointWritten(_logger, _lastCheckpoint);
         return _lastCheckpoint;
     }

@@ -68,11 +68,18 @@ public static class TrainingCheckpoint
             SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-checkpoint" });
             AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonSerializer.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }, Json));
         });
-        foreach (string stale in List(root).Skip(Math.Max(1, keep)))
+        // Only this run's checkpoints are pruned; another run's in the same folder are never ours to delete.
+        foreach (string stale in List(root).Where(c => SameRun(c, state.RunFingerprint)).Skip(Math.Max(1, keep)))
         {
             try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
         }
         return final;
+    }
+
+    private static bool SameRun(string checkpoint, string fingerprint)
+    {
+        try { return CheckpointFolder.ReadState(checkpoint).RunFingerprint == fingerprint; }
+        catch (ModelConfigException) { return false; }
     }
 
     /// <summary>Complete checkpoint folders under <paramref name="root"/>, newest first.</summary>
@@ -91,7 +98,9 @@ public static class TrainingCheckpoint
     /// <exception cref="ModelConfigException">No complete checkpoint there, or its JSON is invalid.</exception>
     public static (TrainingCheckpointState State, Dictionary<string, torch.Tensor> Tensors) Read(string path)
     {
-        string folder = File.Exists(Path.Combine(path, JsonFile)) ? path : Latest(path) ?? throw new ModelConfigException(path, null, "holds no complete training checkpoint");
+        // In a folder of checkpoints a truncated or corrupt newest one is passed over for the previous valid one.
+        string folder = File.Exists(Path.Combine(path, JsonFile)) ? path : CheckpointFolder.LatestValid(path).Checkpoint
+            ?? throw new ModelConfigException(path, null, "holds no complete, valid training checkpoint");
         string jsonPath = Path.Combine(folder, JsonFile);
         TrainingCheckpointState state;
         try

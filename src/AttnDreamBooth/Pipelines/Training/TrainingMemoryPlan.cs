@@ -1,3 +1,4 @@
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Training;
 using AttnDreamBooth.UNet;
 using AttnDreamBooth.Vae;
@@ -20,11 +21,13 @@ internal sealed class TrainingMemoryPlan : IDisposable
     private IReadOnlyList<string> _castUNet = [];
     private bool _vaeCast;
     private bool _vaeReleased;
+    private readonly AutoencoderKLConfig _vaeConfig;
 
     public TrainingMemoryPlan(StableDiffusionComponents components, TrainingOptions options, bool releaseVae)
     {
         _components = components;
         _dtype = options.FrozenWeightsDType;
+        _vaeConfig = components.Vae.Config;
         _checkpointingBefore = components.UNet.GradientCheckpointing;
         components.UNet.GradientCheckpointing = options.GradientCheckpointing;
         if (releaseVae)
@@ -56,14 +59,9 @@ internal sealed class TrainingMemoryPlan : IDisposable
     private void RestoreUNet()
     {
         if (_castUNet.Count == 0) return;
-        using var reference = UNet2DConditionModel.FromFolder(_components.Folder.ComponentPath("unet"), CPU);
-        var exact = reference.state_dict();
         _components.UNet.to(float32);
-        var live = _components.UNet.state_dict();
-        using (no_grad())
-        {
-            foreach (string name in _castUNet) live[name].copy_(exact[name]);
-        }
+        // From the source the pipeline was really built from (a single file's config folder holds no such weights).
+        _components.Weights.Restore(_components.UNet, "unet", _castUNet);
         _castUNet = [];
     }
 
@@ -75,7 +73,8 @@ internal sealed class TrainingMemoryPlan : IDisposable
         {
             var device = _components.Device;
             if (_vaeCast) _components.Vae.Dispose();
-            var vae = AutoencoderKL.FromFolder(_components.Folder.ComponentPath("vae"), device);
+            var vae = new AutoencoderKL(_vaeConfig, device);
+            _components.Weights.Load(vae, "vae", new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName });
             vae.eval();
             foreach (var p in vae.parameters()) p.requires_grad = false;
             _components.Vae = vae;

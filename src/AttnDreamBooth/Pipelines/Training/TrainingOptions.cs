@@ -12,6 +12,11 @@ public sealed record TrainingOptions
     /// <summary>A checkpoint folder, or a folder of checkpoints (its newest is used), to continue from; null starts fresh.</summary>
     public string? ResumeFrom { get; init; }
 
+    /// <summary>Allow <see cref="CheckpointDirectory"/> to hold checkpoints of another run (default false: training refuses
+    /// to start there, since this run's checkpoints could replace same-numbered ones of the other run). Pruning only
+    /// ever deletes this run's checkpoints either way.</summary>
+    public bool OverwriteOtherRuns { get; init; }
+
     /// <summary>How many checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
@@ -29,6 +34,16 @@ public sealed record TrainingOptions
     /// differentiated into the concept embedding in stage 1). Exact float32 weights are reloaded from the base model
     /// before stage 3 and when training ends, so the result carries no rounding of frozen weights.</summary>
     public TorchSharp.torch.ScalarType? FrozenWeightsDType { get; init; }
+
+    /// <summary>Store AdamW's moments in 8 bits, block-wise quantized as bitsandbytes' 8-bit Adam
+    /// (<see cref="AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8"/>): about 2.03 instead of 8 bytes per trained
+    /// parameter (stage 3 of SD 2.1: 1.76 instead of 6.93 GB). The update is still computed in float32; a checkpoint
+    /// resumes only with the setting that wrote it. See docs/training-at-scale.md for its measured effect on training.</summary>
+    public bool EightBitOptimizerStates { get; init; }
+
+    /// <summary>With <see cref="EightBitOptimizerStates"/>: the smallest tensor whose moments are quantized (default
+    /// 4,096, as bitsandbytes). Internal: experiments lower it to quantize every tensor of the tiny test models.</summary>
+    internal long MinQuantizedOptimizerElements { get; init; } = AdamWOptimizer.DefaultMinQuantizedElements;
 
     /// <summary>Free the VAE's weights once the latent cache is built and reload them when training ends (ignored
     /// with fresh augmentation or validation renders, which need the VAE during training).</summary>

@@ -1,0 +1,58 @@
+using AttnDreamBooth.Pipelines;
+using Spectre.Console;
+
+namespace AttnDreamBooth.Cli;
+
+/// <summary>
+/// The CLI's one place for failures: every exception becomes one clear line and exit 2 (the stack trace only with
+/// <c>--verbose</c>); cancellation is exit 130 with where it stopped and how to resume.
+/// </summary>
+internal static class CliErrors
+{
+    public static async Task<int> GuardedAsync(IAnsiConsole console, Func<Task<int>> action, bool verbose, IReadOnlyList<string> args)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (TrainingCancelledException cancelled)
+        {
+            string where = $"Cancelled at stage {cancelled.Stage} step {cancelled.StepInStage}";
+            if (cancelled.CheckpointPath is null)
+                console.MarkupLineInterpolated($"[yellow]{where}[/] (no checkpoint folder, nothing saved).");
+            else
+                console.Profile.Out.Writer.WriteLine($"{where}; resume with: {TerminalText.Safe(ResumeCommand(args))}");
+            return 130;
+        }
+        catch (OperationCanceledException)
+        {
+            console.MarkupLine("[yellow]Cancelled.[/] Checkpoints written so far are kept.");
+            return 130;
+        }
+        catch (Exception ex)
+        {
+            // Library, I/O and argument errors alike: one line naming what is wrong (native TorchSharp errors included).
+            var inner = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
+            string message = inner is OutOfMemoryException or InsufficientExecutionStackException
+                ? $"out of memory ({inner.Message}); lower the model size, batch size or resolution"
+                : inner.Message.ReplaceLineEndings(" ");
+            // Written raw: Spectre would wrap a long path over several lines at the console width.
+            var writer = console.Profile.Out.Writer;
+            writer.WriteLine($"error: {TerminalText.Safe(message)}");
+            writer.WriteLine(verbose ? inner.ToString() : "(run with --verbose for details)");
+            writer.Flush();
+            return 2;
+        }
+    }
+
+    /// <summary>The same command line with <c>--resume</c> (added when missing).</summary>
+    internal static string ResumeCommand(IReadOnlyList<string> args)
+    {
+        var parts = args.ToList();
+        if (!parts.Contains("--resume")) parts.Add("--resume");
+        return "AttnDreamBooth.Cli " + string.Join(' ', parts.Select(Quote));
+    }
+
+    private static string Quote(string arg) =>
+        arg.Length > 0 && arg.All(c => char.IsLetterOrDigit(c) || "-_./,:=@+".Contains(c)) ? arg : "'" + arg.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,23 @@
+using TorchSharp;
+
+namespace AttnDreamBooth.Training;
+
+/// <summary>
+/// The original AdamW update: PyTorch's single-tensor AdamW written as nine whole-tensor operations in float32
+/// (decay, two for each moment, sqrt, div, add, addcdiv). Each operation reads and writes whole tensors and the
+/// denominator is a parameter-sized temporary, so it makes about 16 passes over memory per parameter. Kept as the
+/// reference the one-pass update is tested and benchmarked against.
+/// </summary>
+internal static class AdamWMultiOpUpdate
+{
+    /// <summary>Updates <paramref name="master"/> (float32), <paramref name="expAvg"/> and <paramref name="expAvgSq"/> in place.</summary>
+    public static void Apply(torch.Tensor master, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq, in AdamWStepScalars s)
+    {
+        using var scope = torch.NewDisposeScope();
+        master.mul_(s.Decay);
+        expAvg.mul_(s.Beta1).add_(grad, alpha: s.OneMinusBeta1);
+        expAvgSq.mul_(s.Beta2).addcmul_(grad, grad, value: s.OneMinusBeta2);
+        var denom = expAvgSq.sqrt().div_(s.BiasCorrection2Sqrt).add_(s.Epsilon);
+        master.addcdiv_(expAvg, denom, value: -s.StepSize);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Tests.Pipelines;
+
+namespace AttnDreamBooth.Tests.Limits;
+
+/// <summary>
+/// Ctrl-C on a real CLI child process (SIGINT, under the 6 GiB address-space limit and a timeout): the run finishes its
+/// step, writes a checkpoint of it, says where it stopped and how to resume, and exits 130; the resume says what it resumed.
+/// </summary>
+public sealed partial class CtrlCTests
+{
+    [GeneratedRegex(@"Cancelled at stage (\d) step (\d+); resume with: .*--resume")]
+    private static partial Regex CancelledLine();
+
+    private static string[] Train(string output) =>
+        ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", output,
+         "--steps", "3,30,3", "--batch-size", "1", "--checkpoint-every", "1000", "--seed", "5"];
+
+    private static void Signal(Process process)
+    {
+        using var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
+    [Fact]
+    public void FirstCtrlCCheckpointsTheCurrentStepAndExits130()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string output = dir.File("out");
+        string checkpoints = Path.Combine(output, "checkpoints");
+        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false);
+        var text = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        // Stage 1 ends with a checkpoint at global step 3; interrupt inside stage 2 (30 steps, no periodic checkpoints).
+        var clock = Stopwatch.StartNew();
+        while (TrainingCheckpoint.Latest(checkpoints) is null)
+        {
+            if (process.HasExited)
+            {
+                lock (text) Assert.Fail($"the run ended before it could be interrupted:\n{text}");
+            }
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(4), "no checkpoint within 4 minutes");
+            BoundedCli.RequireWorkingSetBelow(process, 4L << 30);
+            Thread.Sleep(20);
+        }
+        Thread.Sleep(1500);
+        Signal(process);
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            lock (text) Assert.Fail($"the run did not stop within 2 minutes of Ctrl-C:\n{text}");
+        }
+        process.WaitForExit();
+        string log;
+        lock (text) log = text.ToString();
+        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{log}");
+        var match = CancelledLine().Match(log);
+        Assert.True(match.Success, $"no 'Cancelled at stage s step k; resume with: …' line:\n{log}");
+        int stage = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int step = int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(stage == 2 && step is >= 0 and < 30, $"stopped at stage {stage} step {step}");
+        var state = CheckpointFolder.ReadState(TrainingCheckpoint.Latest(checkpoints)!);
+        // At step 0 of stage 2 the end-of-stage-1 checkpoint already holds everything; otherwise the cancelled step's.
+        Assert.Equal(step == 0 ? (1, 3, 3) : (2, step, 3 + step), (state.Stage, state.StepInStage, state.GlobalStep));
+        Assert.False(Directory.Exists(Path.Combine(output, "concept")));
+
+        var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
+        Assert.True(resumed.ExitCode == 0, resumed.Output);
+        Assert.Contains($"stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep})", resumed.Output);
+        Assert.True(Directory.Exists(Path.Combine(output, "concept")));
+    }
+}
