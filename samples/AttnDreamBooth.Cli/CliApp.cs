@@ -23,7 +23,10 @@ internal static class CliApp
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
         root.Subcommands.Add(EvaluateCommand.Create(console));
-        root.Subcommands.Add(ShapesCommand.Create(console));
+        var shapes = ShapesCommand.Create(console);
+        shapes.Subcommands.Add(ShapesPretrainCommand.Create(console));
+        shapes.Subcommands.Add(ShapesQualityCommand.Create(console));
+        root.Subcommands.Add(shapes);
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
         root.Options.Add(Verbose);

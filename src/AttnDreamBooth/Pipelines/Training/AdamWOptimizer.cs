@@ -54,8 +54,14 @@ public sealed class AdamWOptimizer : IDisposable
     /// <summary>Betas, weight decay and epsilon.</summary>
     public AdamWOptions Options { get; }
 
-    /// <summary>The constant learning rate.</summary>
-    public double LearningRate { get; }
+    /// <summary>The learning rate of the next <see cref="Step"/>; set it between steps to follow a schedule
+    /// (warm-up, decay). The moments do not depend on it, so a checkpoint needs only the step count.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not positive and finite.</exception>
+    public double LearningRate
+    {
+        get;
+        set => field = value > 0 && !double.IsInfinity(value) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the learning rate must be a positive finite number");
+    }
 
     /// <summary>How the moments are stored.</summary>
     public AdamWStateFormat StateFormat { get; }

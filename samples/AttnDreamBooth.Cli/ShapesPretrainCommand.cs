@@ -1,0 +1,103 @@
+using System.CommandLine;
+using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Pretraining;
+using Spectre.Console;
+
+namespace AttnDreamBooth.Cli;
+
+/// <summary><c>shapes pretrain</c>: pretrains the Shapes model from scratch, with checkpoints, resume and export.</summary>
+internal static class ShapesPretrainCommand
+{
+    public const string TokenizerFolder = "tests/fixtures/tiny-sd1/pipeline/tokenizer";
+
+    public static Command Create(IAnsiConsole console)
+    {
+        var output = new Option<string>("--out") { Description = "Run folder: checkpoints/ and the exported model/ go here.", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in <out>/checkpoints." };
+        var seed = new Option<long>("--seed") { Description = "Seed of the data, the initial weights and every random stream.", DefaultValueFactory = _ => PretrainingRecipe.Default.Seed };
+        var steps = new Option<string?>("--steps") { Description = "Steps as vae,unet (default: the recipe's)." };
+        var tiny = new Option<bool>("--tiny") { Description = "A very small architecture (for trying the command; the result is not useful)." };
+        var export = new Option<string?>("--export") { Description = "Model folder to write when training finishes (default: <out>/model)." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = $"CLIP tokenizer folder (default: the repository's {TokenizerFolder})." };
+        var every = new Option<int>("--checkpoint-minutes") { Description = "Minutes between checkpoints.", DefaultValueFactory = _ => 4 };
+        var command = new Command("pretrain", "Pretrain the Shapes text-to-image model (VAE, then text encoder + U-Net) from scratch.")
+        {
+            output, resume, seed, steps, tiny, export, tokenizer, every,
+        };
+        command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
+        {
+            string outDir = parse.GetValue(output)!;
+            var recipe = PretrainingRecipe.Default with { Seed = parse.GetValue(seed) };
+            if (parse.GetValue(tiny)) recipe = recipe with { Architecture = ShapesModelArchitecture.Tiny, VaeBatchSize = 8, UNetBatchSize = 8 };
+            if (parse.GetValue(steps) is { } s)
+            {
+                var parts = s.Split(',', StringSplitOptions.TrimEntries);
+                if (parts.Length != 2 || !int.TryParse(parts[0], out int v) || !int.TryParse(parts[1], out int u) || v < 0 || u < 0)
+                    throw new ArgumentException($"--steps expects two non-negative integers such as 600,1500; got '{s}'.", nameof(steps));
+                recipe = recipe with { VaeSteps = v, UNetSteps = u };
+            }
+            if (parse.GetValue(every) < 1) throw new ArgumentException("--checkpoint-minutes must be at least 1.", nameof(every));
+            string tokenizerFolder = parse.GetValue(tokenizer) ?? Path.Combine(FindRepoRoot(), TokenizerFolder);
+            var options = new PretrainingOptions
+            {
+                CheckpointDirectory = Path.Combine(outDir, "checkpoints"),
+                TokenizerFolder = tokenizerFolder,
+                Resume = parse.GetValue(resume),
+                CheckpointInterval = TimeSpan.FromMinutes(parse.GetValue(every)),
+            };
+            var source = new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize);
+            var trainer = new ShapesPretrainer(recipe, source, options);
+            console.MarkupLineInterpolated($"Pretraining: seed {recipe.Seed}, VAE {recipe.VaeSteps} steps × {recipe.VaeBatchSize}, U-Net {recipe.UNetSteps} steps × {recipe.UNetBatchSize}, checkpoints in {options.CheckpointDirectory}.");
+            PretrainingResult? result = null;
+            await console.Progress()
+                .AutoClear(false)
+                .HideCompleted(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .StartAsync(async ctx =>
+                {
+                    var vaeTask = ctx.AddTask("VAE", maxValue: Math.Max(1, recipe.VaeSteps));
+                    var unetTask = ctx.AddTask("text encoder + U-Net", maxValue: Math.Max(1, recipe.UNetSteps));
+                    if (recipe.VaeSteps == 0) vaeTask.Value = 1;
+                    int lastLogged = -1;
+                    var progress = new SynchronousProgress<PretrainingProgress>(p =>
+                    {
+                        var task = p.Phase == PretrainingPhase.Vae ? vaeTask : unetTask;
+                        if (p.Phase == PretrainingPhase.UNet) vaeTask.Value = vaeTask.MaxValue;
+                        task.Value = p.Step;
+                        string eta = p.EstimatedRemaining is { } r ? $"{(int)r.TotalHours}:{r.Minutes:D2}:{r.Seconds:D2}" : "?";
+                        task.Description = $"{(p.Phase == PretrainingPhase.Vae ? "VAE" : "text encoder + U-Net")} loss {p.Loss:F4} lr {p.LearningRate:G3} {p.SecondsPerStep:F2} s/step, all done in {eta}";
+                        // Plain lines too, so a log file of a background run shows the curve.
+                        if (p.GlobalStep % 10 == 0 || p.CheckpointPath is not null || p.GlobalStep == p.TotalSteps)
+                        {
+                            if (p.GlobalStep != lastLogged)
+                            {
+                                lastLogged = p.GlobalStep;
+                                Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {p.Phase} step {p.Step}/{p.PhaseSteps} loss {p.Loss:F5} lr {p.LearningRate:G3} {p.SecondsPerStep:F2} s/step eta {eta}{(p.CheckpointPath is null ? "" : " checkpoint " + p.CheckpointPath)}");
+                            }
+                        }
+                    });
+                    result = await trainer.RunAsync(progress, ct);
+                });
+            string modelDir = parse.GetValue(export) ?? Path.Combine(outDir, "model");
+            var files = ShapesModelExporter.Export(result!.CheckpointPath, tokenizerFolder, modelDir, notes: new Dictionary<string, string>
+            {
+                ["command"] = "dotnet run --project samples/AttnDreamBooth.Cli -c Release -- shapes pretrain " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).SkipWhile(a => a != "pretrain").Skip(1)),
+            });
+            console.MarkupLineInterpolated($"[green]Exported[/] {modelDir}: {files.Count} files, {files.Sum(f => f.Bytes) / 1e6:F1} MB (VAE {result.State.VaeSeconds / 60:F1} min, U-Net {result.State.UNetSeconds / 60:F1} min).");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string FindRepoRoot()
+    {
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (Directory.Exists(Path.Combine(dir.FullName, TokenizerFolder))) return dir.FullName;
+            }
+        }
+        throw new DirectoryNotFoundException($"The CLIP tokenizer '{TokenizerFolder}' was not found above the working directory; pass --tokenizer.");
+    }
+}

@@ -1,0 +1,46 @@
+namespace AttnDreamBooth.Shapes.Pretraining;
+
+/// <summary>How a pretraining run is carried out (nothing here changes the trained weights).</summary>
+public sealed record PretrainingOptions
+{
+    /// <summary>The folder that receives the checkpoints (<c>checkpoint-*</c> folders).</summary>
+    public required string CheckpointDirectory { get; init; }
+
+    /// <summary>The CLIP tokenizer folder (vocab.json, merges.txt, …) whose vocabulary the text encoder is trained on.</summary>
+    public required string TokenizerFolder { get; init; }
+
+    /// <summary>Continue from the newest checkpoint in <see cref="CheckpointDirectory"/> (an error if there is none).</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>Wall-clock time between checkpoints (besides the one at the end of each phase and on cancellation).</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(4);
+
+    /// <summary>Also write a checkpoint every this many steps of a phase (0: only by time).</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>Checkpoints to keep (newest first).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+
+    /// <summary>
+    /// Intra-op threads of libtorch during the run (a process-wide setting, restored afterwards). Default 1: with libtorch
+    /// 2.10 on CPU, convolution backward passes computed with more than one thread intermittently return garbage input
+    /// gradients (non-deterministic, sometimes NaN); with one thread they are exact and reproducible.
+    /// </summary>
+    public int IntraOpThreads { get; init; } = 1;
+
+    /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
+    public void Validate()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(CheckpointDirectory, nameof(CheckpointDirectory));
+        ArgumentException.ThrowIfNullOrWhiteSpace(TokenizerFolder, nameof(TokenizerFolder));
+        if (CheckpointInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, "must be positive");
+        if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "must not be negative");
+        if (IntraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "must be at least 1");
+        if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be at least 1");
+    }
+}
+
+/// <summary>The outcome of a finished pretraining run.</summary>
+/// <param name="CheckpointPath">The final checkpoint (export it with <see cref="ShapesModelExporter"/>).</param>
+/// <param name="State">Its scalar state (losses, timings, scaling factor).</param>
+public sealed record PretrainingResult(string CheckpointPath, PretrainingCheckpointState State);

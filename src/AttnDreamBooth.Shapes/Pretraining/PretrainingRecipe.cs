@@ -1,0 +1,135 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AttnDreamBooth.Pipelines;
+
+namespace AttnDreamBooth.Shapes.Pretraining;
+
+/// <summary>
+/// Everything that determines a pretraining run's result: the architecture, the seed, and the schedule of its two
+/// phases (the VAE alone on renders, then the text encoder and U-Net together on the frozen VAE's latents). Two runs
+/// with the same recipe produce the same weights; a checkpoint only resumes a run with the same recipe.
+/// </summary>
+public sealed record PretrainingRecipe
+{
+    /// <summary>The networks.</summary>
+    public ShapesModelArchitecture Architecture { get; init; } = ShapesModelArchitecture.Default;
+
+    /// <summary>Seed of every random stream (noise, timesteps, caption dropout, posterior samples) and of the weight initialisation.</summary>
+    public long Seed { get; init; } = 20261204;
+
+    /// <summary>Optimizer steps of the VAE phase.</summary>
+    public int VaeSteps { get; init; } = 150;
+
+    /// <summary>Images per VAE step.</summary>
+    public int VaeBatchSize { get; init; } = 16;
+
+    /// <summary>Peak learning rate of the VAE phase.</summary>
+    public double VaeLearningRate { get; init; } = 1e-3;
+
+    /// <summary>Weight of the posterior's KL divergence to N(0, I), per latent element summed and divided by the pixel count
+    /// (the reconstruction loss is a per-pixel mean), so it only keeps the latent scale bounded.</summary>
+    public double VaeKlWeight { get; init; } = 1e-5;
+
+    /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
+    public int UNetSteps { get; init; } = 600;
+
+    /// <summary>Images per U-Net step.</summary>
+    public int UNetBatchSize { get; init; } = 16;
+
+    /// <summary>Peak learning rate of the U-Net phase (text encoder and U-Net alike).</summary>
+    public double UNetLearningRate { get; init; } = 1e-3;
+
+    /// <summary>Linear warm-up steps at the start of each phase; the rate then decays along a cosine to
+    /// <see cref="FinalLearningRateFraction"/> of the peak.</summary>
+    public int WarmupSteps { get; init; } = 30;
+
+    /// <summary>The learning rate at the end of a phase, as a fraction of its peak.</summary>
+    public double FinalLearningRateFraction { get; init; } = 0.1;
+
+    /// <summary>Fraction of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model.</summary>
+    public double CaptionDropout { get; init; } = 0.1;
+
+    /// <summary>Min-SNR loss weighting γ (Hang et al. 2023): each timestep's epsilon loss is weighted by min(SNR, γ) / SNR, which
+    /// speeds up convergence; 0 disables it.</summary>
+    public double MinSnrGamma { get; init; } = 5.0;
+
+    /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>AdamW's betas, epsilon and weight decay.</summary>
+    public AdamWOptions Optimizer { get; init; } = new() { WeightDecay = 1e-2 };
+
+    /// <summary>The scheduler: SD's scaled-linear noise schedule over 1000 steps, epsilon prediction. Written as a
+    /// DPM-Solver++ config so diffusers' pipeline and this library's generation default to the same sampler.</summary>
+    public ShapesSchedulerSettings Scheduler { get; init; } = new();
+
+    /// <summary>The recipe of the shipped model.</summary>
+    public static PretrainingRecipe Default { get; } = new();
+
+    /// <summary>Total optimizer steps of both phases.</summary>
+    [JsonIgnore]
+    public int TotalSteps => VaeSteps + UNetSteps;
+
+    /// <summary>Throws <see cref="ArgumentException"/> (naming the property) when a value is unusable.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Architecture, nameof(Architecture));
+        Architecture.Validate();
+        static void Require(bool ok, string name, string problem)
+        {
+            if (!ok) throw new ArgumentException($"PretrainingRecipe.{name} {problem}.", name);
+        }
+        Require(VaeSteps >= 0, nameof(VaeSteps), "must not be negative");
+        Require(UNetSteps >= 0, nameof(UNetSteps), "must not be negative");
+        Require(VaeBatchSize is >= 1 and <= 1024, nameof(VaeBatchSize), "must be between 1 and 1024");
+        Require(UNetBatchSize is >= 1 and <= 1024, nameof(UNetBatchSize), "must be between 1 and 1024");
+        Require(VaeLearningRate > 0 && double.IsFinite(VaeLearningRate), nameof(VaeLearningRate), "must be positive and finite");
+        Require(UNetLearningRate > 0 && double.IsFinite(UNetLearningRate), nameof(UNetLearningRate), "must be positive and finite");
+        Require(VaeKlWeight >= 0 && double.IsFinite(VaeKlWeight), nameof(VaeKlWeight), "must be a finite number ≥ 0");
+        Require(WarmupSteps >= 0, nameof(WarmupSteps), "must not be negative");
+        Require(FinalLearningRateFraction is > 0 and <= 1, nameof(FinalLearningRateFraction), "must be in (0, 1]");
+        Require(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), "must be in [0, 1)");
+        Require(MinSnrGamma >= 0 && double.IsFinite(MinSnrGamma), nameof(MinSnrGamma), "must be a finite number ≥ 0");
+        Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), nameof(MaxGradNorm), "must be a finite number ≥ 0");
+        ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
+        ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));
+    }
+
+    /// <summary>The learning rate of step <paramref name="step"/> (0-based) of a phase of <paramref name="steps"/> steps with peak <paramref name="peak"/>.</summary>
+    public double LearningRateAt(double peak, int step, int steps)
+    {
+        if (WarmupSteps > 0 && step < WarmupSteps) return peak * (step + 1) / WarmupSteps;
+        int decaySteps = Math.Max(1, steps - WarmupSteps);
+        double progress = Math.Clamp((double)(step - WarmupSteps) / decaySteps, 0, 1);
+        double floor = FinalLearningRateFraction;
+        return peak * (floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+    }
+
+    /// <summary>The recipe as indented JSON (written into checkpoints and the model's manifest).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>SHA-256 of <see cref="ToJson"/>: identifies the run a checkpoint belongs to.</summary>
+    public string Fingerprint() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson())));
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter() },
+    };
+}
+
+/// <summary>The noise schedule and the default sampler written to <c>scheduler/scheduler_config.json</c>.</summary>
+public sealed record ShapesSchedulerSettings
+{
+    /// <summary>Training timesteps.</summary>
+    public int NumTrainTimesteps { get; init; } = 1000;
+
+    /// <summary>First beta of the scaled-linear schedule.</summary>
+    public double BetaStart { get; init; } = 0.00085;
+
+    /// <summary>Last beta of the scaled-linear schedule.</summary>
+    public double BetaEnd { get; init; } = 0.012;
+}

@@ -1,0 +1,100 @@
+using System.Text.Json;
+using AttnDreamBooth.IO;
+using TorchSharp;
+
+namespace AttnDreamBooth.Shapes.Pretraining;
+
+/// <summary>
+/// Writes a pretraining checkpoint as a Stable Diffusion model in the diffusers folder layout (<c>model_index.json</c>,
+/// <c>unet/</c>, <c>vae/</c>, <c>text_encoder/</c>, <c>tokenizer/</c>, <c>scheduler/</c>), weights in half precision by
+/// default, plus <c>manifest.json</c>. The folder is written atomically.
+/// </summary>
+public static class ShapesModelExporter
+{
+    /// <summary>The tokenizer files copied into <c>tokenizer/</c>.</summary>
+    public static IReadOnlyList<string> TokenizerFiles { get; } = ["merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json"];
+
+    /// <summary>Exports <paramref name="checkpoint"/> (a checkpoint folder or a folder of checkpoints: the newest) to <paramref name="outputFolder"/>.</summary>
+    /// <param name="checkpoint">The checkpoint.</param>
+    /// <param name="tokenizerFolder">The CLIP tokenizer the model was trained with.</param>
+    /// <param name="outputFolder">The model folder to (re)write.</param>
+    /// <param name="dtype">Float16 (default) or Float32 for the floating-point weights.</param>
+    /// <param name="allowIncomplete">Export even if the U-Net phase has not finished (it must have started).</param>
+    /// <param name="notes">Free-form key/value notes for the manifest (e.g. the command that trained it).</param>
+    /// <returns>The files written and their hashes.</returns>
+    /// <exception cref="ModelConfigException">No checkpoint, or it has not reached (or finished) the U-Net phase.</exception>
+    public static IReadOnlyList<ManifestFile> Export(string checkpoint, string tokenizerFolder, string outputFolder,
+        torch.ScalarType dtype = torch.ScalarType.Float16, bool allowIncomplete = false, IReadOnlyDictionary<string, string>? notes = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tokenizerFolder);
+        if (dtype is not (torch.ScalarType.Float16 or torch.ScalarType.Float32 or torch.ScalarType.BFloat16))
+            throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "weights are written as float16, bfloat16 or float32");
+        foreach (string file in TokenizerFiles)
+        {
+            if (!File.Exists(Path.Combine(tokenizerFolder, file))) throw new ModelConfigException(Path.Combine(tokenizerFolder, file), null, "the tokenizer file is missing");
+        }
+        var (folder, state) = PretrainingCheckpoint.ReadState(checkpoint);
+        string jsonPath = Path.Combine(folder, PretrainingCheckpoint.JsonFile);
+        var recipe = ReadRecipe(state, jsonPath);
+        if (state.Phase != PretrainingPhase.UNet) throw new ModelConfigException(jsonPath, "Phase", "the VAE phase has not finished; there is no text encoder or U-Net to export");
+        if (!allowIncomplete && !state.IsComplete(recipe))
+            throw new ModelConfigException(jsonPath, "StepInPhase", $"the U-Net phase is at step {state.StepInPhase} of {recipe.UNetSteps}; finish (resume) the run or allow an incomplete export");
+
+        var architecture = recipe.Architecture with { Vae = recipe.Architecture.Vae with { ScalingFactor = state.ScalingFactor } };
+        using var networks = new ShapesNetworks(architecture, recipe.Seed);
+        var tensors = PretrainingCheckpoint.ReadTensors(folder);
+        try
+        {
+            networks.Load(tensors);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        string dtypeName = dtype switch { torch.ScalarType.Float16 => "float16", torch.ScalarType.BFloat16 => "bfloat16", _ => "float32" };
+        IReadOnlyList<ManifestFile> files = [];
+        AtomicFile.WriteDirectory(outputFolder, temp =>
+        {
+            AtomicFile.WriteAllText(Path.Combine(temp, "model_index.json"), DiffusersConfigFiles.ModelIndex());
+            AtomicFile.WriteAllText(Path.Combine(temp, "scheduler", "scheduler_config.json"), DiffusersConfigFiles.Scheduler(recipe.Scheduler));
+            AtomicFile.WriteAllText(Path.Combine(temp, "vae", "config.json"), DiffusersConfigFiles.Vae(architecture.Vae));
+            AtomicFile.WriteAllText(Path.Combine(temp, "unet", "config.json"), DiffusersConfigFiles.UNet(architecture.UNet));
+            AtomicFile.WriteAllText(Path.Combine(temp, "text_encoder", "config.json"), DiffusersConfigFiles.TextEncoder(architecture.TextEncoder, dtypeName));
+            WriteWeights(Path.Combine(temp, "vae", "diffusion_pytorch_model.safetensors"), networks.Vae, dtype);
+            WriteWeights(Path.Combine(temp, "unet", "diffusion_pytorch_model.safetensors"), networks.UNet, dtype);
+            WriteWeights(Path.Combine(temp, "text_encoder", "model.safetensors"), networks.TextEncoder, dtype);
+            Directory.CreateDirectory(Path.Combine(temp, "tokenizer"));
+            foreach (string file in TokenizerFiles) File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(temp, "tokenizer", file));
+            files = ShapesModelManifest.HashFiles(temp);
+            AtomicFile.WriteAllText(Path.Combine(temp, ShapesModelManifest.FileName), ShapesModelManifest.Build(recipe, state, dtypeName, files, notes));
+        });
+        return files;
+    }
+
+    /// <summary>The recipe stored in a checkpoint's state.</summary>
+    /// <exception cref="ModelConfigException">It is missing or unreadable.</exception>
+    public static PretrainingRecipe ReadRecipe(PretrainingCheckpointState state, string jsonPath)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        try
+        {
+            var recipe = JsonSerializer.Deserialize<PretrainingRecipe>(state.RecipeJson, PretrainingRecipe.JsonOptions)
+                ?? throw new ModelConfigException(jsonPath, "RecipeJson", "is empty");
+            if (recipe.Fingerprint() != state.RecipeFingerprint)
+                throw new ModelConfigException(jsonPath, "RecipeJson", "does not reproduce the recorded fingerprint (the recipe format changed)");
+            return recipe;
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelConfigException(jsonPath, "RecipeJson", $"is not a valid recipe ({ex.Message})", ex);
+        }
+    }
+
+    private static void WriteWeights(string path, torch.nn.Module module, torch.ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var tensors = module.state_dict().ToDictionary(p => p.Key, p => p.Value.is_floating_point() ? p.Value.detach().to_type(dtype) : p.Value.detach(), StringComparer.Ordinal);
+        SafetensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+}

@@ -1,0 +1,372 @@
+using System.Diagnostics;
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Shapes.Pretraining;
+
+/// <summary>
+/// Pretrains a Shapes model from scratch with the library's public blocks, as a user's own training program would:
+/// first the VAE on renders (L1 + L2 reconstruction, a small KL term), then — with the VAE frozen and its latents
+/// scaled to unit variance — the text encoder and U-Net together on the epsilon objective (min-SNR weighting, 10 %
+/// empty captions for classifier-free guidance). AdamW, linear warm-up and cosine decay per phase, gradient
+/// clipping. Data order, noise, timesteps and caption dropout are pure functions of the seed and the step, and
+/// every checkpoint holds all optimizer and random-stream state, so a killed run resumes exactly where it stopped.
+/// </summary>
+public sealed class ShapesPretrainer
+{
+    /// <summary>How much longer a U-Net step is than a VAE step (measured with the default recipe, batch 32 vs 16), used
+    /// only for the ETA before the U-Net phase has run.</summary>
+    public const double UNetToVaeStepCostRatio = 1.0;
+
+    // Disjoint index ranges of the source, so each phase and the scaling-factor estimate see their own images.
+    private const long UNetIndexBase = 1L << 36;
+    private const long ScalingIndexBase = 1L << 44;
+    private const int ScalingImages = 256;
+
+    private readonly PretrainingRecipe _recipe;
+    private readonly IPretrainingSource _source;
+    private readonly PretrainingOptions _options;
+
+    /// <summary>Prepares a run of <paramref name="recipe"/> on <paramref name="source"/>.</summary>
+    /// <exception cref="ArgumentException">The recipe or options are invalid, or the source's image size is not the architecture's.</exception>
+    public ShapesPretrainer(PretrainingRecipe recipe, IPretrainingSource source, PretrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        recipe.Validate();
+        options.Validate();
+        if (source.ImageSize != recipe.Architecture.ImageSize)
+            throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
+        _recipe = recipe;
+        _source = source;
+        _options = options;
+    }
+
+    /// <summary>Runs (or resumes) the whole recipe on a dedicated thread; reports after every step.</summary>
+    /// <exception cref="OperationCanceledException">Cancelled; a checkpoint of the last completed step was written first.</exception>
+    /// <exception cref="ModelConfigException">Resuming, but there is no checkpoint or it belongs to another recipe.</exception>
+    public Task<PretrainingResult> RunAsync(IProgress<PretrainingProgress>? progress = null, CancellationToken ct = default) =>
+        Task.Factory.StartNew(() => Run(progress, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private PretrainingResult Run(IProgress<PretrainingProgress>? progress, CancellationToken ct)
+    {
+        int threads = get_num_threads();
+        set_num_threads(_options.IntraOpThreads);
+        try
+        {
+            return RunWithThreads(progress, ct);
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+    }
+
+    private PretrainingResult RunWithThreads(IProgress<PretrainingProgress>? progress, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var tokenizer = ClipTokenizer.FromFolder(_options.TokenizerFolder);
+        if (tokenizer.VocabularySize > _recipe.Architecture.TextEncoder.VocabSize)
+            throw new ArgumentException($"The tokenizer in '{_options.TokenizerFolder}' has {tokenizer.VocabularySize} tokens; the text encoder only {_recipe.Architecture.TextEncoder.VocabSize}.");
+        using var networks = new ShapesNetworks(_recipe.Architecture, _recipe.Seed);
+        using var streams = new RandomStreams(_recipe.Seed);
+        var state = new PretrainingCheckpointState { RecipeFingerprint = _recipe.Fingerprint(), RecipeJson = _recipe.ToJson() };
+        Dictionary<string, Tensor>? resumeTensors = null;
+        if (_options.Resume)
+        {
+            var (folder, stored) = PretrainingCheckpoint.ReadState(_options.CheckpointDirectory);
+            if (stored.RecipeFingerprint != state.RecipeFingerprint)
+                throw new ModelConfigException(Path.Combine(folder, PretrainingCheckpoint.JsonFile), "RecipeFingerprint",
+                    "belongs to a run with a different recipe (architecture, seed, steps or hyper-parameters); start a new run in another folder or pass the same settings");
+            state = stored;
+            resumeTensors = PretrainingCheckpoint.ReadTensors(folder);
+            networks.Load(resumeTensors, includeVae: true, includeDenoiser: state.Phase == PretrainingPhase.UNet);
+            streams.LoadState(resumeTensors);
+        }
+        try
+        {
+            var session = new Session(this, networks, streams, tokenizer, progress, ct);
+            if (state.Phase == PretrainingPhase.Vae) state = session.TrainVae(state, resumeTensors);
+            state = session.TrainUNet(state, state.StepInPhase > 0 ? resumeTensors : null);
+            return new PretrainingResult(session.LastCheckpoint ?? PretrainingCheckpoint.Latest(_options.CheckpointDirectory)!, state);
+        }
+        finally
+        {
+            if (resumeTensors is not null) foreach (var t in resumeTensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>The state of one process's run: the networks, streams and timing.</summary>
+    private sealed class Session(ShapesPretrainer owner, ShapesNetworks networks, RandomStreams streams, ClipTokenizer tokenizer,
+        IProgress<PretrainingProgress>? progress, CancellationToken ct)
+    {
+        private readonly PretrainingRecipe _recipe = owner._recipe;
+        private readonly PretrainingOptions _options = owner._options;
+        private readonly Stopwatch _sinceCheckpoint = Stopwatch.StartNew();
+        private double _vaeSecondsPerStep;
+
+        public string? LastCheckpoint { get; private set; }
+
+        public PretrainingCheckpointState TrainVae(PretrainingCheckpointState state, IReadOnlyDictionary<string, Tensor>? resume)
+        {
+            var vae = networks.Vae;
+            vae.train();
+            foreach (var p in vae.parameters()) p.requires_grad = true;
+            using var optimizer = new AdamWOptimizer(ShapesNetworks.NamedParameters(vae, ShapesNetworks.VaePrefix).ToList(), _recipe.Optimizer, _recipe.VaeLearningRate);
+            if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
+            var losses = state.VaeLosses.ToList();
+            int steps = _recipe.VaeSteps;
+            int batch = _recipe.VaeBatchSize;
+            int pixels = _recipe.Architecture.ImageSize * _recipe.Architecture.ImageSize * 3;
+            var clock = Stopwatch.StartNew();
+            int sessionSteps = 0;
+            double seconds = state.VaeSeconds;
+            for (int step = state.StepInPhase; step < steps; step++)
+            {
+                if (ct.IsCancellationRequested) Cancel(state with { VaeLosses = losses, VaeSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer);
+                double lr = _recipe.LearningRateAt(_recipe.VaeLearningRate, step, steps);
+                optimizer.LearningRate = lr;
+                double loss;
+                using (var scope = NewDisposeScope())
+                {
+                    var x = ImageBatch.ToTensor(Images((long)step * batch, batch));
+                    var sampleNoise = randn([batch, _recipe.Architecture.Vae.LatentChannels, _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor,
+                        _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor], generator: streams.LatentSample);
+                    loss = WithRetries(optimizer, () =>
+                    {
+                        using var posterior = vae.Encode(x);
+                        var reconstruction = vae.Decode(posterior.SampleWithNoise(sampleNoise));
+                        var difference = reconstruction.sub(x);
+                        var rec = difference.abs().mean().add(difference.square().mean());
+                        var kl = posterior.Mean.square().add(posterior.Var).sub(1).sub(posterior.LogVar).sum([1, 2, 3]).mean().mul(0.5 / pixels);
+                        return rec.add(kl.mul(_recipe.VaeKlWeight));
+                    });
+                    Clip(optimizer);
+                    optimizer.Step();
+                }
+                EnsureFinite(loss, PretrainingPhase.Vae, step);
+                losses.Add(loss);
+                sessionSteps++;
+                _vaeSecondsPerStep = clock.Elapsed.TotalSeconds / sessionSteps;
+                state = state with { Phase = PretrainingPhase.Vae, StepInPhase = step + 1, VaeLosses = losses, VaeSeconds = seconds + clock.Elapsed.TotalSeconds };
+                var eta = TimeSpan.FromSeconds(_vaeSecondsPerStep * (steps - step - 1 + _recipe.UNetSteps * UNetToVaeStepCostRatio));
+                string? checkpoint = null;
+                if (step + 1 < steps && ShouldCheckpoint(step + 1))
+                {
+                    checkpoint = Save(state, optimizer, includeDenoiser: false);
+                }
+                progress?.Report(new PretrainingProgress(PretrainingPhase.Vae, step + 1, steps, step + 1, _recipe.TotalSteps, loss, lr, _vaeSecondsPerStep, eta) { CheckpointPath = checkpoint });
+            }
+            foreach (var p in vae.parameters()) p.requires_grad = false;
+            vae.eval();
+            // The phase boundary: measure the latent scale once and start the U-Net phase from a checkpoint.
+            double scaling = MeasureScalingFactor();
+            state = state with { Phase = PretrainingPhase.UNet, StepInPhase = 0, ScalingFactor = scaling, VaeLosses = losses, VaeSeconds = seconds + clock.Elapsed.TotalSeconds };
+            Save(state, optimizer: null, includeDenoiser: true);
+            return state;
+        }
+
+        public PretrainingCheckpointState TrainUNet(PretrainingCheckpointState state, IReadOnlyDictionary<string, Tensor>? resume)
+        {
+            var vae = networks.Vae;
+            vae.eval();
+            foreach (var p in vae.parameters()) p.requires_grad = false;
+            var textEncoder = networks.TextEncoder;
+            var unet = networks.UNet;
+            textEncoder.train();
+            unet.train();
+            foreach (var p in textEncoder.parameters()) p.requires_grad = true;
+            foreach (var p in unet.parameters()) p.requires_grad = true;
+            var named = ShapesNetworks.NamedParameters(textEncoder, ShapesNetworks.TextEncoderPrefix)
+                .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
+            using var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
+            if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
+            using var scheduler = DdpmScheduler.FromConfig(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)).For(SchedulerClass.Ddpm));
+            using var alphasCumprod = scheduler.Schedule.AlphasCumprodTensor();
+            var losses = state.UNetLosses.ToList();
+            var mses = state.UNetMse.ToList();
+            int steps = _recipe.UNetSteps;
+            int batch = _recipe.UNetBatchSize;
+            double scaling = state.ScalingFactor;
+            var clock = Stopwatch.StartNew();
+            int sessionSteps = 0;
+            double seconds = state.UNetSeconds;
+            for (int step = state.StepInPhase; step < steps; step++)
+            {
+                if (ct.IsCancellationRequested) Cancel(state with { UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer);
+                double lr = _recipe.LearningRateAt(_recipe.UNetLearningRate, step, steps);
+                optimizer.LearningRate = lr;
+                double loss, mse;
+                using (var scope = NewDisposeScope())
+                {
+                    var examples = Examples(UNetIndexBase + (long)step * batch, batch);
+                    var keep = rand([batch], generator: streams.DataOrder);
+                    var captions = examples.Select((e, i) => keep[i].item<float>() < _recipe.CaptionDropout ? "" : e.Caption).ToArray();
+                    Tensor latents;
+                    using (no_grad())
+                    {
+                        using var posterior = vae.Encode(ImageBatch.ToTensor(examples.Select(e => e.Image).ToArray()));
+                        latents = posterior.Sample(streams.LatentSample).mul(scaling);
+                    }
+                    var noise = randn(latents.shape, generator: streams.Noise);
+                    var timesteps = scheduler.SampleTimesteps(batch, streams.Timesteps);
+                    var noisy = scheduler.AddNoise(latents, noise, timesteps);
+                    var ids = tokenizer.EncodeToTensor(captions);
+                    var weights = ones([batch]);
+                    if (_recipe.MinSnrGamma > 0)
+                    {
+                        var a = alphasCumprod.index_select(0, timesteps);
+                        var snr = a.div(a.neg().add(1));
+                        weights = snr.clamp_max(_recipe.MinSnrGamma).div(snr);
+                    }
+                    double unweighted = double.NaN;
+                    loss = WithRetries(optimizer, () =>
+                    {
+                        var hidden = textEncoder.Forward(ids).LastHiddenState;
+                        var prediction = unet.call(noisy, timesteps, hidden);
+                        var perSample = prediction.sub(noise).square().mean([1, 2, 3]);
+                        unweighted = perSample.mean().item<float>();
+                        return perSample.mul(weights).mean();
+                    });
+                    mse = unweighted;
+                    Clip(optimizer);
+                    optimizer.Step();
+                }
+                EnsureFinite(loss, PretrainingPhase.UNet, step);
+                losses.Add(loss);
+                mses.Add(mse);
+                sessionSteps++;
+                double perStep = clock.Elapsed.TotalSeconds / sessionSteps;
+                state = state with { Phase = PretrainingPhase.UNet, StepInPhase = step + 1, UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds };
+                string? checkpoint = null;
+                if (step + 1 == steps || ShouldCheckpoint(step + 1))
+                {
+                    checkpoint = Save(state, optimizer, includeDenoiser: true);
+                }
+                progress?.Report(new PretrainingProgress(PretrainingPhase.UNet, step + 1, steps, _recipe.VaeSteps + step + 1, _recipe.TotalSteps, loss, lr, perStep,
+                    TimeSpan.FromSeconds(perStep * (steps - step - 1))) { CheckpointPath = checkpoint });
+            }
+            if (steps == 0 || LastCheckpoint is null || state.StepInPhase != steps) LastCheckpoint = Save(state, optimizer, includeDenoiser: true);
+            return state;
+        }
+
+        /// <summary>
+        /// Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss; when the loss or a gradient is
+        /// not finite, runs it again on the same inputs (up to <see cref="MaxAttempts"/> times). libtorch 2.10's CPU kernels
+        /// occasionally read uninitialised memory on a module's first calls (measured: the first backward pass of a process
+        /// sometimes gave NaN text-encoder gradients, the same pass repeated did not), which must not end a two-hour run.
+        /// </summary>
+        private double WithRetries(AdamWOptimizer optimizer, Func<Tensor> forward)
+        {
+            double loss = double.NaN;
+            for (int attempt = 1; attempt <= MaxAttempts; attempt++)
+            {
+                using var scope = NewDisposeScope();
+                optimizer.ZeroGrad();
+                var total = forward();
+                loss = total.item<float>();
+                if (!double.IsFinite(loss)) continue;
+                total.backward();
+                if (optimizer.Parameters.All(p => p.Parameter.grad is null || p.Parameter.grad.isfinite().all().item<bool>())) return loss;
+                loss = double.NaN;
+            }
+            optimizer.ZeroGrad();
+            return loss;
+        }
+
+        private const int MaxAttempts = 5;
+
+        private List<RgbImage> Images(long start, int count) => Examples(start, count).Select(e => e.Image).ToList();
+
+        private PretrainingExample[] Examples(long start, int count)
+        {
+            var examples = new PretrainingExample[count];
+            for (int i = 0; i < count; i++)
+            {
+                var e = owner._source.Get(start + i) ?? throw new InvalidOperationException($"The pretraining source returned null for index {start + i}.");
+                if (e.Image.Width != _recipe.Architecture.ImageSize || e.Image.Height != _recipe.Architecture.ImageSize)
+                    throw new InvalidOperationException($"The pretraining source returned a {e.Image.Width}×{e.Image.Height} image for index {start + i}; expected {_recipe.Architecture.ImageSize}².");
+                examples[i] = e;
+            }
+            return examples;
+        }
+
+        private double MeasureScalingFactor()
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var means = new List<Tensor>();
+            for (int start = 0; start < ScalingImages; start += 32)
+            {
+                using var posterior = networks.Vae.Encode(ImageBatch.ToTensor(Images(ScalingIndexBase + start, Math.Min(32, ScalingImages - start))));
+                means.Add(posterior.Mean.clone());
+            }
+            double std = cat(means, 0).std().item<float>();
+            if (!(std > 0) || !double.IsFinite(std)) throw new PretrainingDivergedException($"The VAE's latents have standard deviation {std}; the VAE phase failed.");
+            return 1.0 / std;
+        }
+
+        private void Clip(AdamWOptimizer optimizer)
+        {
+            if (_recipe.MaxGradNorm > 0)
+            {
+                nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter).Where(p => p.grad is not null), _recipe.MaxGradNorm);
+            }
+        }
+
+        private bool ShouldCheckpoint(int completedInPhase) =>
+            (_options.CheckpointEverySteps > 0 && completedInPhase % _options.CheckpointEverySteps == 0) || _sinceCheckpoint.Elapsed >= _options.CheckpointInterval;
+
+        private string Save(PretrainingCheckpointState state, AdamWOptimizer? optimizer, bool includeDenoiser)
+        {
+            var tensors = networks.StateTensors(includeVae: true, includeDenoiser: includeDenoiser);
+            var owned = new List<Tensor>();
+            try
+            {
+                if (optimizer is not null)
+                {
+                    foreach (var (name, t) in optimizer.StateTensors())
+                    {
+                        tensors["optimizer." + name] = t;
+                        owned.Add(t);
+                    }
+                }
+                foreach (var (name, t) in streams.SaveState())
+                {
+                    tensors[name] = t;
+                    owned.Add(t);
+                }
+                LastCheckpoint = PretrainingCheckpoint.Write(_options.CheckpointDirectory, state, tensors, _options.KeepCheckpoints);
+                _sinceCheckpoint.Restart();
+                return LastCheckpoint;
+            }
+            finally
+            {
+                foreach (var t in owned) t.Dispose();
+            }
+        }
+
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+        private void Cancel(PretrainingCheckpointState state, AdamWOptimizer optimizer)
+        {
+            Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet);
+            ct.ThrowIfCancellationRequested();
+            throw new OperationCanceledException(ct);
+        }
+
+        private static Dictionary<string, Tensor> OptimizerState(IReadOnlyDictionary<string, Tensor> tensors) =>
+            tensors.Where(p => p.Key.StartsWith("optimizer.", StringComparison.Ordinal))
+                .ToDictionary(p => p.Key["optimizer.".Length..], p => p.Value, StringComparer.Ordinal);
+
+        private static void EnsureFinite(double loss, PretrainingPhase phase, int step)
+        {
+            if (!double.IsFinite(loss)) throw new PretrainingDivergedException($"The {phase} phase's loss became {loss} at step {step + 1}; lower the learning rate or resume from an earlier checkpoint.");
+        }
+    }
+}

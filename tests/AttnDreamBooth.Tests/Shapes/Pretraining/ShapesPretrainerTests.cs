@@ -1,0 +1,122 @@
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Pretraining;
+using TorchSharp;
+
+namespace AttnDreamBooth.Tests.Shapes.Pretraining;
+
+/// <summary>The pretraining loop on the tiny architecture: losses, exact resume after an interruption, export and loading.</summary>
+[Collection(PretrainingCollection.Name)]
+public sealed class ShapesPretrainerTests
+{
+    private static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");
+
+    internal static PretrainingRecipe TinyRecipe(long seed = 11) => PretrainingRecipe.Default with
+    {
+        Architecture = ShapesModelArchitecture.Tiny,
+        Seed = seed,
+        VaeSteps = 3,
+        VaeBatchSize = 2,
+        UNetSteps = 3,
+        UNetBatchSize = 3,
+        WarmupSteps = 1,
+    };
+
+    private static ShapesPretrainer Trainer(PretrainingRecipe recipe, string checkpoints, bool resume = false) =>
+        new(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize),
+            new PretrainingOptions { CheckpointDirectory = checkpoints, TokenizerFolder = Tokenizer, Resume = resume, CheckpointEverySteps = 2 });
+
+    [Fact]
+    public async Task ARunReportsEveryStepWithFiniteLossesAndEndsWithACompleteCheckpoint()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var recipe = TinyRecipe();
+        var reports = new List<PretrainingProgress>();
+        var result = await Trainer(recipe, temp.File("ck")).RunAsync(new Recorder(reports.Add));
+
+        Assert.Equal(Enumerable.Range(1, recipe.TotalSteps), reports.Select(r => r.GlobalStep));
+        Assert.Equal([PretrainingPhase.Vae, PretrainingPhase.Vae, PretrainingPhase.Vae, PretrainingPhase.UNet, PretrainingPhase.UNet, PretrainingPhase.UNet], reports.Select(r => r.Phase));
+        Assert.All(reports, r => Assert.True(double.IsFinite(r.Loss) && r.Loss > 0, $"loss {r.Loss} at {r.GlobalStep}"));
+        Assert.All(reports, r => Assert.NotNull(r.EstimatedRemaining));
+        // Warm-up of one step then cosine decay: the first step of each phase runs at the peak rate.
+        Assert.Equal(recipe.VaeLearningRate, reports[0].LearningRate, 12);
+        Assert.True(reports[2].LearningRate < reports[1].LearningRate);
+        Assert.True(result.State.IsComplete(recipe));
+        Assert.Equal(3, result.State.VaeLosses.Count);
+        Assert.Equal(3, result.State.UNetLosses.Count);
+        Assert.True(result.State.ScalingFactor > 0 && double.IsFinite(result.State.ScalingFactor));
+        Assert.Equal(PretrainingCheckpoint.Latest(temp.File("ck")), result.CheckpointPath);
+    }
+
+    [Theory]
+    [InlineData(2)] // inside the VAE phase
+    [InlineData(4)] // inside the U-Net phase
+    public async Task AnInterruptedRunResumesToBitIdenticalWeightsOptimizerStateAndLosses(int stopAfter)
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var recipe = TinyRecipe(seed: 5);
+        var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
+
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new Recorder(p =>
+        {
+            if (p.GlobalStep == stopAfter) cts.Cancel();
+        }), cts.Token);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        var (_, stopped) = PretrainingCheckpoint.ReadState(temp.File("resumed"));
+        Assert.Equal(stopAfter, stopped.VaeLosses.Count + stopped.UNetLosses.Count);
+
+        var resumed = await Trainer(recipe, temp.File("resumed"), resume: true).RunAsync();
+        Assert.Equal(straight.State.VaeLosses, resumed.State.VaeLosses);
+        Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
+        Assert.Equal(straight.State.ScalingFactor, resumed.State.ScalingFactor);
+        var a = PretrainingCheckpoint.ReadTensors(straight.CheckpointPath);
+        var b = PretrainingCheckpoint.ReadTensors(resumed.CheckpointPath);
+        Assert.Equal(a.Keys.Order(StringComparer.Ordinal), b.Keys.Order(StringComparer.Ordinal));
+        Assert.Contains(a.Keys, k => k.StartsWith("optimizer.unet.", StringComparison.Ordinal));
+        foreach (string key in a.Keys) Assert.True(a[key].bytes.SequenceEqual(b[key].bytes), $"{key} differs after the resume");
+    }
+
+    [Fact]
+    public async Task ResumingRefusesAMissingCheckpointOrOneFromAnotherRecipe()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var recipe = TinyRecipe() with { UNetSteps = 1, VaeSteps = 1 };
+        await Assert.ThrowsAsync<ModelConfigException>(() => Trainer(recipe, temp.File("none"), resume: true).RunAsync());
+        await Trainer(recipe, temp.File("ck")).RunAsync();
+        var other = recipe with { Seed = recipe.Seed + 1 };
+        var ex = await Assert.ThrowsAsync<ModelConfigException>(() => Trainer(other, temp.File("ck"), resume: true).RunAsync());
+        Assert.Contains("different recipe", ex.Message);
+    }
+
+    [Fact]
+    public void BadRecipesOptionsAndSourcesAreRejectedWithTheirName()
+    {
+        Assert.Contains("VaeSteps", Assert.Throws<ArgumentException>(() => (TinyRecipe() with { VaeSteps = -1 }).Validate()).Message);
+        Assert.Contains("CaptionDropout", Assert.Throws<ArgumentException>(() => (TinyRecipe() with { CaptionDropout = 1.5 }).Validate()).Message);
+        var mismatched = TinyRecipe() with { Architecture = ShapesModelArchitecture.Tiny with { UNet = ShapesModelArchitecture.Tiny.UNet with { CrossAttentionDim = [8, 8, 8] } } };
+        Assert.Contains("cross_attention_dim", Assert.Throws<ArgumentException>(() => mismatched.Validate()).Message);
+        var source = new ShapesWorldSource(ShapesWorld.Default, 1, 64);
+        var options = new PretrainingOptions { CheckpointDirectory = "ck", TokenizerFolder = Tokenizer };
+        Assert.Throws<ArgumentException>(() => new ShapesPretrainer(TinyRecipe(), source, options));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ShapesPretrainer(TinyRecipe(), new ShapesWorldSource(ShapesWorld.Default, 1, 32), options with { IntraOpThreads = 0 }));
+    }
+
+    [Fact]
+    public void TheLearningRateWarmsUpLinearlyThenFollowsACosineToItsFloor()
+    {
+        var recipe = PretrainingRecipe.Default with { WarmupSteps = 10, FinalLearningRateFraction = 0.1 };
+        Assert.Equal(0.1, recipe.LearningRateAt(1.0, 0, 110), 12);
+        Assert.Equal(1.0, recipe.LearningRateAt(1.0, 9, 110), 12);
+        Assert.Equal(1.0, recipe.LearningRateAt(1.0, 10, 110), 12);
+        Assert.Equal(0.55, recipe.LearningRateAt(1.0, 60, 110), 12);
+        Assert.Equal(0.1, recipe.LearningRateAt(1.0, 110, 110), 12);
+    }
+
+    private sealed class Recorder(Action<PretrainingProgress> report) : IProgress<PretrainingProgress>
+    {
+        public void Report(PretrainingProgress value) => report(value);
+    }
+}
