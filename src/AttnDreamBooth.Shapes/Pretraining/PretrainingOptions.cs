@@ -21,12 +21,9 @@ public sealed record PretrainingOptions
     /// <summary>Checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
-    /// <summary>
-    /// Intra-op threads of libtorch during the run (a process-wide setting, restored afterwards). Default 1: with libtorch
-    /// 2.10 on CPU, convolution backward passes computed with more than one thread intermittently return garbage input
-    /// gradients (non-deterministic, sometimes NaN); with one thread they are exact and reproducible.
-    /// </summary>
-    public int IntraOpThreads { get; init; } = 1;
+    /// <summary>Intra-op threads of libtorch during the run (a process-wide setting, restored afterwards); null leaves
+    /// libtorch's own setting (one per core).</summary>
+    public int? IntraOpThreads { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
     public void Validate()
@@ -35,7 +32,7 @@ public sealed record PretrainingOptions
         ArgumentException.ThrowIfNullOrWhiteSpace(TokenizerFolder, nameof(TokenizerFolder));
         if (CheckpointInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, "must be positive");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "must not be negative");
-        if (IntraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "must be at least 1");
+        if (IntraOpThreads is < 1) throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "must be at least 1");
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be at least 1");
     }
 }

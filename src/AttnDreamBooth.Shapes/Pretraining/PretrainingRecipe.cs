@@ -20,7 +20,7 @@ public sealed record PretrainingRecipe
     public long Seed { get; init; } = 20261204;
 
     /// <summary>Optimizer steps of the VAE phase.</summary>
-    public int VaeSteps { get; init; } = 150;
+    public int VaeSteps { get; init; } = 600;
 
     /// <summary>Images per VAE step.</summary>
     public int VaeBatchSize { get; init; } = 16;
@@ -33,17 +33,17 @@ public sealed record PretrainingRecipe
     public double VaeKlWeight { get; init; } = 1e-5;
 
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
-    public int UNetSteps { get; init; } = 600;
+    public int UNetSteps { get; init; } = 5000;
 
     /// <summary>Images per U-Net step.</summary>
-    public int UNetBatchSize { get; init; } = 16;
+    public int UNetBatchSize { get; init; } = 32;
 
     /// <summary>Peak learning rate of the U-Net phase (text encoder and U-Net alike).</summary>
     public double UNetLearningRate { get; init; } = 1e-3;
 
     /// <summary>Linear warm-up steps at the start of each phase; the rate then decays along a cosine to
     /// <see cref="FinalLearningRateFraction"/> of the peak.</summary>
-    public int WarmupSteps { get; init; } = 30;
+    public int WarmupSteps { get; init; } = 100;
 
     /// <summary>The learning rate at the end of a phase, as a fraction of its peak.</summary>
     public double FinalLearningRateFraction { get; init; } = 0.1;

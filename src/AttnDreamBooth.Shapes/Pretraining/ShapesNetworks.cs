@@ -33,29 +33,6 @@ public sealed class ShapesNetworks : IDisposable
         torch.random.manual_seed(unchecked(seed * 6364136223846793005L + 1442695040888963407L));
         TextEncoder = new ClipTextModel(architecture.TextEncoder);
         UNet = new UNet2DConditionModel(architecture.UNet);
-        foreach (torch.nn.Module network in new torch.nn.Module[] { Vae, TextEncoder, UNet }) ResetNormalizationLayers(network);
-    }
-
-    /// <summary>
-    /// Sets every GroupNorm and LayerNorm of <paramref name="module"/> to the identity affine map (weight 1, bias 0), as
-    /// PyTorch initialises them. TorchSharp 0.107's GroupNorm leaves its affine parameters uninitialised (whatever the
-    /// allocator returns, often huge or NaN), which is harmless when weights are loaded but fatal when training from scratch.
-    /// </summary>
-    public static void ResetNormalizationLayers(torch.nn.Module module)
-    {
-        ArgumentNullException.ThrowIfNull(module);
-        using var _ = torch.no_grad();
-        foreach (var (_, child) in module.named_modules())
-        {
-            var (weight, bias) = child switch
-            {
-                TorchSharp.Modules.GroupNorm g => (g.weight, g.bias),
-                TorchSharp.Modules.LayerNorm l => (l.weight, l.bias),
-                _ => (null, null),
-            };
-            weight?.fill_(1.0);
-            bias?.zero_();
-        }
     }
 
     /// <summary>The architecture.</summary>

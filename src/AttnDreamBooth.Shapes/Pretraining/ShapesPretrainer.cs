@@ -56,8 +56,9 @@ public sealed class ShapesPretrainer
 
     private PretrainingResult Run(IProgress<PretrainingProgress>? progress, CancellationToken ct)
     {
+        if (_options.IntraOpThreads is not int wanted) return RunWithThreads(progress, ct);
         int threads = get_num_threads();
-        set_num_threads(_options.IntraOpThreads);
+        set_num_threads(wanted);
         try
         {
             return RunWithThreads(progress, ct);
@@ -138,7 +139,7 @@ public sealed class ShapesPretrainer
                     var x = ImageBatch.ToTensor(Images((long)step * batch, batch));
                     var sampleNoise = randn([batch, _recipe.Architecture.Vae.LatentChannels, _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor,
                         _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor], generator: streams.LatentSample);
-                    loss = WithRetries(optimizer, () =>
+                    loss = Backward(optimizer, () =>
                     {
                         using var posterior = vae.Encode(x);
                         var reconstruction = vae.Decode(posterior.SampleWithNoise(sampleNoise));
@@ -226,7 +227,7 @@ public sealed class ShapesPretrainer
                         weights = snr.clamp_max(_recipe.MinSnrGamma).div(snr);
                     }
                     double unweighted = double.NaN;
-                    loss = WithRetries(optimizer, () =>
+                    loss = Backward(optimizer, () =>
                     {
                         var hidden = textEncoder.Forward(ids).LastHiddenState;
                         var prediction = unet.call(noisy, timesteps, hidden);
@@ -256,31 +257,16 @@ public sealed class ShapesPretrainer
             return state;
         }
 
-        /// <summary>
-        /// Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss; when the loss or a gradient is
-        /// not finite, runs it again on the same inputs (up to <see cref="MaxAttempts"/> times). libtorch 2.10's CPU kernels
-        /// occasionally read uninitialised memory on a module's first calls (measured: the first backward pass of a process
-        /// sometimes gave NaN text-encoder gradients, the same pass repeated did not), which must not end a two-hour run.
-        /// </summary>
-        private double WithRetries(AdamWOptimizer optimizer, Func<Tensor> forward)
+        /// <summary>Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss (unless it is not finite).</summary>
+        private static double Backward(AdamWOptimizer optimizer, Func<Tensor> forward)
         {
-            double loss = double.NaN;
-            for (int attempt = 1; attempt <= MaxAttempts; attempt++)
-            {
-                using var scope = NewDisposeScope();
-                optimizer.ZeroGrad();
-                var total = forward();
-                loss = total.item<float>();
-                if (!double.IsFinite(loss)) continue;
-                total.backward();
-                if (optimizer.Parameters.All(p => p.Parameter.grad is null || p.Parameter.grad.isfinite().all().item<bool>())) return loss;
-                loss = double.NaN;
-            }
+            using var scope = NewDisposeScope();
             optimizer.ZeroGrad();
+            var total = forward();
+            double loss = total.item<float>();
+            if (double.IsFinite(loss)) total.backward();
             return loss;
         }
-
-        private const int MaxAttempts = 5;
 
         private List<RgbImage> Images(long start, int count) => Examples(start, count).Select(e => e.Image).ToList();
 

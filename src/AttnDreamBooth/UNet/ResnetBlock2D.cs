@@ -24,10 +24,10 @@ public sealed class ResnetBlock2D : Module<Tensor, Tensor, Tensor>
     public ResnetBlock2D(int inChannels, int outChannels, int tembChannels, int groups, double eps, double dropoutProbability = 0.0,
         double outputScaleFactor = 1.0, Device? device = null) : base(nameof(ResnetBlock2D))
     {
-        norm1 = GroupNorm(groups, inChannels, eps, affine: true, device: device);
+        norm1 = GroupNormalization.Create(groups, inChannels, eps, device);
         conv1 = Conv2d(inChannels, outChannels, 3, stride: 1, padding: 1, device: device);
         time_emb_proj = Linear(tembChannels, outChannels, device: device);
-        norm2 = GroupNorm(groups, outChannels, eps, affine: true, device: device);
+        norm2 = GroupNormalization.Create(groups, outChannels, eps, device);
         dropout = Dropout(dropoutProbability);
         conv2 = Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, device: device);
         if (inChannels != outChannels) conv_shortcut = Conv2d(inChannels, outChannels, 1, device: device);

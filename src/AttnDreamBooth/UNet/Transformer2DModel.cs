@@ -25,7 +25,7 @@ public sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
     {
         int inner = heads * headDim;
         _linearProjection = useLinearProjection;
-        norm = GroupNorm(groups, inChannels, GroupNormEps, affine: true, device: device);
+        norm = GroupNormalization.Create(groups, inChannels, GroupNormEps, device);
         proj_in = useLinearProjection ? Linear(inChannels, inner, device: device) : Conv2d(inChannels, inner, 1, device: device);
         transformer_blocks = new ModuleList<BasicTransformerBlock>(Enumerable.Range(0, layers)
             .Select(_ => new BasicTransformerBlock(inner, heads, headDim, crossAttentionDim, upcastAttention, dropout, device)).ToArray());

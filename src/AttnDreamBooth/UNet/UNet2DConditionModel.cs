@@ -101,7 +101,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         up_blocks = new ModuleList<UNetUpBlock>(ups.ToArray());
         _upsamplers = ups.Count(u => u.HasUpsampler);
 
-        conv_norm_out = GroupNorm(groups, channels[0], eps, affine: true, device: device);
+        conv_norm_out = GroupNormalization.Create(groups, channels[0], eps, device);
         conv_act = SiLU();
         conv_out = Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, stride: 1, padding: (config.ConvOutKernel - 1) / 2, device: device);
         RegisterComponents();

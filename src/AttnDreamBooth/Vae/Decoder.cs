@@ -31,7 +31,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
         up_blocks = nn.ModuleList(Enumerable.Range(0, reversed.Length)
             .Select(i => new UpDecoderBlock2D(i == 0 ? reversed[0] : reversed[i - 1], reversed[i], config.LayersPerBlock + 1,
                 addUpsample: i < reversed.Length - 1, config.NormNumGroups, config.ActFn, device)).ToArray());
-        conv_norm_out = nn.GroupNorm(config.NormNumGroups, reversed[^1], eps: VaeConstants.NormEps, affine: true, device: device);
+        conv_norm_out = AttnDreamBooth.UNet.GroupNormalization.Create(config.NormNumGroups, reversed[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(reversed[^1], config.OutChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
         _activation = VaeActivation.Get(config.ActFn);
         RegisterComponents();

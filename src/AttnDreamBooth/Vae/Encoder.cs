@@ -31,7 +31,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
             .Select(i => new DownEncoderBlock2D(i == 0 ? channels[0] : channels[i - 1], channels[i], config.LayersPerBlock,
                 addDownsample: i < channels.Count - 1, config.NormNumGroups, config.ActFn, device)).ToArray());
         mid_block = new VaeMidBlock2D(channels[^1], config.NormNumGroups, config.ActFn, config.MidBlockAddAttention, device);
-        conv_norm_out = nn.GroupNorm(config.NormNumGroups, channels[^1], eps: VaeConstants.NormEps, affine: true, device: device);
+        conv_norm_out = AttnDreamBooth.UNet.GroupNormalization.Create(config.NormNumGroups, channels[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(channels[^1], 2 * config.LatentChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
         _activation = VaeActivation.Get(config.ActFn);
         RegisterComponents();

@@ -20,7 +20,7 @@ internal sealed class VaeAttention : nn.Module<Tensor, Tensor>
 
     public VaeAttention(int channels, int groups, Device? device) : base(nameof(VaeAttention))
     {
-        group_norm = nn.GroupNorm(groups, channels, eps: VaeConstants.NormEps, affine: true, device: device);
+        group_norm = AttnDreamBooth.UNet.GroupNormalization.Create(groups, channels, VaeConstants.NormEps, device);
         to_q = nn.Linear(channels, channels, hasBias: true, device: device);
         to_k = nn.Linear(channels, channels, hasBias: true, device: device);
         to_v = nn.Linear(channels, channels, hasBias: true, device: device);

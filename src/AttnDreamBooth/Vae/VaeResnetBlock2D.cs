@@ -21,9 +21,9 @@ internal sealed class VaeResnetBlock2D : nn.Module<Tensor, Tensor>
     public VaeResnetBlock2D(int inChannels, int outChannels, int groups, string actFn, Device? device)
         : base(nameof(VaeResnetBlock2D))
     {
-        norm1 = nn.GroupNorm(groups, inChannels, eps: VaeConstants.NormEps, affine: true, device: device);
+        norm1 = AttnDreamBooth.UNet.GroupNormalization.Create(groups, inChannels, VaeConstants.NormEps, device);
         conv1 = nn.Conv2d(inChannels, outChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
-        norm2 = nn.GroupNorm(groups, outChannels, eps: VaeConstants.NormEps, affine: true, device: device);
+        norm2 = AttnDreamBooth.UNet.GroupNormalization.Create(groups, outChannels, VaeConstants.NormEps, device);
         conv2 = nn.Conv2d(outChannels, outChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
         if (inChannels != outChannels) conv_shortcut = nn.Conv2d(inChannels, outChannels, kernel_size: 1, stride: 1, padding: 0L, device: device);
         _activation = VaeActivation.Get(actFn);
