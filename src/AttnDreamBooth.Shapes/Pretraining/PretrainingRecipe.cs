@@ -33,7 +33,7 @@ public sealed record PretrainingRecipe
     public double VaeKlWeight { get; init; } = 1e-5;
 
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
-    public int UNetSteps { get; init; } = 5000;
+    public int UNetSteps { get; init; } = 3000;
 
     /// <summary>Images per U-Net step.</summary>
     public int UNetBatchSize { get; init; } = 32;
