@@ -174,22 +174,26 @@ internal static class CliApp
         }
     }
 
-    internal static async Task<PersonalizedModel> TrainWithProgressAsync(IAnsiConsole console, PersonalizationPipeline pipeline, Concept concept, string? resumeFrom, CancellationToken ct)
+    internal static Task<PersonalizedModel> TrainWithProgressAsync(IAnsiConsole console, PersonalizationPipeline pipeline, Concept concept, string? resumeFrom, CancellationToken ct) =>
+        WithTrainingProgressAsync(console, pipeline.Plan, progress => pipeline.TrainAsync(concept, progress, ct, resumeFrom));
+
+    /// <summary>Runs <paramref name="work"/> under one progress bar per enabled stage of <paramref name="plan"/>.</summary>
+    internal static async Task<T> WithTrainingProgressAsync<T>(IAnsiConsole console, StagePlan plan, Func<IProgress<TrainingProgress>, Task<T>> work)
     {
-        PersonalizedModel? result = null;
+        T? result = default;
         await console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .StartAsync(async ctx =>
             {
-                var tasks = pipeline.Plan.EnabledStages.ToDictionary(s => s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: pipeline.Plan[s].Steps));
+                var tasks = plan.EnabledStages.ToDictionary(s => s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: plan[s].Steps));
                 var progress = new SynchronousProgress<TrainingProgress>(p =>
                 {
                     var task = tasks[p.Stage];
                     task.Value = p.Step;
                     task.Description = $"stage {(int)p.Stage} ({p.Stage.DisplayName()}) loss {p.Loss:F4}";
                 });
-                result = await pipeline.TrainAsync(concept, progress, ct, resumeFrom);
+                result = await work(progress);
             });
         return result!;
     }

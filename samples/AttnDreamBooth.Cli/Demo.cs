@@ -1,65 +1,98 @@
 using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Pipelines.Generation;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Experiments;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
 
 /// <summary>
-/// The whole flow on the bundled tiny model: train a concept from the sample dog photos with a few steps per
-/// stage, save it, reload it, generate images with heatmaps and plot the loss.
+/// The whole flow on the shipped Shapes model: render five photos of a concept the model has never seen, generate the
+/// base model's images for new contexts, personalize, save and reload the concept, generate the same contexts with the
+/// concept's token, and let the analyzer say for every image whether the prompt was followed and the concept is there.
 /// </summary>
 internal static class Demo
 {
-    /// <summary>A plan small enough for a 2-core CPU: the paper's learning rates and weights, few steps, small batches.</summary>
-    public static StagePlan Plan => StagePlan.Paper.WithSteps(8, 8, 8).WithBatchSize(2) with { CheckpointInterval = 4 };
+    /// <summary>The official fast preset carried over to the Shapes model.</summary>
+    public static StagePlan Plan => ShapesPersonalization.Plan(StagePlan.Fast) with { CheckpointInterval = null };
 
-    public static readonly string[] Prompts = ["a photo of {}", "a {} in the snow", "a {} wearing a red hat"];
+    public const long Seed = 42;
 
     public static async Task<int> RunAsync(IAnsiConsole console, string outDir, CancellationToken ct)
     {
         string root = RepoPaths.FindRoot();
-        string model = Path.Combine(root, RepoPaths.TinyPipeline);
-        string photos = Path.Combine(root, RepoPaths.DogPhotos);
+        string model = Path.Combine(root, RepoPaths.ShapesModel);
         string output = Path.GetFullPath(outDir);
+        var world = ShapesWorld.Default;
+        var concept = ConceptSpec.Load(Path.Combine(root, RepoPaths.DemoConcept), world);
+        var prompts = ConceptPrompts.NewContexts(world, concept);
         console.Write(new Rule("[bold]AttnDreamBooth demo[/]"));
-        console.MarkupLine("[yellow]This demo uses the tiny test model (random weights): it shows the whole flow, not real images.[/]");
-        console.MarkupLineInterpolated($"model  {TerminalText.Safe(model)}\nphotos {TerminalText.Safe(photos)}\noutput {TerminalText.Safe(output)}");
+        console.MarkupLineInterpolated($"model   {TerminalText.Safe(model)} (the Shapes world's text-to-image model, pretrained by this library)");
+        console.MarkupLineInterpolated($"concept {TerminalText.Safe(concept.Name)}: {TerminalText.Safe(concept.Description)}");
+        console.MarkupLineInterpolated($"plan    {Plan.TotalSteps} steps ({string.Join(" + ", Plan.EnabledStages.Select(s => $"{Plan[s].Steps} {s.DisplayName()}"))})");
+        console.MarkupLineInterpolated($"output  {TerminalText.Safe(output)}");
 
-        var concept = Concept.FromFolder(photos, category: "dog");
-        using (var pipeline = PersonalizationPipeline.FromPretrained(model)
-                   .WithStages(Plan)
-                   .WithTrainingOptions(new TrainingOptions
-                   {
-                       Seed = 42,
-                       CheckpointDirectory = Path.Combine(output, "checkpoints"),
-                       Data = new TrainingDataOptions { VariantsPerImage = 4, Images = new ConceptImageOptions { Resolution = 0 } },
-                   })
-                   .Build(ct))
+        ConceptTrialResult result;
+        using (var pipeline = PersonalizationPipeline.FromPretrained(model).WithStages(Plan).WithTrainingOptions(ShapesPersonalization.TrainingOptions(Seed)).Build(ct))
         {
-            var trained = await CliApp.TrainWithProgressAsync(console, pipeline, concept, resumeFrom: null, ct);
-            await trained.SaveAsync(Path.Combine(output, "concept"), ct);
-            LossPlot.Save(trained.LossHistory, CliApp.StageStarts(Plan), Path.Combine(output, "loss.png"));
-            console.MarkupLineInterpolated($"saved the concept to {TerminalText.Safe(Path.Combine(output, "concept"))}");
+            result = await CliApp.WithTrainingProgressAsync(console, Plan, progress => ConceptTrial.RunAsync(pipeline, world, concept, Path.Combine(output, "photos"), prompts,
+                seeds: 1, includeBase: true, training: progress,
+                generation: (personalized, done, total) => console.MarkupLineInterpolated($"[grey]{(personalized ? "personalized" : "base model")}: prompt {done}/{total}[/]"), ct: ct));
+            await result.Model.SaveAsync(Path.Combine(output, "concept"), ct);
+            LossPlot.Save(result.Model.LossHistory, CliApp.StageStarts(Plan), Path.Combine(output, "loss.png"));
         }
 
-        // Generation from the saved folder, as a user would after training.
+        // The saved folder reloads into a fresh pipeline as a user's own program would load it; its images must be the trial's.
         using var fresh = PersonalizationPipeline.FromPretrained(model).Build(ct);
         var loaded = await PersonalizedModel.LoadAsync(Path.Combine(output, "concept"), fresh, ct);
-        for (int i = 0; i < Prompts.Length; i++)
+        var first = result.Personalized[0];
+        var again = await fresh.GenerateAsync(first.Prompt.Template, ShapesPersonalization.Generation with { Seed = first.Image.Seed }, ct);
+        bool same = again[0].Image.Pixels.AsSpan().SequenceEqual(first.Image.Image.Pixels);
+
+        WriteImages(result, output);
+        PrintVerdicts(console, result);
+        console.MarkupLineInterpolated($"reloaded concept/ reproduces the first image: {(same ? "[green]yes[/]" : "[red]no[/]")}");
+        console.MarkupLineInterpolated($"[green]Done.[/] Outputs in {TerminalText.Safe(output)}: photos/, concept/, images/, heatmaps/, grid.png, loss.png, verdicts.tsv");
+        return same ? 0 : 1;
+    }
+
+    private static void WriteImages(ConceptTrialResult result, string output)
+    {
+        var rows = new List<RgbImage>();
+        for (int i = 0; i < result.Personalized.Count; i++)
         {
-            var options = new GenerationOptions { Steps = 20, Seed = i, HeatmapTokens = [loaded.Token], HeatmapResolution = 16 };
-            var images = await GenerationDisplay.RunAsync(console, $"prompt {i + 1}/{Prompts.Length}", progress => fresh.GenerateAsync(Prompts[i], options, progress, ct));
-            foreach (var image in images)
-            {
-                string name = $"prompt{i}-seed{image.Seed}";
-                image.SavePng(Path.Combine(output, "images", name + ".png"));
-                var overlay = image.EncodeHeatmapOverlayPng(loaded.Token);
-                AttnDreamBooth.IO.AtomicFile.Write(Path.Combine(output, "heatmaps", name + ".png"), s => s.Write(overlay));
-                console.MarkupLineInterpolated($"\"{TerminalText.Safe(image.Prompt)}\" → images/{TerminalText.Safe(name)}.png, heatmaps/{TerminalText.Safe(name)}.png");
-            }
+            var personalized = result.Personalized[i];
+            var baseline = result.Base[i];
+            string name = $"prompt{i:D2}-seed{personalized.Image.Seed}";
+            personalized.Image.SavePng(Path.Combine(output, "images", name + ".png"));
+            baseline.Image.SavePng(Path.Combine(output, "images", name + "-base.png"));
+            var overlay = personalized.Image.Heatmaps[result.Model.Token].RenderOverlay(personalized.Image.Image);
+            overlay.SavePng(Path.Combine(output, "heatmaps", name + ".png"));
+            rows.AddRange([baseline.Image.Image, personalized.Image.Image, overlay]);
         }
-        console.MarkupLineInterpolated($"[green]Done.[/] Outputs in {TerminalText.Safe(output)}: concept/, images/, heatmaps/, loss.png");
-        return 0;
+        ShapesImageGrid.Compose(rows, columns: 3, scale: 2).SavePng(Path.Combine(output, "grid.png"));
+        var lines = new List<string> { "model\tprompt\tseed\tbackground_asked\tbackground_seen\tposition_asked\tposition_seen\tidentity\tconcept_present\theatmap_iou" };
+        foreach (var (kind, images) in new[] { ("base", result.Base), ("personalized", result.Personalized) })
+            foreach (var v in images.Select(i => i.Verdict))
+                lines.Add(string.Join('\t', kind, v.Prompt, v.Seed, v.ExpectedBackground, v.MeasuredBackground, v.ExpectedPosition ?? "", v.MeasuredPosition ?? "",
+                    v.Identity.Score.ToString("F3", System.Globalization.CultureInfo.InvariantCulture), v.ConceptPresent,
+                    v.HeatmapIoU?.ToString("F3", System.Globalization.CultureInfo.InvariantCulture) ?? ""));
+        AttnDreamBooth.IO.AtomicFile.WriteAllText(Path.Combine(output, "verdicts.tsv"), string.Join('\n', lines) + "\n");
+    }
+
+    private static void PrintVerdicts(IAnsiConsole console, ConceptTrialResult result)
+    {
+        static string Mark(bool? ok) => ok switch { true => "[green]yes[/]", false => "[red]no[/]", null => "[grey]–[/]" };
+        var table = new Table().AddColumns("prompt", "background", "position", "concept (base → personalized)", "[[V]]-map IoU");
+        for (int i = 0; i < result.Personalized.Count; i++)
+        {
+            var v = result.Personalized[i].Verdict;
+            var b = result.Base[i].Verdict;
+            table.AddRow(Markup.Escape(v.Prompt), Mark(v.BackgroundFollowed), Mark(v.PositionFollowed),
+                $"{b.Identity.Score:F2} → {v.Identity.Score:F2} {Mark(v.ConceptPresent)}", v.HeatmapIoU is { } iou ? $"{iou:F2}" : "–");
+        }
+        console.Write(table);
+        console.MarkupLineInterpolated(
+            $"concept present: base model {result.BaseConceptPresence:P0} → personalized {result.ConceptPresence:P0}; background as asked {result.BackgroundAccuracy:P0}; position as asked {result.PositionAccuracy:P0}; mean [[V]]-map IoU {result.MeanHeatmapIoU ?? 0:F2}");
     }
 }

@@ -1,10 +1,11 @@
 namespace AttnDreamBooth.Cli;
 
-/// <summary>Finds the demo's inputs (the tiny fixture pipeline and the sample photos) in the repository.</summary>
+/// <summary>Finds the demo's inputs (the shipped Shapes model and concept specs) in the repository.</summary>
 internal static class RepoPaths
 {
-    public const string TinyPipeline = "tests/fixtures/tiny-sd1/pipeline";
-    public const string DogPhotos = "samples/data/dog";
+    public const string ShapesModel = "samples/models/shapes-sd";
+    public const string Concepts = "samples/concepts";
+    public const string DemoConcept = "samples/concepts/harlequin-star.json";
 
     /// <summary>The repository root: the first ancestor of the working directory or of the executable that holds both.</summary>
     public static string FindRoot()
@@ -13,9 +14,9 @@ internal static class RepoPaths
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                if (Directory.Exists(Path.Combine(dir.FullName, TinyPipeline)) && Directory.Exists(Path.Combine(dir.FullName, DogPhotos))) return dir.FullName;
+                if (Directory.Exists(Path.Combine(dir.FullName, ShapesModel)) && File.Exists(Path.Combine(dir.FullName, DemoConcept))) return dir.FullName;
             }
         }
-        throw new DirectoryNotFoundException($"The demo needs the repository's '{TinyPipeline}' and '{DogPhotos}'; run it from inside a clone of the repository.");
+        throw new DirectoryNotFoundException($"The demo needs the repository's '{ShapesModel}' and '{DemoConcept}'; run it from inside a clone of the repository.");
     }
 }

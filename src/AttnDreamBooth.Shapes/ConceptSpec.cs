@@ -86,14 +86,24 @@ public sealed record ConceptSpec(string Name, string Description, ShapeSpec Cate
         if (spec.PretrainingLookalike(world) is { } twin)
             throw reader.Error($"$.appearance is what pretraining already shows ({twin}); give the concept an outline, an emblem or two colours of its own");
         foreach (var b in backgrounds)
-            foreach (var (role, color) in spec.TouchingColors())
-            {
-                double contrast = b.Segments().Min(s => ColorGeometry.SegmentDistance(color, color, s.A, s.B));
-                if (contrast < world.MinimumContrast)
-                    throw reader.Error($"$.photos.backgrounds: the {role} colour lacks contrast on '{b.Name}' ({contrast:F0} < {world.MinimumContrast}); the concept would blend into it");
-            }
+            if (spec.WeakestContrast(b) is var (role, contrast) && contrast < world.MinimumContrast)
+                throw reader.Error($"$.photos.backgrounds: the {role} colour lacks contrast on '{b.Name}' ({contrast:F0} < {world.MinimumContrast}); the concept would blend into it");
         return spec;
     }
+
+    /// <summary>Whether every colour of the concept that can border the background keeps the world's minimum contrast to
+    /// it (so the analyzer can separate the concept from that background pixel by pixel).</summary>
+    public bool ContrastsWith(BackgroundSpec background, ShapesWorld world)
+    {
+        ArgumentNullException.ThrowIfNull(background);
+        ArgumentNullException.ThrowIfNull(world);
+        return WeakestContrast(background).Contrast >= world.MinimumContrast;
+    }
+
+    private (string Role, double Contrast) WeakestContrast(BackgroundSpec background) =>
+        TouchingColors()
+            .Select(c => (c.Role, Contrast: background.Segments().Min(s => ColorGeometry.SegmentDistance(c.Color, c.Color, s.A, s.B))))
+            .MinBy(c => c.Contrast);
 
     /// <summary>The concept as a scene object of the given size and geometry (its nominal colour is the world colour nearest its primary).</summary>
     public SceneObject Object(ShapesWorld world, SizeSpec size, PositionSpec position, double centerX, double centerY, double side)

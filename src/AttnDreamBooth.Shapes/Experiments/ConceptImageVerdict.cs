@@ -1,0 +1,23 @@
+namespace AttnDreamBooth.Shapes.Experiments;
+
+/// <summary>What the analyzer measured in one generated image against what its prompt asked for.</summary>
+/// <param name="Prompt">The prompt as given to the pipeline.</param>
+/// <param name="Seed">The image's seed.</param>
+/// <param name="ExpectedBackground">The background the prompt asked for.</param>
+/// <param name="MeasuredBackground">The background the analyzer found.</param>
+/// <param name="ExpectedPosition">The position the prompt asked for (null when it named none).</param>
+/// <param name="MeasuredPosition">The position of the object most like the concept (null when no object was found).</param>
+/// <param name="Identity">How much the object most like the concept looks like it.</param>
+/// <param name="HeatmapIoU">IoU of the thresholded [V] cross-attention map with that object's mask (null without a map or an object).</param>
+public sealed record ConceptImageVerdict(string Prompt, long Seed, string ExpectedBackground, string MeasuredBackground,
+    string? ExpectedPosition, string? MeasuredPosition, ConceptIdentity Identity, double? HeatmapIoU)
+{
+    /// <summary>The background is the one asked for.</summary>
+    public bool BackgroundFollowed => ExpectedBackground == MeasuredBackground;
+
+    /// <summary>The object is where the prompt asked (null when the prompt named no position).</summary>
+    public bool? PositionFollowed => ExpectedPosition is null ? null : ExpectedPosition == MeasuredPosition;
+
+    /// <summary>The concept is recognisably there: identity at least <see cref="ConceptJudge.PresenceThreshold"/>.</summary>
+    public bool ConceptPresent => Identity.Score >= ConceptJudge.PresenceThreshold;
+}

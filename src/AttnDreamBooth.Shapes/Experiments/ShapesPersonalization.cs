@@ -1,0 +1,52 @@
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Shapes.Pretraining;
+
+namespace AttnDreamBooth.Shapes.Experiments;
+
+/// <summary>
+/// How the method's published settings carry over to a Shapes model. The rule is fixed in advance, not tuned on
+/// results: steps, batch sizes and regularization weights stay as published; the learning rates of the U-Net stages
+/// are multiplied by <see cref="UNetLearningRateScale"/> (the Shapes model was pretrained at a 10× higher learning
+/// rate than Stable Diffusion's 1e-4, so its weights sit on a 10× coarser scale of updates); the embedding stage keeps
+/// its rate (the text encoder's embedding rows have the same scale as CLIP's).
+/// </summary>
+public static class ShapesPersonalization
+{
+    /// <summary>Stable Diffusion's pretraining learning rate, the reference of the published fine-tuning rates.</summary>
+    public const double StableDiffusionLearningRate = 1e-4;
+
+    /// <summary>The factor applied to the U-Net stages' learning rates.</summary>
+    public static double UNetLearningRateScale { get; } = PretrainingRecipe.Default.UNetLearningRate / StableDiffusionLearningRate;
+
+    /// <summary><paramref name="published"/> carried over to a Shapes model (see the type's remarks).</summary>
+    public static StagePlan Plan(StagePlan published)
+    {
+        ArgumentNullException.ThrowIfNull(published);
+        return published with
+        {
+            Stage2 = published.Stage2 with { LearningRate = published.Stage2.LearningRate * UNetLearningRateScale },
+            Stage3 = published.Stage3 with { LearningRate = published.Stage3.LearningRate * UNetLearningRateScale },
+        };
+    }
+
+    /// <summary>
+    /// Training options for rendered photos: 64-pixel images as they are (the world never rotates or crops its objects,
+    /// so the photo augmentations of real subjects would teach the model shapes it never saw), one prepared variant per
+    /// photo, no checkpoints.
+    /// </summary>
+    public static TrainingOptions TrainingOptions(long seed) => new()
+    {
+        Seed = seed,
+        Data = new TrainingDataOptions
+        {
+            VariantsPerImage = 1,
+            Images = new ConceptImageOptions { Resolution = 0, Augmentation = ImageAugmentationOptions.None },
+        },
+    };
+
+    /// <summary>The sampler settings of every Shapes experiment: the library's default sampler (DPM-Solver++), 25 steps,
+    /// guidance 7.5, maps on the 16×16 latent grid.</summary>
+    public static GenerationOptions Generation { get; } = new() { Steps = 25, GuidanceScale = 7.5, HeatmapResolution = 16 };
+}
