@@ -33,7 +33,8 @@ internal static class CliErrors
         {
             // Library, I/O and argument errors alike: one line naming what is wrong (native TorchSharp errors included).
             var inner = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
-            string message = inner is OutOfMemoryException or InsufficientExecutionStackException
+            string message = inner is AttnDreamBooth.IO.TensorAllocationException ? inner.Message
+                : inner is OutOfMemoryException or InsufficientExecutionStackException
                 ? $"out of memory ({inner.Message}); lower the model size, batch size or resolution"
                 : inner.Message.ReplaceLineEndings(" ");
             // Written raw: Spectre would wrap a long path over several lines at the console width.

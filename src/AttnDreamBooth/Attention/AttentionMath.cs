@@ -30,9 +30,19 @@ internal static class AttentionMath
             v = v.to_type(ScalarType.Float32);
         }
         // Scaling q (head_dim wide) is cheaper than scaling the scores (keys wide) when keys > head_dim.
-        var scores = matmul(q.mul(scale), k.transpose(-1, -2));
+        var scores = BatchedMatrixProduct(q.mul(scale), k.transpose(-1, -2));
         var probs = scores.softmax(-1);
-        var output = matmul(probs, v);
+        var output = BatchedMatrixProduct(probs, v);
         return (output.dtype == dtype ? output : output.to_type(dtype), probs);
+    }
+
+    /// <summary><c>a @ b</c> for <c>[B, heads, n, m] @ [B, heads, m, p]</c>, computed as libtorch's <c>matmul</c> computes it
+    /// (the batch dimensions folded into one <c>bmm</c>), so results are bit-identical. TorchSharp's <c>matmul</c> does not
+    /// catch native errors: an allocation failure there ends the process, while <c>bmm</c> raises it as an exception.</summary>
+    internal static Tensor BatchedMatrixProduct(Tensor a, Tensor b)
+    {
+        long n = a.shape[^2], m = a.shape[^1], p = b.shape[^1];
+        long[] shape = [.. a.shape[..^2], n, p];
+        return a.reshape(-1, n, m).bmm(b.reshape(-1, m, p)).view(shape);
     }
 }

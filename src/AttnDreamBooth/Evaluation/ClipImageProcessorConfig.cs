@@ -65,6 +65,9 @@ public sealed record ClipImageProcessorConfig
         var mean = ReadTriple(config, "image_mean", defaults.ImageMean);
         var std = ReadTriple(config, "image_std", defaults.ImageStd);
         config.Require(shortest > 0 && cropH > 0 && cropW > 0, "size", "sizes must be positive");
+        var limits = ResourceLimits.Current;
+        limits.RequireAtMost(config.FilePath, "size", shortest, limits.MaxSampleSize, nameof(limits.MaxSampleSize));
+        limits.RequireAllAtMost(config.FilePath, "crop_size", [cropH, cropW], limits.MaxSampleSize, nameof(limits.MaxSampleSize));
         config.Require(std.All(s => s > 0), "image_std", "must be positive");
         return new ClipImageProcessorConfig
         {

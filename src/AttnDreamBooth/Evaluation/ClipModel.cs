@@ -20,13 +20,15 @@ public sealed class ClipModel : torch.nn.Module
 #pragma warning restore IDE1006
 
     /// <summary>Creates the model with parameters on <paramref name="device"/>.</summary>
+    /// <exception cref="TensorAllocationException">The parameters do not fit in memory.</exception>
     public ClipModel(ClipModelConfig config, torch.Device? device = null) : base("clip")
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config;
-        vision_model = new ClipVisionTransformer(config.Vision, device);
-        visual_projection = torch.nn.Linear(config.Vision.HiddenSize, config.ProjectionDim, hasBias: false, device: device);
-        text_projection = torch.nn.Linear(config.TextHiddenSize, config.ProjectionDim, hasBias: false, device: device);
+        (vision_model, visual_projection, text_projection) = TensorAllocation.GuardModel("CLIP model", ClipVisionLimits.Estimate(config), () => (
+            new ClipVisionTransformer(config.Vision, device),
+            torch.nn.Linear(config.Vision.HiddenSize, config.ProjectionDim, hasBias: false, device: device),
+            torch.nn.Linear(config.TextHiddenSize, config.ProjectionDim, hasBias: false, device: device)));
         logit_scale = new Parameter(torch.full(Array.Empty<long>(), config.LogitScaleInitValue, device: device));
         RegisterComponents();
     }
@@ -144,7 +146,7 @@ public sealed class ClipModel : torch.nn.Module
     public torch.Tensor LogitsPerImage(torch.Tensor imageEmbeds, torch.Tensor textEmbeds)
     {
         using var scope = torch.NewDisposeScope();
-        var cosine = ClipScores.Normalize(imageEmbeds).matmul(ClipScores.Normalize(textEmbeds).t());
+        var cosine = ClipScores.Normalize(imageEmbeds).mm(ClipScores.Normalize(textEmbeds).t());
         return (cosine * logit_scale.exp()).MoveToOuterDisposeScope();
     }
 

@@ -40,6 +40,7 @@ public sealed record ClipModelConfig(ClipVisionConfig Vision, ConfigReader Text,
         var text = config.Section("text_config") ?? ConfigReader.Parse("{}", config.FilePath);
         int projection = config.GetInt("projection_dim", 512);
         config.Require(projection > 0, "projection_dim", "must be positive");
+        ResourceLimits.Current.RequireAtMost(config.FilePath, "projection_dim", projection, ResourceLimits.Current.MaxChannels, nameof(ResourceLimits.MaxChannels));
         return new ClipModelConfig(vision, text, text.GetInt("hidden_size", (int)TextDefaults["hidden_size"]), projection, config.GetDouble("logit_scale_init_value", 2.6592));
     }
 

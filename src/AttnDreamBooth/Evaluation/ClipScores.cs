@@ -19,7 +19,7 @@ public static class ClipScores
 
     /// <summary>Cosines [sources, generated] of normalised embeddings (<c>S @ G^T</c>).</summary>
     public static torch.Tensor ImageImageCosine(torch.Tensor sourceNormalized, torch.Tensor generatedNormalized) =>
-        sourceNormalized.matmul(generatedNormalized.t());
+        sourceNormalized.mm(generatedNormalized.t());
 
     /// <summary>The identity score: the mean of <see cref="ImageImageCosine"/>.</summary>
     public static double Identity(torch.Tensor sourceNormalized, torch.Tensor generatedNormalized)

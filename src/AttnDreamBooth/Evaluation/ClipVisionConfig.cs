@@ -70,6 +70,7 @@ public sealed record ClipVisionConfig
         config.Require(c.PatchSize > 0 && c.ImageSize % c.PatchSize == 0, "patch_size", $"image_size {c.ImageSize} must be a multiple of patch_size {c.PatchSize}");
         config.Require(c.NumHiddenLayers >= 1 && c.IntermediateSize >= 1 && c.NumChannels >= 1, "num_hidden_layers", "sizes must be positive");
         config.Require(ClipActivation.IsSupported(c.HiddenAct), "hidden_act", $"'{c.HiddenAct}' is not supported (quick_gelu, gelu)");
+        ClipVisionLimits.Check(c, config.FilePath);
         return c;
     }
 }

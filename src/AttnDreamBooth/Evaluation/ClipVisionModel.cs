@@ -11,9 +11,10 @@ public sealed class ClipVisionModel : torch.nn.Module<torch.Tensor, torch.Tensor
 #pragma warning restore IDE1006
 
     /// <summary>Creates the model with parameters on <paramref name="device"/>.</summary>
+    /// <exception cref="IO.TensorAllocationException">The parameters do not fit in memory.</exception>
     public ClipVisionModel(ClipVisionConfig config, torch.Device? device = null) : base("clip_vision_model")
     {
-        vision_model = new ClipVisionTransformer(config, device);
+        vision_model = IO.TensorAllocation.GuardModel("CLIP vision model", ClipVisionLimits.Estimate(config), () => new ClipVisionTransformer(config, device));
         RegisterComponents();
     }
 

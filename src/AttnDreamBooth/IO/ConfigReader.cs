@@ -29,6 +29,7 @@ public sealed class ConfigReader
     public static ConfigReader Load(string path)
     {
         string full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw new ModelConfigException(full, null, "is a directory, not a regular file; it was not opened");
         if (!File.Exists(full)) throw new ModelConfigException(full, null, "the configuration file does not exist");
         if (!RegularFile.IsRegular(full)) throw new ModelConfigException(full, null, "is not a regular file (a FIFO, device, socket, or a link to one); it was not opened");
         var info = new FileInfo(full);

@@ -57,9 +57,13 @@ internal static class ModelConfigLimits
         l.RequireAtMost(source, "num_hidden_layers", c.NumHiddenLayers, l.MaxTextLayers, nameof(l.MaxTextLayers));
         l.RequireAtMost(source, "num_attention_heads", c.NumAttentionHeads, l.MaxAttentionHeads, nameof(l.MaxAttentionHeads));
         l.RequireAtMost(source, "max_position_embeddings", c.MaxPositionEmbeddings, l.MaxPositionEmbeddings, nameof(l.MaxPositionEmbeddings));
+        l.RequireParameters(source, "text encoder", EstimateClipText(c));
+    }
+
+    internal static double EstimateClipText(ClipTextConfig c)
+    {
         double h = c.HiddenSize;
-        double estimate = (double)c.VocabSize * h + (double)c.MaxPositionEmbeddings * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
-        l.RequireParameters(source, "text encoder", estimate);
+        return (double)c.VocabSize * h + (double)c.MaxPositionEmbeddings * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
     }
 
     /// <summary>Weights of convolutions, attention and feed-forward layers, from the block structure (within ~10% of the
@@ -67,7 +71,10 @@ internal static class ModelConfigLimits
     internal static double EstimateUNet(UNetConfig c)
     {
         double temb = c.TimeEmbedDim;
-        double total = (double)c.BlockOutChannels[0] * temb + temb * temb;
+        double first = c.BlockOutChannels[0];
+        // conv_in / conv_out: negligible for SD, but in_channels and a 15-wide kernel alone can ask for billions.
+        double total = first * temb + temb * temb
+            + first * ((double)c.InChannels * c.ConvInKernel * c.ConvInKernel + (double)c.OutChannels * c.ConvOutKernel * c.ConvOutKernel);
         double Resnet(double cin, double cout) => 9 * cin * cout + 9 * cout * cout + temb * cout + (cin != cout ? cin * cout : 0);
         double Transformer(double ch, double cross, int layers) => 2 * ch * ch + layers * (4 * ch * ch + 2 * ch * ch + 2 * ch * cross + 12 * ch * ch);
         int n = c.BlockOutChannels.Count;
@@ -113,6 +120,8 @@ internal static class ModelConfigLimits
             prev = width;
         }
         double last = c.BlockOutChannels[^1];
+        // conv_in / conv_out of the encoder and decoder, at their 3×3 kernels.
+        total += 9.0 * c.BlockOutChannels[0] * c.InChannels + 9.0 * last * 2 * c.LatentChannels + 9.0 * last * c.LatentChannels + 9.0 * c.BlockOutChannels[0] * c.OutChannels;
         return total + 2 * (2 * Resnet(last, last) + 4 * last * last);
     }
 }

@@ -3,7 +3,7 @@ namespace AttnDreamBooth.IO;
 /// <summary>
 /// Bounds on what untrusted files may ask the library to allocate, checked before anything is allocated: model
 /// configs (widths, layer counts, sizes, vocabulary, timesteps and the parameter count estimated from them) and
-/// safetensors tensors. The defaults admit every real SD 1.x/2.x and SDXL-class model with a wide margin; a value
+/// safetensors tensors and tokenizer files. The defaults admit every real SD 1.x/2.x and SDXL-class model with a wide margin; a value
 /// above a limit is refused with a <see cref="ModelConfigException"/> (configs) or a
 /// <see cref="SafetensorsFormatException"/> (tensors) naming the file, the key, the value and this limit.
 /// See docs/security.md for every limit, its default and how to raise it.
@@ -72,6 +72,11 @@ public sealed record ResourceLimits
     /// SD/SDXL checkpoints is well under 1 GiB). A tensor extending past the end of its file is refused regardless.</summary>
     public long MaxTensorBytes { get; init; } = 16L << 30;
 
+    /// <summary>Largest tokenizer file (<c>vocab.json</c>, <c>merges.txt</c>), in bytes, checked before it is read (default
+    /// 64 MiB, room for a vocabulary of <see cref="MaxVocabSize"/> entries; CLIP's are 1 MB and 0.5 MB). The tokenizer's JSON
+    /// files (<c>tokenizer_config.json</c>, <c>special_tokens_map.json</c>, <c>added_tokens.json</c>) are configs (16 MiB).</summary>
+    public long MaxTokenizerFileBytes { get; init; } = 64L << 20;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a limit below 1.</summary>
     public void Validate()
     {
@@ -82,6 +87,7 @@ public sealed record ResourceLimits
                      (nameof(MaxAttentionHeads), MaxAttentionHeads), (nameof(MaxSampleSize), MaxSampleSize), (nameof(MaxKernelSize), MaxKernelSize),
                      (nameof(MaxVocabSize), MaxVocabSize), (nameof(MaxPositionEmbeddings), MaxPositionEmbeddings),
                      (nameof(MaxTrainTimesteps), MaxTrainTimesteps), (nameof(MaxParameters), MaxParameters), (nameof(MaxTensorBytes), MaxTensorBytes),
+                     (nameof(MaxTokenizerFileBytes), MaxTokenizerFileBytes),
                  })
         {
             if (value < 1) throw new ArgumentOutOfRangeException(name, value, "must be ≥ 1");

@@ -121,7 +121,7 @@ public sealed class LoraAdapter : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var up = UpWeight.detach().to_type(ScalarType.Float32).flatten(1).mul(Alpha / Rank);
         var down = DownWeight.detach().to_type(ScalarType.Float32).flatten(1);
-        return up.matmul(down).mul(scale).reshape(Shape.WeightShape).MoveToOuterDisposeScope();
+        return up.mm(down).mul(scale).reshape(Shape.WeightShape).MoveToOuterDisposeScope();
     }
 
     /// <summary>Puts the forward hook on <paramref name="layer"/> (the layer at <see cref="ModulePath"/>).</summary>

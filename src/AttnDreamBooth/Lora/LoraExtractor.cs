@@ -118,7 +118,7 @@ public static class LoraExtractor
         var full = delta.reshape(shape.WeightShape);
         var miss = residual.reshape(shape.WeightShape);
         Tensor ApplyTo(Tensor x, Tensor w) => shape.Kind == LoraLayerKind.Linear
-            ? x.matmul(w.t())
+            ? x.mm(w.t())
             : nn.functional.conv2d(x, w, strides: [shape.Stride.Item1, shape.Stride.Item2], padding: [shape.Padding.Item1, shape.Padding.Item2],
                 dilation: [shape.Dilation.Item1, shape.Dilation.Item2]);
         var x = shape.Kind == LoraLayerKind.Linear

@@ -7,7 +7,7 @@ public sealed record ConceptImageOptions
     public const long DefaultMaxPixels = 89_478_485;
 
     /// <summary>Side of the square training image in pixels (the model's resolution: 512 for SD 2.1-base). A positive
-    /// multiple of 8 (the VAE downsamples by 8). Default 512.</summary>
+    /// multiple of 8 (the VAE downsamples by 8), at most 4096. Default 512.</summary>
     public int Resolution { get; init; } = 512;
 
     /// <summary>Images whose shorter side is below this are rejected. Default 64.</summary>
@@ -31,8 +31,9 @@ public sealed record ConceptImageOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
-        if (Resolution < 8 || Resolution % 8 != 0)
-            throw new ArgumentException($"{nameof(Resolution)} must be a positive multiple of 8; got {Resolution}.", nameof(Resolution));
+        // The same ceiling as generation's width and height: a larger square would only be allocated to fail.
+        if (Resolution < 8 || Resolution % 8 != 0 || Resolution > 4096)
+            throw new ArgumentException($"{nameof(Resolution)} must be a positive multiple of 8 up to 4096; got {Resolution} (the model's resolution unless set).", nameof(Resolution));
         if (MinimumSide < 1)
             throw new ArgumentException($"{nameof(MinimumSide)} must be ≥ 1; got {MinimumSide}.", nameof(MinimumSide));
         if (MaxPixels < 1)

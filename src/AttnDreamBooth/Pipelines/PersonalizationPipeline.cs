@@ -82,10 +82,11 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">The pipeline already holds a concept or is busy.</exception>
+    /// <exception cref="IO.TensorAllocationException">A step needed more memory than libtorch could allocate.</exception>
     public Task<PersonalizedModel> TrainAsync(Concept concept, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, string? resumeFrom = null)
     {
         ArgumentNullException.ThrowIfNull(concept);
-        return RunExclusive(() => Train(concept, progress, resumeFrom ?? TrainingOptions.ResumeFrom, ct), ct);
+        return RunExclusive(() => IO.TensorAllocation.Guard("training", TrainingAdvice, () => Train(concept, progress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
     }
 
     /// <summary>
@@ -127,8 +128,16 @@ public sealed class PersonalizationPipeline : IDisposable
             heatmapIds[token] = ResolveHeatmapToken(token);
         }
         PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
-        return TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress);
+        string what = $"generating {options.BatchSize} image(s) of {options.Width ?? Components.DefaultResolution}×{options.Height ?? Components.DefaultResolution} pixels";
+        return IO.TensorAllocation.Guard(what, GenerationAdvice, () => TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress));
     }
+
+    private const string TrainingAdvice =
+        "Lower the batch size or the image resolution, or turn on TrainingOptions.GradientCheckpointing, FrozenWeightsDType, " +
+        "ReleaseVaeDuringTraining or EightBitOptimizerStates; checkpoints written so far are kept.";
+
+    private const string GenerationAdvice =
+        "Lower GenerationOptions.BatchSize, Width or Height, or decode with less memory (Components.Vae.UseSlicing, Components.Vae.EnableTiling()).";
 
     private long ResolveHeatmapToken(string token)
     {

@@ -22,6 +22,7 @@ public sealed class ClipTextModel : nn.Module
 
     /// <summary>Builds the model with freshly initialised parameters on <paramref name="device"/> (CPU by default; the
     /// meta device allocates nothing). Load weights with <see cref="FromFolder"/> or <see cref="StateDictLoader"/>.</summary>
+    /// <exception cref="TensorAllocationException">The parameters do not fit in memory.</exception>
     public ClipTextModel(ClipTextConfig config, Device? device = null) : base(nameof(ClipTextModel))
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -30,7 +31,7 @@ public sealed class ClipTextModel : nn.Module
         if (!ClipActivation.IsKnown(config.HiddenAct))
             throw new ArgumentException($"Unsupported hidden_act '{config.HiddenAct}'.", nameof(config));
         Config = config;
-        text_model = new ClipTextTransformer(config, device);
+        text_model = TensorAllocation.GuardModel("text encoder", ModelConfigLimits.EstimateClipText(config), () => new ClipTextTransformer(config, device));
         RegisterComponents();
     }
 

@@ -129,8 +129,6 @@ public sealed class ClipTokenizer
         if (!Directory.Exists(folder)) throw new ModelConfigException(folder, null, "the tokenizer folder does not exist");
         string vocabPath = Path.Combine(folder, ClipTokenizerFolder.VocabFile);
         string mergesPath = Path.Combine(folder, ClipTokenizerFolder.MergesFile);
-        if (!File.Exists(vocabPath)) throw new ModelConfigException(vocabPath, null, "the tokenizer folder has no vocab.json");
-        if (!File.Exists(mergesPath)) throw new ModelConfigException(mergesPath, null, "the tokenizer folder has no merges.txt");
 
         var vocabulary = ReadVocabulary(vocabPath);
         var merges = ReadMerges(mergesPath);
@@ -370,10 +368,13 @@ public sealed class ClipTokenizer
     {
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = TokenizerFiles.OpenRead(path);
             var vocabulary = JsonSerializer.Deserialize<Dictionary<string, int>>(stream)
                 ?? throw new ModelConfigException(path, null, "expected a JSON object of token -> id");
             if (vocabulary.Count == 0) throw new ModelConfigException(path, null, "the vocabulary is empty");
+            int maxTokens = ResourceLimits.Current.MaxVocabSize;
+            if (vocabulary.Count > maxTokens)
+                throw new ModelConfigException(path, null, $"{vocabulary.Count:N0} tokens {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxVocabSize), maxTokens)}");
             var duplicate = vocabulary.GroupBy(p => p.Value).FirstOrDefault(g => g.Count() > 1);
             if (duplicate is not null) throw new ModelConfigException(path, duplicate.First().Key, $"id {duplicate.Key} is used by {duplicate.Count()} tokens");
             if (vocabulary.Values.Any(v => v < 0 || v >= vocabulary.Count))
@@ -389,7 +390,9 @@ public sealed class ClipTokenizer
     // As transformers: strip the file, drop its first line (the "#version" header) and keep at most MaxMerges lines.
     private static List<string> ReadMerges(string path)
     {
-        string[] lines = File.ReadAllText(path, Encoding.UTF8).Trim().Split('\n');
+        string text;
+        using (var reader = new StreamReader(TokenizerFiles.OpenRead(path), Encoding.UTF8)) text = reader.ReadToEnd();
+        string[] lines = text.Trim().Split('\n');
         var merges = new List<string>(Math.Min(lines.Length, MaxMerges));
         for (int i = 1; i < lines.Length && i <= MaxMerges; i++)
         {

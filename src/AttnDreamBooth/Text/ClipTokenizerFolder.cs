@@ -36,7 +36,9 @@ internal sealed record ClipTokenizerFolder(
         bool cleanUp = true;
         var added = new List<(int, string, bool)>();
 
-        if (File.Exists(config))
+        // Anything at these names is read (and refused by ConfigReader unless a regular file), not skipped: a directory or
+        // FIFO named tokenizer_config.json must not silently change the special tokens.
+        if (Path.Exists(config))
         {
             var reader = ConfigReader.Load(config);
             foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token", "additional_special_tokens" })
@@ -60,7 +62,7 @@ internal sealed record ClipTokenizerFolder(
                 }
             }
         }
-        if (File.Exists(map))
+        if (Path.Exists(map))
         {
             var reader = ConfigReader.Load(map);
             foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token", "additional_special_tokens" })
@@ -69,7 +71,7 @@ internal sealed record ClipTokenizerFolder(
             }
         }
         string addedFile = Path.Combine(folder, AddedTokensFile);
-        if (File.Exists(addedFile))
+        if (Path.Exists(addedFile))
         {
             var reader = ConfigReader.Load(addedFile);
             foreach (var entry in reader.Root.EnumerateObject())

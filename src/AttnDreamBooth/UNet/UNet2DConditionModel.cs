@@ -39,79 +39,87 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// <summary>Builds the model with freshly initialised parameters on <paramref name="device"/> (the meta device
     /// allocates nothing, for shape checks).</summary>
     /// <exception cref="ModelConfigException">The configuration is inconsistent.</exception>
+    /// <exception cref="TensorAllocationException">The parameters do not fit in memory.</exception>
     public UNet2DConditionModel(UNetConfig config, Device? device = null) : base(nameof(UNet2DConditionModel))
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
-        var channels = config.BlockOutChannels;
-        int n = channels.Count;
-        int timeEmbedDim = config.TimeEmbedDim;
-        int groups = config.NormNumGroups;
-        double eps = config.NormEps;
-
-        conv_in = Conv2d(config.InChannels, channels[0], config.ConvInKernel, stride: 1, padding: (config.ConvInKernel - 1) / 2, device: device);
-        time_proj = new Timesteps(channels[0], config.FlipSinToCos, config.FreqShift);
-        time_embedding = new TimestepEmbedding(channels[0], timeEmbedDim, device);
-
-        var downs = new List<UNetDownBlock>();
-        int outputChannel = channels[0];
-        for (int i = 0; i < n; i++)
+        try
         {
-            int inputChannel = outputChannel;
-            outputChannel = channels[i];
-            bool addDownsample = i < n - 1;
-            downs.Add(config.DownBlockTypes[i] switch
+            var channels = config.BlockOutChannels;
+            int n = channels.Count;
+            int timeEmbedDim = config.TimeEmbedDim;
+            int groups = config.NormNumGroups;
+            double eps = config.NormEps;
+
+            conv_in = Conv2d(config.InChannels, channels[0], config.ConvInKernel, stride: 1, padding: (config.ConvInKernel - 1) / 2, device: device);
+            time_proj = new Timesteps(channels[0], config.FlipSinToCos, config.FreqShift);
+            time_embedding = new TimestepEmbedding(channels[0], timeEmbedDim, device);
+
+            var downs = new List<UNetDownBlock>();
+            int outputChannel = channels[0];
+            for (int i = 0; i < n; i++)
             {
-                "CrossAttnDownBlock2D" => new CrossAttnDownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i],
-                    config.TransformerLayersPerBlock[i], config.HeadsPerDownBlock[i], config.CrossAttentionDim[i], groups, eps, addDownsample,
-                    config.DownsamplePadding, config.UseLinearProjection, config.UpcastAttention, config.Dropout, device),
-                _ => new DownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i], groups, eps, addDownsample,
-                    config.DownsamplePadding, config.Dropout, device),
-            });
+                int inputChannel = outputChannel;
+                outputChannel = channels[i];
+                bool addDownsample = i < n - 1;
+                downs.Add(config.DownBlockTypes[i] switch
+                {
+                    "CrossAttnDownBlock2D" => new CrossAttnDownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i],
+                        config.TransformerLayersPerBlock[i], config.HeadsPerDownBlock[i], config.CrossAttentionDim[i], groups, eps, addDownsample,
+                        config.DownsamplePadding, config.UseLinearProjection, config.UpcastAttention, config.Dropout, device),
+                    _ => new DownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i], groups, eps, addDownsample,
+                        config.DownsamplePadding, config.Dropout, device),
+                });
+            }
+            down_blocks = new ModuleList<UNetDownBlock>(downs.ToArray());
+
+            mid_block = new UNetMidBlock2DCrossAttn(channels[n - 1], timeEmbedDim, config.HeadsMidBlock, config.CrossAttentionDim[n - 1], groups, eps,
+                config.MidBlockScaleFactor, config.UseLinearProjection, config.UpcastAttention, 1, config.TransformerLayersPerBlock[n - 1],
+                config.Dropout, device);
+
+            var reversedChannels = channels.Reverse().ToArray();
+            var reversedHeads = config.HeadsPerUpBlock;
+            var reversedLayers = config.LayersPerBlock.Reverse().ToArray();
+            var reversedCross = config.CrossAttentionDim.Reverse().ToArray();
+            var reversedTransformerLayers = config.TransformerLayersPerBlock.Reverse().ToArray();
+            var ups = new List<UNetUpBlock>();
+            outputChannel = reversedChannels[0];
+            for (int i = 0; i < n; i++)
+            {
+                int prevOutputChannel = outputChannel;
+                outputChannel = reversedChannels[i];
+                int inputChannel = reversedChannels[Math.Min(i + 1, n - 1)];
+                bool addUpsample = i < n - 1;
+                ups.Add(config.UpBlockTypes[i] switch
+                {
+                    "CrossAttnUpBlock2D" => new CrossAttnUpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1,
+                        reversedTransformerLayers[i], reversedHeads[i], reversedCross[i], groups, eps, addUpsample, config.UseLinearProjection,
+                        config.UpcastAttention, config.Dropout, device),
+                    _ => new UpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1, groups, eps, addUpsample,
+                        config.Dropout, device),
+                });
+            }
+            up_blocks = new ModuleList<UNetUpBlock>(ups.ToArray());
+            _upsamplers = ups.Count(u => u.HasUpsampler);
+
+            conv_norm_out = GroupNormalization.Create(groups, channels[0], eps, device);
+            conv_act = SiLU();
+            conv_out = Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, stride: 1, padding: (config.ConvOutKernel - 1) / 2, device: device);
+            RegisterComponents();
+
+            _attentionLayers = NameAttentionLayers();
+            // Blocks without attention ignore the text states; keeping them out of a checkpoint's inputs avoids building
+            // (and recomputing) a graph for them when only the text states require gradients (stage 1).
+            _downUsesText = down_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
+            _upUsesText = up_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
+            AttentionLayers = _attentionLayers.Select(a => a.Info).ToArray();
         }
-        down_blocks = new ModuleList<UNetDownBlock>(downs.ToArray());
-
-        mid_block = new UNetMidBlock2DCrossAttn(channels[n - 1], timeEmbedDim, config.HeadsMidBlock, config.CrossAttentionDim[n - 1], groups, eps,
-            config.MidBlockScaleFactor, config.UseLinearProjection, config.UpcastAttention, 1, config.TransformerLayersPerBlock[n - 1],
-            config.Dropout, device);
-
-        var reversedChannels = channels.Reverse().ToArray();
-        var reversedHeads = config.HeadsPerUpBlock;
-        var reversedLayers = config.LayersPerBlock.Reverse().ToArray();
-        var reversedCross = config.CrossAttentionDim.Reverse().ToArray();
-        var reversedTransformerLayers = config.TransformerLayersPerBlock.Reverse().ToArray();
-        var ups = new List<UNetUpBlock>();
-        outputChannel = reversedChannels[0];
-        for (int i = 0; i < n; i++)
+        catch (Exception ex) when (TensorAllocation.IsFailure(ex))
         {
-            int prevOutputChannel = outputChannel;
-            outputChannel = reversedChannels[i];
-            int inputChannel = reversedChannels[Math.Min(i + 1, n - 1)];
-            bool addUpsample = i < n - 1;
-            ups.Add(config.UpBlockTypes[i] switch
-            {
-                "CrossAttnUpBlock2D" => new CrossAttnUpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1,
-                    reversedTransformerLayers[i], reversedHeads[i], reversedCross[i], groups, eps, addUpsample, config.UseLinearProjection,
-                    config.UpcastAttention, config.Dropout, device),
-                _ => new UpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1, groups, eps, addUpsample,
-                    config.Dropout, device),
-            });
+            throw TensorAllocation.ModelFailed("U-Net", ModelConfigLimits.EstimateUNet(config), ex);
         }
-        up_blocks = new ModuleList<UNetUpBlock>(ups.ToArray());
-        _upsamplers = ups.Count(u => u.HasUpsampler);
-
-        conv_norm_out = GroupNormalization.Create(groups, channels[0], eps, device);
-        conv_act = SiLU();
-        conv_out = Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, stride: 1, padding: (config.ConvOutKernel - 1) / 2, device: device);
-        RegisterComponents();
-
-        _attentionLayers = NameAttentionLayers();
-        // Blocks without attention ignore the text states; keeping them out of a checkpoint's inputs avoids building
-        // (and recomputing) a graph for them when only the text states require gradients (stage 1).
-        _downUsesText = down_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
-        _upUsesText = up_blocks.Select(b => b.modules().OfType<Attention>().Any()).ToArray();
-        AttentionLayers = _attentionLayers.Select(a => a.Info).ToArray();
     }
 
     /// <summary>The configuration the model was built from.</summary>

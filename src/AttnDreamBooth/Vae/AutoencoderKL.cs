@@ -23,13 +23,14 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <paramref name="device"/> (the meta device allocates nothing). Weights are uninitialised for use; load them
     /// with <see cref="FromFolder"/> or <see cref="StateDictLoader"/>.</summary>
     /// <exception cref="ArgumentException">When the configuration is inconsistent.</exception>
+    /// <exception cref="TensorAllocationException">The parameters do not fit in memory.</exception>
     public AutoencoderKL(AutoencoderKLConfig config, Device? device = null) : base(nameof(AutoencoderKL))
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
-        encoder = new Encoder(config, device);
-        decoder = new Decoder(config, device);
+        (encoder, decoder) = TensorAllocation.GuardModel("VAE", ModelConfigLimits.EstimateVae(config),
+            () => (new Encoder(config, device), new Decoder(config, device)));
         quant_conv = nn.Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, kernel_size: 1, device: device);
         post_quant_conv = nn.Conv2d(config.LatentChannels, config.LatentChannels, kernel_size: 1, device: device);
         RegisterComponents();

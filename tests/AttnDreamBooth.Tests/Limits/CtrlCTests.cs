@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using AttnDreamBooth.Pipelines.Training;
 using AttnDreamBooth.Tests.Pipelines;
@@ -8,6 +9,7 @@ namespace AttnDreamBooth.Tests.Limits;
 /// <summary>
 /// Ctrl-C on a real CLI child process (SIGINT, under the 6 GiB address-space limit and a timeout): the run finishes its
 /// step, writes a checkpoint of it, says where it stopped and how to resume, and exits 130; the resume says what it resumed.
+/// A second Ctrl-C while that step and checkpoint are still being finished ends the process at once.
 /// </summary>
 public sealed partial class CtrlCTests
 {
@@ -74,5 +76,83 @@ public sealed partial class CtrlCTests
         Assert.True(resumed.ExitCode == 0, resumed.Output);
         Assert.Contains($"stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep})", resumed.Output);
         Assert.True(Directory.Exists(Path.Combine(output, "concept")));
+    }
+
+    private const int SigInt = 2;
+
+    // The test process's own kill(2): the second signal must follow the first within the few hundred milliseconds the CLI
+    // spends finishing its step and checkpoint, less than starting a `kill` process can promise.
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    [Fact]
+    public void SecondCtrlCAbortsAtOnceAndResumeUsesTheLastCompleteCheckpoint()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string output = dir.File("out");
+        string checkpoints = Path.Combine(output, "checkpoints");
+        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false);
+        var text = new System.Text.StringBuilder();
+        var clock = Stopwatch.StartNew();
+        TimeSpan? secondSignalAt = null;
+        int secondSent = 0;
+        int secondResult = -1;
+        void OnLine(string? line)
+        {
+            if (line is null) return;
+            lock (text) text.AppendLine(line);
+            // The first Ctrl-C was handled (the run is now finishing its step and writing a checkpoint): press it again.
+            if (line.Contains("Stopping after the current step", StringComparison.Ordinal) && Interlocked.Exchange(ref secondSent, 1) == 0)
+            {
+                secondSignalAt = clock.Elapsed;
+                // No assertion on this reader thread (it would take the test host down); the result is checked below.
+                secondResult = SendSignal(process.Id, SigInt);
+            }
+        }
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        while (TrainingCheckpoint.Latest(checkpoints) is null)
+        {
+            if (process.HasExited)
+            {
+                lock (text) Assert.Fail($"the run ended before it could be interrupted:\n{text}");
+            }
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(4), "no checkpoint within 4 minutes");
+            BoundedCli.RequireWorkingSetBelow(process, 4L << 30);
+            Thread.Sleep(20);
+        }
+        Thread.Sleep(1500);
+        Assert.Equal(0, SendSignal(process.Id, SigInt));
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            lock (text) Assert.Fail($"the run did not stop within 2 minutes of Ctrl-C:\n{text}");
+        }
+        process.WaitForExit();
+        var exitedAt = clock.Elapsed;
+        string log;
+        lock (text) log = text.ToString();
+        Assert.True(secondSignalAt is not null, $"the first Ctrl-C was never acknowledged:\n{log}");
+        Assert.Equal(0, secondResult);
+        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{log}");
+        Assert.Contains("A checkpoint that was being written is incomplete and will be ignored; --resume continues from the last complete checkpoint.", log);
+        // Ended by the second signal, not by the first one's orderly stop.
+        Assert.DoesNotMatch(CancelledLine(), log);
+        Assert.True(exitedAt - secondSignalAt!.Value < TimeSpan.FromSeconds(3), $"exited {(exitedAt - secondSignalAt.Value).TotalSeconds:F1} s after the second Ctrl-C");
+        Assert.False(Directory.Exists(Path.Combine(output, "concept")));
+
+        var (valid, skipped) = CheckpointFolder.LatestValid(checkpoints);
+        Assert.NotNull(valid);
+        Assert.Empty(skipped);
+        var state = CheckpointFolder.ReadState(valid!);
+        var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
+        Assert.True(resumed.ExitCode == 0, resumed.Output);
+        Assert.Contains($"stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep})", resumed.Output);
+        Assert.True(Directory.Exists(Path.Combine(output, "concept")));
+        // Whatever the abort cut off was ours to clean: nothing hidden is left beside the checkpoints.
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(checkpoints), p => Path.GetFileName(p).StartsWith('.'));
     }
 }

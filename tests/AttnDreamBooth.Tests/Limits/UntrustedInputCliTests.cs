@@ -70,6 +70,29 @@ public sealed class UntrustedInputCliTests
         BoundedCli.AssertRefused(result, limit);
     }
 
+    public static TheoryData<string, string, string> WithinLimitsButTooLargeForMemory() => new()
+    {
+        // Every value and the estimated parameter count are within ResourceLimits, but one tensor (a 29 GB embedding
+        // table, a 7.5 GB input convolution) is larger than the child's whole address space.
+        { "text_encoder", """{"vocab_size": 900000, "hidden_size": 8192, "num_attention_heads": 8, "num_hidden_layers": 0}""", "building the text encoder" },
+        { "unet", """{"in_channels": 16384, "conv_in_kernel": 15, "block_out_channels": [512, 512]}""", "building the U-Net" },
+    };
+
+    [Theory]
+    [MemberData(nameof(WithinLimitsButTooLargeForMemory))]
+    public void AllowedConfigsThatDoNotFitInMemoryFailWithOneClearLine(string component, string edit, string what)
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var changes = JsonNode.Parse(edit)!.AsObject();
+        string model = CraftedModel(dir, m => EditJson(Path.Combine(m, component, "config.json"), json =>
+        {
+            foreach (var (key, value) in changes) json[key] = value?.DeepClone();
+        }));
+        var result = Generate(model, dir);
+        // Exit 2 with the typed message, not an abort (134) or a native stack trace.
+        BoundedCli.AssertRefused(result, "Out of memory while " + what, "libtorch could not allocate", "ResourceLimits.MaxParameters");
+    }
+
     [Fact]
     public void FifoInPlaceOfWeightsOrConfigIsRefusedWithoutHanging()
     {

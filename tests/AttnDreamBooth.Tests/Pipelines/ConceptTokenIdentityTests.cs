@@ -24,34 +24,49 @@ public sealed class ConceptTokenIdentityTests
         Assert.Equal(48136, ConceptTokenIdentity.Resolve(tokenizer, "sks").ExistingId);
     }
 
-    [Fact]
-    public async Task AConceptTrainedOnAnExistingWordUsesItsLearnedRowAfterSaveAndReload()
+    /// <summary>Whole words of the vocabulary: the word-start piece of the same spelling (what a reload bound to before)
+    /// has another id, and "backpack" has none, so its first BPE piece as a word start is "back" (1663).</summary>
+    public static TheoryData<string, int, int> ExistingWords() => new()
     {
+        { "cat", 2368, 1481 },
+        { "photo", 1125, 1153 },
+        { "dog", 1929, 4326 },
+        { "backpack", 14894, 1663 },
+    };
+
+    [Theory]
+    [MemberData(nameof(ExistingWords))]
+    public async Task AConceptTrainedOnAnExistingWordUsesItsLearnedRowAfterSaveAndReload(string word, int wholeWordId, int wordStartId)
+    {
+        var tokenizer = Sd1Tokenizer();
+        Assert.Equal(new[] { wholeWordId }, tokenizer.EncodeWithoutSpecialTokens(word));
+        Assert.NotEqual(wholeWordId, wordStartId);
         using var temp = TestPaths.CreateTempDirectory();
-        string folder = temp.File("cat");
+        string folder = temp.File(word);
         torch.Tensor learned;
         using (var pipeline = TinyPipeline.Build(TinyPipeline.Plan(2, 0, 0), TinyPipeline.Options()))
         {
-            var model = await pipeline.TrainAsync(TinyPipeline.Dog("cat"));
+            var model = await pipeline.TrainAsync(TinyPipeline.Dog(word));
+            Assert.Equal(wholeWordId, pipeline.ConceptEmbedding!.TokenIds[0]);
             learned = model.EmbeddingVector();
             await model.SaveAsync(folder);
         }
         var metadata = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, PersonalizedModel.MetadataFile)))!.AsObject();
-        Assert.Equal(2368, (int)metadata["TokenId"]!);
-        Assert.Equal("cat</w>", (string)metadata["TokenSpelling"]!);
+        Assert.Equal(wholeWordId, (int)metadata["TokenId"]!);
+        Assert.Equal(word + "</w>", (string)metadata["TokenSpelling"]!);
         Assert.Equal("Existing", (string)metadata["TokenKind"]!);
 
-        await AssertPromptUsesLearnedRow(folder, learned);
+        await AssertPromptUsesLearnedRow(folder, learned, wholeWordId);
 
         // A concept saved before the identity was recorded binds the same way training did.
         metadata.Remove("TokenId");
         metadata.Remove("TokenSpelling");
         metadata.Remove("TokenKind");
         File.WriteAllText(Path.Combine(folder, PersonalizedModel.MetadataFile), metadata.ToJsonString());
-        await AssertPromptUsesLearnedRow(folder, learned);
+        await AssertPromptUsesLearnedRow(folder, learned, wholeWordId);
 
         // A recorded id this tokenizer does not give the token means another base model.
-        metadata["TokenId"] = 1481;
+        metadata["TokenId"] = wordStartId;
         File.WriteAllText(Path.Combine(folder, PersonalizedModel.MetadataFile), metadata.ToJsonString());
         using var other = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         var error = await Assert.ThrowsAsync<ModelConfigException>(() => PersonalizedModel.LoadAsync(folder, other));
@@ -59,13 +74,13 @@ public sealed class ConceptTokenIdentityTests
         Assert.Null(other.Concept);
     }
 
-    private static async Task AssertPromptUsesLearnedRow(string folder, torch.Tensor learned)
+    private static async Task AssertPromptUsesLearnedRow(string folder, torch.Tensor learned, int id)
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
-        var original = pipeline.Components.TextEncoder.TokenEmbeddingWeight[2368].detach().clone();
+        var original = pipeline.Components.TextEncoder.TokenEmbeddingWeight[id].detach().clone();
         Assert.False(TinyPipeline.BitEqual(original, learned), "training must have moved the row");
         await PersonalizedModel.LoadAsync(folder, pipeline);
-        Assert.Equal(2368, pipeline.ConceptEmbedding!.TokenIds[0]);
+        Assert.Equal(id, pipeline.ConceptEmbedding!.TokenIds[0]);
         using var ids = pipeline.Components.Tokenizer.EncodeToTensor([pipeline.ExpandPrompt("a photo of a {}")]);
         using var noGrad = torch.no_grad();
         using var embedded = pipeline.ConceptEmbedding.Embed(ids);

@@ -21,6 +21,9 @@ internal static class TextToImageGenerator
         var device = c.Device;
         int width = options.Width ?? c.DefaultResolution;
         int height = options.Height ?? c.DefaultResolution;
+        // Explicit sizes are bounded by GenerationOptions.Validate; the model's own size comes from an untrusted sample_size.
+        if (width > 4096 || height > 4096)
+            throw new ArgumentOutOfRangeException(nameof(options), $"The model's default resolution is {width}×{height} pixels (U-Net sample_size × VAE factor), above the 4096-pixel limit of GenerationOptions.Width and Height; set them explicitly.");
         int factor = c.Vae.DownsampleFactor;
         int unetFactor = 1 << (c.UNet.Config.BlockOutChannels.Count - 1);
         if (width % (factor * unetFactor) != 0 || height % (factor * unetFactor) != 0)
