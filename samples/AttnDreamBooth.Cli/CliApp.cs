@@ -111,7 +111,7 @@ internal static class CliApp
     private static Command GenerateCommand(IAnsiConsole console)
     {
         var model = new Option<string>("--model") { Description = "The base model the concept was trained on.", Required = true };
-        var concept = new Option<string>("--concept") { Description = "A concept folder written by train.", Required = true };
+        var concept = new Option<string?>("--concept") { Description = "A concept folder written by train (without it: the base model alone)." };
         var prompt = new Option<string>("--prompt") { Description = "The prompt; {} stands for \"[V] category\".", Required = true };
         var output = new Option<string>("--out") { Description = "Folder for the PNG images.", Required = true };
         var heatmap = new Option<bool>("--heatmap") { Description = "Also write the [V] token's cross-attention heatmap overlays." };
@@ -128,7 +128,7 @@ internal static class CliApp
         var height = new Option<int?>("--height") { Description = "Image height in pixels (default: the model's resolution)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the first image (image i uses seed + i).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("generate", "Render prompts with a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height };
+        var command = new Command("generate", "Render a prompt with the base model or a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             // "dpm" was the name of DPM-Solver++ before the other samplers. The options are checked before the model is loaded.
@@ -146,11 +146,12 @@ internal static class CliApp
             };
             options.Validate();
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
-            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
-            options = options with { HeatmapTokens = parse.GetValue(heatmap) ? [loaded.Token] : [] };
+            string? token = null;
+            if (parse.GetValue(concept) is { } conceptFolder) token = (await PersonalizedModel.LoadAsync(conceptFolder, pipeline, ct)).Token;
+            options = options with { HeatmapTokens = parse.GetValue(heatmap) && token is not null ? [token] : [] };
             var results = await GenerationDisplay.RunAsync(console, $"generating {options.BatchSize} image(s) with {samplerName}",
                 progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));
-            WriteImages(console, results, parse.GetValue(output)!, "image", loaded.Token);
+            WriteImages(console, results, parse.GetValue(output)!, "image", token);
             return 0;
         }, parse));
         return command;

@@ -46,12 +46,12 @@ internal static class Demo
         using var fresh = PersonalizationPipeline.FromPretrained(model).Build(ct);
         var loaded = await PersonalizedModel.LoadAsync(Path.Combine(output, "concept"), fresh, ct);
         var first = result.Personalized[0];
-        var again = await fresh.GenerateAsync(first.Prompt.Template, ShapesPersonalization.Generation with { Seed = first.Image.Seed }, ct);
+        var again = await fresh.GenerateAsync(first.Prompt.Template, ShapesPersonalization.Generation with { Seed = first.Image.Seed, HeatmapTokens = [loaded.Token] }, ct);
         bool same = again[0].Image.Pixels.AsSpan().SequenceEqual(first.Image.Image.Pixels);
 
         WriteImages(result, output);
         PrintVerdicts(console, result);
-        console.MarkupLineInterpolated($"reloaded concept/ reproduces the first image: {(same ? "[green]yes[/]" : "[red]no[/]")}");
+        console.MarkupLine("reloaded concept/ reproduces the first image: " + (same ? "[green]yes[/]" : "[red]no[/]"));
         console.MarkupLineInterpolated($"[green]Done.[/] Outputs in {TerminalText.Safe(output)}: photos/, concept/, images/, heatmaps/, grid.png, loss.png, verdicts.tsv");
         return same ? 0 : 1;
     }

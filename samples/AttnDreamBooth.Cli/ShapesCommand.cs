@@ -28,6 +28,7 @@ internal static class ShapesCommand
         command.Subcommands.Add(RenderCommand(console));
         command.Subcommands.Add(AnalyzeCommand(console));
         command.Subcommands.Add(AccuracyCommand(console));
+        command.Subcommands.Add(ShapesExportCommand.Create(console));
         return command;
     }
 

@@ -89,7 +89,7 @@ internal static class ShapesPretrainCommand
         return command;
     }
 
-    private static string FindRepoRoot()
+    internal static string FindRepoRoot()
     {
         foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {

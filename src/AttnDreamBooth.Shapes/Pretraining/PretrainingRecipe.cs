@@ -20,7 +20,7 @@ public sealed record PretrainingRecipe
     public long Seed { get; init; } = 20261204;
 
     /// <summary>Optimizer steps of the VAE phase.</summary>
-    public int VaeSteps { get; init; } = 600;
+    public int VaeSteps { get; init; } = 2000;
 
     /// <summary>Images per VAE step.</summary>
     public int VaeBatchSize { get; init; } = 16;
@@ -33,7 +33,7 @@ public sealed record PretrainingRecipe
     public double VaeKlWeight { get; init; } = 1e-5;
 
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
-    public int UNetSteps { get; init; } = 3000;
+    public int UNetSteps { get; init; } = 2500;
 
     /// <summary>Images per U-Net step.</summary>
     public int UNetBatchSize { get; init; } = 32;
