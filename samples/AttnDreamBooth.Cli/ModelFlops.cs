@@ -39,6 +39,25 @@ internal static partial class ModelFlops
         return flops;
     }
 
+    /// <summary>Attention scores (softmax entries) of one sample's U-Net forward: heads × pixels² per self-attention
+    /// layer, heads × pixels × text length per cross-attention layer. Their softmax and memory traffic cost far more
+    /// than the FLOPs above say when heads are narrow, as in small models.</summary>
+    /// <param name="headsPerLevel">Attention heads of the blocks at each level (diffusers' per-block head counts).</param>
+    public static double UNetAttentionScores(IEnumerable<(string Name, long[] Shape)> weights, int blockCount, int latentHeight, int latentWidth,
+        IReadOnlyList<int> headsPerLevel, int textLength = TextLength)
+    {
+        double scores = 0;
+        foreach (var (name, _) in weights)
+        {
+            bool self = name.EndsWith(".attn1.to_q.weight", StringComparison.Ordinal);
+            if (!self && !name.EndsWith(".attn2.to_q.weight", StringComparison.Ordinal)) continue;
+            int level = Level(name, blockCount);
+            double pixels = (double)Halve(latentHeight, level) * Halve(latentWidth, level);
+            scores += headsPerLevel[Math.Min(level, headsPerLevel.Count - 1)] * pixels * (self ? pixels : textLength);
+        }
+        return scores;
+    }
+
     /// <summary>One prompt's text-encoder forward: every linear layer at every token (embedding tables are lookups).</summary>
     public static double TextEncoderForward(IEnumerable<(string Name, long[] Shape)> weights, int textLength = TextLength) =>
         weights.Where(w => w.Name.EndsWith(".weight", StringComparison.Ordinal) && w.Shape.Length == 2 && !w.Name.Contains("embedding", StringComparison.Ordinal))

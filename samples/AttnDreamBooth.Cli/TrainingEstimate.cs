@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using AttnDreamBooth.Pipelines;
 using TorchSharp;
@@ -6,45 +5,52 @@ using TorchSharp;
 namespace AttnDreamBooth.Cli;
 
 /// <summary>
-/// What a training run will cost, said before it starts: the plan's steps × a per-step cost from the model's FLOP count
-/// (<see cref="ModelFlops"/>) at the device's measured matrix-product rate, plus a per-layer overhead that dominates
-/// small models. Stages 1 and 2 run forward and input gradients (≈ 2 forward passes: only the embedding row or the
-/// cross-attention key/value projections get weight gradients), stage 3 also every weight gradient (≈ 3).
+/// What a training run will cost, said before it starts: the plan's steps × the FLOPs of one step (<see cref="ModelFlops"/>,
+/// counted from the model's layer shapes at the training resolution) ÷ a sustained rate for the device. Stages 1 and 2
+/// run forward and input gradients (≈ 2 forward passes: only the embedding row or the cross-attention key/value
+/// projections get weight gradients), stage 3 also every weight gradient (≈ 3).
 /// </summary>
 internal sealed record TrainingEstimate
 {
     /// <summary>U-Nets at least this large are real-size models (SD 1.x/2.x: 860 M); on a CPU they take hours.</summary>
     public const long RealSizeParameters = 100_000_000;
 
-    /// <summary>Convolutions, attention and normalization reach about this share of a large matrix product's rate
-    /// (calibrated on the Shapes model on the 2-core machine; see docs/getting-started.md, "How long things take").</summary>
-    public const double ShareOfMatrixProductRate = 0.25;
+    /// <summary>Sustained training rate per CPU thread, measured with the Shapes model on the shared 2-core machine
+    /// (docs/getting-started.md, "How long it takes"); an idle or larger CPU does better.</summary>
+    public const double CpuFlopsPerSecondPerThread = 10e9;
 
-    /// <summary>Dispatch and memory-bound work per weight tensor, image and pass (calibrated on the tiny model, where it
-    /// is nearly all of the time).</summary>
-    public static readonly TimeSpan OverheadPerLayerImagePass = TimeSpan.FromMicroseconds(120);
+    /// <summary>Sustained rate on a GPU: the official implementation's reported times on one datacentre GPU (about 20 min
+    /// for Paper, 6 for Fast on SD 2.1-base) are 10–12 TFLOP/s by this count.</summary>
+    public const double GpuFlopsPerSecond = 10e12;
+
+    /// <summary>What one attention score costs, in FLOPs at the rates above (softmax forward and backward and its
+    /// memory traffic; measured on the tiny test model, whose 4-wide heads make it dominate).</summary>
+    public const double FlopsPerAttentionScore = 45;
 
     public required long UNetParameters { get; init; }
-    public required int UNetLayers { get; init; }
     public required int LatentHeight { get; init; }
     public required int LatentWidth { get; init; }
     public required double UNetForwardFlops { get; init; }
     public required double TextForwardFlops { get; init; }
+
+    /// <summary>Softmax entries of one U-Net forward (<see cref="ModelFlops.UNetAttentionScores"/>).</summary>
+    public required double AttentionScores { get; init; }
     public required StagePlan Plan { get; init; }
     public required string Device { get; init; }
     public required bool OnCpu { get; init; }
 
-    /// <summary>The device's rate on a large float32 matrix product, measured just before (so a busy machine shows).</summary>
-    public required double MatrixProductFlopsPerSecond { get; init; }
+    /// <summary>The rate the estimate assumes for <see cref="Device"/>.</summary>
+    public required double FlopsPerSecond { get; init; }
 
     /// <summary>Forward passes' worth of work per image in a step of <paramref name="stage"/>.</summary>
     public static int Passes(TrainingStage stage) => stage == TrainingStage.UNet ? 3 : 2;
 
-    public double StepFlops(TrainingStage stage) => Plan[stage].EffectiveBatchSize * Passes(stage) * (UNetForwardFlops + TextForwardFlops);
+    /// <summary>One image's forward pass, attention scores included.</summary>
+    public double ImageFlops => UNetForwardFlops + TextForwardFlops + FlopsPerAttentionScore * AttentionScores;
 
-    public TimeSpan StepTime(TrainingStage stage) =>
-        TimeSpan.FromSeconds(StepFlops(stage) / (MatrixProductFlopsPerSecond * ShareOfMatrixProductRate))
-        + OverheadPerLayerImagePass * ((double)UNetLayers * Plan[stage].EffectiveBatchSize * Passes(stage));
+    public double StepFlops(TrainingStage stage) => Plan[stage].EffectiveBatchSize * Passes(stage) * ImageFlops;
+
+    public TimeSpan StepTime(TrainingStage stage) => TimeSpan.FromSeconds(StepFlops(stage) / FlopsPerSecond);
 
     public TimeSpan Total => Plan.EnabledStages.Aggregate(TimeSpan.Zero, (sum, s) => sum + StepTime(s) * Plan[s].Steps);
 
@@ -57,37 +63,45 @@ internal sealed record TrainingEstimate
         int latent = components.DefaultResolution / components.Vae.DownsampleFactor;
         var unet = components.UNet.named_parameters().Select(p => (p.name, p.parameter.shape)).ToList();
         var text = components.TextEncoder.named_parameters().Select(p => (p.name, p.parameter.shape)).ToList();
-        return Create(unet, text, components.UNet.Config.BlockCount, latent, latent, plan, device,
-            MeasureMatrixProductRate(components.Device));
+        var config = components.UNet.Config;
+        return Create(unet, text, config.BlockCount, config.HeadsPerDownBlock, latent, latent, plan, device, torch.get_num_threads());
     }
 
-    /// <summary>From weight names and shapes (e.g. a model's state_dict_shapes.json) and a given device rate.</summary>
+    /// <summary>From weight names and shapes (e.g. a model's state_dict_shapes.json).</summary>
+    /// <param name="cpuThreads">Threads libtorch computes with on a CPU.</param>
     public static TrainingEstimate Create(IReadOnlyCollection<(string Name, long[] Shape)> unet, IEnumerable<(string Name, long[] Shape)> textEncoder,
-        int blockCount, int latentHeight, int latentWidth, StagePlan plan, string device, double matrixProductFlopsPerSecond) => new()
+        int blockCount, IReadOnlyList<int> headsPerLevel, int latentHeight, int latentWidth, StagePlan plan, string device, int cpuThreads)
     {
-        UNetParameters = unet.Sum(w => w.Shape.Aggregate(1L, (a, d) => a * d)),
-        UNetLayers = unet.Count(w => w.Name.EndsWith(".weight", StringComparison.Ordinal)),
-        LatentHeight = latentHeight,
-        LatentWidth = latentWidth,
-        UNetForwardFlops = ModelFlops.UNetForward(unet, blockCount, latentHeight, latentWidth),
-        TextForwardFlops = ModelFlops.TextEncoderForward(textEncoder),
-        Plan = plan,
-        Device = device,
-        OnCpu = device.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase),
-        MatrixProductFlopsPerSecond = matrixProductFlopsPerSecond,
-    };
+        bool onCpu = device.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase);
+        return new()
+        {
+            UNetParameters = unet.Sum(w => w.Shape.Aggregate(1L, (a, d) => a * d)),
+            LatentHeight = latentHeight,
+            LatentWidth = latentWidth,
+            UNetForwardFlops = ModelFlops.UNetForward(unet, blockCount, latentHeight, latentWidth),
+            TextForwardFlops = ModelFlops.TextEncoderForward(textEncoder),
+            AttentionScores = ModelFlops.UNetAttentionScores(unet, blockCount, latentHeight, latentWidth, headsPerLevel),
+            Plan = plan,
+            Device = device,
+            OnCpu = onCpu,
+            FlopsPerSecond = onCpu ? CpuFlopsPerSecondPerThread * Math.Max(1, cpuThreads) : GpuFlopsPerSecond,
+        };
+    }
 
     /// <summary>The lines printed before training: the estimate and how it was made.</summary>
     public IReadOnlyList<string> Describe()
     {
         string stages = string.Join(", ", Plan.EnabledStages.Select(s => $"{Plan[s].Steps} × batch {Plan[s].EffectiveBatchSize}"));
+        string rate = OnCpu
+            ? $"{Flops(FlopsPerSecond)}/s ({Flops(CpuFlopsPerSecondPerThread)}/s per CPU thread, as measured on a busy 2-core machine)"
+            : $"{Flops(FlopsPerSecond)}/s (what the official implementation's times on one datacentre GPU come to)";
         return
         [
             $"Estimate: about {Duration(Total)} on {Device} for {Plan.TotalSteps} steps ({stages}), {Flops(TotalFlops)} in all.",
-            $"  How: U-Net forward {Flops(UNetForwardFlops)} + text encoder {Flops(TextForwardFlops)} per image at {LatentHeight}×{LatentWidth} latents " +
-            $"(counted from the layer shapes) × 2 passes (stages 1–2) or 3 (stage 3) × batch × steps, at {ShareOfMatrixProductRate * 100:F0} % of the " +
-            $"{Flops(MatrixProductFlopsPerSecond)}/s this device just did on a matrix product, plus {OverheadPerLayerImagePass.TotalMicroseconds:F0} µs " +
-            $"per layer, image and pass ({UNetLayers} layers). The progress bars' remaining time replaces it once steps run.",
+            $"  How: U-Net forward {Flops(UNetForwardFlops)} + text encoder {Flops(TextForwardFlops)} + {AttentionScores / 1e6:F1} M attention scores × " +
+            $"{FlopsPerAttentionScore:F0} per image at {LatentHeight}×{LatentWidth} latents (counted from the layer shapes) × 2 passes (stages 1–2) " +
+            $"or 3 (stage 3) × batch × steps, at {rate}. " +
+            "The progress bars' remaining time replaces this once steps run.",
         ];
     }
 
@@ -100,38 +114,12 @@ internal sealed record TrainingEstimate
                "or fewer steps (--steps 10,10,20 --batch-size 1).";
     }
 
-    /// <summary>Rate of a float32 matrix product on <paramref name="device"/>, timed for about a quarter of a second.</summary>
-    public static double MeasureMatrixProductRate(torch.Device device)
-    {
-        int n = device.type == DeviceType.CPU ? 512 : 2048;
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        var a = torch.rand(n, n, device: device);
-        var b = torch.rand(n, n, device: device);
-        a.matmul(b).Dispose();
-        Synchronize(device);
-        var clock = Stopwatch.StartNew();
-        int runs = 0;
-        do
-        {
-            a.matmul(b).Dispose();
-            Synchronize(device);
-            runs++;
-        }
-        while (clock.Elapsed < TimeSpan.FromMilliseconds(250));
-        return runs * 2.0 * n * n * n / clock.Elapsed.TotalSeconds;
-    }
-
-    private static void Synchronize(torch.Device device)
-    {
-        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
-    }
-
     internal static string Duration(TimeSpan t) => t.TotalMinutes switch
     {
         < 1 => $"{Math.Max(1, Math.Round(t.TotalSeconds)):F0} s",
         < 60 => $"{Math.Round(t.TotalMinutes):F0} min",
-        _ => $"{(int)t.TotalHours} h {t.Minutes:D2} min",
+        < 48 * 60 => $"{(int)t.TotalHours} h {t.Minutes:D2} min",
+        _ => $"{(int)t.TotalDays} days {t.Hours} h",
     };
 
     internal static string Flops(double flops) => flops switch

@@ -26,6 +26,8 @@ public sealed class TrainingEstimateTests
             ("up_blocks.1.resnets.0.norm1.weight", [8]),                                        // a norm
         ];
         Assert.Equal(4_382_208, ModelFlops.UNetForward(unet, blockCount: 2, latentHeight: 16, latentWidth: 16));
+        // 2 heads at 16×16: 2·256² self-attention scores and 2·256·77 cross-attention scores.
+        Assert.Equal(170_496, ModelFlops.UNetAttentionScores(unet, blockCount: 2, 16, 16, headsPerLevel: [2, 4]));
 
         (string, long[])[] text =
         [
@@ -52,14 +54,15 @@ public sealed class TrainingEstimateTests
         var lines = estimate.Describe();
         Assert.StartsWith("Estimate: about ", lines[0]);
         Assert.Contains("on cpu for 660 steps (60 × batch 8, 100 × batch 8, 500 × batch 8)", lines[0]);
-        Assert.Contains("U-Net forward 804.3 GFLOP + text encoder 44.6 GFLOP per image at 64×64 latents", lines[1]);
-        Assert.Contains("50.0 GFLOP/s this device just did on a matrix product", lines[1]);
+        Assert.Contains("U-Net forward 804.3 GFLOP + text encoder 44.6 GFLOP + 492.4 M attention scores × 45 per image at 64×64 latents", lines[1]);
+        Assert.Contains("at 20.0 GFLOP/s (10.0 GFLOP/s per CPU thread, as measured on a busy 2-core machine)", lines[1]);
 
         // Every step of the plan at the stated rate: (60 + 100) × 8 × 2 and 500 × 8 × 3 images' forward passes.
         double forwardPasses = (60 + 100) * 8 * 2 + 500 * 8 * 3;
-        Assert.Equal(forwardPasses * (estimate.UNetForwardFlops + estimate.TextForwardFlops), estimate.TotalFlops, 1e-9 * estimate.TotalFlops);
-        var seconds = forwardPasses * ((estimate.UNetForwardFlops + estimate.TextForwardFlops) / (50e9 * TrainingEstimate.ShareOfMatrixProductRate)
-                                       + estimate.UNetLayers * TrainingEstimate.OverheadPerLayerImagePass.TotalSeconds);
+        Assert.Equal(492_391_680, estimate.AttentionScores);
+        double image = estimate.UNetForwardFlops + estimate.TextForwardFlops + 45 * estimate.AttentionScores;
+        Assert.Equal(forwardPasses * image, estimate.TotalFlops, 1e-9 * estimate.TotalFlops);
+        double seconds = estimate.TotalFlops / (2 * TrainingEstimate.CpuFlopsPerSecondPerThread);
         Assert.Equal(seconds, estimate.Total.TotalSeconds, 1e-6 * seconds);
         Assert.True(estimate.Total > TimeSpan.FromHours(10), $"{estimate.Total}");
 
@@ -73,6 +76,17 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
+    public void TheGpuRateReproducesTheOfficialTimes()
+    {
+        // The official README: about 20 minutes per concept for Paper and 6 for Fast on one datacentre GPU.
+        var paper = RealSize("cuda", StagePlan.Paper);
+        var fast = RealSize("cuda", StagePlan.Fast);
+        Assert.InRange(paper.Total.TotalMinutes, 17, 23);
+        Assert.InRange(fast.Total.TotalMinutes, 5, 8);
+        Assert.Contains("at 10.0 TFLOP/s (what the official implementation's times on one datacentre GPU come to)", paper.Describe()[1]);
+    }
+
+    [Fact]
     public void NoWarningOnAGpuOrForASmallModel()
     {
         Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
@@ -80,7 +94,7 @@ public sealed class TrainingEstimateTests
         Assert.Equal(60 + 100 + 200, RealSize("cuda", StagePlan.Fast).Plan.TotalSteps);
 
         var (unet, text) = Weights(Path.Combine(TestPaths.TinySd1, "unet"), Path.Combine(TestPaths.TinySd1, "text_encoder"));
-        var tiny = TrainingEstimate.Create(unet, text, 2, 32, 32, StagePlan.Paper, "cpu", 50e9);
+        var tiny = TrainingEstimate.Create(unet, text, 2, [8, 8], 32, 32, StagePlan.Paper, "cpu", cpuThreads: 2);
         Assert.True(tiny.UNetParameters < TrainingEstimate.RealSizeParameters);
         Assert.Null(tiny.Warning());
     }
@@ -92,6 +106,7 @@ public sealed class TrainingEstimateTests
         Assert.Equal("42 s", TrainingEstimate.Duration(TimeSpan.FromSeconds(42.4)));
         Assert.Equal("12 min", TrainingEstimate.Duration(TimeSpan.FromMinutes(11.6)));
         Assert.Equal("3 h 05 min", TrainingEstimate.Duration(TimeSpan.FromMinutes(185)));
+        Assert.Equal("7 days 3 h", TrainingEstimate.Duration(TimeSpan.FromHours(171.7)));
         Assert.Equal("804.3 GFLOP", TrainingEstimate.Flops(804.26e9));
         Assert.Equal("1.5 PFLOP", TrainingEstimate.Flops(1.5e15));
     }
@@ -109,7 +124,7 @@ public sealed class TrainingEstimateTests
         int estimate = output.IndexOf("Estimate: about ", StringComparison.Ordinal);
         Assert.True(estimate >= 0, output);
         Assert.Contains("on cpu for 2 steps (1 × batch 1, 1 × batch 1)", output);
-        Assert.Contains("per image at 32×32 latents (counted from the layer shapes)", output);
+        Assert.Contains("M attention scores × 45 per image at 32×32 latents (counted from the layer shapes)", output);
         Assert.True(estimate < output.IndexOf("Saved", StringComparison.Ordinal), output);
         Assert.DoesNotContain("real-size", output);
     }
@@ -119,7 +134,7 @@ public sealed class TrainingEstimateTests
         string folder = Path.Combine(TestPaths.FixturesRoot, "real-size", "stable-diffusion-2-1-base");
         var unet = ShapesFile(Path.Combine(folder, "unet", "state_dict_shapes.json"));
         var text = ShapesFile(Path.Combine(folder, "text_encoder", "state_dict_shapes.json"));
-        return TrainingEstimate.Create(unet, text, blockCount: 4, 64, 64, plan, device, matrixProductFlopsPerSecond: 50e9);
+        return TrainingEstimate.Create(unet, text, blockCount: 4, headsPerLevel: [5, 10, 20, 20], 64, 64, plan, device, cpuThreads: 2);
     }
 
     private static List<(string Name, long[] Shape)> ShapesFile(string path) =>
