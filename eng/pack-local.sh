@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) feed=$2; shift 2 ;;
     --version) version=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "pack-local.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done

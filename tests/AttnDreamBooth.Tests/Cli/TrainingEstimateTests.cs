@@ -87,6 +87,22 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
+    public void TheTrainCommandPrintsTheWarningUnderTheEstimate()
+    {
+        var (console, text) = CapturedConsole.Create();
+        TrainOutput.PrintEstimate(console, RealSize("cpu", StagePlan.Fast));
+        var lines = text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("Estimate: about 2 days 12 h on cpu for 360 steps", lines[0]);
+        Assert.StartsWith("  How: ", lines[1]);
+        Assert.StartsWith("warning: This is a real-size model (866 M U-Net parameters) on the CPU: training takes about 2 days 12 h.", lines[2]);
+
+        (console, text) = CapturedConsole.Create();
+        TrainOutput.PrintEstimate(console, RealSize("cuda", StagePlan.Fast));
+        Assert.DoesNotContain("warning", text.ToString());
+    }
+
+    [Fact]
     public void NoWarningOnAGpuOrForASmallModel()
     {
         Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
