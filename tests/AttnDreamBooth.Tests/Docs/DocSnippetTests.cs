@@ -19,7 +19,10 @@ public sealed class DocSnippetTests
     {
         var snippet = MarkdownSnippets.Blocks(file, "csharp")[index - 1];
         var errors = SnippetCompiler.Errors(snippet);
-        Assert.True(errors.Count == 0, $"{snippet} does not compile:\n{string.Join('\n', errors)}");
+        Assert.True(errors.Count == 0,
+            $"{snippet} does not compile:\n{string.Join('\n', errors)}\n" +
+            "A fragment declares what it uses (variables, usings) in a hidden comment on the lines right above its fence:\n" +
+            "<!-- snippet context:\nPersonalizationPipeline pipeline = null!;\n-->");
     }
 
     [Fact]
