@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Proves `dotnet add package AttnDreamBooth` works: packs the library into a local folder feed, creates a fresh
-# console app in a temp directory, adds AttnDreamBooth from that feed plus TorchSharp-cpu, and renders one image
-# from the tiny fixture pipeline. On Debian 12 this also proves the native-loading fix travels with the package.
+# The README's install path, end to end: eng/pack-local.sh packs the library into a folder feed, then a fresh console
+# app runs exactly the commands the README's Install section and that script's output give, and renders one image
+# from the tiny fixture pipeline through the installed package. On Debian 12 this also proves the native-loading fix
+# travels with the package.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -9,13 +10,22 @@ trap 'rm -rf "$work"' EXIT
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # A private package cache: the smoke test must neither see stale copies of this package nor pollute the user's cache.
 export NUGET_PACKAGES="$work/packages"
-version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props" | head -n1)
+torchsharp=0.107.0
 
-echo "== pack AttnDreamBooth $version"
-dotnet pack "$repo/src/AttnDreamBooth/AttnDreamBooth.csproj" -c Release -o "$work/feed" -v q -nologo
+# The commands below are the README's; fail loudly if the README stops giving them.
+for documented in "bash eng/pack-local.sh" "dotnet new nugetconfig" "dotnet add package TorchSharp-cpu --version $torchsharp"; do
+  grep -qF -- "$documented" "$repo/README.md" || { echo "README.md no longer documents '$documented'; update this script with it"; exit 1; }
+done
+
+echo "== bash eng/pack-local.sh"
+instructions=$(bash "$repo/eng/pack-local.sh" --out "$work/feed")
+echo "$instructions"
+version=$(sed -n 's/^Packed AttnDreamBooth \([^ ]*\) and .*/\1/p' <<<"$instructions")
+[ -n "$version" ] || { echo "pack-local.sh did not say which version it packed"; exit 1; }
 ls -l "$work/feed"
-test -f "$work/feed/AttnDreamBooth.$version.nupkg"
-test -f "$work/feed/AttnDreamBooth.$version.snupkg"
+for file in "AttnDreamBooth.$version.nupkg" "AttnDreamBooth.$version.snupkg" "AttnDreamBooth.Shapes.$version.nupkg"; do
+  test -f "$work/feed/$file" || { echo "the feed lacks $file"; exit 1; }
+done
 contents=$(unzip -l "$work/feed/AttnDreamBooth.$version.nupkg")
 for entry in buildTransitive/AttnDreamBooth.targets build/AttnDreamBooth.targets tasks/netstandard2.0/AttnDreamBooth.Build.dll \
              lib/net10.0/AttnDreamBooth.dll lib/net10.0/AttnDreamBooth.xml README.md; do
@@ -24,26 +34,25 @@ done
 nuspec=$(unzip -p "$work/feed/AttnDreamBooth.$version.nupkg" AttnDreamBooth.nuspec)
 grep -q '<license type="expression">MIT</license>' <<<"$nuspec" || { echo "nuspec lacks the MIT licence expression"; exit 1; }
 grep -q '<repository ' <<<"$nuspec" || { echo "nuspec lacks repository metadata"; exit 1; }
-grep -q 'id="TorchSharp" version="0.107.0"' <<<"$nuspec" || { echo "nuspec must depend on TorchSharp (no libtorch flavour)"; exit 1; }
+grep -q "id=\"TorchSharp\" version=\"$torchsharp\"" <<<"$nuspec" || { echo "nuspec must depend on TorchSharp (no libtorch flavour)"; exit 1; }
 if grep -qiE 'id="(TorchSharp-cpu|libtorch|AttnDreamBooth.Build)' <<<"$nuspec"; then echo "nuspec must not depend on a libtorch flavour or the build task"; exit 1; fi
+shapes_nuspec=$(unzip -p "$work/feed/AttnDreamBooth.Shapes.$version.nupkg" AttnDreamBooth.Shapes.nuspec)
+grep -q "id=\"AttnDreamBooth\" version=\"$version\"" <<<"$shapes_nuspec" || { echo "AttnDreamBooth.Shapes must depend on AttnDreamBooth $version"; exit 1; }
 echo "package layout and nuspec: OK"
 
-echo "== fresh console app"
+echo "== fresh console app, the documented steps"
 mkdir -p "$work/app"
 cd "$work/app"
-cat > nuget.config <<XML
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <clear />
-    <add key="local" value="$work/feed" />
-    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-  </packageSources>
-</configuration>
-XML
 dotnet new console -n SmokeApp -o . --framework net10.0 >/dev/null
-dotnet add package AttnDreamBooth --version "$version" >/dev/null
-dotnet add package TorchSharp-cpu --version 0.107.0 >/dev/null
+dotnet new nugetconfig >/dev/null
+# The lines pack-local.sh printed for the user, run as printed.
+steps=$(grep -E '^  dotnet ' <<<"$instructions" | sed 's/^  //')
+[ "$(wc -l <<<"$steps")" -eq 2 ] || { echo "pack-local.sh should print exactly two commands, printed:"; echo "$steps"; exit 1; }
+while IFS= read -r step; do
+  echo "\$ $step"
+  eval "$step" >/dev/null
+done <<<"$steps"
+dotnet add package TorchSharp-cpu --version "$torchsharp" >/dev/null
 cp "$repo/samples/PackageSmoke/Program.cs.txt" Program.cs
 
 echo "== build and run"

@@ -99,6 +99,7 @@ internal static class CliApp
             var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
             TrainOutput.RequireWritable(outDir, pipeline);
             string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir) : null;
+            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, parse.GetValue(device)!));
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));

@@ -24,6 +24,16 @@ internal static class TrainOutput
         OutputFolders.RequireWritable(outDir, unetBytes + (1 << 20), "output (concept)");
     }
 
+    /// <summary>Says what the run will cost before it starts, and warns when a real-size model is about to train on the CPU.</summary>
+    public static void PrintEstimate(IAnsiConsole console, TrainingEstimate estimate)
+    {
+        // Written raw: Spectre would wrap the long lines at the console width.
+        var writer = console.Profile.Out.Writer;
+        foreach (string line in estimate.Describe()) writer.WriteLine(TerminalText.Safe(line));
+        if (estimate.Warning() is { } warning) writer.WriteLine($"warning: {TerminalText.Safe(warning)}");
+        writer.Flush();
+    }
+
     /// <summary>The newest valid checkpoint, saying which newer ones were unusable and what is resumed.</summary>
     public static string? ResumePoint(IAnsiConsole console, string checkpointDir)
     {

@@ -1,0 +1,175 @@
+using System.Text.Json;
+using AttnDreamBooth.Cli;
+using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Tests.Pipelines;
+
+namespace AttnDreamBooth.Tests.Cli;
+
+/// <summary>The cost estimate <c>train</c> prints before it starts, and its warning for real-size models on the CPU.</summary>
+public sealed class TrainingEstimateTests
+{
+    [Fact]
+    public void FlopsAreCountedPerLayerAtTheLatentSizeOfItsBlock()
+    {
+        (string, long[])[] unet =
+        [
+            ("conv_in.weight", [8, 4, 3, 3]),                                                   // 2·288·256
+            ("conv_in.bias", [8]),                                                              // not a weight
+            ("time_embedding.linear_1.weight", [32, 8]),                                        // once: 2·256
+            ("down_blocks.0.resnets.0.time_emb_proj.weight", [8, 32]),                          // once: 2·256
+            ("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight", [8, 8]),      // 2·64·256 + 4·256²·8
+            ("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", [8, 32]),     // at the text: 2·256·77
+            ("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q.weight", [8, 8]),      // 2·64·256 + 4·256·77·8
+            ("down_blocks.0.downsamplers.0.conv.weight", [8, 8, 3, 3]),                         // writes 8×8: 2·576·64
+            ("mid_block.resnets.0.conv1.weight", [16, 8, 3, 3]),                                // 8×8: 2·1152·64
+            ("up_blocks.0.upsamplers.0.conv.weight", [16, 16, 3, 3]),                           // back at 16×16: 2·2304·256
+            ("up_blocks.1.resnets.0.norm1.weight", [8]),                                        // a norm
+        ];
+        Assert.Equal(4_382_208, ModelFlops.UNetForward(unet, blockCount: 2, latentHeight: 16, latentWidth: 16));
+        // 2 heads at 16×16: 2·256² self-attention scores and 2·256·77 cross-attention scores.
+        Assert.Equal(170_496, ModelFlops.UNetAttentionScores(unet, blockCount: 2, 16, 16, headsPerLevel: [2, 4]));
+
+        (string, long[])[] text =
+        [
+            ("text_model.embeddings.token_embedding.weight", [100, 8]),   // a lookup
+            ("text_model.encoder.layers.0.mlp.fc1.weight", [32, 8]),      // 2·256·77
+            ("text_model.final_layer_norm.weight", [8]),
+        ];
+        Assert.Equal(39_424, ModelFlops.TextEncoderForward(text));
+
+        Assert.Equal(3, ModelFlops.Level("mid_block.attentions.0.proj_in.weight", 4));
+        Assert.Equal(3, ModelFlops.Level("up_blocks.0.resnets.2.conv2.weight", 4));
+        Assert.Equal(2, ModelFlops.Level("up_blocks.0.upsamplers.0.conv.weight", 4));
+        Assert.Equal(0, ModelFlops.Level("up_blocks.3.attentions.2.proj_out.weight", 4));
+        Assert.Equal(0, ModelFlops.Level("conv_out.weight", 4));
+    }
+
+    [Fact]
+    public void ARealSizeModelOnTheCpuGetsTheEstimateAndAQuickTryWarning()
+    {
+        var estimate = RealSize("cpu", StagePlan.Paper);
+        // SD 2.1-base at 512 px: 339 G multiply-adds in convolutions and projections plus the attention products.
+        Assert.InRange(estimate.UNetForwardFlops, 804.2e9, 804.3e9);
+        Assert.Equal(865_910_724, estimate.UNetParameters);
+        var lines = estimate.Describe();
+        Assert.StartsWith("Estimate: about ", lines[0]);
+        Assert.Contains("on cpu for 660 steps (60 × batch 8, 100 × batch 8, 500 × batch 8)", lines[0]);
+        Assert.Contains("U-Net forward 804.3 GFLOP + text encoder 44.6 GFLOP + 492.4 M attention scores × 45 per image at 64×64 latents", lines[1]);
+        Assert.Contains("at 20.0 GFLOP/s (10.0 GFLOP/s per CPU thread, as measured on a busy 2-core machine)", lines[1]);
+
+        // Every step of the plan at the stated rate: (60 + 100) × 8 × 2 and 500 × 8 × 3 images' forward passes.
+        double forwardPasses = (60 + 100) * 8 * 2 + 500 * 8 * 3;
+        Assert.Equal(492_391_680, estimate.AttentionScores);
+        double image = estimate.UNetForwardFlops + estimate.TextForwardFlops + 45 * estimate.AttentionScores;
+        Assert.Equal(forwardPasses * image, estimate.TotalFlops, 1e-9 * estimate.TotalFlops);
+        double seconds = estimate.TotalFlops / (2 * TrainingEstimate.CpuFlopsPerSecondPerThread);
+        Assert.Equal(seconds, estimate.Total.TotalSeconds, 1e-6 * seconds);
+        Assert.True(estimate.Total > TimeSpan.FromHours(10), $"{estimate.Total}");
+
+        string? warning = estimate.Warning();
+        Assert.NotNull(warning);
+        Assert.StartsWith("This is a real-size model (866 M U-Net parameters) on the CPU: training takes about ", warning);
+        Assert.Contains(TrainingEstimate.Duration(estimate.Total), warning);
+        Assert.Contains("--device cuda", warning);
+        Assert.Contains("--model samples/models/shapes-sd", warning);
+        Assert.Contains("--steps 10,10,20", warning);
+    }
+
+    [Fact]
+    public void TheGpuRateReproducesTheOfficialTimes()
+    {
+        // The official README: about 20 minutes per concept for Paper and 6 for Fast on one datacentre GPU.
+        var paper = RealSize("cuda", StagePlan.Paper);
+        var fast = RealSize("cuda", StagePlan.Fast);
+        Assert.InRange(paper.Total.TotalMinutes, 17, 23);
+        Assert.InRange(fast.Total.TotalMinutes, 5, 8);
+        Assert.Contains("at 10.0 TFLOP/s (what the official implementation's times on one datacentre GPU come to)", paper.Describe()[1]);
+    }
+
+    [Fact]
+    public void TheTrainCommandPrintsTheWarningUnderTheEstimate()
+    {
+        var (console, text) = CapturedConsole.Create();
+        TrainOutput.PrintEstimate(console, RealSize("cpu", StagePlan.Fast));
+        var lines = text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("Estimate: about 2 days 12 h on cpu for 360 steps", lines[0]);
+        Assert.StartsWith("  How: ", lines[1]);
+        Assert.StartsWith("warning: This is a real-size model (866 M U-Net parameters) on the CPU: training takes about 2 days 12 h.", lines[2]);
+
+        (console, text) = CapturedConsole.Create();
+        TrainOutput.PrintEstimate(console, RealSize("cuda", StagePlan.Fast));
+        Assert.DoesNotContain("warning", text.ToString());
+    }
+
+    [Fact]
+    public void NoWarningOnAGpuOrForASmallModel()
+    {
+        Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
+        Assert.Null(RealSize("cuda:1", StagePlan.Fast).Warning());
+        Assert.Equal(60 + 100 + 200, RealSize("cuda", StagePlan.Fast).Plan.TotalSteps);
+
+        var (unet, text) = Weights(Path.Combine(TestPaths.TinySd1, "unet"), Path.Combine(TestPaths.TinySd1, "text_encoder"));
+        var tiny = TrainingEstimate.Create(unet, text, 2, [8, 8], 32, 32, StagePlan.Paper, "cpu", cpuThreads: 2);
+        Assert.True(tiny.UNetParameters < TrainingEstimate.RealSizeParameters);
+        Assert.Null(tiny.Warning());
+    }
+
+    [Fact]
+    public void DurationsAndFlopsReadNaturally()
+    {
+        Assert.Equal("1 s", TrainingEstimate.Duration(TimeSpan.FromMilliseconds(20)));
+        Assert.Equal("42 s", TrainingEstimate.Duration(TimeSpan.FromSeconds(42.4)));
+        Assert.Equal("12 min", TrainingEstimate.Duration(TimeSpan.FromMinutes(11.6)));
+        Assert.Equal("3 h 05 min", TrainingEstimate.Duration(TimeSpan.FromMinutes(185)));
+        Assert.Equal("7 days 3 h", TrainingEstimate.Duration(TimeSpan.FromHours(171.7)));
+        Assert.Equal("804.3 GFLOP", TrainingEstimate.Flops(804.26e9));
+        Assert.Equal("1.5 PFLOP", TrainingEstimate.Flops(1.5e15));
+    }
+
+    [Fact]
+    public async Task TrainPrintsTheEstimateBeforeTheFirstStep()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", temp.File("run"),
+             "--steps", "1,0,1", "--batch-size", "1"], console);
+        string output = text.ToString();
+        Assert.True(exit == 0, output);
+        int estimate = output.IndexOf("Estimate: about ", StringComparison.Ordinal);
+        Assert.True(estimate >= 0, output);
+        Assert.Contains("on cpu for 2 steps (1 × batch 1, 1 × batch 1)", output);
+        Assert.Contains("M attention scores × 45 per image at 32×32 latents (counted from the layer shapes)", output);
+        Assert.True(estimate < output.IndexOf("Saved", StringComparison.Ordinal), output);
+        Assert.DoesNotContain("real-size", output);
+    }
+
+    private static TrainingEstimate RealSize(string device, StagePlan plan)
+    {
+        string folder = Path.Combine(TestPaths.FixturesRoot, "real-size", "stable-diffusion-2-1-base");
+        var unet = ShapesFile(Path.Combine(folder, "unet", "state_dict_shapes.json"));
+        var text = ShapesFile(Path.Combine(folder, "text_encoder", "state_dict_shapes.json"));
+        return TrainingEstimate.Create(unet, text, blockCount: 4, headsPerLevel: [5, 10, 20, 20], 64, 64, plan, device, cpuThreads: 2);
+    }
+
+    private static List<(string Name, long[] Shape)> ShapesFile(string path) =>
+        JsonSerializer.Deserialize<Dictionary<string, long[]>>(File.ReadAllText(path))!.Select(kv => (kv.Key, kv.Value)).ToList();
+
+    private static (List<(string, long[])> UNet, List<(string, long[])> Text) Weights(string unetFolder, string textFolder)
+    {
+        // The safetensors header: an 8-byte length, then JSON naming every tensor's shape.
+        static List<(string, long[])> Read(string folder)
+        {
+            using var file = File.OpenRead(Directory.GetFiles(folder, "*.safetensors").Single());
+            var length = new byte[8];
+            file.ReadExactly(length);
+            var header = new byte[BitConverter.ToInt64(length)];
+            file.ReadExactly(header);
+            using var json = JsonDocument.Parse(header);
+            return json.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__")
+                .Select(p => (p.Name, p.Value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray())).ToList();
+        }
+        return (Read(unetFolder), Read(textFolder));
+    }
+}
