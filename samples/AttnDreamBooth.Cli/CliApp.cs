@@ -1,7 +1,6 @@
 using System.CommandLine;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;

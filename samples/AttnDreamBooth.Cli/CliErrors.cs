@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Personalization;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;

@@ -1,9 +1,11 @@
 using System.CommandLine;
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
 using Spectre.Console;
 using TorchSharp;
-using ClipRgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using ClipRgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Cli;
 

@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Cli;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Shapes;
 using Spectre.Console;
 

@@ -1,5 +1,7 @@
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 

@@ -1,5 +1,6 @@
 using System.Text;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 

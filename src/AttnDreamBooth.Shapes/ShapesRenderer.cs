@@ -1,4 +1,5 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Shapes;

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

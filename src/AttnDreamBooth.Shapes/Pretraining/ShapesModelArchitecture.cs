@@ -1,6 +1,7 @@
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
 

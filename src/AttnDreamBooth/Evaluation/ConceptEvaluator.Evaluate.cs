@@ -1,5 +1,7 @@
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;
 

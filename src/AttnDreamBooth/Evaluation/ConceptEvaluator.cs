@@ -1,4 +1,5 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;

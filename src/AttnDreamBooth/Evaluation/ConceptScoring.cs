@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>The images generated for one prompt.</summary>

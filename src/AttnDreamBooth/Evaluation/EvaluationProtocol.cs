@@ -1,4 +1,5 @@
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;
 

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

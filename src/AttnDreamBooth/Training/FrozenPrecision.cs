@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Training;
 
-using Attention = AttnDreamBooth.Attention.Attention;
+using Attention = AttnDreamBooth.Models.Attention.Attention;
 
 /// <summary>
 /// Lean frozen weights: holds the frozen layers of a module in bfloat16 or float16 while the trainable parameters

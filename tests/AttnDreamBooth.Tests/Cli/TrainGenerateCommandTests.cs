@@ -1,6 +1,6 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 

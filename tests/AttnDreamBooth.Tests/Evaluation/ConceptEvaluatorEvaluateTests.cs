@@ -1,7 +1,9 @@
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
-using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
+using RgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 

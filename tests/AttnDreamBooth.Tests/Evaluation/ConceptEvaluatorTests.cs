@@ -1,5 +1,6 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 

@@ -1,8 +1,9 @@
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
 using TorchSharp;
-using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using RgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using AttnDreamBooth.Pipelines.Training;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Tests.Personalization;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Tests.Limits;
 

@@ -1,4 +1,5 @@
 using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Parity;

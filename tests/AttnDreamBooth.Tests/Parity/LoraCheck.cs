@@ -1,8 +1,9 @@
 using System.Text.Json;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Lora;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.Lora;
+using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
 using TorchSharp;
 using Xunit.Sdk;
 

@@ -1,8 +1,6 @@
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
-using AttnDreamBooth.Tests.Attention;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Tests.Models.Attention;
+using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,9 +1,9 @@
-using AttnDreamBooth.Attention;
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Tests.Attention;
-using AttnDreamBooth.Tests.Vae;
+using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Tests.Models.Attention;
+using AttnDreamBooth.Tests.Models.Vae;
 using AttnDreamBooth.Training;
-using AttnDreamBooth.UNet;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit.Abstractions;
@@ -180,7 +180,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
     {
         using var scope = NewDisposeScope();
         string pipeline = fixture == "sd1" ? TestPaths.TinySd1 : TestPaths.TinySd2;
-        using var encoder = AttnDreamBooth.Text.ClipTextModel.FromFolder(Path.Combine(pipeline, "text_encoder"));
+        using var encoder = AttnDreamBooth.Models.Clip.ClipTextModel.FromFolder(Path.Combine(pipeline, "text_encoder"));
         var tokenizer = AttnDreamBooth.Text.ClipTokenizer.FromFolder(Path.Combine(pipeline, "tokenizer"));
         foreach (var p in encoder.parameters()) p.requires_grad = false;
         var ids = tokenizer.EncodeToTensor(["a photo of a dog", "a red cube on a table"]);

@@ -1,8 +1,8 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.IO.SingleFile;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.IO.SingleFile;

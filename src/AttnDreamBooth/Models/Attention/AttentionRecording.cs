@@ -1,0 +1,73 @@
+using AttnDreamBooth.Models.UNet;
+
+namespace AttnDreamBooth.Models.Attention;
+
+/// <summary>Installs attention-map recording on a U-Net.</summary>
+public static class AttentionRecording
+{
+    /// <summary>
+    /// Installs one <see cref="RecordingAttentionProcessor"/> writing to <paramref name="store"/> on every
+    /// cross-attention layer of <paramref name="unet"/> (or those <paramref name="layers"/> accepts); self-attention
+    /// layers keep their processors (the fused kernel). Disposing the returned session puts the previous processors
+    /// back. Typical use: attach, set <see cref="AttentionRecordingSession.Tokens"/> per batch, run the U-Net, read
+    /// <c>store.Maps</c>, clear the store after <c>backward()</c>.
+    /// </summary>
+    /// <param name="unet">The model.</param>
+    /// <param name="store">Receives the maps.</param>
+    /// <param name="tokens">Token positions to record (default: all).</param>
+    /// <param name="layers">Optional filter over cross-attention layers (default: all of them).</param>
+    public static AttentionRecordingSession Attach(this UNet2DConditionModel unet, AttentionMapStore store,
+        AttentionTokenSelection? tokens = null, Func<AttentionLayerInfo, bool>? layers = null)
+    {
+        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(store);
+        var processor = new RecordingAttentionProcessor(store, tokens);
+        var previous = unet.AttentionProcessors;
+        var chosen = unet.AttentionLayers.Where(l => l.IsCrossAttention && (layers?.Invoke(l) ?? true)).Select(l => l.Path).ToArray();
+        if (chosen.Length == 0) throw new ArgumentException("No cross-attention layer matches the filter.", nameof(layers));
+        unet.SetAttentionProcessor(chosen.ToDictionary(p => p, _ => (IAttentionProcessor)processor, StringComparer.Ordinal));
+        return new AttentionRecordingSession(unet, processor, chosen, chosen.ToDictionary(p => p, p => previous[p], StringComparer.Ordinal));
+    }
+}
+
+/// <summary>A recorder installed on a U-Net by <see cref="AttentionRecording.Attach"/>; disposing it restores the
+/// previous processors of the recorded layers (the store is left to its owner).</summary>
+public sealed class AttentionRecordingSession : IDisposable
+{
+    private readonly UNet2DConditionModel _unet;
+    private readonly IReadOnlyDictionary<string, IAttentionProcessor> _previous;
+    private bool _disposed;
+
+    internal AttentionRecordingSession(UNet2DConditionModel unet, RecordingAttentionProcessor processor, IReadOnlyList<string> layers,
+        IReadOnlyDictionary<string, IAttentionProcessor> previous)
+    {
+        _unet = unet;
+        Processor = processor;
+        LayerPaths = layers;
+        _previous = previous;
+    }
+
+    /// <summary>The installed recorder (shared by all recorded layers).</summary>
+    public RecordingAttentionProcessor Processor { get; }
+
+    /// <summary>The store receiving the maps.</summary>
+    public AttentionMapStore Store => Processor.Store;
+
+    /// <summary>The paths of the recorded layers, in module order.</summary>
+    public IReadOnlyList<string> LayerPaths { get; }
+
+    /// <summary>The token positions recorded; may be changed between forward passes.</summary>
+    public AttentionTokenSelection Tokens
+    {
+        get => Processor.Tokens;
+        set => Processor.Tokens = value;
+    }
+
+    /// <summary>Restores the previous processors.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _unet.SetAttentionProcessor(_previous);
+    }
+}

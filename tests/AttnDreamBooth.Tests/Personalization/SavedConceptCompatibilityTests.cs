@@ -1,0 +1,95 @@
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Training;
+
+namespace AttnDreamBooth.Tests.Personalization;
+
+/// <summary>
+/// A concept and a training checkpoint written by version 0.1.0 (tests/fixtures/saved-by-0.1.0, see its README for
+/// the commands that made them) still load: the concept generates the same pixels and heatmap, and the checkpoint
+/// resumes to bit-identical weights.
+/// </summary>
+public sealed class SavedConceptCompatibilityTests
+{
+    private static string Saved => Path.Combine(TestPaths.FixturesRoot, "saved-by-0.1.0");
+
+    private static StagePlan SavedPlan() =>
+        StagePlan.Paper.With(TrainingStage.Embedding, s => s with { Steps = 2 })
+            .With(TrainingStage.CrossAttention, s => s with { Steps = 3 })
+            .Skip(TrainingStage.UNet)
+            .WithBatchSize(1) with { CheckpointInterval = 1 };
+
+    [Fact]
+    public async Task SavedConceptGeneratesTheSavedImageAndHeatmap()
+    {
+        using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
+        var concept = await PersonalizedModel.LoadAsync(Path.Combine(Saved, "concept"), pipeline);
+        Assert.Equal("new_concept_v0", concept.Token);
+        Assert.Equal("dog", concept.Category);
+        Assert.Equal(SavedPlan(), concept.Plan);
+        Assert.Equal(5, concept.LossHistory.Count);
+
+        var options = new GenerationOptions { BatchSize = 1, Steps = 4, GuidanceScale = 7.5, Sampler = SamplerKind.DpmSolverPlusPlus, Seed = 3, HeatmapTokens = [concept.Token] };
+        var image = Assert.Single(await pipeline.GenerateAsync("a photo of {} on the beach", options));
+
+        AssertSamePixels(RgbImageDecoding.Load(Path.Combine(Saved, "generated.png")), image.Image);
+        using var dir = TestPaths.CreateTempDirectory();
+        File.WriteAllBytes(dir.File("heatmap.png"), image.EncodeHeatmapOverlayPng(concept.Token));
+        AssertSamePixels(RgbImageDecoding.Load(Path.Combine(Saved, "generated-heatmap.png")), RgbImageDecoding.Load(dir.File("heatmap.png")));
+    }
+
+    [Fact]
+    public async Task SavedCheckpointResumesToTheSavedConcept()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string checkpoints = dir.File("checkpoints");
+        CopyDirectory(Path.Combine(Saved, "checkpoints", "checkpoint-0000004"), Path.Combine(checkpoints, "checkpoint-0000004"));
+        var options = new TrainingOptions { Seed = 5, CheckpointDirectory = checkpoints };
+        using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(SavedPlan()).WithTrainingOptions(options).Build();
+        var concept = Concept.FromFolder(TinyPipeline.DogPhotos, "dog", "new_concept_v0");
+
+        var trained = await pipeline.TrainAsync(concept, resumeFrom: TrainingCheckpoint.Latest(checkpoints));
+        await trained.SaveAsync(dir.File("concept"));
+
+        foreach (string file in new[] { PersonalizedModel.EmbeddingFile, "unet/diffusion_pytorch_model.safetensors" })
+        {
+            using var expected = SafetensorsFile.Open(Path.Combine(Saved, "concept", file));
+            using var actual = SafetensorsFile.Open(Path.Combine(dir.File("concept"), file));
+            Assert.Equal(expected.Names, actual.Names);
+            foreach (string name in expected.Names)
+            {
+                using var e = expected.ReadTensor(name);
+                using var a = actual.ReadTensor(name);
+                // Bit-identical on a quiet machine; under heavy load the BLAS may split reductions differently, so
+                // the check allows float rounding of the summation order and nothing more.
+                Assert.True(e.allclose(a, rtol: 1e-4, atol: 1e-6), $"{file}: {name} differs from the concept saved by 0.1.0");
+            }
+        }
+        var savedLosses = await LoadSavedLossesAsync();
+        Assert.Equal(savedLosses.Count, trained.LossHistory.Count);
+        for (int i = 0; i < savedLosses.Count; i++) Assert.Equal(savedLosses[i], trained.LossHistory[i], 1e-5);
+    }
+
+    private static async Task<IReadOnlyList<double>> LoadSavedLossesAsync()
+    {
+        using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
+        return (await PersonalizedModel.LoadAsync(Path.Combine(Saved, "concept"), pipeline)).LossHistory;
+    }
+
+    /// <summary>Equal pixels, allowing one level of rounding where the summation order of a busy BLAS differs.</summary>
+    private static void AssertSamePixels(RgbImage expected, RgbImage actual)
+    {
+        Assert.Equal((expected.Width, expected.Height), (actual.Width, actual.Height));
+        int worst = 0;
+        for (int i = 0; i < expected.Pixels.Length; i++) worst = Math.Max(worst, Math.Abs(expected.Pixels[i] - actual.Pixels[i]));
+        Assert.True(worst <= 1, $"pixels differ from the image generated by 0.1.0 by up to {worst} levels");
+    }
+
+    private static void CopyDirectory(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+    }
+}
