@@ -44,8 +44,7 @@ internal static class EvaluateCommand
                 Seed = parse.GetValue(seed),
             };
             string clipFolder = parse.GetValue(clip)!;
-            using var clipModel = ClipModel.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
-            var evaluator = new ConceptEvaluator(clipModel, ClipImageProcessor.FromFolder(clipFolder));
+            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
 

@@ -10,13 +10,6 @@ namespace AttnDreamBooth.Evaluation;
 /// </summary>
 public static class ClipScores
 {
-    /// <summary><c>x / x.norm(dim=-1, keepdim=True)</c>.</summary>
-    public static torch.Tensor Normalize(torch.Tensor embeddings)
-    {
-        using var scope = torch.NewDisposeScope();
-        return embeddings.div(embeddings.norm(-1, true)).MoveToOuterDisposeScope();
-    }
-
     /// <summary>Cosines [sources, generated] of normalised embeddings (<c>S @ G^T</c>).</summary>
     public static torch.Tensor ImageImageCosine(torch.Tensor sourceNormalized, torch.Tensor generatedNormalized) =>
         sourceNormalized.matmul(generatedNormalized.t());

@@ -32,7 +32,7 @@ public sealed partial class ConceptEvaluator
         options.Validate();
         var concept = pipeline.Concept
             ?? throw new InvalidOperationException("The pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync before evaluating.");
-        if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower (ClipModel.FromFolder(folder, device)).");
+        if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower (ConceptEvaluator.FromFolder).");
         var protocol = options.Protocol ?? EvaluationProtocol.Paper(concept.Category);
         protocol.Validate();
         var prompts = protocol.ExpandPrompts(concept.Token, concept.Category);

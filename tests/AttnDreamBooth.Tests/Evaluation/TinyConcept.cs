@@ -44,7 +44,7 @@ public sealed class TinyConcept : IAsyncLifetime
         }
         Pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(ConceptFolder, Pipeline);
-        Clip = ClipModel.FromFolder(ClipFolder);
+        Clip = ClipTextTower.LoadModel(ClipFolder);
         Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImageDecoding.Load).ToArray();
     }
 

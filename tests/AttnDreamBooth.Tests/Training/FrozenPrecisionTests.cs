@@ -159,7 +159,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         // The CLIP vision tower (same layer types as the CLIP text encoder: embeddings, pre-LayerNorm attention and MLP
         // blocks). A model that does not cast its own inputs gets them cast to FrozenPrecision.ComputeDType.
         using var scope = NewDisposeScope();
-        using var clip = ClipModel.FromFolder(Path.Combine(TestPaths.FixturesRoot, "tiny-clip-eval", "model"));
+        using var clip = ClipTextTower.LoadModel(Path.Combine(TestPaths.FixturesRoot, "tiny-clip-eval", "model"));
         var tower = clip.VisionModel;
         foreach (var p in tower.parameters()) p.requires_grad = false;
         int size = tower.Config.ImageSize;

@@ -118,8 +118,8 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         if (context.Tokens != hiddenStates.shape[1])
             throw new ArgumentException($"Attention '{Path}': context says {context.Height}x{context.Width} tokens, hidden states hold {hiddenStates.shape[1]}.", nameof(context));
         var output = _processor.Process(this, hiddenStates, encoderHiddenStates, context);
-        // With frozen layers held in half precision and these projections trained in float32 (see
-        // Training.FrozenPrecision), the layer returns to the dtype of the stream it is part of.
+        // With frozen layers held in half precision and these projections trained in float32, the layer returns to the
+        // dtype of the stream it is part of.
         return output.dtype == hiddenStates.dtype ? output : output.to_type(hiddenStates.dtype);
     }
 

@@ -1,47 +1,45 @@
-using AttnDreamBooth.Models.UNet;
-
 namespace AttnDreamBooth.Models.Attention;
 
-/// <summary>Installs attention-map recording on a U-Net.</summary>
-public static class AttentionRecording
+/// <summary>Installs attention-map recording on a model with swappable attention processors (e.g. the U-Net).</summary>
+internal static class AttentionRecording
 {
     /// <summary>
     /// Installs one <see cref="RecordingAttentionProcessor"/> writing to <paramref name="store"/> on every
-    /// cross-attention layer of <paramref name="unet"/> (or those <paramref name="layers"/> accepts); self-attention
+    /// cross-attention layer of <paramref name="model"/> (or those <paramref name="layers"/> accepts); self-attention
     /// layers keep their processors (the fused kernel). Disposing the returned session puts the previous processors
     /// back. Typical use: attach, set <see cref="AttentionRecordingSession.Tokens"/> per batch, run the U-Net, read
     /// <c>store.Maps</c>, clear the store after <c>backward()</c>.
     /// </summary>
-    /// <param name="unet">The model.</param>
+    /// <param name="model">The model.</param>
     /// <param name="store">Receives the maps.</param>
     /// <param name="tokens">Token positions to record (default: all).</param>
     /// <param name="layers">Optional filter over cross-attention layers (default: all of them).</param>
-    public static AttentionRecordingSession Attach(this UNet2DConditionModel unet, AttentionMapStore store,
+    public static AttentionRecordingSession Attach(this IAttentionProcessorHost model, AttentionMapStore store,
         AttentionTokenSelection? tokens = null, Func<AttentionLayerInfo, bool>? layers = null)
     {
-        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(store);
         var processor = new RecordingAttentionProcessor(store, tokens);
-        var previous = unet.AttentionProcessors;
-        var chosen = unet.AttentionLayers.Where(l => l.IsCrossAttention && (layers?.Invoke(l) ?? true)).Select(l => l.Path).ToArray();
+        var previous = model.AttentionProcessors;
+        var chosen = model.AttentionLayers.Where(l => l.IsCrossAttention && (layers?.Invoke(l) ?? true)).Select(l => l.Path).ToArray();
         if (chosen.Length == 0) throw new ArgumentException("No cross-attention layer matches the filter.", nameof(layers));
-        unet.SetAttentionProcessor(chosen.ToDictionary(p => p, _ => (IAttentionProcessor)processor, StringComparer.Ordinal));
-        return new AttentionRecordingSession(unet, processor, chosen, chosen.ToDictionary(p => p, p => previous[p], StringComparer.Ordinal));
+        model.SetAttentionProcessor(chosen.ToDictionary(p => p, _ => (IAttentionProcessor)processor, StringComparer.Ordinal));
+        return new AttentionRecordingSession(model, processor, chosen, chosen.ToDictionary(p => p, p => previous[p], StringComparer.Ordinal));
     }
 }
 
-/// <summary>A recorder installed on a U-Net by <see cref="AttentionRecording.Attach"/>; disposing it restores the
+/// <summary>A recorder installed on a model by <see cref="AttentionRecording.Attach"/>; disposing it restores the
 /// previous processors of the recorded layers (the store is left to its owner).</summary>
-public sealed class AttentionRecordingSession : IDisposable
+internal sealed class AttentionRecordingSession : IDisposable
 {
-    private readonly UNet2DConditionModel _unet;
+    private readonly IAttentionProcessorHost _model;
     private readonly IReadOnlyDictionary<string, IAttentionProcessor> _previous;
     private bool _disposed;
 
-    internal AttentionRecordingSession(UNet2DConditionModel unet, RecordingAttentionProcessor processor, IReadOnlyList<string> layers,
+    internal AttentionRecordingSession(IAttentionProcessorHost model, RecordingAttentionProcessor processor, IReadOnlyList<string> layers,
         IReadOnlyDictionary<string, IAttentionProcessor> previous)
     {
-        _unet = unet;
+        _model = model;
         Processor = processor;
         LayerPaths = layers;
         _previous = previous;
@@ -68,6 +66,6 @@ public sealed class AttentionRecordingSession : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _unet.SetAttentionProcessor(_previous);
+        _model.SetAttentionProcessor(_previous);
     }
 }

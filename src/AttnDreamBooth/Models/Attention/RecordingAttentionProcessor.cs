@@ -34,6 +34,13 @@ public sealed class RecordingAttentionProcessor : IAttentionProcessor, IAttentio
         set => _tokens = value ?? throw new ArgumentNullException(nameof(value));
     }
 
+    /// <summary>The token selection: the only per-batch setting a recomputation must see as the forward pass did.</summary>
+    object? IAttentionMapRecorder.SnapshotState() => _tokens;
+
+    /// <summary>Restores a token selection taken with <see cref="IAttentionMapRecorder.SnapshotState"/>.</summary>
+    void IAttentionMapRecorder.RestoreState(object? state) =>
+        _tokens = state as AttentionTokenSelection ?? throw new ArgumentException("Not a snapshot of a RecordingAttentionProcessor.", nameof(state));
+
     /// <summary>Clear the store at the start of every forward pass (default true).</summary>
     public bool ClearOnForward { get; set; } = true;
 

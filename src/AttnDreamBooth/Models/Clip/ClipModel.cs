@@ -1,4 +1,3 @@
-using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -49,17 +48,6 @@ public sealed class ClipModel : torch.nn.Module
 
     /// <summary>Whether a state-dict key belongs to the text transformer (loaded by the text tower, not by this module).</summary>
     public static bool IsTextModelKey(string key) => key.StartsWith("text_model.", StringComparison.Ordinal);
-
-    /// <summary>Loads a complete <c>CLIPModel</c> folder (config.json, model.safetensors and the tokenizer files, as
-    /// written by <c>CLIPModel.save_pretrained</c> + <c>CLIPProcessor.save_pretrained</c>): the vision tower, the
-    /// projections and the text tower (<see cref="ClipTextTower"/>). Read the image preprocessing with
-    /// <see cref="ClipImageProcessor.FromFolder"/>.</summary>
-    /// <param name="folder">The folder.</param>
-    /// <param name="device">Where the parameters live (CPU by default).</param>
-    /// <exception cref="ModelConfigException">A config is invalid, or the folder lacks text weights or tokenizer files.</exception>
-    /// <exception cref="StateDictMismatchException">The weights do not fit the configs.</exception>
-    public static ClipModel FromFolder(string folder, torch.Device? device = null) =>
-        FromFolder(folder, (config, path) => ClipTextTower.FromFolder(path, config, device), device);
 
     /// <summary>Loads a <c>CLIPModel</c> folder (config.json + model.safetensors [+ preprocessor_config.json]) with a text
     /// tower of your choice.</summary>
@@ -145,8 +133,15 @@ public sealed class ClipModel : torch.nn.Module
     public torch.Tensor LogitsPerImage(torch.Tensor imageEmbeds, torch.Tensor textEmbeds)
     {
         using var scope = torch.NewDisposeScope();
-        var cosine = ClipScores.Normalize(imageEmbeds).matmul(ClipScores.Normalize(textEmbeds).t());
+        var cosine = Normalize(imageEmbeds).matmul(Normalize(textEmbeds).t());
         return (cosine * logit_scale.exp()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><c>x / x.norm(dim=-1, keepdim=True)</c>: the L2 normalisation CLIP applies to its embeddings.</summary>
+    internal static torch.Tensor Normalize(torch.Tensor embeddings)
+    {
+        using var scope = torch.NewDisposeScope();
+        return embeddings.div(embeddings.norm(-1, true)).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />

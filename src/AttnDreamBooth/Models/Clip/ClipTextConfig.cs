@@ -81,7 +81,7 @@ public sealed record ClipTextConfig
         reader.Require(config.LayerNormEps > 0, "layer_norm_eps", "must be positive");
         reader.Require(ClipActivation.IsKnown(config.HiddenAct), "hidden_act",
             $"'{config.HiddenAct}' is not supported (known: {string.Join(", ", ClipActivation.Known)})");
-        ModelConfigLimits.CheckClipText(config, reader.FilePath);
+        ClipTextConfigLimits.Check(config, reader.FilePath);
         return config;
     }
 }

@@ -1,6 +1,5 @@
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Blocks;
-using AttnDreamBooth.Training;
 using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Models.UNet;
@@ -14,13 +13,13 @@ namespace AttnDreamBooth.Models.UNet;
 internal sealed class BlockCheckpointRunner
 {
     private readonly AttentionMapStore[] _stores;
-    private readonly RecordingAttentionProcessor[] _recorders;
+    private readonly IAttentionMapRecorder[] _recorders;
 
     public BlockCheckpointRunner(IEnumerable<IAttentionMapRecorder> recorders)
     {
         var all = recorders.Distinct().ToArray();
         _stores = all.Select(r => r.Store).Distinct().ToArray();
-        _recorders = all.OfType<RecordingAttentionProcessor>().ToArray();
+        _recorders = all;
     }
 
     /// <summary>Runs <paramref name="body"/> checkpointed and returns its outputs (without the maps).</summary>
@@ -31,18 +30,18 @@ internal sealed class BlockCheckpointRunner
         // The recomputation must record exactly what the forward pass recorded (its maps are outputs whose gradients
         // are waiting), even if the caller changed the recording settings in between.
         var recording = _stores.Select(s => s.IsRecording).ToArray();
-        var tokens = _recorders.Select(r => r.Tokens).ToArray();
+        var states = _recorders.Select(r => r.SnapshotState()).ToArray();
 
         Tensor[] Function(Tensor?[] args)
         {
             var captures = new List<AttentionMapCapture>(_stores.Length);
             var currentRecording = _stores.Select(s => s.IsRecording).ToArray();
-            var currentTokens = _recorders.Select(r => r.Tokens).ToArray();
+            var currentStates = _recorders.Select(r => r.SnapshotState()).ToArray();
             Tensor[] outputs;
             try
             {
                 for (int i = 0; i < _stores.Length; i++) _stores[i].IsRecording = recording[i];
-                for (int i = 0; i < _recorders.Length; i++) _recorders[i].Tokens = tokens[i];
+                for (int i = 0; i < _recorders.Length; i++) _recorders[i].RestoreState(states[i]);
                 foreach (var store in _stores) captures.Add(store.BeginCapture());
                 outputs = body(args);
             }
@@ -56,7 +55,7 @@ internal sealed class BlockCheckpointRunner
             {
                 for (int c = captures.Count - 1; c >= 0; c--) captures[c].Dispose();
                 for (int i = 0; i < _stores.Length; i++) _stores[i].IsRecording = currentRecording[i];
-                for (int i = 0; i < _recorders.Length; i++) _recorders[i].Tokens = currentTokens[i];
+                for (int i = 0; i < _recorders.Length; i++) _recorders[i].RestoreState(currentStates[i]);
             }
             var maps = captures.SelectMany(c => c.Maps.Select(m => (c.Store, m))).ToList();
             if (firstPass is null)

@@ -21,7 +21,7 @@ using Attention = AttnDreamBooth.Models.Attention.Attention;
 /// or by a selector over <see cref="AttentionLayerInfo"/>).
 /// </para>
 /// </summary>
-public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>
+public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>, IAttentionProcessorHost
 {
     private readonly Conv2d conv_in;
     private readonly Timesteps time_proj;
@@ -237,8 +237,8 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         int factor = DownsampleFactor;
         bool forwardUpsampleSize = sample.shape[2] % factor != 0 || sample.shape[3] % factor != 0;
 
-        // The model computes in its weights' dtype (e.g. bfloat16 when frozen in half precision, see
-        // Training.FrozenPrecision) and answers in the caller's dtype, so a float32 loss needs no casts outside.
+        // The model computes in its weights' dtype (e.g. bfloat16 when its frozen weights are held in half precision)
+        // and answers in the caller's dtype, so a float32 loss needs no casts outside.
         var callerType = sample.dtype;
         bool callerIsFloating = sample.is_floating_point();
         var modelType = conv_in.weight!.dtype;

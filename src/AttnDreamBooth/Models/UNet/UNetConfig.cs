@@ -186,7 +186,7 @@ public sealed record UNetConfig
         {
             if (!ok) throw new ModelConfigException(source, key, problem);
         }
-        ModelConfigLimits.CheckUNet(this, source);
+        UNetConfigLimits.Check(this, source);
         int n = BlockOutChannels.Count;
         Require(n >= 1 && BlockOutChannels.All(c => c > 0), "block_out_channels", "needs at least one positive entry");
         Require(DownBlockTypes.Count == n && UpBlockTypes.Count == n, "down_block_types", "one down and one up block per block_out_channels entry are needed");
@@ -211,7 +211,7 @@ public sealed record UNetConfig
         Require(Dropout is >= 0 and < 1, "dropout", "must be in [0, 1)");
         Require(TimeEmbeddingDim is null or > 0, "time_embedding_dim", "must be positive");
         Require(BlockOutChannels[0] % 2 == 0, "block_out_channels", "the first entry must be even (it is the sinusoidal timestep width)");
-        ModelConfigLimits.CheckUNetParameters(this, source);
+        UNetConfigLimits.CheckParameters(this, source);
     }
 
     private static void RejectUnsupported(ConfigReader reader)

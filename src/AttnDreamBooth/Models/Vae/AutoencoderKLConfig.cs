@@ -84,7 +84,7 @@ public sealed record AutoencoderKLConfig
         };
         string? problem = config.FindProblem(out string key);
         if (problem is not null) throw new ModelConfigException(reader.FilePath, key, problem);
-        ModelConfigLimits.CheckVae(config, reader.FilePath);
+        AutoencoderKLConfigLimits.Check(config, reader.FilePath);
         return config;
     }
 
@@ -94,7 +94,7 @@ public sealed record AutoencoderKLConfig
     {
         string? problem = FindProblem(out string key);
         if (problem is not null) throw new ArgumentException($"Invalid AutoencoderKL configuration: '{key}' {problem}.", nameof(AutoencoderKLConfig));
-        ModelConfigLimits.CheckVae(this, "<AutoencoderKLConfig>");
+        AutoencoderKLConfigLimits.Check(this, "<AutoencoderKLConfig>");
     }
 
     private string? FindProblem(out string key)

@@ -181,6 +181,57 @@ public sealed class UNetCheckpointingTests(ITestOutputHelper output)
         Assert.True(toQ!.abs().max().item<float>() > 0);
     }
 
+    /// <summary>A recorder with per-batch state of its own (a factor on what it records), not the library's.</summary>
+    private sealed class ScalingRecorder(AttentionMapStore store) : IAttentionProcessor, IAttentionMapRecorder
+    {
+        public double Factor { get; set; } = 1;
+
+        public AttentionMapStore Store => store;
+
+        public object? SnapshotState() => Factor;
+
+        public void RestoreState(object? state) => Factor = (double)state!;
+
+        public void OnForwardStarting() => Store.Clear();
+
+        public Tensor Process(AttnDreamBooth.Models.Attention.Attention attn, Tensor hiddenStates, Tensor? encoderHiddenStates, AttentionContext context)
+        {
+            var (q, k, v) = attn.ProjectHeads(hiddenStates, encoderHiddenStates);
+            var (output, probabilities) = AttentionMath.Explicit(q, k, v, attn.Scale);
+            if (Store.IsRecording) Store.Add(new RecordedAttentionMap(attn.Path, context.Height, context.Width, probabilities.mul(Factor)));
+            return attn.ProjectOut(output);
+        }
+    }
+
+    [Fact]
+    public void AnyRecorderIsRecomputedWithTheStateOfItsForwardPass()
+    {
+        Tensor ToQGradient(bool checkpointing)
+        {
+            using var unet = TinyUNet.Load(TestPaths.TinySd2);
+            foreach (var (name, p) in unet.named_parameters()) p.requires_grad = Trains(Stage.CrossAttention, name);
+            var (sample, t, text) = TinyUNet.Inputs(unet);
+            using var store = new AttentionMapStore();
+            var recorder = new ScalingRecorder(store) { Factor = 3 };
+            Assert.True(unet.SetAttentionProcessor(info => info.IsCrossAttention ? recorder : null) > 0);
+            unet.GradientCheckpointing = checkpointing;
+            unet.call(sample, t, text);
+            var loss = store.Maps.Select(m => m.Probabilities.pow(2).sum()).Aggregate((a, b) => a + b);
+            // The next batch's setting, made before this batch's backward: a recomputation at factor 0 would record
+            // zeros and pass no gradient to the weights.
+            recorder.Factor = 0;
+            loss.backward();
+            return unet.named_parameters().First(p => p.name.EndsWith("attn2.to_q.weight", StringComparison.Ordinal)).parameter.grad!.clone();
+        }
+
+        using var scope = NewDisposeScope();
+        var plain = ToQGradient(checkpointing: false);
+        var checkpointed = ToQGradient(checkpointing: true);
+        double largest = plain.abs().max().item<float>();
+        Assert.True(largest > 0);
+        Assert.True(MaxDiff(plain, checkpointed) <= 2e-6 * largest + 1e-9, $"checkpointed gradient differs by {MaxDiff(plain, checkpointed)} (max |grad| {largest})");
+    }
+
     [Fact]
     public void CapturesRedirectAndNest()
     {

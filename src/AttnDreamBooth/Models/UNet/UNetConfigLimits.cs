@@ -1,18 +1,15 @@
-using AttnDreamBooth.Models.Clip;
-using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Text;
+using AttnDreamBooth.IO;
 
-namespace AttnDreamBooth.IO;
+namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>
-/// Checks model configs against <see cref="ResourceLimits.Current"/> before a module is built, including the parameter
-/// count estimated from the config. Runs first in each config's validation, so an absurd value (or a zero divisor such
+/// Checks a U-Net config against <see cref="ResourceLimits.Current"/> before a module is built, including the parameter
+/// count estimated from the config. Runs first in the config's validation, so an absurd value (or a zero divisor such
 /// as <c>norm_num_groups: 0</c>) is a <see cref="ModelConfigException"/>, never an allocation or a native crash.
 /// </summary>
-internal static class ModelConfigLimits
+internal static class UNetConfigLimits
 {
-    public static void CheckUNet(UNetConfig c, string source)
+    public static void Check(UNetConfig c, string source)
     {
         var l = ResourceLimits.Current;
         l.RequireAtMost(source, "block_out_channels", c.BlockOutChannels.Count, l.MaxBlocks, nameof(l.MaxBlocks));
@@ -32,40 +29,12 @@ internal static class ModelConfigLimits
     }
 
     /// <summary>The parameter ceiling; call once the config's lists are known to be consistent.</summary>
-    public static void CheckUNetParameters(UNetConfig c, string source) =>
-        ResourceLimits.Current.RequireParameters(source, "U-Net", EstimateUNet(c));
-
-    public static void CheckVae(AutoencoderKLConfig c, string source)
-    {
-        var l = ResourceLimits.Current;
-        l.RequireAtMost(source, "block_out_channels", c.BlockOutChannels.Count, l.MaxBlocks, nameof(l.MaxBlocks));
-        l.RequireAllAtMost(source, "block_out_channels", c.BlockOutChannels, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "layers_per_block", c.LayersPerBlock, l.MaxLayersPerBlock, nameof(l.MaxLayersPerBlock));
-        l.RequireAtMost(source, "latent_channels", c.LatentChannels, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "in_channels", c.InChannels, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "out_channels", c.OutChannels, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "sample_size", c.SampleSize, l.MaxSampleSize, nameof(l.MaxSampleSize));
-        l.RequireParameters(source, "VAE", EstimateVae(c));
-    }
-
-    public static void CheckClipText(ClipTextConfig c, string source)
-    {
-        var l = ResourceLimits.Current;
-        l.RequireAtMost(source, "vocab_size", c.VocabSize, l.MaxVocabSize, nameof(l.MaxVocabSize));
-        l.RequireAtMost(source, "hidden_size", c.HiddenSize, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "intermediate_size", c.IntermediateSize, 4L * l.MaxChannels, nameof(l.MaxChannels) + " × 4");
-        l.RequireAtMost(source, "projection_dim", c.ProjectionDim, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "num_hidden_layers", c.NumHiddenLayers, l.MaxTextLayers, nameof(l.MaxTextLayers));
-        l.RequireAtMost(source, "num_attention_heads", c.NumAttentionHeads, l.MaxAttentionHeads, nameof(l.MaxAttentionHeads));
-        l.RequireAtMost(source, "max_position_embeddings", c.MaxPositionEmbeddings, l.MaxPositionEmbeddings, nameof(l.MaxPositionEmbeddings));
-        double h = c.HiddenSize;
-        double estimate = (double)c.VocabSize * h + (double)c.MaxPositionEmbeddings * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
-        l.RequireParameters(source, "text encoder", estimate);
-    }
+    public static void CheckParameters(UNetConfig c, string source) =>
+        ResourceLimits.Current.RequireParameters(source, "U-Net", Estimate(c));
 
     /// <summary>Weights of convolutions, attention and feed-forward layers, from the block structure (within ~10% of the
     /// exact count for SD 1.x/2.x; biases and norms are negligible).</summary>
-    internal static double EstimateUNet(UNetConfig c)
+    internal static double Estimate(UNetConfig c)
     {
         double temb = c.TimeEmbedDim;
         double total = (double)c.BlockOutChannels[0] * temb + temb * temb;
@@ -100,20 +69,5 @@ internal static class ModelConfigLimits
             if (i < n - 1) total += 9 * ch * ch;
         }
         return total;
-    }
-
-    internal static double EstimateVae(AutoencoderKLConfig c)
-    {
-        double total = 0;
-        double Resnet(double cin, double cout) => 9 * cin * cout + 9 * cout * cout + (cin != cout ? cin * cout : 0);
-        double prev = c.BlockOutChannels[0];
-        foreach (int width in c.BlockOutChannels)
-        {
-            // Encoder and decoder: layers_per_block (+1 in the decoder) ResNets and a resampling conv per level.
-            total += c.LayersPerBlock * Resnet(prev, width) + (c.LayersPerBlock + 1) * Resnet(width, width) + 2 * 9.0 * width * width;
-            prev = width;
-        }
-        double last = c.BlockOutChannels[^1];
-        return total + 2 * (2 * Resnet(last, last) + 4 * last * last);
     }
 }
