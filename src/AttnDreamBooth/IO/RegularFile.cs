@@ -41,7 +41,7 @@ public static class RegularFile
             Require(path);
             return true;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnsupportedFileTypeException)
         {
             return false;
         }

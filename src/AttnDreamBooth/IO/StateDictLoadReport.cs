@@ -39,7 +39,7 @@ public sealed record StateDictLoadReport(IReadOnlyList<string> Loaded, IReadOnly
 }
 
 /// <summary>A strict state-dict load found missing, unexpected or mis-shaped keys.</summary>
-public sealed class StateDictMismatchException : Exception
+public sealed class StateDictMismatchException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public StateDictMismatchException(string source, StateDictLoadReport report)

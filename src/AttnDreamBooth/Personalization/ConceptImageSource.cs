@@ -61,7 +61,7 @@ public sealed class ConceptImageSource
             if (length > maxBytes) throw TooBig(length, maxBytes);
             return File.ReadAllBytes(_path!);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or IO.UnsupportedFileTypeException or UnauthorizedAccessException)
         {
             throw new InvalidConceptImageException(Name, ConceptImageProblemKind.Unreadable, $"cannot be read: {e.Message}", e);
         }

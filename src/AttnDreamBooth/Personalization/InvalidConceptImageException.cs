@@ -5,7 +5,7 @@ namespace AttnDreamBooth.Personalization;
 /// Thrown before any training starts; <see cref="Problems"/> lists every rejected image, <see cref="ImageName"/>
 /// and <see cref="Kind"/> describe the first.
 /// </summary>
-public sealed class InvalidConceptImageException : Exception
+public sealed class InvalidConceptImageException : AttnDreamBoothException
 {
     /// <summary>Creates the exception for one image.</summary>
     public InvalidConceptImageException(string imageName, ConceptImageProblemKind kind, string detail, Exception? inner = null)

@@ -1,12 +1,13 @@
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>A <see cref="StagePlan"/> (or one of its stages) holds an invalid setting. Names the stage and the setting.</summary>
-public sealed class InvalidStagePlanException : ArgumentException
+public sealed class InvalidStagePlanException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public InvalidStagePlanException(TrainingStage? stage, string setting, string problem)
-        : base(stage is null ? $"Stage plan, {setting}: {problem}" : $"Stage {(int)stage} ({stage}), {setting}: {problem}", setting)
+        : base(stage is null ? $"Stage plan, {setting}: {problem}" : $"Stage {(int)stage} ({stage}), {setting}: {problem}")
     {
+        ParamName = setting;
         Stage = stage;
         Setting = setting;
         Problem = problem;
@@ -20,4 +21,7 @@ public sealed class InvalidStagePlanException : ArgumentException
 
     /// <summary>What is wrong.</summary>
     public string Problem { get; }
+
+    /// <summary>The name of the argument at fault.</summary>
+    public string? ParamName { get; }
 }

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>The training loss became NaN or infinite. The last checkpoint (if any) is left as it was.</summary>
-public sealed class TrainingDivergedException : Exception
+public sealed class TrainingDivergedException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public TrainingDivergedException(int stage, int step, double mse, double attention, string? lastCheckpoint)

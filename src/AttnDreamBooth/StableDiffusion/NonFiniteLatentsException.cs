@@ -2,7 +2,7 @@ namespace AttnDreamBooth.StableDiffusion;
 
 /// <summary>Sampling produced NaN or infinite latents, which would decode to a black image. The weights or the
 /// scheduler config are broken (or the guidance scale or precision is unusable); nothing is returned.</summary>
-public sealed class NonFiniteLatentsException : Exception
+public sealed class NonFiniteLatentsException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="step">The denoising step (1-based) after which the latents were first non-finite.</param>

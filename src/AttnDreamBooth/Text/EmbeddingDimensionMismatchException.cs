@@ -2,7 +2,7 @@ namespace AttnDreamBooth.Text;
 
 /// <summary>A learned embedding's width does not match the text encoder's hidden size (e.g. an SD 1.x embedding, 768
 /// wide, loaded into an SD 2.x text encoder, 1024 wide).</summary>
-public sealed class EmbeddingDimensionMismatchException : Exception
+public sealed class EmbeddingDimensionMismatchException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public EmbeddingDimensionMismatchException(string source, string token, long actual, long expected)

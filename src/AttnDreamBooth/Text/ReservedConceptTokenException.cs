@@ -4,7 +4,7 @@ namespace AttnDreamBooth.Text;
 /// token the tokenizer folder marks special) was given as a concept token, or an embedding file tries to replace its
 /// row. Its embedding is part of every prompt (BOS, EOS and padding fill most of the 77 positions), so a learned row
 /// there would silently change every image.</summary>
-public sealed class ReservedConceptTokenException : ArgumentException
+public sealed class ReservedConceptTokenException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="token">The reserved token.</param>
@@ -13,8 +13,9 @@ public sealed class ReservedConceptTokenException : ArgumentException
     public ReservedConceptTokenException(string token, int tokenId, string? source = null)
         : base((source is null ? "" : $"'{source}': ") +
                $"'{token}' is a special token (id {tokenId}) of the tokenizer and cannot be a concept token or receive a learned embedding; " +
-               "choose another identifier (a new word such as new_concept_v0, or a rare existing word such as sks).", "token")
+               "choose another identifier (a new word such as new_concept_v0, or a rare existing word such as sks).")
     {
+        ParamName = "token";
         Token = token;
         TokenId = tokenId;
         FilePath = source;
@@ -28,4 +29,7 @@ public sealed class ReservedConceptTokenException : ArgumentException
 
     /// <summary>The embedding file that named it, or null.</summary>
     public string? FilePath { get; }
+
+    /// <summary>The name of the argument at fault.</summary>
+    public string? ParamName { get; }
 }

@@ -30,7 +30,7 @@ public static class CheckpointFolder
         {
             throw new ModelConfigException(json, null, $"is not a valid checkpoint description ({e.Message})", e);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnsupportedFileTypeException)
         {
             throw new ModelConfigException(json, null, $"cannot be read ({e.Message})", e);
         }
@@ -47,7 +47,7 @@ public static class CheckpointFolder
             using var file = SafetensorsFile.Open(Path.Combine(checkpoint, TrainingCheckpoint.StateFile));
             return file.Names.Contains("concept.embedding") ? null : "the state file holds no concept embedding";
         }
-        catch (Exception e) when (e is IOException or FormatException or ModelConfigException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or FormatException or AttnDreamBoothException or UnauthorizedAccessException)
         {
             return e.Message;
         }

@@ -2,7 +2,7 @@ namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>A LoRA file or a LoRA target is invalid: unknown or unmatched keys, wrong shapes, layers that cannot carry
 /// an adapter. Names the file (when there is one), the key or module, and what is wrong.</summary>
-public sealed class LoraException : Exception
+public sealed class LoraException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public LoraException(string? filePath, string? key, string problem, Exception? inner = null)
