@@ -137,7 +137,7 @@ internal static class CliApp
                 BatchSize = parse.GetValue(count),
                 Steps = parse.GetValue(steps),
                 GuidanceScale = parse.GetValue(guidance),
-                SamplerName = samplerName,
+                Sampler = samplerName,
                 NegativePrompt = parse.GetValue(negative)!,
                 Width = parse.GetValue(width),
                 Height = parse.GetValue(height),

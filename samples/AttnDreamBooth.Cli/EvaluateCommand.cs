@@ -69,7 +69,7 @@ internal static class EvaluateCommand
             .Order(StringComparer.Ordinal)
             .ToArray();
         if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
-        return files.Select(RgbImageDecoding.Load).ToArray();
+        return files.Select(RgbImage.Load).ToArray();
     }
 
     /// <summary>A prompt file: the dataset's <c>prompts_and_classes.txt</c> (the list for the category's kind) or one
@@ -126,12 +126,12 @@ internal static class EvaluateCommand
     {
         var table = new Table().Title($"CLIP scores of {Markup.Escape(TerminalText.Safe(result.Token))} ({Markup.Escape(TerminalText.Safe(result.Category))})")
             .AddColumn("prompt").AddColumn(new TableColumn("identity").RightAligned()).AddColumn(new TableColumn("text").RightAligned());
-        foreach (var p in result.Scores.PerPrompt)
+        foreach (var p in result.PerPrompt)
             table.AddRow(Markup.Escape(TerminalText.Safe(p.Prompt)), p.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), p.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
         table.AddEmptyRow();
-        table.AddRow($"[bold]overall[/] ({result.Scores.GeneratedCount} images, {result.Scores.SourceCount} photos)",
-            $"[bold]{result.Scores.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",
-            $"[bold]{result.Scores.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]");
+        table.AddRow($"[bold]overall[/] ({result.GeneratedCount} images, {result.SourceCount} photos)",
+            $"[bold]{result.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",
+            $"[bold]{result.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]");
         return table;
     }
 }

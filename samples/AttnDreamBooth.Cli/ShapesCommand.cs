@@ -217,7 +217,7 @@ internal static class ShapesCommand
             if (codec.Info.Width > ShapesRenderer.MaxSize || codec.Info.Height > ShapesRenderer.MaxSize)
                 throw new ArgumentException($"'{file}' is {codec.Info.Width}x{codec.Info.Height}; the analyzer accepts at most {ShapesRenderer.MaxSize}x{ShapesRenderer.MaxSize}.");
         }
-        return RgbImageDecoding.Load(file);
+        return RgbImage.Load(file);
     }
 
     private static IEnumerable<string> ExpandInputs(string[] inputs)

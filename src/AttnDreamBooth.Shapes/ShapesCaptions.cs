@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Shapes;
 public static class ShapesCaptions
 {
     /// <summary>A caption with attribute words kept with the rule's probabilities (draws from <paramref name="random"/> in a fixed order).</summary>
-    public static string Describe(Scene scene, CaptionSpec rules, SeededRandom random)
+    internal static string Describe(Scene scene, CaptionSpec rules, SeededRandom random)
     {
         ArgumentNullException.ThrowIfNull(scene);
         ArgumentNullException.ThrowIfNull(rules);

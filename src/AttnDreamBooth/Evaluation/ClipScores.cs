@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Evaluation;
 /// (source, generated) pairs of the image-image cosine; text = mean over generated images of the cosine with that
 /// image's prompt (identifier token removed).
 /// </summary>
-public static class ClipScores
+internal static class ClipScores
 {
     /// <summary>Cosines [sources, generated] of normalised embeddings (<c>S @ G^T</c>).</summary>
     public static torch.Tensor ImageImageCosine(torch.Tensor sourceNormalized, torch.Tensor generatedNormalized) =>

@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Evaluation;
 /// is called by the evaluation protocol; the pooled output does not depend on the mask (causal attention), the hidden
 /// states after the end token do.
 /// </summary>
-public sealed class ClipTextTower : IClipTextTower
+internal sealed class ClipTextTower : IClipTextTower
 {
     /// <summary>Wraps a tokenizer and a text model (the tower owns and disposes the model).</summary>
     public ClipTextTower(ClipTokenizer tokenizer, ClipTextModel model)

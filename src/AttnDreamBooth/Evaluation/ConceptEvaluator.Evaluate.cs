@@ -67,6 +67,7 @@ public sealed partial class ConceptEvaluator
             prompts.Select((p, i) => new GeneratedImageSet(p, generated[i].Select(g => g.Image).ToArray())).ToArray(),
             concept.Token) { BatchSize = options.ClipBatchSize };
         var scores = Score(request, progress, ct);
-        return new ConceptEvaluation(protocol, concept.Token, concept.Category, scores, generated);
+        return new ConceptEvaluation(protocol, concept.Token, concept.Category, scores.Identity, scores.Text, scores.PerPrompt,
+            scores.SourceCount, scores.GeneratedCount, generated);
     }
 }

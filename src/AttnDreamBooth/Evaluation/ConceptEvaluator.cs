@@ -15,7 +15,7 @@ public sealed partial class ConceptEvaluator : IDisposable
     private readonly bool _ownsClip;
 
     /// <summary>Creates an evaluator over a CLIP model (with a text tower for the text score) and its preprocessing.</summary>
-    public ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor = null)
+    internal ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor = null)
         : this(clip, processor, ownsClip: false)
     {
     }
@@ -46,23 +46,23 @@ public sealed partial class ConceptEvaluator : IDisposable
     }
 
     /// <summary>The CLIP model.</summary>
-    public ClipModel Clip { get; }
+    internal ClipModel Clip { get; }
 
     /// <summary>The image preprocessing.</summary>
-    public ClipImageProcessor Processor { get; }
+    internal ClipImageProcessor Processor { get; }
 
     /// <summary>Computes both scores and the per-prompt breakdown. Runs on a dedicated thread; cancellation is checked
     /// between CLIP batches.</summary>
     /// <exception cref="ArgumentException">No source images, no generated images, or a prompt without images.</exception>
     /// <exception cref="InvalidOperationException">The CLIP model has no text tower.</exception>
-    public Task<ConceptScores> ScoreAsync(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
+    internal Task<ConceptScores> ScoreAsync(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
     {
         Validate(request);
         return Task.Factory.StartNew(() => Score(request, progress, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>The synchronous form of <see cref="ScoreAsync"/>.</summary>
-    public ConceptScores Score(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
+    internal ConceptScores Score(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
     {
         Validate(request);
         if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower.");

@@ -38,7 +38,7 @@ public sealed record EvaluationProtocol
     public static EvaluationProtocol Paper(string category) => Paper(DreamBoothPrompts.KindOf(category));
 
     /// <summary>The paper's protocol for a subject kind.</summary>
-    public static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
+    internal static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
 
     /// <summary>The paper's settings with the user's own prompts.</summary>
     /// <exception cref="ArgumentException">No prompts, or a prompt without <c>{}</c>.</exception>
@@ -51,12 +51,13 @@ public sealed record EvaluationProtocol
         return new EvaluationProtocol { Prompts = prompts };
     }
 
-    /// <summary>The sampler of <see cref="Sampler"/> (<c>DPMSolverMultistepScheduler</c> or <c>DDIMScheduler</c>).</summary>
+    /// <summary>The generation sampler name of <see cref="Sampler"/> (<c>DPMSolverMultistepScheduler</c> or
+    /// <c>DDIMScheduler</c>).</summary>
     /// <exception cref="ArgumentException">Another scheduler class.</exception>
-    public SamplerKind SamplerKind => Sampler switch
+    internal string SamplerName => Sampler switch
     {
-        "DPMSolverMultistepScheduler" => SamplerKind.DpmSolverPlusPlus,
-        "DDIMScheduler" => SamplerKind.Ddim,
+        "DPMSolverMultistepScheduler" => "dpm++",
+        "DDIMScheduler" => "ddim",
         _ => throw new ArgumentException($"The evaluation sampler '{Sampler}' is not supported; use DPMSolverMultistepScheduler or DDIMScheduler.", nameof(Sampler)),
     };
 
@@ -69,7 +70,7 @@ public sealed record EvaluationProtocol
         {
             Steps = InferenceSteps,
             GuidanceScale = GuidanceScale,
-            Sampler = SamplerKind,
+            Sampler = SamplerName,
             Seed = Seed + firstImage,
             BatchSize = count,
         };

@@ -3,7 +3,7 @@ using TorchSharp;
 namespace AttnDreamBooth.Imaging;
 
 /// <summary>Renders an attention heatmap as a coloured overlay on an image (jet colour map: blue = low, red = high).</summary>
-public static class HeatmapRenderer
+internal static class HeatmapRenderer
 {
     /// <summary>
     /// Blends the colour-mapped <paramref name="heatmap"/> ([H', W'], any range: it is min–max normalised and resized

@@ -35,4 +35,18 @@ public sealed class RgbImage
             return new RgbColor(Pixels[i], Pixels[i + 1], Pixels[i + 2]);
         }
     }
+
+    /// <summary>Decodes an image file (PNG, JPEG, WebP, …) into RGB as stored: no EXIF rotation, alpha dropped without
+    /// compositing, at most 89,478,485 declared pixels. This is how the reference CLIP evaluation reads its photos;
+    /// training photos go through the concept's image loader, which also honours EXIF orientation.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
+    /// <exception cref="IO.UnsupportedFileTypeException">The path is a device, FIFO or socket.</exception>
+    public static RgbImage Load(string path) => RgbImageDecoding.Load(path);
+
+    /// <summary>PNG bytes of the image.</summary>
+    public byte[] EncodePng() => RgbImageConversions.EncodePng(this);
+
+    /// <summary>Writes the image as PNG, atomically.</summary>
+    public void SavePng(string path) => RgbImageConversions.SavePng(this, path);
 }

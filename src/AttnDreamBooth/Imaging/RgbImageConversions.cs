@@ -5,7 +5,7 @@ using TorchSharp;
 namespace AttnDreamBooth.Imaging;
 
 /// <summary>Conversions of <see cref="RgbImage"/> to and from tensors and PNG.</summary>
-public static class RgbImageConversions
+internal static class RgbImageConversions
 {
     /// <summary>
     /// Turns a [3, H, W] (or [1, 3, H, W]) tensor with values in [−1, 1] — a VAE-decoded image — into an RGB image:

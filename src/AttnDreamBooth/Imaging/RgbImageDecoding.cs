@@ -1,4 +1,3 @@
-using AttnDreamBooth.Personalization;
 using SkiaSharp;
 using TorchSharp;
 
@@ -6,16 +5,19 @@ namespace AttnDreamBooth.Imaging;
 
 /// <summary>
 /// Plain decoding of images into <see cref="RgbImage"/> (no EXIF rotation, alpha dropped without compositing), as
-/// evaluation code that follows a Python reference reads its photos; training images go through
-/// <see cref="ConceptImageLoader"/> instead, which validates, orients and composites.
+/// evaluation code that follows a Python reference reads its photos; training images go through the concept image
+/// loader instead, which validates, orients and composites.
 /// </summary>
-public static class RgbImageDecoding
+internal static class RgbImageDecoding
 {
+    /// <summary>PIL's default decompression-bomb threshold, the default cap on declared pixels.</summary>
+    public const long DefaultMaxPixels = 89_478_485;
+
     /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB, with the same limits as training images:
-    /// at most <see cref="ConceptImageOptions.DefaultMaxPixels"/> declared pixels, and truncated pixel data is an error.</summary>
+    /// at most <see cref="DefaultMaxPixels"/> declared pixels, and truncated pixel data is an error.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
-    public static RgbImage Load(string path) => Load(path, ConceptImageOptions.DefaultMaxPixels, allowTruncated: false);
+    public static RgbImage Load(string path) => Load(path, DefaultMaxPixels, allowTruncated: false);
 
     /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB. The declared size is checked against
     /// <paramref name="maxPixels"/> before any pixel is decoded; only regular files are opened.</summary>

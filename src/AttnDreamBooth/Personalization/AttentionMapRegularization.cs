@@ -18,7 +18,7 @@ namespace AttnDreamBooth.Personalization;
 /// Statistics are computed in float32 even when the maps are float16/bfloat16 (float64 maps stay float64), and the
 /// loss is accumulated from a zero, layer by layer and row by row, as the official training loop does.
 /// </remarks>
-public sealed class AttentionMapRegularization
+internal sealed class AttentionMapRegularization
 {
     /// <summary>Creates the regularization with the given weights.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A weight is negative, NaN or infinite.</exception>

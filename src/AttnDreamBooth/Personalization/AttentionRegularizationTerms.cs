@@ -9,4 +9,4 @@ namespace AttnDreamBooth.Personalization;
 /// </summary>
 /// <param name="MeanTerm">(1/L) Σ_l Σ_b (μ_V − μ_C)².</param>
 /// <param name="VarianceTerm">(1/L) Σ_l Σ_b (σ²_V − σ²_C)².</param>
-public sealed record AttentionRegularizationTerms(torch.Tensor MeanTerm, torch.Tensor VarianceTerm);
+internal sealed record AttentionRegularizationTerms(torch.Tensor MeanTerm, torch.Tensor VarianceTerm);

@@ -27,7 +27,7 @@ public sealed class Concept
 
     /// <summary>Creates a concept.</summary>
     /// <exception cref="ArgumentException">No images; an empty or invalid token or category; an invalid template.</exception>
-    public Concept(IEnumerable<ConceptImageSource> images, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
+    internal Concept(IEnumerable<ConceptImageSource> images, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
     {
         ArgumentNullException.ThrowIfNull(images);
         var list = images.ToArray();
@@ -40,7 +40,7 @@ public sealed class Concept
     }
 
     /// <summary>The images, in a fixed order (a folder's are sorted by file name).</summary>
-    public IReadOnlyList<ConceptImageSource> Images { get; }
+    internal IReadOnlyList<ConceptImageSource> Images { get; }
 
     /// <summary>The identifier token [V].</summary>
     public string Token { get; }

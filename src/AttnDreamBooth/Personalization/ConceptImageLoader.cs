@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Personalization;
 /// <see cref="ConceptImageOptions.AlphaBackground"/>. Every failure is an <see cref="InvalidConceptImageException"/>
 /// naming the file.
 /// </summary>
-public static class ConceptImageLoader
+internal static class ConceptImageLoader
 {
     /// <summary>Reads and checks the header of <paramref name="source"/> without decoding pixels.</summary>
     /// <exception cref="InvalidConceptImageException">The image is unreadable, empty, unsupported, corrupt, zero-sized,

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Personalization;
 public sealed record ConceptImageOptions
 {
     /// <summary>PIL's default decompression-bomb threshold (89,478,485 pixels), used as the default cap.</summary>
-    public const long DefaultMaxPixels = 89_478_485;
+    public const long DefaultMaxPixels = RgbImageDecoding.DefaultMaxPixels;
 
     /// <summary>Side of the square training image in pixels (the model's resolution: 512 for SD 2.1-base). A positive
     /// multiple of 8 (the VAE downsamples by 8). Default 512.</summary>

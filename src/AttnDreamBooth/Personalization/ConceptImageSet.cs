@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Personalization;
 /// into augmented training tensors. Loading checks every header first (so an oversized or unsupported file is
 /// reported before any decoding work), then decodes every image, and reports all rejected images at once.
 /// </summary>
-public sealed class ConceptImageSet
+internal sealed class ConceptImageSet
 {
     private readonly RgbImage[] _images;
 

@@ -4,7 +4,7 @@ namespace AttnDreamBooth.Personalization;
 /// Where one concept image comes from: a file, or bytes captured from a stream. Reading is deferred to validation,
 /// so a concept can be described before its files are checked.
 /// </summary>
-public sealed class ConceptImageSource
+internal sealed class ConceptImageSource
 {
     private readonly string? _path;
     private readonly byte[]? _bytes;

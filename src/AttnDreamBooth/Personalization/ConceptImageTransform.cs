@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Personalization;
 /// [−1, 1]. Every random draw comes from the caller's <see cref="SeededRandom"/>, in a fixed order: rotation coin,
 /// angle (only when rotating), flip coin, crop top, crop left — a draw is made only for an enabled augmentation.
 /// </summary>
-public static class ConceptImageTransform
+internal static class ConceptImageTransform
 {
     /// <summary>
     /// Augments <paramref name="image"/> and crops it to a <paramref name="resolution"/>² square. With

@@ -9,7 +9,7 @@ internal static class ConceptTokenRecord
     /// <summary>The binding of <paramref name="metadata"/>'s token, checked against what was recorded. Concepts saved
     /// before the id was recorded are bound by <see cref="ConceptTokenIdentity.Resolve"/>, the rule training used.</summary>
     /// <exception cref="ModelConfigException">The recorded identity does not hold in this tokenizer (another base model).</exception>
-    /// <exception cref="ReservedConceptTokenException">The token is a special token.</exception>
+    /// <exception cref="ConceptTokenException">The token is a special token.</exception>
     public static ConceptTokenBinding Bind(string metadataPath, PersonalizedModelMetadata metadata, ClipTokenizer tokenizer)
     {
         var binding = ConceptTokenIdentity.Resolve(tokenizer, metadata.Token, metadataPath);

@@ -14,7 +14,7 @@ namespace AttnDreamBooth.Personalization;
 /// </summary>
 /// <remarks>Self-attention stays on the fused kernel; only the cross-attention layers record, and only the two
 /// token columns the loss needs.</remarks>
-public sealed class PersonalizationObjective : IDisposable
+internal sealed class PersonalizationObjective : IDisposable
 {
     private readonly StableDiffusionComponents _components;
     private readonly ConceptEmbedding _concept;

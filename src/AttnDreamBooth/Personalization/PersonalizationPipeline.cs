@@ -44,15 +44,15 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <see cref="StableDiffusionComponents.LoadSingleFile"/>).</summary>
     /// <param name="checkpointPath">The <c>.safetensors</c> file.</param>
     /// <param name="configFolder">A diffusers folder of the same family (weights not needed).</param>
-    /// <param name="settings">Prediction type and image size when the config folder should not decide them.</param>
-    /// <param name="options">EMA weights, family, extra keys to ignore.</param>
+    /// <param name="options">Prediction type and image size when the config folder should not decide them, EMA weights,
+    /// extra keys to ignore.</param>
     public static PersonalizationPipelineBuilder FromSingleFile(string checkpointPath, string configFolder,
-        IO.SingleFile.SingleFileModelSettings? settings = null, IO.SingleFile.SingleFileLoadOptions? options = null)
+        IO.SingleFile.SingleFileLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
         return new PersonalizationPipelineBuilder((device, loggers, checkFinite, ct) =>
-            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggers, checkFinite, ct));
+            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggers, checkFinite, ct));
     }
 
     /// <summary>The loaded model components.</summary>

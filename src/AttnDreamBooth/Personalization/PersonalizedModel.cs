@@ -125,8 +125,8 @@ public sealed class PersonalizedModel
     /// <exception cref="ModelConfigException">The folder is incomplete, its metadata is invalid, or it belongs to another base model.</exception>
     /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
     /// <exception cref="NonFiniteWeightsException">A U-Net weight or the embedding holds NaN or infinity.</exception>
-    /// <exception cref="EmbeddingDimensionMismatchException">The embedding's width is not the text encoder's.</exception>
-    /// <exception cref="ReservedConceptTokenException">The concept's token is a special token.</exception>
+    /// <exception cref="LearnedEmbeddingsFormatException">The embedding's width is not the text encoder's.</exception>
+    /// <exception cref="ConceptTokenException">The concept's token is a special token.</exception>
     /// <exception cref="ConceptLoadFailedException">Copying failed after validation (the files changed underneath); the pipeline is unusable.</exception>
     public static Task<PersonalizedModel> LoadAsync(string folder, PersonalizationPipeline pipeline, PersonalizedModelLoadOptions options, CancellationToken ct = default)
     {
@@ -203,7 +203,7 @@ public sealed class PersonalizedModel
 /// <param name="Seed">Training seed.</param>
 /// <param name="Plan">Stage plan.</param>
 /// <param name="LossHistory">Loss per step.</param>
-public sealed record PersonalizedModelMetadata(int FormatVersion, string Token, string Category, string BaseModel, long Seed, StagePlan? Plan, double[]? LossHistory)
+internal sealed record PersonalizedModelMetadata(int FormatVersion, string Token, string Category, string BaseModel, long Seed, StagePlan? Plan, double[]? LossHistory)
 {
     /// <summary>The id the learned row was trained on (e.g. 2368 for <c>cat</c>); null in concepts saved before it was recorded.</summary>
     public int? TokenId { get; init; }

@@ -7,7 +7,7 @@ namespace AttnDreamBooth.Personalization;
 /// Gradient clipping of one stage, configured from <see cref="StageOptions"/> (the optimizer itself is
 /// <see cref="Training.AdamWOptimizer"/>, whose state can be checkpointed).
 /// </summary>
-public static class StageOptimizer
+internal static class StageOptimizer
 {
     /// <summary>
     /// Clips the global L2 norm of the gradients of <paramref name="parameters"/> to <see cref="StageOptions.MaxGradNorm"/>

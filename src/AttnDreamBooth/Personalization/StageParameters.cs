@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Personalization;
 /// (<c>….attn2.to_q.weight</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out.0.weight</c>/<c>bias</c> — the official script's
 /// "name contains attn2" rule), every parameter in stage 3.
 /// </summary>
-public static class StageParameters
+internal static class StageParameters
 {
     private static readonly string[] CrossAttentionProjections = ["to_q", "to_k", "to_v", "to_out"];
 

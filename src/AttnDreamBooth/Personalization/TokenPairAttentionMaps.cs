@@ -11,4 +11,4 @@ namespace AttnDreamBooth.Personalization;
 /// <param name="Concept">The [V] token's maps, [B, heads, pixels].</param>
 /// <param name="Category">The category token's maps, same shape as <paramref name="Concept"/>.</param>
 /// <param name="Layer">An optional name for error messages (e.g. the attention module path).</param>
-public sealed record TokenPairAttentionMaps(torch.Tensor Concept, torch.Tensor Category, string? Layer = null);
+internal sealed record TokenPairAttentionMaps(torch.Tensor Concept, torch.Tensor Category, string? Layer = null);

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Personalization;
 /// id) and the category token, i.e. the first sub-token of the category word, located by id in each row. Positions
 /// are per batch row because prompts of one batch may differ.
 /// </summary>
-public static class TokenPositions
+internal static class TokenPositions
 {
     /// <summary>
     /// The first position of <paramref name="tokenId"/> in each row of <paramref name="inputIds"/> ([B, T] integer)

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Personalization;
 /// <param name="InputIds">Prompt token ids [B, 77] (int64).</param>
 /// <param name="ConceptPositions">Position of [V] per row [B] (int64).</param>
 /// <param name="CategoryPositions">Position of the category token per row [B] (int64).</param>
-public sealed record TrainingBatch(torch.Tensor Latents, torch.Tensor Noise, torch.Tensor Timesteps, torch.Tensor InputIds,
+internal sealed record TrainingBatch(torch.Tensor Latents, torch.Tensor Noise, torch.Tensor Timesteps, torch.Tensor InputIds,
     torch.Tensor ConceptPositions, torch.Tensor CategoryPositions);
 
 /// <summary>The loss of one micro-batch: the graph-carrying total and its detached parts.</summary>
@@ -19,4 +19,4 @@ public sealed record TrainingBatch(torch.Tensor Latents, torch.Tensor Noise, tor
 /// <param name="Attention">The weighted attention-regularization value.</param>
 /// <param name="ModelPrediction">The U-Net output (detached), for inspection.</param>
 /// <param name="EncoderHiddenStates">The text conditioning used (detached).</param>
-public sealed record TrainingLoss(torch.Tensor Loss, torch.Tensor AttentionTerm, double Mse, double Attention, torch.Tensor ModelPrediction, torch.Tensor EncoderHiddenStates);
+internal sealed record TrainingLoss(torch.Tensor Loss, torch.Tensor AttentionTerm, double Mse, double Attention, torch.Tensor ModelPrediction, torch.Tensor EncoderHiddenStates);

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>Display helpers for <see cref="TrainingStage"/>.</summary>
-public static class TrainingStageExtensions
+internal static class TrainingStageExtensions
 {
     /// <summary>A short name: "textual-inversion", "cross-attention" or "unet".</summary>
     public static string DisplayName(this TrainingStage stage) => stage switch

@@ -15,19 +15,18 @@ public sealed record GenerationOptions
     /// <summary>Number of denoising steps.</summary>
     public int Steps { get; init; } = 50;
 
-    /// <summary>The sampler.</summary>
-    public SamplerKind Sampler { get; init; } = SamplerKind.DpmSolverPlusPlus;
-
-    /// <summary>A sampler by name (<see cref="DiffusionSamplers.Names"/>, e.g. <c>euler-a</c>, <c>unipc</c>,
-    /// <c>dpm++-karras</c>, or a diffusers class name); overrides <see cref="Sampler"/> when set.</summary>
-    public string? SamplerName { get; init; }
+    /// <summary>The sampler by name: one of <see cref="DiffusionSamplers.Names"/> (e.g. <c>dpm++</c>, <c>ddim</c>,
+    /// <c>euler-a</c>, <c>unipc</c>; <c>-karras</c> appended for Karras sigmas where the sampler has them) or a diffusers
+    /// class name such as <c>EulerDiscreteScheduler</c>. Null (the default): the class <see cref="SchedulerConfig"/>
+    /// names when that is set, else DPM-Solver++ (<c>dpm++</c>).</summary>
+    public string? Sampler { get; init; }
 
     /// <summary>A scheduler config to build the sampler from instead of the model's (diffusers <c>from_config</c>): with
-    /// <see cref="SamplerName"/>, that sampler from this config; alone, the class this config names.</summary>
+    /// <see cref="Sampler"/>, that sampler from this config; alone, the class this config names.</summary>
     public SchedulerConfig? SchedulerConfig { get; init; }
 
     /// <summary>Called on the generation thread after every denoising step with the latents and timestep (for previews).</summary>
-    public Action<GenerationStep>? OnStep { get; init; }
+    internal Action<GenerationStep>? OnStep { get; init; }
 
     /// <summary>DDIM's eta (0 = deterministic); ignored by DPM-Solver++.</summary>
     public double Eta { get; init; }
@@ -64,8 +63,8 @@ public sealed record GenerationOptions
         if (HeatmapResolution is < 1 or > 512) throw new ArgumentOutOfRangeException(nameof(HeatmapResolution), HeatmapResolution, "must be between 1 and 512");
         ArgumentNullException.ThrowIfNull(NegativePrompt);
         ArgumentNullException.ThrowIfNull(HeatmapTokens);
-        if (SamplerName is not null) DiffusionSamplers.Resolve(SamplerName);
-        if (SamplerName is null && SchedulerConfig is { Class: SchedulerClass.Other } other)
-            throw new UnknownSamplerException(other.ClassName ?? "(no _class_name)", $"{other.SourcePath} names a scheduler class that is not implemented; set SamplerName");
+        if (Sampler is not null) DiffusionSamplers.Resolve(Sampler);
+        if (Sampler is null && SchedulerConfig is { Class: SchedulerClass.Other } other)
+            throw new UnknownSamplerException(other.ClassName ?? "(no _class_name)", $"{other.SourcePath} names a scheduler class that is not implemented; set Sampler");
     }
 }

@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.IO.SingleFile;
 using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.Schedulers;
@@ -36,7 +37,7 @@ public sealed class StableDiffusionComponents : IDisposable
     }
 
     /// <summary>The model folder: the weights' folder, or for a single file the folder its configs, tokenizer and scheduler came from.</summary>
-    public DiffusersFolder Folder { get; }
+    internal DiffusersFolder Folder { get; }
 
     /// <summary>Where the weights came from: the diffusers folder, or the single-file checkpoint.</summary>
     public string ModelSource { get; }
@@ -63,8 +64,30 @@ public sealed class StableDiffusionComponents : IDisposable
     public SchedulerConfig SchedulerConfig { get; }
 
     /// <summary>The model's native image size in pixels (U-Net sample size × VAE factor, or the resolved
-    /// <see cref="SingleFileModelSettings.ImageSize"/> of a single file).</summary>
+    /// <see cref="SingleFileLoadOptions.ImageSize"/> of a single file).</summary>
     public int DefaultResolution => _resolution ?? (UNet.Config.SampleSize ?? Vae.Config.SampleSize / Vae.DownsampleFactor) * Vae.DownsampleFactor;
+
+    /// <summary>
+    /// Reads a LoRA file (kohya/A1111 or diffusers) onto the U-Net and the text encoder, installs it at
+    /// <paramref name="scale"/> and returns the network (change the strength with <see cref="LoraNetwork.SetScale(double)"/>,
+    /// bake it in with <see cref="LoraNetwork.Merge"/>, take it out with <see cref="LoraNetwork.Remove"/> or by disposing it).
+    /// </summary>
+    /// <exception cref="LoraException">The file has keys that match no layer (unless
+    /// <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set), incomplete modules or wrong shapes.</exception>
+    public LoraNetwork LoadLora(string loraPath, double scale = 1.0, LoraLoadOptions? options = null)
+    {
+        var network = LoraNetwork.Load(loraPath, UNet, TextEncoder, (options ?? new LoraLoadOptions()) with { Scale = scale });
+        try
+        {
+            network.Install();
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        return network;
+    }
 
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
@@ -102,15 +125,15 @@ public sealed class StableDiffusionComponents : IDisposable
     /// Loads the networks from an original-layout (LDM / CompVis) single-file checkpoint of SD 1.x or 2.x through the
     /// generated key map (<see cref="SingleFileCheckpoint"/>), with everything the file does not hold from
     /// <paramref name="configFolder"/>: the architecture (U-Net, VAE, text-encoder configs), the tokenizer and the scheduler
-    /// config. The prediction type and the native image size follow <see cref="SingleFileModelSettings.Resolve"/>
-    /// (<paramref name="settings"/> win, then the config folder, then the SD 1.x defaults); the scheduler config is
-    /// given the resolved prediction type.
+    /// config. The prediction type and the native image size are resolved as <see cref="SingleFileLoadOptions"/>
+    /// describes (<paramref name="options"/> win, then the config folder, then the SD 1.x defaults); the scheduler
+    /// config is given the resolved prediction type.
     /// </summary>
     /// <param name="checkpointPath">The <c>.safetensors</c> file (pickles are refused).</param>
     /// <param name="configFolder">A diffusers folder of the same model family; its weights are not read and need not exist.</param>
     /// <param name="device">Where every module lives (CPU by default).</param>
-    /// <param name="settings">Prediction type and image size when the config folder should not decide them.</param>
-    /// <param name="options">EMA weights, family, keys to ignore (the logger defaults to <paramref name="loggerFactory"/>'s).</param>
+    /// <param name="options">Prediction type and image size when the config folder should not decide them, EMA weights,
+    /// keys to ignore (the logger defaults to <paramref name="loggerFactory"/>'s).</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="ct">Checked between components.</param>
     /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
@@ -118,11 +141,11 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
-        SingleFileModelSettings? settings = null, SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
-        LoadSingleFileChecked(checkpointPath, configFolder, device, settings, options, loggerFactory, checkFiniteWeights: true, ct);
+        SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
+        LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, ct);
 
     internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
-        SingleFileModelSettings? settings, SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
+        SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
@@ -137,7 +160,7 @@ public sealed class StableDiffusionComponents : IDisposable
         using var checkpoint = SingleFileCheckpoint.Open(path, architecture, options);
         var missing = SingleFileComponents.All.Except(checkpoint.Components).ToArray();
         if (missing.Length > 0) throw new SingleFileFormatException(path, $"holds no {string.Join(", ", missing)}; a pipeline needs the U-Net, the VAE and the text encoder");
-        var resolved = (settings ?? new SingleFileModelSettings()).Resolve(checkpoint.Family, folder.Root);
+        var resolved = SingleFileModelSettings.From(options).Resolve(checkpoint.Family, folder.Root);
         var tokenizer = ClipTokenizer.FromFolder(folder.ComponentPath("tokenizer"));
         var modules = new List<torch.nn.Module>();
         try

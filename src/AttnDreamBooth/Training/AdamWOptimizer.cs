@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Training;
 /// vectorised kernel that evaluates each element in double precision and rounds once; see docs/training-at-scale.md).
 /// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps.
 /// </summary>
-public sealed class AdamWOptimizer : IDisposable
+internal sealed class AdamWOptimizer : IDisposable
 {
     /// <summary>Tensors with fewer elements keep float32 moments under <see cref="AdamWStateFormat.BlockwiseInt8"/>
     /// (bitsandbytes' <c>min_8bit_size</c>): biases and norms, a negligible share of the memory.</summary>

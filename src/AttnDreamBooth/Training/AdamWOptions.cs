@@ -1,11 +1,9 @@
-using AttnDreamBooth.Personalization;
-
 namespace AttnDreamBooth.Training;
 
 /// <summary>
-/// AdamW hyper-parameters of one stage. The defaults are the official ones: betas (0.9, 0.999), weight decay 1e-2
-/// (note that TorchSharp's own AdamW default is 0), epsilon 1e-8. The learning rate is constant (no warm-up, no decay),
-/// as in the official script; it lives in <see cref="StageOptions.LearningRate"/>.
+/// AdamW hyper-parameters. The defaults are the official AttnDreamBooth ones: betas (0.9, 0.999), weight decay 1e-2
+/// (note that TorchSharp's own AdamW default is 0), epsilon 1e-8. The learning rate is not part of them: the training
+/// stage that uses the optimizer sets it (constant, no warm-up, no decay, as in the official script).
 /// </summary>
 public sealed record AdamWOptions
 {

@@ -6,14 +6,14 @@ namespace AttnDreamBooth.Training;
 /// <summary>A checkpoint found unusable while looking for one to resume from.</summary>
 /// <param name="Path">The checkpoint folder.</param>
 /// <param name="Problem">Why it cannot be used.</param>
-public sealed record SkippedCheckpoint(string Path, string Problem);
+internal sealed record SkippedCheckpoint(string Path, string Problem);
 
 /// <summary>
 /// What a checkpoint folder holds, per run: which checkpoints belong to which run (by fingerprint), which is the newest
 /// valid one (a truncated or corrupt newest checkpoint is reported and the previous valid one used), and whether a new
 /// run may write there.
 /// </summary>
-public static class CheckpointFolder
+internal static class CheckpointFolder
 {
     /// <summary>Reads only <c>checkpoint.json</c> of a checkpoint folder.</summary>
     /// <exception cref="ModelConfigException">Missing or invalid.</exception>

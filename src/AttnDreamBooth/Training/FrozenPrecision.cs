@@ -17,7 +17,7 @@ using Attention = AttnDreamBooth.Models.Attention.Attention;
 /// than casting the half-precision copy back. Apply before creating the optimizer: casting replaces the parameter
 /// objects of the cast layers (frozen ones, which no optimizer should hold).
 /// </remarks>
-public static class FrozenPrecision
+internal static class FrozenPrecision
 {
     /// <summary>
     /// Casts the frozen parts of <paramref name="module"/> to <paramref name="dtype"/>: every sub-module none of whose
@@ -119,4 +119,4 @@ public static class FrozenPrecision
 /// <param name="DType">The half-precision dtype of the cast layers.</param>
 /// <param name="Cast">Full names of the parameters now held in <paramref name="DType"/>.</param>
 /// <param name="Kept">Full names of the parameters left in their dtype (trainable, or kept on request).</param>
-public sealed record FrozenPrecisionResult(ScalarType DType, IReadOnlyList<string> Cast, IReadOnlyList<string> Kept);
+internal sealed record FrozenPrecisionResult(ScalarType DType, IReadOnlyList<string> Cast, IReadOnlyList<string> Kept);

@@ -7,7 +7,7 @@ namespace AttnDreamBooth.Training;
 /// is consumed (e.g. more augmentation variants) does not shift the others, and so all of them can be
 /// checkpointed and restored exactly.
 /// </summary>
-public sealed class RandomStreams : IDisposable
+internal sealed class RandomStreams : IDisposable
 {
     /// <summary>The stream names, in a fixed order.</summary>
     public static readonly IReadOnlyList<string> Names = ["noise", "timesteps", "data_order", "latent_sample"];

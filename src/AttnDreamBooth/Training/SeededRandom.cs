@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Training;
 /// fixed by this implementation (it does not depend on the .NET version, unlike <see cref="Random"/>'s), which keeps
 /// augmentations and data order reproducible across machines. Not thread-safe; not for cryptography.
 /// </summary>
-public sealed class SeededRandom
+internal sealed class SeededRandom
 {
     private ulong _s0, _s1, _s2, _s3;
 

@@ -6,7 +6,7 @@ using TorchSharp;
 namespace AttnDreamBooth.Training;
 
 /// <summary>The scalar state of a checkpoint (<c>checkpoint.json</c>).</summary>
-public sealed record TrainingCheckpointState
+internal sealed record TrainingCheckpointState
 {
     /// <summary>Format version of the checkpoint folder.</summary>
     public int FormatVersion { get; init; } = 1;
@@ -47,7 +47,7 @@ public sealed record TrainingCheckpointState
 /// embedding, changed U-Net tensors, optimizer moments, every random stream). Folders are written under a temporary
 /// name and renamed into place, so a crash never leaves a half-written checkpoint that looks complete.
 /// </summary>
-public static class TrainingCheckpoint
+internal static class TrainingCheckpoint
 {
     /// <summary>Name of the state file.</summary>
     public const string StateFile = "state.safetensors";

@@ -28,7 +28,7 @@ public sealed class TinyConcept : IAsyncLifetime
     /// <summary>The base pipeline with the saved concept loaded back (as a user evaluates after training).</summary>
     public PersonalizationPipeline Pipeline { get; private set; } = null!;
 
-    public ClipModel Clip { get; private set; } = null!;
+    internal ClipModel Clip { get; private set; } = null!;
 
     public IReadOnlyList<RgbImage> Sources { get; private set; } = [];
 

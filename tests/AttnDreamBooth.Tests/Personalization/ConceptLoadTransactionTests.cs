@@ -60,13 +60,13 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     [Fact]
     public async Task AnEmbeddingOfTheWrongWidthLeavesThePipelineUntouched()
     {
-        var error = await AssertAtomicFailure<EmbeddingDimensionMismatchException>(f =>
+        var error = await AssertAtomicFailure<LearnedEmbeddingsFormatException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, PersonalizedModel.EmbeddingFile), t =>
             {
                 var key = t.Keys.Single();
                 t[key] = torch.zeros(1, 16);
             }));
-        Assert.Equal(16, error.Actual);
+        Assert.Equal(16, error.Width);
     }
 
     [Fact]

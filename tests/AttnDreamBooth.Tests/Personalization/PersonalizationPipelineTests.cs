@@ -269,7 +269,7 @@ public sealed class PersonalizationPipelineTests
         var progress = new Collect<TrainingProgress>();
         await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
         Assert.Equal(3, progress.Items.Count);
-        var images = await pipeline.GenerateAsync("a {}", new GenerationOptions { Steps = 2, Sampler = SamplerKind.Ddim, Width = 64, Height = 48 });
+        var images = await pipeline.GenerateAsync("a {}", new GenerationOptions { Steps = 2, Sampler = "ddim", Width = 64, Height = 48 });
         Assert.Equal(64, images[0].Image.Width);
         Assert.Equal(48, images[0].Image.Height);
     }

@@ -31,7 +31,7 @@ public sealed class SavedConceptCompatibilityTests
         Assert.Equal(SavedPlan(), concept.Plan);
         Assert.Equal(5, concept.LossHistory.Count);
 
-        var options = new GenerationOptions { BatchSize = 1, Steps = 4, GuidanceScale = 7.5, Sampler = SamplerKind.DpmSolverPlusPlus, Seed = 3, HeatmapTokens = [concept.Token] };
+        var options = new GenerationOptions { BatchSize = 1, Steps = 4, GuidanceScale = 7.5, Sampler = "dpm++", Seed = 3, HeatmapTokens = [concept.Token] };
         var image = Assert.Single(await pipeline.GenerateAsync("a photo of {} on the beach", options));
 
         AssertSamePixels(RgbImageDecoding.Load(Path.Combine(Saved, "generated.png")), image.Image);

@@ -19,13 +19,13 @@ public sealed class GenerationSamplerProgressTests
     public async Task ProgressReportsEveryStepInOrderAndTheResultDoesNotDependOnIt()
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
-        var plain = await pipeline.GenerateAsync("a dog", Small() with { SamplerName = "heun" });
+        var plain = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "heun" });
 
         var progress = new Recorder<GenerationProgress>();
         var steps = new List<(int Step, int Total, double Timestep, long[] Shape)>();
         var options = Small() with
         {
-            SamplerName = "heun",
+            Sampler = "heun",
             OnStep = s => steps.Add((s.Step, s.TotalSteps, s.Timestep, s.Latents.shape)),
         };
         var observed = await pipeline.GenerateAsync("a dog", options, progress);
@@ -50,14 +50,14 @@ public sealed class GenerationSamplerProgressTests
         var seen = new Dictionary<string, byte[]>();
         foreach (string name in DiffusionSamplers.Names.Where(n => n != "ddpm"))
         {
-            var images = await pipeline.GenerateAsync("a dog", Small(3) with { SamplerName = name, BatchSize = 1 });
+            var images = await pipeline.GenerateAsync("a dog", Small(3) with { Sampler = name, BatchSize = 1 });
             var pixels = images[0].Image.Pixels.ToArray();
             Assert.DoesNotContain(seen, kv => kv.Value.SequenceEqual(pixels));
             seen[name] = pixels;
         }
-        // The enum names the same samplers as the names.
-        var byEnum = await pipeline.GenerateAsync("a dog", Small(3) with { Sampler = SamplerKind.EulerAncestral, BatchSize = 1 });
-        Assert.Equal(seen["euler-a"], byEnum[0].Image.Pixels.ToArray());
+        // A diffusers class name names the same sampler as its short name.
+        var byClassName = await pipeline.GenerateAsync("a dog", Small(3) with { Sampler = "EulerAncestralDiscreteScheduler", BatchSize = 1 });
+        Assert.Equal(seen["euler-a"], byClassName[0].Image.Pixels.ToArray());
     }
 
     [Fact]
@@ -76,10 +76,10 @@ public sealed class GenerationSamplerProgressTests
         var fromConfig = await pipeline.GenerateAsync("a dog", Small() with { SchedulerConfig = config });
         var byName = await pipeline.GenerateAsync("a dog", Small() with
         {
-            SamplerName = "unipc",
+            Sampler = "unipc",
             SchedulerConfig = pipeline.Components.SchedulerConfig.With(new Dictionary<string, object?> { ["solver_order"] = 3, ["solver_type"] = "bh1" }),
         });
-        var plainUniPC = await pipeline.GenerateAsync("a dog", Small() with { SamplerName = "unipc" });
+        var plainUniPC = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "unipc" });
         Assert.Equal(byName[0].Image.Pixels, fromConfig[0].Image.Pixels);
         Assert.NotEqual(plainUniPC[0].Image.Pixels, fromConfig[0].Image.Pixels);
     }
@@ -88,7 +88,7 @@ public sealed class GenerationSamplerProgressTests
     public async Task UnknownSamplersAreRefusedBeforeAnythingRuns()
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
-        var error = await Assert.ThrowsAsync<UnknownSamplerException>(() => pipeline.GenerateAsync("a dog", Small() with { SamplerName = "euler-b" }));
+        var error = await Assert.ThrowsAsync<UnknownSamplerException>(() => pipeline.GenerateAsync("a dog", Small() with { Sampler = "euler-b" }));
         Assert.Contains("euler-a", error.Message, StringComparison.Ordinal);
         var other = SchedulerConfig.Parse("""{"_class_name": "LCMScheduler"}""", "lcm.json");
         var fromFile = await Assert.ThrowsAsync<UnknownSamplerException>(() => pipeline.GenerateAsync("a dog", Small() with { SchedulerConfig = other }));
@@ -99,9 +99,9 @@ public sealed class GenerationSamplerProgressTests
     public async Task DdimEtaIsHonoured()
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
-        var deterministic = await pipeline.GenerateAsync("a dog", Small() with { Sampler = SamplerKind.Ddim });
-        var stochastic = await pipeline.GenerateAsync("a dog", Small() with { Sampler = SamplerKind.Ddim, Eta = 1.0 });
-        var again = await pipeline.GenerateAsync("a dog", Small() with { Sampler = SamplerKind.Ddim, Eta = 1.0 });
+        var deterministic = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "ddim" });
+        var stochastic = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "ddim", Eta = 1.0 });
+        var again = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "ddim", Eta = 1.0 });
         Assert.NotEqual(deterministic[0].Image.Pixels, stochastic[0].Image.Pixels);
         Assert.Equal(stochastic[0].Image.Pixels, again[0].Image.Pixels);
     }

@@ -97,7 +97,7 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
     }
 
     /// <summary>A description of this layer for processor selectors.</summary>
-    public AttentionLayerInfo Info => new(Path, IsCrossAttention, Heads, HeadDim, QueryDim, KeyDim, DownscaleFactor);
+    internal AttentionLayerInfo Info => new(Path, IsCrossAttention, Heads, HeadDim, QueryDim, KeyDim, DownscaleFactor);
 
     /// <summary>Runs the layer through <see cref="Processor"/>.</summary>
     /// <param name="hiddenStates">Query tokens <c>[B, N, QueryDim]</c>.</param>

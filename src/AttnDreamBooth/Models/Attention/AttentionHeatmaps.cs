@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// averaged over heads, reshaped to the layer's h × w grid, resized (bilinear) to a common resolution, and the layers
 /// are averaged — the aggregation used for attention visualisations such as the paper's figures.
 /// </summary>
-public static class AttentionHeatmaps
+internal static class AttentionHeatmaps
 {
     /// <summary>
     /// Aggregates <paramref name="layers"/> (probabilities [B, heads, h·w, K] with their grid size) into [B, K, R, R]

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Models.Attention;
 
 /// <summary>Which computation an attention processor used for one call (reported for diagnostics and tests).</summary>
-public enum AttentionKernel
+internal enum AttentionKernel
 {
     /// <summary>libtorch's fused <c>scaled_dot_product_attention</c>; no probability matrix is materialised.</summary>
     Fused,

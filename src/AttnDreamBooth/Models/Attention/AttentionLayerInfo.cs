@@ -11,4 +11,4 @@ namespace AttnDreamBooth.Models.Attention;
 /// <param name="KeyDim">Width of the key/value inputs (the cross-attention dimension, or <paramref name="QueryDim"/>).</param>
 /// <param name="DownscaleFactor">Spatial size of the layer relative to the model input: the layer sees
 /// (H / factor) x (W / factor) tokens for an H x W latent (1 = full resolution; 1 outside a U-Net).</param>
-public sealed record AttentionLayerInfo(string Path, bool IsCrossAttention, int Heads, int HeadDim, int QueryDim, int KeyDim, int DownscaleFactor);
+internal sealed record AttentionLayerInfo(string Path, bool IsCrossAttention, int Heads, int HeadDim, int QueryDim, int KeyDim, int DownscaleFactor);

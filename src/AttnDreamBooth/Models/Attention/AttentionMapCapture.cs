@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// dispose scope, and whoever opened the capture hands them on (e.g. adds them to the store) or disposes them.
 /// Dispose the capture to end it.
 /// </summary>
-public sealed class AttentionMapCapture : IDisposable
+internal sealed class AttentionMapCapture : IDisposable
 {
     private readonly List<RecordedAttentionMap> _maps = [];
     private bool _ended;

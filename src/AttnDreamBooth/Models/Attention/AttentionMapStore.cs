@@ -7,7 +7,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// store owns the recorded tensors and disposes them on <see cref="Clear"/>. Not thread-safe: one store per
 /// model call chain.
 /// </summary>
-public sealed class AttentionMapStore : IDisposable
+internal sealed class AttentionMapStore : IDisposable
 {
     private readonly List<RecordedAttentionMap> _maps = [];
     private readonly Dictionary<string, int> _byPath = new(StringComparer.Ordinal);

@@ -7,7 +7,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// positions for every batch row, or positions given per batch row (<c>[B, K]</c> int64, e.g. the [V] token and the
 /// category word that follows it in each prompt).
 /// </summary>
-public sealed class AttentionTokenSelection
+internal sealed class AttentionTokenSelection
 {
     private readonly long[]? _shared;
     private readonly long[,]? _perRow;

@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// <param name="Height">Rows of the layer's latent grid.</param>
 /// <param name="Width">Columns of the layer's latent grid.</param>
 /// <param name="Probabilities">Softmax probabilities, <c>[B, heads, Height * Width, K]</c>.</param>
-public sealed record RecordedAttentionMap(string LayerPath, int Height, int Width, Tensor Probabilities)
+internal sealed record RecordedAttentionMap(string LayerPath, int Height, int Width, Tensor Probabilities)
 {
     /// <summary>Which key positions the last axis holds (default: all).</summary>
     public AttentionTokenSelection Tokens { get; init; } = AttentionTokenSelection.All;

@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Models.Attention;
 /// uses the fused kernel and records nothing (self-attention never materialises its token-by-token matrix).
 /// One instance may serve every layer.
 /// </summary>
-public sealed class RecordingAttentionProcessor : IAttentionProcessor, IAttentionMapRecorder
+internal sealed class RecordingAttentionProcessor : IAttentionProcessor, IAttentionMapRecorder
 {
     private AttentionTokenSelection _tokens;
 

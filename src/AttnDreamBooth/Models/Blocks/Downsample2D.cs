@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.Blocks;
 
 /// <summary>diffusers' <c>Downsample2D</c> with a conv: 3x3, stride 2, padding <c>downsample_padding</c>
 /// (with padding 0 the input is first padded by one on the right and bottom, as diffusers does).</summary>
-public sealed class Downsample2D : Module<Tensor, Tensor>
+internal sealed class Downsample2D : Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly int _padding;

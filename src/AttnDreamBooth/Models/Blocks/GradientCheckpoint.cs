@@ -14,7 +14,7 @@ namespace AttnDreamBooth.Models.Blocks;
 /// input requires a gradient (e.g. stage 2, where only attention projections train and the block's input comes
 /// from frozen layers).
 /// </remarks>
-public static class GradientCheckpoint
+internal static class GradientCheckpoint
 {
     /// <summary>Computes <paramref name="function"/>(<paramref name="inputs"/>) and, when gradients are enabled
     /// and anything requires one, frees its activations until backward.</summary>

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Blocks;
 /// <c>time_emb_proj(SiLU(temb))</c> per channel, GroupNorm → SiLU → dropout → 3x3 conv, added to the input (through a
 /// 1x1 <c>conv_shortcut</c> when the channel count changes), divided by the output scale factor.
 /// </summary>
-public sealed class ResnetBlock2D : Module<Tensor, Tensor, Tensor>
+internal sealed class ResnetBlock2D : Module<Tensor, Tensor, Tensor>
 {
     private readonly GroupNorm norm1;
     private readonly Conv2d conv1;

@@ -5,7 +5,7 @@ using static TorchSharp.torch.nn;
 namespace AttnDreamBooth.Models.Blocks;
 
 /// <summary>diffusers' <c>Upsample2D</c> with a conv: nearest-neighbour x2 (or to an explicit size), then a 3x3 conv.</summary>
-public sealed class Upsample2D : Module<Tensor, long[]?, Tensor>
+internal sealed class Upsample2D : Module<Tensor, long[]?, Tensor>
 {
     private readonly Conv2d conv;
 

@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Models.Clip;
 /// (<c>text_model.*</c>) is supplied as an <see cref="IClipTextTower"/>, so the library's CLIP text encoder serves both
 /// Stable Diffusion and evaluation.
 /// </summary>
-public sealed class ClipModel : torch.nn.Module
+internal sealed class ClipModel : torch.nn.Module
 {
 #pragma warning disable IDE1006
     private readonly ClipVisionTransformer vision_model;

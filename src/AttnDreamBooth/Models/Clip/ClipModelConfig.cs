@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Models.Clip;
 /// <param name="TextHiddenSize">The effective text width (input of <c>text_projection</c>).</param>
 /// <param name="ProjectionDim">The shared embedding width.</param>
 /// <param name="LogitScaleInitValue">Initial value of <c>logit_scale</c> (the weights file holds the trained value).</param>
-public sealed record ClipModelConfig(ClipVisionConfig Vision, ConfigReader Text, int TextHiddenSize, int ProjectionDim, double LogitScaleInitValue)
+internal sealed record ClipModelConfig(ClipVisionConfig Vision, ConfigReader Text, int TextHiddenSize, int ProjectionDim, double LogitScaleInitValue)
 {
     /// <summary>transformers <c>CLIPTextConfig</c> defaults that apply to keys the stored <c>text_config</c> omits.</summary>
     public static IReadOnlyDictionary<string, object> TextDefaults { get; } = new Dictionary<string, object>

@@ -51,7 +51,7 @@ public sealed record ClipTextConfig
     public static ClipTextConfig Load(string path) => FromReader(ConfigReader.Load(path));
 
     /// <summary>Reads the values from an already opened config.</summary>
-    public static ClipTextConfig FromReader(ConfigReader reader)
+    internal static ClipTextConfig FromReader(ConfigReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         if (!reader.Has("hidden_size") && reader.Section("text_config") is { } nested) reader = nested;

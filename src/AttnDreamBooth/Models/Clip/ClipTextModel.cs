@@ -1,5 +1,4 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Text;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -133,7 +132,7 @@ public sealed class ClipTextModel : nn.Module
     }
 
     /// <summary>Grows (or shrinks) the token table to <paramref name="rows"/> rows, keeping the existing rows bit for bit;
-    /// added rows are zero until written (e.g. by <see cref="ConceptEmbedding.WriteInto"/>).</summary>
+    /// added rows are zero until written (the concept embedding writes its rows there).</summary>
     public void ResizeTokenEmbeddings(long rows)
     {
         if (rows <= 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "the table needs at least one row");

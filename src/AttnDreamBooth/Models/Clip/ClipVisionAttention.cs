@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPAttention</c> without a mask: multi-head softmax(q k^T / sqrt(d)) v with biased projections.</summary>
-public sealed class ClipVisionAttention : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionAttention : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly Linear q_proj;

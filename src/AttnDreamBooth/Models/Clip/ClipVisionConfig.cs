@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.Clip;
 /// transformers <c>CLIPVisionConfig</c>. Missing keys take the transformers defaults (ViT-B/32), which matters because
 /// <c>CLIPModel.save_pretrained</c> writes the nested <c>vision_config</c> as a diff from those defaults.
 /// </summary>
-public sealed record ClipVisionConfig
+internal sealed record ClipVisionConfig
 {
     /// <summary>Width of the transformer.</summary>
     public int HiddenSize { get; init; } = 768;

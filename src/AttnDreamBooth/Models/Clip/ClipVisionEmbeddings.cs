@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPVisionEmbeddings</c>: patch convolution, a prepended class token and learned positions.</summary>
-public sealed class ClipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006 // Names mirror the transformers state-dict keys.
     private readonly Parameter class_embedding;

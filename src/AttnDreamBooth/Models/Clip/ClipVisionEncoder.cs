@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPEncoder</c>: the stack of <see cref="ClipVisionEncoderLayer"/> under <c>layers.{i}</c>.</summary>
-public sealed class ClipVisionEncoder : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionEncoder : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly ModuleList<ClipVisionEncoderLayer> layers;

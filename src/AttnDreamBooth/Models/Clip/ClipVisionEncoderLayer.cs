@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPEncoderLayer</c> (pre-LayerNorm): x + attn(ln1(x)), then x + mlp(ln2(x)).</summary>
-public sealed class ClipVisionEncoderLayer : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionEncoderLayer : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly ClipVisionAttention self_attn;

@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPMLP</c>: fc1 → activation → fc2.</summary>
-public sealed class ClipVisionMlp : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionMlp : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly Linear fc1;

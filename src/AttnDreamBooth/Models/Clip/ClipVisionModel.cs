@@ -4,7 +4,7 @@ namespace AttnDreamBooth.Models.Clip;
 
 /// <summary>transformers <c>CLIPVisionModel</c>: the vision tower alone, under <c>vision_model.*</c> (loads the vision
 /// weights of a <c>CLIPVisionModel</c> or, with the other keys dropped, of a <c>CLIPModel</c> checkpoint).</summary>
-public sealed class ClipVisionModel : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionModel : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly ClipVisionTransformer vision_model;

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Clip;
 /// <c>hidden_states[0]</c> [B, T, C].</param>
 /// <param name="LastHiddenState">The encoder output [B, T, C].</param>
 /// <param name="PoolerOutput"><c>post_layernorm</c> of the class token [B, C].</param>
-public sealed record ClipVisionOutput(torch.Tensor Embeddings, torch.Tensor EncoderInput, torch.Tensor LastHiddenState, torch.Tensor PoolerOutput) : IDisposable
+internal sealed record ClipVisionOutput(torch.Tensor Embeddings, torch.Tensor EncoderInput, torch.Tensor LastHiddenState, torch.Tensor PoolerOutput) : IDisposable
 {
     /// <inheritdoc />
     public void Dispose()
@@ -23,7 +23,7 @@ public sealed record ClipVisionOutput(torch.Tensor Embeddings, torch.Tensor Enco
 
 /// <summary>transformers <c>CLIPVisionTransformer</c> (the <c>vision_model</c> of <c>CLIPModel</c>): embeddings →
 /// <c>pre_layrnorm</c> (sic) → encoder; pooled = <c>post_layernorm</c>(class token).</summary>
-public sealed class ClipVisionTransformer : torch.nn.Module<torch.Tensor, torch.Tensor>
+internal sealed class ClipVisionTransformer : torch.nn.Module<torch.Tensor, torch.Tensor>
 {
 #pragma warning disable IDE1006
     private readonly ClipVisionEmbeddings embeddings;

@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Models.Lora;
 /// through a forward hook, so the wrapped model's code, attention processors and map recording are unchanged.
 /// Merged, the same update is written into the layer's weight and the hook adds nothing.
 /// </summary>
-public sealed class LoraAdapter : Module<Tensor, Tensor>
+internal sealed class LoraAdapter : Module<Tensor, Tensor>
 {
     private readonly Module<Tensor, Tensor> lora_down;
     private readonly Module<Tensor, Tensor> lora_up;

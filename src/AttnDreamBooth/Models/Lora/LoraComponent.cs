@@ -11,7 +11,7 @@ public enum LoraComponent
 }
 
 /// <summary>Prefixes of the two file formats per component.</summary>
-public static class LoraComponentNames
+internal static class LoraComponentNames
 {
     /// <summary>The kohya/A1111 prefix: <c>lora_unet_</c> or <c>lora_te_</c>.</summary>
     public static string KohyaPrefix(LoraComponent component) => component switch

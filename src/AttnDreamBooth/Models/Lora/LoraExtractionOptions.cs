@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>
-/// How <see cref="LoraExtractor"/> turns weight deltas into LoRA adapters. Give exactly one of <see cref="Rank"/> and
+/// How <see cref="LoraNetwork.Extract"/> turns weight deltas into LoRA adapters. Give exactly one of <see cref="Rank"/> and
 /// <see cref="EnergyThreshold"/>.
 /// </summary>
 /// <param name="Rank">A fixed rank per layer (capped at the layer's min(out, in·kh·kw)).</param>
@@ -43,7 +43,6 @@ public sealed record LoraExtractionOptions(
 /// <summary>What extraction did to one layer.</summary>
 /// <param name="Component">The model.</param>
 /// <param name="ModulePath">The layer's diffusers module path.</param>
-/// <param name="Kind">Linear, 1×1 or k×k conv.</param>
 /// <param name="Rank">The rank kept.</param>
 /// <param name="DeltaNorm">‖ΔW‖_F of the fine-tune.</param>
 /// <param name="RelativeError">‖ΔW − up·down‖_F / ‖ΔW‖_F, measured with the stored (float32) adapter weights.</param>
@@ -51,10 +50,14 @@ public sealed record LoraExtractionOptions(
 /// <param name="OutputRelativeError">On the fixed probe input x: ‖(ΔW − up·down) x‖ / ‖ΔW x‖ (the change the LoRA misses,
 /// relative to the change of the fine-tune).</param>
 /// <param name="OutputMaxAbsError">max |(ΔW − up·down) x| on the probe input.</param>
-public sealed record LoraLayerExtraction(LoraComponent Component, string ModulePath, LoraLayerKind Kind, int Rank, double DeltaNorm,
-    double RelativeError, double DiscardedEnergyError, double OutputRelativeError, double OutputMaxAbsError);
+public sealed record LoraLayerExtraction(LoraComponent Component, string ModulePath, int Rank, double DeltaNorm,
+    double RelativeError, double DiscardedEnergyError, double OutputRelativeError, double OutputMaxAbsError)
+{
+    /// <summary>Linear, 1×1 or k×k conv.</summary>
+    internal LoraLayerKind Kind { get; init; }
+}
 
-/// <summary>The result of <see cref="LoraExtractor.Extract"/>: a LoRA network on the base models plus a per-layer report.</summary>
+/// <summary>The result of <see cref="LoraNetwork.Extract"/>: a LoRA network on the base models plus a per-layer report.</summary>
 public sealed class LoraExtraction : IDisposable
 {
     internal LoraExtraction(LoraNetwork network, IReadOnlyList<LoraLayerExtraction> layers, IReadOnlyList<string> unchanged)
@@ -65,7 +68,7 @@ public sealed class LoraExtraction : IDisposable
     }
 
     /// <summary>The adapters (alpha = rank, not installed), wrapping the base models' layers. Save it with
-    /// <see cref="LoraFile.Save"/>; install it on the base models to approximate the fine-tune.</summary>
+    /// <see cref="LoraNetwork.Save"/>; install it on the base models to approximate the fine-tune.</summary>
     public LoraNetwork Network { get; }
 
     /// <summary>One entry per layer that got an adapter, in module order (U-Net first).</summary>

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Lora;
 /// ΔW ≈ U_k Σ_k V_kᵀ, and stored as up = U_k Σ_k^½, down = Σ_k^½ V_kᵀ (reshaped back to the LoRA conv shapes), alpha = rank.
 /// Unlike kohya, values are not clamped to a quantile, so a delta of rank ≤ k is recovered exactly (to float32).
 /// </summary>
-public static class LoraExtractor
+internal static class LoraExtractor
 {
     /// <summary>Extracts the LoRA of <paramref name="tunedUNet"/> over <paramref name="baseUNet"/> (and optionally of the text
     /// encoders). The models must have the same architecture; they are only read.</summary>
@@ -129,6 +129,6 @@ public static class LoraExtractor
         double changedNorm = changed.norm().item<double>();
         double outputRelative = changedNorm == 0 ? 0 : missed.norm().item<double>() / changedNorm;
         double outputMax = missed.abs().max().item<double>();
-        return new LoraLayerExtraction(component, path, shape.Kind, rank, deltaNorm, relative, discarded, outputRelative, outputMax);
+        return new LoraLayerExtraction(component, path, rank, deltaNorm, relative, discarded, outputRelative, outputMax) { Kind = shape.Kind };
     }
 }

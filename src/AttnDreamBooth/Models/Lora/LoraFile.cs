@@ -8,9 +8,9 @@ namespace AttnDreamBooth.Models.Lora;
 /// <summary>
 /// Reads and writes LoRA files in the kohya/A1111 and diffusers layouts (<see cref="LoraFileFormat"/>) for SD 1.x and
 /// 2.x U-Nets and CLIP text encoders. Loading resolves every key against the given models and reports keys that match
-/// nothing (a typed exception by default; see <see cref="LoraLoadOptions.UnknownKeys"/>), never dropping them silently.
+/// nothing (a typed exception by default; see <see cref="LoraLoadOptions.ReportUnknownKeys"/>), never dropping them silently.
 /// </summary>
-public static class LoraFile
+internal static class LoraFile
 {
     private const string KohyaDown = ".lora_down.weight";
     private const string KohyaUp = ".lora_up.weight";
@@ -30,7 +30,7 @@ public static class LoraFile
         if (unet is not null) maps[LoraComponent.UNet] = LoraKeyMap.For(LoraComponent.UNet, unet);
         if (textEncoder is not null) maps[LoraComponent.TextEncoder] = LoraKeyMap.For(LoraComponent.TextEncoder, textEncoder);
 
-        var unknown = new List<LoraUnknownKey>();
+        var unknown = new List<(string Key, string Reason)>();
         var formats = new HashSet<LoraFileFormat>();
         var groups = new Dictionary<(LoraComponent, string), Parts>();
         foreach (string key in file.Names)
@@ -38,13 +38,13 @@ public static class LoraFile
             var parsed = LoraKeys.Parse(key);
             if (parsed is null)
             {
-                unknown.Add(new LoraUnknownKey(key, "not a LoRA key of a known layout (kohya lora_unet_/lora_te_ or diffusers unet./text_encoder.)"));
+                unknown.Add((key, "not a LoRA key of a known layout (kohya lora_unet_/lora_te_ or diffusers unet./text_encoder.)"));
                 continue;
             }
             var (component, name, part, format) = parsed.Value;
             if (!maps.TryGetValue(component, out var map))
             {
-                unknown.Add(new LoraUnknownKey(key, $"belongs to the {component}, which was not given"));
+                unknown.Add((key, $"belongs to the {component}, which was not given"));
                 continue;
             }
             string modulePath;
@@ -52,7 +52,7 @@ public static class LoraFile
             {
                 if (!map.TryResolve(name, out modulePath))
                 {
-                    unknown.Add(new LoraUnknownKey(key, map.Ambiguous.Contains(name)
+                    unknown.Add((key, map.Ambiguous.Contains(name)
                         ? "the kohya name fits two module paths"
                         : $"no Linear/Conv2d layer of the {component} has this kohya name"));
                     continue;
@@ -63,7 +63,7 @@ public static class LoraFile
                 modulePath = name;
                 if (!map.TryResolve(LoraComponentNames.KohyaName(component, name), out var check) || check != name)
                 {
-                    unknown.Add(new LoraUnknownKey(key, $"the {component} has no Linear/Conv2d layer '{name}'"));
+                    unknown.Add((key, $"the {component} has no Linear/Conv2d layer '{name}'"));
                     continue;
                 }
             }
@@ -79,12 +79,12 @@ public static class LoraFile
             }
             parts.Format = format;
         }
-        if (unknown.Count > 0 && options.UnknownKeys == LoraUnknownKeys.Throw)
+        if (unknown.Count > 0 && !options.ReportUnknownKeys)
         {
             throw new LoraException(path, unknown[0].Key,
                 $"{unknown.Count} key(s) match no layer of the given models: " +
                 string.Join("; ", unknown.Take(8).Select(u => $"'{u.Key}' ({u.Reason})")) + (unknown.Count > 8 ? "; …" : "") +
-                ". Pass LoraLoadOptions { UnknownKeys = LoraUnknownKeys.Report } to load the rest.");
+                ". Pass LoraLoadOptions { ReportUnknownKeys = true } to load the rest.");
         }
         if (groups.Count == 0) throw new LoraException(path, null, "holds no LoRA module for the given models.");
 
@@ -101,7 +101,7 @@ public static class LoraFile
             }
             network.LoadReport = new LoraLoadReport(Path.GetFullPath(path), formats,
                 network.Adapters.Count(a => a.Component == LoraComponent.UNet), network.Adapters.Count(a => a.Component == LoraComponent.TextEncoder),
-                unknown, file.Metadata);
+                unknown.ToDictionary(u => u.Key, u => u.Reason, StringComparer.Ordinal), file.Metadata);
         }
         catch
         {

@@ -14,32 +14,20 @@ public enum LoraFileFormat
     Diffusers,
 }
 
-/// <summary>What to do with keys of a LoRA file that name nothing the models have.</summary>
-public enum LoraUnknownKeys
-{
-    /// <summary>Throw a <see cref="LoraException"/> listing them (default).</summary>
-    Throw,
-
-    /// <summary>Load the rest and list them in <see cref="LoraLoadReport.UnknownKeys"/>.</summary>
-    Report,
-}
-
-/// <summary>Options for <see cref="LoraFile.Load"/>.</summary>
-/// <param name="UnknownKeys">What to do with keys that match no layer of the given models.</param>
+/// <summary>Options for <see cref="LoraNetwork.Load"/>.</summary>
+/// <param name="ReportUnknownKeys">False (the default): keys that match no layer of the given models are a
+/// <see cref="LoraException"/> listing them. True: the rest is loaded and <see cref="LoraLoadReport.UnknownKeys"/>
+/// lists them.</param>
 /// <param name="Scale">Initial runtime scale of every adapter.</param>
-public sealed record LoraLoadOptions(LoraUnknownKeys UnknownKeys = LoraUnknownKeys.Throw, double Scale = 1.0);
+public sealed record LoraLoadOptions(bool ReportUnknownKeys = false, double Scale = 1.0);
 
-/// <summary>A key of a LoRA file that was not loaded, and why.</summary>
-/// <param name="Key">The tensor name in the file.</param>
-/// <param name="Reason">Why it was not loaded.</param>
-public sealed record LoraUnknownKey(string Key, string Reason);
-
-/// <summary>What <see cref="LoraFile.Load"/> read.</summary>
+/// <summary>What <see cref="LoraNetwork.Load"/> read.</summary>
 /// <param name="FilePath">The file.</param>
 /// <param name="Formats">The layouts its keys were in (a file may mix them).</param>
 /// <param name="UNetModules">Number of U-Net layers that got an adapter.</param>
 /// <param name="TextEncoderModules">Number of text-encoder layers that got an adapter.</param>
-/// <param name="UnknownKeys">Keys that were not loaded (empty unless <see cref="LoraUnknownKeys.Report"/> was chosen).</param>
+/// <param name="UnknownKeys">Keys that were not loaded, each with the reason (empty unless
+/// <see cref="LoraLoadOptions.ReportUnknownKeys"/> was set).</param>
 /// <param name="Metadata">The file's <c>__metadata__</c>.</param>
 public sealed record LoraLoadReport(string FilePath, IReadOnlySet<LoraFileFormat> Formats, int UNetModules, int TextEncoderModules,
-    IReadOnlyList<LoraUnknownKey> UnknownKeys, IReadOnlyDictionary<string, string> Metadata);
+    IReadOnlyDictionary<string, string> UnknownKeys, IReadOnlyDictionary<string, string> Metadata);

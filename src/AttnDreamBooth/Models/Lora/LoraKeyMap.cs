@@ -5,7 +5,7 @@ namespace AttnDreamBooth.Models.Lora;
 /// is ambiguous (<c>to_out_0</c>, <c>transformer_blocks</c>, <c>proj_in</c>), so names are resolved by converting the
 /// model's own module paths the same way and looking them up, never by turning '_' back into '.'.
 /// </summary>
-public sealed class LoraKeyMap
+internal sealed class LoraKeyMap
 {
     private readonly Dictionary<string, string> _paths = new(StringComparer.Ordinal);
     private readonly HashSet<string> _ambiguous = new(StringComparer.Ordinal);

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>What kind of layer a LoRA adapter wraps.</summary>
-public enum LoraLayerKind
+internal enum LoraLayerKind
 {
     /// <summary>A linear layer: down <c>[r, in]</c>, up <c>[out, r]</c>.</summary>
     Linear,

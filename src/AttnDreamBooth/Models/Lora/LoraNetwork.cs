@@ -6,7 +6,7 @@ using static TorchSharp.torch.nn;
 namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>
-/// A set of <see cref="LoraAdapter"/>s for a U-Net and/or a text encoder. The adapters are children of this module,
+/// A set of LoRA adapters for a U-Net and/or a text encoder. The adapters are children of this module,
 /// named by their kohya module names, so <c>state_dict()</c> holds <c>lora_unet_….lora_down.weight</c> etc. and
 /// <c>parameters()</c> is exactly what LoRA training optimises; the models' own parameter names never change.
 /// Lifecycle: <see cref="Install"/> (hooks on), <see cref="Merge"/> / <see cref="Unmerge"/> (update written into /
@@ -30,7 +30,10 @@ public sealed class LoraNetwork : nn.Module
     public nn.Module? TextEncoder { get; }
 
     /// <summary>The adapters, U-Net first, each in module order.</summary>
-    public IReadOnlyList<LoraAdapter> Adapters => _adapters;
+    internal IReadOnlyList<LoraAdapter> Adapters => _adapters;
+
+    /// <summary>The number of adapters (layers that carry one).</summary>
+    public int Count => _adapters.Count;
 
     /// <summary>What loading a file found (null for a network made by <see cref="Create(nn.Module?, LoraUNetModules, nn.Module?, LoraTextEncoderModules, LoraOptions)"/>).</summary>
     public LoraLoadReport? LoadReport { get; internal set; }
@@ -114,6 +117,41 @@ public sealed class LoraNetwork : nn.Module
         register_module(adapter.KohyaName, adapter);
     }
 
+    /// <summary>
+    /// Reads a LoRA file (kohya/A1111 or diffusers layout, detected per key) onto <paramref name="unet"/> and/or
+    /// <paramref name="textEncoder"/>; the network is not installed yet. Keys that name nothing the models have are an
+    /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="LoadReport"/> lists them).
+    /// </summary>
+    /// <exception cref="LoraException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
+    /// <exception cref="IO.SafetensorsFormatException">The file is not a valid safetensors file.</exception>
+    public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null) =>
+        LoraFile.Load(path, unet, textEncoder, options);
+
+    /// <summary>Writes the adapters to <paramref name="path"/> (atomically) in <paramref name="format"/>. Tensors keep the
+    /// adapters' dtype (float32 unless converted); kohya files get each module's <c>.alpha</c> and kohya's informational
+    /// metadata; diffusers files fold alpha / r into <c>up</c>, as diffusers 0.24 stores it.</summary>
+    public void Save(string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null) =>
+        LoraFile.Save(this, path, format, metadata);
+
+    /// <summary>Asynchronous <see cref="Save"/> (the write runs off the caller's thread).</summary>
+    public Task SaveAsync(string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null, CancellationToken ct = default) =>
+        LoraFile.SaveAsync(this, path, format, metadata, ct);
+
+    /// <summary>
+    /// Extracts the LoRA of a full fine-tune (<paramref name="tunedUNet"/> over <paramref name="baseUNet"/>, optionally
+    /// of the text encoders too), as kohya's <c>extract_lora_from_models</c> does: each selected layer's weight delta is
+    /// factorised by a truncated SVD. The models must have the same architecture; they are only read.
+    /// </summary>
+    /// <exception cref="LoraException">A layer of the base model is missing from, or shaped differently in, the tuned one.</exception>
+    public static LoraExtraction Extract(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
+        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
+        LoraExtractor.Extract(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
+
+    /// <summary>Runs <see cref="Extract"/> on a dedicated thread (TorchSharp dispose scopes are per thread).</summary>
+    public static Task<LoraExtraction> ExtractAsync(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
+        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
+        LoraExtractor.ExtractAsync(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
+
     /// <summary>Hooks every adapter onto its layer. Attention processors and map recording are untouched: the hooks sit on
     /// the projection layers, below the processors.</summary>
     public void Install()
@@ -169,7 +207,7 @@ public sealed class LoraNetwork : nn.Module
     }
 
     /// <summary>The adapter on <paramref name="modulePath"/> of <paramref name="component"/>, or null.</summary>
-    public LoraAdapter? Find(LoraComponent component, string modulePath) =>
+    internal LoraAdapter? Find(LoraComponent component, string modulePath) =>
         _adapters.FirstOrDefault(a => a.Component == component && a.ModulePath == modulePath);
 
     /// <summary>Number of adapter parameters (elements).</summary>

@@ -54,7 +54,7 @@ public enum LoraTextEncoderModules
 }
 
 /// <summary>Finds the diffusers module paths of the layers a LoRA should wrap.</summary>
-public static partial class LoraTargets
+internal static partial class LoraTargets
 {
     /// <summary>Module paths of the U-Net's Linear/Conv2d layers in <paramref name="modules"/>, in module order.</summary>
     public static IReadOnlyList<string> Select(torch.nn.Module unet, LoraUNetModules modules)

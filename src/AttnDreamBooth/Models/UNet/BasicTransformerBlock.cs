@@ -11,7 +11,7 @@ using Attention = AttnDreamBooth.Models.Attention.Attention;
 /// diffusers' <c>BasicTransformerBlock</c> as Stable Diffusion uses it (pre-LayerNorm, eps 1e-5): self-attention
 /// <c>attn1</c>, cross-attention <c>attn2</c> over the text states, GEGLU feed-forward <c>ff</c>; each with a residual.
 /// </summary>
-public sealed class BasicTransformerBlock : Module<Tensor, Tensor, AttentionContext, Tensor>
+internal sealed class BasicTransformerBlock : Module<Tensor, Tensor, AttentionContext, Tensor>
 {
     private const double LayerNormEps = 1e-5;
     private readonly LayerNorm norm1;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>diffusers' <c>CrossAttnDownBlock2D</c>: (resnet, transformer) pairs, then an optional downsampler.</summary>
-public sealed class CrossAttnDownBlock2D : UNetDownBlock
+internal sealed class CrossAttnDownBlock2D : UNetDownBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Transformer2DModel> attentions;

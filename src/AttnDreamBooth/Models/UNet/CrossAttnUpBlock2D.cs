@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>diffusers' <c>CrossAttnUpBlock2D</c>: (resnet over [hidden, skip], transformer) pairs, then an optional upsampler.</summary>
-public sealed class CrossAttnUpBlock2D : UNetUpBlock
+internal sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Transformer2DModel> attentions;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>diffusers' <c>DownBlock2D</c>: resnets, then an optional downsampler; no attention.</summary>
-public sealed class DownBlock2D : UNetDownBlock
+internal sealed class DownBlock2D : UNetDownBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;

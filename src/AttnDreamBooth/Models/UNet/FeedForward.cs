@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>The transformer feed-forward (diffusers' <c>FeedForward</c> with GEGLU): <c>net.0</c> = GEGLU(dim → 4·dim),
 /// <c>net.1</c> = dropout, <c>net.2</c> = Linear(4·dim → dim).</summary>
-public sealed class FeedForward : Module<Tensor, Tensor>
+internal sealed class FeedForward : Module<Tensor, Tensor>
 {
     private readonly ModuleList<Module<Tensor, Tensor>> net;
 

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>Gated GELU (diffusers' <c>GEGLU</c>): <c>proj</c> gives <c>[..., 2 * inner]</c>; output
 /// <c>hidden * gelu(gate)</c> with the two halves (hidden first) and the exact erf GELU.</summary>
-public sealed class GEGLU : Module<Tensor, Tensor>
+internal sealed class GEGLU : Module<Tensor, Tensor>
 {
     private readonly Linear proj;
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch.nn;
 namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>The timestep MLP (diffusers' <c>TimestepEmbedding</c>): <c>linear_1</c> → SiLU → <c>linear_2</c>.</summary>
-public sealed class TimestepEmbedding : Module<Tensor, Tensor>
+internal sealed class TimestepEmbedding : Module<Tensor, Tensor>
 {
     private readonly Linear linear_1;
     private readonly Linear linear_2;

@@ -8,7 +8,7 @@ namespace AttnDreamBooth.Models.UNet;
 /// frequencies <c>f_i = exp(-ln(10000) * i / (half - freq_shift))</c>, features <c>[sin(t f), cos(t f)]</c>, or
 /// <c>[cos, sin]</c> with <c>flip_sin_to_cos</c>; computed in float32.
 /// </summary>
-public sealed class Timesteps : Module<Tensor, Tensor>
+internal sealed class Timesteps : Module<Tensor, Tensor>
 {
     private readonly int _channels;
     private readonly bool _flipSinToCos;

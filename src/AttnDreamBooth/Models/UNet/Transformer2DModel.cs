@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Models.UNet;
 /// over the H·W tokens (token = y·W + x) → <c>proj_out</c> → plus the input. With <c>use_linear_projection</c> the
 /// projections are Linear layers applied to the flattened tokens, otherwise 1x1 convs applied to the feature map.
 /// </summary>
-public sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
+internal sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
 {
     private const double GroupNormEps = 1e-6;
     private readonly GroupNorm norm;

@@ -132,7 +132,9 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>Every attention layer, in module order.</summary>
-    public IReadOnlyList<AttentionLayerInfo> AttentionLayers { get; }
+    internal IReadOnlyList<AttentionLayerInfo> AttentionLayers { get; }
+
+    IReadOnlyList<AttentionLayerInfo> IAttentionProcessorHost.AttentionLayers => AttentionLayers;
 
     /// <summary>The current processor of every attention layer, by module path.</summary>
     public IReadOnlyDictionary<string, IAttentionProcessor> AttentionProcessors =>
@@ -165,15 +167,17 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         foreach (var (path, processor) in processors) byPath[path].Processor = processor;
     }
 
-    /// <summary>Asks <paramref name="selector"/> for each layer's processor; a null answer leaves the layer unchanged.
-    /// Returns the number of layers changed.</summary>
-    public int SetAttentionProcessor(Func<AttentionLayerInfo, IAttentionProcessor?> selector)
+    /// <summary>Asks <paramref name="selector"/> for each attention layer's processor (it sees the layer's
+    /// <see cref="Attention.Path"/>, <see cref="Attention.IsCrossAttention"/>, head layout and
+    /// <see cref="Attention.DownscaleFactor"/>); a null answer leaves the layer unchanged. Returns the number of layers
+    /// changed.</summary>
+    public int SetAttentionProcessor(Func<Attention, IAttentionProcessor?> selector)
     {
         ArgumentNullException.ThrowIfNull(selector);
         int changed = 0;
         foreach (var layer in _attentionLayers)
         {
-            if (selector(layer.Info) is { } processor)
+            if (selector(layer) is { } processor)
             {
                 layer.Processor = processor;
                 changed++;

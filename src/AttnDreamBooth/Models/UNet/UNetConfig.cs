@@ -123,7 +123,7 @@ public sealed record UNetConfig
     public static UNetConfig Load(string path) => FromReader(ConfigReader.Load(path));
 
     /// <summary>Builds the config from parsed JSON; unknown keys are ignored, unsupported features rejected.</summary>
-    public static UNetConfig FromReader(ConfigReader reader)
+    internal static UNetConfig FromReader(ConfigReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         var d = new UNetConfig();

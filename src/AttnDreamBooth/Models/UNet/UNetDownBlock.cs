@@ -7,10 +7,10 @@ namespace AttnDreamBooth.Models.UNet;
 /// resnet, plus the downsampler's output), in order.</summary>
 /// <param name="HiddenStates">The block's output (after its downsampler, if any).</param>
 /// <param name="ResidualStates">The skip-connection states in execution order.</param>
-public sealed record DownBlockOutput(Tensor HiddenStates, IReadOnlyList<Tensor> ResidualStates);
+internal sealed record DownBlockOutput(Tensor HiddenStates, IReadOnlyList<Tensor> ResidualStates);
 
 /// <summary>A down block: <c>(hidden_states, temb, encoder_hidden_states)</c> → <see cref="DownBlockOutput"/>.</summary>
-public abstract class UNetDownBlock : Module<Tensor, Tensor, Tensor?, DownBlockOutput>
+internal abstract class UNetDownBlock : Module<Tensor, Tensor, Tensor?, DownBlockOutput>
 {
     /// <summary>Creates the block.</summary>
     protected UNetDownBlock(string name) : base(name) { }
@@ -21,7 +21,7 @@ public abstract class UNetDownBlock : Module<Tensor, Tensor, Tensor?, DownBlockO
 
 /// <summary>An up block: <c>(hidden_states, skip states, temb, encoder_hidden_states, upsample size)</c> → hidden states.
 /// The skip states are consumed from the END of the list, as diffusers pops them.</summary>
-public abstract class UNetUpBlock : Module<Tensor, IReadOnlyList<Tensor>, Tensor, Tensor?, long[]?, Tensor>
+internal abstract class UNetUpBlock : Module<Tensor, IReadOnlyList<Tensor>, Tensor, Tensor?, long[]?, Tensor>
 {
     /// <summary>Creates the block.</summary>
     protected UNetUpBlock(string name) : base(name) { }

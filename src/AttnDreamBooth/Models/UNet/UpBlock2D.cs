@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Models.UNet;
 
 /// <summary>diffusers' <c>UpBlock2D</c>: resnets over [hidden, skip] concatenations, then an optional upsampler.</summary>
-public sealed class UpBlock2D : UNetUpBlock
+internal sealed class UpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;

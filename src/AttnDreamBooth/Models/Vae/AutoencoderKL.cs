@@ -45,17 +45,17 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     public int DownsampleFactor => Config.DownsampleFactor;
 
     /// <summary>The encoder module (<c>encoder.*</c>).</summary>
-    public Encoder Encoder => encoder;
+    internal Encoder Encoder => encoder;
 
     /// <summary>The decoder module (<c>decoder.*</c>).</summary>
-    public Decoder Decoder => decoder;
+    internal Decoder Decoder => decoder;
 
     /// <summary>Sliced mode: encode and decode a batch one image at a time, so peak activation memory is that of
     /// one image. Results equal batched ones up to float rounding. Off by default.</summary>
     public bool UseSlicing { get; set; }
 
     /// <summary>Tiled decoding options, or null (the default) for decoding latents in one piece.</summary>
-    public VaeTilingOptions? Tiling
+    internal VaeTilingOptions? Tiling
     {
         get => _tiling;
         set
@@ -65,9 +65,24 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Turns tiled decoding on with diffusers' defaults: tiles of <c>sample_size</c> pixels overlapping
-    /// by 25 %.</summary>
-    public void EnableTiling() => Tiling = new VaeTilingOptions(Config.SampleSize);
+    /// <summary>
+    /// Turns tiled decoding on (diffusers' <c>enable_tiling</c>): latents larger than one tile are decoded tile by
+    /// tile; tiles overlap and each tile's first rows/columns are blended linearly with the tile above/left, so memory
+    /// stays bounded by the tile size. The result is close to, not equal to, untiled decoding (each tile's mid-block
+    /// attention and GroupNorm statistics see only that tile).
+    /// </summary>
+    /// <param name="tileSampleSize">The tile edge in image pixels (default: the config's <c>sample_size</c>, as diffusers).</param>
+    /// <param name="overlapFactor">The fraction of a tile shared with its neighbour (diffusers: 0.25).</param>
+    /// <exception cref="ArgumentOutOfRangeException">The tile is not positive or the overlap not in [0, 1).</exception>
+    /// <exception cref="ArgumentException">The tile is smaller than one latent pixel or leaves no stride between tiles.</exception>
+    public void EnableTiling(int? tileSampleSize = null, double overlapFactor = 0.25) =>
+        Tiling = new VaeTilingOptions(tileSampleSize ?? Config.SampleSize, overlapFactor);
+
+    /// <summary>Turns tiled decoding off (the default): latents are decoded in one piece.</summary>
+    public void DisableTiling() => Tiling = null;
+
+    /// <summary>Whether tiled decoding is on (<see cref="EnableTiling"/>).</summary>
+    public bool IsTiling => Tiling is not null;
 
     /// <summary>Loads a diffusers VAE folder (<c>config.json</c> + <c>diffusion_pytorch_model[.variant].safetensors</c>,
     /// possibly sharded) strictly: every weight must match a parameter by name and shape and vice versa. Legacy
@@ -105,7 +120,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <summary>Encodes images [B, in_channels, H, W] in [-1, 1] to the posterior over latents
     /// [B, latent_channels, H / f, W / f]. Dispose the result (or let the enclosing dispose scope do it).</summary>
     /// <exception cref="ArgumentException">When the images are not [B, in_channels, H, W].</exception>
-    public DiagonalGaussianDistribution Encode(Tensor images)
+    internal DiagonalGaussianDistribution Encode(Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() != 4 || images.shape[1] != Config.InChannels)

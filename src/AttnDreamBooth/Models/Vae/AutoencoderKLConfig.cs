@@ -62,7 +62,7 @@ public sealed record AutoencoderKLConfig
     public static AutoencoderKLConfig Load(string path) => FromReader(ConfigReader.Load(path));
 
     /// <summary>Reads and validates the values of an already-opened configuration.</summary>
-    public static AutoencoderKLConfig FromReader(ConfigReader reader)
+    internal static AutoencoderKLConfig FromReader(ConfigReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         var defaults = new AutoencoderKLConfig();

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Vae;
 /// conv_out</c>. Maps latents after <c>post_quant_conv</c> [B, latent_channels, h, w] to images
 /// [B, out_channels, h * f, w * f] (not clamped).
 /// </summary>
-public sealed class Decoder : nn.Module<Tensor, Tensor>
+internal sealed class Decoder : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv_in;
     private readonly VaeMidBlock2D mid_block;

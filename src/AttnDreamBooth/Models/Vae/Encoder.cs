@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Vae;
 /// conv_norm_out → act → conv_out</c>. Maps images [B, in, H, W] to the posterior's moments before
 /// <c>quant_conv</c>: [B, 2 * latent_channels, H / f, W / f].
 /// </summary>
-public sealed class Encoder : nn.Module<Tensor, Tensor>
+internal sealed class Encoder : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv_in;
     private readonly ModuleList<DownEncoderBlock2D> down_blocks;

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.Vae;
 /// bounded by the tile size. The result is close to, not equal to, untiled decoding (each tile's mid-block
 /// attention and GroupNorm statistics see only that tile).
 /// </summary>
-public sealed record VaeTilingOptions
+internal sealed record VaeTilingOptions
 {
     /// <summary>Creates options with a tile of <paramref name="tileSampleSize"/> image pixels and the given overlap.</summary>
     /// <exception cref="ArgumentOutOfRangeException">When the tile is not positive or the overlap not in [0, 1).</exception>

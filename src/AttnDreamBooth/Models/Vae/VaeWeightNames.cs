@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Models.Vae;
 /// <c>proj_attn</c>; current diffusers names them <c>to_q</c>, <c>to_k</c>, <c>to_v</c> and <c>to_out.0</c>
 /// (same shapes). Loading renames the old names as diffusers does.
 /// </summary>
-public static class VaeWeightNames
+internal static class VaeWeightNames
 {
     private static readonly IReadOnlyDictionary<string, string> LegacyProjections = new Dictionary<string, string>(StringComparer.Ordinal)
     {

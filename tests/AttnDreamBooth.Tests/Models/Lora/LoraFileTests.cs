@@ -20,8 +20,8 @@ public sealed class LoraFileTests
         using var network = LoraNetwork.Create(unet, LoraUNetModules.All, te, LoraTextEncoderModules.All, new LoraOptions(Rank: 3, Alpha: 1.5));
         LoraTestModels.Randomize(network, 21);
         string file = dir.File("lora.safetensors");
-        LoraFile.Save(network, file, format);
-        using var loaded = LoraFile.Load(file, unet, te);
+        network.Save(file, format);
+        using var loaded = LoraNetwork.Load(file, unet, te);
         Assert.Equal(new HashSet<LoraFileFormat> { format }, loaded.LoadReport!.Formats);
         Assert.Equal(network.Adapters.Count, loaded.Adapters.Count);
         foreach (var a in network.Adapters)
@@ -67,19 +67,19 @@ public sealed class LoraFileTests
         using var unet = LoraTestModels.UNet(TestPaths.TinySd1);
         using var te = LoraTestModels.TextEncoder(TestPaths.TinySd1);
 
-        var ex = Assert.Throws<LoraException>(() => LoraFile.Load(file, unet, te));
+        var ex = Assert.Throws<LoraException>(() => LoraNetwork.Load(file, unet, te));
         Assert.Equal(file, ex.FilePath);
         Assert.Contains("4 key(s)", ex.Message);
         Assert.Contains("lora_unet_no_such_layer.lora_down.weight", ex.Message);
 
-        using var network = LoraFile.Load(file, unet, te, new LoraLoadOptions(LoraUnknownKeys.Report));
+        using var network = LoraNetwork.Load(file, unet, te, new LoraLoadOptions(ReportUnknownKeys: true));
         Assert.Equal(
             new[] { "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", "lora_unet_no_such_layer.lora_down.weight", "something_else", "unet.time_embedding.norm.lora.down.weight" },
-            network.LoadReport!.UnknownKeys.Select(k => k.Key).Order(StringComparer.Ordinal));
+            network.LoadReport!.UnknownKeys.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(source.Names.Count / 3, network.Adapters.Count);
 
         // Without a text encoder, its keys are unknown too (not silently skipped).
-        var noText = Assert.Throws<LoraException>(() => LoraFile.Load(KohyaFixture("tiny-sd1-lora"), unet, null));
+        var noText = Assert.Throws<LoraException>(() => LoraNetwork.Load(KohyaFixture("tiny-sd1-lora"), unet, null));
         Assert.Contains("TextEncoder, which was not given", noText.Message);
     }
 
@@ -92,7 +92,7 @@ public sealed class LoraFileTests
         const string module = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k";
         string missingUp = dir.File("a.safetensors");
         SafetensorsWriter.Write(missingUp, new Dictionary<string, torch.Tensor> { [module + ".lora_down.weight"] = torch.zeros(4, 32) });
-        Assert.Contains("has no up weight", Assert.Throws<LoraException>(() => LoraFile.Load(missingUp, unet, null)).Message);
+        Assert.Contains("has no up weight", Assert.Throws<LoraException>(() => LoraNetwork.Load(missingUp, unet, null)).Message);
 
         string wrong = dir.File("b.safetensors");
         SafetensorsWriter.Write(wrong, new Dictionary<string, torch.Tensor>
@@ -100,7 +100,7 @@ public sealed class LoraFileTests
             [module + ".lora_down.weight"] = torch.zeros(4, 31),
             [module + ".lora_up.weight"] = torch.zeros(32, 4),
         });
-        var ex = Assert.Throws<LoraException>(() => LoraFile.Load(wrong, unet, null));
+        var ex = Assert.Throws<LoraException>(() => LoraNetwork.Load(wrong, unet, null));
         Assert.Equal(module + ".lora_down.weight", ex.Key);
 
         string badAlpha = dir.File("c.safetensors");
@@ -110,11 +110,11 @@ public sealed class LoraFileTests
             [module + ".lora_up.weight"] = torch.zeros(32, 4),
             [module + ".alpha"] = torch.tensor(-1f),
         });
-        Assert.Contains("alpha", Assert.Throws<LoraException>(() => LoraFile.Load(badAlpha, unet, null)).Message);
+        Assert.Contains("alpha", Assert.Throws<LoraException>(() => LoraNetwork.Load(badAlpha, unet, null)).Message);
 
         string notSafetensors = dir.File("d.safetensors");
         File.WriteAllBytes(notSafetensors, [1, 2, 3]);
-        Assert.Throws<SafetensorsFormatException>(() => LoraFile.Load(notSafetensors, unet, null));
+        Assert.Throws<SafetensorsFormatException>(() => LoraNetwork.Load(notSafetensors, unet, null));
     }
 
     [Fact]
@@ -139,7 +139,7 @@ public sealed class LoraFileTests
             ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"] = down.reshape(2, 32, 1, 1),
             ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"] = up.reshape(32, 2, 1, 1),
         });
-        using var network = LoraFile.Load(file, unet, null);
+        using var network = LoraNetwork.Load(file, unet, null);
         Assert.Equal(3, network.Adapters.Count);
         var q = network.Find(LoraComponent.UNet, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q")!;
         Assert.True(q.WeightDelta(1).allclose(up.matmul(down).mul(0.5), atol: 1e-6));
