@@ -1,7 +1,6 @@
 using System.CommandLine;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
 using Spectre.Console;
 using TorchSharp;

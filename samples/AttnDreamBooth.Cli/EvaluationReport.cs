@@ -3,7 +3,6 @@ using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Cli;

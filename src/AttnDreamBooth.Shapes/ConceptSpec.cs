@@ -1,6 +1,5 @@
 using System.Text.Json;
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;

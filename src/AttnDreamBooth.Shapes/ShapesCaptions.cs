@@ -1,5 +1,4 @@
 using System.Text;
-using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;

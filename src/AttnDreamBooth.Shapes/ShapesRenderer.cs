@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Shapes;

@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Text;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

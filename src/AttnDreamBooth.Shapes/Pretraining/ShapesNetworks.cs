@@ -1,7 +1,6 @@
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Text;
 using TorchSharp;
 
 namespace AttnDreamBooth.Shapes.Pretraining;

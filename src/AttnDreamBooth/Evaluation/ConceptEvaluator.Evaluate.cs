@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 

@@ -1,4 +1,3 @@
-using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;

@@ -1,4 +1,3 @@
-using AttnDreamBooth.Models.Attention;
 using TorchSharp;
 
 namespace AttnDreamBooth.Personalization;

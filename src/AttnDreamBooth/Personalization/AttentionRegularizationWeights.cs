@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using AttnDreamBooth.Models.Attention;
 
 namespace AttnDreamBooth.Personalization;
 

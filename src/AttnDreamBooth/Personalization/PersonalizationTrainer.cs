@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;

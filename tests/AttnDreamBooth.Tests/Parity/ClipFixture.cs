@@ -1,5 +1,4 @@
 using System.Text.Json;
-using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Imaging;
 using TorchSharp;
 

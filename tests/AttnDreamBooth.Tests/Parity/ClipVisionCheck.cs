@@ -1,4 +1,3 @@
-using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 

@@ -1,4 +1,3 @@
-using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Tests.Parity;
 using TorchSharp;

@@ -1,5 +1,3 @@
-using AttnDreamBooth.IO;
-using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;

@@ -1,4 +1,3 @@
-using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using static TorchSharp.torch;
 

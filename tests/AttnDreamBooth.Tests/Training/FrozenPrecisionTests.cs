@@ -1,6 +1,5 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Models.Attention;
-using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Tests.Models.Attention;
 using AttnDreamBooth.Tests.Models.Vae;
 using AttnDreamBooth.Training;

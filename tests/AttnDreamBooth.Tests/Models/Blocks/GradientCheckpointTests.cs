@@ -1,5 +1,4 @@
 using AttnDreamBooth.Models.Blocks;
-using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

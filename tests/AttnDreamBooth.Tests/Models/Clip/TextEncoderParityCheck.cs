@@ -1,6 +1,5 @@
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Tests.Parity;
-using AttnDreamBooth.Text;
 using TorchSharp;
 using Xunit.Sdk;
 

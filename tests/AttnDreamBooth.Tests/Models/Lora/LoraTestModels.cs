@@ -1,7 +1,6 @@
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Text;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Models.Lora;

@@ -6,7 +6,6 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
 using AttnDreamBooth.StableDiffusion;
-using AttnDreamBooth.Text;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
