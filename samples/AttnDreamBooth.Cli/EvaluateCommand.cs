@@ -78,10 +78,7 @@ internal static class EvaluateCommand
         if (!File.Exists(path)) throw new FileNotFoundException($"The prompt file '{Path.GetFullPath(path)}' does not exist.", path);
         string text = File.ReadAllText(path);
         if (text.Contains("Object Prompts", StringComparison.Ordinal) && text.Contains("Live Subject Prompts", StringComparison.Ordinal))
-        {
-            var parsed = DreamBoothPrompts.Parse(text);
-            return DreamBoothPrompts.KindOf(category) == SubjectKind.LiveSubject ? parsed.LiveSubjectPrompts : parsed.ObjectPrompts;
-        }
+            return EvaluationProtocol.FromPromptFile(text, category).Prompts;
         var lines = text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
         if (lines.Length == 0) throw new ArgumentException($"The prompt file '{path}' holds no prompt.", nameof(path));
         return lines;

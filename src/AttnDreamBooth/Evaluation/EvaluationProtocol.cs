@@ -39,6 +39,15 @@ public sealed record EvaluationProtocol
     /// <summary>The paper's protocol for a subject kind.</summary>
     internal static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
 
+    /// <summary>The paper's settings with the prompts of a DreamBooth dataset <c>prompts_and_classes.txt</c> for
+    /// <paramref name="category"/>: the live-subject list for dogs, cats and other animals, the object list otherwise.</summary>
+    /// <exception cref="FormatException">The text is not in that file's format.</exception>
+    public static EvaluationProtocol FromPromptFile(string text, string category)
+    {
+        var parsed = DreamBoothPrompts.Parse(text);
+        return WithPrompts(DreamBoothPrompts.KindOf(category) == SubjectKind.LiveSubject ? parsed.LiveSubjectPrompts : parsed.ObjectPrompts);
+    }
+
     /// <summary>The paper's settings with the user's own prompts.</summary>
     /// <exception cref="ArgumentException">No prompts, or a prompt without <c>{}</c>.</exception>
     public static EvaluationProtocol WithPrompts(IReadOnlyList<string> prompts)

@@ -98,6 +98,11 @@ public sealed class Concept
     /// <summary>The same concept with another training prompt template.</summary>
     public Concept WithPromptTemplate(string promptTemplate) => new(Images, Category, Token, promptTemplate);
 
+    /// <summary>Checks every image of the concept as training would (headers first, then decoding) and lists what is
+    /// wrong with which file, without throwing; an empty list means the images are usable.</summary>
+    /// <param name="options">The image limits (default: the training defaults).</param>
+    public IReadOnlyList<ConceptImageProblem> FindProblems(ConceptImageOptions? options = null) => ConceptImageSet.FindProblems(this, options);
+
     /// <summary>
     /// Expands a generation prompt: <c>{}</c> becomes "[V] category" (the official convention, e.g.
     /// "a {} in the snow" → "a new_concept_v0 dog in the snow"), <c>{token}</c> the token and <c>{category}</c> the

@@ -117,6 +117,21 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Encodes images [B, in_channels, H, W] in [-1, 1] to latents [B, latent_channels, H / f, W / f]: a draw from the
+    /// posterior with <paramref name="generator"/> (diffusers' <c>latent_dist.sample(generator)</c>; the noise is drawn
+    /// on the generator's device, so a seeded CPU generator gives the same latents on any device), or its mode (the
+    /// mean) without one. Not multiplied by <see cref="ScalingFactor"/>: multiply to get what the U-Net trains on.
+    /// </summary>
+    /// <exception cref="ArgumentException">When the images are not [B, in_channels, H, W].</exception>
+    public Tensor EncodeLatents(Tensor images, Generator? generator = null)
+    {
+        using var scope = NewDisposeScope();
+        using var posterior = Encode(images);
+        var latents = generator is null ? posterior.Mode() : posterior.Sample(generator);
+        return latents.MoveToOuterDisposeScope();
+    }
+
     /// <summary>Encodes images [B, in_channels, H, W] in [-1, 1] to the posterior over latents
     /// [B, latent_channels, H / f, W / f]. Dispose the result (or let the enclosing dispose scope do it).</summary>
     /// <exception cref="ArgumentException">When the images are not [B, in_channels, H, W].</exception>

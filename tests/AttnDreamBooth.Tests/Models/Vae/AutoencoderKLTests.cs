@@ -51,6 +51,21 @@ public sealed class AutoencoderKLTests
     }
 
     [Fact]
+    public void EncodeLatentsIsThePosteriorsModeOrASeededDrawFromIt()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var vae = VaeTestModels.LoadSd1();
+        var images = torch.rand([2, 3, 16, 24], generator: new torch.Generator(3)).mul(2).sub(1);
+        using var posterior = vae.Encode(images);
+
+        Assert.Equal(Bytes(posterior.Mean), Bytes(vae.EncodeLatents(images)));
+        var drawn = vae.EncodeLatents(images, new torch.Generator(42));
+        Assert.Equal(Bytes(posterior.Sample(new torch.Generator(42))), Bytes(drawn));
+        Assert.NotEqual(Bytes(posterior.Mean), Bytes(drawn));
+    }
+
+    [Fact]
     public void BadInputsAreRejected()
     {
         using var scope = torch.NewDisposeScope();
