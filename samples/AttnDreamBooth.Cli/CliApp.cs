@@ -1,7 +1,6 @@
 using System.CommandLine;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
@@ -139,7 +138,7 @@ internal static class CliApp
                 BatchSize = parse.GetValue(count),
                 Steps = parse.GetValue(steps),
                 GuidanceScale = parse.GetValue(guidance),
-                SamplerName = samplerName,
+                Sampler = samplerName,
                 NegativePrompt = parse.GetValue(negative)!,
                 Width = parse.GetValue(width),
                 Height = parse.GetValue(height),

@@ -1,11 +1,12 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Personalization;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
 
 /// <summary>
-/// The CLI's one place for failures: every exception becomes one clear line and exit 2 (the stack trace only with
-/// <c>--verbose</c>); cancellation is exit 130 with where it stopped and how to resume.
+/// The CLI's one place for failures: the library's <see cref="AttnDreamBoothException"/> (bad input or state) and every
+/// other error become one clear line and exit 2 (the stack trace only with <c>--verbose</c>); cancellation is exit 130
+/// with where it stopped and how to resume.
 /// </summary>
 internal static class CliErrors
 {
@@ -29,21 +30,31 @@ internal static class CliErrors
             console.MarkupLine("[yellow]Cancelled.[/] Checkpoints written so far are kept.");
             return 130;
         }
+        catch (AttnDreamBoothException ex)
+        {
+            // Bad input or state as the library sees it (a file, config, photo, token, plan or run): the message names it.
+            return Report(console, ex, ex.Message, verbose);
+        }
         catch (Exception ex)
         {
-            // Library, I/O and argument errors alike: one line naming what is wrong (native TorchSharp errors included).
+            // The CLI's own I/O and argument errors, and native TorchSharp errors: one line naming what is wrong as well.
             var inner = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
             string message = inner is AttnDreamBooth.IO.TensorAllocationException ? inner.Message
                 : inner is OutOfMemoryException or InsufficientExecutionStackException
                 ? $"out of memory ({inner.Message}); lower the model size, batch size or resolution"
-                : inner.Message.ReplaceLineEndings(" ");
-            // Written raw: Spectre would wrap a long path over several lines at the console width.
-            var writer = console.Profile.Out.Writer;
-            writer.WriteLine($"error: {TerminalText.Safe(message)}");
-            writer.WriteLine(verbose ? inner.ToString() : "(run with --verbose for details)");
-            writer.Flush();
-            return 2;
+                : inner.Message;
+            return Report(console, inner, message, verbose);
         }
+    }
+
+    private static int Report(IAnsiConsole console, Exception error, string message, bool verbose)
+    {
+        // Written raw: Spectre would wrap a long path over several lines at the console width.
+        var writer = console.Profile.Out.Writer;
+        writer.WriteLine($"error: {TerminalText.Safe(message.ReplaceLineEndings(" "))}");
+        writer.WriteLine(verbose ? error.ToString() : "(run with --verbose for details)");
+        writer.Flush();
+        return 2;
     }
 
     /// <summary>The same command line with <c>--resume</c> (added when missing).</summary>

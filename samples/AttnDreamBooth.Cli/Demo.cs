@@ -1,5 +1,6 @@
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Experiments;
 using Spectre.Console;

@@ -1,9 +1,10 @@
 using System.CommandLine;
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
 using Spectre.Console;
 using TorchSharp;
-using ClipRgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using ClipRgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Cli;
 
@@ -42,8 +43,7 @@ internal static class EvaluateCommand
                 Seed = parse.GetValue(seed),
             };
             string clipFolder = parse.GetValue(clip)!;
-            using var clipModel = ClipModel.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
-            var evaluator = new ConceptEvaluator(clipModel, ClipImageProcessor.FromFolder(clipFolder));
+            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
 
@@ -68,7 +68,7 @@ internal static class EvaluateCommand
             .Order(StringComparer.Ordinal)
             .ToArray();
         if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
-        return files.Select(RgbImageDecoding.Load).ToArray();
+        return files.Select(RgbImage.Load).ToArray();
     }
 
     /// <summary>A prompt file: the dataset's <c>prompts_and_classes.txt</c> (the list for the category's kind) or one
@@ -78,10 +78,7 @@ internal static class EvaluateCommand
         if (!File.Exists(path)) throw new FileNotFoundException($"The prompt file '{Path.GetFullPath(path)}' does not exist.", path);
         string text = File.ReadAllText(path);
         if (text.Contains("Object Prompts", StringComparison.Ordinal) && text.Contains("Live Subject Prompts", StringComparison.Ordinal))
-        {
-            var parsed = DreamBoothPrompts.Parse(text);
-            return DreamBoothPrompts.KindOf(category) == SubjectKind.LiveSubject ? parsed.LiveSubjectPrompts : parsed.ObjectPrompts;
-        }
+            return EvaluationProtocol.FromPromptFile(text, category).Prompts;
         var lines = text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
         if (lines.Length == 0) throw new ArgumentException($"The prompt file '{path}' holds no prompt.", nameof(path));
         return lines;
@@ -125,12 +122,12 @@ internal static class EvaluateCommand
     {
         var table = new Table().Title($"CLIP scores of {Markup.Escape(TerminalText.Safe(result.Token))} ({Markup.Escape(TerminalText.Safe(result.Category))})")
             .AddColumn("prompt").AddColumn(new TableColumn("identity").RightAligned()).AddColumn(new TableColumn("text").RightAligned());
-        foreach (var p in result.Scores.PerPrompt)
+        foreach (var p in result.PerPrompt)
             table.AddRow(Markup.Escape(TerminalText.Safe(p.Prompt)), p.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), p.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
         table.AddEmptyRow();
-        table.AddRow($"[bold]overall[/] ({result.Scores.GeneratedCount} images, {result.Scores.SourceCount} photos)",
-            $"[bold]{result.Scores.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",
-            $"[bold]{result.Scores.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]");
+        table.AddRow($"[bold]overall[/] ({result.GeneratedCount} images, {result.SourceCount} photos)",
+            $"[bold]{result.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]",
+            $"[bold]{result.Text.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}[/]");
         return table;
     }
 }

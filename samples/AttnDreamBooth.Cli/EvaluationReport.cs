@@ -2,8 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Imaging;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Cli;
@@ -42,11 +41,11 @@ internal static class EvaluationReport
     public static Report ToReport(ConceptEvaluation result, Inputs inputs)
     {
         var p = result.Protocol;
-        var perPrompt = result.Scores.PerPrompt.Select((s, row) => new PromptEntry(s.Prompt, s.TextPrompt, s.Identity, s.Text,
+        var perPrompt = result.PerPrompt.Select((s, row) => new PromptEntry(s.Prompt, s.TextPrompt, s.Identity, s.Text,
             result.Images[row].Select((image, column) => new ImageEntry(row, column, image.Seed, s.ImageIdentity[column], s.ImageText[column])).ToArray())).ToArray();
         return new Report(1, inputs, result.Token, result.Category,
             new ProtocolEntry(p.Prompts, p.ImagesPerPrompt, p.Sampler, p.InferenceSteps, p.GuidanceScale, p.Seed, "image i of every prompt uses seed + i"),
-            result.Scores.Identity, result.Scores.Text, result.Scores.GeneratedCount, perPrompt, GridFile);
+            result.Identity, result.Text, result.GeneratedCount, perPrompt, GridFile);
     }
 
     /// <summary>One row per prompt (its text above), one column per seed; under each image its identity (blue bar) and
@@ -71,7 +70,7 @@ internal static class EvaluationReport
         using var identityPaint = new SKPaint { Color = new SKColor(0x1f, 0x77, 0xb4) };
         using var textScorePaint = new SKPaint { Color = new SKColor(0xff, 0x7f, 0x0e) };
         using var trackPaint = new SKPaint { Color = new SKColor(0xe0, 0xe0, 0xe0) };
-        var scores = result.Scores;
+        var scores = result;
         for (int row = 0; row < images.Count; row++)
         {
             int top = margin + row * (rowHeight + margin);

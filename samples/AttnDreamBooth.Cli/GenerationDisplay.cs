@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.StableDiffusion;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Shapes;
 using Spectre.Console;
 
@@ -218,7 +218,7 @@ internal static class ShapesCommand
             if (codec.Info.Width > ShapesRenderer.MaxSize || codec.Info.Height > ShapesRenderer.MaxSize)
                 throw new ArgumentException($"'{file}' is {codec.Info.Width}x{codec.Info.Height}; the analyzer accepts at most {ShapesRenderer.MaxSize}x{ShapesRenderer.MaxSize}.");
         }
-        return RgbImageDecoding.Load(file);
+        return RgbImage.Load(file);
     }
 
     private static IEnumerable<string> ExpandInputs(string[] inputs)

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
+using AttnDreamBooth.StableDiffusion;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;

@@ -1,6 +1,6 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Training;
 using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Personalization;
 using TorchSharp;
 
 namespace AttnDreamBooth.Cli;

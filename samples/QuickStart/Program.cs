@@ -1,6 +1,6 @@
 // Quick start: dotnet run --project samples/QuickStart -- <sd-model-folder> <photo-folder> <category>
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 
 string model = args[0], photos = args[1], category = args[2];
 

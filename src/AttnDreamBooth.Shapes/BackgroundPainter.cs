@@ -1,4 +1,5 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Training;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Shapes;

@@ -1,5 +1,6 @@
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 

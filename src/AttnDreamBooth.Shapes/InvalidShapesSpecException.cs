@@ -4,7 +4,7 @@ namespace AttnDreamBooth.Shapes;
 /// A Shapes world spec, concept spec or scene is malformed or inconsistent (unknown names, missing fields,
 /// colours that cannot be told apart from a background, …). <see cref="Source"/> names the file or stream.
 /// </summary>
-public sealed class InvalidShapesSpecException : Exception
+public sealed class InvalidShapesSpecException : AttnDreamBoothException
 {
     /// <summary>Creates the exception for a problem found in <paramref name="source"/>.</summary>
     public InvalidShapesSpecException(string source, string problem, Exception? inner = null)

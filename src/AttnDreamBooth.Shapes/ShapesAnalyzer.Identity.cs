@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 
 namespace AttnDreamBooth.Shapes;
 

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 

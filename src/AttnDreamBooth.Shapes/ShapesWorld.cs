@@ -1,5 +1,5 @@
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Shapes;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 
 namespace AttnDreamBooth.Shapes;
 

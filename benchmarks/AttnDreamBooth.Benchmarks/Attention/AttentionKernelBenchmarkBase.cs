@@ -1,10 +1,10 @@
 using System.Globalization;
-using AttnDreamBooth.Attention;
+using AttnDreamBooth.Models.Attention;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using TorchSharp;
 using static TorchSharp.torch;
-using AttentionModule = AttnDreamBooth.Attention.Attention;
+using AttentionModule = AttnDreamBooth.Models.Attention.Attention;
 
 namespace AttnDreamBooth.Benchmarks.Attention;
 

@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using BenchmarkDotNet.Attributes;
 using TorchSharp;

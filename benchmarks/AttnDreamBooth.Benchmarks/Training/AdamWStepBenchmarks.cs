@@ -1,7 +1,6 @@
 using System.Text.Json;
 using AttnDreamBooth.Benchmarks.Attention;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Training;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;

@@ -1,8 +1,8 @@
 using System.Globalization;
+using AttnDreamBooth.Benchmarks.Attention;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
-using AttnDreamBooth.Benchmarks.Attention;
 
 namespace AttnDreamBooth.Benchmarks.Training;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
-using AttnDreamBooth.Attention;
 using AttnDreamBooth.Benchmarks.Attention;
-using AttnDreamBooth.UNet;
+using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Models.UNet;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;

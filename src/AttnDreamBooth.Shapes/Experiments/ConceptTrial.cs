@@ -1,6 +1,6 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Shapes.Experiments;
 

@@ -1,6 +1,5 @@
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Shapes.Pretraining;
 
 namespace AttnDreamBooth.Shapes.Experiments;

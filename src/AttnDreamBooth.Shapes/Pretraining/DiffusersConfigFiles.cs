@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using TorchSharp;
 
 namespace AttnDreamBooth.Shapes.Pretraining;

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

@@ -1,5 +1,5 @@
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 

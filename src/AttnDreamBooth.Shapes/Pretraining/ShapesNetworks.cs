@@ -1,6 +1,6 @@
-using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 using TorchSharp;
 
 namespace AttnDreamBooth.Shapes.Pretraining;

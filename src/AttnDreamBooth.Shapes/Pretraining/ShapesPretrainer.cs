@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.Text;
+using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;
@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Evaluation;
 /// channel, channels first. The resampling reproduces Pillow bit for bit, so pixel values match the Python reference to
 /// float rounding (the CLIP scores are sensitive to the resampler at the 1e-3 level).
 /// </summary>
-public sealed class ClipImageProcessor
+internal sealed class ClipImageProcessor
 {
     /// <summary>Creates a processor (defaults: the OpenAI CLIP preprocessing).</summary>
     public ClipImageProcessor(ClipImageProcessorConfig? config = null) => Config = config ?? new ClipImageProcessorConfig();

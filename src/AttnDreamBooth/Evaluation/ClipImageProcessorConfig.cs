@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Evaluation;
 /// A transformers <c>preprocessor_config.json</c> of <c>CLIPImageProcessor</c> (defaults = the OpenAI CLIP values).
 /// Only Pillow's bicubic resampling (<c>resample</c> 3) is supported, because CLIP scores depend on it.
 /// </summary>
-public sealed record ClipImageProcessorConfig
+internal sealed record ClipImageProcessorConfig
 {
     /// <summary>Resize so the shorter side has this length (<c>size.shortest_edge</c>).</summary>
     public int ShortestEdge { get; init; } = 224;

@@ -8,15 +8,8 @@ namespace AttnDreamBooth.Evaluation;
 /// (source, generated) pairs of the image-image cosine; text = mean over generated images of the cosine with that
 /// image's prompt (identifier token removed).
 /// </summary>
-public static class ClipScores
+internal static class ClipScores
 {
-    /// <summary><c>x / x.norm(dim=-1, keepdim=True)</c>.</summary>
-    public static torch.Tensor Normalize(torch.Tensor embeddings)
-    {
-        using var scope = torch.NewDisposeScope();
-        return embeddings.div(embeddings.norm(-1, true)).MoveToOuterDisposeScope();
-    }
-
     /// <summary>Cosines [sources, generated] of normalised embeddings (<c>S @ G^T</c>).</summary>
     public static torch.Tensor ImageImageCosine(torch.Tensor sourceNormalized, torch.Tensor generatedNormalized) =>
         sourceNormalized.mm(generatedNormalized.t());

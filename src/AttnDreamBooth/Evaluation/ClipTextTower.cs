@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
 
@@ -11,7 +12,7 @@ namespace AttnDreamBooth.Evaluation;
 /// is called by the evaluation protocol; the pooled output does not depend on the mask (causal attention), the hidden
 /// states after the end token do.
 /// </summary>
-public sealed class ClipTextTower : IClipTextTower
+internal sealed class ClipTextTower : IClipTextTower
 {
     /// <summary>Wraps a tokenizer and a text model (the tower owns and disposes the model).</summary>
     public ClipTextTower(ClipTokenizer tokenizer, ClipTextModel model)
@@ -25,6 +26,16 @@ public sealed class ClipTextTower : IClipTextTower
 
     /// <summary>The text transformer (<c>text_model.*</c>).</summary>
     public ClipTextModel Model { get; }
+
+    /// <summary>Loads a complete <c>CLIPModel</c> folder (config.json, model.safetensors and the tokenizer files, as
+    /// written by <c>CLIPModel.save_pretrained</c> + <c>CLIPProcessor.save_pretrained</c>): the vision tower, the
+    /// projections and this text tower. Read the image preprocessing with <see cref="ClipImageProcessor.FromFolder"/>.</summary>
+    /// <param name="folder">The folder.</param>
+    /// <param name="device">Where the parameters live (CPU by default).</param>
+    /// <exception cref="IO.ModelConfigException">A config is invalid, or the folder lacks text weights or tokenizer files.</exception>
+    /// <exception cref="IO.StateDictMismatchException">The weights do not fit the configs.</exception>
+    public static ClipModel LoadModel(string folder, torch.Device? device = null) =>
+        ClipModel.FromFolder(folder, (config, path) => FromFolder(path, config, device), device);
 
     /// <summary>Loads the tower of a <c>CLIPModel</c> folder; the config is read from the folder's config.json.</summary>
     public static ClipTextTower FromFolder(string folder, torch.Device? device = null) =>

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;
 
@@ -32,11 +32,17 @@ public sealed record ConceptEvaluationOptions
     }
 }
 
-/// <summary>The result of <see cref="ConceptEvaluator.EvaluateAsync"/>: the scores and the images they were computed on.</summary>
+/// <summary>The result of <see cref="ConceptEvaluator.EvaluateAsync"/>: the paper's two numbers, a per-prompt breakdown
+/// and the images they were computed on.</summary>
 /// <param name="Protocol">The protocol that was run.</param>
 /// <param name="Token">The concept's identifier token (removed from the prompts for the text score).</param>
 /// <param name="Category">The concept's category word.</param>
-/// <param name="Scores">Identity and text alignment, overall and per prompt (in <see cref="EvaluationProtocol.Prompts"/> order).</param>
+/// <param name="Identity">Mean over all (source, generated) pairs of the normalised image-embedding dot product.</param>
+/// <param name="Text">Mean over generated images of the dot product with their prompt's embedding (identifier removed).</param>
+/// <param name="PerPrompt">Per prompt, in <see cref="EvaluationProtocol.Prompts"/> order.</param>
+/// <param name="SourceCount">Number of source images.</param>
+/// <param name="GeneratedCount">Number of generated images.</param>
 /// <param name="Images"><c>Images[p][i]</c> is image <c>i</c> of prompt <c>p</c>, generated from seed <c>Protocol.Seed + i</c>;
-/// its scores are <c>Scores.PerPrompt[p].ImageIdentity[i]</c> and <c>.ImageText[i]</c>.</param>
-public sealed record ConceptEvaluation(EvaluationProtocol Protocol, string Token, string Category, ConceptScores Scores, IReadOnlyList<IReadOnlyList<GeneratedImage>> Images);
+/// its scores are <c>PerPrompt[p].ImageIdentity[i]</c> and <c>.ImageText[i]</c>.</param>
+public sealed record ConceptEvaluation(EvaluationProtocol Protocol, string Token, string Category, double Identity, double Text,
+    IReadOnlyList<PromptScores> PerPrompt, int SourceCount, int GeneratedCount, IReadOnlyList<IReadOnlyList<GeneratedImage>> Images);

@@ -1,5 +1,6 @@
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;
 
@@ -30,7 +31,7 @@ public sealed partial class ConceptEvaluator
         options.Validate();
         var concept = pipeline.Concept
             ?? throw new InvalidOperationException("The pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync before evaluating.");
-        if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower (ClipModel.FromFolder(folder, device)).");
+        if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower (ConceptEvaluator.FromFolder).");
         var protocol = options.Protocol ?? EvaluationProtocol.Paper(concept.Category);
         protocol.Validate();
         var prompts = protocol.ExpandPrompts(concept.Token, concept.Category);
@@ -65,6 +66,7 @@ public sealed partial class ConceptEvaluator
             prompts.Select((p, i) => new GeneratedImageSet(p, generated[i].Select(g => g.Image).ToArray())).ToArray(),
             concept.Token) { BatchSize = options.ClipBatchSize };
         var scores = Score(request, progress, ct);
-        return new ConceptEvaluation(protocol, concept.Token, concept.Category, scores, generated);
+        return new ConceptEvaluation(protocol, concept.Token, concept.Category, scores.Identity, scores.Text, scores.PerPrompt,
+            scores.SourceCount, scores.GeneratedCount, generated);
     }
 }

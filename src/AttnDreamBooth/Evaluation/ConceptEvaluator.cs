@@ -1,4 +1,5 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 
 namespace AttnDreamBooth.Evaluation;
@@ -9,33 +10,59 @@ namespace AttnDreamBooth.Evaluation;
 /// Give it image sets (<see cref="ScoreAsync"/>), or a personalised pipeline to generate them with the protocol's fixed
 /// seed schedule first (<see cref="EvaluateAsync"/>).
 /// </summary>
-public sealed partial class ConceptEvaluator
+public sealed partial class ConceptEvaluator : IDisposable
 {
+    private readonly bool _ownsClip;
+
     /// <summary>Creates an evaluator over a CLIP model (with a text tower for the text score) and its preprocessing.</summary>
-    public ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor = null)
+    internal ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor = null)
+        : this(clip, processor, ownsClip: false)
+    {
+    }
+
+    private ConceptEvaluator(ClipModel clip, ClipImageProcessor? processor, bool ownsClip)
     {
         Clip = clip ?? throw new ArgumentNullException(nameof(clip));
         Processor = processor ?? new ClipImageProcessor();
+        _ownsClip = ownsClip;
+    }
+
+    /// <summary>Loads a transformers <c>CLIPModel</c> folder (safetensors weights, with its <c>CLIPProcessor</c> files:
+    /// <c>vocab.json</c>, <c>merges.txt</c>, <c>preprocessor_config.json</c>) onto <paramref name="device"/>; the
+    /// evaluator owns the model and releases it in <see cref="Dispose"/>.</summary>
+    /// <exception cref="IO.ModelConfigException">The folder or one of its configs is incomplete or invalid.</exception>
+    /// <exception cref="IO.StateDictMismatchException">The weights do not fit the configs.</exception>
+    public static ConceptEvaluator FromFolder(string clipFolder, torch.Device? device = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clipFolder);
+        var processor = ClipImageProcessor.FromFolder(clipFolder);
+        return new ConceptEvaluator(ClipTextTower.LoadModel(clipFolder, device), processor, ownsClip: true);
+    }
+
+    /// <summary>Releases the CLIP model when this evaluator loaded it (<see cref="FromFolder"/>).</summary>
+    public void Dispose()
+    {
+        if (_ownsClip) Clip.Dispose();
     }
 
     /// <summary>The CLIP model.</summary>
-    public ClipModel Clip { get; }
+    internal ClipModel Clip { get; }
 
     /// <summary>The image preprocessing.</summary>
-    public ClipImageProcessor Processor { get; }
+    internal ClipImageProcessor Processor { get; }
 
     /// <summary>Computes both scores and the per-prompt breakdown. Runs on a dedicated thread; cancellation is checked
     /// between CLIP batches.</summary>
     /// <exception cref="ArgumentException">No source images, no generated images, or a prompt without images.</exception>
     /// <exception cref="InvalidOperationException">The CLIP model has no text tower.</exception>
-    public Task<ConceptScores> ScoreAsync(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
+    internal Task<ConceptScores> ScoreAsync(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
     {
         Validate(request);
         return Task.Factory.StartNew(() => Score(request, progress, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>The synchronous form of <see cref="ScoreAsync"/>.</summary>
-    public ConceptScores Score(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
+    internal ConceptScores Score(ConceptScoringRequest request, IProgress<EvaluationProgress>? progress = null, CancellationToken ct = default)
     {
         Validate(request);
         if (Clip.TextTower is null) throw new InvalidOperationException("The text score needs a CLIP model with a text tower.");
@@ -48,7 +75,7 @@ public sealed partial class ConceptEvaluator
         var textPrompts = request.Generated.Select(g => ClipScores.RemoveIdentifier(g.Prompt, request.IdentifierToken)).ToArray();
         progress?.Report(new EvaluationProgress(EvaluationPhase.EmbeddingPrompts, 0, textPrompts.Length));
         ct.ThrowIfCancellationRequested();
-        var text = ClipScores.Normalize(Clip.GetTextFeatures(textPrompts));
+        var text = ClipModel.Normalize(Clip.GetTextFeatures(textPrompts));
         progress?.Report(new EvaluationProgress(EvaluationPhase.EmbeddingPrompts, textPrompts.Length, textPrompts.Length));
 
         var promptIndex = torch.tensor(request.Generated.SelectMany((g, i) => Enumerable.Repeat((long)i, g.Images.Count)).ToArray(), device: text.device);
@@ -86,7 +113,7 @@ public sealed partial class ConceptEvaluator
             ct.ThrowIfCancellationRequested();
             var batch = images.Skip(start).Take(batchSize).ToArray();
             var pixels = Processor.Preprocess(batch, Clip.Device);
-            parts.Add(ClipScores.Normalize(Clip.GetImageFeatures(pixels)));
+            parts.Add(ClipModel.Normalize(Clip.GetImageFeatures(pixels)));
             progress?.Report(new EvaluationProgress(phase, Math.Min(start + batchSize, images.Count), images.Count));
         }
         return torch.cat(parts, 0).MoveToOuterDisposeScope();

@@ -1,16 +1,16 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>The images generated for one prompt.</summary>
 /// <param name="Prompt">The generation prompt as given to the model, containing the identifier token (e.g. <c>"a sks dog on the beach"</c>).</param>
 /// <param name="Images">The generated images.</param>
-public sealed record GeneratedImageSet(string Prompt, IReadOnlyList<RgbImage> Images);
+internal sealed record GeneratedImageSet(string Prompt, IReadOnlyList<RgbImage> Images);
 
 /// <summary>What <see cref="ConceptEvaluator.ScoreAsync"/> scores.</summary>
 /// <param name="SourceImages">The concept's training photos.</param>
 /// <param name="Generated">Generated images grouped by prompt.</param>
 /// <param name="IdentifierToken">The identifier removed from prompts for the text score (e.g. <c>sks</c> or <c>&lt;new1&gt;</c>).</param>
-public sealed record ConceptScoringRequest(IReadOnlyList<RgbImage> SourceImages, IReadOnlyList<GeneratedImageSet> Generated, string IdentifierToken)
+internal sealed record ConceptScoringRequest(IReadOnlyList<RgbImage> SourceImages, IReadOnlyList<GeneratedImageSet> Generated, string IdentifierToken)
 {
     /// <summary>Images per CLIP forward pass.</summary>
     public int BatchSize { get; init; } = 16;
@@ -31,7 +31,7 @@ public sealed record PromptScores(string Prompt, string TextPrompt, double Ident
 /// <param name="PerPrompt">Per prompt, in request order.</param>
 /// <param name="SourceCount">Number of source images.</param>
 /// <param name="GeneratedCount">Number of generated images.</param>
-public sealed record ConceptScores(double Identity, double Text, IReadOnlyList<PromptScores> PerPrompt, int SourceCount, int GeneratedCount);
+internal sealed record ConceptScores(double Identity, double Text, IReadOnlyList<PromptScores> PerPrompt, int SourceCount, int GeneratedCount);
 
 /// <summary>The phase an evaluation is in.</summary>
 public enum EvaluationPhase

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace AttnDreamBooth.Evaluation;
 
 /// <summary>Which of the DreamBooth dataset's two prompt lists a concept uses.</summary>
-public enum SubjectKind
+internal enum SubjectKind
 {
     /// <summary>Objects (toys, sneakers, teapots, …): backgrounds, materials, colours.</summary>
     Object,
@@ -17,7 +17,7 @@ public enum SubjectKind
 /// Ruiz et al. 2023), rewritten from their Python <c>'a {0} {1} …'.format(unique_token, class_token)</c> form to the
 /// generation placeholder <c>{}</c>, which expands to "[V] category" (<c>"a {} on the beach"</c>).
 /// </summary>
-public static partial class DreamBoothPrompts
+internal static partial class DreamBoothPrompts
 {
     private static readonly string[] Shared =
     [

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Evaluation;
 
@@ -37,7 +37,16 @@ public sealed record EvaluationProtocol
     public static EvaluationProtocol Paper(string category) => Paper(DreamBoothPrompts.KindOf(category));
 
     /// <summary>The paper's protocol for a subject kind.</summary>
-    public static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
+    internal static EvaluationProtocol Paper(SubjectKind kind) => new() { Prompts = DreamBoothPrompts.For(kind) };
+
+    /// <summary>The paper's settings with the prompts of a DreamBooth dataset <c>prompts_and_classes.txt</c> for
+    /// <paramref name="category"/>: the live-subject list for dogs, cats and other animals, the object list otherwise.</summary>
+    /// <exception cref="FormatException">The text is not in that file's format.</exception>
+    public static EvaluationProtocol FromPromptFile(string text, string category)
+    {
+        var parsed = DreamBoothPrompts.Parse(text);
+        return WithPrompts(DreamBoothPrompts.KindOf(category) == SubjectKind.LiveSubject ? parsed.LiveSubjectPrompts : parsed.ObjectPrompts);
+    }
 
     /// <summary>The paper's settings with the user's own prompts.</summary>
     /// <exception cref="ArgumentException">No prompts, or a prompt without <c>{}</c>.</exception>
@@ -50,12 +59,13 @@ public sealed record EvaluationProtocol
         return new EvaluationProtocol { Prompts = prompts };
     }
 
-    /// <summary>The sampler of <see cref="Sampler"/> (<c>DPMSolverMultistepScheduler</c> or <c>DDIMScheduler</c>).</summary>
+    /// <summary>The generation sampler name of <see cref="Sampler"/> (<c>DPMSolverMultistepScheduler</c> or
+    /// <c>DDIMScheduler</c>).</summary>
     /// <exception cref="ArgumentException">Another scheduler class.</exception>
-    public SamplerKind SamplerKind => Sampler switch
+    internal string SamplerName => Sampler switch
     {
-        "DPMSolverMultistepScheduler" => SamplerKind.DpmSolverPlusPlus,
-        "DDIMScheduler" => SamplerKind.Ddim,
+        "DPMSolverMultistepScheduler" => "dpm++",
+        "DDIMScheduler" => "ddim",
         _ => throw new ArgumentException($"The evaluation sampler '{Sampler}' is not supported; use DPMSolverMultistepScheduler or DDIMScheduler.", nameof(Sampler)),
     };
 
@@ -68,7 +78,7 @@ public sealed record EvaluationProtocol
         {
             Steps = InferenceSteps,
             GuidanceScale = GuidanceScale,
-            Sampler = SamplerKind,
+            Sampler = SamplerName,
             Seed = Seed + firstImage,
             BatchSize = count,
         };

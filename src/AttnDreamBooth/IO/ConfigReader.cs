@@ -7,7 +7,7 @@ namespace AttnDreamBooth.IO;
 /// <c>null</c> key takes the supplied default; a missing key without default, or a value of the wrong type,
 /// is a <see cref="ModelConfigException"/> naming the file and key.
 /// </summary>
-public sealed class ConfigReader
+internal sealed class ConfigReader
 {
     private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
 

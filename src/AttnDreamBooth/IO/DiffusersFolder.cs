@@ -6,7 +6,7 @@ namespace AttnDreamBooth.IO;
 /// Hugging Face cache entry (<c>models--org--name</c>, resolved through <c>refs/main</c> to
 /// <c>snapshots/&lt;hash&gt;/</c>).
 /// </summary>
-public sealed class DiffusersFolder
+internal sealed class DiffusersFolder
 {
     private DiffusersFolder(string root, ModelIndex index)
     {

@@ -7,7 +7,7 @@ namespace AttnDreamBooth.IO;
 /// (<see cref="StateDictSource"/>) or a renamed/reshaped view of another layout (e.g. a single-file checkpoint
 /// component). Shapes and dtypes are known without reading data.
 /// </summary>
-public interface IStateDictSource
+internal interface IStateDictSource
 {
     /// <summary>All tensor names.</summary>
     IEnumerable<string> Names { get; }

@@ -2,7 +2,7 @@ namespace AttnDreamBooth.IO;
 
 /// <summary>A model folder or configuration file is missing, malformed, or holds an invalid value.
 /// Names the file and, where it applies, the key.</summary>
-public sealed class ModelConfigException : Exception
+public sealed class ModelConfigException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public ModelConfigException(string filePath, string? key, string problem, Exception? inner = null)

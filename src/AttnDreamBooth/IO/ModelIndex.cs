@@ -4,13 +4,13 @@ namespace AttnDreamBooth.IO;
 /// <param name="Name">The component's folder name, e.g. <c>unet</c>.</param>
 /// <param name="Library">e.g. <c>diffusers</c> or <c>transformers</c>.</param>
 /// <param name="ClassName">e.g. <c>UNet2DConditionModel</c>.</param>
-public sealed record PipelineComponent(string Name, string Library, string ClassName);
+internal sealed record PipelineComponent(string Name, string Library, string ClassName);
 
 /// <summary>The contents of a diffusers pipeline's <c>model_index.json</c>.</summary>
 /// <param name="ClassName">The pipeline class, e.g. <c>StableDiffusionPipeline</c>.</param>
 /// <param name="DiffusersVersion">The diffusers version that wrote it, when recorded.</param>
 /// <param name="Components">The non-null components, by folder name.</param>
-public sealed record ModelIndex(string ClassName, string? DiffusersVersion, IReadOnlyDictionary<string, PipelineComponent> Components)
+internal sealed record ModelIndex(string ClassName, string? DiffusersVersion, IReadOnlyDictionary<string, PipelineComponent> Components)
 {
     /// <summary>Reads and validates <c>model_index.json</c>.</summary>
     public static ModelIndex Load(string path)

@@ -2,7 +2,7 @@ namespace AttnDreamBooth.IO;
 
 /// <summary>A weight file holds NaN or infinite values. Such weights load without complaint into a module, and every
 /// image made with them is black, so they are refused when read (see <see cref="StateDictLoadOptions.CheckFinite"/>).</summary>
-public sealed class NonFiniteWeightsException : Exception
+public sealed class NonFiniteWeightsException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="source">The file(s), as text.</param>

@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO;
 /// overwrite option to replace them), it is not writable, or its disk lacks the space the run needs. Raised before
 /// training starts, so no work is lost.
 /// </summary>
-public sealed class OutputFolderException : IOException
+public sealed class OutputFolderException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public OutputFolderException(string folder, string problem, Exception? inner = null)

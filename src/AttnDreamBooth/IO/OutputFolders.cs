@@ -6,7 +6,7 @@ namespace AttnDreamBooth.IO;
 /// Housekeeping for folders the library writes: recovery and removal of the temporaries <see cref="AtomicFile"/> leaves
 /// behind when a process dies mid-write, and the writability / free-space check made before a long run starts.
 /// </summary>
-public static partial class OutputFolders
+internal static partial class OutputFolders
 {
     // AtomicFile's names: ".<target>.<32 hex>.tmp" (being written) and ".<target>.<32 hex>.old" (the previous version, moved aside).
     [GeneratedRegex(@"^\.(?<target>.+)\.[0-9a-f]{32}\.(?<kind>tmp|old)$", RegexOptions.CultureInvariant)]

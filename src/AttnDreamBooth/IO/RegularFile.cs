@@ -9,7 +9,7 @@ namespace AttnDreamBooth.IO;
 /// <remarks>On Linux (x64, arm64) the file type comes from <c>stat(2)</c>; elsewhere only directories are detected.
 /// The check and the later open are two system calls: a file swapped in between (by someone able to write the folder)
 /// is outside what this protects against.</remarks>
-public static class RegularFile
+internal static class RegularFile
 {
     /// <summary>Throws unless <paramref name="path"/> exists and is (or links to) a regular file; returns the full path.</summary>
     /// <exception cref="FileNotFoundException">Nothing is at the path (or a link dangles).</exception>
@@ -41,7 +41,7 @@ public static class RegularFile
             Require(path);
             return true;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnsupportedFileTypeException)
         {
             return false;
         }

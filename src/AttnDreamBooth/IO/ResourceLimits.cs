@@ -11,7 +11,7 @@ namespace AttnDreamBooth.IO;
 /// <remarks>Process-wide: set <see cref="Current"/> once at start-up (e.g.
 /// <c>ResourceLimits.Current = ResourceLimits.Default with { MaxParameters = 20_000_000_000 }</c>).
 /// Concept-image limits live on <c>ConceptImageOptions</c> (<c>MaxPixels</c>, <c>MaxFileBytes</c>).</remarks>
-public sealed record ResourceLimits
+internal sealed record ResourceLimits
 {
     private static ResourceLimits _current = new();
 

@@ -3,7 +3,7 @@ using TorchSharp;
 namespace AttnDreamBooth.IO;
 
 /// <summary>The element types of the safetensors format and their TorchSharp equivalents.</summary>
-public static class SafetensorsDType
+internal static class SafetensorsDType
 {
     private static readonly Dictionary<string, (torch.ScalarType Type, int Size)> ByName = new(StringComparer.Ordinal)
     {

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.IO;
 /// <param name="Shape">The dimensions; empty for a 0-dim tensor.</param>
 /// <param name="Begin">Start offset in the data section, inclusive.</param>
 /// <param name="End">End offset in the data section, exclusive.</param>
-public sealed record SafetensorsEntry(string Name, string DType, torch.ScalarType ScalarType, long[] Shape, long Begin, long End)
+internal sealed record SafetensorsEntry(string Name, string DType, torch.ScalarType ScalarType, long[] Shape, long Begin, long End)
 {
     /// <summary>Number of elements (1 for a 0-dim tensor).</summary>
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);

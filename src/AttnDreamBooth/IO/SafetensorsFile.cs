@@ -11,7 +11,7 @@ namespace AttnDreamBooth.IO;
 /// is ever made.
 /// </summary>
 /// <remarks>Not thread-safe for concurrent reads of the same instance; open one per thread.</remarks>
-public sealed class SafetensorsFile : IDisposable
+internal sealed class SafetensorsFile : IDisposable
 {
     /// <summary>Largest header accepted: real headers are a few hundred kilobytes.</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.IO;
 
 /// <summary>A safetensors file is malformed or inconsistent. Names the file and, where it applies, the tensor.</summary>
-public sealed class SafetensorsFormatException : FormatException
+public sealed class SafetensorsFormatException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public SafetensorsFormatException(string filePath, string? tensorName, string problem, Exception? inner = null)

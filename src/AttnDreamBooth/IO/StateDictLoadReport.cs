@@ -4,7 +4,7 @@ namespace AttnDreamBooth.IO;
 /// <param name="Name">The module's key.</param>
 /// <param name="Expected">The module's shape.</param>
 /// <param name="Actual">The stored shape.</param>
-public sealed record ShapeMismatch(string Name, long[] Expected, long[] Actual)
+internal sealed record ShapeMismatch(string Name, long[] Expected, long[] Actual)
 {
     /// <inheritdoc />
     public override string ToString() => $"{Name}: module [{string.Join(", ", Expected)}], file [{string.Join(", ", Actual)}]";
@@ -15,7 +15,7 @@ public sealed record ShapeMismatch(string Name, long[] Expected, long[] Actual)
 /// <param name="Missing">Module keys the source does not hold.</param>
 /// <param name="Unexpected">Source keys the module does not have.</param>
 /// <param name="Mismatched">Keys present on both sides with different shapes.</param>
-public sealed record StateDictLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected, IReadOnlyList<ShapeMismatch> Mismatched)
+internal sealed record StateDictLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected, IReadOnlyList<ShapeMismatch> Mismatched)
 {
     /// <summary>True when every module key was loaded and nothing was left over.</summary>
     public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
@@ -39,10 +39,10 @@ public sealed record StateDictLoadReport(IReadOnlyList<string> Loaded, IReadOnly
 }
 
 /// <summary>A strict state-dict load found missing, unexpected or mis-shaped keys.</summary>
-public sealed class StateDictMismatchException : Exception
+public sealed class StateDictMismatchException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
-    public StateDictMismatchException(string source, StateDictLoadReport report)
+    internal StateDictMismatchException(string source, StateDictLoadReport report)
         : base($"Weights in {source} do not match the module: {report.Describe()}")
     {
         WeightSource = source;
@@ -53,5 +53,5 @@ public sealed class StateDictMismatchException : Exception
     public string WeightSource { get; }
 
     /// <summary>The full report.</summary>
-    public StateDictLoadReport Report { get; }
+    internal StateDictLoadReport Report { get; }
 }

@@ -3,7 +3,7 @@ using TorchSharp;
 namespace AttnDreamBooth.IO;
 
 /// <summary>Options for <see cref="StateDictLoader.Load"/>.</summary>
-public sealed record StateDictLoadOptions
+internal sealed record StateDictLoadOptions
 {
     /// <summary>Throw <see cref="StateDictMismatchException"/> unless the keys match exactly (default true).
     /// Shape mismatches always throw, strict or not.</summary>
@@ -23,7 +23,7 @@ public sealed record StateDictLoadOptions
 }
 
 /// <summary>Loads named tensors into a module's parameters and buffers by exact name.</summary>
-public static class StateDictLoader
+internal static class StateDictLoader
 {
     /// <summary>
     /// Copies every tensor of <paramref name="source"/> into the module entry of the same name, converting the

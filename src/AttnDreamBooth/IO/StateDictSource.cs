@@ -6,7 +6,7 @@ namespace AttnDreamBooth.IO;
 /// A read-only view of named tensors spread over one or more safetensors files (shards). Only headers are
 /// read when opened; tensors are read on demand.
 /// </summary>
-public sealed class StateDictSource : IStateDictSource, IDisposable
+internal sealed class StateDictSource : IStateDictSource, IDisposable
 {
     private readonly List<SafetensorsFile> _files = [];
     private readonly Dictionary<string, SafetensorsFile> _owner = new(StringComparer.Ordinal);

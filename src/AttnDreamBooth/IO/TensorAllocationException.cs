@@ -3,13 +3,12 @@ namespace AttnDreamBooth.IO;
 /// <summary>
 /// libtorch could not allocate the memory for a tensor: building a model from its config, or a training or generation
 /// call, needed more memory than the process may use. Says what was being done, how many bytes were asked for (when
-/// libtorch reports it) and what to change. Derives from <see cref="OutOfMemoryException"/>, so existing
-/// out-of-memory handlers catch it; the process and the objects not being built are left in a usable state.
+/// libtorch reports it) and what to change; the process and the objects not being built are left in a usable state.
 /// </summary>
 /// <remarks>Only allocations that libtorch reports as errors can be turned into this exception; an allocation failure
 /// deep inside native code that TorchSharp does not guard still ends the process. Configs are therefore checked against
 /// <see cref="ResourceLimits"/> before anything is allocated (see docs/security.md).</remarks>
-public sealed class TensorAllocationException : OutOfMemoryException
+public sealed class TensorAllocationException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="operation">What was being done, e.g. "building the U-Net (8.6e+08 parameters)".</param>

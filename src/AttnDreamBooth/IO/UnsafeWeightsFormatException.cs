@@ -2,7 +2,7 @@ namespace AttnDreamBooth.IO;
 
 /// <summary>A component only offers pickle-based weights (<c>.bin</c>, <c>.ckpt</c>, <c>.pt</c>, <c>.pth</c>), which are
 /// refused: unpickling can execute arbitrary code. Convert them to safetensors with a trusted tool first.</summary>
-public sealed class UnsafeWeightsFormatException : Exception
+public sealed class UnsafeWeightsFormatException : AttnDreamBoothException
 {
     /// <summary>Creates the exception for <paramref name="filePath"/>.</summary>
     public UnsafeWeightsFormatException(string filePath)

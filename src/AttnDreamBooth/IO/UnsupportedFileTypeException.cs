@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO;
 /// link). Such files are refused by type before they are opened: reading a FIFO blocks until a writer appears and a
 /// device such as <c>/dev/zero</c> never ends.
 /// </summary>
-public sealed class UnsupportedFileTypeException : IOException
+public sealed class UnsupportedFileTypeException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public UnsupportedFileTypeException(string filePath, string resolvedPath, string fileType)

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.IO;
 /// Locates the safetensors weights of one model component folder: a single file or a sharded set
 /// (<c>*.safetensors.index.json</c>), optionally of a weight variant such as <c>fp16</c>.
 /// </summary>
-public static class WeightFiles
+internal static class WeightFiles
 {
     private static readonly string[] BaseNames = ["diffusion_pytorch_model", "model"];
     private static readonly string[] PickleExtensions = [".bin", ".ckpt", ".pt", ".pth", ".pkl"];

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// x0 clipping or dynamic thresholding, <c>set_alpha_to_one</c> for the step past t = 0. Coefficients are float32
 /// scalars computed like the reference's 0-dim tensors.
 /// </summary>
-public sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
+internal sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
 {
     private const string Name = nameof(DdimScheduler);
     private long[] _timesteps = [];
@@ -93,7 +93,7 @@ public sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
         if (_inferenceSteps is not { } steps)
             throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
         if (!_timestepSet.Contains(timestep))
-            throw new TimestepNotInScheduleException(Name, timestep, $"is not in the schedule set by SetTimesteps({steps}) ({_timesteps[0]} … {_timesteps[^1]})");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({steps}) ({_timesteps[0]} … {_timesteps[^1]})");
         if (eta < 0 || double.IsNaN(eta)) throw new ArgumentOutOfRangeException(nameof(eta), eta, "eta must not be negative");
         SampleOps.CheckSameShape(modelOutput, sample, Name);
         if (varianceNoise is not null && !varianceNoise.shape.SequenceEqual(sample.shape))

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// <see cref="SetTimesteps"/> it steps the full training schedule (t → t-1); after <c>SetTimesteps(M)</c> the previous
 /// timestep is t - T / M. Variance types fixed_small, fixed_small_log, fixed_large, learned and learned_range.
 /// </summary>
-public sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
+internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
 {
     private const string Name = nameof(DdpmScheduler);
     private long[] _timesteps;

@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Schedulers;
 /// evaluated in float64 (the reference forms them in float32 with cancellation; the two differ by up to 5e-5 relative
 /// on third-order steps).
 /// </summary>
-public sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
+internal sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
 {
     private readonly Tensor?[] _history;
     private int _lowerOrderNums;

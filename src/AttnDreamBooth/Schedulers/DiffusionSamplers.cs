@@ -44,7 +44,7 @@ public static class DiffusionSamplers
 
     /// <summary>Maps a sampler name to its class and whether it asks for Karras sigmas (see <see cref="Create(string, SchedulerConfig)"/>).</summary>
     /// <exception cref="UnknownSamplerException">The name is not known.</exception>
-    public static (SchedulerClass Class, bool Karras) Resolve(string name)
+    internal static (SchedulerClass Class, bool Karras) Resolve(string name)
     {
         if (string.IsNullOrWhiteSpace(name)) throw new UnknownSamplerException(name ?? "", "the name is empty");
         string key = name.Trim().ToLowerInvariant().Replace('_', '-');
@@ -72,7 +72,7 @@ public static class DiffusionSamplers
     }
 
     /// <summary>Builds a sampler of class <paramref name="target"/> from any config (diffusers <c>Target.from_config(config)</c>).</summary>
-    public static IDiffusionSampler Create(SchedulerClass target, SchedulerConfig config)
+    internal static IDiffusionSampler Create(SchedulerClass target, SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         return target switch
@@ -94,7 +94,7 @@ public static class DiffusionSamplers
     }
 
     /// <summary>The diffusers class name of <paramref name="target"/> (e.g. <c>EulerDiscreteScheduler</c>).</summary>
-    public static string ClassName(SchedulerClass target) => target switch
+    internal static string ClassName(SchedulerClass target) => target switch
     {
         SchedulerClass.Ddpm => "DDPMScheduler",
         SchedulerClass.Ddim => "DDIMScheduler",

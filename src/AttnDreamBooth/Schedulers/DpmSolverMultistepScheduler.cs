@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Schedulers;
 /// trailing spacing, <c>lambda_min_clipped</c>. The step index is a counter (timesteps can repeat with Karras
 /// sigmas), and each <see cref="Step"/> must be given the timestep at that counter.
 /// </summary>
-public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
+internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
 {
     private const string Name = nameof(DpmSolverMultistepScheduler);
     private readonly float[] _sigmaTable;
@@ -143,9 +143,9 @@ public sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
         if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (!_timestepSet.Contains(timestep))
-            throw new TimestepNotInScheduleException(Name, timestep, $"is not in the schedule set by SetTimesteps({n}) ({_timesteps[0]} … {_timesteps[^1]})");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({n}) ({_timesteps[0]} … {_timesteps[^1]})");
         if (_timesteps[StepIndex] != timestep)
-            throw new TimestepNotInScheduleException(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();

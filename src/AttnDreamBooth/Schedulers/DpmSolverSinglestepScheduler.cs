@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Schedulers;
 /// thresholding, <c>lambda_min_clipped</c>, Karras sigmas. As in the reference the timesteps always follow the linspace
 /// rule (the class takes neither <c>timestep_spacing</c> nor <c>steps_offset</c>).
 /// </summary>
-public sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSampler
+internal sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSampler
 {
     private readonly Tensor?[] _history;
     private Tensor? _groupSample;

@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Schedulers;
 /// it explicitly with <see cref="Step(Tensor, double, Tensor, Tensor)"/>. No Karras sigmas and no <c>sample</c>
 /// prediction, as in the reference.
 /// </summary>
-public sealed class EulerAncestralDiscreteScheduler : KDiffusionSampler
+internal sealed class EulerAncestralDiscreteScheduler : KDiffusionSampler
 {
     private EulerAncestralDiscreteScheduler(SchedulerConfig config)
         : base(config, nameof(EulerAncestralDiscreteScheduler))

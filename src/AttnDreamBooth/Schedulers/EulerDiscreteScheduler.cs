@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// linspace or trailing spacing, <c>timestep_type</c> continuous for v-prediction. Deterministic: unlike the reference,
 /// it draws no (unused) noise from a generator passed to <see cref="KDiffusionSampler.Step(Tensor, double, Tensor, Generator?)"/>.
 /// </summary>
-public sealed class EulerDiscreteScheduler : KDiffusionSampler
+internal sealed class EulerDiscreteScheduler : KDiffusionSampler
 {
     private EulerDiscreteScheduler(SchedulerConfig config)
         : base(config, nameof(EulerDiscreteScheduler))

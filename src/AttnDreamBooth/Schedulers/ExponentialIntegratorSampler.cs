@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Schedulers;
 /// lambda = log alpha - log sigma_t as float32 scalars, an identity <see cref="ScaleModelInput"/>, and a step counter:
 /// each <see cref="Step"/> must be given the timestep at that counter.
 /// </summary>
-public abstract class ExponentialIntegratorSampler : IDiffusionSampler
+internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
 {
     private long[] _timesteps = [];
     private float[] _sigmas = [];
@@ -110,7 +110,7 @@ public abstract class ExponentialIntegratorSampler : IDiffusionSampler
         if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
         if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (_timesteps[StepIndex] != timestep)
-            throw new TimestepNotInScheduleException(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();
@@ -179,13 +179,13 @@ public abstract class ExponentialIntegratorSampler : IDiffusionSampler
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>
-    /// <exception cref="TimestepNotInScheduleException">The timestep is not in the schedule.</exception>
+    /// <exception cref="SchedulerStateException">The timestep is not in the schedule.</exception>
     public int SigmaIndexOf(long timestep)
     {
         int index = Array.IndexOf(_timesteps, timestep);
         return index >= 0
             ? index
-            : throw new TimestepNotInScheduleException(Name, timestep, _timesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
+            : throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, _timesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
     }
 
     /// <summary>Releases the previous predictions the solver keeps.</summary>

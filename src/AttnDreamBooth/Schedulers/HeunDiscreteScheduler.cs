@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// remember it; odd calls correct it with the average of both derivatives. The last call is a plain Euler step to 0.
 /// <c>clip_sample</c> clamps x0 (default off). Karras sigmas, leading, linspace or trailing spacing.
 /// </summary>
-public sealed class HeunDiscreteScheduler : KDiffusionSampler
+internal sealed class HeunDiscreteScheduler : KDiffusionSampler
 {
     private Tensor? _derivative;
     private Tensor? _sample;

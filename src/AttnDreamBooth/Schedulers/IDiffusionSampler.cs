@@ -13,9 +13,6 @@ public interface IDiffusionSampler : IDisposable
     /// <summary>The effective configuration (resolved for this sampler's class).</summary>
     SchedulerConfig Config { get; }
 
-    /// <summary>The noise schedule the sampler runs on.</summary>
-    NoiseSchedule Schedule { get; }
-
     /// <summary>What the model output passed to <see cref="Step"/> means.</summary>
     PredictionType PredictionType { get; }
 
@@ -56,7 +53,7 @@ public interface IDiffusionSampler : IDisposable
 }
 
 /// <summary>The training side of a scheduler: the forward process and the regression target.</summary>
-public interface ITrainingNoiseScheduler
+internal interface ITrainingNoiseScheduler
 {
     /// <summary>Number of training timesteps T.</summary>
     int NumTrainTimesteps { get; }

@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Schedulers;
 /// <see cref="Timesteps"/> holds them rounded). The step index is a counter: each <see cref="Step(Tensor, double, Tensor, Generator?)"/>
 /// must be given the timestep at that counter.
 /// </summary>
-public abstract class KDiffusionSampler : IDiffusionSampler
+internal abstract class KDiffusionSampler : IDiffusionSampler
 {
     private double[] _modelTimesteps = [];
     private long[] _timesteps = [];
@@ -173,12 +173,12 @@ public abstract class KDiffusionSampler : IDiffusionSampler
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>
-    /// <exception cref="TimestepNotInScheduleException">The timestep is not in the schedule.</exception>
+    /// <exception cref="SchedulerStateException">The timestep is not in the schedule.</exception>
     public int SigmaIndexOf(double timestep)
     {
         var matches = Enumerable.Range(0, _modelTimesteps.Length).Where(i => (float)_modelTimesteps[i] == (float)timestep).Take(2).ToArray();
         if (matches.Length == 0)
-            throw new TimestepNotInScheduleException(Name, (long)timestep, _modelTimesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, (long)timestep, _modelTimesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
         return matches[^1];
     }
 
@@ -188,7 +188,7 @@ public abstract class KDiffusionSampler : IDiffusionSampler
         if (n == 0) throw new SchedulerStateException(Name, "Step or ScaleModelInput was called before SetTimesteps; call SetTimesteps(steps) first");
         if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (timestep != _modelTimesteps[StepIndex] && (float)timestep != (float)_modelTimesteps[StepIndex] && timestep != _timesteps[StepIndex])
-            throw new TimestepNotInScheduleException(Name, (long)Math.Round(timestep), $"({timestep}) was passed at step {StepIndex}, whose timestep is {_modelTimesteps[StepIndex]}; steps must follow the timesteps in order");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, (long)Math.Round(timestep), $"({timestep}) was passed at step {StepIndex}, whose timestep is {_modelTimesteps[StepIndex]}; steps must follow the timesteps in order");
     }
 
     /// <summary>Releases what the sampler keeps between steps.</summary>

@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Schedulers;
 /// the interpolated timesteps are fractional). Karras sigmas round the timesteps to integers, as the reference does.
 /// No <c>sample</c> prediction (not implemented in the reference).
 /// </summary>
-public sealed class KDpm2DiscreteScheduler : KDiffusionSampler
+internal sealed class KDpm2DiscreteScheduler : KDiffusionSampler
 {
     private float[] _sigmasInterpol = [];
     private Tensor? _sample;

@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// [sigma_i, sigma_{i+1}]. The reference integrates numerically (scipy <c>quad</c>); here the polynomial is integrated
 /// exactly in float64, which agrees to about 1e-7 relative. Karras sigmas, leading, linspace or trailing spacing.
 /// </summary>
-public sealed class LmsDiscreteScheduler : KDiffusionSampler
+internal sealed class LmsDiscreteScheduler : KDiffusionSampler
 {
     private const int MaxOrder = 4;
     private readonly List<Tensor> _derivatives = [];

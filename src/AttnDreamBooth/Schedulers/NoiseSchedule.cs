@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Schedulers;
 /// it agrees bit for bit with the reference. Immutable; holds no tensors (tensors are made on request, on the
 /// device asked for).
 /// </summary>
-public sealed class NoiseSchedule
+internal sealed class NoiseSchedule
 {
     private readonly float[] _betas;
     private readonly float[] _alphas;

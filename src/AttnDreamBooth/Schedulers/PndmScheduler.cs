@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Schedulers;
 /// timestep always spans T // N, whatever the spacing (as the reference). <c>set_alpha_to_one</c> chooses the alpha
 /// product past t = 0. Epsilon and v-prediction (no <c>sample</c> prediction, as in the reference).
 /// </summary>
-public sealed class PndmScheduler : IDiffusionSampler
+internal sealed class PndmScheduler : IDiffusionSampler
 {
     private const string Name = nameof(PndmScheduler);
     private const int PndmOrder = 4;
@@ -126,7 +126,7 @@ public sealed class PndmScheduler : IDiffusionSampler
         if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
         if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (_timesteps[StepIndex] != timestep)
-            throw new TimestepNotInScheduleException(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         SampleOps.CheckSameShape(modelOutput, sample, Name);
         using var scope = NewDisposeScope();
         var prev = StepIndex < _prkCount ? StepPrk(modelOutput, timestep, sample) : StepPlms(modelOutput, timestep, sample);

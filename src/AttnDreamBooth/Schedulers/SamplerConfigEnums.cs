@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Schedulers;
 
 /// <summary>How the Euler sampler places its sigmas between the spaced timesteps (diffusers <c>interpolation_type</c>).</summary>
-public enum SigmaInterpolation
+internal enum SigmaInterpolation
 {
     /// <summary><c>linear</c>: linear interpolation of the training sigmas at the (fractional) timesteps (the default).</summary>
     Linear,
@@ -12,7 +12,7 @@ public enum SigmaInterpolation
 }
 
 /// <summary>What the Euler sampler hands the model as its timestep (diffusers <c>timestep_type</c>).</summary>
-public enum TimestepType
+internal enum TimestepType
 {
     /// <summary><c>discrete</c>: the (possibly fractional) training timestep (the default).</summary>
     Discrete,

@@ -93,7 +93,7 @@ public sealed record SchedulerConfig
     public string? DiffusersVersion { get; }
 
     /// <summary>The class the values are resolved for (its defaults fill the keys the file lacks).</summary>
-    public SchedulerClass Class { get; }
+    internal SchedulerClass Class { get; }
 
     /// <summary><c>num_train_timesteps</c>.</summary>
     public int NumTrainTimesteps { get; }
@@ -105,7 +105,7 @@ public sealed record SchedulerConfig
     public double BetaEnd { get; }
 
     /// <summary><c>beta_schedule</c>.</summary>
-    public BetaSchedule BetaSchedule { get; }
+    internal BetaSchedule BetaSchedule { get; }
 
     /// <summary><c>trained_betas</c>: explicit betas that replace the schedule, or null.</summary>
     public IReadOnlyList<double>? TrainedBetas { get; }
@@ -114,7 +114,7 @@ public sealed record SchedulerConfig
     public PredictionType PredictionType { get; }
 
     /// <summary><c>timestep_spacing</c> (DDPM/DDIM default leading, DPM-Solver default linspace).</summary>
-    public TimestepSpacing TimestepSpacing { get; }
+    internal TimestepSpacing TimestepSpacing { get; }
 
     /// <summary><c>steps_offset</c>: added to leading timesteps.</summary>
     public int StepsOffset { get; }
@@ -138,7 +138,7 @@ public sealed record SchedulerConfig
     public double SampleMaxValue { get; }
 
     /// <summary><c>variance_type</c> (DDPM default fixed_small; DPM-Solver default null).</summary>
-    public DdpmVarianceType? VarianceType { get; }
+    internal DdpmVarianceType? VarianceType { get; }
 
     /// <summary><c>rescale_betas_zero_snr</c> (DDIM).</summary>
     public bool RescaleBetasZeroSnr { get; }
@@ -147,13 +147,13 @@ public sealed record SchedulerConfig
     public bool SkipPrkSteps { get; }
 
     /// <summary><c>algorithm_type</c> (DPM-Solver; <c>deis</c> reads as dpmsolver++ as in diffusers).</summary>
-    public DpmSolverAlgorithm AlgorithmType { get; }
+    internal DpmSolverAlgorithm AlgorithmType { get; }
 
     /// <summary><c>solver_order</c> (DPM-Solver, 1 to 3).</summary>
     public int SolverOrder { get; }
 
     /// <summary><c>solver_type</c> (DPM-Solver; <c>logrho</c>, <c>bh1</c>, <c>bh2</c> read as midpoint as in diffusers).</summary>
-    public DpmSolverType SolverType { get; }
+    internal DpmSolverType SolverType { get; }
 
     /// <summary><c>lower_order_final</c> (DPM-Solver): lower-order last steps, only when fewer than 15 steps.</summary>
     public bool LowerOrderFinal { get; }
@@ -171,7 +171,7 @@ public sealed record SchedulerConfig
     public double LambdaMinClipped { get; }
 
     /// <summary><c>interpolation_type</c> (Euler).</summary>
-    public SigmaInterpolation InterpolationType { get; }
+    internal SigmaInterpolation InterpolationType { get; }
 
     /// <summary><c>sigma_min</c> (Euler with Karras sigmas): the smallest sigma, or null for the schedule's own.</summary>
     public double? SigmaMin { get; }
@@ -180,7 +180,7 @@ public sealed record SchedulerConfig
     public double? SigmaMax { get; }
 
     /// <summary><c>timestep_type</c> (Euler).</summary>
-    public TimestepType TimestepType { get; }
+    internal TimestepType TimestepType { get; }
 
     /// <summary><c>predict_x0</c> (UniPC): solve for the data prediction (true, the default) or the noise prediction.</summary>
     public bool PredictX0 { get; }
@@ -228,7 +228,7 @@ public sealed record SchedulerConfig
         Load(Directory.Exists(path) ? Path.Combine(path, "scheduler_config.json") : path);
 
     /// <summary>Resolves an already-opened config for the class named by its <c>_class_name</c>.</summary>
-    public static SchedulerConfig FromReader(ConfigReader reader)
+    internal static SchedulerConfig FromReader(ConfigReader reader)
     {
         ArgumentNullException.ThrowIfNull(reader);
         string? className = reader.GetNullableString("_class_name");
@@ -251,7 +251,7 @@ public sealed record SchedulerConfig
     public static SchedulerConfig Parse(string json, string filePath = "<memory>") => FromReader(ConfigReader.Parse(json, filePath));
 
     /// <summary>The same file resolved for <paramref name="target"/> (diffusers <c>TargetClass.from_config(file)</c>).</summary>
-    public SchedulerConfig For(SchedulerClass target) =>
+    internal SchedulerConfig For(SchedulerClass target) =>
         target == Class ? this : new SchedulerConfig(SourcePath, ClassName, DiffusersVersion, target, _explicit, _fileEntries);
 
     /// <summary>A copy with some keys overridden, as diffusers' <c>from_config(config, key=value)</c> does.</summary>
@@ -278,7 +278,7 @@ public sealed record SchedulerConfig
     }
 
     /// <summary>Maps a diffusers class name to <see cref="SchedulerClass"/> (<see cref="SchedulerClass.Other"/> when unknown).</summary>
-    public static SchedulerClass ClassOf(string? className) => className switch
+    internal static SchedulerClass ClassOf(string? className) => className switch
     {
         "DDPMScheduler" => SchedulerClass.Ddpm,
         "DDIMScheduler" => SchedulerClass.Ddim,

@@ -14,7 +14,7 @@ public enum PredictionType
 }
 
 /// <summary>How the training betas are laid out (diffusers <c>beta_schedule</c>).</summary>
-public enum BetaSchedule
+internal enum BetaSchedule
 {
     /// <summary><c>linear</c>: betas evenly spaced from beta_start to beta_end.</summary>
     Linear,
@@ -27,7 +27,7 @@ public enum BetaSchedule
 }
 
 /// <summary>How inference timesteps are picked from the training range (diffusers <c>timestep_spacing</c>).</summary>
-public enum TimestepSpacing
+internal enum TimestepSpacing
 {
     /// <summary><c>leading</c>: multiples of a step ratio counted from 0, plus <c>steps_offset</c>.</summary>
     Leading,
@@ -40,7 +40,7 @@ public enum TimestepSpacing
 }
 
 /// <summary>DDPM posterior variance (diffusers <c>variance_type</c>).</summary>
-public enum DdpmVarianceType
+internal enum DdpmVarianceType
 {
     /// <summary><c>fixed_small</c>: the posterior variance beta~_t.</summary>
     FixedSmall,
@@ -62,7 +62,7 @@ public enum DdpmVarianceType
 }
 
 /// <summary>DPM-Solver family member (diffusers <c>algorithm_type</c>).</summary>
-public enum DpmSolverAlgorithm
+internal enum DpmSolverAlgorithm
 {
     /// <summary><c>dpmsolver++</c>: solves for the data prediction (the default, used by SD pipelines).</summary>
     DpmSolverPlusPlus,
@@ -81,7 +81,7 @@ public enum DpmSolverAlgorithm
 }
 
 /// <summary>Second-order update rule of DPM-Solver (diffusers <c>solver_type</c>).</summary>
-public enum DpmSolverType
+internal enum DpmSolverType
 {
     /// <summary><c>midpoint</c> (default).</summary>
     Midpoint,
@@ -100,7 +100,7 @@ public enum DpmSolverType
 }
 
 /// <summary>The diffusers scheduler classes whose constructor arguments and defaults are known here.</summary>
-public enum SchedulerClass
+internal enum SchedulerClass
 {
     /// <summary><c>DDPMScheduler</c>.</summary>
     Ddpm,

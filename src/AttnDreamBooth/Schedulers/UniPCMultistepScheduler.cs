@@ -12,7 +12,7 @@ namespace AttnDreamBooth.Schedulers;
 /// <c>lower_order_final</c> applies at every step count, unlike DPM-Solver++. An external predictor
 /// (<c>solver_p</c>) is not supported.
 /// </summary>
-public sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
+internal sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
 {
     private readonly Tensor?[] _history;
     private Tensor? _lastSample;

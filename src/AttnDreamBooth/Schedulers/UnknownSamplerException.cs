@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Schedulers;
 
 /// <summary>A sampler name or scheduler class that <see cref="DiffusionSamplers"/> does not know.</summary>
-public sealed class UnknownSamplerException : ArgumentException
+public sealed class UnknownSamplerException : AttnDreamBoothException
 {
     /// <summary>Creates the exception.</summary>
     public UnknownSamplerException(string name, string problem)

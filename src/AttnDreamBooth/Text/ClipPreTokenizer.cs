@@ -14,7 +14,7 @@ namespace AttnDreamBooth.Text;
 /// regex engine sees a character outside the Basic Multilingual Plane as two surrogates, which are neither letters
 /// nor digits, so mathematical letters or some scripts would land in the punctuation alternative.
 /// </remarks>
-public sealed class ClipPreTokenizer : PreTokenizer
+internal sealed class ClipPreTokenizer : PreTokenizer
 {
     private static readonly string[] Literals = ["<|startoftext|>", "<|endoftext|>"];
     private static readonly string[] Contractions = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"];

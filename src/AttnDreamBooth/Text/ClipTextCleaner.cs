@@ -17,7 +17,7 @@ namespace AttnDreamBooth.Text;
 /// With ftfy installed the reference would instead apply <c>ftfy.fix_text</c> and collapse whitespace, which differs
 /// only for unusual Unicode (mojibake repair, control characters, CJK spacing, NFC).
 /// </remarks>
-public sealed class ClipTextCleaner : Normalizer
+internal sealed class ClipTextCleaner : Normalizer
 {
     /// <summary>The shared instance (the cleaner is stateless and thread-safe).</summary>
     public static ClipTextCleaner Instance { get; } = new();

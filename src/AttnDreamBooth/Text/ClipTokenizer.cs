@@ -248,7 +248,7 @@ public sealed class ClipTokenizer
     /// <summary>Encodes a batch: every row is <see cref="Encode(string)"/> (truncated), padded with
     /// <see cref="PadTokenId"/> to <see cref="ModelMaxLength"/> (or, with <paramref name="padToMaxLength"/> false, to the
     /// longest row).</summary>
-    public TokenizedBatch EncodeBatch(IReadOnlyList<string> texts, bool padToMaxLength = true)
+    internal TokenizedBatch EncodeBatch(IReadOnlyList<string> texts, bool padToMaxLength = true)
     {
         ArgumentNullException.ThrowIfNull(texts);
         var rows = texts.Select((t, i) => Encode(t ?? throw new ArgumentException($"texts[{i}] is null", nameof(texts)))).ToArray();
@@ -318,13 +318,13 @@ public sealed class ClipTokenizer
     /// <summary>Adds <paramref name="token"/> as one whole token with the next free id (<see cref="VocabularySize"/>
     /// before the call) and returns that id. It is matched in raw text before cleaning, case-sensitively, and never
     /// split by BPE (transformers' <c>add_tokens</c>).</summary>
-    /// <exception cref="TokenAlreadyExistsException">The token is already in the vocabulary (as a whole word, an added token or a special token).</exception>
+    /// <exception cref="ConceptTokenException">The token is already in the vocabulary (as a whole word, an added token or a special token).</exception>
     public int AddToken(string token)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(token);
         lock (_addLock)
         {
-            if (TryGetTokenId(token, out int existing)) throw new TokenAlreadyExistsException(token, existing);
+            if (TryGetTokenId(token, out int existing)) throw ConceptTokenException.AlreadyExists(token, existing);
             int id = VocabularySize;
             _added = _added.With(token, id);
             return id;

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ namespace AttnDreamBooth.Text;
 /// A1111-style safetensors embeddings (see <see cref="LearnedEmbeddings"/>). A file entry of n rows becomes the tokens
 /// <c>name</c>, <c>name_1</c> … <c>name_{n-1}</c> (diffusers' multi-vector convention, see <see cref="ExpandPrompt"/>).</para>
 /// </remarks>
-public sealed class ConceptEmbedding : nn.Module
+internal sealed class ConceptEmbedding : nn.Module
 {
     // Named like the registered parameter so Module.to(device / dtype) swaps the field too.
     private readonly Parameter weight;
@@ -57,8 +58,8 @@ public sealed class ConceptEmbedding : nn.Module
     /// <summary>Adds the <paramref name="tokens"/> to <paramref name="tokenizer"/> where they are new and creates their
     /// rows, each initialised with an exact copy of its initializer word's first-token embedding (or, for an existing
     /// token without initializer, of its own row).</summary>
-    /// <exception cref="TokenAlreadyExistsException">A <see cref="ConceptTokenKind.New"/> token is already known.</exception>
-    /// <exception cref="ConceptTokenizationException">An initializer tokenizes to nothing, or an existing identifier is not exactly one token.</exception>
+    /// <exception cref="ConceptTokenException">A <see cref="ConceptTokenKind.New"/> token is already known, an initializer
+    /// tokenizes to nothing, or an existing identifier is not exactly one token.</exception>
     public static ConceptEmbedding Create(ClipTokenizer tokenizer, ClipTextModel textModel, params ConceptToken[] tokens) =>
         Create(tokenizer, textModel, (IEnumerable<ConceptToken>)tokens);
 
@@ -83,7 +84,7 @@ public sealed class ConceptEmbedding : nn.Module
             int? existing = null;
             if (spec.Kind == ConceptTokenKind.New)
             {
-                if (tokenizer.TryGetTokenId(spec.Token, out int known)) throw new TokenAlreadyExistsException(spec.Token, known);
+                if (tokenizer.TryGetTokenId(spec.Token, out int known)) throw ConceptTokenException.AlreadyExists(spec.Token, known);
                 if (spec.InitializerWord is null)
                     throw new ArgumentException($"The new token '{spec.Token}' needs an initializer word (e.g. its class word).", nameof(tokens));
             }
@@ -91,9 +92,9 @@ public sealed class ConceptEmbedding : nn.Module
             {
                 var ids = tokenizer.EncodeWithoutSpecialTokens(spec.Token);
                 if (ids.Count != 1)
-                    throw new ConceptTokenizationException(spec.Token, ids.Count, "an existing-token identifier must be exactly one vocabulary token", nameof(tokens));
+                    throw ConceptTokenException.Tokenization(spec.Token, ids.Count, "an existing-token identifier must be exactly one vocabulary token", nameof(tokens));
                 existing = ids[0];
-                if (tokenizer.IsSpecialTokenId(existing.Value)) throw new ReservedConceptTokenException(spec.Token, existing.Value);
+                if (tokenizer.IsSpecialTokenId(existing.Value)) throw ConceptTokenException.Reserved(spec.Token, existing.Value);
             }
             int initialRow = spec.InitializerWord is null ? existing!.Value : FirstTokenOf(tokenizer, spec.InitializerWord);
             if (initialRow >= table.shape[0])
@@ -122,9 +123,9 @@ public sealed class ConceptEmbedding : nn.Module
     /// <param name="tokenizer">Receives the new tokens.</param>
     /// <param name="textModel">The encoder the rows are for; its hidden size must match.</param>
     /// <param name="token">Renames the embedding (only for files holding one entry; A1111 files are otherwise named after the file).</param>
-    /// <exception cref="EmbeddingDimensionMismatchException">An embedding is not <c>hidden_size</c> wide.</exception>
-    /// <exception cref="ReservedConceptTokenException">The file names a special token (e.g. <c>&lt;|endoftext|&gt;</c>).</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed, holds a non-float tensor or too many rows.</exception>
+    /// <exception cref="ConceptTokenException">The file names a special token (e.g. <c>&lt;|endoftext|&gt;</c>).</exception>
+    /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed, holds a non-float tensor or too many rows,
+    /// or an embedding is not <c>hidden_size</c> wide.</exception>
     /// <exception cref="AttnDreamBooth.IO.NonFiniteWeightsException">An embedding holds NaN or infinity.</exception>
     public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token = null) =>
         Load(path, tokenizer, textModel, token, LearnedEmbeddingsReadOptions.Default);
@@ -157,7 +158,7 @@ public sealed class ConceptEmbedding : nn.Module
             }
             foreach (var (name, tensor) in entries)
             {
-                if (tensor.shape[1] != textModel.HiddenSize) throw new EmbeddingDimensionMismatchException(file, name, tensor.shape[1], textModel.HiddenSize);
+                if (tensor.shape[1] != textModel.HiddenSize) throw LearnedEmbeddingsFormatException.WidthMismatch(file, name, tensor.shape[1], textModel.HiddenSize);
             }
 
             var names = new List<string>();
@@ -330,7 +331,7 @@ public sealed class ConceptEmbedding : nn.Module
     public void WriteInto(ClipTextModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.HiddenSize != weight.shape[1]) throw new EmbeddingDimensionMismatchException("memory", _tokens[0], weight.shape[1], model.HiddenSize);
+        if (model.HiddenSize != weight.shape[1]) throw LearnedEmbeddingsFormatException.WidthMismatch("memory", _tokens[0], weight.shape[1], model.HiddenSize);
         long needed = _ids.Max() + 1L;
         if (model.TokenEmbeddingCount < needed) model.ResizeTokenEmbeddings(needed);
         using var noGrad = torch.no_grad();
@@ -351,7 +352,7 @@ public sealed class ConceptEmbedding : nn.Module
     private static int FirstTokenOf(ClipTokenizer tokenizer, string word)
     {
         var ids = tokenizer.EncodeWithoutSpecialTokens(word);
-        if (ids.Count == 0) throw new ConceptTokenizationException(word, 0, "an initializer word must give at least one token", "initializerWord");
+        if (ids.Count == 0) throw ConceptTokenException.Tokenization(word, 0, "an initializer word must give at least one token", "initializerWord");
         return ids[0];
     }
 }

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Text;
 
 /// <summary>How a concept identifier relates to the vocabulary.</summary>
-public enum ConceptTokenKind
+internal enum ConceptTokenKind
 {
     /// <summary>A token the tokenizer does not know yet; it is added as one whole token with the next free id
     /// (AttnDreamBooth's <c>new_concept_v0</c>, Textual Inversion's <c>&lt;cat-toy&gt;</c>).</summary>
@@ -18,7 +18,7 @@ public enum ConceptTokenKind
 /// <param name="Kind">Whether it must be new or must already exist.</param>
 /// <param name="InitializerWord">The word whose first token's embedding is the initial value (e.g. the class word
 /// <c>dog</c>). Required for a new token; for an existing token null means "start from its own row".</param>
-public sealed record ConceptToken(string Token, ConceptTokenKind Kind, string? InitializerWord)
+internal sealed record ConceptToken(string Token, ConceptTokenKind Kind, string? InitializerWord)
 {
     /// <summary>A new token initialised from <paramref name="initializerWord"/>.</summary>
     public static ConceptToken New(string token, string initializerWord) => new(token, ConceptTokenKind.New, initializerWord);

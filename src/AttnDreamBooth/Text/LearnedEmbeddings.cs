@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Text;
 /// safetensors embeddings (<c>emb_params</c> or <c>string_to_param.*</c>; the trigger word is the file name).
 /// Pickle files (<c>.bin</c>, <c>.pt</c>) are refused.
 /// </summary>
-public static class LearnedEmbeddings
+internal static class LearnedEmbeddings
 {
     /// <summary>The file name diffusers' Textual Inversion script writes.</summary>
     public const string DiffusersFileName = "learned_embeds.safetensors";

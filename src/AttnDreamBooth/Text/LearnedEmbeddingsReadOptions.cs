@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Text;
 
 /// <summary>Limits and checks applied when a learned-embeddings file is read (<see cref="LearnedEmbeddings.Read(string, LearnedEmbeddingsReadOptions)"/>).</summary>
-public sealed record LearnedEmbeddingsReadOptions
+internal sealed record LearnedEmbeddingsReadOptions
 {
     /// <summary>The default: at most <see cref="DefaultMaxRows"/> rows, every value checked to be finite.</summary>
     public static LearnedEmbeddingsReadOptions Default { get; } = new();

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Text;
 /// <param name="InputIds">Token ids [batch, length]: BOS, the prompt's ids, EOS, then the pad id.</param>
 /// <param name="AttentionMask">1 for BOS, prompt and EOS positions, 0 for padding [batch, length].</param>
 /// <param name="Lengths">The number of real (unpadded) ids of each row, BOS and EOS included.</param>
-public sealed record TokenizedBatch(long[,] InputIds, long[,] AttentionMask, IReadOnlyList<int> Lengths)
+internal sealed record TokenizedBatch(long[,] InputIds, long[,] AttentionMask, IReadOnlyList<int> Lengths)
 {
     /// <summary>The number of rows.</summary>
     public int BatchSize => InputIds.GetLength(0);

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Training;
 
-using Attention = AttnDreamBooth.Attention.Attention;
+using Attention = AttnDreamBooth.Models.Attention.Attention;
 
 /// <summary>
 /// Lean frozen weights: holds the frozen layers of a module in bfloat16 or float16 while the trainable parameters
@@ -17,7 +17,7 @@ using Attention = AttnDreamBooth.Attention.Attention;
 /// than casting the half-precision copy back. Apply before creating the optimizer: casting replaces the parameter
 /// objects of the cast layers (frozen ones, which no optimizer should hold).
 /// </remarks>
-public static class FrozenPrecision
+internal static class FrozenPrecision
 {
     /// <summary>
     /// Casts the frozen parts of <paramref name="module"/> to <paramref name="dtype"/>: every sub-module none of whose
@@ -119,4 +119,4 @@ public static class FrozenPrecision
 /// <param name="DType">The half-precision dtype of the cast layers.</param>
 /// <param name="Cast">Full names of the parameters now held in <paramref name="DType"/>.</param>
 /// <param name="Kept">Full names of the parameters left in their dtype (trainable, or kept on request).</param>
-public sealed record FrozenPrecisionResult(ScalarType DType, IReadOnlyList<string> Cast, IReadOnlyList<string> Kept);
+internal sealed record FrozenPrecisionResult(ScalarType DType, IReadOnlyList<string> Cast, IReadOnlyList<string> Kept);

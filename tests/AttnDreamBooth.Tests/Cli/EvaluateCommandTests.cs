@@ -40,9 +40,9 @@ public sealed class EvaluateCommandTests(TinyConcept concept)
         // The command's numbers are the library's for the same protocol.
         var expected = await new ConceptEvaluator(concept.Clip, ClipImageProcessor.FromFolder(TinyConcept.ClipFolder)).EvaluateAsync(concept.Pipeline, concept.Sources,
             new ConceptEvaluationOptions { Protocol = EvaluationProtocol.WithPrompts(["a {} on the beach", "a photo of {}"]) with { ImagesPerPrompt = 2, InferenceSteps = 3, Seed = 7 } });
-        Assert.Equal(expected.Scores.Identity, root.GetProperty("identity").GetDouble());
-        Assert.Equal(expected.Scores.Text, root.GetProperty("text").GetDouble());
-        Assert.Equal(expected.Scores.PerPrompt[1].ImageText[1], perPrompt[1].GetProperty("images")[1].GetProperty("text").GetDouble());
+        Assert.Equal(expected.Identity, root.GetProperty("identity").GetDouble());
+        Assert.Equal(expected.Text, root.GetProperty("text").GetDouble());
+        Assert.Equal(expected.PerPrompt[1].ImageText[1], perPrompt[1].GetProperty("images")[1].GetProperty("text").GetDouble());
 
         using var grid = SKBitmap.Decode(Path.Combine(output, EvaluationReport.GridFile));
         Assert.NotNull(grid);
@@ -51,7 +51,7 @@ public sealed class EvaluateCommandTests(TinyConcept concept)
         string printed = text.ToString();
         Assert.Contains("a photo of sks dog", printed, StringComparison.Ordinal);
         Assert.Contains("overall", printed, StringComparison.Ordinal);
-        Assert.Contains(expected.Scores.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), printed, StringComparison.Ordinal);
+        Assert.Contains(expected.Identity.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), printed, StringComparison.Ordinal);
     }
 
     [Fact]

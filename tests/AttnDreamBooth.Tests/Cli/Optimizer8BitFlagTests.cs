@@ -1,6 +1,6 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Pipelines.Training;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Tests.Personalization;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Tests.Cli;
 

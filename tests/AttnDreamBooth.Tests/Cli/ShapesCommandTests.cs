@@ -1,6 +1,6 @@
 using System.Text.Json;
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Shapes;
 
 namespace AttnDreamBooth.Tests.Cli;

@@ -1,6 +1,6 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 
@@ -43,5 +43,22 @@ public sealed class TrainGenerateCommandTests
             ["generate", "--model", temp.File("missing"), "--concept", temp.Path, "--prompt", "a {}", "--out", temp.File("img")], console);
         Assert.Equal(2, exit);
         Assert.Contains("missing", text.ToString());
+    }
+
+    [Fact]
+    public async Task ABrokenPhotoExitsWithCodeTwoAndNamesTheFile()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string photos = temp.File("photos");
+        Directory.CreateDirectory(photos);
+        File.Copy(Directory.GetFiles(TinyPipeline.DogPhotos, "*.jpg").Order(StringComparer.Ordinal).First(), Path.Combine(photos, "00.jpg"));
+        File.WriteAllBytes(Path.Combine(photos, "01.jpg"), [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46]);
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", photos, "--category", "dog", "--out", temp.File("run"), "--steps", "1,0,0", "--batch-size", "1"], console);
+        Assert.True(exit == 2, text.ToString());
+        Assert.Contains("error: ", text.ToString());
+        Assert.Contains("01.jpg", text.ToString());
+        Assert.DoesNotContain("   at ", text.ToString());
     }
 }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 

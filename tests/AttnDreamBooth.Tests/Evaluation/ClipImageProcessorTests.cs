@@ -1,6 +1,6 @@
-using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.Evaluation;

@@ -1,7 +1,8 @@
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
-using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
+using RgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 
@@ -27,13 +28,13 @@ public sealed class ConceptEvaluatorEvaluateTests(TinyConcept concept)
 
         // Structure: per prompt, per image, in protocol order; the text score sees the prompt without the identifier only.
         Assert.Equal((TinyConcept.Token, TinyConcept.Category), (first.Token, first.Category));
-        Assert.Equal(2, first.Scores.PerPrompt.Count);
-        Assert.Equal((concept.Sources.Count, 4), (first.Scores.SourceCount, first.Scores.GeneratedCount));
-        Assert.Equal(["a sks dog on the beach", "a photo of sks dog"], first.Scores.PerPrompt.Select(p => p.Prompt));
-        Assert.Equal(["a  dog on the beach", "a photo of  dog"], first.Scores.PerPrompt.Select(p => p.TextPrompt));
+        Assert.Equal(2, first.PerPrompt.Count);
+        Assert.Equal((concept.Sources.Count, 4), (first.SourceCount, first.GeneratedCount));
+        Assert.Equal(["a sks dog on the beach", "a photo of sks dog"], first.PerPrompt.Select(p => p.Prompt));
+        Assert.Equal(["a  dog on the beach", "a photo of  dog"], first.PerPrompt.Select(p => p.TextPrompt));
         for (int p = 0; p < 2; p++)
         {
-            var scores = first.Scores.PerPrompt[p];
+            var scores = first.PerPrompt[p];
             Assert.Equal(2, scores.ImageIdentity.Count);
             Assert.Equal(2, scores.ImageText.Count);
             Assert.Equal(scores.ImageIdentity.Average(), scores.Identity, 12);
@@ -42,8 +43,8 @@ public sealed class ConceptEvaluatorEvaluateTests(TinyConcept concept)
             Assert.Equal([7L, 8L], first.Images[p].Select(i => i.Seed));
             Assert.All(first.Images[p], i => Assert.Equal(scores.Prompt, i.Prompt));
         }
-        Assert.Equal(first.Scores.PerPrompt.Average(p => p.Identity), first.Scores.Identity, 12);
-        Assert.Equal(first.Scores.PerPrompt.Average(p => p.Text), first.Scores.Text, 12);
+        Assert.Equal(first.PerPrompt.Average(p => p.Identity), first.Identity, 12);
+        Assert.Equal(first.PerPrompt.Average(p => p.Text), first.Text, 12);
         var generating = reports.Where(r => r.Phase == EvaluationPhase.GeneratingImages).ToArray();
         Assert.Equal([0, 1, 2, 3, 4], generating.Select(r => r.Completed));
         Assert.All(generating, r => Assert.Equal(4, r.Total));
@@ -52,21 +53,21 @@ public sealed class ConceptEvaluatorEvaluateTests(TinyConcept concept)
         // The images are what scoring them directly gives.
         var rescored = Evaluator.Score(new ConceptScoringRequest(concept.Sources,
             first.Images.Select(set => new GeneratedImageSet(set[0].Prompt, set.Select(g => g.Image).ToArray())).ToArray(), TinyConcept.Token));
-        Assert.Equal(first.Scores.Identity, rescored.Identity, 12);
-        Assert.Equal(first.Scores.Text, rescored.Text, 12);
+        Assert.Equal(first.Identity, rescored.Identity, 12);
+        Assert.Equal(first.Text, rescored.Text, 12);
 
         // Same seed, same everything.
         var again = await Evaluator.EvaluateAsync(concept.Pipeline, concept.Sources, Options(7));
-        Assert.Equal(first.Scores.Identity, again.Scores.Identity);
-        Assert.Equal(first.Scores.Text, again.Scores.Text);
-        Assert.Equal(first.Scores.PerPrompt.SelectMany(p => p.ImageIdentity.Concat(p.ImageText)), again.Scores.PerPrompt.SelectMany(p => p.ImageIdentity.Concat(p.ImageText)));
+        Assert.Equal(first.Identity, again.Identity);
+        Assert.Equal(first.Text, again.Text);
+        Assert.Equal(first.PerPrompt.SelectMany(p => p.ImageIdentity.Concat(p.ImageText)), again.PerPrompt.SelectMany(p => p.ImageIdentity.Concat(p.ImageText)));
 
         // Seed 8 with one image per prompt renders exactly image 1 of the seed-7 run, in larger generation batches too.
         var shifted = await Evaluator.EvaluateAsync(concept.Pipeline, concept.Sources, Options(8, imagesPerPrompt: 1));
         for (int p = 0; p < 2; p++)
         {
             Assert.Equal(first.Images[p][1].Image.Pixels, shifted.Images[p][0].Image.Pixels);
-            Assert.Equal(first.Scores.PerPrompt[p].ImageIdentity[1], shifted.Scores.PerPrompt[p].ImageIdentity[0], 6);
+            Assert.Equal(first.PerPrompt[p].ImageIdentity[1], shifted.PerPrompt[p].ImageIdentity[0], 6);
         }
         Assert.NotEqual(first.Images[0][0].Image.Pixels, first.Images[0][1].Image.Pixels);
     }

@@ -1,5 +1,6 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
@@ -83,7 +84,7 @@ public sealed class ConceptEvaluatorTests
     {
         var (standIn, request, _, fixture) = Setup(caseName);
         standIn.Clip.Dispose();
-        using var model = ClipModel.FromFolder(ClipFixture.ModelFolder(fixture));
+        using var model = ClipTextTower.LoadModel(ClipFixture.ModelFolder(fixture));
         Assert.IsType<ClipTextTower>(model.TextTower);
         var scores = await new ConceptEvaluator(model, ClipImageProcessor.FromFolder(ClipFixture.ModelFolder(fixture))).ScoreAsync(request);
 

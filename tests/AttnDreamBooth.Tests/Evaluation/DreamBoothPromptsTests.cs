@@ -36,6 +36,15 @@ public sealed class DreamBoothPromptsTests
     }
 
     [Fact]
+    public void APromptFileGivesTheListOfTheConceptsKind()
+    {
+        string text = File.ReadAllText(DatasetFile);
+        Assert.Equal(DreamBoothPrompts.LiveSubject, EvaluationProtocol.FromPromptFile(text, "dog").Prompts);
+        Assert.Equal(DreamBoothPrompts.Object, EvaluationProtocol.FromPromptFile(text, "stuffed animal").Prompts);
+        Assert.Throws<FormatException>(() => EvaluationProtocol.FromPromptFile("Object Prompts\nnot a list", "dog"));
+    }
+
+    [Fact]
     public void PaperProtocolAndExpansion()
     {
         var protocol = EvaluationProtocol.Paper("cat");

@@ -1,8 +1,9 @@
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Personalization;
 using TorchSharp;
-using RgbImage = AttnDreamBooth.Pipelines.RgbImage;
+using RgbImage = AttnDreamBooth.Imaging.RgbImage;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 
@@ -27,7 +28,7 @@ public sealed class TinyConcept : IAsyncLifetime
     /// <summary>The base pipeline with the saved concept loaded back (as a user evaluates after training).</summary>
     public PersonalizationPipeline Pipeline { get; private set; } = null!;
 
-    public ClipModel Clip { get; private set; } = null!;
+    internal ClipModel Clip { get; private set; } = null!;
 
     public IReadOnlyList<RgbImage> Sources { get; private set; } = [];
 
@@ -43,7 +44,7 @@ public sealed class TinyConcept : IAsyncLifetime
         }
         Pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(ConceptFolder, Pipeline);
-        Clip = ClipModel.FromFolder(ClipFolder);
+        Clip = ClipTextTower.LoadModel(ClipFolder);
         Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImageDecoding.Load).ToArray();
     }
 

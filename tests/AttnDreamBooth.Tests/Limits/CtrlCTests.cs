@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
-using AttnDreamBooth.Pipelines.Training;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Tests.Personalization;
+using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Tests.Limits;
 

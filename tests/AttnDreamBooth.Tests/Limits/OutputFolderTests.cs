@@ -1,7 +1,7 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Tests.Personalization;
+using AttnDreamBooth.Training;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Limits;

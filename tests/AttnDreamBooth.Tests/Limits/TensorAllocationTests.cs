@@ -1,14 +1,15 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using AttnDreamBooth.Attention;
+using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,11 +26,11 @@ public sealed class TensorAllocationTests
     private const long Impossible = 1L << 46;
 
     [Fact]
-    public void ANativeAllocationFailureBecomesATypedOutOfMemoryException()
+    public void ANativeAllocationFailureBecomesATypedLibraryException()
     {
         var error = Assert.Throws<TensorAllocationException>(() =>
             TensorAllocation.Guard("testing the seam", "Do less.", () => empty([Impossible])));
-        Assert.IsAssignableFrom<OutOfMemoryException>(error);
+        Assert.IsAssignableFrom<AttnDreamBoothException>(error);
         Assert.IsType<ExternalException>(error.InnerException);
         Assert.Equal(Impossible * 4, error.RequestedBytes);
         Assert.Equal("testing the seam", error.Operation);
@@ -66,8 +67,8 @@ public sealed class TensorAllocationTests
         var k = randn([2, 3, 6, 8], generator: generator);
         var v = randn([2, 3, 6, 4], generator: generator);
         var scores = AttentionMath.BatchedMatrixProduct(q, k.transpose(-1, -2));
-        Assert.True(Pipelines.TinyPipeline.BitEqual(scores, matmul(q, k.transpose(-1, -2))));
-        Assert.True(Pipelines.TinyPipeline.BitEqual(AttentionMath.BatchedMatrixProduct(scores, v), matmul(scores, v)));
+        Assert.True(Personalization.TinyPipeline.BitEqual(scores, matmul(q, k.transpose(-1, -2))));
+        Assert.True(Personalization.TinyPipeline.BitEqual(AttentionMath.BatchedMatrixProduct(scores, v), matmul(scores, v)));
         Assert.Equal([2L, 3, 5, 4], AttentionMath.BatchedMatrixProduct(scores, v).shape);
     }
 
@@ -84,13 +85,13 @@ public sealed class TensorAllocationTests
     public void ParameterEstimatesAreWithinTenPercentOfRealModels(string model)
     {
         string folder = Path.Combine(FixtureRoots.RealSize, model);
-        double unet = ModelConfigLimits.EstimateUNet(UNetConfig.Load(Path.Combine(folder, "unet", "config.json")));
-        double text = ModelConfigLimits.EstimateClipText(ClipTextConfig.Load(Path.Combine(folder, "text_encoder", "config.json")));
+        double unet = UNetConfigLimits.Estimate(UNetConfig.Load(Path.Combine(folder, "unet", "config.json")));
+        double text = ClipTextConfigLimits.Estimate(ClipTextConfig.Load(Path.Combine(folder, "text_encoder", "config.json")));
         Assert.InRange(unet / ExactParameters(model, "unet"), 0.9, 1.1);
         Assert.InRange(text / ExactParameters(model, "text_encoder"), 0.9, 1.1);
         if (File.Exists(Path.Combine(folder, "vae", "state_dict_shapes.json")))
         {
-            double vae = ModelConfigLimits.EstimateVae(AutoencoderKLConfig.Load(Path.Combine(folder, "vae", "config.json")));
+            double vae = AutoencoderKLConfigLimits.Estimate(AutoencoderKLConfig.Load(Path.Combine(folder, "vae", "config.json")));
             Assert.InRange(vae / ExactParameters(model, "vae"), 0.9, 1.1);
         }
     }
@@ -115,7 +116,7 @@ public sealed class TensorAllocationTests
             {"in_channels": 16384, "conv_in_kernel": 15, "block_out_channels": [512, 512], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
              "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32, "attention_head_dim": 8, "layers_per_block": 1}
             """, "unet/config.json"));
-        Assert.True(ModelConfigLimits.EstimateUNet(config) > 16384.0 * 512 * 225);
+        Assert.True(UNetConfigLimits.Estimate(config) > 16384.0 * 512 * 225);
     }
 
     public static TheoryData<string, string, string> HugeVisionConfigs() => new()

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using AttnDreamBooth.Tests.Pipelines;
+using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Limits;
 

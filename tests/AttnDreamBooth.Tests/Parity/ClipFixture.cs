@@ -1,6 +1,5 @@
-using AttnDreamBooth.Pipelines;
 using System.Text.Json;
-using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Imaging;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Parity;

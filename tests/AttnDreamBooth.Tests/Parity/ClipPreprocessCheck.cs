@@ -1,5 +1,5 @@
-using AttnDreamBooth.Pipelines;
 using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Imaging;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Parity;

@@ -1,4 +1,5 @@
 using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Parity;
@@ -27,8 +28,8 @@ public sealed class ClipScoresCheck : IParityCheck
         var textEmbeds = model.ProjectText(context.Tensor("clip.text.pooler_output"));
         if (context.Has("clip.text.text_embeds")) context.AssertClose("clip.text.text_embeds", textEmbeds);
 
-        var images = ClipScores.Normalize(imageEmbeds);
-        var texts = ClipScores.Normalize(textEmbeds);
+        var images = ClipModel.Normalize(imageEmbeds);
+        var texts = ClipModel.Normalize(textEmbeds);
         context.AssertClose("clip.scores.image_embeds_normalized", images);
         context.AssertClose("clip.scores.text_embeds_normalized", texts);
         var sourceIndex = context.Tensor("clip.scores.source_index");

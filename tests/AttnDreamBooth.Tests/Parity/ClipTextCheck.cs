@@ -4,7 +4,7 @@ using TorchSharp;
 namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
-/// "&lt;case&gt;/clip-text": the text tower of <see cref="ClipModel.FromFolder(string, torch.Device?)"/> (tokenizer and
+/// "&lt;case&gt;/clip-text": the text tower of <see cref="ClipTextTower.LoadModel"/> (tokenizer and
 /// text transformer from the CLIPModel folder). The case's prompts tokenize to the reference <c>input_ids</c> and
 /// <c>attention_mask</c>; the transformer with that mask gives <c>last_hidden_state</c> at every position (padding
 /// included) and <c>pooler_output</c>; <c>get_text_features</c> on the raw prompts gives <c>text_embeds</c>; and the full
@@ -32,7 +32,7 @@ public sealed class ClipTextCheck : IParityCheck
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using var model = ClipModel.FromFolder(ClipFixture.ModelFolder(context.Case));
+        using var model = ClipTextTower.LoadModel(ClipFixture.ModelFolder(context.Case));
         var tower = Assert.IsType<ClipTextTower>(model.TextTower);
         var prompts = ClipFixture.StringArray(context.Manifest.Fact("prompts"));
 

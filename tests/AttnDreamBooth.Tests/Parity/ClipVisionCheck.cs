@@ -1,4 +1,4 @@
-using AttnDreamBooth.Evaluation;
+using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Parity;

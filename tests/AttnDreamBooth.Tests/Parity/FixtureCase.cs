@@ -27,7 +27,7 @@ public sealed class FixtureCase
     public bool HasTensor(string name) => Manifest.Tensors.ContainsKey(name);
 
     /// <summary>Opens the reference tensors (dispose after use).</summary>
-    public SafetensorsFile OpenReference() => SafetensorsFile.Open(ReferenceFile);
+    internal SafetensorsFile OpenReference() => SafetensorsFile.Open(ReferenceFile);
 
     public override string ToString() => Name;
 }

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Lora;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.Lora;
+using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
 using TorchSharp;
 using Xunit.Sdk;
 
@@ -10,7 +11,7 @@ namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
 /// "&lt;case&gt;/lora-kohya" and "&lt;case&gt;/lora-diffusers" on every <c>sd_lora</c> case: the case's LoRA file (in that
-/// layout) is loaded with <see cref="LoraFile.Load"/> onto the base case's U-Net and text encoder, and every variant of
+/// layout) is loaded with <see cref="LoraNetwork.Load"/> onto the base case's U-Net and text encoder, and every variant of
 /// <c>derived_facts["lora.variants"]</c> is reproduced: <c>base</c> (adapters not installed), <c>lora</c> (installed,
 /// runtime scale), <c>fused</c> (merged at the scale), each giving the text encoder's last hidden state, the U-Net on
 /// the stored encoder states and the U-Net on the text encoder's output; the fused weights; unmerging restores the
@@ -64,7 +65,7 @@ public abstract class LoraCheck : IParityCheck
         var tokenizer = ClipTokenizer.FromFolder(Path.Combine(pipeline, "tokenizer"));
         context.AssertClose("text_encoder.input_ids", tokenizer.EncodeToTensor(prompts));
 
-        using var network = LoraFile.Load(file, unet, textEncoder);
+        using var network = LoraNetwork.Load(file, unet, textEncoder);
         CheckModules(context, network);
         CheckRoundTrip(context, network, file);
 

@@ -1,8 +1,8 @@
-using AttnDreamBooth.Attention;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Training;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
+using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.IO.SingleFile;
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.IO.SingleFile;
 using TorchSharp;
 using Xunit.Sdk;

@@ -1,4 +1,4 @@
-using AttnDreamBooth.Pipelines;
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Shapes;
 
 namespace AttnDreamBooth.Tests.Shapes;

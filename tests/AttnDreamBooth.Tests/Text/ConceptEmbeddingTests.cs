@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 using TorchSharp;
@@ -198,17 +199,17 @@ public sealed class ConceptEmbeddingTests
         var (tokenizer, model) = Load(TestPaths.TinySd1);
         int size = tokenizer.VocabularySize;
 
-        Assert.Throws<TokenAlreadyExistsException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("sks", "dog")));
-        var empty = Assert.Throws<ConceptTokenizationException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("<v>", "\u200b ")));
+        Assert.Throws<ConceptTokenException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("sks", "dog")));
+        var empty = Assert.Throws<ConceptTokenException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("<v>", "\u200b ")));
         Assert.Equal(0, empty.TokenCount);
-        Assert.Throws<ConceptTokenizationException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.Existing("two words")));
+        Assert.Throws<ConceptTokenException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.Existing("two words")));
         Assert.Throws<ArgumentException>(() => ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("<w>", "dog"), ConceptToken.New("<w>", "cat")));
         Assert.Equal(size, tokenizer.VocabularySize);
 
         string wide = dir.File("wide.safetensors");
         SafetensorsWriter.Write(wide, new Dictionary<string, torch.Tensor> { ["<wide>"] = torch.zeros(1, model.HiddenSize + 16) });
-        var mismatch = Assert.Throws<EmbeddingDimensionMismatchException>(() => ConceptEmbedding.Load(wide, tokenizer, model));
-        Assert.Equal(model.HiddenSize, mismatch.Expected);
+        var mismatch = Assert.Throws<LearnedEmbeddingsFormatException>(() => ConceptEmbedding.Load(wide, tokenizer, model));
+        Assert.Equal(model.HiddenSize, mismatch.ExpectedWidth);
         Assert.Equal(size, tokenizer.VocabularySize);
 
         Assert.Throws<UnsafeWeightsFormatException>(() => LearnedEmbeddings.Read(dir.File("learned_embeds.bin")));

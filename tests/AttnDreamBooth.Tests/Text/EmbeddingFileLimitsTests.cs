@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
 
@@ -71,7 +72,7 @@ public sealed class EmbeddingFileLimitsTests
         using var dir = TestPaths.CreateTempDirectory();
         var (tokenizer, model) = Load();
         string path = Write(dir, new() { ["<ok>"] = torch.zeros(1, model.HiddenSize), [special] = torch.zeros(1, model.HiddenSize) });
-        var error = Assert.Throws<ReservedConceptTokenException>(() => ConceptEmbedding.Load(path, tokenizer, model));
+        var error = Assert.Throws<ConceptTokenException>(() => ConceptEmbedding.Load(path, tokenizer, model));
         Assert.Equal(special, error.Token);
         Assert.Equal(Path.GetFullPath(path), error.FilePath);
         Assert.Empty(tokenizer.AddedTokens);

@@ -1,9 +1,8 @@
-using AttnDreamBooth.Attention;
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Tests.Attention;
-using AttnDreamBooth.Tests.Vae;
+using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Tests.Models.Attention;
+using AttnDreamBooth.Tests.Models.Vae;
 using AttnDreamBooth.Training;
-using AttnDreamBooth.UNet;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit.Abstractions;
@@ -159,7 +158,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         // The CLIP vision tower (same layer types as the CLIP text encoder: embeddings, pre-LayerNorm attention and MLP
         // blocks). A model that does not cast its own inputs gets them cast to FrozenPrecision.ComputeDType.
         using var scope = NewDisposeScope();
-        using var clip = ClipModel.FromFolder(Path.Combine(TestPaths.FixturesRoot, "tiny-clip-eval", "model"));
+        using var clip = ClipTextTower.LoadModel(Path.Combine(TestPaths.FixturesRoot, "tiny-clip-eval", "model"));
         var tower = clip.VisionModel;
         foreach (var p in tower.parameters()) p.requires_grad = false;
         int size = tower.Config.ImageSize;
@@ -180,7 +179,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
     {
         using var scope = NewDisposeScope();
         string pipeline = fixture == "sd1" ? TestPaths.TinySd1 : TestPaths.TinySd2;
-        using var encoder = AttnDreamBooth.Text.ClipTextModel.FromFolder(Path.Combine(pipeline, "text_encoder"));
+        using var encoder = AttnDreamBooth.Models.Clip.ClipTextModel.FromFolder(Path.Combine(pipeline, "text_encoder"));
         var tokenizer = AttnDreamBooth.Text.ClipTokenizer.FromFolder(Path.Combine(pipeline, "tokenizer"));
         foreach (var p in encoder.parameters()) p.requires_grad = false;
         var ids = tokenizer.EncodeToTensor(["a photo of a dog", "a red cube on a table"]);

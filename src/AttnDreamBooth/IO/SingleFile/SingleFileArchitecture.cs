@@ -8,7 +8,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="UNet">The U-Net layout.</param>
 /// <param name="Vae">The VAE layout.</param>
 /// <param name="TextEncoder">The text-encoder layout.</param>
-public sealed record SingleFileArchitecture(UNetSingleFileLayout? UNet, VaeSingleFileLayout? Vae, TextEncoderSingleFileLayout? TextEncoder)
+internal sealed record SingleFileArchitecture(UNetSingleFileLayout? UNet, VaeSingleFileLayout? Vae, TextEncoderSingleFileLayout? TextEncoder)
 {
     /// <summary>Reads the layouts from the <c>unet</c>, <c>vae</c> and <c>text_encoder</c> configs of a diffusers folder
     /// (weights are not needed: a folder of configs and tokenizer is enough).</summary>

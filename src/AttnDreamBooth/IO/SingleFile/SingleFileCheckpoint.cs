@@ -11,7 +11,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// </summary>
 /// <remarks>The file carries no configuration: the architecture (and, for a pipeline, prediction type, image size,
 /// scheduler and tokenizer, see <see cref="SingleFileModelSettings"/>) comes from the caller.</remarks>
-public sealed class SingleFileCheckpoint : IDisposable
+internal sealed class SingleFileCheckpoint : IDisposable
 {
     private static readonly string[] PickleExtensions = [".ckpt", ".pt", ".pth", ".bin", ".pkl"];
 

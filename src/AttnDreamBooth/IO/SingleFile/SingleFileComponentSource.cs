@@ -7,7 +7,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <see cref="StateDictLoader.Load"/>, or materialise it with <see cref="ReadAll"/>. Values are exactly the file's (a
 /// reshape or a row slice at most). Valid while its <see cref="SingleFileCheckpoint"/> is open.
 /// </summary>
-public sealed class SingleFileComponentSource : IStateDictSource
+internal sealed class SingleFileComponentSource : IStateDictSource
 {
     internal sealed record Entry(string StoredKey, SingleFileOp Op, int Part, int Parts, long[] Shape, torch.ScalarType ScalarType);
 

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.IO.SingleFile;
 
 /// <summary>The diffusers component names a single-file checkpoint holds.</summary>
-public static class SingleFileComponents
+internal static class SingleFileComponents
 {
     /// <summary>The U-Net (<c>model.diffusion_model.*</c>).</summary>
     public const string UNet = "unet";

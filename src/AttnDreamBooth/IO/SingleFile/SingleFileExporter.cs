@@ -12,7 +12,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <remarks>All tensors are held in memory while writing (about 4 GB for SD 1.5 in float32; pass float16 to halve it).
 /// OpenCLIP tensors Stable Diffusion does not use (<c>text_projection</c>, <c>logit_scale</c>, the last layer) are not
 /// part of a diffusers text encoder and are not written.</remarks>
-public static class SingleFileExporter
+internal static class SingleFileExporter
 {
     private static readonly (string Legacy, string Current)[] LegacyVaeAttention =
         [("query.", "to_q."), ("key.", "to_k."), ("value.", "to_v."), ("proj_attn.", "to_out.0.")];

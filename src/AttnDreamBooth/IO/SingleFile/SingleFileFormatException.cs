@@ -2,7 +2,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 
 /// <summary>A single-file checkpoint does not match the key layout its configuration implies (unknown keys, missing
 /// blocks, wrong shapes, ambiguous family).</summary>
-public sealed class SingleFileFormatException : Exception
+public sealed class SingleFileFormatException : AttnDreamBoothException
 {
     /// <summary>Creates the exception for <paramref name="subject"/> (a file or key).</summary>
     public SingleFileFormatException(string subject, string problem)

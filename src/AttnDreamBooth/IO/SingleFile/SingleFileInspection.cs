@@ -11,7 +11,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="DTypes">Tensors per stored dtype (e.g. <c>F16</c>).</param>
 /// <param name="TextEncoderWidth">The token embedding width (768 for SD 1.x, 1024 for SD 2.x), or null.</param>
 /// <param name="CrossAttentionDim">The U-Net's cross-attention input width (first <c>attn2.to_k</c>), or null.</param>
-public sealed record SingleFileInspection(string FilePath, StableDiffusionFamily? Family, IReadOnlyDictionary<string, int> TensorCounts,
+internal sealed record SingleFileInspection(string FilePath, StableDiffusionFamily? Family, IReadOnlyDictionary<string, int> TensorCounts,
     IReadOnlyDictionary<string, int> DTypes, long? TextEncoderWidth, long? CrossAttentionDim)
 {
     /// <summary>Reads the header of <paramref name="path"/>.</summary>

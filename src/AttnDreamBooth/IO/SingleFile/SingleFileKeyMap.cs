@@ -3,7 +3,7 @@ using System.Globalization;
 namespace AttnDreamBooth.IO.SingleFile;
 
 /// <summary>What <see cref="SingleFileKeyMap.Resolve"/> found for one original key.</summary>
-public enum SingleFileKeyKind
+internal enum SingleFileKeyKind
 {
     /// <summary>A weight of one of the components in the architecture.</summary>
     Mapped,
@@ -24,14 +24,14 @@ public enum SingleFileKeyKind
 /// <param name="Kind">What it is.</param>
 /// <param name="Mapping">For <see cref="SingleFileKeyKind.Mapped"/>: the diffusers key(s) and op.</param>
 /// <param name="Reason">For ignored and EMA keys: why.</param>
-public sealed record SingleFileKeyResolution(string OriginalKey, SingleFileKeyKind Kind, SingleFileKeyMapping? Mapping, string? Reason);
+internal sealed record SingleFileKeyResolution(string OriginalKey, SingleFileKeyKind Kind, SingleFileKeyMapping? Mapping, string? Reason);
 
 /// <summary>
 /// The complete, explicit correspondence between original (LDM / CompVis / Stability AI) single-file keys and diffusers
 /// component keys, generated from the diffusers configs (<see cref="SingleFileArchitecture"/>) for one family. Works both
 /// ways: <see cref="Resolve"/> (original → diffusers) and <see cref="ToOriginal"/> (diffusers → original).
 /// </summary>
-public sealed class SingleFileKeyMap
+internal sealed class SingleFileKeyMap
 {
     /// <summary>The LDM DDPM schedule buffers real original files carry (the scheduler is rebuilt from its config).</summary>
     public static IReadOnlyList<string> DdpmBufferKeys { get; } =

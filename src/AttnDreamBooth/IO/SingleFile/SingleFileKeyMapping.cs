@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="Component">The diffusers component (<see cref="SingleFileComponents"/>).</param>
 /// <param name="DiffusersKeys">One key, or three (q, k, v) for <see cref="SingleFileOp.SplitDim0"/>.</param>
 /// <param name="Op">How the values move.</param>
-public sealed record SingleFileKeyMapping(string OriginalKey, string Component, IReadOnlyList<string> DiffusersKeys, SingleFileOp Op)
+internal sealed record SingleFileKeyMapping(string OriginalKey, string Component, IReadOnlyList<string> DiffusersKeys, SingleFileOp Op)
 {
     /// <summary>The diffusers shape(s) produced from an original tensor of shape <paramref name="originalShape"/>.</summary>
     /// <exception cref="SingleFileFormatException">The shape does not suit the operation.</exception>

@@ -7,8 +7,12 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// v-prediction at 768 px (2.0, 2.1) and as epsilon at 512 px (the -base models), so for them the prediction type
 /// must be given (here or by a scheduler config); an SD 2.x image size then follows from it unless given.
 /// </summary>
-public sealed record SingleFileModelSettings
+internal sealed record SingleFileModelSettings
 {
+    /// <summary>The settings a caller gave in <paramref name="options"/>.</summary>
+    public static SingleFileModelSettings From(SingleFileLoadOptions? options) =>
+        new() { PredictionType = options?.PredictionType, ImageSize = options?.ImageSize };
+
     /// <summary>The diffusers prediction type name, <c>epsilon</c> or <c>v_prediction</c>.</summary>
     public string? PredictionType { get; init; }
 
@@ -47,7 +51,7 @@ public sealed record SingleFileModelSettings
                 ? "epsilon"
                 : throw new SingleFileFormatException("SD 2.x single file",
                     "the file does not say whether it predicts v (768 px models such as 2.0 / 2.1) or epsilon (512 px -base models); " +
-                    "set SingleFileModelSettings.PredictionType to \"v_prediction\" or \"epsilon\" (or give a config folder with a scheduler config)");
+                    "set SingleFileLoadOptions.PredictionType to \"v_prediction\" or \"epsilon\" (or give a config folder with a scheduler config)");
         }
         if (!PredictionTypes.Contains(prediction))
             throw new ArgumentException($"Prediction type '{prediction}' is not one of {string.Join(", ", PredictionTypes)}.", nameof(PredictionType));

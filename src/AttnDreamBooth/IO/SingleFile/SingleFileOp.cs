@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.IO.SingleFile;
 
 /// <summary>How one original (LDM) tensor becomes diffusers tensor(s).</summary>
-public enum SingleFileOp
+internal enum SingleFileOp
 {
     /// <summary>Same values and shape, new name.</summary>
     Copy,

@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="Layers">Encoder layers the diffusers model has (<c>num_hidden_layers</c>); SD 2.x files hold one more,
 /// unused OpenCLIP layer, which is skipped.</param>
 /// <param name="HiddenSize">The width (<c>hidden_size</c>), used to check OpenCLIP's fused q/k/v.</param>
-public sealed record TextEncoderSingleFileLayout(int Layers, int HiddenSize)
+internal sealed record TextEncoderSingleFileLayout(int Layers, int HiddenSize)
 {
     /// <summary>Reads the layout from a text-encoder <c>config.json</c>.</summary>
     public static TextEncoderSingleFileLayout Load(string configPath) => FromReader(ConfigReader.Load(configPath));

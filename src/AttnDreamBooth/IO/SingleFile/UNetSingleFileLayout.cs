@@ -7,7 +7,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="LayersPerBlock">Resnets per down level (up levels have one more).</param>
 /// <param name="DownHasAttention">Per down level (diffusers order): whether it is a <c>CrossAttnDownBlock2D</c>.</param>
 /// <param name="UpHasAttention">Per up level (diffusers order, deepest first): whether it is a <c>CrossAttnUpBlock2D</c>.</param>
-public sealed record UNetSingleFileLayout(int LayersPerBlock, IReadOnlyList<bool> DownHasAttention, IReadOnlyList<bool> UpHasAttention)
+internal sealed record UNetSingleFileLayout(int LayersPerBlock, IReadOnlyList<bool> DownHasAttention, IReadOnlyList<bool> UpHasAttention)
 {
     /// <summary>The number of resolution levels.</summary>
     public int Levels => DownHasAttention.Count;

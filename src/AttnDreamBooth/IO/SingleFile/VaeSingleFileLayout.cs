@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// <param name="Levels">Resolution levels (entries of <c>block_out_channels</c>).</param>
 /// <param name="LayersPerBlock">Resnets per encoder level (decoder levels have one more).</param>
 /// <param name="MidHasAttention">Whether the mid blocks hold the single-head attention (<c>mid_block_add_attention</c>).</param>
-public sealed record VaeSingleFileLayout(int Levels, int LayersPerBlock, bool MidHasAttention)
+internal sealed record VaeSingleFileLayout(int Levels, int LayersPerBlock, bool MidHasAttention)
 {
     /// <summary>Reads the layout from a diffusers VAE <c>config.json</c>.</summary>
     public static VaeSingleFileLayout Load(string configPath) => FromReader(ConfigReader.Load(configPath));

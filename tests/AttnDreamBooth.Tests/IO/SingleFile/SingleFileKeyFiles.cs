@@ -4,9 +4,9 @@ using AttnDreamBooth.IO.SingleFile;
 namespace AttnDreamBooth.Tests.IO.SingleFile;
 
 /// <summary>A parsed single_file_keys.json (real-size or a case's) with the configs that describe it.</summary>
-public sealed record KeyFileEntry(string OriginalKey, string Op, string?[] To, long[] Shape, long[]? ToShape);
+internal sealed record KeyFileEntry(string OriginalKey, string Op, string?[] To, long[] Shape, long[]? ToShape);
 
-public sealed class SingleFileKeyFile
+internal sealed class SingleFileKeyFile
 {
     public required string Path { get; init; }
     public required StableDiffusionFamily Family { get; init; }
@@ -54,7 +54,7 @@ public sealed class SingleFileKeyFile
 
     private static long[] Shape(JsonElement e) => e.EnumerateArray().Select(d => d.GetInt64()).ToArray();
 
-    public static SingleFileOp ParseOp(string op) => op switch
+    internal static SingleFileOp ParseOp(string op) => op switch
     {
         "copy" => SingleFileOp.Copy,
         "reshape" => SingleFileOp.Reshape,

@@ -1,8 +1,8 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.IO.SingleFile;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.IO.SingleFile;
@@ -50,8 +50,8 @@ public sealed class SingleFilePipelineTests
     public void SettingsOverrideWhatTheConfigFolderWouldSay()
     {
         var fixture = FixtureRoots.Get("tiny-sd1");
-        var settings = new SingleFileModelSettings { PredictionType = "v_prediction", ImageSize = 32 };
-        using var components = StableDiffusionComponents.LoadSingleFile(SingleFileCheck.FileOf(fixture), fixture.PipelineFolder, settings: settings);
+        var options = new SingleFileLoadOptions { PredictionType = "v_prediction", ImageSize = 32 };
+        using var components = StableDiffusionComponents.LoadSingleFile(SingleFileCheck.FileOf(fixture), fixture.PipelineFolder, options: options);
         Assert.Equal(PredictionType.VPrediction, components.SchedulerConfig.PredictionType);
         Assert.Equal(32, components.DefaultResolution);
     }

@@ -3,7 +3,7 @@ using TorchSharp;
 
 namespace AttnDreamBooth.Tests.IO.SingleFile;
 
-public static class StateDictComparison
+internal static class StateDictComparison
 {
     /// <summary>The differences between two sources: names, shapes, dtypes and bytes (bit-exact).</summary>
     public static List<string> Differences(IStateDictSource expected, IStateDictSource actual, Func<string, bool>? ignore = null)

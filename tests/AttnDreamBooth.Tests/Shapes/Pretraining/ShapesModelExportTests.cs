@@ -1,11 +1,11 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
-using AttnDreamBooth.Text;
-using AttnDreamBooth.UNet;
-using AttnDreamBooth.Vae;
+using AttnDreamBooth.StableDiffusion;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 

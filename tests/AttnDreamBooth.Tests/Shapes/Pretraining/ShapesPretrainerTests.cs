@@ -1,6 +1,4 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Pipelines;
-using AttnDreamBooth.Pipelines.Generation;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
 using TorchSharp;

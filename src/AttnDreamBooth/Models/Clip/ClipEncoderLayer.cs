@@ -1,0 +1,31 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Models.Clip;
+
+/// <summary>One pre-LayerNorm transformer block: <c>x + self_attn(layer_norm1(x))</c>, then <c>x + mlp(layer_norm2(x))</c>.</summary>
+internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly ClipAttention self_attn;
+    private readonly LayerNorm layer_norm1;
+    private readonly ClipMlp mlp;
+    private readonly LayerNorm layer_norm2;
+
+    public ClipEncoderLayer(ClipTextConfig config, Device? device) : base("layer")
+    {
+        self_attn = new ClipAttention(config, device);
+        layer_norm1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
+        mlp = new ClipMlp(config, device);
+        layer_norm2 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hiddenStates, Tensor? additiveMask)
+    {
+        using var scope = torch.NewDisposeScope();
+        var afterAttention = hiddenStates + self_attn.call(layer_norm1.call(hiddenStates), additiveMask);
+        var output = afterAttention + mlp.call(layer_norm2.call(afterAttention));
+        return output.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,40 @@
+using AttnDreamBooth.IO;
+
+namespace AttnDreamBooth.Models.Clip;
+
+/// <summary>
+/// Checks a CLIP vision config against <see cref="ResourceLimits.Current"/> before the tower is built, as
+/// <c>ModelConfigLimits</c> does for the Stable Diffusion networks: widths, layer and head counts, the image and patch
+/// sizes (the patch grid is a position table), and the parameter count estimated from them.
+/// </summary>
+internal static class ClipVisionLimits
+{
+    public static void Check(ClipVisionConfig c, string source)
+    {
+        var l = ResourceLimits.Current;
+        l.RequireAtMost(source, "hidden_size", c.HiddenSize, l.MaxChannels, nameof(l.MaxChannels));
+        l.RequireAtMost(source, "intermediate_size", c.IntermediateSize, 4L * l.MaxChannels, nameof(l.MaxChannels) + " × 4");
+        l.RequireAtMost(source, "num_channels", c.NumChannels, l.MaxChannels, nameof(l.MaxChannels));
+        l.RequireAtMost(source, "num_hidden_layers", c.NumHiddenLayers, l.MaxTextLayers, nameof(l.MaxTextLayers));
+        l.RequireAtMost(source, "num_attention_heads", c.NumAttentionHeads, l.MaxAttentionHeads, nameof(l.MaxAttentionHeads));
+        l.RequireAtMost(source, "image_size", c.ImageSize, l.MaxSampleSize, nameof(l.MaxSampleSize));
+        l.RequireAtMost(source, "image_size", Positions(c), l.MaxPositionEmbeddings, nameof(l.MaxPositionEmbeddings) + " (patches + 1)");
+        l.RequireParameters(source, "CLIP vision tower", Estimate(c));
+    }
+
+    /// <summary>Patch embedding, positions and encoder layers (biases and norms are negligible).</summary>
+    public static double Estimate(ClipVisionConfig c)
+    {
+        double h = c.HiddenSize;
+        return (double)c.NumChannels * c.PatchSize * c.PatchSize * h + Positions(c) * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
+    }
+
+    /// <summary>The vision tower plus both projection heads.</summary>
+    public static double Estimate(ClipModelConfig c) => Estimate(c.Vision) + ((double)c.Vision.HiddenSize + c.TextHiddenSize) * c.ProjectionDim;
+
+    private static long Positions(ClipVisionConfig c)
+    {
+        long side = c.PatchSize > 0 ? c.ImageSize / c.PatchSize : 0;
+        return side * side + 1;
+    }
+}

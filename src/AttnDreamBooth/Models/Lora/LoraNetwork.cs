@@ -1,0 +1,222 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace AttnDreamBooth.Models.Lora;
+
+/// <summary>
+/// A set of LoRA adapters for a U-Net and/or a text encoder. The adapters are children of this module,
+/// named by their kohya module names, so <c>state_dict()</c> holds <c>lora_unet_….lora_down.weight</c> etc. and
+/// <c>parameters()</c> is exactly what LoRA training optimises; the models' own parameter names never change.
+/// Lifecycle: <see cref="Install"/> (hooks on), <see cref="Merge"/> / <see cref="Unmerge"/> (update written into /
+/// taken out of the weights), <see cref="Remove"/> (hooks off).
+/// </summary>
+public sealed class LoraNetwork : nn.Module
+{
+    private readonly List<LoraAdapter> _adapters = [];
+    private readonly Dictionary<LoraComponent, Dictionary<string, nn.Module>> _modules = [];
+
+    private LoraNetwork(nn.Module? unet, nn.Module? textEncoder) : base(nameof(LoraNetwork))
+    {
+        UNet = unet;
+        TextEncoder = textEncoder;
+    }
+
+    /// <summary>The U-Net the adapters wrap layers of (null when there are none).</summary>
+    public nn.Module? UNet { get; }
+
+    /// <summary>The text encoder the adapters wrap layers of (null when there are none).</summary>
+    public nn.Module? TextEncoder { get; }
+
+    /// <summary>The adapters, U-Net first, each in module order.</summary>
+    internal IReadOnlyList<LoraAdapter> Adapters => _adapters;
+
+    /// <summary>The number of adapters (layers that carry one).</summary>
+    public int Count => _adapters.Count;
+
+    /// <summary>What loading a file found (null for a network made by <see cref="Create(nn.Module?, LoraUNetModules, nn.Module?, LoraTextEncoderModules, LoraOptions)"/>).</summary>
+    public LoraLoadReport? LoadReport { get; internal set; }
+
+    /// <summary>True while the adapters' hooks are on their layers.</summary>
+    public bool IsInstalled => _adapters.Count > 0 && _adapters[0].IsInstalled;
+
+    /// <summary>True while the updates are written into the layers' weights.</summary>
+    public bool IsMerged => _adapters.Count > 0 && _adapters[0].IsMerged;
+
+    /// <summary>New zero-update adapters on the selected module groups (not yet installed).</summary>
+    public static LoraNetwork Create(nn.Module? unet, LoraUNetModules unetModules, nn.Module? textEncoder, LoraTextEncoderModules textEncoderModules,
+        LoraOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var targets = new List<(LoraComponent, string)>();
+        if (unetModules != LoraUNetModules.None)
+        {
+            if (unet is null) throw new ArgumentNullException(nameof(unet), $"U-Net modules {unetModules} were requested without a U-Net.");
+            targets.AddRange(LoraTargets.Select(unet, unetModules).Select(p => (LoraComponent.UNet, p)));
+        }
+        if (textEncoderModules != LoraTextEncoderModules.None)
+        {
+            if (textEncoder is null) throw new ArgumentNullException(nameof(textEncoder), $"text-encoder modules {textEncoderModules} were requested without a text encoder.");
+            targets.AddRange(LoraTargets.Select(textEncoder, textEncoderModules).Select(p => (LoraComponent.TextEncoder, p)));
+        }
+        return Create(unet, textEncoder, targets, options);
+    }
+
+    /// <summary>New zero-update adapters on the given layers (component + diffusers module path; not yet installed).</summary>
+    /// <exception cref="LoraException">A path names no layer, or a layer that cannot carry an adapter, or appears twice.</exception>
+    public static LoraNetwork Create(nn.Module? unet, nn.Module? textEncoder, IEnumerable<(LoraComponent Component, string ModulePath)> modules, LoraOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(modules);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var network = new LoraNetwork(unet, textEncoder);
+        try
+        {
+            foreach (var (component, path) in modules)
+            {
+                var layer = network.Layer(component, path);
+                var shape = LoraAdapter.Describe(component, path, layer);
+                // A rank above min(in, out) cannot add expressiveness, only parameters.
+                int rank = (int)Math.Min(options.Rank, Math.Min(shape.In * shape.KernelH * shape.KernelW, shape.Out));
+                double? alpha = options.Alpha is { } a && rank != options.Rank ? a * rank / options.Rank : options.Alpha;
+                network.Add(new LoraAdapter(component, path, layer, rank, alpha, options.Dropout));
+            }
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        return network;
+    }
+
+    internal Module<Tensor, Tensor> Layer(LoraComponent component, string path)
+    {
+        var model = component == LoraComponent.UNet ? UNet : TextEncoder;
+        if (model is null) throw new LoraException(null, path, $"names a {component} layer, but no {component} model was given.");
+        if (!_modules.TryGetValue(component, out var byPath))
+        {
+            byPath = model.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
+            _modules[component] = byPath;
+        }
+        if (!byPath.TryGetValue(path, out var module))
+            throw new LoraException(null, path, $"the {component} has no module at this path.");
+        if (module is not (TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d))
+            throw new LoraException(null, path, $"is a {module.GetType().Name}; LoRA adapters wrap Linear and Conv2d layers only.");
+        return (Module<Tensor, Tensor>)module;
+    }
+
+    internal void Add(LoraAdapter adapter)
+    {
+        if (_adapters.Any(a => a.Component == adapter.Component && a.ModulePath == adapter.ModulePath))
+            throw new LoraException(null, adapter.ModulePath, "has two LoRA adapters.");
+        if (_adapters.Any(a => a.KohyaName == adapter.KohyaName))
+            throw new LoraException(null, adapter.KohyaName, "two module paths map to the same kohya name.");
+        _adapters.Add(adapter);
+        register_module(adapter.KohyaName, adapter);
+    }
+
+    /// <summary>
+    /// Reads a LoRA file (kohya/A1111 or diffusers layout, detected per key) onto <paramref name="unet"/> and/or
+    /// <paramref name="textEncoder"/>; the network is not installed yet. Keys that name nothing the models have are an
+    /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="LoadReport"/> lists them).
+    /// </summary>
+    /// <exception cref="LoraException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
+    /// <exception cref="IO.SafetensorsFormatException">The file is not a valid safetensors file.</exception>
+    public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null) =>
+        LoraFile.Load(path, unet, textEncoder, options);
+
+    /// <summary>Writes the adapters to <paramref name="path"/> (atomically) in <paramref name="format"/>. Tensors keep the
+    /// adapters' dtype (float32 unless converted); kohya files get each module's <c>.alpha</c> and kohya's informational
+    /// metadata; diffusers files fold alpha / r into <c>up</c>, as diffusers 0.24 stores it.</summary>
+    public void Save(string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null) =>
+        LoraFile.Save(this, path, format, metadata);
+
+    /// <summary>Asynchronous <see cref="Save"/> (the write runs off the caller's thread).</summary>
+    public Task SaveAsync(string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null, CancellationToken ct = default) =>
+        LoraFile.SaveAsync(this, path, format, metadata, ct);
+
+    /// <summary>
+    /// Extracts the LoRA of a full fine-tune (<paramref name="tunedUNet"/> over <paramref name="baseUNet"/>, optionally
+    /// of the text encoders too), as kohya's <c>extract_lora_from_models</c> does: each selected layer's weight delta is
+    /// factorised by a truncated SVD. The models must have the same architecture; they are only read.
+    /// </summary>
+    /// <exception cref="LoraException">A layer of the base model is missing from, or shaped differently in, the tuned one.</exception>
+    public static LoraExtraction Extract(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
+        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
+        LoraExtractor.Extract(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
+
+    /// <summary>Runs <see cref="Extract"/> on a dedicated thread (TorchSharp dispose scopes are per thread).</summary>
+    public static Task<LoraExtraction> ExtractAsync(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
+        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
+        LoraExtractor.ExtractAsync(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
+
+    /// <summary>Hooks every adapter onto its layer. Attention processors and map recording are untouched: the hooks sit on
+    /// the projection layers, below the processors.</summary>
+    public void Install()
+    {
+        if (IsInstalled) throw new InvalidOperationException("The LoRA network is already installed.");
+        var done = new List<LoraAdapter>();
+        try
+        {
+            foreach (var a in _adapters)
+            {
+                a.Install(Layer(a.Component, a.ModulePath));
+                done.Add(a);
+            }
+        }
+        catch
+        {
+            foreach (var a in done) a.Remove();
+            throw;
+        }
+    }
+
+    /// <summary>Takes every hook off. Merged updates stay in the weights (call <see cref="Unmerge"/> first to undo them).</summary>
+    public void Remove()
+    {
+        foreach (var a in _adapters) a.Remove();
+    }
+
+    /// <summary>Writes every update into its layer's weight at <paramref name="scale"/> (default: each adapter's
+    /// <see cref="LoraAdapter.Scale"/>); installs the network first if needed.</summary>
+    public void Merge(double? scale = null)
+    {
+        if (!IsInstalled) Install();
+        foreach (var a in _adapters) a.Merge(scale);
+    }
+
+    /// <summary>Takes the merged updates out of the weights again.</summary>
+    public void Unmerge()
+    {
+        foreach (var a in _adapters.Where(a => a.IsMerged)) a.Unmerge();
+    }
+
+    /// <summary>Sets the runtime scale of every adapter (the text encoder's and the U-Net's, like diffusers'
+    /// <c>cross_attention_kwargs={"scale": s}</c> with <c>lora_scale</c>).</summary>
+    public void SetScale(double scale)
+    {
+        foreach (var a in _adapters) a.Scale = scale;
+    }
+
+    /// <summary>Sets the runtime scale of the adapters of one component.</summary>
+    public void SetScale(LoraComponent component, double scale)
+    {
+        foreach (var a in _adapters.Where(a => a.Component == component)) a.Scale = scale;
+    }
+
+    /// <summary>The adapter on <paramref name="modulePath"/> of <paramref name="component"/>, or null.</summary>
+    internal LoraAdapter? Find(LoraComponent component, string modulePath) =>
+        _adapters.FirstOrDefault(a => a.Component == component && a.ModulePath == modulePath);
+
+    /// <summary>Number of adapter parameters (elements).</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Remove();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,27 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace AttnDreamBooth.Models.UNet;
+
+/// <summary>The timestep MLP (diffusers' <c>TimestepEmbedding</c>): <c>linear_1</c> → SiLU → <c>linear_2</c>.</summary>
+internal sealed class TimestepEmbedding : Module<Tensor, Tensor>
+{
+    private readonly Linear linear_1;
+    private readonly Linear linear_2;
+
+    /// <summary>Creates the MLP.</summary>
+    public TimestepEmbedding(int inChannels, int timeEmbedDim, Device? device = null) : base(nameof(TimestepEmbedding))
+    {
+        linear_1 = Linear(inChannels, timeEmbedDim, device: device);
+        linear_2 = Linear(timeEmbedDim, timeEmbedDim, device: device);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor sample)
+    {
+        using var scope = NewDisposeScope();
+        return linear_2.call(functional.silu(linear_1.call(sample))).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,232 @@
+using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Text;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+
+namespace AttnDreamBooth.Personalization;
+
+/// <summary>
+/// AttnDreamBooth personalization on a Stable Diffusion 1.x/2.x model: <see cref="TrainAsync"/> learns a concept
+/// token and fine-tunes the U-Net in three stages; <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/> renders prompts with it.
+/// </summary>
+/// <example>
+/// <code>
+/// using var pipeline = PersonalizationPipeline.FromPretrained("models/stable-diffusion-2-1-base")
+///     .OnDevice("cuda").WithStages(StagePlan.Paper).WithSeed(42).Build();
+/// var model = await pipeline.TrainAsync(Concept.FromFolder("photos/dog", category: "dog"), progress);
+/// await model.SaveAsync("out/my-dog");
+/// var images = await pipeline.GenerateAsync("a {} as a knight riding a horse");
+/// </code>
+/// </example>
+public sealed class PersonalizationPipeline : IDisposable
+{
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly object _gate = new();
+    private bool _busy;
+    private bool _disposed;
+    private bool _trainingStarted;
+
+    internal PersonalizationPipeline(StableDiffusionComponents components, StagePlan plan, TrainingOptions training, ILoggerFactory loggerFactory)
+    {
+        Components = components;
+        Plan = plan;
+        TrainingOptions = training;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<PersonalizationPipeline>();
+    }
+
+    /// <summary>Starts configuring a pipeline on the diffusers folder (or Hugging Face cache entry) at <paramref name="modelFolder"/>.</summary>
+    public static PersonalizationPipelineBuilder FromPretrained(string modelFolder) => new(modelFolder);
+
+    /// <summary>Starts configuring a pipeline on an original-layout SD 1.x/2.x single-file checkpoint, with the
+    /// architecture, tokenizer and scheduler from <paramref name="configFolder"/> (see
+    /// <see cref="StableDiffusionComponents.LoadSingleFile"/>).</summary>
+    /// <param name="checkpointPath">The <c>.safetensors</c> file.</param>
+    /// <param name="configFolder">A diffusers folder of the same family (weights not needed).</param>
+    /// <param name="options">Prediction type and image size when the config folder should not decide them, EMA weights,
+    /// extra keys to ignore.</param>
+    public static PersonalizationPipelineBuilder FromSingleFile(string checkpointPath, string configFolder,
+        IO.SingleFile.SingleFileLoadOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
+        ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
+        return new PersonalizationPipelineBuilder((device, loggers, checkFinite, ct) =>
+            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggers, checkFinite, ct));
+    }
+
+    /// <summary>The loaded model components.</summary>
+    public StableDiffusionComponents Components { get; }
+
+    /// <summary>The stage plan used by <see cref="TrainAsync"/>.</summary>
+    public StagePlan Plan { get; }
+
+    /// <summary>Seed, checkpoints, caching and validation settings.</summary>
+    public TrainingOptions TrainingOptions { get; }
+
+    /// <summary>The concept this pipeline was trained on or loaded with, or null while it is the base model.</summary>
+    public PersonalizedModel? Concept { get; internal set; }
+
+    internal ConceptEmbedding? ConceptEmbedding { get; set; }
+
+    /// <summary>Set when a concept load failed half-way: the weights are undefined and every later call refuses.</summary>
+    internal Exception? Broken { get; set; }
+
+    /// <summary>
+    /// Trains <paramref name="concept"/> with the plan's stages on a dedicated thread. All images are validated first.
+    /// With <paramref name="resumeFrom"/> (a checkpoint folder, or the checkpoint directory to take its newest; default:
+    /// the builder's <see cref="PersonalizationPipelineBuilder.ResumeFrom"/>), training continues exactly where that
+    /// checkpoint left off.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
+    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="InvalidOperationException">The pipeline already holds a concept or is busy.</exception>
+    /// <exception cref="IO.TensorAllocationException">A step needed more memory than libtorch could allocate.</exception>
+    public Task<PersonalizedModel> TrainAsync(Concept concept, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, string? resumeFrom = null)
+    {
+        ArgumentNullException.ThrowIfNull(concept);
+        return RunExclusive(() => IO.TensorAllocation.Guard("training", TrainingAdvice, () => Train(concept, progress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
+    }
+
+    /// <summary>
+    /// Renders <paramref name="prompt"/>; <c>{}</c> expands to "[V] category" of the current concept.
+    /// </summary>
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default) =>
+        GenerateAsync(prompt, options, progress: null, ct);
+
+    /// <summary>
+    /// Renders <paramref name="prompt"/> as <see cref="GenerateAsync(string, GenerationOptions?, CancellationToken)"/>, reporting
+    /// a <see cref="GenerationProgress"/> after every denoising step (on the generation thread; results do not depend on it).
+    /// </summary>
+    public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options, IProgress<GenerationProgress>? progress,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        return RunExclusive(() => Generate(prompt, options, ct, progress), ct);
+    }
+
+    /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention).</summary>
+    /// <exception cref="InvalidOperationException">The prompt uses <c>{}</c> but no concept is loaded.</exception>
+    public string ExpandPrompt(string prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (!prompt.Contains("{}", StringComparison.Ordinal)) return prompt;
+        if (Concept is null) throw new InvalidOperationException("The prompt uses '{}' but the pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync.");
+        return prompt.Replace("{}", $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
+    }
+
+    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct,
+        IProgress<GenerationProgress>? progress = null)
+    {
+        string expanded = ExpandPrompt(prompt);
+        var heatmapIds = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (string token in options.HeatmapTokens)
+        {
+            heatmapIds[token] = ResolveHeatmapToken(token);
+        }
+        PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
+        string what = $"generating {options.BatchSize} image(s) of {options.Width ?? Components.DefaultResolution}×{options.Height ?? Components.DefaultResolution} pixels";
+        return IO.TensorAllocation.Guard(what, GenerationAdvice, () => TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress));
+    }
+
+    private const string TrainingAdvice =
+        "Lower the batch size or the image resolution, or turn on TrainingOptions.GradientCheckpointing, FrozenWeightsDType, " +
+        "ReleaseVaeDuringTraining or EightBitOptimizerStates; checkpoints written so far are kept.";
+
+    private const string GenerationAdvice =
+        "Lower GenerationOptions.BatchSize, Width or Height, or decode with less memory (Components.Vae.UseSlicing, Components.Vae.EnableTiling()).";
+
+    private long ResolveHeatmapToken(string token)
+    {
+        // The concept's row is bound to a recorded id (ConceptTokenIdentity); "cat" must find cat</w>, not the word-start piece.
+        if ((token == "{}" || token == Concept?.Token) && Concept is not null && ConceptEmbedding is not null) return ConceptEmbedding.TokenIds[0];
+        var ids = Components.Tokenizer.EncodeWithoutSpecialTokens(token);
+        if (ids.Count == 0) throw new ArgumentException($"The heatmap token '{token}' tokenizes to nothing.", nameof(token));
+        return ids[0];
+    }
+
+    private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken ct)
+    {
+        if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
+        if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
+        // The same rule that saving records and loading checks (special tokens are refused here, before any work).
+        var binding = ConceptTokenIdentity.Resolve(Components.Tokenizer, concept.Token);
+        var imageOptions = TrainingOptions.Data.Images;
+        if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
+        // Every image is decoded and validated before anything is trained.
+        var images = ConceptImageSet.Load(concept, imageOptions);
+        var imageHashes = concept.Images.Select(s => System.Security.Cryptography.SHA256.HashData(s.ReadAllBytes(imageOptions.MaxFileBytes))).ToArray();
+        PipelineLog.ImagesValidated(_logger, images.Count, concept.Token, concept.Category);
+        ct.ThrowIfCancellationRequested();
+
+        _trainingStarted = true;
+        var conceptToken = binding.Kind == ConceptTokenKind.Existing
+            ? ConceptToken.Existing(concept.Token, concept.Category)
+            : ConceptToken.New(concept.Token, concept.Category);
+        var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, conceptToken);
+        string prompt = concept.TrainingPrompt;
+        var categoryIds = Components.Tokenizer.EncodeWithoutSpecialTokens(concept.Category);
+        if (categoryIds.Count == 0) throw new ArgumentException($"The category '{concept.Category}' tokenizes to nothing.", nameof(concept));
+        string fingerprint = PersonalizationTrainer.Fingerprint(Components.ModelSource, concept.Token, concept.Category, prompt, imageHashes, Plan, TrainingOptions);
+        var trainer = new PersonalizationTrainer(Components, embedding, Plan, TrainingOptions, _logger, progress,
+            (p, o, token) => Generate(p, o, token));
+        ConceptEmbedding = embedding;
+        Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.ModelSource, Plan, TrainingOptions.Seed, trainer.LossHistory);
+        try
+        {
+            trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct);
+        }
+        catch
+        {
+            // A failed run leaves the pipeline without a usable concept; the checkpoints on disk stay.
+            Concept = null;
+            ConceptEmbedding = null;
+            throw;
+        }
+        return Concept;
+    }
+
+    internal Task<T> RunExclusive<T>(Func<T> work, CancellationToken ct)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_busy) throw new InvalidOperationException("The pipeline is already training or generating; wait for that call to finish.");
+            if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
+            _busy = true;
+        }
+        // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.
+        // The token is checked inside, not passed to StartNew: a task cancelled before it starts would never clear _busy.
+        return Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                ct.ThrowIfCancellationRequested();
+                return work();
+            }
+            finally
+            {
+                lock (_gate) _busy = false;
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    internal ILoggerFactory LoggerFactory => _loggerFactory;
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">A training or generation call is still running: cancel it and await it
+    /// first (disposing would free tensors that call is using).</exception>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            if (_busy) throw new InvalidOperationException("The pipeline is still training or generating; cancel that call and await it before disposing the pipeline.");
+            _disposed = true;
+        }
+        ConceptEmbedding?.Dispose();
+        Components.Dispose();
+    }
+}

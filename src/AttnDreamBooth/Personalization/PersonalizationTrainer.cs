@@ -1,0 +1,293 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Text;
+using AttnDreamBooth.Training;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Personalization;
+
+/// <summary>
+/// Runs the staged AttnDreamBooth training loop on the calling thread (the pipeline gives it a dedicated one:
+/// dispose scopes and grad mode are per thread). Handles checkpoints, resume, cancellation and divergence.
+/// </summary>
+internal sealed class PersonalizationTrainer
+{
+    private readonly StableDiffusionComponents _components;
+    private readonly ConceptEmbedding _concept;
+    private readonly StagePlan _plan;
+    private readonly TrainingOptions _options;
+    private readonly ILogger _logger;
+    private readonly IProgress<TrainingProgress>? _progress;
+    private readonly Func<string, GenerationOptions, CancellationToken, IReadOnlyList<GeneratedImage>>? _render;
+    private readonly List<double> _lossHistory = [];
+    private string? _lastCheckpoint;
+    private int _lastCheckpointGlobalStep = -1;
+
+    public PersonalizationTrainer(StableDiffusionComponents components, ConceptEmbedding concept, StagePlan plan, TrainingOptions options,
+        ILogger logger, IProgress<TrainingProgress>? progress,
+        Func<string, GenerationOptions, CancellationToken, IReadOnlyList<GeneratedImage>>? render)
+    {
+        _components = components;
+        _concept = concept;
+        _plan = plan;
+        _options = options;
+        _logger = logger;
+        _progress = progress;
+        _render = render;
+    }
+
+    /// <summary>The per-step losses so far (including those restored from a checkpoint).</summary>
+    public IReadOnlyList<double> LossHistory => _lossHistory;
+
+    /// <summary>Trains every enabled stage.</summary>
+    /// <param name="prompt">The training prompt, containing the identifier token.</param>
+    /// <param name="categoryTokenId">The category word's first sub-token id (its attention map is the reference for [V]'s).</param>
+    /// <param name="imageCount">Number of concept images.</param>
+    /// <param name="augment">Returns image i, augmented with the given random source, as [3, H, W] in [-1, 1].</param>
+    /// <param name="fingerprint">Identifies the run; a checkpoint of another run is refused.</param>
+    /// <param name="resumeFrom">A checkpoint folder (or a folder of checkpoints) to continue from, or null.</param>
+    /// <param name="ct">Checked between steps.</param>
+    public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
+        string? resumeFrom, CancellationToken ct)
+    {
+        var device = _components.Device;
+        if (_options.CheckpointDirectory is { } checkpointRoot) PrepareCheckpointFolder(checkpointRoot, fingerprint);
+        using var streams = new RandomStreams(_options.Seed);
+        using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
+        using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
+        PipelineLog.LatentsCached(_logger, latents.CachedCount);
+        ct.ThrowIfCancellationRequested();
+
+        var ids = _components.Tokenizer.EncodeToTensor([prompt], device);
+        var conceptPosition = TokenPositions.FindFirst(ids, _concept.TokenIds[0]);
+        var categoryPosition = TokenPositions.FindCategory(ids, conceptPosition, categoryTokenId);
+
+        var stages = _plan.EnabledStages;
+        int totalSteps = _plan.TotalSteps;
+        int resumeStageIndex = 0, resumeStep = 0, globalStep = 0;
+        Dictionary<string, Tensor>? resumeTensors = null;
+        if (resumeFrom is not null)
+        {
+            var (state, tensors) = TrainingCheckpoint.Read(resumeFrom);
+            if (state.RunFingerprint != fingerprint)
+                throw new InvalidOperationException($"Checkpoint '{resumeFrom}' belongs to a different run (concept, images, plan, base model or seed differ).");
+            RestoreParameters(tensors, state.HasUNet);
+            streams.LoadState(tensors);
+            _lossHistory.AddRange(state.LossHistory);
+            resumeStageIndex = stages.ToList().IndexOf((TrainingStage)state.Stage);
+            if (resumeStageIndex < 0) throw new InvalidOperationException($"Checkpoint '{resumeFrom}' is at stage {state.Stage}, which the plan does not run.");
+            resumeStep = state.StepInStage;
+            globalStep = state.GlobalStep;
+            resumeTensors = tensors;
+            _lastCheckpoint = resumeFrom;
+            _lastCheckpointGlobalStep = state.GlobalStep;
+            PipelineLog.Resuming(_logger, resumeFrom, state.Stage, state.StepInStage);
+        }
+
+        var clock = Stopwatch.StartNew();
+        int stepsAtStart = globalStep;
+        bool rendersDuringTraining = _render is not null && _options.ValidationInterval is not null && _options.ValidationPrompts.Count > 0;
+        using var memory = new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
+        using var objective = new PersonalizationObjective(_components, _concept, scheduler);
+        for (int si = resumeStageIndex; si < stages.Count; si++)
+        {
+            var stage = stages[si];
+            var settings = _plan[stage];
+            int firstStep = si == resumeStageIndex ? resumeStep : 0;
+            if (firstStep >= settings.Steps) continue;
+            memory.BeforeStage(stage);
+            var trainable = SelectTrainable(stage);
+            // Casting frozen layers may replace their parameter objects; select again so the optimizer holds the live ones.
+            if (memory.AfterSelection(stage)) trainable = SelectTrainable(stage);
+            PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
+                trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
+            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate,
+                _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
+            { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
+            if (si == resumeStageIndex && resumeTensors is not null && firstStep > 0)
+            {
+                var optimizerState = resumeTensors.Where(p => p.Key.StartsWith("optim.", StringComparison.Ordinal)).ToDictionary(p => p.Key["optim.".Length..], p => p.Value);
+                try
+                {
+                    optimizer.LoadState(optimizerState, firstStep);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' cannot be resumed: {e.Message}", e);
+                }
+            }
+
+            if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
+            else _components.UNet.eval();
+
+            // The embedding is fixed after stage 1, so the conditioning is computed once for stages 2 and 3.
+            Tensor? fixedHidden = null;
+            if (stage != TrainingStage.Embedding)
+            {
+                using var _ = no_grad();
+                fixedHidden = objective.EncodePrompt(ids).DetachFromDisposeScope();
+            }
+
+            try
+            {
+                for (int step = firstStep + 1; step <= settings.Steps; step++)
+                {
+                    // Cancellation lands between steps: the last completed step is checkpointed before stopping.
+                    if (ct.IsCancellationRequested) throw Cancelled(stage, step - 1, globalStep, fingerprint, optimizer, streams, ct);
+                    double mseSum = 0, attentionSum = 0;
+                    int accumulation = settings.GradientAccumulationSteps;
+                    for (int micro = 0; micro < accumulation; micro++)
+                    {
+                        using var scope = NewDisposeScope();
+                        int b = settings.BatchSize;
+                        var x0 = latents.Sample(b, streams, device);
+                        var noise = randn(x0.shape, dtype: float32, generator: streams.Noise).to(device);
+                        var timesteps = scheduler.SampleTimesteps(b, streams.Timesteps, CPU).to(device);
+                        var batch = new TrainingBatch(x0, noise, timesteps, ids.expand(b, -1), conceptPosition.expand(b), categoryPosition.expand(b));
+                        var hidden = fixedHidden?.expand(b, -1, -1);
+                        var loss = objective.Compute(batch, settings.RegularizationWeights, hidden);
+                        if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention))
+                            throw new TrainingDivergedException((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
+                        (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
+                        mseSum += loss.Mse;
+                        attentionSum += loss.Attention;
+                    }
+                    StageOptimizer.ClipGradients(trainable.Select(p => p.Parameter), settings);
+                    optimizer.Step();
+                    optimizer.ZeroGrad();
+                    globalStep++;
+
+                    double mse = mseSum / accumulation, attention = attentionSum / accumulation;
+                    _lossHistory.Add(mse + attention);
+                    PipelineLog.StepCompleted(_logger, (int)stage, step, settings.Steps, mse + attention, mse, attention);
+
+                    string? checkpoint = null;
+                    bool stageEnd = step == settings.Steps;
+                    if (_options.CheckpointDirectory is not null && (stageEnd || (_plan.CheckpointInterval is { } every && step % every == 0)))
+                    {
+                        checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
+                    }
+                    IReadOnlyList<GeneratedImage>? validation = null;
+                    if (_render is not null && _options.ValidationInterval is { } vi && _options.ValidationPrompts.Count > 0 && (globalStep % vi == 0))
+                    {
+                        validation = _options.ValidationPrompts.SelectMany(p => _render(p, _options.ValidationGeneration, ct)).ToArray();
+                    }
+                    var elapsed = clock.Elapsed;
+                    int done = globalStep - stepsAtStart;
+                    TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - globalStep)) : null;
+                    _progress?.Report(new TrainingProgress(stage, step, settings.Steps, globalStep, totalSteps,
+                        mse + attention, mse, attention, settings.LearningRate, elapsed, eta)
+                    { CheckpointPath = checkpoint, ValidationImages = validation });
+                }
+            }
+            finally
+            {
+                fixedHidden?.Dispose();
+                foreach (var (_, p) in trainable) p.requires_grad = false;
+            }
+        }
+        _components.UNet.eval();
+        PipelineLog.TrainingFinished(_logger, clock.Elapsed);
+    }
+
+    /// <summary>Before any work: restores or removes what a killed run left half-written, refuses another run's folder
+    /// (unless allowed), and checks writability and free space for two checkpoints.</summary>
+    private void PrepareCheckpointFolder(string root, string fingerprint)
+    {
+        OutputFolders.CleanStaleTemporaries(root);
+        if (!_options.OverwriteOtherRuns)
+        {
+            var others = CheckpointFolder.OtherRuns(root, fingerprint);
+            if (others.Count > 0)
+                throw new OutputFolderException(Path.GetFullPath(root), $"holds {others.Count} checkpoint(s) of another run (e.g. '{Path.GetFileName(others[0])}'); "
+                    + "choose another checkpoint folder, or allow it explicitly (TrainingOptions.OverwriteOtherRuns, CLI --force)");
+        }
+        bool unet = _plan.EnabledStages.Any(s => s != TrainingStage.Embedding);
+        // A checkpoint holds the U-Net and two AdamW moments per trained parameter (float32); one is written beside the kept ones.
+        long bytes = (_concept.Weight.NumberOfElements * 3 + (unet ? _components.UNet.parameters().Sum(p => p.NumberOfElements) * 3 : 0)) * 4 + (1 << 20);
+        OutputFolders.RequireWritable(root, 2 * bytes, "checkpoints");
+    }
+
+    private TrainingCancelledException Cancelled(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer,
+        RandomStreams streams, CancellationToken ct)
+    {
+        string? checkpoint = _lastCheckpoint;
+        if (_options.CheckpointDirectory is not null && _lastCheckpointGlobalStep != globalStep && step > 0)
+            checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
+        return new TrainingCancelledException((int)stage, step, globalStep, checkpoint, ct);
+    }
+
+    /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
+    internal List<(string Name, Parameter Parameter)> SelectTrainable(TrainingStage stage)
+    {
+        var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
+        bool embedding = stage == TrainingStage.Embedding;
+        _concept.Weight.requires_grad = embedding;
+        if (!embedding) _concept.Weight.grad = null;
+        return embedding
+            ? [("concept.embedding", _concept.Weight)]
+            : unet.Select(p => ("unet." + p.Name, p.Parameter)).ToList();
+    }
+
+    internal static string StageName(TrainingStage stage) => stage.DisplayName();
+
+    private string WriteCheckpoint(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer, RandomStreams streams)
+    {
+        bool hasUNet = stage != TrainingStage.Embedding || _plan.EnabledStages.TakeWhile(s => s != stage).Any(s => s != TrainingStage.Embedding);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["concept.embedding"] = _concept.Weight.detach().cpu() };
+        if (hasUNet)
+        {
+            foreach (var (name, p) in _components.UNet.named_parameters()) tensors["unet." + name] = p.detach().cpu();
+        }
+        foreach (var (name, t) in optimizer.StateTensors()) tensors["optim." + name] = t;
+        foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
+        var state = new TrainingCheckpointState
+        {
+            Stage = (int)stage,
+            StepInStage = step,
+            GlobalStep = globalStep,
+            Seed = _options.Seed,
+            RunFingerprint = fingerprint,
+            Token = _concept.Tokens[0],
+            HasUNet = hasUNet,
+            LossHistory = _lossHistory.ToArray(),
+        };
+        _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);
+        _lastCheckpointGlobalStep = globalStep;
+        PipelineLog.CheckpointWritten(_logger, _lastCheckpoint);
+        return _lastCheckpoint;
+    }
+
+    private void RestoreParameters(IReadOnlyDictionary<string, Tensor> tensors, bool hasUNet)
+    {
+        using var _ = no_grad();
+        if (!tensors.TryGetValue("concept.embedding", out var embedding) || !embedding.shape.SequenceEqual(_concept.Weight.shape))
+            throw new InvalidOperationException("The checkpoint's concept embedding is missing or has the wrong shape.");
+        _concept.Weight.copy_(embedding);
+        if (!hasUNet) return;
+        foreach (var (name, p) in _components.UNet.named_parameters())
+        {
+            if (!tensors.TryGetValue("unet." + name, out var value)) throw new InvalidOperationException($"The checkpoint lacks U-Net tensor '{name}'.");
+            p.copy_(value);
+        }
+    }
+
+    /// <summary>A fingerprint of everything that defines a run, so a checkpoint never resumes a different one.</summary>
+    internal static string Fingerprint(string baseModel, string token, string category, string prompt, IEnumerable<byte[]> imageHashes, StagePlan plan, TrainingOptions options)
+    {
+        using var sha = SHA256.Create();
+        var text = new StringBuilder();
+        text.Append(Path.GetFileName(Path.GetFullPath(baseModel).TrimEnd('/'))).Append('\n').Append(token).Append('\n').Append(category).Append('\n').Append(prompt).Append('\n');
+        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(JsonSerializer.Serialize(options.Data));
+        foreach (var h in imageHashes) text.Append('\n').Append(Convert.ToHexString(h));
+        return Convert.ToHexString(sha.ComputeHash(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+}

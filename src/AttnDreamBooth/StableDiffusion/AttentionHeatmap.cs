@@ -1,0 +1,47 @@
+using AttnDreamBooth.Imaging;
+using TorchSharp;
+
+namespace AttnDreamBooth.StableDiffusion;
+
+/// <summary>
+/// A token's cross-attention, averaged over heads, layers and denoising steps, on a square grid and normalised
+/// to [0, 1] — the kind of map the paper's figures show.
+/// </summary>
+public sealed class AttentionHeatmap
+{
+    /// <summary>Creates a heatmap from row-major values on a <paramref name="resolution"/>² grid.</summary>
+    public AttentionHeatmap(string token, int resolution, float[] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Length != resolution * resolution) throw new ArgumentException($"Expected {resolution * resolution} values, got {values.Length}.", nameof(values));
+        Token = token;
+        Resolution = resolution;
+        Values = values;
+    }
+
+    /// <summary>The token as requested.</summary>
+    public string Token { get; }
+
+    /// <summary>Grid side length.</summary>
+    public int Resolution { get; }
+
+    /// <summary>Row-major values in [0, 1].</summary>
+    public float[] Values { get; }
+
+    /// <summary>The map as a [R, R] float32 tensor (caller disposes).</summary>
+    public torch.Tensor ToTensor() => torch.tensor(Values).reshape(Resolution, Resolution);
+
+    /// <summary>The map upsampled to the image, coloured with a jet palette and blended over it.</summary>
+    public RgbImage RenderOverlay(RgbImage image, double opacity = 0.5)
+    {
+        using var map = ToTensor();
+        return HeatmapRenderer.Overlay(image, map, opacity);
+    }
+
+    /// <summary>The map alone, coloured, at <paramref name="size"/>² pixels.</summary>
+    public RgbImage Render(int size = 256)
+    {
+        using var map = ToTensor();
+        return HeatmapRenderer.Render(map, size, size);
+    }
+}

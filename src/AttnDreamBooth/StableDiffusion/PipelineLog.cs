@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+
+namespace AttnDreamBooth.StableDiffusion;
+
+/// <summary>Source-generated log messages of the pipelines.</summary>
+internal static partial class PipelineLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Loaded {Component} from '{Path}' ({Parameters:N0} parameters)")]
+    public static partial void ComponentLoaded(ILogger logger, string component, string path, long parameters);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Validated {Count} concept images for '{Token}' ({Category})")]
+    public static partial void ImagesValidated(ILogger logger, int count, string token, string category);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Encoded {Count} augmented variants to latents")]
+    public static partial void LatentsCached(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Stage {Stage} ({Name}): {Steps} steps, lr {LearningRate}, batch {BatchSize}, {TrainableTensors} trainable tensors ({TrainableElements:N0} values)")]
+    public static partial void StageStarted(ILogger logger, int stage, string name, int steps, double learningRate, int batchSize, int trainableTensors, long trainableElements);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "Stage {Stage} step {Step}/{Steps}: loss {Loss:G5} (mse {Mse:G5}, attention {Attention:G5})")]
+    public static partial void StepCompleted(ILogger logger, int stage, int step, int steps, double loss, double mse, double attention);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Checkpoint written to '{Path}'")]
+    public static partial void CheckpointWritten(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Resuming from '{Path}' at stage {Stage}, step {Step}")]
+    public static partial void Resuming(ILogger logger, string path, int stage, int step);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "Training finished in {Elapsed}")]
+    public static partial void TrainingFinished(ILogger logger, TimeSpan elapsed);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Information, Message = "Stage {Stage} skipped (0 steps)")]
+    public static partial void StageSkipped(ILogger logger, int stage);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Information, Message = "Generating {Count} image(s) for \"{Prompt}\" with {Sampler}, {Steps} steps, guidance {Guidance}")]
+    public static partial void Generating(ILogger logger, int count, string prompt, string sampler, int steps, double guidance);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Saved personalized model to '{Path}'")]
+    public static partial void ModelSaved(ILogger logger, string path);
+}

@@ -1,0 +1,158 @@
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Schedulers;
+using AttnDreamBooth.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.StableDiffusion;
+
+/// <summary>
+/// Classifier-free-guided text-to-image sampling with DDIM or DPM-Solver++, optionally recording the
+/// cross-attention heatmaps of chosen tokens.
+/// </summary>
+internal static class TextToImageGenerator
+{
+    /// <summary>Generates <see cref="GenerationOptions.BatchSize"/> images for one prompt (already expanded).</summary>
+    public static IReadOnlyList<GeneratedImage> Generate(StableDiffusionComponents c, ConceptEmbedding? concept, string prompt,
+        GenerationOptions options, IReadOnlyDictionary<string, long> heatmapTokenIds, CancellationToken ct,
+        IProgress<GenerationProgress>? progress = null)
+    {
+        options.Validate();
+        var device = c.Device;
+        int width = options.Width ?? c.DefaultResolution;
+        int height = options.Height ?? c.DefaultResolution;
+        // Explicit sizes are bounded by GenerationOptions.Validate; the model's own size comes from an untrusted sample_size.
+        if (width > 4096 || height > 4096)
+            throw new ArgumentOutOfRangeException(nameof(options), $"The model's default resolution is {width}×{height} pixels (U-Net sample_size × VAE factor), above the 4096-pixel limit of GenerationOptions.Width and Height; set them explicitly.");
+        int factor = c.Vae.DownsampleFactor;
+        int unetFactor = 1 << (c.UNet.Config.BlockOutChannels.Count - 1);
+        if (width % (factor * unetFactor) != 0 || height % (factor * unetFactor) != 0)
+            throw new ArgumentException($"Width and height must be multiples of {factor * unetFactor} for this model; got {width}x{height}.", nameof(options));
+        int batch = options.BatchSize;
+        bool guided = options.GuidanceScale > 1.0;
+
+        using var outer = NewDisposeScope();
+        using var _ = no_grad();
+        var condIds = c.Tokenizer.EncodeToTensor([prompt], device);
+        var cond = Encode(c, concept, condIds).expand(batch, -1, -1);
+        Tensor hidden = cond;
+        if (guided)
+        {
+            var uncond = Encode(c, concept, c.Tokenizer.EncodeToTensor([options.NegativePrompt], device)).expand(batch, -1, -1);
+            hidden = cat([uncond, cond], 0);
+        }
+
+        using IDiffusionSampler sampler = SamplerSelection.Create(options, c.SchedulerConfig);
+        sampler.SetTimesteps(options.Steps);
+        var modelTimesteps = sampler.ModelTimesteps;
+        int totalSteps = sampler.Timesteps.Count;
+
+        int latentH = height / factor, latentW = width / factor;
+        var noise = new List<Tensor>();
+        for (int i = 0; i < batch; i++)
+        {
+            using var g = new Generator((ulong)(options.Seed + i));
+            noise.Add(randn([1, c.UNet.Config.InChannels, latentH, latentW], dtype: float32, generator: g));
+        }
+        var latents = cat(noise, 0).to(device).mul(sampler.InitNoiseSigma);
+        var stepGenerator = new Generator((ulong)options.Seed);
+
+        // Heatmap recording: the positions of the requested tokens in the prompt, recorded on every cross-attention layer.
+        var tokens = heatmapTokenIds.Keys.ToArray();
+        var positions = tokens.Select(t => FindPosition(condIds, heatmapTokenIds[t], t)).ToArray();
+        using var store = new AttentionMapStore();
+        // Generation may run in the middle of training (validation renders) while the training recorder is
+        // installed: sample with the default kernels and put the caller's processors back afterwards.
+        var callerProcessors = c.UNet.AttentionProcessors;
+        c.UNet.ResetAttentionProcessors();
+        IDisposable? attachment = null;
+        Tensor? heatSum = null;
+        int heatCount = 0;
+        int res = options.HeatmapResolution;
+        if (tokens.Length > 0)
+        {
+            attachment = c.UNet.Attach(store, AttentionTokenSelection.Positions(positions));
+        }
+        try
+        {
+            int stepNumber = 0;
+            for (int i = 0; i < totalSteps; i++)
+            {
+                long t = sampler.Timesteps[i];
+                double modelT = modelTimesteps[i];
+                ct.ThrowIfCancellationRequested();
+                stepNumber++;
+                using var scope = NewDisposeScope();
+                store.Clear();
+                var input = guided ? cat([latents, latents], 0) : latents;
+                input = sampler.ScaleModelInput(input, t);
+                // Fractional timesteps (k-diffusion samplers) go to the model as float32, as diffusers passes them.
+                var timestep = modelT == t ? tensor(t, dtype: int64, device: device) : tensor((float)modelT, dtype: float32, device: device);
+                var prediction = c.UNet.call(input, timestep, hidden);
+                if (guided)
+                {
+                    var parts = prediction.chunk(2, 0);
+                    prediction = parts[0].add(parts[1].sub(parts[0]).mul(options.GuidanceScale));
+                }
+                var next = sampler is DdimScheduler ddim && options.Eta > 0
+                    ? ddim.Step(prediction, t, latents, options.Eta, generator: stepGenerator).PrevSample
+                    : sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
+                latents = next.MoveToOuterDisposeScope();
+                // One reduction per step: a NaN never recovers, and decoding it would return a black image as if all were well.
+                if (!latents.isfinite().all().item<bool>()) throw new NonFiniteLatentsException(stepNumber, t, prompt);
+                if (tokens.Length > 0 && store.Count > 0)
+                {
+                    // Only the conditional half of a guided batch shows where the prompt's tokens attend.
+                    var layers = store.Maps.Select(m => (guided ? m.Probabilities.narrow(0, batch, batch) : m.Probabilities, m.Height, m.Width)).ToArray();
+                    var averaged = AttentionHeatmaps.Aggregate(layers, res);
+                    heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged);
+                    heatCount++;
+                    store.Clear();
+                }
+                if (options.OnStep is { } onStep)
+                {
+                    using var preview = latents.detach().clone();
+                    onStep(new GenerationStep(i + 1, totalSteps, modelT, preview));
+                }
+                progress?.Report(new GenerationProgress(0, batch, batch, i + 1, totalSteps));
+            }
+        }
+        finally
+        {
+            attachment?.Dispose();
+            c.UNet.SetAttentionProcessor(callerProcessors);
+        }
+
+        var images = c.Vae.Decode(latents.div(c.Vae.ScalingFactor).to_type(c.Vae.parameters().First().dtype)).to_type(float32).cpu();
+        var results = new List<GeneratedImage>();
+        for (int i = 0; i < batch; i++)
+        {
+            var maps = new Dictionary<string, AttentionHeatmap>(StringComparer.Ordinal);
+            if (heatSum is not null)
+            {
+                var normalized = HeatmapRenderer.Normalize(heatSum[i].div(heatCount)).cpu().contiguous();
+                for (int k = 0; k < tokens.Length; k++)
+                {
+                    maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray());
+                }
+            }
+            results.Add(new GeneratedImage(prompt, options.Seed + i, RgbImageConversions.FromTensor(images[i]), maps));
+        }
+        stepGenerator.Dispose();
+        return results;
+    }
+
+    private static Tensor Encode(StableDiffusionComponents c, ConceptEmbedding? concept, Tensor ids) =>
+        concept is null
+            ? c.TextEncoder.Forward(ids).LastHiddenState
+            : concept.Encode(ids).LastHiddenState;
+
+    private static int FindPosition(Tensor ids, long tokenId, string token)
+    {
+        var row = ids[0].cpu().data<long>().ToArray();
+        int index = Array.IndexOf(row, tokenId);
+        if (index < 0) throw new ArgumentException($"The heatmap token '{token}' does not occur in the prompt.", nameof(token));
+        return index;
+    }
+}
