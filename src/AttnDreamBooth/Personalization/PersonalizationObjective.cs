@@ -10,7 +10,8 @@ namespace AttnDreamBooth.Personalization;
 /// <summary>
 /// The AttnDreamBooth training objective for one micro-batch: noise the latents, condition on the prompt with the
 /// concept embedding spliced in, predict with the U-Net while recording the cross-attention maps of [V] and the
-/// category token, and return MSE + the weighted attention-map regularization.
+/// category token, and return MSE + the weighted attention-map regularization, plus, with prior preservation, the
+/// weighted diffusion loss of a batch of class images.
 /// </summary>
 /// <remarks>Self-attention stays on the fused kernel; only the cross-attention layers record, and only the two
 /// token columns the loss needs.</remarks>
@@ -47,10 +48,15 @@ internal sealed class PersonalizationObjective : IDisposable
     /// <param name="weights">The stage's regularization weights; (0, 0) skips recording entirely.</param>
     /// <param name="encoderHiddenStates">Precomputed conditioning for stages where the embedding is fixed; null
     /// computes it from the prompt (stage 1, where the gradient must reach the embedding).</param>
-    public TrainingLoss Compute(TrainingBatch batch, AttentionRegularizationWeights weights, Tensor? encoderHiddenStates = null)
+    /// <param name="prior">The class batch of the prior-preservation loss, or null; its weighted diffusion loss joins the
+    /// total (one graph, as diffusers' concatenated batch).</param>
+    public TrainingLoss Compute(TrainingBatch batch, AttentionRegularizationWeights weights, Tensor? encoderHiddenStates = null,
+        PriorPreservationBatch? prior = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(weights);
+        if (prior is not null && (!double.IsFinite(prior.Weight) || prior.Weight < 0))
+            throw new ArgumentOutOfRangeException(nameof(prior), prior.Weight, "The prior-preservation weight must be a finite number ≥ 0.");
         using var scope = NewDisposeScope();
         var noisy = _scheduler.AddNoise(batch.Latents, batch.Noise, batch.Timesteps);
         var target = _scheduler.GetTrainingTarget(batch.Latents, batch.Noise, batch.Timesteps);
@@ -88,9 +94,35 @@ internal sealed class PersonalizationObjective : IDisposable
         _store.Clear();
         var attentionTerm = attention.to_type(float32);
         var loss = mse.add(attentionTerm);
+        double priorMse = 0;
+        if (prior is { Weight: > 0 })
+        {
+            var classMse = ComputeClassLoss(prior);
+            priorMse = classMse.item<float>();
+            loss = loss.add(classMse.mul(prior.Weight));
+        }
         var result = new TrainingLoss(loss.MoveToOuterDisposeScope(), attentionTerm.MoveToOuterDisposeScope(), mse.item<float>(), attentionTerm.item<float>(),
-            prediction.detach().MoveToOuterDisposeScope(), hidden.detach().MoveToOuterDisposeScope());
+            prediction.detach().MoveToOuterDisposeScope(), hidden.detach().MoveToOuterDisposeScope())
+        { PriorMse = priorMse };
         return result;
+    }
+
+    private Tensor ComputeClassLoss(PriorPreservationBatch prior)
+    {
+        var noisy = _scheduler.AddNoise(prior.Latents, prior.Noise, prior.Timesteps);
+        var target = _scheduler.GetTrainingTarget(prior.Latents, prior.Noise, prior.Timesteps);
+        // The class prompt has no [V]: nothing to record, and the fused kernel stays in use.
+        _store.IsRecording = false;
+        try
+        {
+            var prediction = _components.UNet.call(noisy, prior.Timesteps, prior.EncoderHiddenStates);
+            return nn.functional.mse_loss(prediction.to_type(float32), target.to_type(float32));
+        }
+        finally
+        {
+            _store.IsRecording = true;
+            _store.Clear();
+        }
     }
 
     /// <inheritdoc />

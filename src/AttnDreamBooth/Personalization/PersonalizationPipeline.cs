@@ -82,10 +82,38 @@ public sealed class PersonalizationPipeline : IDisposable
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">The pipeline already holds a concept or is busy.</exception>
     /// <exception cref="IO.TensorAllocationException">A step needed more memory than libtorch could allocate.</exception>
-    public Task<PersonalizedModel> TrainAsync(Concept concept, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, string? resumeFrom = null)
+    /// <remarks>When a stage of the plan uses prior preservation, the class images are prepared first (see
+    /// <see cref="PrepareClassImagesAsync"/>), reporting to <paramref name="classImageProgress"/>.</remarks>
+    public Task<PersonalizedModel> TrainAsync(Concept concept, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, string? resumeFrom = null,
+        IProgress<ClassImageProgress>? classImageProgress = null)
     {
         ArgumentNullException.ThrowIfNull(concept);
-        return RunExclusive(() => IO.TensorAllocation.Guard("training", TrainingAdvice, () => Train(concept, progress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
+        return RunExclusive(() => IO.TensorAllocation.Guard("training", TrainingAdvice,
+            () => Train(concept, progress, classImageProgress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
+    }
+
+    /// <summary>
+    /// Generates the plan's prior-preservation class images of <paramref name="category"/> with the base model, or reuses
+    /// them from <see cref="Personalization.TrainingOptions.ClassImageDirectory"/> when a previous run left a complete set with
+    /// the same settings (an interrupted set is continued). <see cref="TrainAsync"/> does this itself; call it first to
+    /// prepare or inspect the images separately.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The plan has no <see cref="StagePlan.PriorPreservation"/>, the pipeline
+    /// already holds a concept (class images come from the base model), or it is busy.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the images written so far stay and are reused.</exception>
+    public Task<ClassImageSet> PrepareClassImagesAsync(string category, IProgress<ClassImageProgress>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(category);
+        return RunExclusive(() => IO.TensorAllocation.Guard("generating class images", GenerationAdvice, () => PrepareClassImages(category, progress, ct)), ct);
+    }
+
+    private ClassImageSet PrepareClassImages(string category, IProgress<ClassImageProgress>? progress, CancellationToken ct)
+    {
+        var options = Plan.PriorPreservation ?? throw new InvalidOperationException("The stage plan has no prior-preservation settings (StagePlan.PriorPreservation).");
+        if (Concept is not null) throw new InvalidOperationException("Class images come from the base model, but this pipeline already holds a concept.");
+        int resolution = TrainingOptions.Data.Images.Resolution > 0 ? TrainingOptions.Data.Images.Resolution : Components.DefaultResolution;
+        return ClassImageCache.Prepare(options, category, Path.GetFullPath(Components.ModelSource), resolution, TrainingOptions.ClassImageDirectory,
+            (p, o, token) => Generate(p, o, token), progress, _logger, ct);
     }
 
     /// <summary>
@@ -147,12 +175,18 @@ public sealed class PersonalizationPipeline : IDisposable
         return ids[0];
     }
 
-    private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken ct)
+    private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, IProgress<ClassImageProgress>? classImageProgress,
+        string? resumeFrom, CancellationToken ct)
     {
+        if (Plan.IdentifierToken is { } planToken) concept = concept.WithToken(planToken);
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
         if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
         // The same rule that saving records and loading checks (special tokens are refused here, before any work).
         var binding = ConceptTokenIdentity.Resolve(Components.Tokenizer, concept.Token);
+        bool ownRow = Plan.EmbeddingInitialization == EmbeddingInitialization.IdentifierToken;
+        if (ownRow && binding.Kind != ConceptTokenKind.Existing)
+            throw new ArgumentException($"The plan keeps the identifier token's own embedding (EmbeddingInitialization.IdentifierToken), but '{concept.Token}' "
+                + "is not a single token of the vocabulary; use an existing rare token such as \"sks\".", nameof(concept));
         var imageOptions = TrainingOptions.Data.Images;
         if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
         // Every image is decoded and validated before anything is trained.
@@ -160,23 +194,28 @@ public sealed class PersonalizationPipeline : IDisposable
         var imageHashes = concept.Images.Select(s => System.Security.Cryptography.SHA256.HashData(s.ReadAllBytes(imageOptions.MaxFileBytes))).ToArray();
         PipelineLog.ImagesValidated(_logger, images.Count, concept.Token, concept.Category);
         ct.ThrowIfCancellationRequested();
+        // Before anything changes: class images come from the base model, and a cancelled generation leaves the pipeline usable.
+        var classImages = Plan.UsesPriorPreservation ? PrepareClassImages(concept.Category, classImageProgress, ct) : null;
 
         _trainingStarted = true;
         var conceptToken = binding.Kind == ConceptTokenKind.Existing
-            ? ConceptToken.Existing(concept.Token, concept.Category)
+            ? ConceptToken.Existing(concept.Token, ownRow ? null : concept.Category)
             : ConceptToken.New(concept.Token, concept.Category);
         var embedding = ConceptEmbedding.Create(Components.Tokenizer, Components.TextEncoder, conceptToken);
         string prompt = concept.TrainingPrompt;
         var categoryIds = Components.Tokenizer.EncodeWithoutSpecialTokens(concept.Category);
         if (categoryIds.Count == 0) throw new ArgumentException($"The category '{concept.Category}' tokenizes to nothing.", nameof(concept));
-        string fingerprint = PersonalizationTrainer.Fingerprint(Components.ModelSource, concept.Token, concept.Category, prompt, imageHashes, Plan, TrainingOptions);
+        string fingerprint = PersonalizationTrainer.Fingerprint(Components.ModelSource, concept.Token, concept.Category, prompt,
+            classImages is null ? imageHashes : imageHashes.Concat(classImages.Hashes), Plan, TrainingOptions);
+        var prior = classImages is null ? null : new PriorPreservationData(classImages.Prompt, classImages.Count,
+            i => ConceptImageTransform.ToTensor(ConceptImageTransform.Augment(classImages.Images[i], imageOptions.Resolution, ImageAugmentationOptions.None, null)));
         var trainer = new PersonalizationTrainer(Components, embedding, Plan, TrainingOptions, _logger, progress,
             (p, o, token) => Generate(p, o, token));
         ConceptEmbedding = embedding;
         Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.ModelSource, Plan, TrainingOptions.Seed, trainer.LossHistory);
         try
         {
-            trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct);
+            trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct, prior);
         }
         catch
         {

@@ -59,6 +59,18 @@ public sealed class PersonalizationPipelineBuilder
         return this;
     }
 
+    /// <summary>The preset plan of <paramref name="method"/> (<see cref="StagePlan.For(PersonalizationMethod)"/>).</summary>
+    public PersonalizationPipelineBuilder WithMethod(PersonalizationMethod method) => WithStages(StagePlan.For(method));
+
+    /// <summary>Caches the prior-preservation class images in <paramref name="directory"/>, reused by later runs with
+    /// the same settings (<see cref="TrainingOptions.ClassImageDirectory"/>).</summary>
+    public PersonalizationPipelineBuilder WithClassImages(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        _training = _training with { ClassImageDirectory = directory };
+        return this;
+    }
+
     /// <summary>The seed of every random stream of training.</summary>
     public PersonalizationPipelineBuilder WithSeed(long seed)
     {

@@ -28,6 +28,7 @@ internal sealed class PersonalizationTrainer
     private readonly IProgress<TrainingProgress>? _progress;
     private readonly Func<string, GenerationOptions, CancellationToken, IReadOnlyList<GeneratedImage>>? _render;
     private readonly List<double> _lossHistory = [];
+    private RandomStreams? _priorStreams;
     private string? _lastCheckpoint;
     private int _lastCheckpointGlobalStep = -1;
 
@@ -55,15 +56,21 @@ internal sealed class PersonalizationTrainer
     /// <param name="fingerprint">Identifies the run; a checkpoint of another run is refused.</param>
     /// <param name="resumeFrom">A checkpoint folder (or a folder of checkpoints) to continue from, or null.</param>
     /// <param name="ct">Checked between steps.</param>
+    /// <param name="prior">The class images of the prior-preservation loss; required when a stage of the plan uses it.</param>
     public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
-        string? resumeFrom, CancellationToken ct)
+        string? resumeFrom, CancellationToken ct, PriorPreservationData? prior = null)
     {
+        if (_plan.UsesPriorPreservation && prior is null) throw new ArgumentNullException(nameof(prior), "The plan uses prior preservation but no class images were given.");
         var device = _components.Device;
         if (_options.CheckpointDirectory is { } checkpointRoot) PrepareCheckpointFolder(checkpointRoot, fingerprint);
         using var streams = new RandomStreams(_options.Seed);
         using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
         using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
         PipelineLog.LatentsCached(_logger, latents.CachedCount);
+        // The class batches draw from streams of their own, so prior preservation leaves the instance batches unchanged.
+        using var priorStreams = _plan.UsesPriorPreservation ? new RandomStreams(PriorSeed(_options.Seed)) : null;
+        _priorStreams = priorStreams;
+        using var classLatents = priorStreams is null ? null : new LatentSource(_components.Vae, prior!.Count, (i, _) => prior.Sample(i), 1, fresh: false, priorStreams);
         ct.ThrowIfCancellationRequested();
 
         var ids = _components.Tokenizer.EncodeToTensor([prompt], device);
@@ -81,6 +88,8 @@ internal sealed class PersonalizationTrainer
                 throw new InvalidOperationException($"Checkpoint '{resumeFrom}' belongs to a different run (concept, images, plan, base model or seed differ).");
             RestoreParameters(tensors, state.HasUNet);
             streams.LoadState(tensors);
+            priorStreams?.LoadState(tensors.Where(p => p.Key.StartsWith(PriorStatePrefix, StringComparison.Ordinal))
+                .ToDictionary(p => p.Key[PriorStatePrefix.Length..], p => p.Value));
             _lossHistory.AddRange(state.LossHistory);
             resumeStageIndex = stages.ToList().IndexOf((TrainingStage)state.Stage);
             if (resumeStageIndex < 0) throw new InvalidOperationException($"Checkpoint '{resumeFrom}' is at stage {state.Stage}, which the plan does not run.");
@@ -97,6 +106,7 @@ internal sealed class PersonalizationTrainer
         bool rendersDuringTraining = _render is not null && _options.ValidationInterval is not null && _options.ValidationPrompts.Count > 0;
         using var memory = new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
         using var objective = new PersonalizationObjective(_components, _concept, scheduler);
+        using var classHidden = EncodeClassPrompt(objective, prior, device);
         for (int si = resumeStageIndex; si < stages.Count; si++)
         {
             var stage = stages[si];
@@ -142,7 +152,7 @@ internal sealed class PersonalizationTrainer
                 {
                     // Cancellation lands between steps: the last completed step is checkpointed before stopping.
                     if (ct.IsCancellationRequested) throw Cancelled(stage, step - 1, globalStep, fingerprint, optimizer, streams, ct);
-                    double mseSum = 0, attentionSum = 0;
+                    double mseSum = 0, attentionSum = 0, priorSum = 0;
                     int accumulation = settings.GradientAccumulationSteps;
                     for (int micro = 0; micro < accumulation; micro++)
                     {
@@ -153,21 +163,31 @@ internal sealed class PersonalizationTrainer
                         var timesteps = scheduler.SampleTimesteps(b, streams.Timesteps, CPU).to(device);
                         var batch = new TrainingBatch(x0, noise, timesteps, ids.expand(b, -1), conceptPosition.expand(b), categoryPosition.expand(b));
                         var hidden = fixedHidden?.expand(b, -1, -1);
-                        var loss = objective.Compute(batch, settings.RegularizationWeights, hidden);
-                        if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention))
+                        PriorPreservationBatch? classBatch = null;
+                        if (classLatents is not null && settings.PriorLossWeight > 0)
+                        {
+                            var classX0 = classLatents.Sample(b, priorStreams!, device);
+                            var classNoise = randn(classX0.shape, dtype: float32, generator: priorStreams!.Noise).to(device);
+                            var classTimesteps = scheduler.SampleTimesteps(b, priorStreams.Timesteps, CPU).to(device);
+                            classBatch = new PriorPreservationBatch(classX0, classNoise, classTimesteps, classHidden!.expand(b, -1, -1), settings.PriorLossWeight);
+                        }
+                        var loss = objective.Compute(batch, settings.RegularizationWeights, hidden, classBatch);
+                        if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention) || !double.IsFinite(loss.PriorMse))
                             throw new TrainingDivergedException((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
                         (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
                         mseSum += loss.Mse;
                         attentionSum += loss.Attention;
+                        priorSum += loss.PriorMse;
                     }
                     StageOptimizer.ClipGradients(trainable.Select(p => p.Parameter), settings);
                     optimizer.Step();
                     optimizer.ZeroGrad();
                     globalStep++;
 
-                    double mse = mseSum / accumulation, attention = attentionSum / accumulation;
-                    _lossHistory.Add(mse + attention);
-                    PipelineLog.StepCompleted(_logger, (int)stage, step, settings.Steps, mse + attention, mse, attention);
+                    double mse = mseSum / accumulation, attention = attentionSum / accumulation, priorLoss = priorSum / accumulation;
+                    double total = mse + attention + settings.PriorLossWeight * priorLoss;
+                    _lossHistory.Add(total);
+                    PipelineLog.StepCompleted(_logger, (int)stage, step, settings.Steps, total, mse, attention);
 
                     string? checkpoint = null;
                     bool stageEnd = step == settings.Steps;
@@ -184,8 +204,8 @@ internal sealed class PersonalizationTrainer
                     int done = globalStep - stepsAtStart;
                     TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - globalStep)) : null;
                     _progress?.Report(new TrainingProgress(stage, step, settings.Steps, globalStep, totalSteps,
-                        mse + attention, mse, attention, settings.LearningRate, elapsed, eta)
-                    { CheckpointPath = checkpoint, ValidationImages = validation });
+                        total, mse, attention, settings.LearningRate, elapsed, eta)
+                    { CheckpointPath = checkpoint, ValidationImages = validation, PriorLoss = priorLoss });
                 }
             }
             finally
@@ -239,6 +259,20 @@ internal sealed class PersonalizationTrainer
 
     internal static string StageName(TrainingStage stage) => stage.DisplayName();
 
+    private const string PriorStatePrefix = "prior.";
+
+    private static long PriorSeed(long seed) => unchecked(seed * 0x2545F4914F6CDD1DL + 0x5851F42D4C957F2DL);
+
+    /// <summary>The class prompt's conditioning, computed once: the text encoder is frozen and the prompt has no [V].</summary>
+    private Tensor? EncodeClassPrompt(PersonalizationObjective objective, PriorPreservationData? prior, Device device)
+    {
+        if (!_plan.UsesPriorPreservation || prior is null) return null;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = _components.Tokenizer.EncodeToTensor([prior.Prompt], device);
+        return objective.EncodePrompt(ids).detach().DetachFromDisposeScope();
+    }
+
     private string WriteCheckpoint(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer, RandomStreams streams)
     {
         bool hasUNet = stage != TrainingStage.Embedding || _plan.EnabledStages.TakeWhile(s => s != stage).Any(s => s != TrainingStage.Embedding);
@@ -249,6 +283,10 @@ internal sealed class PersonalizationTrainer
         }
         foreach (var (name, t) in optimizer.StateTensors()) tensors["optim." + name] = t;
         foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
+        if (_priorStreams is not null)
+        {
+            foreach (var (name, t) in _priorStreams.SaveState()) tensors[PriorStatePrefix + name] = t;
+        }
         var state = new TrainingCheckpointState
         {
             Stage = (int)stage,

@@ -36,6 +36,13 @@ public sealed record StageOptions
     /// null (the default, and the official behaviour) disables clipping.</summary>
     public double? MaxGradNorm { get; init; }
 
+    /// <summary>Weight of the prior-preservation loss in this stage (diffusers' <c>prior_loss_weight</c>; DreamBooth uses
+    /// 1.0): each step adds this × the diffusion loss on a batch of generated class images. Finite and ≥ 0; default 0
+    /// (off). Above 0 the plan needs <see cref="StagePlan.PriorPreservation"/>; not allowed in stage 1, where only the
+    /// [V] row trains and the class prompt does not contain it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double PriorLossWeight { get; init; }
+
     /// <summary>Samples that contribute to one optimizer step.</summary>
     [JsonIgnore]
     public int EffectiveBatchSize => BatchSize * GradientAccumulationSteps;

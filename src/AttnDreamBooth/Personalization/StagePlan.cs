@@ -15,7 +15,7 @@ namespace AttnDreamBooth.Personalization;
 ///     .Skip(TrainingStage.Embedding);
 /// </code>
 /// </summary>
-public sealed record StagePlan
+public sealed partial record StagePlan
 {
     // Declared first: static initializers run in text order and the presets below are built from it indirectly.
     private static readonly TrainingStage[] AllStages = [TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet];
@@ -49,6 +49,24 @@ public sealed record StagePlan
     /// end of every stage); null writes them only at stage ends. Default 50. Only used when training is given a
     /// checkpoint folder.</summary>
     public int? CheckpointInterval { get; init; } = 50;
+
+    /// <summary>The identifier token training uses instead of <see cref="Concept.Token"/>; null (default) keeps the
+    /// concept's. DreamBooth sets an existing rare token ("sks").</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string? IdentifierToken { get; init; }
+
+    /// <summary>Where the [V] row starts: the category word's embedding (default) or, for an existing token, its own.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public EmbeddingInitialization EmbeddingInitialization { get; init; }
+
+    /// <summary>Class-image settings of the prior-preservation loss, used by stages whose
+    /// <see cref="StageOptions.PriorLossWeight"/> is above 0; null (default) when no stage uses it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public PriorPreservationOptions? PriorPreservation { get; init; }
+
+    /// <summary>Whether an enabled stage adds the prior-preservation loss (so class images are needed).</summary>
+    [JsonIgnore]
+    public bool UsesPriorPreservation => EnabledStages.Any(s => this[s].PriorLossWeight > 0);
 
     /// <summary>The options of <paramref name="stage"/>.</summary>
     [JsonIgnore]
@@ -146,6 +164,7 @@ public sealed record StagePlan
         if (CheckpointInterval is < 1)
             throw new InvalidStagePlanException(null, nameof(CheckpointInterval), $"Must be null (checkpoints at stage ends only) or ≥ 1; got {CheckpointInterval}.");
         foreach (var stage in EnabledStages) ValidateStage(stage, this[stage]);
+        ValidateMethodSettings();
     }
 
     private static void ValidateStage(TrainingStage stage, StageOptions s)
@@ -169,6 +188,7 @@ public sealed record StagePlan
         NonNegativeFinite(stage, "Optimizer.WeightDecay", o.WeightDecay);
         PositiveFinite(stage, "Optimizer.Epsilon", o.Epsilon);
         if (s.MaxGradNorm is double norm) PositiveFinite(stage, nameof(s.MaxGradNorm), norm, " (or null for no clipping)");
+        NonNegativeFinite(stage, nameof(s.PriorLossWeight), s.PriorLossWeight);
     }
 
     private static void PositiveFinite(TrainingStage stage, string setting, double value, string extra = "")

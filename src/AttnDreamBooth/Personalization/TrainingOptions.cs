@@ -20,6 +20,12 @@ public sealed record TrainingOptions
     /// ever deletes this run's checkpoints either way.</summary>
     public bool OverwriteOtherRuns { get; init; }
 
+    /// <summary>Folder that caches the prior-preservation class images (PNG files and a <c>class_images.json</c> that
+    /// records the prompt, base model, count, seed and generation settings); a later run with the same settings reuses
+    /// them instead of generating again. Null (default) generates them in memory for every run. Only used when the plan
+    /// has a stage with <see cref="StageOptions.PriorLossWeight"/> above 0.</summary>
+    public string? ClassImageDirectory { get; init; }
+
     /// <summary>How many checkpoints to keep (newest first).</summary>
     public int KeepCheckpoints { get; init; } = 2;
 
@@ -65,6 +71,8 @@ public sealed record TrainingOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values.</summary>
     public void Validate()
     {
+        if (ClassImageDirectory is not null && string.IsNullOrWhiteSpace(ClassImageDirectory))
+            throw new ArgumentException("ClassImageDirectory must be null or a folder path.", nameof(ClassImageDirectory));
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be ≥ 1");
         ArgumentNullException.ThrowIfNull(Data);
         if (ValidationInterval is < 1) throw new ArgumentOutOfRangeException(nameof(ValidationInterval), ValidationInterval, "must be null or ≥ 1");

@@ -10,7 +10,8 @@ namespace AttnDreamBooth.Personalization;
 /// <param name="StageSteps">Optimizer steps of this stage.</param>
 /// <param name="GlobalStep">Optimizer steps completed over all enabled stages.</param>
 /// <param name="TotalSteps">Optimizer steps of all enabled stages.</param>
-/// <param name="Loss">The step's total loss (MSE + attention regularization), averaged over accumulation passes.</param>
+/// <param name="Loss">The step's total loss (MSE + attention regularization + prior weight × <see cref="PriorLoss"/>),
+/// averaged over accumulation passes.</param>
 /// <param name="MseLoss">The step's diffusion (MSE) part.</param>
 /// <param name="AttentionLoss">The step's attention-regularization part.</param>
 /// <param name="LearningRate">The learning rate used for the step.</param>
@@ -34,6 +35,10 @@ public sealed record TrainingProgress(
 
     /// <summary>Validation images rendered at this step, when validation prompts were configured.</summary>
     public IReadOnlyList<GeneratedImage>? ValidationImages { get; init; }
+
+    /// <summary>The step's prior-preservation part before weighting: the diffusion loss on the class images (0 when the
+    /// stage has no prior-preservation weight).</summary>
+    public double PriorLoss { get; init; }
 
     /// <summary>The checkpoint written at this step, if one was.</summary>
     public string? CheckpointPath { get; init; }
