@@ -15,6 +15,9 @@ internal static class ConceptSources
             if (lora is not null) throw new ArgumentException($"--lora applies to imported concepts; '{full}' was written by train and holds its own fine-tuned U-Net.");
             return PersonalizedModel.LoadAsync(full, pipeline, ct);
         }
+        string runConcept = Path.Combine(full, "concept");
+        if (File.Exists(Path.Combine(runConcept, PersonalizedModel.MetadataFile)))
+            throw new ArgumentException($"'{full}' is a training run's folder; pass its concept folder '{runConcept}'.");
         ConceptImport import;
         if (Directory.Exists(full)) import = ConceptImport.FromFolder(full);
         else if (File.Exists(full)) import = new ConceptImport(full);

@@ -37,7 +37,7 @@ internal static class ExportCommand
         dtype.AcceptOnlyFromAmong("fp32", "fp16", "bf16");
         var rank = new Option<string>("--rank")
         {
-            Description = $"LoRA rank: a positive number, or full (reproduces the fine-tuned layers exactly). Default {ConceptExportOptions.DefaultLoraRank}.",
+            Description = "LoRA rank: a positive number, or full (the wrapped layers' fine-tuning exactly; see README.txt for what a LoRA cannot hold).",
             DefaultValueFactory = _ => ConceptExportOptions.DefaultLoraRank.ToString(CultureInfo.InvariantCulture),
         };
         rank.Validators.Add(result =>
