@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
 
-/// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, and with no arguments the demo.</summary>
+/// <summary>The command line: <c>train</c>, <c>generate</c>, <c>evaluate</c>, <c>export</c>, <c>shapes</c>, and with no arguments the demo.</summary>
 internal static class CliApp
 {
     /// <summary>Shows stack traces of errors (otherwise one line each).</summary>
@@ -22,6 +22,7 @@ internal static class CliApp
         root.Subcommands.Add(TrainCommand(console));
         root.Subcommands.Add(GenerateCommand(console));
         root.Subcommands.Add(EvaluateCommand.Create(console));
+        root.Subcommands.Add(ExportCommand.Create(console));
         var shapes = ShapesCommand.Create(console);
         shapes.Subcommands.Add(ShapesPretrainCommand.Create(console));
         shapes.Subcommands.Add(ShapesQualityCommand.Create(console));
@@ -111,7 +112,14 @@ internal static class CliApp
     private static Command GenerateCommand(IAnsiConsole console)
     {
         var model = new Option<string>("--model") { Description = "The base model the concept was trained on.", Required = true };
-        var concept = new Option<string?>("--concept") { Description = "A concept folder written by train (without it: the base model alone)." };
+        var concept = new Option<string?>("--concept")
+        {
+            Description = "A concept folder written by train, or one made elsewhere: a folder with learned_embeds.safetensors (+ unet/) or an embedding file " +
+                          "(token from the file). Without it: the base model alone.",
+        };
+        var lora = new Option<string?>("--lora") { Description = "A LoRA file (kohya or diffusers) merged into an imported concept's U-Net." };
+        var loraScale = new Option<double>("--lora-scale") { Description = "Strength of --lora.", DefaultValueFactory = _ => 1.0 };
+        var conceptCategory = new Option<string?>("--category") { Description = "Category word of an imported concept, so {} expands to \"token category\"." };
         var prompt = new Option<string>("--prompt") { Description = "The prompt; {} stands for \"[V] category\".", Required = true };
         var output = new Option<string>("--out") { Description = "Folder for the PNG images.", Required = true };
         var heatmap = new Option<bool>("--heatmap") { Description = "Also write the [V] token's cross-attention heatmap overlays." };
@@ -128,7 +136,10 @@ internal static class CliApp
         var height = new Option<int?>("--height") { Description = "Image height in pixels (default: the model's resolution)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the first image (image i uses seed + i).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("generate", "Render a prompt with the base model or a trained concept.") { model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height };
+        var command = new Command("generate", "Render a prompt with the base model or a trained concept.")
+        {
+            model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height, lora, loraScale, conceptCategory,
+        };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
             // "dpm" was the name of DPM-Solver++ before the other samplers. The options are checked before the model is loaded.
@@ -145,9 +156,12 @@ internal static class CliApp
                 Seed = parse.GetValue(seed),
             };
             options.Validate();
+            if (parse.GetValue(lora) is not null && parse.GetValue(concept) is null)
+                throw new ArgumentException("--lora is merged into an imported concept; give the concept's embedding with --concept.");
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
             string? token = null;
-            if (parse.GetValue(concept) is { } conceptFolder) token = (await PersonalizedModel.LoadAsync(conceptFolder, pipeline, ct)).Token;
+            if (parse.GetValue(concept) is { } conceptPath)
+                token = (await ConceptSources.LoadAsync(conceptPath, pipeline, parse.GetValue(conceptCategory), parse.GetValue(lora), parse.GetValue(loraScale), ct)).Token;
             options = options with { HeatmapTokens = parse.GetValue(heatmap) && token is not null ? [token] : [] };
             var results = await GenerationDisplay.RunAsync(console, $"generating {options.BatchSize} image(s) with {samplerName}",
                 progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));

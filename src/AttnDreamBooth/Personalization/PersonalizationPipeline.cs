@@ -135,14 +135,19 @@ public sealed class PersonalizationPipeline : IDisposable
         return RunExclusive(() => Generate(prompt, options, ct, progress), ct);
     }
 
-    /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention).</summary>
+    /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention; just "[V]" for an imported
+    /// concept without a category), and a multi-vector embedding's name to all its tokens (<c>name name_1 …</c>, as
+    /// diffusers does).</summary>
     /// <exception cref="InvalidOperationException">The prompt uses <c>{}</c> but no concept is loaded.</exception>
     public string ExpandPrompt(string prompt)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        if (!prompt.Contains("{}", StringComparison.Ordinal)) return prompt;
-        if (Concept is null) throw new InvalidOperationException("The prompt uses '{}' but the pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync.");
-        return prompt.Replace("{}", $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
+        if (prompt.Contains("{}", StringComparison.Ordinal))
+        {
+            if (Concept is null) throw new InvalidOperationException("The prompt uses '{}' but the pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync.");
+            prompt = prompt.Replace("{}", Concept.Category.Length == 0 ? Concept.Token : $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
+        }
+        return ConceptEmbedding?.ExpandPrompt(prompt) ?? prompt;
     }
 
     internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct,

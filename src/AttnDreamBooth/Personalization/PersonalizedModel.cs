@@ -12,8 +12,11 @@ namespace AttnDreamBooth.Personalization;
 /// A trained concept: the learned token embedding plus the fine-tuned U-Net of the pipeline it lives in.
 /// <see cref="SaveAsync(string, CancellationToken)"/> writes <c>learned_embeds.safetensors</c> (diffusers textual-inversion format), the U-Net
 /// as a diffusers <c>unet/</c> folder and <c>attndreambooth.json</c>; <see cref="LoadAsync(string, PersonalizationPipeline, CancellationToken)"/> puts it back onto a base pipeline.
+/// <see cref="ExportAsync"/> writes it for other tools (a diffusers pipeline folder, an A1111/ComfyUI single file,
+/// embedding or LoRA); <see cref="ImportAsync(ConceptImport, PersonalizationPipeline, CancellationToken)"/> brings in a
+/// concept made elsewhere.
 /// </summary>
-public sealed class PersonalizedModel
+public sealed partial class PersonalizedModel
 {
     /// <summary>File name of the metadata.</summary>
     public const string MetadataFile = "attndreambooth.json";
@@ -54,6 +57,11 @@ public sealed class PersonalizedModel
 
     /// <summary>Loss per training step.</summary>
     public IReadOnlyList<double> LossHistory { get; }
+
+    /// <summary>For a concept made elsewhere and brought in with <see cref="ImportAsync(ConceptImport, PersonalizationPipeline, CancellationToken)"/>:
+    /// the embedding file it came from (then <see cref="Plan"/>, <see cref="Seed"/> and <see cref="LossHistory"/> say
+    /// nothing about its training). Null for concepts trained or saved by this library.</summary>
+    public string? ImportedFrom { get; internal init; }
 
     /// <summary>The learned embedding of the identifier token [hidden] (a CPU copy).</summary>
     public torch.Tensor EmbeddingVector() => Pipeline.ConceptEmbedding!.Weight.detach().cpu().clone()[0];

@@ -43,4 +43,7 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Generated {Count} class images of \"{Prompt}\" into {Folder} in {Elapsed}")]
     public static partial void ClassImagesGenerated(ILogger logger, int count, string prompt, string folder, TimeSpan elapsed);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Exported the concept '{Token}' as {Format} to '{Path}' ({Bytes:N0} bytes)")]
+    public static partial void ConceptExported(ILogger logger, string token, string format, string path, long bytes);
 }

@@ -211,6 +211,9 @@ internal sealed class ConceptEmbedding : nn.Module
 
         public IReadOnlyList<ConceptTokenBinding> Bindings => _bindings;
 
+        /// <summary>The file's entries (a multi-vector entry's extra rows are <c>name_1</c> … and not listed).</summary>
+        public IReadOnlyList<string> EntryNames => _groups.Select(g => g.Item1).ToArray();
+
         /// <summary>Adds the new tokens (in file order) and builds the module, which takes over the rows.</summary>
         public ConceptEmbedding Apply()
         {

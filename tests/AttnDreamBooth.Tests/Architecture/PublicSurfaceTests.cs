@@ -13,7 +13,12 @@ public sealed class PublicSurfaceTests
     // StagePlan setting), PriorPreservationOptions (a StagePlan setting), ClassImageProgress (the progress record of
     // generating class images) and ClassImageSet (what PrepareClassImagesAsync returns). Their name/parse helper
     // PersonalizationMethods and the objective's PriorPreservationBatch are internal.
-    public const int MaxPublicTypes = 86;
+    // The exports added eight more (94): ConceptExportFormat and ConceptExportOptions (what to write), ConceptExportProgress
+    // (the progress record), ConceptExportResult with BaseModelIdentity and BaseModelFile (what was written and which base
+    // weights it needs, by name and SHA-256) and LoraExportReport (what a LoRA export carries and what it cannot), and
+    // ConceptImport (a concept made elsewhere). The file list and the uncarried tensors are dictionaries (path → bytes,
+    // name → relative change) rather than two more record types; A1111EmbeddingFile and the exporters are internal.
+    public const int MaxPublicTypes = 94;
 
     [Fact]
     public void PublicTypeCountStaysWithinTheBudget()

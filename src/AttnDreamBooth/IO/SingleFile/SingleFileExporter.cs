@@ -10,10 +10,15 @@ namespace AttnDreamBooth.IO.SingleFile;
 /// for SD 2.x, the VAE mid-attention Linear weights become 1x1 convs). The file is written atomically.
 /// </summary>
 /// <remarks>All tensors are held in memory while writing (about 4 GB for SD 1.5 in float32; pass float16 to halve it).
-/// OpenCLIP tensors Stable Diffusion does not use (<c>text_projection</c>, <c>logit_scale</c>, the last layer) are not
-/// part of a diffusers text encoder and are not written.</remarks>
+/// SD 2.x files get OpenCLIP's <c>text_projection</c> ([width, projection], see <see cref="TextProjectionKey"/>), which
+/// Stable Diffusion never uses but loaders read the text encoder's width from; the other OpenCLIP tensors SD does not
+/// use (<c>logit_scale</c>, the unused last layer) are not part of a diffusers text encoder and are not written.</remarks>
 internal static class SingleFileExporter
 {
+    /// <summary>The SD 2.x key of OpenCLIP's text projection. diffusers' single-file loader takes the text encoder's width
+    /// from its first dimension (and assumes 1024 when it is missing), so every SD 2.x export carries it.</summary>
+    public const string TextProjectionKey = SingleFileComponents.Sd2TextPrefix + "text_projection";
+
     private static readonly (string Legacy, string Current)[] LegacyVaeAttention =
         [("query.", "to_q."), ("key.", "to_k."), ("value.", "to_v."), ("proj_attn.", "to_out.0.")];
 
@@ -41,9 +46,17 @@ internal static class SingleFileExporter
     }
 
     /// <summary>Exports the given components (by diffusers component name) with <paramref name="keyMap"/>.</summary>
+    /// <param name="outputPath">The single file to write (atomically).</param>
+    /// <param name="keyMap">The layout.</param>
+    /// <param name="components">The components by diffusers name.</param>
+    /// <param name="dtype">Convert every tensor to this type; null keeps the stored types.</param>
+    /// <param name="logger">Receives skipped keys.</param>
+    /// <param name="textProjection">SD 2.x only: the <see cref="TextProjectionKey"/> tensor to write ([width, projection],
+    /// e.g. the base model's own); null writes the identity [width, width].</param>
     /// <exception cref="SingleFileFormatException">A tensor has no place in the layout, or a fused q/k/v set is incomplete.</exception>
+    /// <exception cref="ArgumentException"><paramref name="textProjection"/> is not [width, n].</exception>
     public static void Export(string outputPath, SingleFileKeyMap keyMap, IReadOnlyDictionary<string, IStateDictSource> components,
-        torch.ScalarType? dtype = null, ILogger? logger = null)
+        torch.ScalarType? dtype = null, ILogger? logger = null, torch.Tensor? textProjection = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         ArgumentNullException.ThrowIfNull(keyMap);
@@ -90,12 +103,32 @@ internal static class SingleFileExporter
                     foreach (var p in parts) p!.Dispose();
                 }
             }
+            if (keyMap.Family == StableDiffusionFamily.Sd2 && components.ContainsKey(SingleFileComponents.TextEncoder) && !output.ContainsKey(TextProjectionKey))
+                output[TextProjectionKey] = TextProjection(keyMap, output, dtype, textProjection);
             SafetensorsWriter.Write(outputPath, output, new Dictionary<string, string> { ["format"] = "pt" });
         }
         finally
         {
             foreach (var t in output.Values) t.Dispose();
         }
+    }
+
+    /// <summary>The shape <see cref="TextProjectionKey"/> gets when the base model has none: the identity over the
+    /// text encoder's width (real SD 2.x files hold OpenCLIP ViT-H's [1024, 1024]).</summary>
+    internal static long[] IdentityTextProjectionShape(SingleFileKeyMap keyMap)
+    {
+        var text = keyMap.Architecture.TextEncoder ?? throw new ArgumentException("The key map has no text encoder.", nameof(keyMap));
+        return [text.HiddenSize, text.HiddenSize];
+    }
+
+    private static torch.Tensor TextProjection(SingleFileKeyMap keyMap, Dictionary<string, torch.Tensor> output, torch.ScalarType? dtype, torch.Tensor? given)
+    {
+        var shape = IdentityTextProjectionShape(keyMap);
+        var type = dtype ?? (output.TryGetValue(SingleFileComponents.Sd2TextPrefix + "token_embedding.weight", out var table) ? table.dtype : torch.float32);
+        if (given is null) return torch.eye(shape[0], dtype: type);
+        if (given.dim() != 2 || given.shape[0] != shape[0])
+            throw new ArgumentException($"The text projection must be [{shape[0]}, n] (the text encoder's width first), got [{string.Join(", ", given.shape)}].", "textProjection");
+        return given.detach().to_type(type).cpu().clone();
     }
 
     private static torch.Tensor Reshaped(torch.Tensor value, SingleFileKeyMapping mapping)

@@ -36,12 +36,20 @@ public sealed class SingleFileCheckpointTests
 
         SingleFileExporter.ExportFolder(pipeline, single, family);
 
-        // The export equals the fixture's single file except for what a diffusers pipeline does not hold.
+        // The export equals the fixture's single file except for what a diffusers pipeline does not hold; SD 2.x files
+        // also get an identity text_projection of the reference's shape, which loaders read the text width from.
         using (var exported = SafetensorsFile.Open(single))
         using (var reference = SafetensorsFile.Open(SingleFileCheck.FileOf(fixture)))
         {
             var expectedNames = reference.Names.Where(n => checkpointOriginal.KeyMap.Resolve(n).Kind == SingleFileKeyKind.Mapped).ToArray();
-            Assert.Equal(expectedNames, exported.Names);
+            if (family == StableDiffusionFamily.Sd2)
+            {
+                Assert.Equal(expectedNames.Append(SingleFileExporter.TextProjectionKey).Order(StringComparer.Ordinal), exported.Names.Order(StringComparer.Ordinal));
+                Assert.Equal(reference.Entries[SingleFileExporter.TextProjectionKey].Shape, exported.Entries[SingleFileExporter.TextProjectionKey].Shape);
+                using var projection = exported.ReadTensor(SingleFileExporter.TextProjectionKey);
+                Assert.True(projection.eq(torch.eye(projection.shape[0])).all().item<bool>());
+            }
+            else Assert.Equal(expectedNames, exported.Names);
             foreach (string name in expectedNames)
             {
                 using var a = reference.ReadTensor(name);
