@@ -22,7 +22,9 @@ public sealed class ShapesNetworks : IDisposable
     public const string UNetPrefix = "unet.";
 
     /// <summary>Builds freshly initialised networks: the VAE from <paramref name="seed"/>, the text encoder and U-Net from
-    /// a derived seed, so the initial weights do not depend on construction order.</summary>
+    /// a derived seed, so the initial weights do not depend on construction order. The seeds go into libtorch's
+    /// process-wide generator (TorchSharp's modules take no generator), so other threads drawing random numbers during
+    /// construction change the initial weights.</summary>
     public ShapesNetworks(ShapesModelArchitecture architecture, long seed)
     {
         ArgumentNullException.ThrowIfNull(architecture);

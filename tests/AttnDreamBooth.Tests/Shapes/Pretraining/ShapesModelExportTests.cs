@@ -10,6 +10,7 @@ using AttnDreamBooth.StableDiffusion;
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
 /// <summary>Export of a pretrained checkpoint: the diffusers layout, half-precision weights, the manifest, and loading by the pipeline.</summary>
+[Collection(PretrainingCollection.Name)]
 public sealed class ShapesModelExportTests : IAsyncLifetime
 {
     private static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");

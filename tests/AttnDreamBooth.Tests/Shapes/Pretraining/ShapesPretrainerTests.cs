@@ -6,6 +6,7 @@ using TorchSharp;
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
 /// <summary>The pretraining loop on the tiny architecture: losses, exact resume after an interruption, export and loading.</summary>
+[Collection(PretrainingCollection.Name)]
 public sealed class ShapesPretrainerTests
 {
     private static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");
