@@ -85,8 +85,20 @@ public sealed partial class CtrlCTests
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SendSignal(int pid, int signal);
 
+    // The second signal races the run's orderly stop (well under a second): when the run has already exited before it
+    // could be delivered (kill fails), the scenario was not reached and is run again; every assertion applies to a run
+    // that did receive it.
     [Fact]
     public void SecondCtrlCAbortsAtOnceAndResumeUsesTheLastCompleteCheckpoint()
+    {
+        for (int attempt = 1; attempt <= 3; attempt++)
+        {
+            if (SecondCtrlCScenario()) return;
+        }
+        Assert.Fail("in 3 runs the first Ctrl-C's orderly stop always finished before the second signal could be delivered");
+    }
+
+    private bool SecondCtrlCScenario()
     {
         using var dir = TestPaths.CreateTempDirectory();
         string output = dir.File("out");
@@ -136,7 +148,7 @@ public sealed partial class CtrlCTests
         string log;
         lock (text) log = text.ToString();
         Assert.True(secondSignalAt is not null, $"the first Ctrl-C was never acknowledged:\n{log}");
-        Assert.Equal(0, secondResult);
+        if (secondResult != 0) return false;
         Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{log}");
         Assert.Contains("A checkpoint that was being written is incomplete and will be ignored; --resume continues from the last complete checkpoint.", log);
         // Ended by the second signal, not by the first one's orderly stop.
@@ -154,5 +166,6 @@ public sealed partial class CtrlCTests
         Assert.True(Directory.Exists(Path.Combine(output, "concept")));
         // Whatever the abort cut off was ours to clean: nothing hidden is left beside the checkpoints.
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(checkpoints), p => Path.GetFileName(p).StartsWith('.'));
+        return true;
     }
 }
