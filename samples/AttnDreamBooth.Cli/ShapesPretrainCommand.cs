@@ -19,15 +19,21 @@ internal static class ShapesPretrainCommand
         var tiny = new Option<bool>("--tiny") { Description = "A very small architecture (for trying the command; the result is not useful)." };
         var export = new Option<string?>("--export") { Description = "Model folder to write when training finishes (default: <out>/model)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = $"CLIP tokenizer folder (default: the repository's {TokenizerFolder})." };
+        var recipeFile = new Option<string?>("--recipe") { Description = "A recipe JSON (as written into checkpoints and the model's manifest) instead of the default recipe; --seed and --steps still apply when given." };
+        var vaeFrom = new Option<string?>("--vae-from") { Description = "Start from this trained VAE folder instead of training one (implies VAE steps 0)." };
         var every = new Option<int>("--checkpoint-minutes") { Description = "Minutes between checkpoints.", DefaultValueFactory = _ => 4 };
         var command = new Command("pretrain", "Pretrain the Shapes text-to-image model (VAE, then text encoder + U-Net) from scratch.")
         {
-            output, resume, seed, steps, tiny, export, tokenizer, every,
+            output, resume, seed, steps, tiny, export, tokenizer, every, recipeFile, vaeFrom,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
             string outDir = parse.GetValue(output)!;
-            var recipe = PretrainingRecipe.Default with { Seed = parse.GetValue(seed) };
+            var recipe = parse.GetValue(recipeFile) is { } recipePath
+                ? PretrainingRecipe.FromJson(File.ReadAllText(AttnDreamBooth.IO.RegularFile.Require(recipePath)))
+                : PretrainingRecipe.Default;
+            if (parse.GetResult(seed) is not null || parse.GetValue(recipeFile) is null) recipe = recipe with { Seed = parse.GetValue(seed) };
+            if (parse.GetValue(vaeFrom) is not null) recipe = recipe with { VaeSteps = 0 };
             if (parse.GetValue(tiny)) recipe = recipe with { Architecture = ShapesModelArchitecture.Tiny, VaeBatchSize = 8, UNetBatchSize = 8 };
             if (parse.GetValue(steps) is { } s)
             {
@@ -44,6 +50,7 @@ internal static class ShapesPretrainCommand
                 TokenizerFolder = tokenizerFolder,
                 Resume = parse.GetValue(resume),
                 CheckpointInterval = TimeSpan.FromMinutes(parse.GetValue(every)),
+                VaeFolder = parse.GetValue(vaeFrom),
             };
             var source = new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize);
             var trainer = new ShapesPretrainer(recipe, source, options);

@@ -25,6 +25,11 @@ public sealed record PretrainingOptions
     /// libtorch's own setting (one per core).</summary>
     public int? IntraOpThreads { get; init; }
 
+    /// <summary>A trained VAE folder (diffusers layout, the recipe's VAE architecture) to start from instead of training one:
+    /// the recipe must have <c>VaeSteps = 0</c>. Meant for trying U-Net recipes on a VAE that is already good; the
+    /// checkpoints then carry that VAE, so a resumed run does not need the folder again.</summary>
+    public string? VaeFolder { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
     public void Validate()
     {

@@ -110,6 +110,25 @@ public sealed record PretrainingRecipe
     /// <summary>The recipe as indented JSON (written into checkpoints and the model's manifest).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Reads a recipe written by <see cref="ToJson"/> (properties it does not name keep the default recipe's values).</summary>
+    /// <exception cref="ArgumentException">The JSON is malformed, has unknown properties, or the recipe is invalid.</exception>
+    public static PretrainingRecipe FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        PretrainingRecipe? recipe;
+        try
+        {
+            recipe = JsonSerializer.Deserialize<PretrainingRecipe>(json, StrictJsonOptions);
+        }
+        catch (JsonException ex)
+        {
+            throw new ArgumentException($"The recipe JSON is invalid: {ex.Message}", nameof(json), ex);
+        }
+        if (recipe is null) throw new ArgumentException("The recipe JSON is null.", nameof(json));
+        recipe.Validate();
+        return recipe;
+    }
+
     /// <summary>SHA-256 of <see cref="ToJson"/>: identifies the run a checkpoint belongs to.</summary>
     public string Fingerprint() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson())));
 
@@ -118,6 +137,13 @@ public sealed record PretrainingRecipe
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         Converters = { new JsonStringEnumConverter() },
+    };
+
+    // A misspelt property in a hand-written recipe must not silently fall back to the default value.
+    private static readonly JsonSerializerOptions StrictJsonOptions = new(JsonOptions)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        MaxDepth = 16,
     };
 }
 

@@ -41,6 +41,8 @@ public sealed class ShapesPretrainer
         ArgumentNullException.ThrowIfNull(options);
         recipe.Validate();
         options.Validate();
+        if (options.VaeFolder is not null && recipe.VaeSteps != 0)
+            throw new ArgumentException($"PretrainingOptions.VaeFolder replaces the VAE phase; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
         if (source.ImageSize != recipe.Architecture.ImageSize)
             throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
         _recipe = recipe;
@@ -90,6 +92,10 @@ public sealed class ShapesPretrainer
             networks.Load(resumeTensors, includeVae: true, includeDenoiser: state.Phase == PretrainingPhase.UNet);
             streams.LoadState(resumeTensors);
         }
+        else if (_options.VaeFolder is { } vaeFolder)
+        {
+            LoadPretrainedVae(networks, vaeFolder);
+        }
         try
         {
             var session = new Session(this, networks, streams, tokenizer, progress, ct);
@@ -100,6 +106,20 @@ public sealed class ShapesPretrainer
         finally
         {
             if (resumeTensors is not null) foreach (var t in resumeTensors.Values) t.Dispose();
+        }
+    }
+
+    private static void LoadPretrainedVae(ShapesNetworks networks, string folder)
+    {
+        using var pretrained = Models.Vae.AutoencoderKL.FromFolder(folder);
+        var tensors = pretrained.state_dict().ToDictionary(p => ShapesNetworks.VaePrefix + p.Key, p => p.Value, StringComparer.Ordinal);
+        try
+        {
+            networks.Load(tensors, includeVae: true, includeDenoiser: false);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"The VAE in '{folder}' does not fit the recipe's VAE architecture: {ex.Message}", nameof(PretrainingOptions.VaeFolder), ex);
         }
     }
 

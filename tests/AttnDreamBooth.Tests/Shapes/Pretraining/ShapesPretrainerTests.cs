@@ -103,6 +103,42 @@ public sealed class ShapesPretrainerTests
     }
 
     [Fact]
+    public void ARecipeReadBackFromItsJsonHasTheSameFingerprintAndMisspeltPropertiesAreRefused()
+    {
+        var recipe = TinyRecipe(seed: 3) with { UNetLearningRate = 2e-3, CaptionDropout = 0.2 };
+        var read = PretrainingRecipe.FromJson(recipe.ToJson());
+        Assert.Equal(recipe.Fingerprint(), read.Fingerprint());
+        Assert.Equal(2e-3, read.UNetLearningRate);
+        Assert.Equal(ShapesModelArchitecture.Tiny.UNet.BlockOutChannels, read.Architecture.UNet.BlockOutChannels);
+        // A partial recipe keeps the default recipe's other values.
+        Assert.Equal(PretrainingRecipe.Default with { UNetSteps = 7 }, PretrainingRecipe.FromJson("""{ "u_net_steps": 7 }""") with { Architecture = PretrainingRecipe.Default.Architecture });
+        Assert.Contains("u_net_step", Assert.Throws<ArgumentException>(() => PretrainingRecipe.FromJson("""{ "u_net_step": 7 }""")).Message);
+        Assert.Contains("CaptionDropout", Assert.Throws<ArgumentException>(() => PretrainingRecipe.FromJson("""{ "caption_dropout": 2 }""")).Message);
+        Assert.Throws<ArgumentException>(() => PretrainingRecipe.FromJson("{"));
+    }
+
+    [Fact]
+    public async Task ARunStartedFromATrainedVaeFolderKeepsThatVaeAndTrainsTheDenoiser()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var first = await Trainer(TinyRecipe(seed: 8) with { UNetSteps = 1 }, temp.File("first")).RunAsync();
+        ShapesModelExporter.Export(first.CheckpointPath, Tokenizer, temp.File("model"));
+        var recipe = TinyRecipe(seed: 9) with { VaeSteps = 0 };
+        var options = new PretrainingOptions { CheckpointDirectory = temp.File("second"), TokenizerFolder = Tokenizer, VaeFolder = Path.Combine(temp.File("model"), "vae") };
+        var second = await new ShapesPretrainer(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize), options).RunAsync();
+
+        var a = PretrainingCheckpoint.ReadTensors(first.CheckpointPath);
+        var b = PretrainingCheckpoint.ReadTensors(second.CheckpointPath);
+        var vaeKeys = a.Keys.Where(k => k.StartsWith(ShapesNetworks.VaePrefix, StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(vaeKeys);
+        // The exported VAE is written in half precision, so the copy equals the trained VAE to fp16 rounding.
+        foreach (string key in vaeKeys) Assert.True(a[key].allclose(b[key], rtol: 1e-3, atol: 1e-3), $"{key} is not the folder's VAE");
+        Assert.Equal(3, second.State.UNetLosses.Count);
+        Assert.Empty(second.State.VaeLosses);
+        Assert.Contains("VaeSteps = 0", Assert.Throws<ArgumentException>(() => new ShapesPretrainer(TinyRecipe(), new ShapesWorldSource(ShapesWorld.Default, 1, 32), options)).Message);
+    }
+
+    [Fact]
     public void TheLearningRateWarmsUpLinearlyThenFollowsACosineToItsFloor()
     {
         var recipe = PretrainingRecipe.Default with { WarmupSteps = 10, FinalLearningRateFraction = 0.1 };
