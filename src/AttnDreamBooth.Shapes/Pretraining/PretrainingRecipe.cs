@@ -51,8 +51,8 @@ public sealed record PretrainingRecipe
     /// <summary>Fraction of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model.</summary>
     public double CaptionDropout { get; init; } = 0.1;
 
-    /// <summary>Min-SNR loss weighting γ (Hang et al. 2023): each timestep's epsilon loss is weighted by min(SNR, γ) / SNR, which
-    /// speeds up convergence; 0 disables it.</summary>
+    /// <summary>Min-SNR loss weighting γ (Hang et al. 2023): each timestep's loss is weighted by min(SNR, γ) / SNR for epsilon
+    /// prediction and min(SNR, γ) / (SNR + 1) for v-prediction (both give the x0 error the weight min(SNR, γ)); 0 disables it.</summary>
     public double MinSnrGamma { get; init; } = 5.0;
 
     /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
@@ -95,6 +95,8 @@ public sealed record PretrainingRecipe
         Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), nameof(MaxGradNorm), "must be a finite number ≥ 0");
         ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
         ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));
+        Require(Scheduler.PredictionType is Schedulers.PredictionType.Epsilon or Schedulers.PredictionType.VPrediction, nameof(Scheduler),
+            "must predict epsilon or v (PredictionType)");
     }
 
     /// <summary>The learning rate of step <paramref name="step"/> (0-based) of a phase of <paramref name="steps"/> steps with peak <paramref name="peak"/>.</summary>
@@ -158,4 +160,7 @@ public sealed record ShapesSchedulerSettings
 
     /// <summary>Last beta of the scaled-linear schedule.</summary>
     public double BetaEnd { get; init; } = 0.012;
+
+    /// <summary>What the U-Net predicts (written as <c>prediction_type</c>, so every sampler reads it back).</summary>
+    public Schedulers.PredictionType PredictionType { get; init; } = Schedulers.PredictionType.Epsilon;
 }

@@ -47,6 +47,7 @@ public static class ShapesConditioningProbe
         {
             ct.ThrowIfCancellationRequested();
             double own = 0, empty = 0, other = 0;
+            double alpha = scheduler.Schedule.AlphasCumprod[t];
             for (int start = 0; start < images; start += 16)
             {
                 using var scope = NewDisposeScope();
@@ -59,7 +60,11 @@ public static class ShapesConditioningProbe
                 double Error(IReadOnlyList<string> captions)
                 {
                     var hidden = model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions, device)).LastHiddenState;
-                    return model.UNet.call(noisy, steps, hidden).sub(noise).square().mean([1, 2, 3]).sum().item<float>();
+                    var prediction = model.UNet.call(noisy, steps, hidden);
+                    // A v-predicting model is compared in the same epsilon units: eps = sqrt(a) v + sqrt(1 - a) x_t.
+                    if (scheduler.PredictionType == PredictionType.VPrediction)
+                        prediction = prediction.mul(Math.Sqrt(alpha)).add(noisy.mul(Math.Sqrt(1 - alpha)));
+                    return prediction.sub(noise).square().mean([1, 2, 3]).sum().item<float>();
                 }
                 own += Error(batch.Select(s => s.Caption).ToList());
                 empty += Error(batch.Select(_ => "").ToList());

@@ -238,20 +238,22 @@ public sealed class ShapesPretrainer
                     var noise = randn(latents.shape, generator: streams.Noise);
                     var timesteps = scheduler.SampleTimesteps(batch, streams.Timesteps);
                     var noisy = scheduler.AddNoise(latents, noise, timesteps);
+                    var target = scheduler.GetTrainingTarget(latents, noise, timesteps);
                     var ids = tokenizer.EncodeToTensor(captions);
                     var weights = ones([batch]);
                     if (_recipe.MinSnrGamma > 0)
                     {
                         var a = alphasCumprod.index_select(0, timesteps);
                         var snr = a.div(a.neg().add(1));
-                        weights = snr.clamp_max(_recipe.MinSnrGamma).div(snr);
+                        var denominator = _recipe.Scheduler.PredictionType == PredictionType.VPrediction ? snr.add(1) : snr;
+                        weights = snr.clamp_max(_recipe.MinSnrGamma).div(denominator);
                     }
                     double unweighted = double.NaN;
                     loss = Backward(optimizer, () =>
                     {
                         var hidden = textEncoder.Forward(ids).LastHiddenState;
                         var prediction = unet.call(noisy, timesteps, hidden);
-                        var perSample = prediction.sub(noise).square().mean([1, 2, 3]);
+                        var perSample = prediction.sub(target).square().mean([1, 2, 3]);
                         unweighted = perSample.mean().item<float>();
                         return perSample.mul(weights).mean();
                     });
