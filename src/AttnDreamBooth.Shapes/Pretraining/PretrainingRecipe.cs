@@ -33,7 +33,7 @@ public sealed record PretrainingRecipe
     public double VaeKlWeight { get; init; } = 1e-5;
 
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
-    public int UNetSteps { get; init; } = 2500;
+    public int UNetSteps { get; init; } = 2000;
 
     /// <summary>Images per U-Net step.</summary>
     public int UNetBatchSize { get; init; } = 32;
@@ -53,7 +53,7 @@ public sealed record PretrainingRecipe
 
     /// <summary>Min-SNR loss weighting γ (Hang et al. 2023): each timestep's loss is weighted by min(SNR, γ) / SNR for epsilon
     /// prediction and min(SNR, γ) / (SNR + 1) for v-prediction (both give the x0 error the weight min(SNR, γ)); 0 disables it.</summary>
-    public double MinSnrGamma { get; init; } = 5.0;
+    public double MinSnrGamma { get; init; }
 
     /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
     public double MaxGradNorm { get; init; } = 1.0;
@@ -162,5 +162,5 @@ public sealed record ShapesSchedulerSettings
     public double BetaEnd { get; init; } = 0.012;
 
     /// <summary>What the U-Net predicts (written as <c>prediction_type</c>, so every sampler reads it back).</summary>
-    public Schedulers.PredictionType PredictionType { get; init; } = Schedulers.PredictionType.Epsilon;
+    public Schedulers.PredictionType PredictionType { get; init; } = Schedulers.PredictionType.VPrediction;
 }

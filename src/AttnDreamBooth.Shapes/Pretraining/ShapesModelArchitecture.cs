@@ -42,13 +42,13 @@ public sealed record ShapesModelArchitecture
     public UNetConfig UNet { get; init; } = new()
     {
         SampleSize = 16,
-        BlockOutChannels = [32, 64, 64],
+        BlockOutChannels = [64, 128, 128],
         DownBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
         UpBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
         LayersPerBlock = [1, 1, 1],
         CrossAttentionDim = [128, 128, 128],
         TransformerLayersPerBlock = [1, 1, 1],
-        AttentionHeadDim = [2, 4, 4],
+        AttentionHeadDim = [4, 8, 8],
         NormNumGroups = 32,
     };
 
