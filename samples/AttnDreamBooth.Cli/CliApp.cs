@@ -31,6 +31,7 @@ internal static class CliApp
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);
         root.Options.Add(Verbose);
+        root.Options.Add(CliLimits.Option);
         root.SetAction((parse, ct) => Guarded(console, () => Demo.RunAsync(console, parse.GetValue(demoOut)!, ct), parse));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -94,6 +95,7 @@ internal static class CliApp
             };
             using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
                 .OnDevice(parse.GetValue(device)!)
+                .WithResourceLimits(CliLimits.From(parse))
                 .WithStages(plan)
                 .WithTrainingOptions(training)
                 .Build(ct);
@@ -159,7 +161,8 @@ internal static class CliApp
             options.Validate();
             if (parse.GetValue(lora) is not null && parse.GetValue(concept) is null)
                 throw new ArgumentException("--lora is merged into an imported concept; give the concept's embedding with --concept.");
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!)
+                .WithResourceLimits(CliLimits.From(parse)).Build(ct);
             string? token = null;
             if (parse.GetValue(concept) is { } conceptPath)
                 token = (await ConceptSources.LoadAsync(conceptPath, pipeline, parse.GetValue(conceptCategory), parse.GetValue(lora), parse.GetValue(loraScale), ct)).Token;

@@ -31,8 +31,9 @@ internal static class EvaluateCommand
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
-            var sources = LoadSources(parse.GetValue(images)!);
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).Build(ct);
+            var limits = CliLimits.From(parse);
+            var sources = LoadSources(parse.GetValue(images)!, limits);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).WithResourceLimits(limits).Build(ct);
             var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
             string? promptFile = parse.GetValue(prompts);
             var protocol = (promptFile is null ? EvaluationProtocol.Paper(loaded.Category) : EvaluationProtocol.WithPrompts(ReadPrompts(promptFile, loaded.Category))) with
@@ -43,7 +44,7 @@ internal static class EvaluateCommand
                 Seed = parse.GetValue(seed),
             };
             string clipFolder = parse.GetValue(clip)!;
-            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!));
+            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!), limits);
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
 
@@ -58,8 +59,9 @@ internal static class EvaluateCommand
         return command;
     }
 
-    /// <summary>The training photos, as CLIP sees them (decoded without EXIF rotation), sorted by file name.</summary>
-    internal static IReadOnlyList<ClipRgbImage> LoadSources(string folder)
+    /// <summary>The training photos, decoded as training decodes them (the same decoder and limits: EXIF orientation,
+    /// transparency on white), sorted by file name.</summary>
+    internal static IReadOnlyList<ClipRgbImage> LoadSources(string folder, AttnDreamBooth.IO.ResourceLimits limits)
     {
         string full = Path.GetFullPath(folder);
         if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"The image folder '{full}' does not exist.");
@@ -68,7 +70,7 @@ internal static class EvaluateCommand
             .Order(StringComparer.Ordinal)
             .ToArray();
         if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
-        return files.Select(RgbImage.Load).ToArray();
+        return files.Select(f => RgbImage.Load(f, limits)).ToArray();
     }
 
     /// <summary>A prompt file: the dataset's <c>prompts_and_classes.txt</c> (the list for the category's kind) or one

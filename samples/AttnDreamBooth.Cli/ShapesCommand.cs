@@ -210,15 +210,15 @@ internal static class ShapesCommand
         return command;
     }
 
-    /// <summary>Decodes an image after checking its header, so a huge file is refused before it is decoded.</summary>
+    /// <summary>Decodes an image with the analyzer's own size ceiling as the decoder's pixel limit, so a huge file is
+    /// refused from its header before it is decoded.</summary>
     private static RgbImage LoadBounded(string file)
     {
-        using (var codec = SkiaSharp.SKCodec.Create(file) ?? throw new InvalidDataException($"'{file}' is not a decodable image."))
-        {
-            if (codec.Info.Width > ShapesRenderer.MaxSize || codec.Info.Height > ShapesRenderer.MaxSize)
-                throw new ArgumentException($"'{file}' is {codec.Info.Width}x{codec.Info.Height}; the analyzer accepts at most {ShapesRenderer.MaxSize}x{ShapesRenderer.MaxSize}.");
-        }
-        return RgbImage.Load(file);
+        const int max = ShapesRenderer.MaxSize;
+        var image = RgbImage.Load(file, AttnDreamBooth.IO.ResourceLimits.Default with { MaxImagePixels = (long)max * max });
+        if (image.Width > max || image.Height > max)
+            throw new ArgumentException($"'{file}' is {image.Width}x{image.Height}; the analyzer accepts at most {max}x{max}.");
+        return image;
     }
 
     private static IEnumerable<string> ExpandInputs(string[] inputs)

@@ -15,7 +15,8 @@ public sealed partial class ConceptEvaluator
     /// </summary>
     /// <param name="pipeline">A pipeline holding a concept (trained with <see cref="PersonalizationPipeline.TrainAsync"/> or
     /// loaded with <see cref="PersonalizedModel.LoadAsync(string, PersonalizationPipeline, CancellationToken)"/>).</param>
-    /// <param name="sourceImages">The concept's training photos (e.g. <see cref="RgbImageDecoding.Load(string)"/> of each file).</param>
+    /// <param name="sourceImages">The concept's training photos (e.g. <see cref="RgbImage.Load(string, IO.ResourceLimits)"/> of each file, with the
+    /// pipeline's <see cref="PersonalizationPipeline.ResourceLimits"/>: the same decoder training used).</param>
     /// <param name="options">Protocol and execution settings (default: the paper's protocol for the concept's category).</param>
     /// <param name="progress">Reports <see cref="EvaluationPhase.GeneratingImages"/> per image, then the scoring phases.</param>
     /// <param name="ct">Cancels the evaluation.</param>

@@ -32,9 +32,12 @@ public sealed partial class ConceptEvaluator : IDisposable
     /// evaluator owns the model and releases it in <see cref="Dispose"/>.</summary>
     /// <exception cref="IO.ModelConfigException">The folder or one of its configs is incomplete or invalid.</exception>
     /// <exception cref="IO.StateDictMismatchException">The weights do not fit the configs.</exception>
-    public static ConceptEvaluator FromFolder(string clipFolder, torch.Device? device = null)
+    /// <remarks>The configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
+    /// <see cref="IO.ResourceLimits.Default"/>) before anything is allocated.</remarks>
+    public static ConceptEvaluator FromFolder(string clipFolder, torch.Device? device = null, IO.ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clipFolder);
+        using var scope = IO.ResourceLimits.Use(limits ?? IO.ResourceLimits.Default);
         var processor = ClipImageProcessor.FromFolder(clipFolder);
         return new ConceptEvaluator(ClipTextTower.LoadModel(clipFolder, device), processor, ownsClip: true);
     }

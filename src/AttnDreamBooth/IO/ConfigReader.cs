@@ -33,7 +33,8 @@ internal sealed class ConfigReader
         if (!File.Exists(full)) throw new ModelConfigException(full, null, "the configuration file does not exist");
         if (!RegularFile.IsRegular(full)) throw new ModelConfigException(full, null, "is not a regular file (a FIFO, device, socket, or a link to one); it was not opened");
         var info = new FileInfo(full);
-        if (info.Length > 16 * 1024 * 1024) throw new ModelConfigException(full, null, $"the file has {info.Length} bytes; a configuration is at most 16 MiB");
+        long max = ResourceLimits.Current.MaxConfigFileBytes;
+        if (info.Length > max) throw new ModelConfigException(full, null, $"the file has {info.Length:N0} bytes, which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxConfigFileBytes), max)}");
         try
         {
             using var doc = JsonDocument.Parse(QuoteNonFiniteLiterals(File.ReadAllBytes(full)), DocumentOptions);

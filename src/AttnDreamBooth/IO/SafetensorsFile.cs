@@ -13,9 +13,6 @@ namespace AttnDreamBooth.IO;
 /// <remarks>Not thread-safe for concurrent reads of the same instance; open one per thread.</remarks>
 internal sealed class SafetensorsFile : IDisposable
 {
-    /// <summary>Largest header accepted: real headers are a few hundred kilobytes.</summary>
-    public const long MaxHeaderBytes = 100L * 1024 * 1024;
-
     /// <summary>Most dimensions a tensor may have (libtorch itself supports far fewer in most kernels).</summary>
     public const int MaxRank = 64;
 
@@ -76,7 +73,7 @@ internal sealed class SafetensorsFile : IDisposable
 
     /// <summary>Opens and validates a safetensors file.</summary>
     /// <remarks>Memory used while opening is bounded by the header's actual size (at most
-    /// <see cref="MaxHeaderBytes"/>); sizes claimed by the file never drive an allocation.</remarks>
+    /// <see cref="ResourceLimits.MaxSafetensorsHeaderBytes"/>); sizes claimed by the file never drive an allocation.</remarks>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="SafetensorsFormatException">The header is malformed or inconsistent.</exception>
     public static SafetensorsFile Open(string path)
@@ -96,8 +93,9 @@ internal sealed class SafetensorsFile : IDisposable
             ReadExactly(handle, lengthBytes, 0, full);
             ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
             // Both limits are checked before anything is allocated, so a forged length cannot exhaust memory.
-            if (headerLength > (ulong)MaxHeaderBytes)
-                throw new SafetensorsFormatException(full, null, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+            long maxHeader = ResourceLimits.Current.MaxSafetensorsHeaderBytes;
+            if (headerLength > (ulong)maxHeader)
+                throw new SafetensorsFormatException(full, null, $"the header length {headerLength} {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxSafetensorsHeaderBytes), maxHeader)}");
             if (headerLength > (ulong)(fileLength - 8))
                 throw new SafetensorsFormatException(full, null, $"header length {headerLength} runs past the end of the file ({fileLength} bytes)");
             if (headerLength < 2)

@@ -36,13 +36,23 @@ public sealed class RgbImage
         }
     }
 
-    /// <summary>Decodes an image file (PNG, JPEG, WebP, …) into RGB as stored: no EXIF rotation, alpha dropped without
-    /// compositing, at most 89,478,485 declared pixels. This is how the reference CLIP evaluation reads its photos;
-    /// training photos go through the concept's image loader, which also honours EXIF orientation.</summary>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
-    /// <exception cref="IO.UnsupportedFileTypeException">The path is a device, FIFO or socket.</exception>
-    public static RgbImage Load(string path) => RgbImageDecoding.Load(path);
+    /// <summary>Decodes a JPEG, PNG or WebP file exactly as concept photos are decoded for training: EXIF orientation
+    /// applied, transparency composited onto white, grayscale/CMYK/palette/16-bit converted to 8-bit RGB, with the
+    /// default <see cref="IO.ResourceLimits"/> (declared pixels checked before decoding, file size before reading).</summary>
+    /// <exception cref="InvalidImageException">The file is missing, unreadable, not a regular file, not a JPEG/PNG/WebP
+    /// image, damaged or truncated, or beyond <see cref="IO.ResourceLimits.MaxImagePixels"/> or
+    /// <see cref="IO.ResourceLimits.MaxImageFileBytes"/>.</exception>
+    public static RgbImage Load(string path) => Load(path, IO.ResourceLimits.Default);
+
+    /// <summary>Decodes an image file as <see cref="Load(string)"/> does, within <paramref name="limits"/>
+    /// (e.g. <c>ResourceLimits.Default with { MaxImagePixels = 200_000_000 }</c>).</summary>
+    /// <exception cref="InvalidImageException">As <see cref="Load(string)"/>.</exception>
+    public static RgbImage Load(string path, IO.ResourceLimits limits)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(limits);
+        return ImageDecoder.Load(path, ImageDecodeOptions.From(limits));
+    }
 
     /// <summary>PNG bytes of the image.</summary>
     public byte[] EncodePng() => RgbImageConversions.EncodePng(this);

@@ -4,49 +4,11 @@ using TorchSharp;
 namespace AttnDreamBooth.Imaging;
 
 /// <summary>
-/// Plain decoding of images into <see cref="RgbImage"/> (no EXIF rotation, alpha dropped without compositing), as
-/// evaluation code that follows a Python reference reads its photos; training images go through the concept image
-/// loader instead, which validates, orients and composites.
+/// Conversions of already-decoded pixels into <see cref="RgbImage"/>: Skia bitmaps and [H, W, 3] tensors. Encoded files
+/// go through <see cref="ImageDecoder"/>, the one decoder with the limits.
 /// </summary>
 internal static class RgbImageDecoding
 {
-    /// <summary>PIL's default decompression-bomb threshold, the default cap on declared pixels.</summary>
-    public const long DefaultMaxPixels = 89_478_485;
-
-    /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB, with the same limits as training images:
-    /// at most <see cref="DefaultMaxPixels"/> declared pixels, and truncated pixel data is an error.</summary>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
-    public static RgbImage Load(string path) => Load(path, DefaultMaxPixels, allowTruncated: false);
-
-    /// <summary>Decodes an image file (any format SkiaSharp reads) to RGB. The declared size is checked against
-    /// <paramref name="maxPixels"/> before any pixel is decoded; only regular files are opened.</summary>
-    /// <param name="path">The image file.</param>
-    /// <param name="maxPixels">The largest width × height accepted.</param>
-    /// <param name="allowTruncated">Accept a file whose pixel data ends early (the missing rows stay black); off by
-    /// default because such an image would be scored as if it were complete.</param>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image, declares too many pixels or is truncated.</exception>
-    public static RgbImage Load(string path, long maxPixels, bool allowTruncated = false)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1);
-        if (!File.Exists(path)) throw new FileNotFoundException($"Image '{path}' does not exist.", path);
-        AttnDreamBooth.IO.RegularFile.Require(path);
-        using var codec = SKCodec.Create(path) ?? throw new InvalidDataException($"'{path}' is not a decodable image.");
-        long declared = (long)codec.Info.Width * codec.Info.Height;
-        // Checked before the bitmap is allocated: a few bytes of header can declare gigabytes of pixels.
-        if (codec.Info.Width <= 0 || codec.Info.Height <= 0 || declared > maxPixels)
-            throw new InvalidDataException($"'{path}' declares {codec.Info.Width}x{codec.Info.Height} = {declared:N0} pixels, more than the cap of {maxPixels:N0}; it was not decoded.");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var bitmap = new SKBitmap(info);
-        var result = codec.GetPixels(info, bitmap.GetPixels());
-        if (result == SKCodecResult.IncompleteInput && !allowTruncated)
-            throw new InvalidDataException($"'{path}' is truncated: its pixel data ends early (pass allowTruncated to accept it).");
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
-            throw new InvalidDataException($"'{path}' could not be decoded ({result}).");
-        return FromBitmap(bitmap);
-    }
-
     /// <summary>The RGB channels of a Skia bitmap (unpremultiplied; alpha is dropped).</summary>
     /// <exception cref="ArgumentException">The bitmap's colour type cannot be converted.</exception>
     public static RgbImage FromBitmap(SKBitmap bitmap)

@@ -98,7 +98,7 @@ internal static partial class ClassImageCache
     /// <summary>Adds the listed images, in order, up to the first one that is missing, altered or undecodable.</summary>
     private static void ReuseValidPrefix(string folder, ClassImageManifest manifest, int resolution, List<RgbImage> images, List<ClassImageFile> files)
     {
-        var decode = new ConceptImageOptions { Resolution = resolution, MinimumSide = 1, Augmentation = ImageAugmentationOptions.None };
+        var decode = ImageDecodeOptions.From(ResourceLimits.Current);
         for (int i = 0; i < manifest.Files.Count && i < manifest.Settings.Count; i++)
         {
             var entry = manifest.Files[i];
@@ -106,14 +106,14 @@ internal static partial class ClassImageCache
             if (entry.Name != FileName(i) || !File.Exists(path)) return;
             try
             {
-                byte[] png = File.ReadAllBytes(RegularFile.Require(path));
+                byte[] png = ImageSource.FromFile(path).ReadAllBytes(decode.MaxFileBytes);
                 if (!string.Equals(Convert.ToHexString(SHA256.HashData(png)), entry.Sha256, StringComparison.OrdinalIgnoreCase)) return;
-                var image = ConceptImageLoader.Load(ConceptImageSource.FromBytes(path, png), decode);
+                var image = ImageDecoder.Load(ImageSource.FromBytes(path, png), decode);
                 if (image.Width != resolution || image.Height != resolution) return;
                 images.Add(image);
                 files.Add(entry);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidConceptImageException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidImageException)
             {
                 return;
             }

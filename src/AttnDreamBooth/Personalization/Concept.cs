@@ -1,3 +1,6 @@
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.IO;
+
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>
@@ -27,7 +30,7 @@ public sealed class Concept
 
     /// <summary>Creates a concept.</summary>
     /// <exception cref="ArgumentException">No images; an empty or invalid token or category; an invalid template.</exception>
-    internal Concept(IEnumerable<ConceptImageSource> images, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
+    internal Concept(IEnumerable<ImageSource> images, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
     {
         ArgumentNullException.ThrowIfNull(images);
         var list = images.ToArray();
@@ -40,7 +43,7 @@ public sealed class Concept
     }
 
     /// <summary>The images, in a fixed order (a folder's are sorted by file name).</summary>
-    internal IReadOnlyList<ConceptImageSource> Images { get; }
+    internal IReadOnlyList<ImageSource> Images { get; }
 
     /// <summary>The identifier token [V].</summary>
     public string Token { get; }
@@ -70,7 +73,7 @@ public sealed class Concept
             .Where(f => !Path.GetFileName(f).StartsWith('.'))
             .Where(f => ImageExtensions.Contains(Path.GetExtension(f)) || OtherImageExtensions.Contains(Path.GetExtension(f)))
             .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal)
-            .Select(ConceptImageSource.FromFile)
+            .Select(ImageSource.FromFile)
             .ToArray();
         if (files.Length == 0)
             throw new ArgumentException($"The concept image folder '{full}' contains no image files ({string.Join(", ", ImageExtensions.Order(StringComparer.Ordinal))}).", nameof(folder));
@@ -81,7 +84,7 @@ public sealed class Concept
     public static Concept FromFiles(IEnumerable<string> paths, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return new Concept(paths.Select(ConceptImageSource.FromFile), category, token, promptTemplate);
+        return new Concept(paths.Select(ImageSource.FromFile), category, token, promptTemplate);
     }
 
     /// <summary>Images read now from <paramref name="streams"/> (named "stream 0", "stream 1", … in errors; the
@@ -89,7 +92,7 @@ public sealed class Concept
     public static Concept FromStreams(IEnumerable<Stream> streams, string category, string token = DefaultToken, string promptTemplate = DefaultPromptTemplate)
     {
         ArgumentNullException.ThrowIfNull(streams);
-        return new Concept(streams.Select((s, i) => ConceptImageSource.FromStream($"stream {i}", s)), category, token, promptTemplate);
+        return new Concept(streams.Select((s, i) => ImageSource.FromStream($"stream {i}", s)), category, token, promptTemplate);
     }
 
     /// <summary>The same concept with another identifier token (e.g. an existing rare token such as "sks").</summary>
@@ -100,8 +103,11 @@ public sealed class Concept
 
     /// <summary>Checks every image of the concept as training would (headers first, then decoding) and lists what is
     /// wrong with which file, without throwing; an empty list means the images are usable.</summary>
-    /// <param name="options">The image limits (default: the training defaults).</param>
-    public IReadOnlyList<ConceptImageProblem> FindProblems(ConceptImageOptions? options = null) => ConceptImageSet.FindProblems(this, options);
+    /// <param name="options">The image settings (default: the training defaults).</param>
+    /// <param name="limits">The size limits (default <see cref="ResourceLimits.Default"/>; training uses the pipeline's
+    /// <see cref="PersonalizationPipeline.ResourceLimits"/>).</param>
+    public IReadOnlyList<ImageProblem> FindProblems(ConceptImageOptions? options = null, ResourceLimits? limits = null) =>
+        ConceptImageSet.FindProblems(this, options, limits ?? ResourceLimits.Default);
 
     /// <summary>
     /// Expands a generation prompt: <c>{}</c> becomes "[V] category" (the official convention, e.g.

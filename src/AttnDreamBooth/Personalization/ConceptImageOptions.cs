@@ -2,25 +2,16 @@ using AttnDreamBooth.Imaging;
 
 namespace AttnDreamBooth.Personalization;
 
-/// <summary>How concept images are validated, decoded and turned into training tensors.</summary>
+/// <summary>How concept images are validated, decoded and turned into training tensors. The size limits (declared
+/// pixels, file size) are <see cref="IO.ResourceLimits.MaxImagePixels"/> and <see cref="IO.ResourceLimits.MaxImageFileBytes"/>.</summary>
 public sealed record ConceptImageOptions
 {
-    /// <summary>PIL's default decompression-bomb threshold (89,478,485 pixels), used as the default cap.</summary>
-    public const long DefaultMaxPixels = RgbImageDecoding.DefaultMaxPixels;
-
     /// <summary>Side of the square training image in pixels (the model's resolution: 512 for SD 2.1-base). A positive
     /// multiple of 8 (the VAE downsamples by 8), at most 4096. Default 512.</summary>
     public int Resolution { get; init; } = 512;
 
     /// <summary>Images whose shorter side is below this are rejected. Default 64.</summary>
     public int MinimumSide { get; init; } = 64;
-
-    /// <summary>Images whose header declares more pixels than this are rejected before decoding. Default
-    /// <see cref="DefaultMaxPixels"/>.</summary>
-    public long MaxPixels { get; init; } = DefaultMaxPixels;
-
-    /// <summary>Files larger than this many bytes are rejected before being read. Default 256 MiB.</summary>
-    public long MaxFileBytes { get; init; } = 256L << 20;
 
     /// <summary>Transparent pixels are composited onto this colour. Default white: a cut-out object reads as an object
     /// on a plain background. (PIL's <c>convert("RGB")</c>, used by the official code, drops alpha instead and keeps
@@ -38,10 +29,6 @@ public sealed record ConceptImageOptions
             throw new ArgumentException($"{nameof(Resolution)} must be a positive multiple of 8 up to 4096; got {Resolution} (the model's resolution unless set).", nameof(Resolution));
         if (MinimumSide < 1)
             throw new ArgumentException($"{nameof(MinimumSide)} must be ≥ 1; got {MinimumSide}.", nameof(MinimumSide));
-        if (MaxPixels < 1)
-            throw new ArgumentException($"{nameof(MaxPixels)} must be ≥ 1; got {MaxPixels}.", nameof(MaxPixels));
-        if (MaxFileBytes < 1)
-            throw new ArgumentException($"{nameof(MaxFileBytes)} must be ≥ 1; got {MaxFileBytes}.", nameof(MaxFileBytes));
         var a = Augmentation ?? throw new ArgumentException($"{nameof(Augmentation)} must not be null.", nameof(Augmentation));
         Probability(a.RotationProbability, "Augmentation.RotationProbability");
         Probability(a.HorizontalFlipProbability, "Augmentation.HorizontalFlipProbability");

@@ -1,4 +1,5 @@
 using AttnDreamBooth.Imaging;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Training;
 using TorchSharp;
 
@@ -32,32 +33,41 @@ internal sealed class ConceptImageSet
     /// <summary>Number of images.</summary>
     public int Count => _images.Length;
 
-    /// <summary>Validates and decodes every image of <paramref name="concept"/>.</summary>
-    /// <exception cref="InvalidConceptImageException">At least one image is unusable; lists all of them.</exception>
+    /// <summary>Validates and decodes every image of <paramref name="concept"/> with the one image decoder.</summary>
+    /// <param name="concept">The concept.</param>
+    /// <param name="options">Minimum side, transparency background, resolution and augmentation (default: the defaults).</param>
+    /// <param name="limits">The size limits (default: those in force).</param>
+    /// <exception cref="InvalidImageException">At least one image is unusable; lists all of them.</exception>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public static ConceptImageSet Load(Concept concept, ConceptImageOptions? options = null)
+    public static ConceptImageSet Load(Concept concept, ConceptImageOptions? options = null, ResourceLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(concept);
         options ??= new ConceptImageOptions();
         options.Validate();
-        ThrowIfAny(concept.Images.Select(s => Try(() => ConceptImageLoader.Inspect(s, options))).ToArray());
-        var decoded = concept.Images.Select(s => Try(() => ConceptImageLoader.Load(s, options))).ToArray();
+        var decode = DecodeOptions(options, limits ?? ResourceLimits.Current);
+        ThrowIfAny(concept.Images.Select(s => Try(() => ImageDecoder.Inspect(s, decode))).ToArray());
+        var decoded = concept.Images.Select(s => Try(() => ImageDecoder.Load(s, decode))).ToArray();
         ThrowIfAny(decoded);
         return new ConceptImageSet(concept, options, decoded.Select(d => d.Value!).ToArray());
     }
 
     /// <summary>Every problem with <paramref name="concept"/>'s images (header checks and full decoding), without
     /// throwing; empty when all images are usable.</summary>
-    public static IReadOnlyList<ConceptImageProblem> FindProblems(Concept concept, ConceptImageOptions? options = null)
+    public static IReadOnlyList<ImageProblem> FindProblems(Concept concept, ConceptImageOptions? options, ResourceLimits limits)
     {
         ArgumentNullException.ThrowIfNull(concept);
         options ??= new ConceptImageOptions();
         options.Validate();
+        var decode = DecodeOptions(options, limits);
         return concept.Images
-            .Select(s => Try(() => ConceptImageLoader.Load(s, options)))
+            .Select(s => Try(() => ImageDecoder.Load(s, decode)))
             .SelectMany(r => r.Problems)
             .ToArray();
     }
+
+    /// <summary>What the decoder needs of the concept's image settings and the limits.</summary>
+    internal static ImageDecodeOptions DecodeOptions(ConceptImageOptions options, ResourceLimits limits) =>
+        ImageDecodeOptions.From(limits) with { MinimumSide = options.MinimumSide, AlphaBackground = options.AlphaBackground };
 
     /// <summary>Image <paramref name="index"/> augmented with <paramref name="random"/> (null: no augmentation, center
     /// crop) as a float32 tensor [3, R, R] in [−1, 1] on <paramref name="device"/>.</summary>
@@ -81,21 +91,21 @@ internal sealed class ConceptImageSet
         return batch.MoveToOuterDisposeScope();
     }
 
-    private static (T? Value, ConceptImageProblem[] Problems) Try<T>(Func<T> load) where T : class
+    private static (T? Value, ImageProblem[] Problems) Try<T>(Func<T> load) where T : class
     {
         try
         {
             return (load(), []);
         }
-        catch (InvalidConceptImageException e)
+        catch (InvalidImageException e)
         {
             return (null, e.Problems.ToArray());
         }
     }
 
-    private static void ThrowIfAny<T>((T? Value, ConceptImageProblem[] Problems)[] results) where T : class
+    private static void ThrowIfAny<T>((T? Value, ImageProblem[] Problems)[] results) where T : class
     {
         var problems = results.SelectMany(r => r.Problems).ToArray();
-        if (problems.Length > 0) throw new InvalidConceptImageException(problems);
+        if (problems.Length > 0) throw new InvalidImageException(problems);
     }
 }

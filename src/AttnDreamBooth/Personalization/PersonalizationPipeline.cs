@@ -51,8 +51,8 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
-        return new PersonalizationPipelineBuilder((device, loggers, checkFinite, ct) =>
-            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggers, checkFinite, ct));
+        return new PersonalizationPipelineBuilder((device, loggers, checkFinite, limits, ct) =>
+            StableDiffusionComponents.LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggers, checkFinite, limits, ct));
     }
 
     /// <summary>The loaded model components.</summary>
@@ -63,6 +63,12 @@ public sealed class PersonalizationPipeline : IDisposable
 
     /// <summary>Seed, checkpoints, caching and validation settings.</summary>
     public TrainingOptions TrainingOptions { get; }
+
+    /// <summary>The bounds on what untrusted files may make this pipeline allocate or read
+    /// (<see cref="PersonalizationPipelineBuilder.WithResourceLimits"/>); every call of the pipeline, and
+    /// <see cref="PersonalizedModel.LoadAsync(string, PersonalizationPipeline, CancellationToken)"/> and
+    /// <see cref="PersonalizedModel.ImportAsync(ConceptImport, PersonalizationPipeline, CancellationToken)"/> on it, apply them.</summary>
+    public IO.ResourceLimits ResourceLimits => Components.ResourceLimits;
 
     /// <summary>The concept this pipeline was trained on or loaded with, or null while it is the base model.</summary>
     public PersonalizedModel? Concept { get; internal set; }
@@ -195,8 +201,8 @@ public sealed class PersonalizationPipeline : IDisposable
         var imageOptions = TrainingOptions.Data.Images;
         if (imageOptions.Resolution <= 0) imageOptions = imageOptions with { Resolution = Components.DefaultResolution };
         // Every image is decoded and validated before anything is trained.
-        var images = ConceptImageSet.Load(concept, imageOptions);
-        var imageHashes = concept.Images.Select(s => System.Security.Cryptography.SHA256.HashData(s.ReadAllBytes(imageOptions.MaxFileBytes))).ToArray();
+        var images = ConceptImageSet.Load(concept, imageOptions, ResourceLimits);
+        var imageHashes = concept.Images.Select(s => System.Security.Cryptography.SHA256.HashData(s.ReadAllBytes(ResourceLimits.MaxImageFileBytes))).ToArray();
         PipelineLog.ImagesValidated(_logger, images.Count, concept.Token, concept.Category);
         ct.ThrowIfCancellationRequested();
         // Before anything changes: class images come from the base model, and a cancelled generation leaves the pipeline usable.
@@ -248,6 +254,8 @@ public sealed class PersonalizationPipeline : IDisposable
             try
             {
                 ct.ThrowIfCancellationRequested();
+                // Everything the call reads (checkpoints, concepts, class images, reloaded weights) is checked against the pipeline's limits.
+                using var limits = IO.ResourceLimits.Use(ResourceLimits);
                 return work();
             }
             finally

@@ -1,3 +1,4 @@
+using AttnDreamBooth.IO;
 using AttnDreamBooth.StableDiffusion;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -9,8 +10,9 @@ namespace AttnDreamBooth.Personalization;
 /// <see cref="PersonalizationPipeline.FromPretrained"/> or <see cref="PersonalizationPipeline.FromSingleFile"/>.</summary>
 public sealed class PersonalizationPipelineBuilder
 {
-    private readonly Func<torch.Device, ILoggerFactory, bool, CancellationToken, StableDiffusionComponents> _load;
+    private readonly Func<torch.Device, ILoggerFactory, bool, ResourceLimits, CancellationToken, StableDiffusionComponents> _load;
     private bool _checkFiniteWeights = true;
+    private ResourceLimits _limits = ResourceLimits.Default;
     private torch.Device _device = torch.CPU;
     private StagePlan _plan = StagePlan.Paper;
     private TrainingOptions _training = new();
@@ -19,10 +21,20 @@ public sealed class PersonalizationPipelineBuilder
     internal PersonalizationPipelineBuilder(string modelFolder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
-        _load = (device, loggers, checkFinite, ct) => StableDiffusionComponents.LoadFolder(modelFolder, device, loggers, checkFinite, ct);
+        _load = (device, loggers, checkFinite, limits, ct) => StableDiffusionComponents.LoadFolder(modelFolder, device, loggers, checkFinite, limits, ct);
     }
 
-    internal PersonalizationPipelineBuilder(Func<torch.Device, ILoggerFactory, bool, CancellationToken, StableDiffusionComponents> load) => _load = load;
+    internal PersonalizationPipelineBuilder(Func<torch.Device, ILoggerFactory, bool, ResourceLimits, CancellationToken, StableDiffusionComponents> load) => _load = load;
+
+    /// <summary>The bounds on what untrusted files may make the pipeline allocate or read (default
+    /// <see cref="ResourceLimits.Default"/>): the model's configs and weights when it is built, then everything the pipeline
+    /// reads later (concept photos, class images, checkpoints, saved and imported concepts, LoRA files).</summary>
+    /// <example><c>.WithResourceLimits(ResourceLimits.Default with { MaxImagePixels = 200_000_000 })</c></example>
+    public PersonalizationPipelineBuilder WithResourceLimits(ResourceLimits limits)
+    {
+        _limits = limits ?? throw new ArgumentNullException(nameof(limits));
+        return this;
+    }
 
     /// <summary>Whether every weight tensor of the base model is checked for NaN and infinity when it is loaded
     /// (default true; one <c>isfinite().all()</c> per tensor). Turn it off only for files you trust.</summary>
@@ -115,7 +127,7 @@ public sealed class PersonalizationPipelineBuilder
     public PersonalizationPipeline Build(CancellationToken ct = default)
     {
         _training.Validate();
-        var components = _load(_device, _loggerFactory, _checkFiniteWeights, ct);
+        var components = _load(_device, _loggerFactory, _checkFiniteWeights, _limits, ct);
         return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
     }
 

@@ -324,8 +324,29 @@ internal sealed class PersonalizationTrainer
         using var sha = SHA256.Create();
         var text = new StringBuilder();
         text.Append(Path.GetFileName(Path.GetFullPath(baseModel).TrimEnd('/'))).Append('\n').Append(token).Append('\n').Append(category).Append('\n').Append(prompt).Append('\n');
-        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(JsonSerializer.Serialize(options.Data));
+        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(DataJson(options.Data));
         foreach (var h in imageHashes) text.Append('\n').Append(Convert.ToHexString(h));
         return Convert.ToHexString(sha.ComputeHash(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    /// <summary>The data options as the fingerprint has always spelled them. The image size limits are not data options
+    /// (they refuse files, they never change what is trained: <see cref="ResourceLimits"/>), but checkpoints already on
+    /// disk hash them with their defaults right after <c>MinimumSide</c>; they stay there, as constants, so those
+    /// checkpoints keep their run identity whatever limits a resumed run uses.</summary>
+    private static string DataJson(TrainingDataOptions data)
+    {
+        var node = JsonSerializer.SerializeToNode(data)!.AsObject();
+        var images = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (key, value) in node["Images"]!.AsObject().ToList())
+        {
+            images[key] = value?.DeepClone();
+            if (key == nameof(ConceptImageOptions.MinimumSide))
+            {
+                images["MaxPixels"] = 89_478_485L;
+                images["MaxFileBytes"] = 256L << 20;
+            }
+        }
+        node["Images"] = images;
+        return node.ToJsonString();
     }
 }

@@ -43,7 +43,7 @@ public sealed partial class PersonalizedModel
         string embeddingPath = Path.GetFullPath(source.EmbeddingPath);
 
         // Validation: nothing below changes the pipeline until every file has been checked.
-        var readOptions = new LearnedEmbeddingsReadOptions { MaxRows = options.MaxEmbeddingRows, CheckFinite = options.CheckFiniteWeights };
+        var readOptions = new LearnedEmbeddingsReadOptions { CheckFinite = options.CheckFiniteWeights };
         using var prepared = ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, source.Token, readOptions, null);
         if (prepared.EntryNames.Count != 1)
             throw new LearnedEmbeddingsFormatException(embeddingPath, $"holds {prepared.EntryNames.Count} embeddings ({string.Join(", ", prepared.EntryNames)}); a concept is one, so import them one file at a time");

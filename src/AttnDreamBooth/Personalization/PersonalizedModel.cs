@@ -153,7 +153,7 @@ public sealed partial class PersonalizedModel
 
         // Validation: nothing below changes the pipeline until every file has been checked.
         var binding = ConceptTokenRecord.Bind(metadataPath, metadata, c.Tokenizer);
-        var readOptions = new LearnedEmbeddingsReadOptions { MaxRows = options.MaxEmbeddingRows, CheckFinite = options.CheckFiniteWeights };
+        var readOptions = new LearnedEmbeddingsReadOptions { CheckFinite = options.CheckFiniteWeights };
         string embeddingPath = Path.Combine(folder, EmbeddingFile);
         if (!File.Exists(embeddingPath)) throw new ModelConfigException(embeddingPath, null, "is missing: the concept's learned embedding is required");
         using var prepared = ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, metadata.Token, readOptions, binding);

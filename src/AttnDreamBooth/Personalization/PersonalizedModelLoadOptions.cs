@@ -1,17 +1,14 @@
-using AttnDreamBooth.Text;
-
 namespace AttnDreamBooth.Personalization;
 
-/// <summary>Checks applied by <see cref="PersonalizedModel.LoadAsync(string, PersonalizationPipeline, PersonalizedModelLoadOptions, CancellationToken)"/>.</summary>
+/// <summary>Checks applied by <see cref="PersonalizedModel.LoadAsync(string, PersonalizationPipeline, PersonalizedModelLoadOptions, CancellationToken)"/>
+/// and <see cref="PersonalizedModel.ImportAsync(ConceptImport, PersonalizationPipeline, PersonalizedModelLoadOptions, CancellationToken)"/>.
+/// Size limits (embedding rows, tensor and file sizes) are the pipeline's <see cref="PersonalizationPipeline.ResourceLimits"/>.</summary>
 public sealed record PersonalizedModelLoadOptions
 {
-    /// <summary>The defaults: every weight checked to be finite, the default embedding limits.</summary>
+    /// <summary>The defaults: every weight checked to be finite.</summary>
     public static PersonalizedModelLoadOptions Default { get; } = new();
 
     /// <summary>Refuse a concept whose U-Net weights or embedding hold NaN or infinity (default true). Each tensor is
     /// read once more for the check; turn it off only for files you trust.</summary>
     public bool CheckFiniteWeights { get; init; } = true;
-
-    /// <summary>The most embedding rows the concept's embedding file may hold (default <see cref="LearnedEmbeddingsReadOptions.DefaultMaxRows"/>).</summary>
-    public int MaxEmbeddingRows { get; init; } = LearnedEmbeddingsReadOptions.DefaultMaxRows;
 }

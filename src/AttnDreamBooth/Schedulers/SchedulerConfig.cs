@@ -221,11 +221,19 @@ public sealed record SchedulerConfig
     }
 
     /// <summary>Reads a <c>scheduler_config.json</c> and resolves it for the class it names.</summary>
-    public static SchedulerConfig Load(string path) => FromReader(ConfigReader.Load(path));
+    /// <param name="path">The file.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static SchedulerConfig Load(string path, ResourceLimits? limits = null)
+    {
+        using var scope = ResourceLimits.Use(limits);
+        return FromReader(ConfigReader.Load(path));
+    }
 
     /// <summary>Reads a scheduler folder (<c>scheduler/</c>) or a <c>scheduler_config.json</c> path.</summary>
-    public static SchedulerConfig LoadFolderOrFile(string path) =>
-        Load(Directory.Exists(path) ? Path.Combine(path, "scheduler_config.json") : path);
+    /// <param name="path">The folder or file.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static SchedulerConfig LoadFolderOrFile(string path, ResourceLimits? limits = null) =>
+        Load(Directory.Exists(path) ? Path.Combine(path, "scheduler_config.json") : path, limits);
 
     /// <summary>Resolves an already-opened config for the class named by its <c>_class_name</c>.</summary>
     internal static SchedulerConfig FromReader(ConfigReader reader)
@@ -248,7 +256,14 @@ public sealed record SchedulerConfig
     }
 
     /// <summary>Parses JSON text (tests and in-memory configs).</summary>
-    public static SchedulerConfig Parse(string json, string filePath = "<memory>") => FromReader(ConfigReader.Parse(json, filePath));
+    /// <param name="json">The JSON object.</param>
+    /// <param name="filePath">The name used in error messages.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static SchedulerConfig Parse(string json, string filePath = "<memory>", ResourceLimits? limits = null)
+    {
+        using var scope = ResourceLimits.Use(limits);
+        return FromReader(ConfigReader.Parse(json, filePath));
+    }
 
     /// <summary>The same file resolved for <paramref name="target"/> (diffusers <c>TargetClass.from_config(file)</c>).</summary>
     internal SchedulerConfig For(SchedulerClass target) =>

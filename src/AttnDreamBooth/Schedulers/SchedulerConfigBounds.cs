@@ -4,17 +4,12 @@ namespace AttnDreamBooth.Schedulers;
 /// whose noise level cannot be represented, loads without complaint elsewhere and yields black images.</summary>
 internal static class SchedulerConfigBounds
 {
-    /// <summary>The most training timesteps accepted (SD uses 1000; the tables cost 12 bytes per step).</summary>
-    public const int MaxTrainTimesteps = 100_000;
-
     /// <summary>The smallest final cumulative alpha accepted: below it <c>1 / sqrt(alpha_cumprod)</c> leaves the float32 range.</summary>
     public const double MinFinalAlphaCumprod = 1e-30;
 
     /// <exception cref="AttnDreamBooth.IO.ModelConfigException">A bound is broken; names the file and key.</exception>
     public static void Check(SchedulerConfig config)
     {
-        if (config.NumTrainTimesteps > MaxTrainTimesteps)
-            throw config.Error("num_train_timesteps", $"must be at most {MaxTrainTimesteps}, found {config.NumTrainTimesteps}");
         IReadOnlyList<double> betas;
         if (config.TrainedBetas is { } trained)
         {

@@ -22,8 +22,9 @@ public sealed class StableDiffusionComponents : IDisposable
     private readonly int? _resolution;
 
     private StableDiffusionComponents(DiffusersFolder folder, string modelSource, torch.Device device, ClipTokenizer tokenizer, ClipTextModel textEncoder,
-        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution, ComponentWeightOrigin weights)
+        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, int? resolution, ComponentWeightOrigin weights, ResourceLimits limits)
     {
+        ResourceLimits = limits;
         Folder = folder;
         Weights = weights;
         ModelSource = modelSource;
@@ -44,6 +45,9 @@ public sealed class StableDiffusionComponents : IDisposable
 
     /// <summary>Where the networks' weights really came from (the folder or the single file); exact weights are reloaded from here.</summary>
     internal ComponentWeightOrigin Weights { get; }
+
+    /// <summary>The bounds the components were loaded with; <see cref="LoadLora"/> and a pipeline built on them apply them too.</summary>
+    public ResourceLimits ResourceLimits { get; }
 
     /// <summary>Where every module lives.</summary>
     public torch.Device Device { get; }
@@ -76,7 +80,8 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set), incomplete modules or wrong shapes.</exception>
     public LoraNetwork LoadLora(string loraPath, double scale = 1.0, LoraLoadOptions? options = null)
     {
-        var network = LoraNetwork.Load(loraPath, UNet, TextEncoder, (options ?? new LoraLoadOptions()) with { Scale = scale });
+        LoraNetwork network;
+        using (ResourceLimits.Use(ResourceLimits)) network = LoraNetwork.Load(loraPath, UNet, TextEncoder, (options ?? new LoraLoadOptions()) with { Scale = scale });
         try
         {
             network.Install();
@@ -93,11 +98,16 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">Weights do not match the modules built from the configs.</exception>
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
-    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
-        LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, ct);
+    /// <remarks>Configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
+    /// <see cref="ResourceLimits.Default"/>) before anything is allocated.</remarks>
+    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null,
+        ResourceLimits? limits = null, CancellationToken ct = default) =>
+        LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
-    internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
+    internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights,
+        ResourceLimits limits, CancellationToken ct)
     {
+        using var scope = ResourceLimits.Use(limits);
         var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<StableDiffusionComponents>();
         device ??= torch.CPU;
         var folder = DiffusersFolder.Open(modelFolder);
@@ -118,7 +128,7 @@ public sealed class StableDiffusionComponents : IDisposable
 
         var scheduler = SchedulerConfig.Load(folder.ConfigPath("scheduler"));
         Freeze(textEncoder, unet, vae);
-        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null, ComponentWeightOrigin.FromFolder(folder));
+        return new StableDiffusionComponents(folder, folder.Root, device, tokenizer, textEncoder, unet, vae, scheduler, resolution: null, ComponentWeightOrigin.FromFolder(folder), limits);
     }
 
     /// <summary>
@@ -135,18 +145,20 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <param name="options">Prediction type and image size when the config folder should not decide them, EMA weights,
     /// keys to ignore (the logger defaults to <paramref name="loggerFactory"/>'s).</param>
     /// <param name="loggerFactory">Logging.</param>
+    /// <param name="limits">Bounds on what the file and the configs may allocate (default <see cref="ResourceLimits.Default"/>).</param>
     /// <param name="ct">Checked between components.</param>
     /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
     /// <exception cref="SingleFileFormatException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
-        SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
-        LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, ct);
+        SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, ResourceLimits? limits = null, CancellationToken ct = default) =>
+        LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
     internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
-        SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, CancellationToken ct)
+        SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, ResourceLimits limits, CancellationToken ct)
     {
+        using var scope = ResourceLimits.Use(limits);
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(configFolder);
         loggerFactory ??= NullLoggerFactory.Instance;
@@ -188,7 +200,7 @@ public sealed class StableDiffusionComponents : IDisposable
                 .With(new Dictionary<string, object?> { ["prediction_type"] = resolved.PredictionType });
             Freeze(textEncoder, unet, vae);
             return new StableDiffusionComponents(folder, path, device, tokenizer, textEncoder, unet, vae, scheduler, resolved.ImageSize,
-                ComponentWeightOrigin.FromSingleFile(path, architecture, options));
+                ComponentWeightOrigin.FromSingleFile(path, architecture, options), limits);
         }
         catch
         {

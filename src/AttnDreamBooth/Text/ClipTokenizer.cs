@@ -121,10 +121,14 @@ public sealed class ClipTokenizer
 
     /// <summary>Loads a tokenizer folder: <c>vocab.json</c>, <c>merges.txt</c> and, when present,
     /// <c>special_tokens_map.json</c>, <c>tokenizer_config.json</c>, <c>added_tokens.json</c>.</summary>
-    /// <exception cref="ModelConfigException">A file is missing or malformed, or a special token is not in the vocabulary.</exception>
-    public static ClipTokenizer FromFolder(string tokenizerFolder)
+    /// <exception cref="ModelConfigException">A file is missing, malformed or beyond <paramref name="limits"/>, or a special
+    /// token is not in the vocabulary.</exception>
+    /// <param name="tokenizerFolder">The folder.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static ClipTokenizer FromFolder(string tokenizerFolder, ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(tokenizerFolder);
+        using var scope = ResourceLimits.Use(limits);
         string folder = Path.GetFullPath(tokenizerFolder);
         if (!Directory.Exists(folder)) throw new ModelConfigException(folder, null, "the tokenizer folder does not exist");
         string vocabPath = Path.Combine(folder, ClipTokenizerFolder.VocabFile);

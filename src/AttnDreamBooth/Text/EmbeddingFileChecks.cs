@@ -17,7 +17,7 @@ internal static class EmbeddingFileChecks
                 throw new LearnedEmbeddingsFormatException(file, $"'{name}' is stored as {entry.DType}; an embedding must be a floating-point tensor (F16, BF16, F32 or F64)");
             rows += entry.Shape.Length switch { 0 => 0, 1 => 1, _ => entry.Shape[0] };
             if (rows > maxRows)
-                throw new LearnedEmbeddingsFormatException(file, $"the file declares more than {maxRows} embedding rows (at '{name}'); raise LearnedEmbeddingsReadOptions.MaxRows if it is trusted");
+                throw new LearnedEmbeddingsFormatException(file, $"the file declares at least {rows:N0} embedding rows (counting up to '{name}'), which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxEmbeddingRows), maxRows)}");
         }
     }
 

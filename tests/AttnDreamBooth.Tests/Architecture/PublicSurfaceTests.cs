@@ -18,7 +18,10 @@ public sealed class PublicSurfaceTests
     // weights it needs, by name and SHA-256) and LoraExportReport (what a LoRA export carries and what it cannot), and
     // ConceptImport (a concept made elsewhere). The file list and the uncarried tensors are dictionaries (path → bytes,
     // name → relative change) rather than two more record types; A1111EmbeddingFile and the exporters are internal.
-    public const int MaxPublicTypes = 94;
+    // ResourceLimits (95) is the one options record of the bounds on untrusted input that every loading entry point
+    // takes. The image refusals (InvalidImageException, ImageProblem, ImageProblemKind) live in Imaging, shared by the
+    // training and evaluation paths, in place of the three concept-image types.
+    public const int MaxPublicTypes = 95;
 
     [Fact]
     public void PublicTypeCountStaysWithinTheBudget()

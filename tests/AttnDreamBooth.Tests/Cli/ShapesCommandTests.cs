@@ -26,7 +26,7 @@ public sealed class ShapesCommandTests
             var expected = sampler.Sample(i);
             Assert.Equal(expected.Caption, line.RootElement.GetProperty("caption").GetString());
             string file = Path.Combine(outDir, line.RootElement.GetProperty("file").GetString()!);
-            Assert.Equal(expected.Image.Pixels, RgbImageDecoding.Load(file).Pixels);
+            Assert.Equal(expected.Image.Pixels, RgbImage.Load(file).Pixels);
         }
 
         string json = Path.Combine(temp.Path, "analysis.json");

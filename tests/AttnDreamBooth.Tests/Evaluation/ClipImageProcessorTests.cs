@@ -78,7 +78,7 @@ public sealed class ClipImageProcessorTests
     }
 
     [Fact]
-    public void BitmapsConvertToRgbWithoutCompositing()
+    public void BitmapsConvertToRgbWithoutCompositingWhileFilesDecodeAsTrainingPhotos()
     {
         using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(2, 1, SkiaSharp.SKColorType.Rgba8888, SkiaSharp.SKAlphaType.Unpremul));
         // Written as raw bytes: SetPixel would premultiply the transparent pixel to black.
@@ -86,12 +86,12 @@ public sealed class ClipImageProcessorTests
         var image = RgbImageDecoding.FromBitmap(bitmap);
         Assert.Equal(new byte[] { 10, 20, 30, 200, 100, 50 }, image.Pixels);
 
-        // Through a PNG file: decoded without premultiplying, so the transparent pixel keeps its colour.
+        // Through a PNG file: decoded as training decodes photos, so the transparent pixel is composited onto white.
         using var temp = TestPaths.CreateTempDirectory();
         string png = temp.File("a.png");
         using (var data = SkiaSharp.SKImage.FromBitmap(bitmap).Encode(SkiaSharp.SKEncodedImageFormat.Png, 100))
         using (var stream = File.OpenWrite(png)) data.SaveTo(stream);
-        Assert.Equal(image.Pixels, RgbImageDecoding.Load(png).Pixels);
-        Assert.Throws<FileNotFoundException>(() => RgbImageDecoding.Load(temp.File("missing.png")));
+        Assert.Equal(new byte[] { 10, 20, 30, 255, 255, 255 }, RgbImage.Load(png).Pixels);
+        Assert.Equal(ImageProblemKind.Unreadable, Assert.Throws<InvalidImageException>(() => RgbImage.Load(temp.File("missing.png"))).Kind);
     }
 }

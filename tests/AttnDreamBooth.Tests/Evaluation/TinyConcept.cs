@@ -45,7 +45,7 @@ public sealed class TinyConcept : IAsyncLifetime
         Pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(ConceptFolder, Pipeline);
         Clip = ClipTextTower.LoadModel(ClipFolder);
-        Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImageDecoding.Load).ToArray();
+        Sources = Directory.GetFiles(Photos, "*.jpg").Order(StringComparer.Ordinal).Select(RgbImage.Load).ToArray();
     }
 
     public Task DisposeAsync()

@@ -56,7 +56,7 @@ public sealed class HeatmapTests
         using var dir = TestPaths.CreateTempDirectory();
         var big = ConceptImageTransform.Augment(image, 64, ImageAugmentationOptions.None, null);
         big.SavePng(dir.File("x.png"));
-        var back = ConceptImageLoader.Load(ConceptImageSource.FromFile(dir.File("x.png")));
+        var back = RgbImage.Load(dir.File("x.png"));
         Assert.Equal(big.Pixels, back.Pixels);
     }
 }

@@ -107,7 +107,6 @@ public sealed class ConceptImageTransformTests
     {
         Assert.Throws<ArgumentException>(() => new ConceptImageOptions { Resolution = 500 }.Validate());
         Assert.Throws<ArgumentException>(() => new ConceptImageOptions { MinimumSide = 0 }.Validate());
-        Assert.Throws<ArgumentException>(() => new ConceptImageOptions { MaxPixels = 0 }.Validate());
         Assert.Throws<ArgumentException>(() => new ConceptImageOptions { Augmentation = new() { RotationProbability = 1.5 } }.Validate());
         Assert.Throws<ArgumentException>(() => new ConceptImageOptions { Augmentation = new() { HorizontalFlipProbability = double.NaN } }.Validate());
         Assert.Throws<ArgumentException>(() => new ConceptImageOptions { Augmentation = new() { MaxRotationDegrees = 200 } }.Validate());

@@ -1,10 +1,11 @@
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Personalization;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
 public sealed class ConceptTests
 {
-    private static readonly ConceptImageSource[] OneImage = [ConceptImageSource.FromBytes("x.png", [1, 2, 3])];
+    private static readonly ImageSource[] OneImage = [ImageSource.FromBytes("x.png", [1, 2, 3])];
 
     [Fact]
     public void Defaults_follow_the_official_code()
@@ -89,7 +90,7 @@ public sealed class ConceptTests
         using var s1 = new MemoryStream([4, 5]);
         var c = Concept.FromStreams([s0, s1], "cat");
         Assert.Equal(["stream 0", "stream 1"], c.Images.Select(i => i.Name));
-        Assert.Equal(new byte[] { 4, 5 }, c.Images[1].ReadAllBytes());
+        Assert.Equal(new byte[] { 4, 5 }, c.Images[1].ReadAllBytes(long.MaxValue));
         Assert.Null(c.Images[1].FilePath);
     }
 }

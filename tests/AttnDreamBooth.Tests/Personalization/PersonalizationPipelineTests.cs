@@ -1,3 +1,4 @@
+using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
@@ -227,7 +228,7 @@ public sealed class PersonalizationPipelineTests
         using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(1, 1, 1), TinyPipeline.Options(dir.File("ckpt")));
         var before = TinyPipeline.Snapshot(pipeline.Components.UNet);
 
-        var error = await Assert.ThrowsAsync<InvalidConceptImageException>(() => pipeline.TrainAsync(Concept.FromFiles(photos, "dog")));
+        var error = await Assert.ThrowsAsync<InvalidImageException>(() => pipeline.TrainAsync(Concept.FromFiles(photos, "dog")));
 
         Assert.Contains("broken.jpg", error.Message);
         Assert.False(Directory.Exists(dir.File("ckpt")));

@@ -34,10 +34,10 @@ public sealed class SavedConceptCompatibilityTests
         var options = new GenerationOptions { BatchSize = 1, Steps = 4, GuidanceScale = 7.5, Sampler = "dpm++", Seed = 3, HeatmapTokens = [concept.Token] };
         var image = Assert.Single(await pipeline.GenerateAsync("a photo of {} on the beach", options));
 
-        AssertSamePixels(RgbImageDecoding.Load(Path.Combine(Saved, "generated.png")), image.Image);
+        AssertSamePixels(RgbImage.Load(Path.Combine(Saved, "generated.png")), image.Image);
         using var dir = TestPaths.CreateTempDirectory();
         File.WriteAllBytes(dir.File("heatmap.png"), image.EncodeHeatmapOverlayPng(concept.Token));
-        AssertSamePixels(RgbImageDecoding.Load(Path.Combine(Saved, "generated-heatmap.png")), RgbImageDecoding.Load(dir.File("heatmap.png")));
+        AssertSamePixels(RgbImage.Load(Path.Combine(Saved, "generated-heatmap.png")), RgbImage.Load(dir.File("heatmap.png")));
     }
 
     [Fact]

@@ -55,8 +55,8 @@ public sealed class EmbeddingFileLimitsTests
         var (tokenizer, model) = Load();
         string path = Write(dir, new() { ["<a>"] = torch.zeros(600, model.HiddenSize), ["<b>"] = torch.zeros(500, model.HiddenSize) });
         var error = Assert.Throws<LearnedEmbeddingsFormatException>(() => ConceptEmbedding.Load(path, tokenizer, model));
-        Assert.Contains("more than 1024", error.Message);
-        Assert.Contains("MaxRows", error.Message);
+        Assert.Contains("at least 1,100 embedding rows", error.Message);
+        Assert.Contains("ResourceLimits.MaxEmbeddingRows", error.Message);
         Assert.Empty(tokenizer.AddedTokens);
         Assert.Throws<LearnedEmbeddingsFormatException>(() => LearnedEmbeddings.Read(path, new LearnedEmbeddingsReadOptions { MaxRows = 1099 }));
 

@@ -47,8 +47,14 @@ public sealed record ClipTextConfig
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
     /// <summary>Reads <paramref name="path"/> (a text-encoder <c>config.json</c>; a full CLIP config is read from its
-    /// <c>text_config</c> section).</summary>
-    public static ClipTextConfig Load(string path) => FromReader(ConfigReader.Load(path));
+    /// <c>text_config</c> section), checking it against <paramref name="limits"/>.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static ClipTextConfig Load(string path, ResourceLimits? limits = null)
+    {
+        using var scope = ResourceLimits.Use(limits);
+        return FromReader(ConfigReader.Load(path));
+    }
 
     /// <summary>Reads the values from an already opened config.</summary>
     internal static ClipTextConfig FromReader(ConfigReader reader)

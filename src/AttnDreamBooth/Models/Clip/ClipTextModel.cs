@@ -56,9 +56,13 @@ public sealed class ClipTextModel : nn.Module
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
     /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped weights.</exception>
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
-    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null, bool checkFiniteWeights = true)
+    /// <exception cref="ModelConfigException">The config is missing, invalid or beyond <paramref name="limits"/>.</exception>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null, bool checkFiniteWeights = true,
+        ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(textEncoderFolder);
+        using var scope = ResourceLimits.Use(limits);
         var config = ClipTextConfig.Load(Path.Combine(textEncoderFolder, "config.json"));
         var model = new ClipTextModel(config, device);
         try

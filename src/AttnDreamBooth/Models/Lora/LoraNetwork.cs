@@ -123,9 +123,18 @@ public sealed class LoraNetwork : nn.Module
     /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="LoadReport"/> lists them).
     /// </summary>
     /// <exception cref="LoraException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
-    /// <exception cref="IO.SafetensorsFormatException">The file is not a valid safetensors file.</exception>
-    public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null) =>
-        LoraFile.Load(path, unet, textEncoder, options);
+    /// <exception cref="IO.SafetensorsFormatException">The file is not a valid safetensors file, or a tensor exceeds
+    /// <see cref="IO.ResourceLimits.MaxTensorBytes"/>.</exception>
+    /// <param name="path">The LoRA file.</param>
+    /// <param name="unet">The U-Net the U-Net adapters attach to (or null).</param>
+    /// <param name="textEncoder">The text encoder the text adapters attach to (or null).</param>
+    /// <param name="options">Strength and unknown-key handling.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="IO.ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null, IO.ResourceLimits? limits = null)
+    {
+        using var scope = IO.ResourceLimits.Use(limits);
+        return LoraFile.Load(path, unet, textEncoder, options);
+    }
 
     /// <summary>Writes the adapters to <paramref name="path"/> (atomically) in <paramref name="format"/>. Tensors keep the
     /// adapters' dtype (float32 unless converted); kohya files get each module's <c>.alpha</c> and kohya's informational

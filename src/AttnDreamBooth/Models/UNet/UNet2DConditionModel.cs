@@ -206,9 +206,12 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// <param name="dtype">The parameter dtype (float32 by default).</param>
     /// <param name="variant">A weight variant such as "fp16".</param>
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
-    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true)
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static UNet2DConditionModel FromFolder(string unetFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true,
+        ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(unetFolder);
+        using var scope = ResourceLimits.Use(limits);
         var config = UNetConfig.Load(Path.Combine(unetFolder, "config.json"));
         var model = new UNet2DConditionModel(config, device);
         try

@@ -119,8 +119,14 @@ public sealed record UNetConfig
     /// <summary>Number of down (and up) blocks.</summary>
     public int BlockCount => BlockOutChannels.Count;
 
-    /// <summary>Reads <paramref name="path"/> (a <c>unet/config.json</c>).</summary>
-    public static UNetConfig Load(string path) => FromReader(ConfigReader.Load(path));
+    /// <summary>Reads <paramref name="path"/> (a <c>unet/config.json</c>) and checks it against <paramref name="limits"/>.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static UNetConfig Load(string path, ResourceLimits? limits = null)
+    {
+        using var scope = ResourceLimits.Use(limits);
+        return FromReader(ConfigReader.Load(path));
+    }
 
     /// <summary>Builds the config from parsed JSON; unknown keys are ignored, unsupported features rejected.</summary>
     internal static UNetConfig FromReader(ConfigReader reader)

@@ -97,9 +97,12 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
     /// <exception cref="StateDictMismatchException">When the weights do not match the model.</exception>
     /// <exception cref="NonFiniteWeightsException">When a weight holds NaN or infinity.</exception>
-    public static AutoencoderKL FromFolder(string vaeFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true)
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static AutoencoderKL FromFolder(string vaeFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true,
+        ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(vaeFolder);
+        using var scope = ResourceLimits.Use(limits);
         string folder = Path.GetFullPath(vaeFolder);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"The VAE folder '{folder}' does not exist.");
         var config = AutoencoderKLConfig.Load(Path.Combine(folder, "config.json"));

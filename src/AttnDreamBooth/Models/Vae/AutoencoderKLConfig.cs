@@ -58,8 +58,14 @@ public sealed record AutoencoderKLConfig
     /// <summary>The spatial factor between images and latents, <c>2^(len(block_out_channels) - 1)</c> (8 for SD).</summary>
     public int DownsampleFactor => 1 << (BlockOutChannels.Count - 1);
 
-    /// <summary>Reads and validates a <c>config.json</c>.</summary>
-    public static AutoencoderKLConfig Load(string path) => FromReader(ConfigReader.Load(path));
+    /// <summary>Reads and validates a <c>config.json</c>, checking it against <paramref name="limits"/>.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
+    public static AutoencoderKLConfig Load(string path, ResourceLimits? limits = null)
+    {
+        using var scope = ResourceLimits.Use(limits);
+        return FromReader(ConfigReader.Load(path));
+    }
 
     /// <summary>Reads and validates the values of an already-opened configuration.</summary>
     internal static AutoencoderKLConfig FromReader(ConfigReader reader)

@@ -1,7 +1,7 @@
-namespace AttnDreamBooth.Personalization;
+namespace AttnDreamBooth.Imaging;
 
-/// <summary>Encoded image formats accepted for concept images.</summary>
-internal enum ConceptImageFormat
+/// <summary>Encoded image formats the decoder accepts.</summary>
+internal enum ImageFormat
 {
     /// <summary>JPEG.</summary>
     Jpeg,
@@ -18,7 +18,7 @@ internal enum ConceptImageFormat
 /// <param name="StoredWidth">Width as stored (before EXIF orientation).</param>
 /// <param name="StoredHeight">Height as stored.</param>
 /// <param name="ExifOrientation">The EXIF orientation tag value 1..8 (1 = upright; 5..8 swap width and height).</param>
-internal sealed record ConceptImageInfo(ConceptImageFormat Format, int StoredWidth, int StoredHeight, int ExifOrientation)
+internal sealed record ImageInfo(ImageFormat Format, int StoredWidth, int StoredHeight, int ExifOrientation)
 {
     /// <summary>Width of the upright image.</summary>
     public int Width => ExifOrientation >= 5 ? StoredHeight : StoredWidth;

@@ -1,19 +1,20 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Training;
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Tests.Personalization;
 using SkiaSharp;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Imaging;
 
-public sealed class ConceptImageLoaderTests
+/// <summary>The one image decoder: formats, colour conversions, transparency, EXIF orientation, and every refusal by kind.</summary>
+public sealed class ImageDecoderTests
 {
-    private static readonly ConceptImageOptions Options = new() { Resolution = 32, MinimumSide = 16 };
+    private static readonly ImageDecodeOptions Options = ImageDecodeOptions.From(ResourceLimits.Default) with { MinimumSide = 16 };
 
-    private static RgbImage Load(byte[] bytes, ConceptImageOptions? options = null) =>
-        ConceptImageLoader.Load(ConceptImageSource.FromBytes("test image", bytes), options ?? Options);
+    private static RgbImage Load(byte[] bytes, ImageDecodeOptions? options = null) =>
+        ImageDecoder.Load(ImageSource.FromBytes("test image", bytes), options ?? Options);
 
-    private static InvalidConceptImageException Reject(byte[] bytes, ConceptImageOptions? options = null) =>
-        Assert.Throws<InvalidConceptImageException>(() => Load(bytes, options));
+    private static InvalidImageException Reject(byte[] bytes, ImageDecodeOptions? options = null) =>
+        Assert.Throws<InvalidImageException>(() => Load(bytes, options));
 
     private static void AssertColor(RgbColor expected, RgbColor actual, int tolerance)
     {
@@ -34,8 +35,8 @@ public sealed class ConceptImageLoaderTests
         AssertColor(new RgbColor(0, 255, 0), image[40, 6], tolerance);
         AssertColor(new RgbColor(0, 0, 255), image[6, 26], tolerance);
         AssertColor(RgbColor.White, image[40, 26], tolerance);
-        var info = ConceptImageLoader.Inspect(ConceptImageSource.FromBytes("x", TestImages.Encode(bitmap, format)), Options);
-        Assert.Equal(format switch { SKEncodedImageFormat.Png => ConceptImageFormat.Png, SKEncodedImageFormat.Jpeg => ConceptImageFormat.Jpeg, _ => ConceptImageFormat.WebP }, info.Format);
+        var info = ImageDecoder.Inspect(ImageSource.FromBytes("x", TestImages.Encode(bitmap, format)), Options);
+        Assert.Equal(format switch { SKEncodedImageFormat.Png => ImageFormat.Png, SKEncodedImageFormat.Jpeg => ImageFormat.Jpeg, _ => ImageFormat.WebP }, info.Format);
     }
 
     [Theory]
@@ -118,17 +119,17 @@ public sealed class ConceptImageLoaderTests
         byte[] jpeg = TestImages.Encode(bitmap, SKEncodedImageFormat.Jpeg);
         byte[] png = TestImages.Encode(bitmap, SKEncodedImageFormat.Png);
 
-        Assert.Equal(ConceptImageProblemKind.Empty, Reject([]).Kind);
-        Assert.Equal(ConceptImageProblemKind.Corrupt, Reject(TruncateScan(jpeg)).Kind);                          // header intact, data cut
-        Assert.Equal(ConceptImageProblemKind.Corrupt, Reject(jpeg.Take(200).ToArray()).Kind);                    // header cut
-        Assert.Equal(ConceptImageProblemKind.Corrupt, Reject(png.Take(png.Length - 30).ToArray()).Kind);
-        Assert.Equal(ConceptImageProblemKind.Corrupt, Reject([0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3, 4, 5]).Kind);  // JPEG magic, garbage
-        Assert.Equal(ConceptImageProblemKind.Unsupported, Reject("hello, I am a text file"u8.ToArray()).Kind);
+        Assert.Equal(ImageProblemKind.Empty, Reject([]).Kind);
+        Assert.Equal(ImageProblemKind.Corrupt, Reject(TruncateScan(jpeg)).Kind);                          // header intact, data cut
+        Assert.Equal(ImageProblemKind.Corrupt, Reject(jpeg.Take(200).ToArray()).Kind);                    // header cut
+        Assert.Equal(ImageProblemKind.Corrupt, Reject(png.Take(png.Length - 30).ToArray()).Kind);
+        Assert.Equal(ImageProblemKind.Corrupt, Reject([0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3, 4, 5]).Kind);  // JPEG magic, garbage
+        Assert.Equal(ImageProblemKind.Unsupported, Reject("hello, I am a text file"u8.ToArray()).Kind);
         var gif = Reject("GIF89a\x01\x00\x01\x00"u8.ToArray());
-        Assert.Equal(ConceptImageProblemKind.Unsupported, gif.Kind);
+        Assert.Equal(ImageProblemKind.Unsupported, gif.Kind);
         Assert.Contains("GIF", gif.Message);
-        Assert.Equal(ConceptImageProblemKind.Unsupported, Reject("BM\0\0\0\0\0\0\0\0"u8.ToArray()).Kind);
-        Assert.Equal(ConceptImageProblemKind.ZeroSized, Reject(TestImages.WithPngSize(png, 0, 64)).Kind);
+        Assert.Equal(ImageProblemKind.Unsupported, Reject("BM\0\0\0\0\0\0\0\0"u8.ToArray()).Kind);
+        Assert.Equal(ImageProblemKind.ZeroSized, Reject(TestImages.WithPngSize(png, 0, 64)).Kind);
         Assert.Contains("test image", Reject([]).Message);
     }
 
@@ -137,51 +138,24 @@ public sealed class ConceptImageLoaderTests
     {
         using var small = TestImages.Quadrants(12, 40);
         var tooSmall = Reject(TestImages.Encode(small, SKEncodedImageFormat.Png));
-        Assert.Equal(ConceptImageProblemKind.TooSmall, tooSmall.Kind);
+        Assert.Equal(ImageProblemKind.TooSmall, tooSmall.Kind);
         Assert.Contains("12x40", tooSmall.Message);
 
         using var bitmap = TestImages.Quadrants(64, 64);
         byte[] png = TestImages.Encode(bitmap, SKEncodedImageFormat.Png);
-        Assert.Equal(ConceptImageProblemKind.TooLarge, Reject(png, Options with { MaxPixels = 64 * 64 - 1 }).Kind);
+        var tooMany = Reject(png, Options with { MaxPixels = 64 * 64 - 1 });
+        Assert.Equal(ImageProblemKind.TooLarge, tooMany.Kind);
+        Assert.Contains("ResourceLimits.MaxImagePixels", tooMany.Message);
         Load(png, Options with { MaxPixels = 64 * 64 });
 
         var bigFile = Reject(png, Options with { MaxFileBytes = png.Length - 1 });
-        Assert.Equal(ConceptImageProblemKind.TooLarge, bigFile.Kind);
-        Assert.Contains("MaxFileBytes", bigFile.Message);
+        Assert.Equal(ImageProblemKind.TooLarge, bigFile.Kind);
+        Assert.Contains("ResourceLimits.MaxImageFileBytes", bigFile.Message);
 
         // A header claiming 60000 x 60000 over a tiny body: rejected as too large, i.e. without trying to decode it.
         var bomb = Reject(TestImages.WithPngSize(png, 60000, 60000));
-        Assert.Equal(ConceptImageProblemKind.TooLarge, bomb.Kind);
+        Assert.Equal(ImageProblemKind.TooLarge, bomb.Kind);
         Assert.Contains("60000x60000", bomb.Message);
-    }
-
-    [Fact]
-    public void Image_set_reports_every_bad_file_by_name_before_decoding_anything()
-    {
-        using var dir = TestPaths.CreateTempDirectory();
-        using var bitmap = TestImages.Quadrants(64, 64);
-        File.WriteAllBytes(dir.File("good.png"), TestImages.Encode(bitmap, SKEncodedImageFormat.Png));
-        byte[] jpeg = TestImages.Encode(bitmap, SKEncodedImageFormat.Jpeg);
-        File.WriteAllBytes(dir.File("truncated.jpg"), TruncateScan(jpeg));
-        File.WriteAllBytes(dir.File("empty.webp"), []);
-        File.WriteAllBytes(dir.File("anim.gif"), "GIF89a\x01\x00\x01\x00"u8.ToArray());
-        var concept = Concept.FromFolder(dir.Path, "dog");
-
-        var ex = Assert.Throws<InvalidConceptImageException>(() => ConceptImageSet.Load(concept, Options));
-        Assert.Equal(2, ex.Problems.Count); // header stage: the empty file and the GIF; the truncation is found by decoding
-        Assert.Contains(ex.Problems, p => p.ImageName.EndsWith("empty.webp", StringComparison.Ordinal) && p.Kind == ConceptImageProblemKind.Empty);
-        Assert.Contains(ex.Problems, p => p.ImageName.EndsWith("anim.gif", StringComparison.Ordinal) && p.Kind == ConceptImageProblemKind.Unsupported);
-        Assert.Contains("anim.gif", ex.Message);
-
-        var all = ConceptImageSet.FindProblems(concept, Options);
-        Assert.Equal(3, all.Count);
-        Assert.Contains(all, p => p.ImageName.EndsWith("truncated.jpg", StringComparison.Ordinal) && p.Kind == ConceptImageProblemKind.Corrupt);
-
-        File.Delete(dir.File("empty.webp"));
-        File.Delete(dir.File("anim.gif"));
-        var truncatedOnly = Assert.Throws<InvalidConceptImageException>(() => ConceptImageSet.Load(Concept.FromFolder(dir.Path, "dog"), Options));
-        Assert.Equal(ConceptImageProblemKind.Corrupt, truncatedOnly.Kind);
-        Assert.EndsWith("truncated.jpg", truncatedOnly.ImageName, StringComparison.Ordinal);
     }
 
     /// <summary>Keeps the JPEG headers and the first half of the entropy-coded scan data.</summary>
@@ -189,26 +163,5 @@ public sealed class ConceptImageLoaderTests
     {
         int sos = Enumerable.Range(2, jpeg.Length - 3).First(i => jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA);
         return jpeg.Take(sos + (jpeg.Length - sos) / 2).ToArray();
-    }
-
-    [Fact]
-    public void Missing_file_is_reported_as_unreadable()
-    {
-        using var dir = TestPaths.CreateTempDirectory();
-        var concept = Concept.FromFiles([dir.File("nope.png")], "dog");
-        var ex = Assert.Throws<InvalidConceptImageException>(() => ConceptImageSet.Load(concept, Options));
-        Assert.Equal(ConceptImageProblemKind.Unreadable, ex.Kind);
-        Assert.Contains("nope.png", ex.Message);
-    }
-
-    [Fact]
-    public void The_sample_dog_photos_load()
-    {
-        var concept = Concept.FromFolder(Path.Combine(TestPaths.RepoRoot, "samples", "data", "dog"), "dog");
-        Assert.Equal(5, concept.Images.Count); // LICENSE.md and references_and_licenses.txt are not images
-        var set = ConceptImageSet.Load(concept, new ConceptImageOptions { Resolution = 64 });
-        Assert.All(set.Images, i => Assert.True(Math.Min(i.Width, i.Height) >= 600));
-        var batch = set.GetBatch([0, 1, 2, 3, 4], new SeededRandom(3));
-        Assert.Equal(new long[] { 5, 3, 64, 64 }, batch.shape);
     }
 }

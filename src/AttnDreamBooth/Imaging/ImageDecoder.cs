@@ -1,25 +1,30 @@
 using System.Buffers.Binary;
-using AttnDreamBooth.Imaging;
 using SkiaSharp;
 
-namespace AttnDreamBooth.Personalization;
+namespace AttnDreamBooth.Imaging;
 
 /// <summary>
-/// Validates and decodes concept images with SkiaSharp: JPEG, PNG and WebP only; the header is checked (format,
-/// sides, minimum size, pixel cap) before any pixel is decoded; EXIF orientation is applied; grayscale, CMYK,
-/// palette and 16-bit images become 8-bit RGB; transparency is composited onto
-/// <see cref="ConceptImageOptions.AlphaBackground"/>. Every failure is an <see cref="InvalidConceptImageException"/>
-/// naming the file.
+/// The one image decoder, used for concept photos, cached class images and images loaded for evaluation alike: the
+/// file is opened as a bounded regular file (<see cref="ImageSource"/>); JPEG, PNG and WebP only; the header is
+/// checked (format, sides, minimum size, declared pixels) before any pixel is decoded; truncated pixel data is an
+/// error unless allowed; EXIF orientation is applied; grayscale, CMYK, palette and 16-bit images become 8-bit RGB;
+/// transparency is composited onto <see cref="ImageDecodeOptions.AlphaBackground"/>. Every failure is an
+/// <see cref="InvalidImageException"/> naming the file.
 /// </summary>
-internal static class ConceptImageLoader
+internal static class ImageDecoder
 {
+    /// <summary>Decodes the image file at <paramref name="path"/> into an upright RGB image.</summary>
+    /// <exception cref="InvalidImageException">The file is unreadable, empty, unsupported, corrupt, truncated,
+    /// zero-sized, too small or beyond a size limit.</exception>
+    public static RgbImage Load(string path, ImageDecodeOptions options) => Load(ImageSource.FromFile(path), options);
+
     /// <summary>Reads and checks the header of <paramref name="source"/> without decoding pixels.</summary>
-    /// <exception cref="InvalidConceptImageException">The image is unreadable, empty, unsupported, corrupt, zero-sized,
-    /// too small or beyond the pixel cap.</exception>
-    public static ConceptImageInfo Inspect(ConceptImageSource source, ConceptImageOptions? options = null)
+    /// <exception cref="InvalidImageException">The image is unreadable, empty, unsupported, corrupt, zero-sized,
+    /// too small or beyond a size limit.</exception>
+    public static ImageInfo Inspect(ImageSource source, ImageDecodeOptions options)
     {
         ArgumentNullException.ThrowIfNull(source);
-        options ??= new ConceptImageOptions();
+        ArgumentNullException.ThrowIfNull(options);
         byte[] bytes = source.ReadAllBytes(options.MaxFileBytes);
         using var data = SKData.CreateCopy(bytes);
         using var codec = OpenCodec(source.Name, bytes, data, out var format);
@@ -27,16 +32,16 @@ internal static class ConceptImageLoader
     }
 
     /// <summary>Validates and decodes <paramref name="source"/> into an upright RGB image.</summary>
-    /// <exception cref="InvalidConceptImageException">As <see cref="Inspect"/>, or the pixel data is damaged or truncated.</exception>
-    public static RgbImage Load(ConceptImageSource source, ConceptImageOptions? options = null)
+    /// <exception cref="InvalidImageException">As <see cref="Inspect"/>, or the pixel data is damaged or truncated.</exception>
+    public static RgbImage Load(ImageSource source, ImageDecodeOptions options)
     {
         ArgumentNullException.ThrowIfNull(source);
-        options ??= new ConceptImageOptions();
+        ArgumentNullException.ThrowIfNull(options);
         byte[] bytes = source.ReadAllBytes(options.MaxFileBytes);
         using var data = SKData.CreateCopy(bytes);
         using var codec = OpenCodec(source.Name, bytes, data, out var format);
         var info = CheckHeader(source.Name, codec, format, options);
-        byte[] rgba = DecodeRgba(source.Name, codec, info);
+        byte[] rgba = DecodeRgba(source.Name, codec, info, options.AllowTruncated);
         var rgb = Composite(rgba, info.StoredWidth, info.StoredHeight, options.AlphaBackground);
         return Orient(rgb, info.ExifOrientation);
     }
@@ -77,50 +82,50 @@ internal static class ConceptImageLoader
         return new RgbImage(ow, oh, dst);
     }
 
-    private static SKCodec OpenCodec(string name, byte[] bytes, SKData data, out ConceptImageFormat format)
+    private static SKCodec OpenCodec(string name, byte[] bytes, SKData data, out ImageFormat format)
     {
-        if (bytes.Length == 0) throw Problem(name, ConceptImageProblemKind.Empty, "is empty (0 bytes).");
-        format = Sniff(bytes) ?? throw Problem(name, ConceptImageProblemKind.Unsupported,
+        if (bytes.Length == 0) throw Problem(name, ImageProblemKind.Empty, "is empty (0 bytes).");
+        format = Sniff(bytes) ?? throw Problem(name, ImageProblemKind.Unsupported,
             $"is not a JPEG, PNG or WebP image{DescribeOther(bytes)}.");
         var codec = SKCodec.Create(data);
         if (codec is null)
         {
-            if (format == ConceptImageFormat.Png && bytes.Length >= 24 && (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)) == 0 || BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)) == 0))
-                throw Problem(name, ConceptImageProblemKind.ZeroSized, "declares a width or height of 0.");
-            throw Problem(name, ConceptImageProblemKind.Corrupt, $"has a {format} signature but its header cannot be read (damaged or truncated file).");
+            if (format == ImageFormat.Png && bytes.Length >= 24 && (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)) == 0 || BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)) == 0))
+                throw Problem(name, ImageProblemKind.ZeroSized, "declares a width or height of 0.");
+            throw Problem(name, ImageProblemKind.Corrupt, $"has a {format} signature but its header cannot be read (damaged or truncated file).");
         }
         return codec;
     }
 
-    private static ConceptImageInfo CheckHeader(string name, SKCodec codec, ConceptImageFormat format, ConceptImageOptions options)
+    private static ImageInfo CheckHeader(string name, SKCodec codec, ImageFormat format, ImageDecodeOptions options)
     {
         int w = codec.Info.Width, h = codec.Info.Height;
-        if (w <= 0 || h <= 0) throw Problem(name, ConceptImageProblemKind.ZeroSized, $"declares a size of {w}x{h}.");
+        if (w <= 0 || h <= 0) throw Problem(name, ImageProblemKind.ZeroSized, $"declares a size of {w}x{h}.");
         if ((long)w * h > options.MaxPixels)
-            throw Problem(name, ConceptImageProblemKind.TooLarge,
-                $"declares {w}x{h} = {(long)w * h:N0} pixels, more than the cap of {options.MaxPixels:N0} (ConceptImageOptions.MaxPixels); it was not decoded.");
+            throw Problem(name, ImageProblemKind.TooLarge,
+                $"declares {w}x{h} = {(long)w * h:N0} pixels, which {IO.ResourceLimits.Exceeds(nameof(IO.ResourceLimits.MaxImagePixels), options.MaxPixels)}; it was not decoded.");
         if (Math.Min(w, h) < options.MinimumSide)
-            throw Problem(name, ConceptImageProblemKind.TooSmall, $"is {w}x{h}; its shorter side is below the minimum of {options.MinimumSide} pixels (ConceptImageOptions.MinimumSide).");
+            throw Problem(name, ImageProblemKind.TooSmall, $"is {w}x{h}; its shorter side is below the minimum of {options.MinimumSide} pixels (ConceptImageOptions.MinimumSide for concept photos).");
         int orientation = (int)codec.EncodedOrigin;
         if (orientation is < 1 or > 8) orientation = 1;
-        return new ConceptImageInfo(format, w, h, orientation);
+        return new ImageInfo(format, w, h, orientation);
     }
 
-    private static unsafe byte[] DecodeRgba(string name, SKCodec codec, ConceptImageInfo info)
+    private static unsafe byte[] DecodeRgba(string name, SKCodec codec, ImageInfo info, bool allowTruncated)
     {
         var target = new SKImageInfo(info.StoredWidth, info.StoredHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[(long)info.StoredWidth * info.StoredHeight * 4];
         SKCodecResult result;
         fixed (byte* p = rgba) result = codec.GetPixels(target, (IntPtr)p);
-        if (result != SKCodecResult.Success)
+        if (result != SKCodecResult.Success && !(allowTruncated && result == SKCodecResult.IncompleteInput))
         {
             string why = result switch
             {
-                SKCodecResult.IncompleteInput => "its pixel data is truncated",
+                SKCodecResult.IncompleteInput => "its pixel data is truncated (ends early)",
                 SKCodecResult.ErrorInInput => "its pixel data is damaged",
                 _ => $"it cannot be decoded ({result})",
             };
-            throw Problem(name, ConceptImageProblemKind.Corrupt, $"is a {info.Format} image of {info.StoredWidth}x{info.StoredHeight}, but {why}.");
+            throw Problem(name, ImageProblemKind.Corrupt, $"is a {info.Format} image of {info.StoredWidth}x{info.StoredHeight}, but {why}.");
         }
         return rgba;
     }
@@ -148,11 +153,11 @@ internal static class ConceptImageLoader
         return new RgbImage(w, h, rgb);
     }
 
-    private static ConceptImageFormat? Sniff(byte[] b)
+    private static ImageFormat? Sniff(byte[] b)
     {
-        if (b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return ConceptImageFormat.Jpeg;
-        if (b.Length >= 8 && b.AsSpan(0, 8).SequenceEqual(PngSignature)) return ConceptImageFormat.Png;
-        if (b.Length >= 12 && b.AsSpan(0, 4).SequenceEqual("RIFF"u8) && b.AsSpan(8, 4).SequenceEqual("WEBP"u8)) return ConceptImageFormat.WebP;
+        if (b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return ImageFormat.Jpeg;
+        if (b.Length >= 8 && b.AsSpan(0, 8).SequenceEqual(PngSignature)) return ImageFormat.Png;
+        if (b.Length >= 12 && b.AsSpan(0, 4).SequenceEqual("RIFF"u8) && b.AsSpan(8, 4).SequenceEqual("WEBP"u8)) return ImageFormat.WebP;
         return null;
     }
 
@@ -171,5 +176,5 @@ internal static class ConceptImageLoader
 
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
-    private static InvalidConceptImageException Problem(string name, ConceptImageProblemKind kind, string detail) => new(name, kind, detail);
+    private static InvalidImageException Problem(string name, ImageProblemKind kind, string detail) => new(name, kind, detail);
 }
