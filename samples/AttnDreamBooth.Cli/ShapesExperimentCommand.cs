@@ -133,10 +133,22 @@ internal static class ShapesExperimentCommand
                             break;
                     }
                 });
-                result = await PersonalizationExperiment.RunAsync(options, progress, ct);
+                try
+                {
+                    result = await PersonalizationExperiment.RunAsync(options, progress, ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    result = null;
+                }
             });
+        if (result is null)
+        {
+            console.MarkupLineInterpolated($"[yellow]Cancelled.[/] Finished cells stay in {TerminalText.Safe(Path.GetFullPath(options.OutputFolder))}; the same command continues with the others.");
+            return 130;
+        }
         var table = new Table().AddColumns("method", "after", "images", "identity", "text", "concept present", "[[V]]-map IoU");
-        foreach (var s in result!.Summary)
+        foreach (var s in result.Summary)
             table.AddRow(s.Method.Name(), s.AfterStage is { } st ? $"stage {(int)st}" : "trained", s.Identity.Count.ToString(CultureInfo.InvariantCulture),
                 F(s.Identity), F(s.Text), F(s.ConceptPresence), F(s.HeatmapIoU));
         console.Write(table);

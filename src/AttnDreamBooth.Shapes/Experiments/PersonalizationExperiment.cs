@@ -39,7 +39,8 @@ public static class PersonalizationExperiment
     /// <param name="options">What to compare.</param>
     /// <param name="progress">Reports every phase of every cell, and every training step.</param>
     /// <param name="ct">Cancellation: stops between steps; finished cells stay in the output folder and are reused by the next run.</param>
-    /// <exception cref="ArgumentException">Unusable options (see <see cref="PersonalizationExperimentOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException">Unusable options (see <see cref="PersonalizationExperimentOptions.Validate"/>), or a
+    /// concept that contrasts with none of the prompts' backgrounds.</exception>
     /// <exception cref="DirectoryNotFoundException">The model folder does not exist.</exception>
     public static async Task<PersonalizationExperimentResult> RunAsync(PersonalizationExperimentOptions options, IProgress<ExperimentProgress>? progress = null,
         CancellationToken ct = default)
@@ -49,10 +50,12 @@ public static class PersonalizationExperiment
         string root = Path.GetFullPath(options.OutputFolder);
         string model = Path.GetFullPath(options.ModelFolder);
         if (!Directory.Exists(model)) throw new DirectoryNotFoundException($"Model folder '{model}' does not exist.");
+        var world = options.World;
+        foreach (var concept in options.Concepts.Where(c => !options.Prompts.Any(p => c.ContrastsWith(p.Background, world))))
+            throw new ArgumentException($"The concept '{concept.Name}' lacks contrast with the background of every prompt, so none of its images could be judged; add prompts on other backgrounds.", nameof(options));
         Directory.CreateDirectory(root);
         var clock = Stopwatch.StartNew();
         string modelFingerprint = ExperimentFingerprint.OfModel(model, ct);
-        var world = options.World;
         var scores = new List<ExperimentImageScore>();
         var cells = new List<ExperimentCell>();
         int cellCount = options.Concepts.Count * options.Methods.Count, cellNumber = 0;
@@ -61,6 +64,8 @@ public static class PersonalizationExperiment
             var kept = Enumerable.Range(0, options.Prompts.Count).Where(i => concept.ContrastsWith(options.Prompts[i].Background, world)).ToArray();
             var skipped = Enumerable.Range(0, options.Prompts.Count).Except(kept).ToArray();
             string photos = Path.Combine(root, "concepts", concept.Name, "photos");
+            // Training reads every image of the folder: photos of an earlier version of the spec must not stay.
+            if (Directory.Exists(photos)) Directory.Delete(photos, recursive: true);
             ConceptTrial.WritePhotos(world, concept, photos);
             foreach (var method in options.Methods)
             {

@@ -107,6 +107,32 @@ public sealed class PersonalizationExperimentTests
     }
 
     [Fact]
+    public async Task AnInterruptedRunContinuesWithTheCellsItHadNotFinished()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var options = Options(dir.File("out")) with { Methods = [PersonalizationMethod.TextualInversion, PersonalizationMethod.AttnDreamBooth], Seeds = 1 };
+        using var cts = new CancellationTokenSource();
+        var stop = new Progress(p =>
+        {
+            if (p.Phase == ExperimentPhase.CellStarted && p.Cell == 2) cts.Cancel();
+        });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => PersonalizationExperiment.RunAsync(options, stop, cts.Token));
+        Assert.True(File.Exists(dir.File("out/cells/galaxy-star/ti/cell.json")));
+        Assert.False(File.Exists(dir.File("out/cells/galaxy-star/attndreambooth/cell.json")));
+        Assert.False(File.Exists(dir.File("out/results.csv")));
+
+        var resumed = await PersonalizationExperiment.RunAsync(options);
+        Assert.Equal([true, false], resumed.Cells.Select(c => c.Reused));
+        Assert.Equal(resumed.Scores.Count + 1, File.ReadAllLines(dir.File("out/results.csv")).Length);
+    }
+
+    /// <summary>Reports on the caller's thread, in order (the cancellation must land before the next cell trains).</summary>
+    private sealed class Progress(Action<ExperimentProgress> report) : IProgress<ExperimentProgress>
+    {
+        public void Report(ExperimentProgress value) => report(value);
+    }
+
+    [Fact]
     public async Task TheCommandRunsOnAConceptSpecAndAPromptFileItHasNeverSeen()
     {
         using var dir = TestPaths.CreateTempDirectory();
@@ -139,6 +165,20 @@ public sealed class PersonalizationExperimentTests
         Assert.True(File.Exists(dir.File("out/grid-teal-diamond.png")));
         Assert.Contains("teal-diamond (diamond)", File.ReadAllText(dir.File("out/summary.md")));
         Assert.Contains("1 cell(s) run, 0 reused", text.ToString());
+    }
+
+    [Fact]
+    public async Task AConceptThatNoPromptCanShowIsRefusedBeforeAnythingIsWritten()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var options = Options(dir.File("out")) with
+        {
+            Concepts = [ConceptSpec.Load(Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "harlequin-star.json"), World)],
+            Prompts = [ConceptPrompts.Parse("a photo of a {V} on a black background", World)],
+        };
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => PersonalizationExperiment.RunAsync(options));
+        Assert.Contains("'harlequin-star' lacks contrast with the background of every prompt", e.Message);
+        Assert.False(Directory.Exists(dir.File("out")));
     }
 
     [Fact]
