@@ -27,6 +27,7 @@ internal static class CliApp
         shapes.Subcommands.Add(ShapesPretrainCommand.Create(console));
         shapes.Subcommands.Add(ShapesQualityCommand.Create(console));
         shapes.Subcommands.Add(ShapesDiagnoseCommand.Create(console));
+        shapes.Subcommands.Add(ShapesExperimentCommand.Create(console));
         root.Subcommands.Add(shapes);
         var demoOut = new Option<string>("--out") { Description = "Output folder of the demo.", DefaultValueFactory = _ => "out" };
         root.Options.Add(demoOut);

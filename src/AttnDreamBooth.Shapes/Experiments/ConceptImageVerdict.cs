@@ -20,4 +20,21 @@ public sealed record ConceptImageVerdict(string Prompt, long Seed, string Expect
 
     /// <summary>The concept is recognisably there: identity at least <see cref="ConceptJudge.PresenceThreshold"/>.</summary>
     public bool ConceptPresent => Identity.Score >= ConceptJudge.PresenceThreshold;
+
+    /// <summary>Every attribute the prompt asked for (<see cref="ConceptPrompt.RequestedAttributes"/>) with what the
+    /// analyzer measured.</summary>
+    public IReadOnlyList<PromptAttributeCheck> Attributes { get; init; } = [];
+
+    /// <summary>The text score: the share of <see cref="Attributes"/> that are as asked, in [0, 1] (0 when there are none).</summary>
+    public double TextScore => Attributes.Count == 0 ? 0 : Attributes.Count(a => a.Followed) / (double)Attributes.Count;
+}
+
+/// <summary>One attribute a prompt asked for and what the analyzer measured.</summary>
+/// <param name="Attribute">One of <see cref="PromptAttributes.All"/>.</param>
+/// <param name="Expected">The world name asked for (e.g. "beach", "left", "circle").</param>
+/// <param name="Measured">The world name measured, or null when the object it belongs to was not found.</param>
+public sealed record PromptAttributeCheck(string Attribute, string Expected, string? Measured)
+{
+    /// <summary>The measured value is the one asked for.</summary>
+    public bool Followed => Expected == Measured;
 }

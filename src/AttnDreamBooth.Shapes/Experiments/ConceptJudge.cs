@@ -31,7 +31,12 @@ public sealed class ConceptJudge
     /// <summary>The concept judged.</summary>
     public ConceptSpec Concept { get; }
 
-    /// <summary>Judges <paramref name="image"/>, generated for <paramref name="prompt"/>.</summary>
+    /// <summary>
+    /// Judges <paramref name="image"/>, generated for <paramref name="prompt"/>. The concept's object is the one most like
+    /// the concept (the larger on a tie). When the prompt asks for a second object, the other object found is that one; if
+    /// only one object was found, it counts as the second object when it has the second object's shape and does not look
+    /// like the concept (identity below <see cref="PresenceThreshold"/>) — the concept is then missing (identity 0).
+    /// </summary>
     /// <param name="image">The generated image.</param>
     /// <param name="prompt">What was asked.</param>
     /// <param name="promptText">The prompt text as given (recorded in the verdict).</param>
@@ -42,14 +47,39 @@ public sealed class ConceptJudge
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(prompt);
         var analysis = _analyzer.Analyze(image);
-        var best = analysis.Objects
+        var ranked = analysis.Objects
             .Select(o => (Object: o, Identity: _analyzer.Identify(image, o, Concept)))
             .OrderByDescending(c => c.Identity.Score)
-            .FirstOrDefault();
-        var obj = best.Object;
-        double? iou = obj is not null && heatmap is not null ? MaskIoU(heatmap, obj.Mask) : null;
+            .ToList();
+        ObjectAnalysis? subject = ranked.Count > 0 ? ranked[0].Object : null;
+        var identity = ranked.Count > 0 ? ranked[0].Identity : ConceptIdentity.None;
+        ObjectAnalysis? second = null;
+        if (prompt.SecondObject is { } wanted)
+        {
+            if (ranked.Count >= 2)
+            {
+                second = ranked[1].Object;
+            }
+            else if (subject is not null && identity.Score < PresenceThreshold && subject.Shape == wanted.Shape)
+            {
+                (second, subject, identity) = (subject, null, ConceptIdentity.None);
+            }
+        }
+        double? iou = subject is not null && heatmap is not null ? MaskIoU(heatmap, subject.Mask) : null;
+        var checks = prompt.RequestedAttributes.Select(a => new PromptAttributeCheck(a.Key, a.Value, a.Key switch
+        {
+            PromptAttributes.Background => analysis.Background.Name,
+            PromptAttributes.Position => subject?.Position.Name,
+            PromptAttributes.Size => subject?.Size.Name,
+            PromptAttributes.SecondShape => second?.Shape.Name,
+            PromptAttributes.SecondColor => second?.Color.Name,
+            PromptAttributes.SecondPattern => second?.Pattern.Name,
+            PromptAttributes.SecondSize => second?.Size.Name,
+            _ => null,
+        })).ToArray();
         return new ConceptImageVerdict(promptText, seed, prompt.Background.Name, analysis.Background.Name, prompt.Position?.Name,
-            obj?.Position.Name, best.Identity ?? ConceptIdentity.None, iou);
+            subject?.Position.Name, identity, iou)
+        { Attributes = checks };
     }
 
     /// <summary>

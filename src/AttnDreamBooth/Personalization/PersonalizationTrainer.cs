@@ -103,7 +103,8 @@ internal sealed class PersonalizationTrainer
 
         var clock = Stopwatch.StartNew();
         int stepsAtStart = globalStep;
-        bool rendersDuringTraining = _render is not null && _options.ValidationInterval is not null && _options.ValidationPrompts.Count > 0;
+        bool rendersDuringTraining = _render is not null && _options.ValidationPrompts.Count > 0
+            && (_options.ValidationInterval is not null || stages.Any(_options.ValidationAfterStages.Contains));
         using var memory = new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
         using var objective = new PersonalizationObjective(_components, _concept, scheduler);
         using var classHidden = EncodeClassPrompt(objective, prior, device);
@@ -196,7 +197,8 @@ internal sealed class PersonalizationTrainer
                         checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
                     }
                     IReadOnlyList<GeneratedImage>? validation = null;
-                    if (_render is not null && _options.ValidationInterval is { } vi && _options.ValidationPrompts.Count > 0 && (globalStep % vi == 0))
+                    bool validate = (_options.ValidationInterval is { } vi && globalStep % vi == 0) || (stageEnd && _options.ValidationAfterStages.Contains(stage));
+                    if (_render is not null && _options.ValidationPrompts.Count > 0 && validate)
                     {
                         validation = _options.ValidationPrompts.SelectMany(p => _render(p, _options.ValidationGeneration, ct)).ToArray();
                     }

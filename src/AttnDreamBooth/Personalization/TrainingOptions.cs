@@ -65,6 +65,11 @@ public sealed record TrainingOptions
     /// <summary>Steps between validation renders (null: none).</summary>
     public int? ValidationInterval { get; init; }
 
+    /// <summary>Stages after whose last step the <see cref="ValidationPrompts"/> are also rendered (reported with that
+    /// step's progress, whose <see cref="TrainingProgress.Step"/> then equals <see cref="TrainingProgress.StageSteps"/>),
+    /// e.g. to see what each stage contributed. Stages the plan does not run are ignored. Empty (default): none.</summary>
+    public IReadOnlyList<TrainingStage> ValidationAfterStages { get; init; } = [];
+
     /// <summary>Generation settings of validation renders.</summary>
     public GenerationOptions ValidationGeneration { get; init; } = new() { Steps = 25 };
 
@@ -77,6 +82,11 @@ public sealed record TrainingOptions
         ArgumentNullException.ThrowIfNull(Data);
         if (ValidationInterval is < 1) throw new ArgumentOutOfRangeException(nameof(ValidationInterval), ValidationInterval, "must be null or ≥ 1");
         ArgumentNullException.ThrowIfNull(ValidationPrompts);
+        ArgumentNullException.ThrowIfNull(ValidationAfterStages);
+        foreach (var stage in ValidationAfterStages)
+        {
+            if (!Enum.IsDefined(stage)) throw new ArgumentOutOfRangeException(nameof(ValidationAfterStages), stage, "not a training stage");
+        }
         if (FrozenWeightsDType is { } d && d != TorchSharp.torch.ScalarType.BFloat16 && d != TorchSharp.torch.ScalarType.Float16)
             throw new ArgumentOutOfRangeException(nameof(FrozenWeightsDType), d, "must be BFloat16, Float16 or null");
         ValidationGeneration.Validate();

@@ -28,6 +28,15 @@ public sealed class AttentionHeatmap
     /// <summary>Row-major values in [0, 1].</summary>
     public float[] Values { get; }
 
+    /// <summary>
+    /// How much of the prompt's word attention this token takes, per layer resolution: for the cross-attention layers
+    /// whose latent grid is <c>h</c> cells high (the key; largest first), the token's probability divided by the summed
+    /// probability of all prompt words (the tokens between the start and end tokens, this one included), averaged over
+    /// heads, pixels, those layers and the denoising steps, conditional branch only. In [0, 1]; over all words of a prompt
+    /// the shares add up to 1. Empty when the token is not one of the prompt's words or the map was built elsewhere.
+    /// </summary>
+    public IReadOnlyDictionary<int, double> WordShares { get; init; } = new Dictionary<int, double>();
+
     /// <summary>The map as a [R, R] float32 tensor (caller disposes).</summary>
     public torch.Tensor ToTensor() => torch.tensor(Values).reshape(Resolution, Resolution);
 

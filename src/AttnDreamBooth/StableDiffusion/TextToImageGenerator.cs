@@ -58,9 +58,12 @@ internal static class TextToImageGenerator
         var latents = cat(noise, 0).to(device).mul(sampler.InitNoiseSigma);
         var stepGenerator = new Generator((ulong)options.Seed);
 
-        // Heatmap recording: the positions of the requested tokens in the prompt, recorded on every cross-attention layer.
+        // Heatmap recording: the positions of the requested tokens in the prompt, recorded on every cross-attention layer,
+        // followed by the prompt's words (between the start and end tokens), the denominator of each token's word share.
         var tokens = heatmapTokenIds.Keys.ToArray();
         var positions = tokens.Select(t => FindPosition(condIds, heatmapTokenIds[t], t)).ToArray();
+        var words = tokens.Length > 0 ? WordPositions(condIds, c.Tokenizer.EosTokenId) : [];
+        var wordShares = new WordShareAccumulator(positions, words);
         using var store = new AttentionMapStore();
         // Generation may run in the middle of training (validation renders) while the training recorder is
         // installed: sample with the default kernels and put the caller's processors back afterwards.
@@ -72,7 +75,7 @@ internal static class TextToImageGenerator
         int res = options.HeatmapResolution;
         if (tokens.Length > 0)
         {
-            attachment = c.UNet.Attach(store, AttentionTokenSelection.Positions(positions));
+            attachment = c.UNet.Attach(store, AttentionTokenSelection.Positions([.. positions, .. words]));
         }
         try
         {
@@ -104,8 +107,10 @@ internal static class TextToImageGenerator
                 if (tokens.Length > 0 && store.Count > 0)
                 {
                     // Only the conditional half of a guided batch shows where the prompt's tokens attend.
-                    var layers = store.Maps.Select(m => (guided ? m.Probabilities.narrow(0, batch, batch) : m.Probabilities, m.Height, m.Width)).ToArray();
+                    var conditional = store.Maps.Select(m => (Probabilities: guided ? m.Probabilities.narrow(0, batch, batch) : m.Probabilities, m.Height, m.Width)).ToArray();
+                    var layers = conditional.Select(m => (m.Probabilities.narrow(-1, 0, tokens.Length), m.Height, m.Width)).ToArray();
                     var averaged = AttentionHeatmaps.Aggregate(layers, res);
+                    foreach (var (p, h, _) in conditional) wordShares.Add(p, h);
                     heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged);
                     heatCount++;
                     store.Clear();
@@ -134,7 +139,10 @@ internal static class TextToImageGenerator
                 var normalized = HeatmapRenderer.Normalize(heatSum[i].div(heatCount)).cpu().contiguous();
                 for (int k = 0; k < tokens.Length; k++)
                 {
-                    maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray());
+                    maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray())
+                    {
+                        WordShares = wordShares.Shares(i, k),
+                    };
                 }
             }
             results.Add(new GeneratedImage(prompt, options.Seed + i, RgbImageConversions.FromTensor(images[i]), maps));
@@ -147,6 +155,15 @@ internal static class TextToImageGenerator
         concept is null
             ? c.TextEncoder.Forward(ids).LastHiddenState
             : concept.Encode(ids).LastHiddenState;
+
+    /// <summary>The positions after the start token and before the first end token: the prompt's words.</summary>
+    private static int[] WordPositions(Tensor ids, long eosTokenId)
+    {
+        var row = ids[0].cpu().data<long>().ToArray();
+        int end = Array.IndexOf(row, eosTokenId, 1);
+        if (end < 0) end = row.Length;
+        return Enumerable.Range(1, Math.Max(0, end - 1)).ToArray();
+    }
 
     private static int FindPosition(Tensor ids, long tokenId, string token)
     {

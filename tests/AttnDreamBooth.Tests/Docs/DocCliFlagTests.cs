@@ -102,7 +102,7 @@ public sealed partial class DocCliFlagTests
     [GeneratedRegex(@"AttnDreamBooth\.Cli\b.*?\s--(?:\s+(.*)|$)")]
     private static partial Regex CliRun();
 
-    [GeneratedRegex(@"^(train|generate|evaluate|export|shapes)\s+(--|render|analyze|accuracy|pretrain|quality)")]
+    [GeneratedRegex(@"^(train|generate|evaluate|export|shapes)\s+(--|render|analyze|accuracy|pretrain|quality|experiment|export)")]
     private static partial Regex StartsWithCommand();
 
     [GeneratedRegex(@"""[^""]*""|'[^']*'|[^\s]+")]

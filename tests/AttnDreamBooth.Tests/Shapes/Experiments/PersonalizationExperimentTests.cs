@@ -1,0 +1,195 @@
+using System.Text.Json;
+using AttnDreamBooth.Cli;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Experiments;
+using AttnDreamBooth.Tests.Cli;
+
+namespace AttnDreamBooth.Tests.Shapes.Experiments;
+
+/// <summary>The experiment end to end on the shipped Shapes model with a few optimizer steps per method: robust facts only
+/// (files, ranges, reproducibility, reuse), never an ordering of the methods.</summary>
+public sealed class PersonalizationExperimentTests
+{
+    private static readonly ShapesWorld World = ShapesWorld.Default;
+    private static string ShapesModel => Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd");
+
+    private sealed class Collect<T> : IProgress<T>
+    {
+        public List<T> Items { get; } = [];
+        public void Report(T value)
+        {
+            lock (Items) Items.Add(value);
+        }
+    }
+
+    private static PersonalizationExperimentOptions Options(string output) => new()
+    {
+        ModelFolder = ShapesModel,
+        Concepts = [ConceptSpec.Load(Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "galaxy-star.json"), World)],
+        Prompts =
+        [
+            ConceptPrompts.Parse("a photo of a {V} on the beach", World),
+            ConceptPrompts.Parse("a photo of a {V} in the snow", World),
+            ConceptPrompts.Parse("a photo of a small {V} next to a red circle on a pink background", World),
+        ],
+        OutputFolder = output,
+        Methods = [PersonalizationMethod.TextualInversion, PersonalizationMethod.DreamBooth, PersonalizationMethod.AttnDreamBooth],
+        Seeds = 2,
+        StepsScale = 3.0 / StagePlan.ReferenceTotalSteps,
+        ClassImages = 2,
+        Generation = ShapesPersonalization.Generation with { Steps = 3 },
+    };
+
+    [Fact]
+    public async Task TheSameSettingsGiveTheSameNumbersAndARerunReusesEveryCell()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var options = Options(dir.File("a"));
+        Assert.Equal([3, 3, 3], options.Methods.Select(m => options.PlanFor(m).TotalSteps));
+        var progress = new Collect<ExperimentProgress>();
+        var first = await PersonalizationExperiment.RunAsync(options, progress);
+
+        // Files: the report, a grid, and per cell its stored results and every image with its map.
+        foreach (string file in new[] { "results.csv", "results.json", "summary.md", "scatter.png", "grid-galaxy-star.png" })
+            Assert.True(File.Exists(dir.File($"a/{file}")), file);
+        Assert.Equal(first.Files.Order(), Directory.GetFiles(dir.File("a")).Order());
+        foreach (string method in new[] { "ti", "dreambooth", "attndreambooth" })
+            Assert.True(File.Exists(dir.File($"a/cells/galaxy-star/{method}/cell.json")), method);
+        Assert.All(first.Scores, s =>
+        {
+            Assert.True(File.Exists(Path.Combine(first.OutputFolder, s.Image)));
+            Assert.True(File.Exists(Path.Combine(first.OutputFolder, s.Heatmap)));
+        });
+
+        // Rows: every prompt the concept contrasts with × 2 seeds per method, AttnDreamBooth's also after stages 1 and 2.
+        int prompts = options.Prompts.Count(p => options.Concepts[0].ContrastsWith(p.Background, World));
+        Assert.Equal(prompts * 2 * (1 + 1 + 3), first.Scores.Count);
+        Assert.Equal([TrainingStage.Embedding, TrainingStage.CrossAttention, (TrainingStage?)null],
+            first.Scores.Where(s => s.Method == PersonalizationMethod.AttnDreamBooth).Select(s => s.AfterStage).Distinct());
+        Assert.Equal(first.Scores.Count + 1, File.ReadAllLines(dir.File("a/results.csv")).Length);
+        using (var json = JsonDocument.Parse(File.ReadAllText(dir.File("a/results.json"))))
+            Assert.Equal(first.Scores.Count, json.RootElement.GetProperty("scores").GetArrayLength());
+
+        // Every score is in [0, 1]; [V]'s share is measured at each of the model's three layer resolutions.
+        Assert.All(first.Scores, s =>
+        {
+            Assert.InRange(s.Identity.Score, 0, 1);
+            Assert.InRange(s.ReferenceIdentity, 0, 1);
+            Assert.InRange(s.Text, 0, 1);
+            if (s.HeatmapIoU is { } iou) Assert.InRange(iou, 0, 1);
+            Assert.Equal([16, 8, 4], s.WordShares.Keys);
+            Assert.All(s.WordShares.Values, v => Assert.InRange(v, 0, 1));
+            Assert.Equal(options.Prompts[s.PromptIndex].Complexity, s.Attributes.Count);
+        });
+        Assert.Equal(options.Methods.Count + 2, first.Summary.Count);
+        Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.Training && p.Training is not null);
+        Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.ClassImages);
+        Assert.DoesNotContain(progress.Items, p => p.Phase == ExperimentPhase.CellReused);
+
+        // The same settings in another folder: the same numbers, image for image.
+        var second = await PersonalizationExperiment.RunAsync(options with { OutputFolder = dir.File("b") });
+        Assert.Equal(File.ReadAllText(dir.File("a/results.csv")), File.ReadAllText(dir.File("b/results.csv")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(first.OutputFolder, first.Scores[^1].Image)),
+            File.ReadAllBytes(Path.Combine(second.OutputFolder, second.Scores[^1].Image)));
+
+        // Again in the first folder: every cell is reused, nothing is trained, the results are unchanged.
+        var again = new Collect<ExperimentProgress>();
+        var third = await PersonalizationExperiment.RunAsync(options, again);
+        Assert.All(third.Cells, c => Assert.True(c.Reused));
+        Assert.DoesNotContain(again.Items, p => p.Phase is ExperimentPhase.Training or ExperimentPhase.Generating);
+        Assert.Equal(File.ReadAllText(dir.File("b/results.csv")), File.ReadAllText(dir.File("a/results.csv")));
+
+        // Other settings do not reuse a cell: one more seed runs every cell again.
+        var fourth = await PersonalizationExperiment.RunAsync(options with { Seeds = 3, Methods = [PersonalizationMethod.TextualInversion] });
+        Assert.False(Assert.Single(fourth.Cells).Reused);
+        Assert.Equal(prompts * 3, fourth.Scores.Count);
+    }
+
+    [Fact]
+    public async Task AnInterruptedRunContinuesWithTheCellsItHadNotFinished()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var options = Options(dir.File("out")) with { Methods = [PersonalizationMethod.TextualInversion, PersonalizationMethod.AttnDreamBooth], Seeds = 1 };
+        using var cts = new CancellationTokenSource();
+        var stop = new Progress(p =>
+        {
+            if (p.Phase == ExperimentPhase.CellStarted && p.Cell == 2) cts.Cancel();
+        });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => PersonalizationExperiment.RunAsync(options, stop, cts.Token));
+        Assert.True(File.Exists(dir.File("out/cells/galaxy-star/ti/cell.json")));
+        Assert.False(File.Exists(dir.File("out/cells/galaxy-star/attndreambooth/cell.json")));
+        Assert.False(File.Exists(dir.File("out/results.csv")));
+
+        var resumed = await PersonalizationExperiment.RunAsync(options);
+        Assert.Equal([true, false], resumed.Cells.Select(c => c.Reused));
+        Assert.Equal(resumed.Scores.Count + 1, File.ReadAllLines(dir.File("out/results.csv")).Length);
+    }
+
+    /// <summary>Reports on the caller's thread, in order (the cancellation must land before the next cell trains).</summary>
+    private sealed class Progress(Action<ExperimentProgress> report) : IProgress<ExperimentProgress>
+    {
+        public void Report(ExperimentProgress value) => report(value);
+    }
+
+    [Fact]
+    public async Task TheCommandRunsOnAConceptSpecAndAPromptFileItHasNeverSeen()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        Directory.CreateDirectory(dir.File("concepts"));
+        File.WriteAllText(dir.File("concepts/teal-diamond.json"), """
+            {
+              "name": "teal-diamond",
+              "description": "A teal diamond with orange stripes, a dark outline and a small white heart.",
+              "category": "diamond",
+              "appearance": {
+                "primary": "#10a0a0", "secondary": "#f08020", "pattern": "striped",
+                "outline": "#202020", "outlineWidth": 0.08,
+                "emblem": "heart", "emblemColor": "#ffffff", "emblemSize": 0.3
+              },
+              "photos": { "count": 4, "seed": 3, "backgrounds": [ "white", "yellow" ], "positions": [ "centre", "left" ], "sizes": [ "large" ] }
+            }
+            """);
+        File.WriteAllText(dir.File("my-prompts.txt"), "# two new prompts\nan image of a {V} at the top on the grass\na picture of a small {V} next to a blue heart on a yellow background\n");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(
+        [
+            "shapes", "experiment", "--concepts", dir.File("concepts"), "--prompts", dir.File("my-prompts.txt"), "--out", dir.File("out"),
+            "--model", ShapesModel, "--methods", "ti", "--seeds", "1", "--steps-scale", "0.003",
+        ], console);
+        Assert.True(exit == 0, text.ToString());
+        var rows = File.ReadAllLines(dir.File("out/results.csv"));
+        Assert.Equal(3, rows.Length);
+        Assert.StartsWith("teal-diamond,diamond,false,ti,,0,an image of a {V} at the top on the grass,2,0,", rows[1]);
+        Assert.StartsWith("teal-diamond,diamond,false,ti,,1,a picture of a small {V} next to a blue heart on a yellow background,4,0,", rows[2]);
+        Assert.True(File.Exists(dir.File("out/grid-teal-diamond.png")));
+        Assert.Contains("teal-diamond (diamond)", File.ReadAllText(dir.File("out/summary.md")));
+        Assert.Contains("1 cell(s) run, 0 reused", text.ToString());
+    }
+
+    [Fact]
+    public async Task AConceptThatNoPromptCanShowIsRefusedBeforeAnythingIsWritten()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var options = Options(dir.File("out")) with
+        {
+            Concepts = [ConceptSpec.Load(Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "harlequin-star.json"), World)],
+            Prompts = [ConceptPrompts.Parse("a photo of a {V} on a black background", World)],
+        };
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => PersonalizationExperiment.RunAsync(options));
+        Assert.Contains("'harlequin-star' lacks contrast with the background of every prompt", e.Message);
+        Assert.False(Directory.Exists(dir.File("out")));
+    }
+
+    [Fact]
+    public async Task ABadPromptFileIsReportedWithItsLineBeforeAnythingIsTrained()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        File.WriteAllText(dir.File("p.txt"), "a photo of a {V} on the beach\na photo of a {V} on the moon\n");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "experiment", "--prompts", dir.File("p.txt"), "--out", dir.File("out"), "--model", ShapesModel], console);
+        Assert.Equal(2, exit);
+        Assert.Contains($"{dir.File("p.txt")}:2", text.ToString());
+        Assert.False(Directory.Exists(dir.File("out")));
+    }
+}
