@@ -1,0 +1,75 @@
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Shapes.Experiments;
+using AttnDreamBooth.Shapes.Pretraining;
+using AttnDreamBooth.StableDiffusion;
+
+namespace AttnDreamBooth.Tests.Shapes.ShippedModel;
+
+/// <summary>
+/// What the shipped Shapes model does, measured by the analyzer. Chance levels for a model that ignores its prompt:
+/// shape 1/8, colour 1/9, background 1/11, position 1/5; the concept is new to the model, so the base model shows it in
+/// none of its images. Every threshold below was fixed before the model it tests was trained, well above chance and
+/// below the quality table's bars (which are measured on 400 images, not the 24 here).
+/// </summary>
+public class ShippedModelBehaviourTests(ShippedModelFixture fixture) : IClassFixture<ShippedModelFixture>
+{
+    private const double AttributeThreshold = 0.5;
+    private const double TextGainThreshold = 0.05;
+    private const double PresenceThreshold = 0.5;
+    private const double IdentityGain = 0.2;
+    private const double ContextThreshold = 0.5;
+    private const double HeatmapIoUThreshold = 0.3;
+
+    [Fact]
+    public void TheShippedFilesAreTheOnesTheManifestNames() =>
+        Assert.Empty(ShapesModelManifest.Verify(ShippedModelFixture.ModelFolder));
+
+    // A denoiser that ignored its text would have the same error with the right, the empty and a wrong caption.
+    [Fact]
+    public void TheDenoiserUsesItsTextAtHighNoise()
+    {
+        using var model = StableDiffusionComponents.Load(ShippedModelFixture.ModelFolder);
+        var rows = ShapesConditioningProbe.Measure(model, ShippedModelFixture.World, images: 32, timesteps: [800]);
+        var row = Assert.Single(rows);
+        Assert.True(row.TextGain >= TextGainThreshold, $"text gain {row.TextGain:P1} at t=800");
+        Assert.True(row.OtherCaption > row.OwnCaption, $"a wrong caption ({row.OtherCaption:F4}) is not worse than the right one ({row.OwnCaption:F4})");
+    }
+
+    // 24 held-out prompts (combinations never rendered in pretraining), one seed, the experiments' sampler settings.
+    [Fact]
+    public async Task GenerationFollowsPromptsItNeverSawInPretraining()
+    {
+        using var pipeline = PersonalizationPipeline.FromPretrained(ShippedModelFixture.ModelFolder).Build();
+        var report = await ShapesModelQuality.MeasureAsync(pipeline, ShippedModelFixture.World, prompts: 24, seeds: 1,
+            ShapesPersonalization.Generation with { HeatmapTokens = [] });
+        double Accuracy(string name) => report.Attributes.Single(a => a.Attribute == name).Accuracy;
+        Assert.True(Accuracy("shape") >= AttributeThreshold, $"shape {Accuracy("shape"):P0}");
+        Assert.True(Accuracy("color") >= AttributeThreshold, $"colour {Accuracy("color"):P0}");
+        Assert.True(Accuracy("background") >= AttributeThreshold, $"background {Accuracy("background"):P0}");
+    }
+
+    [Fact]
+    public void AShortPersonalizationMakesTheConceptAppearWhereTheBaseModelNeverShowsIt()
+    {
+        var trial = fixture.Trial;
+        Assert.Equal(0, trial.BaseConceptPresence);
+        Assert.True(trial.ConceptPresence >= PresenceThreshold, $"concept present in {trial.ConceptPresence:P0} of the personalized images");
+        double baseIdentity = trial.Base.Average(i => i.Verdict.Identity.Score);
+        Assert.True(trial.MeanIdentity >= baseIdentity + IdentityGain, $"identity {baseIdentity:F2} → {trial.MeanIdentity:F2}");
+    }
+
+    [Fact]
+    public void ThePersonalizedModelStillFollowsTheRestOfThePrompt()
+    {
+        var trial = fixture.Trial;
+        Assert.True(trial.BackgroundAccuracy >= ContextThreshold, $"background as asked in {trial.BackgroundAccuracy:P0}");
+    }
+
+    [Fact]
+    public void TheTokensAttentionLiesOnTheObject()
+    {
+        var iou = fixture.Trial.MeanHeatmapIoU;
+        Assert.NotNull(iou);
+        Assert.True(iou >= HeatmapIoUThreshold, $"mean [V]-map IoU {iou:F2}");
+    }
+}
