@@ -67,10 +67,24 @@ internal static class CliApp
         var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
         var optimizer8Bit = new Option<bool>("--optimizer-8bit") { Description = "Store AdamW's moments in 8 bits (block-wise quantized; ~1/4 of the optimizer memory)." };
         var force = new Option<bool>("--force") { Description = "Use an output folder that holds another run's concept or checkpoints (the concept is replaced)." };
+        var loraRank = new Option<int?>("--lora-rank")
+        {
+            Description = "Train LoRA adapters of this rank in stages 2 and 3 instead of fine-tuning the U-Net (the base weights stay frozen; the concept is saved as embedding + LoRA).",
+        };
+        var loraAlpha = new Option<double?>("--lora-alpha") { Description = "LoRA alpha: the update is scaled by alpha / rank (default: the rank, i.e. 1)." };
+        var loraModules = new Option<string?>("--lora-modules")
+        {
+            Description = "Stage 3's LoRA layers: attention, transformer (default: attention + feed-forward + transformer projections) or all (+ ResNet convs). Stage 2 always uses the attn2 projections.",
+        };
+        loraModules.AcceptOnlyFromAmong("attention", "transformer", "all");
+        var loraLearningRate = new Option<double?>("--lora-learning-rate")
+        {
+            Description = $"Learning rate of stages 2 and 3 with --lora-rank (default {DefaultLoraLearningRate:g}; adapters need more than full fine-tuning).",
+        };
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
             model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
-            optimizer8Bit, force,
+            optimizer8Bit, force, loraRank, loraAlpha, loraModules, loraLearningRate,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
@@ -79,6 +93,7 @@ internal static class CliApp
             TrainOutput.RequireOwnConcept(Path.Combine(outDir, "concept"), overwrite);
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
             var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
+            plan = ApplyLora(plan, parse.GetValue(loraRank), parse.GetValue(loraAlpha), parse.GetValue(loraModules), parse.GetValue(loraLearningRate));
             var training = new TrainingOptions
             {
                 Seed = parse.GetValue(seed),
@@ -115,7 +130,10 @@ internal static class CliApp
 
     private static Command GenerateCommand(IAnsiConsole console)
     {
-        var model = new Option<string>("--model") { Description = "The base model the concept was trained on.", Required = true };
+        var model = new Option<string?>("--model")
+        {
+            Description = "The base model the concept was trained on (default for a concept folder written by train: the base model its metadata records, relative to the folder).",
+        };
         var concept = new Option<string?>("--concept")
         {
             Description = "A concept folder written by train, or one made elsewhere: a folder with learned_embeds.safetensors (+ unet/) or an embedding file " +
@@ -162,7 +180,8 @@ internal static class CliApp
             options.Validate();
             if (parse.GetValue(lora) is not null && parse.GetValue(concept) is null)
                 throw new ArgumentException("--lora is merged into an imported concept; give the concept's embedding with --concept.");
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!)
+            string baseModel = parse.GetValue(model) ?? BaseModelOf(parse.GetValue(concept));
+            using var pipeline = PersonalizationPipeline.FromPretrained(baseModel).OnDevice(parse.GetValue(device)!)
                 .WithResourceLimits(CliLimits.From(parse)).Build(ct);
             string? token = null;
             if (parse.GetValue(concept) is { } conceptPath)
@@ -174,6 +193,13 @@ internal static class CliApp
             return 0;
         }, parse));
         return command;
+    }
+
+    /// <summary>Without <c>--model</c>: the base model a saved concept records (the concept may have moved together with it).</summary>
+    private static string BaseModelOf(string? concept)
+    {
+        if (concept is not null && File.Exists(Path.Combine(concept, PersonalizedModel.MetadataFile))) return PersonalizedModel.FindBaseModel(concept);
+        throw new ArgumentException("--model is required unless --concept names a concept folder written by train (which records its base model).");
     }
 
     internal static void WriteImages(IAnsiConsole console, IReadOnlyList<GeneratedImage> results, string folder, string stem, string? heatmapToken)
@@ -235,6 +261,30 @@ internal static class CliApp
         }
         if (batchSize is { } b) plan = plan.WithBatchSize(b);
         if (checkpointEvery is { } e) plan = plan with { CheckpointInterval = e };
+        plan.Validate();
+        return plan;
+    }
+
+    /// <summary>Learning rate of the LoRA stages when <c>--lora-learning-rate</c> is not given (diffusers' DreamBooth-LoRA example).</summary>
+    internal const double DefaultLoraLearningRate = 1e-4;
+
+    /// <summary>The plan with LoRA stages 2 and 3 when <paramref name="rank"/> is given; the other LoRA flags need it.</summary>
+    internal static StagePlan ApplyLora(StagePlan plan, int? rank, double? alpha, string? modules, double? learningRate)
+    {
+        if (rank is not { } r)
+        {
+            if (alpha is not null || modules is not null || learningRate is not null)
+                throw new ArgumentException("--lora-alpha, --lora-modules and --lora-learning-rate configure LoRA training; give --lora-rank too.");
+            return plan;
+        }
+        var stage3 = modules switch
+        {
+            "attention" => AttnDreamBooth.Models.Lora.LoraUNetModules.Attention,
+            "all" => AttnDreamBooth.Models.Lora.LoraUNetModules.All,
+            _ => AttnDreamBooth.Models.Lora.LoraUNetModules.Transformer,
+        };
+        var options = new AttnDreamBooth.Models.Lora.LoraOptions(Rank: r, Alpha: alpha);
+        plan = plan.WithLora(options, learningRate ?? DefaultLoraLearningRate).WithLora(TrainingStage.UNet, options, stage3);
         plan.Validate();
         return plan;
     }

@@ -12,7 +12,7 @@ internal static class ConceptSources
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full) && File.Exists(Path.Combine(full, PersonalizedModel.MetadataFile)))
         {
-            if (lora is not null) throw new ArgumentException($"--lora applies to imported concepts; '{full}' was written by train and holds its own fine-tuned U-Net.");
+            if (lora is not null) throw new ArgumentException($"--lora applies to imported concepts; '{full}' was written by train and holds its own fine-tuned U-Net or LoRA.");
             return PersonalizedModel.LoadAsync(full, pipeline, ct);
         }
         string runConcept = Path.Combine(full, "concept");

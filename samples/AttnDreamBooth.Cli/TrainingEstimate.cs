@@ -42,13 +42,14 @@ internal sealed record TrainingEstimate
     /// <summary>The rate the estimate assumes for <see cref="Device"/>.</summary>
     public required double FlopsPerSecond { get; init; }
 
-    /// <summary>Forward passes' worth of work per image in a step of <paramref name="stage"/>.</summary>
-    public static int Passes(TrainingStage stage) => stage == TrainingStage.UNet ? 3 : 2;
+    /// <summary>Forward passes' worth of work per image in a step of <paramref name="stage"/>: a LoRA stage 3 computes
+    /// input gradients but only the small adapters' weight gradients, like stages 1–2.</summary>
+    public static int Passes(TrainingStage stage, bool lora = false) => stage == TrainingStage.UNet && !lora ? 3 : 2;
 
     /// <summary>One image's forward pass, attention scores included.</summary>
     public double ImageFlops => UNetForwardFlops + TextForwardFlops + FlopsPerAttentionScore * AttentionScores;
 
-    public double StepFlops(TrainingStage stage) => Plan[stage].EffectiveBatchSize * Passes(stage) * ImageFlops;
+    public double StepFlops(TrainingStage stage) => Plan[stage].EffectiveBatchSize * Passes(stage, Plan[stage].Lora is not null) * ImageFlops;
 
     public TimeSpan StepTime(TrainingStage stage) => TimeSpan.FromSeconds(StepFlops(stage) / FlopsPerSecond);
 
@@ -100,7 +101,7 @@ internal sealed record TrainingEstimate
             $"Estimate: about {Duration(Total)} on {Device} for {Plan.TotalSteps} steps ({stages}), {Flops(TotalFlops)} in all.",
             $"  How: U-Net forward {Flops(UNetForwardFlops)} + text encoder {Flops(TextForwardFlops)} + {AttentionScores / 1e6:F1} M attention scores × " +
             $"{FlopsPerAttentionScore:F0} per image at {LatentHeight}×{LatentWidth} latents (counted from the layer shapes) × 2 passes (stages 1–2) " +
-            $"or 3 (stage 3) × batch × steps, at {rate}. " +
+            $"or 3 (stage 3 without LoRA) × batch × steps, at {rate}. " +
             "The progress bars' remaining time replaces this once steps run.",
         ];
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AttnDreamBooth.Benchmarks.Attention;
 using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Models.UNet;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
@@ -23,6 +24,13 @@ public enum TrainingStage
 
     /// <summary>Stage 3: the whole U-Net.</summary>
     FullUNet,
+
+    /// <summary>Stage 2 with LoRA: adapters on the cross-attention projections, every U-Net weight frozen.</summary>
+    LoraCrossAttention,
+
+    /// <summary>Stage 3 with LoRA: adapters on attention, feed-forward and transformer projections (the default stage-3
+    /// layers), every U-Net weight frozen.</summary>
+    LoraUNet,
 }
 
 /// <summary>A training step is seconds long: one step per invocation, one warm-up step, three measured steps, one process.</summary>
@@ -46,7 +54,8 @@ public sealed class TrainingStepConfig : ManualConfig
 /// <summary>
 /// One training step of the Stable Diffusion 2.1-base U-Net (random weights at real size, from
 /// <c>tests/fixtures/real-size/stable-diffusion-2-1-base/unet/config.json</c>), batch 1: forward with the map recorder on
-/// every attn2 layer (two tokens), MSE + a map loss, backward, AdamW (weight decay 1e-2) over the stage's parameters.
+/// every attn2 layer (two tokens), MSE + a map loss, backward, AdamW (weight decay 1e-2) over the stage's parameters —
+/// for the LoRA stages, the adapters only (rank 4 unless <c>ATTNDREAMBOOTH_BENCH_LORA_RANK</c> says otherwise).
 /// "Peak native" is the resident-set growth over the step (VmHWM after a reset minus the RSS before it): with the
 /// gradients kept allocated between steps, that is the step's activation memory plus transients.
 /// </summary>
@@ -61,6 +70,7 @@ public abstract class UNetTrainingStepBenchmarkBase
     private AttentionRecordingSession _session = null!;
     private Tensor _latents = null!, _timestep = null!, _target = null!, _text = null!;
     private Parameter? _concept;
+    private LoraNetwork? _lora;
     private bool _measuring;
 
     [ParamsSource(nameof(Stages))]
@@ -110,6 +120,13 @@ public abstract class UNetTrainingStepBenchmarkBase
                 _ => false,
             };
         }
+        if (Stage is TrainingStage.LoraCrossAttention or TrainingStage.LoraUNet)
+        {
+            // The pipeline's LoRA stages: adapters hooked on the frozen U-Net (up projections start at zero, as in training).
+            var modules = Stage == TrainingStage.LoraCrossAttention ? LoraUNetModules.CrossAttention : LoraUNetModules.Transformer;
+            _lora = LoraNetwork.Create(_unet, modules, null, LoraTextEncoderModules.None, new LoraOptions(Rank: LoraRank()));
+            _lora.Install();
+        }
         var g = new Generator(1);
         _latents = randn([1, 4, Latent, Latent], generator: g);
         _target = randn([1, 4, Latent, Latent], generator: g);
@@ -119,6 +136,10 @@ public abstract class UNetTrainingStepBenchmarkBase
         {
             _concept = new Parameter(randn([2, _unet.Config.CrossAttentionDim[0]], generator: g));
             _trainable = [_concept];
+        }
+        else if (_lora is not null)
+        {
+            _trainable = _lora.parameters().ToArray();
         }
         else
         {
@@ -132,6 +153,10 @@ public abstract class UNetTrainingStepBenchmarkBase
         // over invocations and must not include these one-time allocations.
         StepCore();
     }
+
+    /// <summary>The LoRA stages' rank: 4, or <c>ATTNDREAMBOOTH_BENCH_LORA_RANK</c>.</summary>
+    private static int LoraRank() =>
+        int.TryParse(Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_LORA_RANK"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int rank) ? rank : 4;
 
     private static string RepoRoot()
     {
@@ -189,6 +214,7 @@ public abstract class UNetTrainingStepBenchmarkBase
         _session.Dispose();
         _store.Dispose();
         _optimizer.Dispose();
+        _lora?.Dispose();
         _unet.Dispose();
     }
 

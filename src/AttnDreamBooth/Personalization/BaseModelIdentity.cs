@@ -34,6 +34,10 @@ public sealed record BaseModelIdentity(string Name, string Fingerprint, IReadOnl
         return Create(PortableName(folder.Root), files, ct);
     }
 
+    /// <summary>The portable name of the model <paramref name="components"/> were loaded from, without reading its weights.</summary>
+    internal static string NameOf(StableDiffusionComponents components) =>
+        File.Exists(components.ModelSource) ? Path.GetFileName(components.ModelSource) : PortableName(components.Folder.Root);
+
     /// <summary>The repository of a Hugging Face cache snapshot (<c>…/models--org--name/snapshots/&lt;hash&gt;</c> →
     /// <c>org/name</c>), otherwise the folder's own name.</summary>
     internal static string PortableName(string root)

@@ -65,8 +65,16 @@ internal static class ConceptExportReadme
         {
             Line();
             Line("LoRA fidelity");
-            string rank = context.Options.LoraRank is { } r ? r.ToString(CultureInfo.InvariantCulture) : "full";
-            Line($"  {lora.Layers.Count} layers, rank {rank}; largest relative weight error |dW - up*down| / |dW| = {lora.MaxRelativeError.ToString("G3", CultureInfo.InvariantCulture)}.");
+            if (lora.Trained)
+            {
+                string ranks = string.Join(", ", lora.Layers.Select(l => l.Rank).Distinct().Select(r => r.ToString(CultureInfo.InvariantCulture)));
+                Line($"  {lora.Layers.Count} layers, rank {ranks}: the adapters the concept was trained with, written exactly.");
+            }
+            else
+            {
+                string rank = context.Options.LoraRank is { } r ? r.ToString(CultureInfo.InvariantCulture) : "full";
+                Line($"  {lora.Layers.Count} layers, rank {rank}; largest relative weight error |dW - up*down| / |dW| = {lora.MaxRelativeError.ToString("G3", CultureInfo.InvariantCulture)}.");
+            }
             if (lora.NotCarried.Count > 0)
             {
                 Line($"  {lora.NotCarried.Count} other U-Net tensors changed in fine-tuning (biases, norms, layers no LoRA wraps) and are not in the LoRA;");

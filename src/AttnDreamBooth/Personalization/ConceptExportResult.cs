@@ -27,6 +27,10 @@ public sealed record ConceptExportResult(string Folder, ConceptExportFormat Form
 /// leaves them at the base values.</param>
 public sealed record LoraExportReport(IReadOnlyList<LoraLayerExtraction> Layers, IReadOnlyList<string> UnchangedLayers, IReadOnlyDictionary<string, double> NotCarried)
 {
+    /// <summary>True when the concept was trained with LoRA adapters and the export holds them exactly as trained
+    /// (<see cref="Layers"/> then report no error); false when the adapters were extracted from the weight changes.</summary>
+    public bool Trained { get; init; }
+
     /// <summary>The largest ‖ΔW − up·down‖ / ‖ΔW‖ over the layers (0 when there are none).</summary>
     public double MaxRelativeError => Layers.Count == 0 ? 0 : Layers.Max(l => l.RelativeError);
 

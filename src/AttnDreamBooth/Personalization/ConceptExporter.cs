@@ -231,7 +231,8 @@ internal static class ConceptExporter
         {
             metadata["lora"] = new JsonObject
             {
-                ["rank"] = context.Options.LoraRank is { } r ? (JsonNode)r : (JsonNode)"full",
+                ["rank"] = lora.Trained ? (JsonNode)lora.Layers.Max(l => l.Rank) : context.Options.LoraRank is { } r ? (JsonNode)r : (JsonNode)"full",
+                ["source"] = lora.Trained ? "trained" : "extracted",
                 ["layers"] = lora.Layers.Count,
                 ["max_relative_error"] = lora.MaxRelativeError,
                 ["not_carried"] = lora.NotCarried.Count,

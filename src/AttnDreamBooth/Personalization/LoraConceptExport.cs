@@ -9,8 +9,11 @@ namespace AttnDreamBooth.Personalization;
 /// <summary>
 /// The LoRA export: the base U-Net is rebuilt from the base weights, <see cref="LoraExtractor"/> factorises every
 /// selected layer's fine-tuning delta at the chosen rank, and the adapters are written in kohya's format (what A1111,
-/// ComfyUI and diffusers' <c>load_lora_weights</c> read). Changes a LoRA cannot hold (biases, norms, layers outside the
-/// selected groups) are measured and reported instead of dropped silently.
+/// ComfyUI and diffusers' <c>load_lora_weights</c> read). A concept trained with LoRA adapters is written as those
+/// adapters, exactly, when the options allow them (their rank within <see cref="ConceptExportOptions.LoraRank"/>, their
+/// layers within <see cref="ConceptExportOptions.LoraModules"/>); otherwise it is extracted like a full fine-tune.
+/// Changes a LoRA cannot hold (biases, norms, layers outside the selected groups) are measured and reported instead of
+/// dropped silently.
 /// </summary>
 internal static class LoraConceptExport
 {
@@ -26,21 +29,15 @@ internal static class LoraConceptExport
         c.Weights.Load(baseUNet, "unet");
         context.CancellationToken.ThrowIfCancellationRequested();
 
-        int total = LoraTargets.Select(baseUNet, options.LoraModules).Count;
-        int done = 0;
-        context.Report(Stage, 0, total);
-        var extractionOptions = new LoraExtractionOptions(Rank: options.LoraRank ?? int.MaxValue, UNetModules: options.LoraModules,
-            TextEncoderModules: LoraTextEncoderModules.None);
-        var layerProgress = new InlineProgress<LoraLayerExtraction>(_ => context.Report(Stage, ++done, total));
-        using var extraction = LoraExtractor.Extract(baseUNet, c.UNet, null, null, extractionOptions, layerProgress, context.CancellationToken);
-        if (extraction.Network.Adapters.Count == 0)
-            throw new InvalidOperationException("The fine-tuned U-Net does not differ from the base model in any selected layer: there is no LoRA to export (export the embedding alone).");
-        context.Report(Stage, total, total);
+        var trained = context.Model.Pipeline.ConceptLora;
+        bool asTrained = trained is not null && trained.Adapters.All(a => a.Component == LoraComponent.UNet
+            && (options.LoraRank is not { } r || a.Rank <= r) && LoraTargets.Matches(a.ModulePath, options.LoraModules));
+        using var extraction = asTrained ? null : Extract(context, baseUNet);
+        var network = asTrained ? trained! : extraction!.Network;
+        var layers = asTrained ? trained!.Adapters.Select(Exact).ToArray() : extraction!.Layers;
 
         var covered = new HashSet<string>(LoraTargets.Select(baseUNet, options.LoraModules).Select(p => p + ".weight"), StringComparer.Ordinal);
         var notCarried = NotCarried(baseUNet, c.UNet, covered);
-
-        if (options.WeightsDType != torch.ScalarType.Float32) extraction.Network.to(options.WeightsDType);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["ss_v2"] = family == StableDiffusionFamily.Sd2 ? "True" : "False",
@@ -50,10 +47,39 @@ internal static class LoraConceptExport
             ["attndreambooth_trigger_word"] = context.Trigger,
             ["attndreambooth_category"] = context.Model.Category,
             ["attndreambooth_base_fingerprint"] = context.BaseModel.Fingerprint,
-            ["attndreambooth_lora_rank"] = options.LoraRank?.ToString(CultureInfo.InvariantCulture) ?? "full",
+            ["attndreambooth_lora_rank"] = asTrained
+                ? string.Join(",", trained!.Adapters.Select(a => a.Rank).Distinct().Select(r => r.ToString(CultureInfo.InvariantCulture)))
+                : options.LoraRank?.ToString(CultureInfo.InvariantCulture) ?? "full",
+            ["attndreambooth_lora_source"] = asTrained ? "trained" : "extracted",
         };
-        LoraFile.Save(extraction.Network, Path.Combine(temp, ConceptExporter.LoraFileName(context.Trigger)), LoraFileFormat.Kohya, metadata);
-        return new LoraExportReport(extraction.Layers, extraction.UnchangedLayers, notCarried);
+        LoraFile.Save(network, Path.Combine(temp, ConceptExporter.LoraFileName(context.Trigger)), LoraFileFormat.Kohya, metadata, options.WeightsDType);
+        return new LoraExportReport(layers, asTrained ? [] : extraction!.UnchangedLayers, notCarried) { Trained = asTrained };
+    }
+
+    private static LoraExtraction Extract(ExportContext context, UNet2DConditionModel baseUNet)
+    {
+        var options = context.Options;
+        int total = LoraTargets.Select(baseUNet, options.LoraModules).Count;
+        int done = 0;
+        context.Report(Stage, 0, total);
+        var extractionOptions = new LoraExtractionOptions(Rank: options.LoraRank ?? int.MaxValue, UNetModules: options.LoraModules,
+            TextEncoderModules: LoraTextEncoderModules.None);
+        var layerProgress = new InlineProgress<LoraLayerExtraction>(_ => context.Report(Stage, ++done, total));
+        var extraction = LoraExtractor.Extract(baseUNet, context.Components.UNet, null, null, extractionOptions, layerProgress, context.CancellationToken);
+        if (extraction.Network.Adapters.Count == 0)
+        {
+            extraction.Dispose();
+            throw new InvalidOperationException("The fine-tuned U-Net does not differ from the base model in any selected layer: there is no LoRA to export (export the embedding alone).");
+        }
+        context.Report(Stage, total, total);
+        return extraction;
+    }
+
+    /// <summary>A trained adapter written as it is: nothing to approximate.</summary>
+    private static LoraLayerExtraction Exact(LoraAdapter adapter)
+    {
+        using var delta = adapter.WeightDelta(1.0);
+        return new LoraLayerExtraction(adapter.Component, adapter.ModulePath, adapter.Rank, delta.norm().item<float>(), 0, 0, 0, 0) { Kind = adapter.Kind };
     }
 
     /// <summary>Every tensor of the tuned U-Net that differs from the base and is not the weight of a covered layer.</summary>

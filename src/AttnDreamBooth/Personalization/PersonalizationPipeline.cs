@@ -75,6 +75,11 @@ public sealed class PersonalizationPipeline : IDisposable
 
     internal ConceptEmbedding? ConceptEmbedding { get; set; }
 
+    /// <summary>For a concept whose U-Net stages trained LoRA adapters (or one loaded from such a saved concept): the
+    /// adapters, already merged into <see cref="StableDiffusionComponents.UNet"/> and off their hooks. Saving writes them
+    /// instead of the whole U-Net, and the LoRA export writes them as they are.</summary>
+    internal Models.Lora.LoraNetwork? ConceptLora { get; set; }
+
     /// <summary>Set when a concept load failed half-way: the weights are undefined and every later call refuses.</summary>
     internal Exception? Broken { get; set; }
 
@@ -192,6 +197,7 @@ public sealed class PersonalizationPipeline : IDisposable
         if (Plan.IdentifierToken is { } planToken) concept = concept.WithToken(planToken);
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
         if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
+        PersonalizationTrainer.CheckCompatible(Plan, TrainingOptions);
         // The same rule that saving records and loading checks (special tokens are refused here, before any work).
         var binding = ConceptTokenIdentity.Resolve(Components.Tokenizer, concept.Token);
         bool ownRow = Plan.EmbeddingInitialization == EmbeddingInitialization.IdentifierToken;
@@ -227,6 +233,7 @@ public sealed class PersonalizationPipeline : IDisposable
         try
         {
             trainer.Run(prompt, categoryIds[0], images.Count, (i, random) => images.GetSample(i, random), fingerprint, resumeFrom, ct, prior);
+            ConceptLora = trainer.TrainedLora;
         }
         catch
         {
@@ -279,6 +286,7 @@ public sealed class PersonalizationPipeline : IDisposable
             _disposed = true;
         }
         ConceptEmbedding?.Dispose();
+        ConceptLora?.Dispose();
         Components.Dispose();
     }
 }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
@@ -31,6 +32,8 @@ internal sealed class PersonalizationTrainer
     private RandomStreams? _priorStreams;
     private string? _lastCheckpoint;
     private int _lastCheckpointGlobalStep = -1;
+    private LoraNetwork? _lora;
+    private Generator? _loraDropout;
 
     public PersonalizationTrainer(StableDiffusionComponents components, ConceptEmbedding concept, StagePlan plan, TrainingOptions options,
         ILogger logger, IProgress<TrainingProgress>? progress,
@@ -48,6 +51,23 @@ internal sealed class PersonalizationTrainer
     /// <summary>The per-step losses so far (including those restored from a checkpoint).</summary>
     public IReadOnlyList<double> LossHistory => _lossHistory;
 
+    /// <summary>After a run whose U-Net stages all trained LoRA adapters: the adapters, merged into the U-Net's weights and
+    /// off their hooks (the concept is saved as embedding + this network). Null otherwise; the caller owns it.</summary>
+    public LoraNetwork? TrainedLora { get; private set; }
+
+    /// <summary>Refuses settings that cannot work together, before any work.</summary>
+    /// <exception cref="InvalidStagePlanException">LoRA dropout with gradient checkpointing.</exception>
+    public static void CheckCompatible(StagePlan plan, TrainingOptions options)
+    {
+        if (!options.GradientCheckpointing) return;
+        foreach (var stage in plan.EnabledStages)
+        {
+            if (plan[stage].Lora is { Dropout: > 0 })
+                throw new InvalidStagePlanException(stage, "Lora.Dropout", "Must be 0 with TrainingOptions.GradientCheckpointing: a checkpointed block is recomputed "
+                    + "in backward and would draw another dropout mask than its forward pass.");
+        }
+    }
+
     /// <summary>Trains every enabled stage.</summary>
     /// <param name="prompt">The training prompt, containing the identifier token.</param>
     /// <param name="categoryTokenId">The category word's first sub-token id (its attention map is the reference for [V]'s).</param>
@@ -59,6 +79,27 @@ internal sealed class PersonalizationTrainer
     /// <param name="prior">The class images of the prior-preservation loss; required when a stage of the plan uses it.</param>
     public void Run(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
         string? resumeFrom, CancellationToken ct, PriorPreservationData? prior = null)
+    {
+        try
+        {
+            RunStages(prompt, categoryTokenId, imageCount, augment, fingerprint, resumeFrom, ct, prior);
+        }
+        catch
+        {
+            // A failed run leaves no adapters hooked on the U-Net (its checkpoints hold them).
+            _lora?.Dispose();
+            _lora = null;
+            throw;
+        }
+        finally
+        {
+            _loraDropout?.Dispose();
+            _loraDropout = null;
+        }
+    }
+
+    private void RunStages(string prompt, int categoryTokenId, int imageCount, Func<int, SeededRandom, Tensor> augment, string fingerprint,
+        string? resumeFrom, CancellationToken ct, PriorPreservationData? prior)
     {
         if (_plan.UsesPriorPreservation && prior is null) throw new ArgumentNullException(nameof(prior), "The plan uses prior preservation but no class images were given.");
         var device = _components.Device;
@@ -93,6 +134,13 @@ internal sealed class PersonalizationTrainer
             _lossHistory.AddRange(state.LossHistory);
             resumeStageIndex = stages.ToList().IndexOf((TrainingStage)state.Stage);
             if (resumeStageIndex < 0) throw new InvalidOperationException($"Checkpoint '{resumeFrom}' is at stage {state.Stage}, which the plan does not run.");
+            if (state.HasLora)
+            {
+                if (_plan[stages[resumeStageIndex]].Lora is null)
+                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' holds LoRA adapters, but stage {state.Stage} of the plan does not train any.");
+                CreateLora(stages, resumeStageIndex);
+                RestoreLora(tensors, resumeFrom);
+            }
             resumeStep = state.StepInStage;
             globalStep = state.GlobalStep;
             resumeTensors = tensors;
@@ -115,9 +163,13 @@ internal sealed class PersonalizationTrainer
             int firstStep = si == resumeStageIndex ? resumeStep : 0;
             if (firstStep >= settings.Steps) continue;
             memory.BeforeStage(stage);
+            bool loraStage = settings.Lora is not null;
+            // A full fine-tuning stage after a LoRA stage continues from the adapters' result, written into the weights.
+            if (!loraStage && _lora is not null) MergeLora(keep: false);
+            if (loraStage && _lora is null) CreateLora(stages, si);
             var trainable = SelectTrainable(stage);
             // Casting frozen layers may replace their parameter objects; select again so the optimizer holds the live ones.
-            if (memory.AfterSelection(stage)) trainable = SelectTrainable(stage);
+            if (memory.AfterSelection(stage, loraStage, KeptByEarlierStages(stages, si))) trainable = SelectTrainable(stage);
             PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
                 trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
             using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate,
@@ -138,6 +190,7 @@ internal sealed class PersonalizationTrainer
 
             if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
             else _components.UNet.eval();
+            _lora?.train(loraStage);
 
             // The embedding is fixed after stage 1, so the conditioning is computed once for stages 2 and 3.
             Tensor? fixedHidden = null;
@@ -217,6 +270,9 @@ internal sealed class PersonalizationTrainer
             }
         }
         _components.UNet.eval();
+        // The adapters are merged into exact float32 weights: the memory plan reloads what it held in half precision first.
+        memory.Dispose();
+        if (_lora is not null) MergeLora(keep: _plan.TrainsLoraOnly);
         PipelineLog.TrainingFinished(_logger, clock.Elapsed);
     }
 
@@ -232,9 +288,13 @@ internal sealed class PersonalizationTrainer
                 throw new OutputFolderException(Path.GetFullPath(root), $"holds {others.Count} checkpoint(s) of another run (e.g. '{Path.GetFileName(others[0])}'); "
                     + "choose another checkpoint folder, or allow it explicitly (TrainingOptions.OverwriteOtherRuns, CLI --force)");
         }
-        bool unet = _plan.EnabledStages.Any(s => s != TrainingStage.Embedding);
-        // A checkpoint holds the U-Net and two AdamW moments per trained parameter (float32); one is written beside the kept ones.
-        long bytes = (_concept.Weight.NumberOfElements * 3 + (unet ? _components.UNet.parameters().Sum(p => p.NumberOfElements) * 3 : 0)) * 4 + (1 << 20);
+        bool unet = _plan.EnabledStages.Any(s => s != TrainingStage.Embedding && _plan[s].Lora is null);
+        long adapters = _plan.EnabledStages.Where(s => _plan[s].Lora is not null)
+            .Sum(s => LoraTargets.ParameterCount(_components.UNet, StagePlan.LoraModulesOf(s, _plan[s]), _plan[s].Lora!.Rank));
+        // A checkpoint holds the U-Net (or the adapters) and two AdamW moments per trained parameter (float32); one is
+        // written beside the kept ones.
+        long bytes = (_concept.Weight.NumberOfElements * 3 + (unet ? _components.UNet.parameters().Sum(p => p.NumberOfElements) * 3 : 0) + adapters * 3) * 4
+            + (1 << 20);
         OutputFolders.RequireWritable(root, 2 * bytes, "checkpoints");
     }
 
@@ -250,13 +310,128 @@ internal sealed class PersonalizationTrainer
     /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
     internal List<(string Name, Parameter Parameter)> SelectTrainable(TrainingStage stage)
     {
-        var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
         bool embedding = stage == TrainingStage.Embedding;
         _concept.Weight.requires_grad = embedding;
         if (!embedding) _concept.Weight.grad = null;
+        if (!embedding && _plan[stage].Lora is not null) return SelectAdapters(stage);
+        var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
+        if (_lora is not null) FreezeAdapters(_ => false);
         return embedding
             ? [("concept.embedding", _concept.Weight)]
             : unet.Select(p => ("unet." + p.Name, p.Parameter)).ToList();
+    }
+
+    /// <summary>A LoRA stage: every U-Net weight frozen, the adapters on the stage's layers trained (by checkpoint name
+    /// <c>lora.&lt;kohya name&gt;.lora_down.weight</c> / <c>lora_up.weight</c>).</summary>
+    private List<(string Name, Parameter Parameter)> SelectAdapters(TrainingStage stage)
+    {
+        StageParameters.FreezeAll(_components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
+        var modules = StagePlan.LoraModulesOf(stage, _plan[stage]);
+        return FreezeAdapters(path => LoraTargets.Matches(path, modules));
+    }
+
+    private List<(string Name, Parameter Parameter)> FreezeAdapters(Func<string, bool> trains)
+    {
+        var trained = new List<(string, Parameter)>();
+        foreach (var adapter in _lora!.Adapters)
+        {
+            bool train = trains(adapter.ModulePath);
+            foreach (var (part, parameter) in new[] { ("lora_down.weight", adapter.DownWeight), ("lora_up.weight", adapter.UpWeight) })
+            {
+                parameter.requires_grad = train;
+                if (!train) parameter.grad = null;
+                else trained.Add(($"{LoraStatePrefix}{adapter.KohyaName}.{part}", parameter));
+            }
+        }
+        return trained;
+    }
+
+    private const string LoraStatePrefix = "lora.";
+
+    private const string LoraDropoutState = "lora_rng.dropout";
+
+    /// <summary>The first and last index of the consecutive LoRA stages around <paramref name="index"/>: they train one
+    /// network (a stage continues the previous one's adapters).</summary>
+    private (int First, int Last) LoraRun(IReadOnlyList<TrainingStage> stages, int index)
+    {
+        int first = index, last = index;
+        while (first > 0 && _plan[stages[first - 1]].Lora is not null) first--;
+        while (last + 1 < stages.Count && _plan[stages[last + 1]].Lora is not null) last++;
+        return (first, last);
+    }
+
+    /// <summary>The adapters of the LoRA stages around <paramref name="index"/>, on the union of their layers, seeded from the
+    /// run's seed and hooked onto the U-Net (a fresh adapter changes nothing: its up projection is zero).</summary>
+    private void CreateLora(IReadOnlyList<TrainingStage> stages, int index)
+    {
+        var (first, last) = LoraRun(stages, index);
+        var modules = LoraUNetModules.None;
+        for (int i = first; i <= last; i++) modules |= StagePlan.LoraModulesOf(stages[i], _plan[stages[i]]);
+        var options = _plan[stages[first]].Lora!;
+        ulong seed = unchecked((ulong)_options.Seed * 0xD1B54A32D192ED03UL + (ulong)stages[first] * 0x8CB92BA72F3D8DD7UL) >> 1;
+        var network = LoraNetwork.Create(_components.UNet, modules, null, LoraTextEncoderModules.None, options);
+        try
+        {
+            network.ResetParameters(seed);
+            if (options.Dropout > 0)
+            {
+                _loraDropout = new Generator(seed ^ 0x5DEECE66DUL);
+                network.DropoutGenerator = _loraDropout;
+            }
+            foreach (var p in network.parameters()) p.requires_grad = false;
+            network.Install();
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        _lora = network;
+        PipelineLog.LoraCreated(_logger, network.Count, network.ParameterCount, options.Rank, modules.ToString());
+    }
+
+    /// <summary>Writes the adapters into the U-Net's weights and takes their hooks off. With <paramref name="keep"/> the
+    /// network becomes <see cref="TrainedLora"/>, otherwise it is released (the weights hold its update).</summary>
+    private void MergeLora(bool keep)
+    {
+        var network = _lora!;
+        _lora = null;
+        foreach (var p in network.parameters())
+        {
+            p.requires_grad = false;
+            p.grad = null;
+        }
+        network.eval();
+        network.DropoutGenerator = null;
+        network.Merge();
+        network.Remove();
+        if (keep) TrainedLora = network;
+        else network.Dispose();
+    }
+
+    private void RestoreLora(IReadOnlyDictionary<string, Tensor> tensors, string checkpoint)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in _lora!.named_parameters())
+        {
+            if (!tensors.TryGetValue(LoraStatePrefix + name, out var value) || !value.shape.SequenceEqual(p.shape))
+                throw new InvalidOperationException($"Checkpoint '{checkpoint}' lacks LoRA tensor '{name}' or holds it in another shape; it was written by another plan.");
+            p.copy_(value);
+        }
+        if (_loraDropout is not null)
+        {
+            if (!tensors.TryGetValue(LoraDropoutState, out var state)) throw new InvalidOperationException($"Checkpoint '{checkpoint}' lacks the LoRA dropout generator's state.");
+            _loraDropout.set_state(state);
+        }
+    }
+
+    /// <summary>For a LoRA stage holding frozen weights in half precision: the parameters an earlier full fine-tuning stage
+    /// trained must keep their float32 values (the memory plan restores cast weights from the base model).</summary>
+    private Func<string, bool>? KeptByEarlierStages(IReadOnlyList<TrainingStage> stages, int index)
+    {
+        if (_plan[stages[index]].Lora is null) return null;
+        var earlier = stages.Take(index).Where(s => s != TrainingStage.Embedding && _plan[s].Lora is null).ToArray();
+        return earlier.Length == 0 ? null : name => earlier.Any(s => StageParameters.IsTrained(s, name));
     }
 
     internal static string StageName(TrainingStage stage) => stage.DisplayName();
@@ -277,11 +452,19 @@ internal sealed class PersonalizationTrainer
 
     private string WriteCheckpoint(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer, RandomStreams streams)
     {
-        bool hasUNet = stage != TrainingStage.Embedding || _plan.EnabledStages.TakeWhile(s => s != stage).Any(s => s != TrainingStage.Embedding);
+        // The U-Net's weights differ from the base once a full fine-tuning stage has run (or is running); LoRA stages leave
+        // them alone and the checkpoint holds the adapters instead.
+        var upToNow = _plan.EnabledStages.TakeWhile(s => s != stage).Append(stage);
+        bool hasUNet = upToNow.Any(s => s != TrainingStage.Embedding && _plan[s].Lora is null);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["concept.embedding"] = _concept.Weight.detach().cpu() };
         if (hasUNet)
         {
             foreach (var (name, p) in _components.UNet.named_parameters()) tensors["unet." + name] = p.detach().cpu();
+        }
+        if (_lora is not null)
+        {
+            foreach (var (name, p) in _lora.named_parameters()) tensors[LoraStatePrefix + name] = p.detach().cpu();
+            if (_loraDropout is not null) tensors[LoraDropoutState] = _loraDropout.get_state().clone();
         }
         foreach (var (name, t) in optimizer.StateTensors()) tensors["optim." + name] = t;
         foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
@@ -298,6 +481,7 @@ internal sealed class PersonalizationTrainer
             RunFingerprint = fingerprint,
             Token = _concept.Tokens[0],
             HasUNet = hasUNet,
+            HasLora = _lora is not null,
             LossHistory = _lossHistory.ToArray(),
         };
         _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
 using Microsoft.Extensions.Logging;
@@ -11,7 +12,10 @@ namespace AttnDreamBooth.Personalization;
 /// <summary>
 /// A trained concept: the learned token embedding plus the fine-tuned U-Net of the pipeline it lives in.
 /// <see cref="SaveAsync(string, CancellationToken)"/> writes <c>learned_embeds.safetensors</c> (diffusers textual-inversion format), the U-Net
-/// as a diffusers <c>unet/</c> folder and <c>attndreambooth.json</c>; <see cref="LoadAsync(string, PersonalizationPipeline, CancellationToken)"/> puts it back onto a base pipeline.
+/// as a diffusers <c>unet/</c> folder — or, for a concept whose U-Net stages trained LoRA adapters
+/// (<see cref="StageOptions.Lora"/>), the adapters as <c>pytorch_lora_weights.safetensors</c> (diffusers LoRA layout) — and
+/// <c>attndreambooth.json</c>, which names the base model portably (relative to the concept folder, with its name and
+/// weight fingerprint); <see cref="LoadAsync(string, PersonalizationPipeline, CancellationToken)"/> puts it back onto a base pipeline.
 /// <see cref="ExportAsync"/> writes it for other tools (a diffusers pipeline folder, an A1111/ComfyUI single file,
 /// embedding or LoRA); <see cref="ImportAsync(ConceptImport, PersonalizationPipeline, CancellationToken)"/> brings in a
 /// concept made elsewhere.
@@ -23,6 +27,10 @@ public sealed partial class PersonalizedModel
 
     /// <summary>File name of the learned embedding.</summary>
     public const string EmbeddingFile = "learned_embeds.safetensors";
+
+    /// <summary>File name of the LoRA adapters of a concept trained with LoRA (diffusers' default LoRA weight name, so
+    /// <c>pipe.load_lora_weights(folder)</c> and <c>pipe.load_textual_inversion(folder)</c> find both files).</summary>
+    public const string LoraWeightsFile = "pytorch_lora_weights.safetensors";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -46,8 +54,23 @@ public sealed partial class PersonalizedModel
     /// <summary>The super-category word.</summary>
     public string Category { get; }
 
-    /// <summary>The base model the concept was trained on: its diffusers folder, or its single-file checkpoint.</summary>
+    /// <summary>The base model the concept was trained on: its diffusers folder, or its single-file checkpoint (an absolute
+    /// path). For a loaded concept, the path its metadata records, resolved against the concept folder (see
+    /// <see cref="FindBaseModel"/>); it may not exist on this machine.</summary>
     public string BaseModel { get; }
+
+    /// <summary>The base model's portable name (a Hugging Face repository such as <c>stabilityai/stable-diffusion-2-1-base</c>,
+    /// else its folder's or file's name), as <see cref="BaseModelIdentity.Name"/>. Null for a concept loaded from a folder
+    /// saved before names were recorded, and for a trained concept until it is saved.</summary>
+    public string? BaseModelName { get; internal set; }
+
+    /// <summary>The fingerprint of the base model's weights (<see cref="BaseModelIdentity.Fingerprint"/>), recorded when the
+    /// concept is saved; null until then and for older saved concepts.</summary>
+    public string? BaseModelFingerprint { get; internal set; }
+
+    /// <summary>Whether the concept's U-Net change is LoRA adapters (trained with <see cref="StageOptions.Lora"/> in every
+    /// U-Net stage, or loaded from such a saved concept), so saving writes them instead of a whole U-Net.</summary>
+    public bool IsLora => Pipeline.ConceptLora is not null && ReferenceEquals(Pipeline.Concept, this);
 
     /// <summary>The plan that trained it.</summary>
     public StagePlan Plan { get; }
@@ -85,33 +108,92 @@ public sealed partial class PersonalizedModel
 
     private void Save(string folder, bool overwrite, CancellationToken ct)
     {
-        string target = Path.GetFullPath(folder);
-        string parent = Path.GetDirectoryName(target.TrimEnd(Path.DirectorySeparatorChar)) ?? ".";
+        string target = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        string parent = Path.GetDirectoryName(target) ?? ".";
         IO.OutputFolders.CleanStaleTemporaries(parent);
         if (!overwrite && Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
             throw new IO.OutputFolderException(target, "already exists and is not empty (a concept of another run?); choose another folder or pass overwrite: true (CLI --force)");
+        var c = Pipeline.Components;
+        var lora = IsLora ? Pipeline.ConceptLora : null;
+        // The base model is named without this machine's layout: a path relative to the concept folder (so the two can
+        // move together), its portable name and the fingerprint of its weights.
+        var identity = BaseModelIdentity.Of(c, ct);
         AtomicFile.WriteDirectory(target, temp =>
         {
             Pipeline.ConceptEmbedding!.Save(Path.Combine(temp, EmbeddingFile));
-            string unetFolder = Path.Combine(temp, "unet");
-            Directory.CreateDirectory(unetFolder);
-            File.Copy(Pipeline.Components.Folder.ConfigPath("unet"), Path.Combine(unetFolder, "config.json"));
             ct.ThrowIfCancellationRequested();
-            var state = Pipeline.Components.UNet.state_dict();
-            SafetensorsWriter.Write(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" });
+            if (lora is not null)
+            {
+                LoraFile.Save(lora, Path.Combine(temp, LoraWeightsFile), LoraFileFormat.Diffusers, new Dictionary<string, string>
+                {
+                    ["attndreambooth_token"] = Token,
+                    ["attndreambooth_base_model"] = identity.Name,
+                    ["attndreambooth_base_fingerprint"] = identity.Fingerprint,
+                });
+            }
+            else
+            {
+                string unetFolder = Path.Combine(temp, "unet");
+                Directory.CreateDirectory(unetFolder);
+                File.Copy(c.Folder.ConfigPath("unet"), Path.Combine(unetFolder, "config.json"));
+                var state = c.UNet.state_dict();
+                SafetensorsWriter.Write(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" });
+            }
+            ct.ThrowIfCancellationRequested();
             // The exact identity the row was trained on, so a reload binds it to the same id (ConceptTokenIdentity).
             var embedding = Pipeline.ConceptEmbedding!;
             int tokenId = embedding.TokenIds[0];
-            var metadata = new PersonalizedModelMetadata(1, Token, Category, BaseModel, Seed, Plan, LossHistory.ToArray())
+            var metadata = new PersonalizedModelMetadata(1, Token, Category, PortableBasePath(target, c.ModelSource), Seed, Plan, LossHistory.ToArray())
             {
                 TokenId = tokenId,
-                TokenSpelling = Pipeline.Components.Tokenizer.GetToken(tokenId),
+                TokenSpelling = c.Tokenizer.GetToken(tokenId),
                 TokenKind = embedding.Kinds[0],
+                BaseModelName = identity.Name,
+                BaseModelFingerprint = identity.Fingerprint,
+                LoraFile = lora is null ? null : LoraWeightsFile,
             };
             AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonSerializer.Serialize(metadata, Json));
             ct.ThrowIfCancellationRequested();
         });
+        BaseModelName = identity.Name;
+        BaseModelFingerprint = identity.Fingerprint;
         PipelineLog.ModelSaved(Pipeline.LoggerFactory.CreateLogger<PersonalizedModel>(), target);
+    }
+
+    /// <summary>The base model's path relative to the concept folder (<c>/</c>-separated), or absolute when no relative
+    /// path exists (another drive).</summary>
+    internal static string PortableBasePath(string conceptFolder, string modelSource)
+    {
+        string full = Path.GetFullPath(modelSource).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        string relative = Path.GetRelativePath(conceptFolder, full);
+        return Path.IsPathRooted(relative) ? full : relative.Replace('\\', '/');
+    }
+
+    /// <summary>The recorded base model resolved against the concept folder: a relative path (concepts saved by this
+    /// version) from the folder, an absolute one (older concepts) as it is.</summary>
+    private static string ResolveBasePath(string conceptFolder, string recorded) =>
+        Path.IsPathRooted(recorded) ? recorded : Path.GetFullPath(Path.Combine(conceptFolder, recorded.Replace('/', Path.DirectorySeparatorChar)));
+
+    /// <summary>
+    /// The base model a concept saved by <see cref="SaveAsync(string, CancellationToken)"/> was trained on, as its
+    /// metadata records it, resolved against <paramref name="conceptFolder"/>: the path is stored relative to the concept
+    /// folder, so a concept folder moved or copied together with its base model (keeping their relative place) still
+    /// finds it. Reads only the metadata.
+    /// </summary>
+    /// <returns>The absolute path of the base model's diffusers folder or single file.</returns>
+    /// <exception cref="ModelConfigException">The metadata is missing or invalid, or the recorded base model does not exist
+    /// at the resolved path (the message gives the recorded path, the base model's name and its fingerprint).</exception>
+    public static string FindBaseModel(string conceptFolder)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(conceptFolder);
+        string folder = Path.GetFullPath(conceptFolder);
+        string metadataPath = Path.Combine(folder, MetadataFile);
+        var metadata = ReadMetadata(metadataPath);
+        string resolved = ResolveBasePath(folder, metadata.BaseModel);
+        if (Directory.Exists(resolved) || File.Exists(resolved)) return resolved;
+        string identity = metadata.BaseModelName is { } name ? $" (name '{name}', weights fingerprint {metadata.BaseModelFingerprint ?? "not recorded"})" : "";
+        throw new ModelConfigException(metadataPath, "BaseModel",
+            $"records the base model as '{metadata.BaseModel}'{identity}, which resolves to '{resolved}' and does not exist; give the base model explicitly (CLI: --model)");
     }
 
     /// <summary>Loads a concept saved by <see cref="SaveAsync(string, CancellationToken)"/> onto <paramref name="pipeline"/>, which must hold the
@@ -159,30 +241,112 @@ public sealed partial class PersonalizedModel
         using var prepared = ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, metadata.Token, readOptions, binding);
         ct.ThrowIfCancellationRequested();
 
-        string unetFolder = Path.Combine(folder, "unet");
-        if (!Directory.Exists(unetFolder)) throw new ModelConfigException(unetFolder, null, "is missing: the concept's fine-tuned U-Net is required");
-        ConceptUNetConfig.CheckMatchesBase(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
-        using var source = StateDictSource.OpenComponent(unetFolder);
-        var loadOptions = new StateDictLoadOptions { CheckFinite = options.CheckFiniteWeights };
-        StateDictLoader.Validate(c.UNet, source, loadOptions);
-        ct.ThrowIfCancellationRequested();
+        CheckBaseModel(metadataPath, metadata, pipeline, options, ct);
 
-        // Apply: no cancellation from here on, a half-applied concept is worse than a late one.
-        ConceptEmbedding embedding;
+        var loadOptions = new StateDictLoadOptions { CheckFinite = options.CheckFiniteWeights };
+        StateDictSource? source = null;
+        LoraNetwork? lora = null;
         try
         {
-            StateDictLoader.Load(c.UNet, source, loadOptions);
-            embedding = prepared.Apply();
+            if (metadata.LoraFile is { } loraName)
+            {
+                lora = ReadLora(folder, metadataPath, loraName, pipeline, options);
+            }
+            else
+            {
+                string unetFolder = Path.Combine(folder, "unet");
+                if (!Directory.Exists(unetFolder)) throw new ModelConfigException(unetFolder, null, "is missing: the concept's fine-tuned U-Net is required");
+                ConceptUNetConfig.CheckMatchesBase(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
+                source = StateDictSource.OpenComponent(unetFolder);
+                StateDictLoader.Validate(c.UNet, source, loadOptions);
+            }
+            ct.ThrowIfCancellationRequested();
+
+            // Apply: no cancellation from here on, a half-applied concept is worse than a late one.
+            ConceptEmbedding embedding;
+            try
+            {
+                if (source is not null) StateDictLoader.Load(c.UNet, source, loadOptions);
+                if (lora is not null)
+                {
+                    // As training left it: the update written into the weights (float32, as Merge computes it), hooks off.
+                    lora.Merge();
+                    lora.Remove();
+                }
+                embedding = prepared.Apply();
+            }
+            catch (Exception ex)
+            {
+                var failure = new ConceptLoadFailedException(folder, ex);
+                pipeline.Broken = failure;
+                throw failure;
+            }
+            pipeline.ConceptEmbedding = embedding;
+            pipeline.ConceptLora = lora;
+            lora = null;
+            pipeline.Concept = new PersonalizedModel(pipeline, metadata.Token, metadata.Category, ResolveBasePath(folder, metadata.BaseModel),
+                metadata.Plan ?? StagePlan.Paper, metadata.Seed, metadata.LossHistory ?? [])
+            {
+                BaseModelName = metadata.BaseModelName,
+                BaseModelFingerprint = metadata.BaseModelFingerprint,
+            };
+            return pipeline.Concept;
         }
-        catch (Exception ex)
+        finally
         {
-            var failure = new ConceptLoadFailedException(folder, ex);
-            pipeline.Broken = failure;
-            throw failure;
+            source?.Dispose();
+            lora?.Dispose();
         }
-        pipeline.ConceptEmbedding = embedding;
-        pipeline.Concept = new PersonalizedModel(pipeline, metadata.Token, metadata.Category, metadata.BaseModel, metadata.Plan ?? StagePlan.Paper, metadata.Seed, metadata.LossHistory ?? []);
-        return pipeline.Concept;
+    }
+
+    /// <summary>The saved adapters, validated against the pipeline's U-Net (every key a layer, shapes, finite values);
+    /// nothing is installed yet.</summary>
+    private static LoraNetwork ReadLora(string folder, string metadataPath, string loraName, PersonalizationPipeline pipeline, PersonalizedModelLoadOptions options)
+    {
+        if (loraName.Length == 0 || Path.GetFileName(loraName) != loraName)
+            throw new ModelConfigException(metadataPath, "LoraFile", $"'{loraName}' must be a file name inside the concept folder");
+        string path = Path.Combine(folder, loraName);
+        if (!File.Exists(path)) throw new ModelConfigException(path, null, "is missing: the concept's LoRA adapters are required");
+        var c = pipeline.Components;
+        var lora = LoraNetwork.Load(path, c.UNet, c.TextEncoder);
+        try
+        {
+            if (options.CheckFiniteWeights)
+            {
+                var bad = lora.named_parameters().Where(p => !torch.isfinite(p.parameter).all().item<bool>()).Select(p => p.name).ToArray();
+                if (bad.Length > 0) throw new NonFiniteWeightsException(path, bad);
+            }
+            return lora;
+        }
+        catch
+        {
+            lora.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A concept is meant for the base model it was trained on. Names are compared always (a differing one is
+    /// logged); with <see cref="PersonalizedModelLoadOptions.VerifyBaseModel"/> the pipeline's weight files are hashed and
+    /// must match the recorded fingerprint.</summary>
+    private static void CheckBaseModel(string metadataPath, PersonalizedModelMetadata metadata, PersonalizationPipeline pipeline,
+        PersonalizedModelLoadOptions options, CancellationToken ct)
+    {
+        var c = pipeline.Components;
+        string actualName = BaseModelIdentity.NameOf(c);
+        if (options.VerifyBaseModel)
+        {
+            if (metadata.BaseModelFingerprint is not { } recorded)
+                throw new ModelConfigException(metadataPath, "BaseModelFingerprint", "records no fingerprint of its base model (saved by an older version), so it cannot be verified; load it without VerifyBaseModel");
+            var actual = BaseModelIdentity.Of(c, ct);
+            if (actual.Fingerprint != recorded)
+                throw new ModelConfigException(metadataPath, "BaseModelFingerprint",
+                    $"was trained on the base model '{metadata.BaseModelName}' (weights fingerprint {recorded}), but the pipeline holds '{actual.Name}' from '{c.ModelSource}' "
+                    + $"(fingerprint {actual.Fingerprint}); load the concept onto the base model it was trained on");
+        }
+        else if (metadata.BaseModelName is { } name && name != actualName)
+        {
+            PipelineLog.BaseModelNameDiffers(pipeline.LoggerFactory.CreateLogger<PersonalizedModel>(), metadata.Token, name, actualName);
+        }
     }
 
     private static PersonalizedModelMetadata ReadMetadata(string metadataPath)
@@ -207,7 +371,8 @@ public sealed partial class PersonalizedModel
 /// <param name="FormatVersion">1.</param>
 /// <param name="Token">Identifier token.</param>
 /// <param name="Category">Category word.</param>
-/// <param name="BaseModel">Base model folder (or single-file checkpoint) at training time.</param>
+/// <param name="BaseModel">Base model folder (or single-file checkpoint) at training time: relative to the concept folder
+/// (<c>/</c>-separated) in concepts saved by this version, absolute in older ones.</param>
 /// <param name="Seed">Training seed.</param>
 /// <param name="Plan">Stage plan.</param>
 /// <param name="LossHistory">Loss per step.</param>
@@ -222,4 +387,17 @@ internal sealed record PersonalizedModelMetadata(int FormatVersion, string Token
     /// <summary>Whether the token was added (new) or already in the vocabulary; null in older concepts.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<ConceptTokenKind>))]
     public ConceptTokenKind? TokenKind { get; init; }
+
+    /// <summary>The base model's portable name (<see cref="BaseModelIdentity.Name"/>); null in older concepts.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BaseModelName { get; init; }
+
+    /// <summary>The fingerprint of the base model's weights (<see cref="BaseModelIdentity.Fingerprint"/>); null in older concepts.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BaseModelFingerprint { get; init; }
+
+    /// <summary>For a concept trained with LoRA: the file (in the concept folder) holding the adapters, which replace the
+    /// <c>unet/</c> folder; null for a fine-tuned U-Net.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? LoraFile { get; init; }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Personalization;
@@ -42,6 +43,24 @@ public sealed record StageOptions
     /// [V] row trains and the class prompt does not contain it.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double PriorLossWeight { get; init; }
+
+    /// <summary>Stages 2 and 3 only: train LoRA adapters of this shape (rank, alpha, dropout) on the U-Net layers
+    /// <see cref="LoraModules"/> names instead of the stage's own U-Net weights, which stay frozen. Null (the default)
+    /// fine-tunes the weights, as the official method does. The regularization and the attention-map recording work
+    /// unchanged: the adapters act through forward hooks below the attention processors. When stages 2 and 3 both use LoRA
+    /// they train one set of adapters (stage 3 continues stage 2's), so their rank, alpha and dropout must be equal. A
+    /// concept trained with LoRA in every U-Net stage is saved as its embedding plus a LoRA file. LoRA adapters usually
+    /// need a larger <see cref="LearningRate"/> than full fine-tuning (diffusers' DreamBooth-LoRA example uses 1e-4).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public LoraOptions? Lora { get; init; }
+
+    /// <summary>The U-Net layers that carry the adapters when <see cref="Lora"/> is set. <see cref="LoraUNetModules.None"/>
+    /// (the default) means the stage's own layers: stage 2 <see cref="LoraUNetModules.CrossAttention"/> (the <c>attn2</c>
+    /// projections it fine-tunes), stage 3 <see cref="LoraUNetModules.Transformer"/> (attention, feed-forward and the
+    /// transformer projections; <see cref="LoraUNetModules.All"/> adds the ResNet convolutions).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    [JsonConverter(typeof(JsonStringEnumConverter<LoraUNetModules>))]
+    public LoraUNetModules LoraModules { get; init; }
 
     /// <summary>Samples that contribute to one optimizer step.</summary>
     [JsonIgnore]

@@ -53,6 +53,17 @@ internal static class StageParameters
         return trained;
     }
 
+    /// <summary>Freezes every U-Net parameter (a LoRA stage trains adapters outside the U-Net) and drops their gradients.</summary>
+    public static void FreezeAll(IEnumerable<(string Name, Parameter Parameter)> unetParameters)
+    {
+        ArgumentNullException.ThrowIfNull(unetParameters);
+        foreach (var (_, parameter) in unetParameters)
+        {
+            parameter.requires_grad = false;
+            parameter.grad = null;
+        }
+    }
+
     private static bool IsCrossAttentionProjection(string name)
     {
         // "<…>.attn2.<projection>[.0].<weight|bias>": look at the segment right after "attn2".

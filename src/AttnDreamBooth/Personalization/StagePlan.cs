@@ -39,10 +39,10 @@ public sealed partial record StagePlan
     /// <summary>Stage 1: the [V] embedding row.</summary>
     public required StageOptions Stage1 { get; init; }
 
-    /// <summary>Stage 2: the U-Net's cross-attention projections.</summary>
+    /// <summary>Stage 2: the U-Net's cross-attention projections (or LoRA adapters on them, <see cref="StageOptions.Lora"/>).</summary>
     public required StageOptions Stage2 { get; init; }
 
-    /// <summary>Stage 3: the whole U-Net.</summary>
+    /// <summary>Stage 3: the whole U-Net (or LoRA adapters on its layers, <see cref="StageOptions.Lora"/>).</summary>
     public required StageOptions Stage3 { get; init; }
 
     /// <summary>Write a checkpoint every this many optimizer steps within a stage (checkpoints are also written at the
@@ -164,6 +164,7 @@ public sealed partial record StagePlan
         if (CheckpointInterval is < 1)
             throw new InvalidStagePlanException(null, nameof(CheckpointInterval), $"Must be null (checkpoints at stage ends only) or ≥ 1; got {CheckpointInterval}.");
         foreach (var stage in EnabledStages) ValidateStage(stage, this[stage]);
+        ValidateLoraAcrossStages();
         ValidateMethodSettings();
     }
 
@@ -189,6 +190,7 @@ public sealed partial record StagePlan
         PositiveFinite(stage, "Optimizer.Epsilon", o.Epsilon);
         if (s.MaxGradNorm is double norm) PositiveFinite(stage, nameof(s.MaxGradNorm), norm, " (or null for no clipping)");
         NonNegativeFinite(stage, nameof(s.PriorLossWeight), s.PriorLossWeight);
+        ValidateLora(stage, s);
     }
 
     private static void PositiveFinite(TrainingStage stage, string setting, double value, string extra = "")

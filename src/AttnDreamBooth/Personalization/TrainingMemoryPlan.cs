@@ -9,7 +9,8 @@ namespace AttnDreamBooth.Personalization;
 
 /// <summary>
 /// Applies a run's memory options for the duration of training and undoes them afterwards: gradient checkpointing
-/// on the U-Net, half-precision frozen weights (the VAE throughout, the frozen U-Net layers in stages 1–2), and
+/// on the U-Net, half-precision frozen weights (the VAE throughout, the frozen U-Net layers in stages 1–2 and in a LoRA
+/// stage 3), and
 /// releasing the VAE once its latents are cached. Every cast or release is undone by reloading exact float32
 /// weights from the base model, so the trained model carries no rounding of frozen weights.
 /// </summary>
@@ -47,12 +48,13 @@ internal sealed class TrainingMemoryPlan : IDisposable
     /// float32 first.</summary>
     public void BeforeStage(TrainingStage stage) => RestoreUNet();
 
-    /// <summary>After a stage set requires_grad: holds the frozen U-Net layers in half precision for stages 1–2.
-    /// Returns true when parameters were cast.</summary>
-    public bool AfterSelection(TrainingStage stage)
+    /// <summary>After a stage set requires_grad: holds the frozen U-Net layers in half precision for stages 1–2, and for a
+    /// stage 3 that trains LoRA adapters (every U-Net weight is frozen then), except those <paramref name="keepFp32"/>
+    /// names. Returns true when parameters were cast.</summary>
+    public bool AfterSelection(TrainingStage stage, bool lora = false, Func<string, bool>? keepFp32 = null)
     {
-        if (_dtype is not { } dtype || stage == TrainingStage.UNet) return false;
-        _castUNet = FrozenPrecision.Apply(_components.UNet, dtype).Cast;
+        if (_dtype is not { } dtype || (stage == TrainingStage.UNet && !lora)) return false;
+        _castUNet = FrozenPrecision.Apply(_components.UNet, dtype, keepFp32).Cast;
         return _castUNet.Count > 0;
     }
 

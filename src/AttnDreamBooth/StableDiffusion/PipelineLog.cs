@@ -46,4 +46,10 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Exported the concept '{Token}' as {Format} to '{Path}' ({Bytes:N0} bytes)")]
     public static partial void ConceptExported(ILogger logger, string token, string format, string path, long bytes);
+
+    [LoggerMessage(EventId = 114, Level = LogLevel.Information, Message = "LoRA adapters on {Layers} U-Net layers ({Parameters:N0} parameters, rank {Rank}, {Modules}); the U-Net's weights stay frozen")]
+    public static partial void LoraCreated(ILogger logger, int layers, long parameters, int rank, string modules);
+
+    [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "The concept '{Concept}' was trained on the base model '{Recorded}' but is loaded onto '{Actual}'; check that they are the same weights (PersonalizedModelLoadOptions.VerifyBaseModel compares their fingerprints)")]
+    public static partial void BaseModelNameDiffers(ILogger logger, string concept, string recorded, string actual);
 }

@@ -35,6 +35,10 @@ internal sealed record TrainingCheckpointState
     /// <summary>Whether the U-Net tensors in the checkpoint are complete (a stage ≥ 2 has changed them).</summary>
     public bool HasUNet { get; init; }
 
+    /// <summary>Whether the checkpoint holds LoRA adapters being trained (<c>lora.*</c> tensors; absent in checkpoints of
+    /// runs without LoRA).</summary>
+    public bool HasLora { get; init; }
+
     /// <summary>Loss history (one entry per completed step) for plots after a resume.</summary>
     public IReadOnlyList<double> LossHistory { get; init; } = [];
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using AttnDreamBooth.Cli;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Tests.Personalization;
@@ -27,6 +28,37 @@ public sealed class TrainGenerateCommandTests
         Assert.True(generated == 0, text.ToString());
         Assert.Equal(["image-5-heatmap.png", "image-5.png", "image-6-heatmap.png", "image-6.png"],
             Directory.GetFiles(Path.Combine(output, "images")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task TrainWithLoraRankSavesEmbeddingPlusLoraAndGenerateFindsTheBaseModel()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string output = temp.File("run");
+        var (console, text) = CapturedConsole.Create();
+        int trained = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", output,
+             "--steps", "1,1,1", "--batch-size", "1", "--seed", "3", "--lora-rank", "2", "--lora-alpha", "1", "--lora-modules", "all"], console);
+        Assert.True(trained == 0, text.ToString());
+        string concept = Path.Combine(output, "concept");
+        Assert.True(File.Exists(Path.Combine(concept, PersonalizedModel.LoraWeightsFile)), text.ToString());
+        Assert.False(Directory.Exists(Path.Combine(concept, "unet")));
+        using var metadata = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(concept, PersonalizedModel.MetadataFile)));
+        var plan = metadata.RootElement.GetProperty("Plan").Deserialize<StagePlan>()!;
+        Assert.Equal(new AttnDreamBooth.Models.Lora.LoraOptions(Rank: 2, Alpha: 1), plan.Stage3.Lora);
+        Assert.Equal(AttnDreamBooth.Models.Lora.LoraUNetModules.All, plan.Stage3.LoraModules);
+        Assert.Equal(CliApp.DefaultLoraLearningRate, plan.Stage2.LearningRate);
+
+        // No --model: the concept records its base model.
+        int generated = await CliApp.RunAsync(
+            ["generate", "--concept", concept, "--prompt", "a {} on the beach", "--out", Path.Combine(output, "images"), "--steps", "2", "--seed", "5"], console);
+        Assert.True(generated == 0, text.ToString());
+        Assert.True(File.Exists(Path.Combine(output, "images", "image-5.png")));
+
+        int misused = await CliApp.RunAsync(
+            ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", temp.File("other"), "--lora-alpha", "4"], console);
+        Assert.Equal(2, misused);
+        Assert.Contains("--lora-rank", text.ToString());
     }
 
     [Fact]

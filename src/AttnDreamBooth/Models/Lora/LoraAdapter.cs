@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -104,15 +105,50 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
 
     internal LayerShape Shape { get; }
 
+    /// <summary>Draws the dropout masks when set (a CPU generator whose state a training checkpoint can save), so that
+    /// training with dropout resumes bit-identically; null uses libtorch's global generator.</summary>
+    internal Generator? DropoutGenerator { get; set; }
+
     /// <summary>The adapter's own update <c>(Alpha / Rank) · up(down(dropout(x)))</c> (without <see cref="Scale"/>), in the
     /// adapter's dtype.</summary>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         var x = input.dtype == DownWeight.dtype ? input : input.to_type(DownWeight.dtype);
-        if (Dropout > 0 && training) x = functional.dropout(x, Dropout, training: true);
-        var h = lora_up.call(lora_down.call(x));
+        if (Dropout > 0 && training) x = ApplyDropout(x);
+        var h = lora_up.call(Down(x));
         return h.mul(Alpha / Rank).MoveToOuterDisposeScope();
+    }
+
+    private Tensor ApplyDropout(Tensor x)
+    {
+        if (DropoutGenerator is not { } generator) return functional.dropout(x, Dropout, training: true);
+        var keep = rand(x.shape, dtype: ScalarType.Float32, generator: generator).ge(Dropout).to(x.device);
+        return x.mul(keep.to_type(x.dtype)).div(1 - Dropout);
+    }
+
+    /// <summary>The down projection. A k×k down conv has rank-many output channels, which libtorch's CPU kernel gets
+    /// wrong for the input gradient when not a multiple of 16, so it takes the padded path the U-Net's own narrow convs take.</summary>
+    private Tensor Down(Tensor x)
+    {
+        if (lora_down is Conv2d conv && Shape.Kind == LoraLayerKind.ConvKxK && Shape.Dilation == (1, 1)
+            && Shape.Stride.Item1 == Shape.Stride.Item2 && Shape.Padding.Item1 == Shape.Padding.Item2)
+            return NarrowChannelConvolution.Apply(conv, x, Shape.Stride.Item1, Shape.Padding.Item1);
+        return lora_down.call(x);
+    }
+
+    /// <summary>Starts the adapter afresh from <paramref name="generator"/>: <c>lora_down</c> uniform in ±1/√fan_in (what
+    /// PyTorch's default layer initialisation and PEFT's <c>lora_A</c> draw), <c>lora_up</c> zero. Unlike the constructor,
+    /// which draws from libtorch's global generator, this is reproducible.</summary>
+    internal void ResetParameters(Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        double bound = 1.0 / Math.Sqrt(DownWeight[0].numel());
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var values = rand(DownWeight.shape, dtype: ScalarType.Float32, generator: generator).mul(2 * bound).sub(bound);
+        DownWeight.copy_(values.to(DownWeight.dtype).to(DownWeight.device));
+        UpWeight.zero_();
     }
 
     /// <summary>The weight update <c>Scale' · (Alpha / Rank) · up ⋅ down</c> in the base weight's shape, float32.</summary>

@@ -162,13 +162,23 @@ internal static class LoraFile
     /// <summary>Writes the network's adapters to <paramref name="path"/> (atomically) in <paramref name="format"/>.
     /// Tensors keep the adapters' dtype (float32 unless converted); kohya files get each module's <c>.alpha</c> and
     /// kohya's informational metadata; diffusers files fold alpha / r into <c>up</c>, as diffusers 0.24 stores it.</summary>
-    public static void Save(LoraNetwork network, string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <param name="network">The adapters.</param>
+    /// <param name="path">The file.</param>
+    /// <param name="format">The layout.</param>
+    /// <param name="metadata">Extra <c>__metadata__</c> entries.</param>
+    /// <param name="dtype">Write the tensors in this type (null: the adapters' own); the network is not changed.</param>
+    public static void Save(LoraNetwork network, string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null, ScalarType? dtype = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (network.Adapters.Count == 0) throw new ArgumentException("The LoRA network has no adapters to save.", nameof(network));
         using var scope = NewDisposeScope();
         var tensors = ToStateDict(network, format);
+        if (dtype is { } type)
+        {
+            // kohya's alpha stays a float32 scalar, as the files A1111 and ComfyUI are written with.
+            foreach (var key in tensors.Keys.Where(k => !k.EndsWith(KohyaAlpha, StringComparison.Ordinal)).ToArray()) tensors[key] = tensors[key].to_type(type);
+        }
         var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["format"] = "pt" };
         if (format == LoraFileFormat.Kohya)
         {

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -173,11 +174,13 @@ public sealed class LoraNetwork : nn.Module
             {
                 a.Install(Layer(a.Component, a.ModulePath));
                 done.Add(a);
+                // Gradient checkpointing recomputes the U-Net's blocks and must differentiate the adapters inside them too.
+                HostOf(a)?.AttachHookedParameters(a.ModulePath, [a.DownWeight, a.UpWeight]);
             }
         }
         catch
         {
-            foreach (var a in done) a.Remove();
+            foreach (var a in done) RemoveAdapter(a);
             throw;
         }
     }
@@ -185,7 +188,34 @@ public sealed class LoraNetwork : nn.Module
     /// <summary>Takes every hook off. Merged updates stay in the weights (call <see cref="Unmerge"/> first to undo them).</summary>
     public void Remove()
     {
-        foreach (var a in _adapters) a.Remove();
+        foreach (var a in _adapters) RemoveAdapter(a);
+    }
+
+    private void RemoveAdapter(LoraAdapter adapter)
+    {
+        if (adapter.IsInstalled) HostOf(adapter)?.DetachHookedParameters(adapter.ModulePath);
+        adapter.Remove();
+    }
+
+    private IHookedParameterHost? HostOf(LoraAdapter adapter) =>
+        (adapter.Component == LoraComponent.UNet ? UNet : TextEncoder) as IHookedParameterHost;
+
+    /// <summary>Starts every adapter afresh from one seeded generator (down uniform in ±1/√fan_in, up zero), in module
+    /// order, so a training run's adapters are the same on every run with the same seed.</summary>
+    internal void ResetParameters(ulong seed)
+    {
+        using var generator = new Generator(seed);
+        foreach (var a in _adapters) a.ResetParameters(generator);
+    }
+
+    /// <summary>The generator every adapter's dropout draws from (null: libtorch's global one).</summary>
+    internal Generator? DropoutGenerator
+    {
+        get => _adapters.Count == 0 ? null : _adapters[0].DropoutGenerator;
+        set
+        {
+            foreach (var a in _adapters) a.DropoutGenerator = value;
+        }
     }
 
     /// <summary>Writes every update into its layer's weight at <paramref name="scale"/> (default: each adapter's

@@ -83,6 +83,22 @@ internal static partial class LoraTargets
         (modules.HasFlag(LoraTextEncoderModules.SelfAttention) && TextAttentionPattern().IsMatch(path))
         || (modules.HasFlag(LoraTextEncoderModules.Mlp) && TextMlpPattern().IsMatch(path));
 
+    /// <summary>The number of adapter parameters rank-<paramref name="rank"/> adapters on <paramref name="modules"/> of a U-Net
+    /// hold: per layer r·(in·kh·kw + out), r capped at min(in·kh·kw, out) as <see cref="LoraNetwork.Create(torch.nn.Module?, LoraUNetModules, torch.nn.Module?, LoraTextEncoderModules, LoraOptions)"/> caps it.</summary>
+    public static long ParameterCount(torch.nn.Module unet, LoraUNetModules modules, int rank)
+    {
+        ArgumentNullException.ThrowIfNull(unet);
+        long total = 0;
+        foreach (var (path, layer) in Layers(unet))
+        {
+            if (!Matches(path, modules)) continue;
+            var shape = LoraAdapter.Describe(LoraComponent.UNet, path, layer);
+            long fanIn = shape.In * shape.KernelH * shape.KernelW;
+            total += Math.Min(rank, Math.Min(fanIn, shape.Out)) * (fanIn + shape.Out);
+        }
+        return total;
+    }
+
     /// <summary>Every Linear and Conv2d layer of <paramref name="model"/> with its module path.</summary>
     public static IEnumerable<(string Path, torch.nn.Module<torch.Tensor, torch.Tensor> Layer)> Layers(torch.nn.Module model)
     {

@@ -21,7 +21,7 @@ using Attention = AttnDreamBooth.Models.Attention.Attention;
 /// or by a selector over <see cref="AttentionLayerInfo"/>).
 /// </para>
 /// </summary>
-public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>, IAttentionProcessorHost
+public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>, IAttentionProcessorHost, IHookedParameterHost
 {
     private readonly Conv2d conv_in;
     private readonly Timesteps time_proj;
@@ -36,6 +36,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     private readonly int _upsamplers;
     private readonly bool[] _downUsesText;
     private readonly bool[] _upUsesText;
+    private readonly HookedParameters _hooked = new();
 
     /// <summary>Builds the model with freshly initialised parameters on <paramref name="device"/> (the meta device
     /// allocates nothing, for shape checks).</summary>
@@ -280,14 +281,14 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
             }
             else
             {
-                var states = RunCheckpointed(checkpoint, block, h, emb, _downUsesText[i] ? encoderHiddenStates : null);
+                var states = RunCheckpointed(checkpoint, block, h, emb, _downUsesText[i] ? encoderHiddenStates : null, WithHooked(block, $"down_blocks.{i}."));
                 h = states[^1];
                 skips.AddRange(states);
             }
         }
         h = checkpoint is null
             ? mid_block.call(h, emb, encoderHiddenStates)
-            : checkpoint.Run(a => [mid_block.call(a[0]!, a[1]!, a[2]!)], [h, emb, encoderHiddenStates], mid_block.parameters())[0];
+            : checkpoint.Run(a => [mid_block.call(a[0]!, a[1]!, a[2]!)], [h, emb, encoderHiddenStates], WithHooked(mid_block, "mid_block."))[0];
         for (int i = 0; i < up_blocks.Count; i++)
         {
             var block = up_blocks[i];
@@ -302,7 +303,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
             else
             {
                 Tensor?[] inputs = [h, emb, _upUsesText[i] ? encoderHiddenStates : null, .. consumed];
-                h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, block.parameters())[0];
+                h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, WithHooked(block, $"up_blocks.{i}."))[0];
             }
         }
         h = NarrowChannelConvolution.Apply(conv_out, conv_act.call(conv_norm_out.call(h)));
@@ -310,8 +311,15 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         return h.MoveToOuterDisposeScope();
     }
 
+    /// <summary>A block's own parameters and those forward hooks run inside it (e.g. LoRA adapters on its layers).</summary>
+    private IEnumerable<Tensor> WithHooked(Module block, string prefix) => block.parameters().Concat(_hooked.Under(prefix));
+
+    void IHookedParameterHost.AttachHookedParameters(string modulePath, IReadOnlyList<Parameter> parameters) => _hooked.Attach(modulePath, parameters);
+
+    void IHookedParameterHost.DetachHookedParameters(string modulePath) => _hooked.Detach(modulePath);
+
     /// <summary>A down block through the checkpoint: its skip states (the last one is also its output).</summary>
-    private static Tensor[] RunCheckpointed(BlockCheckpointRunner checkpoint, UNetDownBlock block, Tensor h, Tensor emb, Tensor? text)
+    private static Tensor[] RunCheckpointed(BlockCheckpointRunner checkpoint, UNetDownBlock block, Tensor h, Tensor emb, Tensor? text, IEnumerable<Tensor> parameters)
     {
         bool hiddenIsLastSkip = true;
         var outputs = checkpoint.Run(a =>
@@ -320,7 +328,7 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
             hiddenIsLastSkip = result.ResidualStates.Count > 0 && ReferenceEquals(result.HiddenStates, result.ResidualStates[^1]);
             // A tensor returned twice from one autograd function would get two grad_fn slots; return it once.
             return hiddenIsLastSkip ? [.. result.ResidualStates] : [.. result.ResidualStates, result.HiddenStates];
-        }, [h, emb, text], block.parameters());
+        }, [h, emb, text], parameters);
         if (!hiddenIsLastSkip)
             throw new InvalidOperationException($"{block.GetName()} returned hidden states that are not its last skip state; it cannot be checkpointed.");
         return outputs;
