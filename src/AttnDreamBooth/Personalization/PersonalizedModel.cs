@@ -337,8 +337,9 @@ public sealed partial class PersonalizedModel
         {
             return check();
         }
-        catch (Exception ex) when (ex is LearnedEmbeddingsFormatException or StateDictMismatchException
-                                   || ex is ModelConfigException { Problem: var p } && p.Contains("another base model", StringComparison.Ordinal))
+        catch (Exception ex) when ((ex is LearnedEmbeddingsFormatException or StateDictMismatchException
+                                    || ex is ModelConfigException { Problem: var p } && p.Contains("another base model", StringComparison.Ordinal))
+                                   && !SameSource(metadataPath, metadata, c))
         {
             string detail = ex.Message.ReplaceLineEndings(" ");
             if (detail.Length > 240) detail = detail[..240] + " …";
@@ -347,6 +348,14 @@ public sealed partial class PersonalizedModel
                 + $"the pipeline's '{BaseModelIdentity.NameOf(c)}' from '{c.ModelSource}' ({detail}); load it onto the base model it was trained on "
                 + "(PersonalizedModel.FindBaseModel finds it; CLI: leave out --model)", ex);
         }
+    }
+
+    /// <summary>Whether the pipeline was built from the base model the concept records (then a misfit is the concept's own
+    /// damage, reported as it is).</summary>
+    private static bool SameSource(string metadataPath, PersonalizedModelMetadata metadata, StableDiffusionComponents c)
+    {
+        string recorded = ResolveBasePath(Path.GetDirectoryName(metadataPath)!, metadata.BaseModel);
+        return string.Equals(Path.GetFullPath(recorded).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(c.ModelSource).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
     }
 
     /// <summary>A concept is meant for the base model it was trained on. Names are compared always (a differing one is
