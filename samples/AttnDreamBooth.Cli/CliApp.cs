@@ -137,7 +137,9 @@ internal static class CliApp
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
-            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
+            // Written raw: Spectre would wrap the paths at the console width.
+            console.Profile.Out.Writer.WriteLine($"Saved the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
+            console.Profile.Out.Writer.Flush();
             return 0;
         }, parse));
         return command;

@@ -85,6 +85,7 @@ public sealed class FirstHourCliTests
         Assert.All(stageLines, l => Assert.Matches(@"loss \d+\.\d{4} +\d+\.\d\d s/step", l));
         Assert.Single(stageLines.Select(l => l.IndexOf(" loss ", StringComparison.Ordinal)).Distinct());
         Assert.Contains(lines, l => l.StartsWith("trained 5 steps in ", StringComparison.Ordinal) && l.Contains("stage 3 UNet", StringComparison.Ordinal));
+        Assert.Contains($"Saved the concept to {Path.Combine(run, "concept")} and the loss curve to {Path.Combine(run, "loss.png")}.", lines);
 
         // Resume from the checkpoint after stage 2: it says so, and trains only stage 3.
         string checkpoints = Path.Combine(run, "checkpoints");
