@@ -37,9 +37,14 @@ internal static class CliApp
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            // System.CommandLine would echo the offending arguments raw; they may hold terminal escapes.
-            foreach (var error in parsed.Errors) console.MarkupLineInterpolated($"[red]error:[/] {TerminalText.Safe(error.Message)}");
-            return 1;
+            // System.CommandLine would echo the offending arguments raw; they may hold terminal escapes. One line per error,
+            // and usage errors exit 2 like every other error.
+            var writer = console.Profile.Out.Writer;
+            foreach (var error in parsed.Errors) writer.WriteLine($"error: {TerminalText.Safe(CliErrors.OneLine(error.Message))}");
+            string command = parsed.CommandResult.Command is RootCommand ? "" : " " + parsed.CommandResult.Command.Name;
+            writer.WriteLine($"(run AttnDreamBooth.Cli{command} --help for the options)");
+            writer.Flush();
+            return 2;
         }
         // Ctrl-C is handled by the caller's token (Program: Interruption), not by System.CommandLine's 2-second kill.
         return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, ct);
@@ -47,13 +52,13 @@ internal static class CliApp
 
     private static Command TrainCommand(IAnsiConsole console)
     {
-        var model = new Option<string>("--model") { Description = "Base model: a diffusers folder or Hugging Face cache entry.", Required = true };
+        var model = new Option<string>("--model") { Description = "Base model: a diffusers folder, Hugging Face cache entry, or a .safetensors single file (with --model-config).", Required = true };
+        var modelConfig = ModelConfigOption();
         var images = new Option<string>("--images") { Description = "Folder with 3–5 photos of the subject.", Required = true };
         var token = new Option<string>("--token") { Description = "Identifier token [V] (new, or an existing rare token such as sks).", DefaultValueFactory = _ => "new_concept_v0" };
         var category = new Option<string>("--category") { Description = "Super-category word, e.g. dog.", Required = true };
         var output = new Option<string>("--out") { Description = "Where to write the personalized model.", Required = true };
         var preset = new Option<string>("--preset") { Description = "Stage plan: paper or fast.", DefaultValueFactory = _ => "paper" };
-        preset.AcceptOnlyFromAmong("paper", "fast");
         var seed = new Option<long>("--seed") { Description = "Seed of every random stream.", DefaultValueFactory = _ => 42 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Folder for resumable checkpoints (default: <out>/checkpoints)." };
@@ -84,15 +89,25 @@ internal static class CliApp
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
             model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
-            optimizer8Bit, force, loraRank, loraAlpha, loraModules, loraLearningRate,
+            optimizer8Bit, force, loraRank, loraAlpha, loraModules, loraLearningRate, modelConfig,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
+            // The cheap checks first (arguments, paths, photos), then the expensive model load.
             string outDir = parse.GetValue(output)!;
             bool overwrite = parse.GetValue(force);
+            string deviceName = CliInput.Device(parse.GetValue(device)!);
+            var basePlan = parse.GetValue(preset)!.Trim().ToLowerInvariant() switch
+            {
+                "paper" => StagePlan.Paper,
+                "fast" => StagePlan.Fast,
+                var other => throw new CliUsageException($"--preset '{other}' is not a preset; use paper (the paper's steps) or fast (a shorter stage 3)."),
+            };
+            var concept = CliInput.Photos(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
+            var builder = CliInput.Model(parse.GetValue(model)!, parse.GetValue(modelConfig));
             TrainOutput.RequireOwnConcept(Path.Combine(outDir, "concept"), overwrite);
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
-            var plan = ApplyOverrides(parse.GetValue(preset) == "fast" ? StagePlan.Fast : StagePlan.Paper, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
+            var plan = ApplyOverrides(basePlan, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
             plan = ApplyLora(plan, parse.GetValue(loraRank), parse.GetValue(loraAlpha), parse.GetValue(loraModules), parse.GetValue(loraLearningRate));
             var training = new TrainingOptions
             {
@@ -109,20 +124,22 @@ internal static class CliApp
                 EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
                 OverwriteOtherRuns = overwrite,
             };
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!)
-                .OnDevice(parse.GetValue(device)!)
+            TrainOutput.PrintHeader(console, parse.GetValue(model)!, concept, parse.GetValue(images)!, outDir, deviceName, parse.GetValue(preset)!.Trim().ToLowerInvariant(), plan);
+            using var pipeline = builder
+                .OnDevice(deviceName)
                 .WithResourceLimits(CliLimits.From(parse))
                 .WithStages(plan)
                 .WithTrainingOptions(training)
                 .Build(ct);
-            var concept = Concept.FromFolder(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
             TrainOutput.RequireWritable(outDir, pipeline);
-            string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir) : null;
-            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, parse.GetValue(device)!));
+            string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir, plan) : null;
+            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, deviceName));
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
-            console.MarkupLineInterpolated($"[green]Saved[/] the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
+            // Written raw: Spectre would wrap the paths at the console width.
+            console.Profile.Out.Writer.WriteLine($"Saved the concept to {TerminalText.Safe(Path.Combine(outDir, "concept"))} and the loss curve to {TerminalText.Safe(Path.Combine(outDir, "loss.png"))}.");
+            console.Profile.Out.Writer.Flush();
             return 0;
         }, parse));
         return command;
@@ -132,8 +149,12 @@ internal static class CliApp
     {
         var model = new Option<string?>("--model")
         {
-            Description = "The base model the concept was trained on (default for a concept folder written by train: the base model its metadata records, relative to the folder).",
+            Description = "The base model the concept was trained on: a diffusers folder or a .safetensors single file (with --model-config). Default for a concept "
+                          + "written by train: the base model its metadata records, relative to the folder.",
         };
+        var modelConfig = ModelConfigOption();
+        var force = new Option<bool>("--force") { Description = "Load the concept onto --model even though it was trained on another base model." };
+        var dtype = new Option<string>("--dtype") { Description = "Weights' precision for inference: fp32, bf16 (CPU or GPU) or fp16 (GPU).", DefaultValueFactory = _ => "fp32" };
         var concept = new Option<string?>("--concept")
         {
             Description = "A concept folder written by train, or one made elsewhere: a folder with learned_embeds.safetensors (+ unet/) or an embedding file " +
@@ -161,6 +182,7 @@ internal static class CliApp
         var command = new Command("generate", "Render a prompt with the base model or a trained concept.")
         {
             model, concept, prompt, output, heatmap, count, steps, guidance, sampler, seed, device, negative, width, height, lora, loraScale, conceptCategory,
+            modelConfig, force, dtype,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
         {
@@ -179,27 +201,50 @@ internal static class CliApp
             };
             options.Validate();
             if (parse.GetValue(lora) is not null && parse.GetValue(concept) is null)
-                throw new ArgumentException("--lora is merged into an imported concept; give the concept's embedding with --concept.");
-            string baseModel = parse.GetValue(model) ?? BaseModelOf(parse.GetValue(concept));
-            using var pipeline = PersonalizationPipeline.FromPretrained(baseModel).OnDevice(parse.GetValue(device)!)
-                .WithResourceLimits(CliLimits.From(parse)).Build(ct);
+                throw new CliUsageException("--lora is merged into an imported concept; give the concept's embedding with --concept.");
+            string deviceName = CliInput.Device(parse.GetValue(device)!);
+            var precision = parse.GetValue(dtype)!.Trim().ToLowerInvariant() switch
+            {
+                "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+                "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+                "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
+                var other => throw new CliUsageException($"--dtype '{other}' is not a precision; use fp32, bf16 (CPU or GPU) or fp16 (GPU)."),
+            };
+            if (precision == TorchSharp.torch.ScalarType.Float16 && deviceName == "cpu")
+                throw new CliUsageException("--dtype fp16 is for GPUs (libtorch computes it about 6 times slower than fp32 on the CPU); use --dtype bf16 on the CPU.");
+            string? conceptPath = parse.GetValue(concept) is { } given ? CliInput.ConceptFolder(given) : null;
+            string baseModel = parse.GetValue(model) ?? BaseModelOf(conceptPath);
+            if (conceptPath is not null && parse.GetValue(model) is not null) CliInput.RequireSameBase(conceptPath, baseModel, parse.GetValue(force));
+            var builder = parse.GetValue(model) is null && File.Exists(baseModel) && parse.GetValue(modelConfig) is null
+                ? throw new CliUsageException($"the concept records the single-file base model '{baseModel}'; give its config folder with --model-config (a diffusers folder of the same family).")
+                : CliInput.Model(baseModel, parse.GetValue(modelConfig));
+            using var pipeline = builder.OnDevice(deviceName).WithDType(precision).WithResourceLimits(CliLimits.From(parse)).Build(ct);
             string? token = null;
-            if (parse.GetValue(concept) is { } conceptPath)
+            if (conceptPath is not null)
                 token = (await ConceptSources.LoadAsync(conceptPath, pipeline, parse.GetValue(conceptCategory), parse.GetValue(lora), parse.GetValue(loraScale), ct)).Token;
             options = options with { HeatmapTokens = parse.GetValue(heatmap) && token is not null ? [token] : [] };
+            if (parse.GetValue(heatmap) && token is null)
+                console.Profile.Out.Writer.WriteLine("note: --heatmap shows a concept's token; without --concept no heatmap is written.");
             var results = await GenerationDisplay.RunAsync(console, $"generating {options.BatchSize} image(s) with {samplerName}",
                 progress => pipeline.GenerateAsync(parse.GetValue(prompt)!, options, progress, ct));
             WriteImages(console, results, parse.GetValue(output)!, "image", token);
+            if (token is not null && options.HeatmapTokens.Count > 0 && results.All(r => !r.Heatmaps.ContainsKey(token)))
+                console.Profile.Out.Writer.WriteLine($"note: no heatmap was possible: the prompt does not contain the concept's token '{TerminalText.Safe(token)}'; write {{}} (or the token) in the prompt.");
             return 0;
         }, parse));
         return command;
     }
 
+    private static Option<string?> ModelConfigOption() => new("--model-config")
+    {
+        Description = "With a single-file --model: a diffusers folder of the same family that provides the configs, tokenizer and scheduler (weights not needed).",
+    };
+
     /// <summary>Without <c>--model</c>: the base model a saved concept records (the concept may have moved together with it).</summary>
     private static string BaseModelOf(string? concept)
     {
         if (concept is not null && File.Exists(Path.Combine(concept, PersonalizedModel.MetadataFile))) return PersonalizedModel.FindBaseModel(concept);
-        throw new ArgumentException("--model is required unless --concept names a concept folder written by train (which records its base model).");
+        throw new CliUsageException("--model is required unless --concept names a concept folder written by train (which records its base model).");
     }
 
     internal static void WriteImages(IAnsiConsole console, IReadOnlyList<GeneratedImage> results, string folder, string stem, string? heatmapToken)
@@ -223,26 +268,9 @@ internal static class CliApp
     internal static Task<PersonalizedModel> TrainWithProgressAsync(IAnsiConsole console, PersonalizationPipeline pipeline, Concept concept, string? resumeFrom, CancellationToken ct) =>
         WithTrainingProgressAsync(console, pipeline.Plan, progress => pipeline.TrainAsync(concept, progress, ct, resumeFrom));
 
-    /// <summary>Runs <paramref name="work"/> under one progress bar per enabled stage of <paramref name="plan"/>.</summary>
-    internal static async Task<T> WithTrainingProgressAsync<T>(IAnsiConsole console, StagePlan plan, Func<IProgress<TrainingProgress>, Task<T>> work)
-    {
-        T? result = default;
-        await console.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .StartAsync(async ctx =>
-            {
-                var tasks = plan.EnabledStages.ToDictionary(s => s, s => ctx.AddTask($"stage {(int)s} ({s.DisplayName()})", maxValue: plan[s].Steps));
-                var progress = new SynchronousProgress<TrainingProgress>(p =>
-                {
-                    var task = tasks[p.Stage];
-                    task.Value = p.Step;
-                    task.Description = $"stage {(int)p.Stage} ({p.Stage.DisplayName()}) loss {p.Loss:F4}";
-                });
-                result = await work(progress);
-            });
-        return result!;
-    }
+    /// <summary>Runs <paramref name="work"/> under the training display of <paramref name="plan"/> (<see cref="TrainingDisplay"/>).</summary>
+    internal static Task<T> WithTrainingProgressAsync<T>(IAnsiConsole console, StagePlan plan, Func<IProgress<TrainingProgress>, Task<T>> work) =>
+        TrainingDisplay.RunAsync(console, plan, work);
 
     internal static StagePlan ApplyOverrides(StagePlan plan, string? steps, int? batchSize, int? checkpointEvery)
     {
@@ -289,13 +317,14 @@ internal static class CliApp
         return plan;
     }
 
-    internal static IReadOnlyList<int> StageStarts(StagePlan plan)
+    /// <summary>Where each enabled stage starts in the loss history, with its label for the loss plot.</summary>
+    internal static IReadOnlyList<(int Start, string Label)> StageStarts(StagePlan plan)
     {
-        var starts = new List<int>();
+        var starts = new List<(int, string)>();
         int total = 0;
         foreach (var stage in plan.EnabledStages)
         {
-            starts.Add(total);
+            starts.Add((total, $"stage {(int)stage} {stage.DisplayName()}"));
             total += plan[stage].Steps;
         }
         return starts;

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using AttnDreamBooth.Personalization;
 using Spectre.Console;
 
@@ -40,6 +41,8 @@ internal static class CliErrors
             // The CLI's own I/O and argument errors, and native TorchSharp errors: one line naming what is wrong as well.
             var inner = ex is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : ex;
             string message = inner is AttnDreamBooth.IO.TensorAllocationException ? inner.Message
+                : inner is ArgumentOutOfRangeException { ParamName: { } name, ActualValue: { } actual } range
+                ? $"{name} {Regex.Replace(range.Message, @"\s*\(Parameter '[^']*'\)[\s\S]*$", "")} (got {actual})"
                 : inner is OutOfMemoryException or InsufficientExecutionStackException
                 ? $"out of memory ({inner.Message}); lower the model size, batch size or resolution"
                 : inner.Message;
@@ -51,11 +54,16 @@ internal static class CliErrors
     {
         // Written raw: Spectre would wrap a long path over several lines at the console width.
         var writer = console.Profile.Out.Writer;
-        writer.WriteLine($"error: {TerminalText.Safe(message.ReplaceLineEndings(" "))}");
+        writer.WriteLine($"error: {TerminalText.Safe(OneLine(message))}");
         writer.WriteLine(verbose ? error.ToString() : "(run with --verbose for details)");
         writer.Flush();
         return 2;
     }
+
+    /// <summary>A message as one line, without .NET's argument suffix (<c>(Parameter 'x')</c>), which names a C#
+    /// parameter the user never wrote.</summary>
+    internal static string OneLine(string message) =>
+        Regex.Replace(Regex.Replace(message, @"\s*\(Parameter '[^']*'\)", ""), @"\s+", " ").Trim();
 
     /// <summary>The same command line with <c>--resume</c> (added when missing).</summary>
     internal static string ResumeCommand(IReadOnlyList<string> args)

@@ -4,20 +4,19 @@ namespace AttnDreamBooth.Cli;
 
 /// <summary>What <c>--concept</c> may name: a concept folder written by <c>train</c> (with <c>attndreambooth.json</c>), or a
 /// concept made elsewhere — a folder with <c>learned_embeds.safetensors</c> (+ <c>unet/</c>, + a LoRA file) or an
-/// embedding file (diffusers or A1111) — which is imported with its token taken from the file.</summary>
+/// embedding file (diffusers or A1111) — which is imported with its token taken from the file. A training run's folder
+/// stands for its <c>concept</c> folder.</summary>
 internal static class ConceptSources
 {
     public static Task<PersonalizedModel> LoadAsync(string path, PersonalizationPipeline pipeline, string? category, string? lora, double loraScale, CancellationToken ct)
     {
-        string full = Path.GetFullPath(path);
+        // A training run's folder stands for its concept folder.
+        string full = CliInput.ConceptFolder(path);
         if (Directory.Exists(full) && File.Exists(Path.Combine(full, PersonalizedModel.MetadataFile)))
         {
             if (lora is not null) throw new ArgumentException($"--lora applies to imported concepts; '{full}' was written by train and holds its own fine-tuned U-Net or LoRA.");
             return PersonalizedModel.LoadAsync(full, pipeline, ct);
         }
-        string runConcept = Path.Combine(full, "concept");
-        if (File.Exists(Path.Combine(runConcept, PersonalizedModel.MetadataFile)))
-            throw new ArgumentException($"'{full}' is a training run's folder; pass its concept folder '{runConcept}'.");
         ConceptImport import;
         if (Directory.Exists(full)) import = ConceptImport.FromFolder(full);
         else if (File.Exists(full)) import = new ConceptImport(full);

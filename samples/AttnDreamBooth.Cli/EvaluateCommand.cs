@@ -33,7 +33,7 @@ internal static class EvaluateCommand
         {
             var limits = CliLimits.From(parse);
             var sources = LoadSources(parse.GetValue(images)!, limits);
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(parse.GetValue(device)!).WithResourceLimits(limits).Build(ct);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(CliInput.Device(parse.GetValue(device)!)).WithResourceLimits(limits).Build(ct);
             var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
             string? promptFile = parse.GetValue(prompts);
             var protocol = (promptFile is null ? EvaluationProtocol.Paper(loaded.Category) : EvaluationProtocol.WithPrompts(ReadPrompts(promptFile, loaded.Category))) with
@@ -44,7 +44,7 @@ internal static class EvaluateCommand
                 Seed = parse.GetValue(seed),
             };
             string clipFolder = parse.GetValue(clip)!;
-            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(parse.GetValue(device)!), limits);
+            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(CliInput.Device(parse.GetValue(device)!)), limits);
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
 

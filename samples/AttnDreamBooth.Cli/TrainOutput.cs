@@ -34,8 +34,20 @@ internal static class TrainOutput
         writer.Flush();
     }
 
+    /// <summary>What the run is: model, photos, output, device, preset and steps per stage.</summary>
+    public static void PrintHeader(IAnsiConsole console, string model, Concept concept, string images, string outDir, string device, string preset, StagePlan plan)
+    {
+        var writer = console.Profile.Out.Writer;
+        writer.WriteLine(TerminalText.Safe($"model   {Path.GetFullPath(model)}"));
+        writer.WriteLine(TerminalText.Safe($"photos  {concept.Images.Count} in {Path.GetFullPath(images)} (\"{concept.Token} {concept.Category}\")"));
+        writer.WriteLine(TerminalText.Safe($"output  {Path.GetFullPath(outDir)}"));
+        writer.WriteLine(TerminalText.Safe($"run     device {device}, preset {preset}, {plan.TotalSteps} steps: "
+            + string.Join(" + ", plan.EnabledStages.Select(s => $"{plan[s].Steps} stage {(int)s} {s.DisplayName()}"))));
+        writer.Flush();
+    }
+
     /// <summary>The newest valid checkpoint, saying which newer ones were unusable and what is resumed.</summary>
-    public static string? ResumePoint(IAnsiConsole console, string checkpointDir)
+    public static string? ResumePoint(IAnsiConsole console, string checkpointDir, StagePlan plan)
     {
         var (checkpoint, skipped) = CheckpointFolder.LatestValid(checkpointDir);
         foreach (var s in skipped)
@@ -46,7 +58,11 @@ internal static class TrainOutput
             return null;
         }
         var state = CheckpointFolder.ReadState(checkpoint);
-        console.MarkupLineInterpolated($"Resuming from {checkpoint}: stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep}).");
+        var stage = (TrainingStage)state.Stage;
+        string ofSteps = Enum.IsDefined(stage) ? $"/{plan[stage].Steps}" : "";
+        console.Profile.Out.Writer.WriteLine(TerminalText.Safe(
+            $"resumed from {Path.GetFileName(checkpoint)} at stage {state.Stage} {stage.DisplayName()} step {state.StepInStage}{ofSteps} (step {state.GlobalStep}/{plan.TotalSteps} overall; {checkpoint})"));
+        console.Profile.Out.Writer.Flush();
         return checkpoint;
     }
 }

@@ -32,7 +32,8 @@ public static class PersonalizationExperiment
     /// <summary>A cell's stored results (in <c>cells/&lt;concept&gt;/&lt;method&gt;/</c>).</summary>
     public const string CellFile = "cell.json";
 
-    /// <summary>The token standing for the concept in heatmap requests (the pipeline resolves it to [V]).</summary>
+    /// <summary>The token standing for the concept in heatmap requests (the pipeline resolves it to [V] and stores the map
+    /// under [V], the only map requested).</summary>
     private const string ConceptToken = "{}";
 
     /// <summary>Runs the experiment.</summary>
@@ -170,7 +171,7 @@ public static class PersonalizationExperiment
             int promptIndex = c.Prompts[k / seeds];
             var prompt = c.Options.Prompts[promptIndex];
             var image = images[k];
-            var map = image.Heatmaps[ConceptToken];
+            var map = image.Heatmaps.Values.Single();
             var verdict = judge.Judge(image.Image, prompt, image.Prompt, image.Seed, map.Values);
             string stem = $"p{promptIndex:D2}-s{image.Seed}" + (stage is { } s ? $"-after-stage{(int)s}" : "");
             string imageFile = Path.Combine(c.Folder, "images", stem + ".png");

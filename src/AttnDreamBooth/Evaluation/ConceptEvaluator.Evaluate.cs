@@ -54,7 +54,7 @@ public sealed partial class ConceptEvaluator
             {
                 ct.ThrowIfCancellationRequested();
                 var generation = protocol.GenerationOptions(first, Math.Min(options.GenerationBatchSize, perPrompt - first)) with { Width = options.Width, Height = options.Height };
-                var batch = pipeline.Generate(prompt, generation, ct);
+                var batch = pipeline.GenerateCore(prompt, generation, ct);
                 images.AddRange(batch);
                 done += batch.Count;
                 progress?.Report(new EvaluationProgress(EvaluationPhase.GeneratingImages, done, total) { Prompt = prompt });

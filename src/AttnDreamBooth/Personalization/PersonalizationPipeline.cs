@@ -100,7 +100,24 @@ public sealed class PersonalizationPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(concept);
         return RunExclusive(() => IO.TensorAllocation.Guard("training", TrainingAdvice,
-            () => Train(concept, progress, classImageProgress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
+            () => TrainCore(concept, progress, classImageProgress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
+    }
+
+    /// <summary>
+    /// Trains as <see cref="TrainAsync"/> does, but on the calling thread, so a host chooses the thread (or scheduler) the
+    /// run occupies; progress is reported on that thread. Call it outside any <c>torch.NewDisposeScope()</c> of your own
+    /// (the concept's tensors outlive the call).
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
+    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="InvalidOperationException">The pipeline already holds a concept, is busy, or was built for
+    /// half-precision inference.</exception>
+    public PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress = null, string? resumeFrom = null,
+        IProgress<ClassImageProgress>? classImageProgress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(concept);
+        return RunExclusiveHere(() => IO.TensorAllocation.Guard("training", TrainingAdvice,
+            () => TrainCore(concept, progress, classImageProgress, resumeFrom ?? TrainingOptions.ResumeFrom, ct)), ct);
     }
 
     /// <summary>
@@ -124,7 +141,7 @@ public sealed class PersonalizationPipeline : IDisposable
         if (Concept is not null) throw new InvalidOperationException("Class images come from the base model, but this pipeline already holds a concept.");
         int resolution = TrainingOptions.Data.Images.Resolution > 0 ? TrainingOptions.Data.Images.Resolution : Components.DefaultResolution;
         return ClassImageCache.Prepare(options, category, Path.GetFullPath(Components.ModelSource), resolution, TrainingOptions.ClassImageDirectory,
-            (p, o, token) => Generate(p, o, token), progress, _logger, ct);
+            (p, o, token) => GenerateCore(p, o, token), progress, _logger, ct);
     }
 
     /// <summary>
@@ -143,7 +160,21 @@ public sealed class PersonalizationPipeline : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         options ??= new GenerationOptions();
         options.Validate();
-        return RunExclusive(() => Generate(prompt, options, ct, progress), ct);
+        return RunExclusive(() => GenerateCore(prompt, options, ct, progress), ct);
+    }
+
+    /// <summary>
+    /// Renders <paramref name="prompt"/> as <see cref="GenerateAsync(string, GenerationOptions?, IProgress{GenerationProgress}?, CancellationToken)"/>
+    /// does, but on the calling thread (progress and <see cref="GenerationOptions.OnStep"/> are called on it). Call it
+    /// outside any <c>torch.NewDisposeScope()</c> of your own.
+    /// </summary>
+    public IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions? options = null, IProgress<GenerationProgress>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        return RunExclusiveHere(() => GenerateCore(prompt, options, ct, progress), ct);
     }
 
     /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention; just "[V]" for an imported
@@ -161,14 +192,16 @@ public sealed class PersonalizationPipeline : IDisposable
         return ConceptEmbedding?.ExpandPrompt(prompt) ?? prompt;
     }
 
-    internal IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions options, CancellationToken ct,
+    internal IReadOnlyList<GeneratedImage> GenerateCore(string prompt, GenerationOptions options, CancellationToken ct,
         IProgress<GenerationProgress>? progress = null)
     {
         string expanded = ExpandPrompt(prompt);
         var heatmapIds = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (string token in options.HeatmapTokens)
         {
-            heatmapIds[token] = ResolveHeatmapToken(token);
+            // "{}" is the prompt shorthand for the concept: its map is stored under the identifier a caller looks it up by.
+            string key = token == "{}" && Concept is not null ? Concept.Token : token;
+            heatmapIds[key] = ResolveHeatmapToken(token);
         }
         PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
         string what = $"generating {options.BatchSize} image(s) of {options.Width ?? Components.DefaultResolution}×{options.Height ?? Components.DefaultResolution} pixels";
@@ -191,9 +224,12 @@ public sealed class PersonalizationPipeline : IDisposable
         return ids[0];
     }
 
-    private PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress, IProgress<ClassImageProgress>? classImageProgress,
+    private PersonalizedModel TrainCore(Concept concept, IProgress<TrainingProgress>? progress, IProgress<ClassImageProgress>? classImageProgress,
         string? resumeFrom, CancellationToken ct)
     {
+        if (Components.UNet.parameters().First().dtype != torch.ScalarType.Float32)
+            throw new InvalidOperationException($"This pipeline holds its weights in {Components.UNet.parameters().First().dtype} for inference "
+                + "(PersonalizationPipelineBuilder.WithDType); build one in float32 to train (TrainingOptions.FrozenWeightsDType saves memory during training).");
         if (Plan.IdentifierToken is { } planToken) concept = concept.WithToken(planToken);
         if (Concept is not null) throw new InvalidOperationException($"This pipeline already holds the concept '{Concept.Token}'; build a new pipeline to train another.");
         if (_trainingStarted) throw new InvalidOperationException("A training run on this pipeline already started and failed or was cancelled, which leaves its weights and tokenizer changed; build a new pipeline (and pass resumeFrom to continue from a checkpoint).");
@@ -227,7 +263,7 @@ public sealed class PersonalizationPipeline : IDisposable
         var prior = classImages is null ? null : new PriorPreservationData(classImages.Prompt, classImages.Count,
             i => ConceptImageTransform.ToTensor(ConceptImageTransform.Augment(classImages.Images[i], imageOptions.Resolution, ImageAugmentationOptions.None, null)));
         var trainer = new PersonalizationTrainer(Components, embedding, Plan, TrainingOptions, _logger, progress,
-            (p, o, token) => Generate(p, o, token));
+            (p, o, token) => GenerateCore(p, o, token)) { Category = concept.Category };
         ConceptEmbedding = embedding;
         Concept = new PersonalizedModel(this, concept.Token, concept.Category, Components.ModelSource, Plan, TrainingOptions.Seed, trainer.LossHistory);
         try
@@ -247,6 +283,21 @@ public sealed class PersonalizationPipeline : IDisposable
 
     internal Task<T> RunExclusive<T>(Func<T> work, CancellationToken ct)
     {
+        Enter();
+        // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.
+        // The token is checked inside, not passed to StartNew: a task cancelled before it starts would never clear _busy.
+        return Task.Factory.StartNew(() => RunEntered(work, ct), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>As <see cref="RunExclusive{T}"/>, on the calling thread.</summary>
+    internal T RunExclusiveHere<T>(Func<T> work, CancellationToken ct)
+    {
+        Enter();
+        return RunEntered(work, ct);
+    }
+
+    private void Enter()
+    {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -254,22 +305,21 @@ public sealed class PersonalizationPipeline : IDisposable
             if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
             _busy = true;
         }
-        // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.
-        // The token is checked inside, not passed to StartNew: a task cancelled before it starts would never clear _busy.
-        return Task.Factory.StartNew(() =>
+    }
+
+    private T RunEntered<T>(Func<T> work, CancellationToken ct)
+    {
+        try
         {
-            try
-            {
-                ct.ThrowIfCancellationRequested();
-                // Everything the call reads (checkpoints, concepts, class images, reloaded weights) is checked against the pipeline's limits.
-                using var limits = IO.ResourceLimits.Use(ResourceLimits);
-                return work();
-            }
-            finally
-            {
-                lock (_gate) _busy = false;
-            }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            ct.ThrowIfCancellationRequested();
+            // Everything the call reads (checkpoints, concepts, class images, reloaded weights) is checked against the pipeline's limits.
+            using var limits = IO.ResourceLimits.Use(ResourceLimits);
+            return work();
+        }
+        finally
+        {
+            lock (_gate) _busy = false;
+        }
     }
 
     internal ILoggerFactory LoggerFactory => _loggerFactory;

@@ -48,6 +48,9 @@ internal sealed class PersonalizationTrainer
         _render = render;
     }
 
+    /// <summary>The concept's category word, recorded in every checkpoint.</summary>
+    public string Category { get; init; } = "";
+
     /// <summary>The per-step losses so far (including those restored from a checkpoint).</summary>
     public IReadOnlyList<double> LossHistory => _lossHistory;
 
@@ -480,6 +483,7 @@ internal sealed class PersonalizationTrainer
             Seed = _options.Seed,
             RunFingerprint = fingerprint,
             Token = _concept.Tokens[0],
+            Category = Category,
             HasUNet = hasUNet,
             HasLora = _lora is not null,
             LossHistory = _lossHistory.ToArray(),

@@ -238,7 +238,7 @@ public sealed partial class PersonalizedModel
         var readOptions = new LearnedEmbeddingsReadOptions { CheckFinite = options.CheckFiniteWeights };
         string embeddingPath = Path.Combine(folder, EmbeddingFile);
         if (!File.Exists(embeddingPath)) throw new ModelConfigException(embeddingPath, null, "is missing: the concept's learned embedding is required");
-        using var prepared = ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, metadata.Token, readOptions, binding);
+        using var prepared = FitsBase(metadataPath, metadata, c, () => ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, metadata.Token, readOptions, binding));
         ct.ThrowIfCancellationRequested();
 
         CheckBaseModel(metadataPath, metadata, pipeline, options, ct);
@@ -256,9 +256,13 @@ public sealed partial class PersonalizedModel
             {
                 string unetFolder = Path.Combine(folder, "unet");
                 if (!Directory.Exists(unetFolder)) throw new ModelConfigException(unetFolder, null, "is missing: the concept's fine-tuned U-Net is required");
-                ConceptUNetConfig.CheckMatchesBase(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
                 source = StateDictSource.OpenComponent(unetFolder);
-                StateDictLoader.Validate(c.UNet, source, loadOptions);
+                FitsBase(metadataPath, metadata, c, () =>
+                {
+                    ConceptUNetConfig.CheckMatchesBase(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
+                    StateDictLoader.Validate(c.UNet, source, loadOptions);
+                    return true;
+                });
             }
             ct.ThrowIfCancellationRequested();
 
@@ -323,6 +327,35 @@ public sealed partial class PersonalizedModel
             lora.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Runs a check of the concept's weights against the pipeline; when they do not fit, the error says which base
+    /// model the concept was trained on (rather than only listing mismatched shapes).</summary>
+    private static T FitsBase<T>(string metadataPath, PersonalizedModelMetadata metadata, StableDiffusionComponents c, Func<T> check)
+    {
+        try
+        {
+            return check();
+        }
+        catch (Exception ex) when ((ex is LearnedEmbeddingsFormatException or StateDictMismatchException
+                                    || ex is ModelConfigException { Problem: var p } && p.Contains("another base model", StringComparison.Ordinal))
+                                   && !SameSource(metadataPath, metadata, c))
+        {
+            string detail = ex.Message.ReplaceLineEndings(" ");
+            if (detail.Length > 240) detail = detail[..240] + " …";
+            throw new ModelConfigException(metadataPath, "BaseModel",
+                $"the concept was trained on the base model '{metadata.BaseModelName ?? metadata.BaseModel}' (recorded as '{metadata.BaseModel}'), and its weights do not fit "
+                + $"the pipeline's '{BaseModelIdentity.NameOf(c)}' from '{c.ModelSource}' ({detail}); load it onto the base model it was trained on "
+                + "(PersonalizedModel.FindBaseModel finds it; CLI: leave out --model)", ex);
+        }
+    }
+
+    /// <summary>Whether the pipeline was built from the base model the concept records (then a misfit is the concept's own
+    /// damage, reported as it is).</summary>
+    private static bool SameSource(string metadataPath, PersonalizedModelMetadata metadata, StableDiffusionComponents c)
+    {
+        string recorded = ResolveBasePath(Path.GetDirectoryName(metadataPath)!, metadata.BaseModel);
+        return string.Equals(Path.GetFullPath(recorded).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(c.ModelSource).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
     }
 
     /// <summary>A concept is meant for the base model it was trained on. Names are compared always (a differing one is

@@ -87,10 +87,11 @@ public sealed partial record StagePlan
     [JsonIgnore]
     public int TotalSteps => EnabledStages.Sum(s => this[s].Steps);
 
-    /// <summary>The plan as indented JSON (camelCase property names), e.g. for a saved model's description.</summary>
+    /// <summary>The plan as indented JSON with the property names of the C# API (PascalCase, as in a saved concept's
+    /// metadata), e.g. for a saved model's description.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
-    /// <summary>Reads a plan written by <see cref="ToJson"/> and validates it.</summary>
+    /// <summary>Reads a plan written by <see cref="ToJson"/> (property names in any case) and validates it.</summary>
     /// <exception cref="InvalidStagePlanException">The JSON is malformed, misses a stage, or holds an invalid setting.</exception>
     public static StagePlan FromJson(string json)
     {
@@ -112,7 +113,7 @@ public sealed partial record StagePlan
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        PropertyNameCaseInsensitive = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 

@@ -3,12 +3,7 @@ namespace AttnDreamBooth.Personalization;
 /// <summary>Display helpers for <see cref="TrainingStage"/>.</summary>
 internal static class TrainingStageExtensions
 {
-    /// <summary>A short name: "textual-inversion", "cross-attention" or "unet".</summary>
-    public static string DisplayName(this TrainingStage stage) => stage switch
-    {
-        TrainingStage.Embedding => "textual-inversion",
-        TrainingStage.CrossAttention => "cross-attention",
-        TrainingStage.UNet => "unet",
-        _ => stage.ToString(),
-    };
+    /// <summary>The stage's name as the API spells it ("Embedding", "CrossAttention", "UNet"), so logs, the CLI and the
+    /// docs use one name per stage.</summary>
+    public static string DisplayName(this TrainingStage stage) => stage.ToString();
 }

@@ -25,8 +25,10 @@ public sealed record GenerationOptions
     /// <see cref="Sampler"/>, that sampler from this config; alone, the class this config names.</summary>
     public SchedulerConfig? SchedulerConfig { get; init; }
 
-    /// <summary>Called on the generation thread after every denoising step with the latents and timestep (for previews).</summary>
-    internal Action<GenerationStep>? OnStep { get; init; }
+    /// <summary>Called on the generation thread after every denoising step with the latents and timestep (diffusers'
+    /// <c>callback_on_step_end</c>), e.g. to decode a preview; the images do not depend on it. An exception it throws ends
+    /// the generation.</summary>
+    public Action<GenerationStep>? OnStep { get; init; }
 
     /// <summary>DDIM's eta (0 = deterministic); ignored by DPM-Solver++.</summary>
     public double Eta { get; init; }
@@ -44,7 +46,8 @@ public sealed record GenerationOptions
     public int? Height { get; init; }
 
     /// <summary>Tokens whose cross-attention heatmaps to return (e.g. the concept identifier). Empty: none.
-    /// A token given as "{}" or the concept identifier means the learned token.</summary>
+    /// A token given as "{}" or the concept identifier means the learned token (its map is stored under the identifier). A
+    /// token the prompt does not contain gets no map: <see cref="GeneratedImage.Heatmaps"/> has no entry for it.</summary>
     public IReadOnlyList<string> HeatmapTokens { get; init; } = [];
 
     /// <summary>Side length of the heatmap grid the layer maps are resized to before averaging.</summary>

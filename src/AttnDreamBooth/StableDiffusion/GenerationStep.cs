@@ -12,4 +12,4 @@ namespace AttnDreamBooth.StableDiffusion;
 /// <param name="Timestep">The timestep the model was just evaluated at (fractional for the k-diffusion samplers).</param>
 /// <param name="Latents">The latents after this step, [batch, channels, height / 8, width / 8], scaled as the U-Net sees
 /// them (divide by the VAE's scaling factor before decoding).</param>
-internal sealed record GenerationStep(int Step, int TotalSteps, double Timestep, torch.Tensor Latents);
+public sealed record GenerationStep(int Step, int TotalSteps, double Timestep, torch.Tensor Latents);

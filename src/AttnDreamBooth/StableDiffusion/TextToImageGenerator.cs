@@ -60,8 +60,9 @@ internal static class TextToImageGenerator
 
         // Heatmap recording: the positions of the requested tokens in the prompt, recorded on every cross-attention layer,
         // followed by the prompt's words (between the start and end tokens), the denominator of each token's word share.
-        var tokens = heatmapTokenIds.Keys.ToArray();
-        var positions = tokens.Select(t => FindPosition(condIds, heatmapTokenIds[t], t)).ToArray();
+        // A token the prompt does not contain has no attention to show: the images are rendered without its map.
+        var tokens = heatmapTokenIds.Keys.Where(t => FindPosition(condIds, heatmapTokenIds[t]) >= 0).ToArray();
+        var positions = tokens.Select(t => FindPosition(condIds, heatmapTokenIds[t])).ToArray();
         var words = tokens.Length > 0 ? WordPositions(condIds, c.Tokenizer.EosTokenId) : [];
         var wordShares = new WordShareAccumulator(positions, words);
         using var store = new AttentionMapStore();
@@ -165,11 +166,6 @@ internal static class TextToImageGenerator
         return Enumerable.Range(1, Math.Max(0, end - 1)).ToArray();
     }
 
-    private static int FindPosition(Tensor ids, long tokenId, string token)
-    {
-        var row = ids[0].cpu().data<long>().ToArray();
-        int index = Array.IndexOf(row, tokenId);
-        if (index < 0) throw new ArgumentException($"The heatmap token '{token}' does not occur in the prompt.", nameof(token));
-        return index;
-    }
+    /// <summary>The token's first position in the prompt, or -1.</summary>
+    private static int FindPosition(Tensor ids, long tokenId) => Array.IndexOf(ids[0].cpu().data<long>().ToArray(), tokenId);
 }

@@ -264,6 +264,8 @@ internal sealed class ConceptEmbedding : nn.Module
             table = TextModel.TokenEmbeddings(ids.masked_fill(isConcept, 0));
         }
         var concept = weight.index_select(0, row.flatten()).view(ids.shape[0], ids.shape[1], weight.shape[1]);
+        // A text encoder held in half precision for inference computes in its own dtype; the learned rows stay float32.
+        if (concept.dtype != table.dtype) concept = concept.to_type(table.dtype);
         return torch.where(isConcept.unsqueeze(-1), concept, table).MoveToOuterDisposeScope();
     }
 

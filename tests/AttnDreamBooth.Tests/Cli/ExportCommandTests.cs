@@ -39,9 +39,9 @@ public sealed class ExportCommandTests(TrainedConcepts concepts)
     }
 
     [Theory]
-    [InlineData(1, "wrong-format", new[] { "--format", "ckpt" }, "single-file")]
-    [InlineData(1, "zero-rank", new[] { "--format", "lora", "--rank", "0" }, "--rank must be a positive whole number or 'full'")]
-    [InlineData(1, "bad-dtype", new[] { "--dtype", "fp8" }, "fp16")]
+    [InlineData(2, "wrong-format", new[] { "--format", "ckpt" }, "single-file")]
+    [InlineData(2, "zero-rank", new[] { "--format", "lora", "--rank", "0" }, "--rank must be a positive whole number or 'full'")]
+    [InlineData(2, "bad-dtype", new[] { "--dtype", "fp8" }, "fp16")]
     [InlineData(2, "slash-trigger", new[] { "--format", "embedding", "--trigger", "a/b" }, "cannot be a file name")]
     public async Task BadArgumentsGiveAClearMessageAndExitCode(int expectedExit, string label, string[] extra, string message)
     {

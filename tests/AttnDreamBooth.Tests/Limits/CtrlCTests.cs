@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 
@@ -74,7 +75,8 @@ public sealed partial class CtrlCTests
 
         var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
         Assert.True(resumed.ExitCode == 0, resumed.Output);
-        Assert.Contains($"stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep})", resumed.Output);
+        Assert.Contains($"at stage {state.Stage} {(TrainingStage)state.Stage} step {state.StepInStage}/", resumed.Output);
+        Assert.Contains($"(step {state.GlobalStep}/", resumed.Output);
         Assert.True(Directory.Exists(Path.Combine(output, "concept")));
     }
 
@@ -162,7 +164,8 @@ public sealed partial class CtrlCTests
         var state = CheckpointFolder.ReadState(valid!);
         var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
         Assert.True(resumed.ExitCode == 0, resumed.Output);
-        Assert.Contains($"stage {state.Stage} step {state.StepInStage} (global step {state.GlobalStep})", resumed.Output);
+        Assert.Contains($"at stage {state.Stage} {(TrainingStage)state.Stage} step {state.StepInStage}/", resumed.Output);
+        Assert.Contains($"(step {state.GlobalStep}/", resumed.Output);
         Assert.True(Directory.Exists(Path.Combine(output, "concept")));
         // Whatever the abort cut off was ours to clean: nothing hidden is left beside the checkpoints.
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(checkpoints), p => Path.GetFileName(p).StartsWith('.'));

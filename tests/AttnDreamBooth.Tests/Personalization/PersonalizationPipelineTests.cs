@@ -133,7 +133,8 @@ public sealed class PersonalizationPipelineTests
         {
             Assert.Equal("a new_concept_v0 dog on the beach", second[i].Prompt);
             Assert.Equal(first[i].Image.Pixels, second[i].Image.Pixels);
-            Assert.Equal(first[i].Heatmaps["{}"].Values, second[i].Heatmaps["{}"].Values);
+            // "{}" in HeatmapTokens is stored under the identifier.
+            Assert.Equal(first[i].Heatmaps["new_concept_v0"].Values, second[i].Heatmaps["new_concept_v0"].Values);
             Assert.All(second[i].Heatmaps.Values, h => Assert.All(h.Values, x => Assert.InRange(x, 0f, 1f)));
             Assert.NotEmpty(second[i].EncodeHeatmapOverlayPng("dog"));
         }
