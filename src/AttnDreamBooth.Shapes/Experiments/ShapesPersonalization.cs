@@ -9,7 +9,8 @@ namespace AttnDreamBooth.Shapes.Experiments;
 /// results: steps, batch sizes and regularization weights stay as published; the learning rates of the U-Net stages
 /// are multiplied by <see cref="UNetLearningRateScale"/> (the Shapes model was pretrained at a 10× higher learning
 /// rate than Stable Diffusion's 1e-4, so its weights sit on a 10× coarser scale of updates); the embedding stage keeps
-/// its rate (the text encoder's embedding rows have the same scale as CLIP's).
+/// its rate (the text encoder is initialised as CLIP's, and its trained rows have CLIP's scale: norms 0.2–0.6, e.g. "red"
+/// 0.34, "star" 0.31, "dog" 0.21 in the shipped model).
 /// </summary>
 public static class ShapesPersonalization
 {
