@@ -88,7 +88,8 @@ public sealed partial class CtrlCTests
     private static extern int SendSignal(int pid, int signal);
 
     // The second signal races the run's orderly stop (well under a second): when the run has already exited before it
-    // could be delivered (kill fails), the scenario was not reached and is run again; every assertion applies to a run
+    // could be delivered (kill fails) or had already finished stopping (its "Cancelled" line is there), the scenario was
+    // not reached and is run again; every assertion applies to a run
     // that did receive it.
     [Fact]
     public void SecondCtrlCAbortsAtOnceAndResumeUsesTheLastCompleteCheckpoint()
@@ -151,10 +152,11 @@ public sealed partial class CtrlCTests
         lock (text) log = text.ToString();
         Assert.True(secondSignalAt is not null, $"the first Ctrl-C was never acknowledged:\n{log}");
         if (secondResult != 0) return false;
+        // The signal can also land after the orderly stop has printed its line and released the handler: the run then ended
+        // through the first Ctrl-C (its own line says so), so the scenario was not reached either.
+        if (CancelledLine().IsMatch(log)) return false;
         Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{log}");
         Assert.Contains("A checkpoint that was being written is incomplete and will be ignored; --resume continues from the last complete checkpoint.", log);
-        // Ended by the second signal, not by the first one's orderly stop.
-        Assert.DoesNotMatch(CancelledLine(), log);
         Assert.True(exitedAt - secondSignalAt!.Value < TimeSpan.FromSeconds(3), $"exited {(exitedAt - secondSignalAt.Value).TotalSeconds:F1} s after the second Ctrl-C");
         Assert.False(Directory.Exists(Path.Combine(output, "concept")));
 
