@@ -143,7 +143,7 @@ public static class DiffusersConfigFiles
             ["dynamic_thresholding_ratio"] = 0.995,
             ["lower_order_final"] = true,
             ["num_train_timesteps"] = s.NumTrainTimesteps,
-            ["prediction_type"] = s.PredictionType == Schedulers.PredictionType.VPrediction ? "v_prediction" : "epsilon",
+            ["prediction_type"] = (string)Schedulers.SchedulerConfigKeys.ToDiffusersValue(s.PredictionType)!,
             ["sample_max_value"] = 1.0,
             ["set_alpha_to_one"] = false,
             ["solver_order"] = 2,

@@ -27,6 +27,8 @@ public static class ShapesConditioningProbe
     /// <summary>The timesteps measured by default.</summary>
     public static IReadOnlyList<int> DefaultTimesteps { get; } = [50, 200, 400, 600, 800, 950];
 
+    private const int BatchSize = 16;
+
     /// <summary>Measures <paramref name="images"/> renders of <paramref name="world"/> (sampler seed <paramref name="seed"/>)
     /// at each of <paramref name="timesteps"/>.</summary>
     public static IReadOnlyList<ConditioningError> Measure(StableDiffusionComponents model, ShapesWorld world, int images = 64,
@@ -43,35 +45,55 @@ public static class ShapesConditioningProbe
         var result = new List<ConditioningError>();
         using var _ = no_grad();
         var device = model.Device;
-        foreach (int t in timesteps)
+        // The latents and the three captions' hidden states do not depend on the timestep: computed once per batch.
+        var batches = new List<(int Count, Tensor Latents, Tensor Own, Tensor Empty, Tensor Other)>();
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            double own = 0, empty = 0, other = 0;
-            double alpha = scheduler.Schedule.AlphasCumprod[t];
-            for (int start = 0; start < images; start += 16)
+            for (int start = 0; start < images; start += BatchSize)
             {
                 using var scope = NewDisposeScope();
-                var batch = samples.Skip(start).Take(16).ToList();
+                var batch = samples.Skip(start).Take(BatchSize).ToList();
                 using var posterior = model.Vae.Encode(ImageBatch.ToTensor(batch.Select(s => s.Image).ToList(), device));
-                var latents = posterior.Mean.mul(model.Vae.ScalingFactor);
-                var noise = randn(latents.shape, generator: generator).to(device);
-                var steps = full([batch.Count], t, ScalarType.Int64, device: device);
-                var noisy = scheduler.AddNoise(latents, noise, steps);
-                double Error(IReadOnlyList<string> captions)
-                {
-                    var hidden = model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions, device)).LastHiddenState;
-                    var prediction = model.UNet.call(noisy, steps, hidden);
-                    // A v-predicting model is compared in the same epsilon units: eps = sqrt(a) v + sqrt(1 - a) x_t.
-                    if (scheduler.PredictionType == PredictionType.VPrediction)
-                        prediction = prediction.mul(Math.Sqrt(alpha)).add(noisy.mul(Math.Sqrt(1 - alpha)));
-                    return prediction.sub(noise).square().mean([1, 2, 3]).sum().item<float>();
-                }
-                own += Error(batch.Select(s => s.Caption).ToList());
-                empty += Error(batch.Select(_ => "").ToList());
+                Tensor Hidden(IReadOnlyList<string> captions) =>
+                    model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions, device)).LastHiddenState.MoveToOuterDisposeScope();
+                var latents = posterior.Mean.mul(model.Vae.ScalingFactor).MoveToOuterDisposeScope();
                 // Another image's caption: the next sample of the whole set, so batches of one still get a wrong caption.
-                other += Error(batch.Select((s, i) => samples[(start + i + 1) % images].Caption).ToList());
+                int first = start;
+                batches.Add((batch.Count, latents, Hidden(batch.Select(s => s.Caption).ToList()), Hidden(batch.Select(_ => "").ToList()),
+                    Hidden(batch.Select((s, i) => samples[(first + i + 1) % images].Caption).ToList())));
             }
-            result.Add(new ConditioningError(t, own / images, empty / images, other / images));
+            foreach (int t in timesteps)
+            {
+                ct.ThrowIfCancellationRequested();
+                double own = 0, empty = 0, other = 0;
+                float sqrtAlpha = MathF.Sqrt(scheduler.Schedule.AlphasCumprod[t]);
+                float sqrtBeta = MathF.Sqrt(1 - scheduler.Schedule.AlphasCumprod[t]);
+                foreach (var b in batches)
+                {
+                    using var scope = NewDisposeScope();
+                    var noise = randn(b.Latents.shape, generator: generator).to(device);
+                    var steps = full([b.Count], t, ScalarType.Int64, device: device);
+                    var noisy = scheduler.AddNoise(b.Latents, noise, steps);
+                    // Every prediction type is compared in epsilon units.
+                    double Error(Tensor hidden) =>
+                        SampleOps.Predict(scheduler.PredictionType, model.UNet.call(noisy, steps, hidden), noisy, sqrtAlpha, sqrtBeta).Epsilon
+                            .sub(noise).square().mean([1, 2, 3]).sum().item<float>();
+                    own += Error(b.Own);
+                    empty += Error(b.Empty);
+                    other += Error(b.Other);
+                }
+                result.Add(new ConditioningError(t, own / images, empty / images, other / images));
+            }
+        }
+        finally
+        {
+            foreach (var b in batches)
+            {
+                b.Latents.Dispose();
+                b.Own.Dispose();
+                b.Empty.Dispose();
+                b.Other.Dispose();
+            }
         }
         return result;
     }
