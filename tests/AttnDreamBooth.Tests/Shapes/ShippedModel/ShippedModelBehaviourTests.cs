@@ -2,6 +2,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes.Experiments;
 using AttnDreamBooth.Shapes.Pretraining;
 using AttnDreamBooth.StableDiffusion;
+using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Shapes.ShippedModel;
 
@@ -43,6 +44,23 @@ public class ShippedModelBehaviourTests(ShippedModelFixture fixture) : IClassFix
         double Accuracy(string name) => report.Attributes.Single(a => a.Attribute == name).Accuracy;
         // Shape and colour are not asserted: the shipped model does not yet draw them as asked (docs/shapes-world.md).
         Assert.True(Accuracy("background") >= AttributeThreshold, $"background {Accuracy("background"):P0}");
+    }
+
+    // The VAE bounds what any generated image can show. A VAE with random weights reconstructs noise (background
+    // right by chance, 1/11); the shipped one keeps the layout of every scene (100 % on 300 renders when measured).
+    [Fact]
+    public void TheVaeReconstructsTheBackgroundAndPositionOfHeldOutScenes()
+    {
+        using var components = StableDiffusionComponents.Load(ShippedModelFixture.ModelFolder);
+        var shipped = ShapesModelQuality.MeasureReconstruction(components.Vae, ShippedModelFixture.World, prompts: 24);
+        torch.manual_seed(11);
+        using var untrained = new AttnDreamBooth.Models.Vae.AutoencoderKL(components.Vae.Config);
+        var random = ShapesModelQuality.MeasureReconstruction(untrained, ShippedModelFixture.World, prompts: 24);
+        double Accuracy(QualityReport report, string name) => report.Attributes.Single(a => a.Attribute == name).Accuracy;
+        Assert.Equal(24, shipped.Samples.Count);
+        Assert.True(Accuracy(shipped, "background") >= 0.9, $"shipped VAE: background {Accuracy(shipped, "background"):P0}");
+        Assert.True(Accuracy(shipped, "position") >= 0.9, $"shipped VAE: position {Accuracy(shipped, "position"):P0}");
+        Assert.True(Accuracy(random, "background") <= 0.3, $"random VAE: background {Accuracy(random, "background"):P0}");
     }
 
     [Fact]
