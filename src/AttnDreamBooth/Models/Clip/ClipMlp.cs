@@ -11,11 +11,11 @@ internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
     private readonly ClipActivation activation;
     private readonly Linear fc2;
 
-    public ClipMlp(ClipTextConfig config, Device? device) : base("mlp")
+    public ClipMlp(ClipEncoderSpec spec, Device? device) : base("mlp")
     {
-        fc1 = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: true, device: device);
-        activation = new ClipActivation(config.HiddenAct);
-        fc2 = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: true, device: device);
+        fc1 = nn.Linear(spec.HiddenSize, spec.IntermediateSize, hasBias: true, device: device);
+        activation = new ClipActivation(spec.HiddenAct);
+        fc2 = nn.Linear(spec.IntermediateSize, spec.HiddenSize, hasBias: true, device: device);
         RegisterComponents();
     }
 
