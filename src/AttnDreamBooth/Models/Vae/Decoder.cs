@@ -33,7 +33,7 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
                 addUpsample: i < reversed.Length - 1, config.NormNumGroups, config.ActFn, device)).ToArray());
         conv_norm_out = AttnDreamBooth.Models.Blocks.GroupNormalization.Create(config.NormNumGroups, reversed[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(reversed[^1], config.OutChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
-        _activation = VaeActivation.Get(config.ActFn);
+        _activation = AttnDreamBooth.Models.Blocks.Activations.Get(config.ActFn, AttnDreamBooth.Models.Blocks.ActivationNaming.Diffusers, "act_fn");
         RegisterComponents();
     }
 

@@ -33,7 +33,7 @@ internal sealed class Encoder : nn.Module<Tensor, Tensor>
         mid_block = new VaeMidBlock2D(channels[^1], config.NormNumGroups, config.ActFn, config.MidBlockAddAttention, device);
         conv_norm_out = AttnDreamBooth.Models.Blocks.GroupNormalization.Create(config.NormNumGroups, channels[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(channels[^1], 2 * config.LatentChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
-        _activation = VaeActivation.Get(config.ActFn);
+        _activation = AttnDreamBooth.Models.Blocks.Activations.Get(config.ActFn, AttnDreamBooth.Models.Blocks.ActivationNaming.Diffusers, "act_fn");
         RegisterComponents();
     }
 

@@ -26,7 +26,7 @@ internal sealed class VaeResnetBlock2D : nn.Module<Tensor, Tensor>
         norm2 = AttnDreamBooth.Models.Blocks.GroupNormalization.Create(groups, outChannels, VaeConstants.NormEps, device);
         conv2 = nn.Conv2d(outChannels, outChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
         if (inChannels != outChannels) conv_shortcut = nn.Conv2d(inChannels, outChannels, kernel_size: 1, stride: 1, padding: 0L, device: device);
-        _activation = VaeActivation.Get(actFn);
+        _activation = AttnDreamBooth.Models.Blocks.Activations.Get(actFn, AttnDreamBooth.Models.Blocks.ActivationNaming.Diffusers, "act_fn");
         RegisterComponents();
     }
 
