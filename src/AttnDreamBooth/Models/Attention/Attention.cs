@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,9 +10,13 @@ namespace AttnDreamBooth.Models.Attention;
 /// A multi-head attention layer with diffusers' parameter names (<c>to_q</c>, <c>to_k</c>, <c>to_v</c>,
 /// <c>to_out.0</c>). The layer only owns the weights and the head layout; the computation is delegated to
 /// <see cref="Processor"/>, which can be swapped at any time (default: <see cref="ScaledDotProductAttentionProcessor"/>).
+/// An image-shaped input <c>[B, C, H, W]</c> attends over its H·W pixels as tokens; the VAE's mid-block layer also
+/// normalises it first (<c>group_norm</c>) and adds it back to the output, as diffusers' layer does for the VAE.
 /// </summary>
 public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tensor>
 {
+    // Declared first so that, where present, it is created and listed first, as in the VAE checkpoints.
+    private readonly GroupNorm? group_norm;
     private readonly Linear to_q;
     private readonly Linear to_k;
     private readonly Linear to_v;
@@ -28,7 +33,13 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
     /// <param name="upcastAttention">Compute attention in float32 when the inputs are half precision.</param>
     /// <param name="device">Device on which the parameters are created.</param>
     public Attention(int queryDim, int? crossAttentionDim, int heads, int headDim, double dropout = 0.0, bool bias = false,
-        bool upcastAttention = false, Device? device = null) : base(nameof(Attention))
+        bool upcastAttention = false, Device? device = null)
+        : this(queryDim, crossAttentionDim, heads, headDim, dropout, bias, upcastAttention, spatialNorm: null, device)
+    {
+    }
+
+    private Attention(int queryDim, int? crossAttentionDim, int heads, int headDim, double dropout, bool bias, bool upcastAttention,
+        (int Groups, double Eps)? spatialNorm, Device? device) : base(nameof(Attention))
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queryDim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
@@ -42,12 +53,21 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         UpcastAttention = upcastAttention;
         Scale = 1.0 / Math.Sqrt(headDim);
         int inner = heads * headDim;
+        if (spatialNorm is { } norm) group_norm = GroupNormalization.Create(norm.Groups, queryDim, norm.Eps, device);
         to_q = Linear(queryDim, inner, hasBias: bias, device: device);
         to_k = Linear(KeyDim, inner, hasBias: bias, device: device);
         to_v = Linear(KeyDim, inner, hasBias: bias, device: device);
         to_out = new ModuleList<Module<Tensor, Tensor>>(Linear(inner, queryDim, hasBias: true, device: device), Dropout(dropout));
         RegisterComponents();
     }
+
+    /// <summary>
+    /// diffusers' <c>Attention</c> as the VAE's mid block builds it: one head over all <paramref name="channels"/> (scale
+    /// <c>C^-0.5</c>), biased projections, a GroupNorm on the input (<c>group_norm</c>) and the input added to the output.
+    /// Call it with <c>[B, C, H, W]</c>.
+    /// </summary>
+    internal static Attention SpatialSelfAttention(int channels, int groups, double eps, Device? device) =>
+        new(channels, crossAttentionDim: null, heads: 1, headDim: channels, dropout: 0.0, bias: true, upcastAttention: false, (groups, eps), device);
 
     /// <summary>Module path inside the owning model (e.g. <c>mid_block.attentions.0.transformer_blocks.0.attn1</c>);
     /// empty for a stand-alone layer.</summary>
@@ -100,13 +120,15 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
     internal AttentionLayerInfo Info => new(Path, IsCrossAttention, Heads, HeadDim, QueryDim, KeyDim, DownscaleFactor);
 
     /// <summary>Runs the layer through <see cref="Processor"/>.</summary>
-    /// <param name="hiddenStates">Query tokens <c>[B, N, QueryDim]</c>.</param>
+    /// <param name="hiddenStates">Query tokens <c>[B, N, QueryDim]</c>, or an image <c>[B, QueryDim, H, W]</c> whose pixels
+    /// are the tokens (the output then has the image's shape).</param>
     /// <param name="encoderHiddenStates">Key/value tokens <c>[B, M, KeyDim]</c>; required for cross-attention,
     /// null for self-attention.</param>
     /// <param name="context">Spatial layout of the N query tokens; null means a plain sequence.</param>
     public override Tensor forward(Tensor hiddenStates, Tensor? encoderHiddenStates, AttentionContext? context)
     {
         ArgumentNullException.ThrowIfNull(hiddenStates);
+        if (hiddenStates.dim() == 4) return ForwardImage(hiddenStates, encoderHiddenStates);
         if (hiddenStates.dim() != 3 || hiddenStates.shape[2] != QueryDim)
             throw new ArgumentException($"Attention '{Path}': hidden states must be [B, N, {QueryDim}], got [{string.Join(", ", hiddenStates.shape)}].", nameof(hiddenStates));
         if (IsCrossAttention && encoderHiddenStates is null)
@@ -121,6 +143,23 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         // With frozen layers held in half precision and these projections trained in float32, the layer returns to the
         // dtype of the stream it is part of.
         return output.dtype == hiddenStates.dtype ? output : output.to_type(hiddenStates.dtype);
+    }
+
+    /// <summary>An image <c>[B, C, H, W]</c> as H·W tokens (normalised first when the layer has a <c>group_norm</c>, which is
+    /// the same over the image as over its tokens), back to the image's shape, plus the input when the layer has a
+    /// <c>group_norm</c> (diffusers' <c>residual_connection</c> of the VAE layer).</summary>
+    private Tensor ForwardImage(Tensor image, Tensor? encoderHiddenStates)
+    {
+        if (image.shape[1] != QueryDim)
+            throw new ArgumentException($"Attention '{Path}': an image input must be [B, {QueryDim}, H, W], got [{string.Join(", ", image.shape)}].", nameof(image));
+        using var scope = NewDisposeScope();
+        long b = image.shape[0], c = image.shape[1], h = image.shape[2], w = image.shape[3];
+        var normalized = group_norm is null ? image : group_norm.call(image);
+        var tokens = normalized.reshape(b, c, h * w).transpose(1, 2);
+        var attended = forward(tokens, encoderHiddenStates, new AttentionContext(checked((int)h), checked((int)w)));
+        var output = attended.transpose(1, 2).reshape(b, c, h, w);
+        if (group_norm is not null) output = output.add(image);
+        return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>Projects queries, keys and values and splits them into heads: each <c>[B, Heads, tokens, HeadDim]</c>.

@@ -5,43 +5,60 @@ using static TorchSharp.torch.nn;
 namespace AttnDreamBooth.Models.Blocks;
 
 /// <summary>
-/// diffusers' <c>ResnetBlock2D</c> (default time-embedding shift): GroupNorm → SiLU → 3x3 conv, plus
-/// <c>time_emb_proj(SiLU(temb))</c> per channel, GroupNorm → SiLU → dropout → 3x3 conv, added to the input (through a
-/// 1x1 <c>conv_shortcut</c> when the channel count changes), divided by the output scale factor.
+/// diffusers' <c>ResnetBlock2D</c> (default time-embedding shift): GroupNorm → activation → 3x3 conv, plus
+/// <c>time_emb_proj(activation(temb))</c> per channel when the block has a time embedding (the U-Net's; the VAE's have
+/// none), GroupNorm → activation → dropout → 3x3 conv, added to the input (through a 1x1 <c>conv_shortcut</c> when the
+/// channel count changes), divided by the output scale factor.
 /// </summary>
-internal sealed class ResnetBlock2D : Module<Tensor, Tensor, Tensor>
+internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
 {
     private readonly GroupNorm norm1;
     private readonly Conv2d conv1;
-    private readonly Linear time_emb_proj;
+    private readonly Linear? time_emb_proj;
     private readonly GroupNorm norm2;
     private readonly Dropout dropout;
     private readonly Conv2d conv2;
     private readonly Conv2d? conv_shortcut;
     private readonly double _outputScaleFactor;
+    private readonly Func<Tensor, Tensor> _activation;
 
     /// <summary>Creates the block.</summary>
-    public ResnetBlock2D(int inChannels, int outChannels, int tembChannels, int groups, double eps, double dropoutProbability = 0.0,
-        double outputScaleFactor = 1.0, Device? device = null) : base(nameof(ResnetBlock2D))
+    /// <param name="inChannels">Input channels.</param>
+    /// <param name="outChannels">Output channels.</param>
+    /// <param name="tembChannels">Width of the time embedding, or null for a block without one (no <c>time_emb_proj</c>).</param>
+    /// <param name="groups">GroupNorm groups.</param>
+    /// <param name="eps">GroupNorm epsilon.</param>
+    /// <param name="dropoutProbability">Dropout before <c>conv2</c>.</param>
+    /// <param name="outputScaleFactor">The output is divided by it.</param>
+    /// <param name="device">Where the parameters are created.</param>
+    /// <param name="activation">The nonlinearity (<see cref="Activations"/>; SiLU when null).</param>
+    public ResnetBlock2D(int inChannels, int outChannels, int? tembChannels, int groups, double eps, double dropoutProbability = 0.0,
+        double outputScaleFactor = 1.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(ResnetBlock2D))
     {
         norm1 = GroupNormalization.Create(groups, inChannels, eps, device);
         conv1 = Conv2d(inChannels, outChannels, 3, stride: 1, padding: 1, device: device);
-        time_emb_proj = Linear(tembChannels, outChannels, device: device);
+        if (tembChannels is { } temb) time_emb_proj = Linear(temb, outChannels, device: device);
         norm2 = GroupNormalization.Create(groups, outChannels, eps, device);
         dropout = Dropout(dropoutProbability);
         conv2 = Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, device: device);
         if (inChannels != outChannels) conv_shortcut = Conv2d(inChannels, outChannels, 1, device: device);
         _outputScaleFactor = outputScaleFactor;
+        _activation = activation ?? (x => functional.silu(x));
         RegisterComponents();
     }
 
-    /// <summary>Applies the block to <paramref name="input"/> <c>[B, C, H, W]</c> with time embedding <paramref name="temb"/> <c>[B, T]</c>.</summary>
-    public override Tensor forward(Tensor input, Tensor temb)
+    /// <summary>Applies the block to <paramref name="input"/> <c>[B, C, H, W]</c> with time embedding <paramref name="temb"/>
+    /// <c>[B, T]</c> (required by a block with a time embedding, ignored by one without).</summary>
+    public override Tensor forward(Tensor input, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.call(functional.silu(norm1.call(input)));
-        h = h.add(time_emb_proj.call(functional.silu(temb)).unsqueeze(-1).unsqueeze(-1));
-        h = conv2.call(dropout.call(functional.silu(norm2.call(h))));
+        var h = conv1.call(_activation(norm1.call(input)));
+        if (time_emb_proj is not null)
+        {
+            ArgumentNullException.ThrowIfNull(temb);
+            h = h.add(time_emb_proj.call(_activation(temb)).unsqueeze(-1).unsqueeze(-1));
+        }
+        h = conv2.call(dropout.call(_activation(norm2.call(h))));
         var shortcut = conv_shortcut is null ? input : conv_shortcut.call(input);
         var output = shortcut.add(h);
         if (_outputScaleFactor != 1.0) output = output.div(_outputScaleFactor);

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Models.Clip;
 
-/// <summary>One pre-LayerNorm transformer block: <c>x + self_attn(layer_norm1(x))</c>, then <c>x + mlp(layer_norm2(x))</c>.</summary>
+/// <summary>One pre-LayerNorm transformer block (transformers' <c>CLIPEncoderLayer</c>, both towers):
+/// <c>x + self_attn(layer_norm1(x))</c>, then <c>x + mlp(layer_norm2(x))</c>.</summary>
 internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly ClipAttention self_attn;
@@ -12,12 +13,12 @@ internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor?, Tensor>
     private readonly ClipMlp mlp;
     private readonly LayerNorm layer_norm2;
 
-    public ClipEncoderLayer(ClipTextConfig config, Device? device) : base("layer")
+    public ClipEncoderLayer(ClipEncoderSpec spec, Device? device) : base("layer")
     {
-        self_attn = new ClipAttention(config, device);
-        layer_norm1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
-        mlp = new ClipMlp(config, device);
-        layer_norm2 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
+        self_attn = new ClipAttention(spec, device);
+        layer_norm1 = nn.LayerNorm(spec.HiddenSize, spec.LayerNormEps, device: device);
+        mlp = new ClipMlp(spec, device);
+        layer_norm2 = nn.LayerNorm(spec.HiddenSize, spec.LayerNormEps, device: device);
         RegisterComponents();
     }
 

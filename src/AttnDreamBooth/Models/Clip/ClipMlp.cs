@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,20 +9,20 @@ namespace AttnDreamBooth.Models.Clip;
 internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear fc1;
-    private readonly ClipActivation activation;
     private readonly Linear fc2;
+    private readonly Func<Tensor, Tensor> _activation;
 
-    public ClipMlp(ClipTextConfig config, Device? device) : base("mlp")
+    public ClipMlp(ClipEncoderSpec spec, Device? device) : base("mlp")
     {
-        fc1 = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: true, device: device);
-        activation = new ClipActivation(config.HiddenAct);
-        fc2 = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: true, device: device);
+        fc1 = nn.Linear(spec.HiddenSize, spec.IntermediateSize, hasBias: true, device: device);
+        fc2 = nn.Linear(spec.IntermediateSize, spec.HiddenSize, hasBias: true, device: device);
+        _activation = Activations.Get(spec.HiddenAct, ActivationNaming.Transformers, "hidden_act");
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        return fc2.call(activation.call(fc1.call(x))).MoveToOuterDisposeScope();
+        return fc2.call(_activation(fc1.call(x))).MoveToOuterDisposeScope();
     }
 }

@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -27,7 +28,7 @@ public sealed record ClipTextConfig
     /// <summary>Rows of the position-embedding table: the longest sequence (77).</summary>
     public int MaxPositionEmbeddings { get; init; } = 77;
 
-    /// <summary>MLP activation: <c>quick_gelu</c> (SD 1.x), <c>gelu</c> (SD 2.x), <c>gelu_new</c>/<c>gelu_pytorch_tanh</c> or <c>relu</c>.</summary>
+    /// <summary>MLP activation: <c>quick_gelu</c> (SD 1.x), <c>gelu</c> (SD 2.x), or another transformers name the library implements (<c>gelu_new</c>, <c>gelu_pytorch_tanh</c>, <c>relu</c>, <c>silu</c>/<c>swish</c>, <c>mish</c>).</summary>
     public string HiddenAct { get; init; } = "quick_gelu";
 
     /// <summary>Epsilon of every LayerNorm.</summary>
@@ -85,8 +86,7 @@ public sealed record ClipTextConfig
             $"must be positive and divide hidden_size ({config.HiddenSize})");
         reader.Require(config.MaxPositionEmbeddings > 0, "max_position_embeddings", "must be positive");
         reader.Require(config.LayerNormEps > 0, "layer_norm_eps", "must be positive");
-        reader.Require(ClipActivation.IsKnown(config.HiddenAct), "hidden_act",
-            $"'{config.HiddenAct}' is not supported (known: {string.Join(", ", ClipActivation.Known)})");
+        Activations.Require(config.HiddenAct, ActivationNaming.Transformers, reader.FilePath, "hidden_act");
         ClipTextConfigLimits.Check(config, reader.FilePath);
         return config;
     }

@@ -13,11 +13,8 @@ internal static class ClipTextConfigLimits
     {
         var l = ResourceLimits.Current;
         l.RequireAtMost(source, "vocab_size", c.VocabSize, l.MaxVocabSize, nameof(l.MaxVocabSize));
-        l.RequireAtMost(source, "hidden_size", c.HiddenSize, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "intermediate_size", c.IntermediateSize, 4L * l.MaxChannels, nameof(l.MaxChannels) + " × 4");
+        ClipEncoderSpec.Text(c).CheckLimits(source);
         l.RequireAtMost(source, "projection_dim", c.ProjectionDim, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "num_hidden_layers", c.NumHiddenLayers, l.MaxTextLayers, nameof(l.MaxTextLayers));
-        l.RequireAtMost(source, "num_attention_heads", c.NumAttentionHeads, l.MaxAttentionHeads, nameof(l.MaxAttentionHeads));
         l.RequireAtMost(source, "max_position_embeddings", c.MaxPositionEmbeddings, l.MaxPositionEmbeddings, nameof(l.MaxPositionEmbeddings));
         l.RequireParameters(source, "text encoder", Estimate(c));
     }
@@ -25,6 +22,6 @@ internal static class ClipTextConfigLimits
     internal static double Estimate(ClipTextConfig c)
     {
         double h = c.HiddenSize;
-        return (double)c.VocabSize * h + (double)c.MaxPositionEmbeddings * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
+        return (double)c.VocabSize * h + (double)c.MaxPositionEmbeddings * h + ClipEncoderSpec.Text(c).EstimateParameters();
     }
 }

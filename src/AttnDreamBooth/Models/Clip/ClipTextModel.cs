@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -22,14 +23,15 @@ public sealed class ClipTextModel : nn.Module
 
     /// <summary>Builds the model with freshly initialised parameters on <paramref name="device"/> (CPU by default; the
     /// meta device allocates nothing). Load weights with <see cref="FromFolder"/> or <see cref="StateDictLoader"/>.</summary>
+    /// <exception cref="ArgumentException">The widths and head count do not fit together.</exception>
+    /// <exception cref="ModelConfigException"><c>hidden_act</c> is not a supported activation.</exception>
     /// <exception cref="TensorAllocationException">The parameters do not fit in memory.</exception>
     public ClipTextModel(ClipTextConfig config, Device? device = null) : base(nameof(ClipTextModel))
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.HiddenSize <= 0 || config.NumAttentionHeads <= 0 || config.HiddenSize % config.NumAttentionHeads != 0)
             throw new ArgumentException($"hidden_size {config.HiddenSize} must be a positive multiple of num_attention_heads {config.NumAttentionHeads}.", nameof(config));
-        if (!ClipActivation.IsKnown(config.HiddenAct))
-            throw new ArgumentException($"Unsupported hidden_act '{config.HiddenAct}'.", nameof(config));
+        Activations.Require(config.HiddenAct, ActivationNaming.Transformers, $"<{nameof(ClipTextConfig)}>", "hidden_act");
         Config = config;
         text_model = TensorAllocation.GuardModel("text encoder", ClipTextConfigLimits.Estimate(config), () => new ClipTextTransformer(config, device));
         RegisterComponents();

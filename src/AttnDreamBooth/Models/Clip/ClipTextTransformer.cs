@@ -14,7 +14,7 @@ internal sealed class ClipTextTransformer : nn.Module
     public ClipTextTransformer(ClipTextConfig config, Device? device) : base("text_model")
     {
         embeddings = new ClipTextEmbeddings(config, device);
-        encoder = new ClipEncoder(config, device);
+        encoder = new ClipEncoder(ClipEncoderSpec.Text(config), device);
         final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
         RegisterComponents();
     }

@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -29,7 +30,7 @@ internal sealed record ClipVisionConfig
     /// <summary>Patch size (kernel and stride of the patch embedding).</summary>
     public int PatchSize { get; init; } = 32;
 
-    /// <summary>MLP activation: <c>quick_gelu</c> (OpenAI CLIP) or <c>gelu</c>.</summary>
+    /// <summary>MLP activation: <c>quick_gelu</c> (OpenAI CLIP), <c>gelu</c> or another transformers name (as the text tower).</summary>
     public string HiddenAct { get; init; } = "quick_gelu";
 
     /// <summary>LayerNorm epsilon.</summary>
@@ -69,7 +70,7 @@ internal sealed record ClipVisionConfig
             $"hidden_size {c.HiddenSize} must be a positive multiple of num_attention_heads {c.NumAttentionHeads}");
         config.Require(c.PatchSize > 0 && c.ImageSize % c.PatchSize == 0, "patch_size", $"image_size {c.ImageSize} must be a multiple of patch_size {c.PatchSize}");
         config.Require(c.NumHiddenLayers >= 1 && c.IntermediateSize >= 1 && c.NumChannels >= 1, "num_hidden_layers", "sizes must be positive");
-        config.Require(ClipVisionActivation.IsSupported(c.HiddenAct), "hidden_act", $"'{c.HiddenAct}' is not supported (quick_gelu, gelu)");
+        Activations.Require(c.HiddenAct, ActivationNaming.Transformers, config.FilePath, "hidden_act");
         ClipVisionLimits.Check(c, config.FilePath);
         return c;
     }

@@ -12,11 +12,8 @@ internal static class ClipVisionLimits
     public static void Check(ClipVisionConfig c, string source)
     {
         var l = ResourceLimits.Current;
-        l.RequireAtMost(source, "hidden_size", c.HiddenSize, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "intermediate_size", c.IntermediateSize, 4L * l.MaxChannels, nameof(l.MaxChannels) + " × 4");
+        ClipEncoderSpec.Vision(c).CheckLimits(source);
         l.RequireAtMost(source, "num_channels", c.NumChannels, l.MaxChannels, nameof(l.MaxChannels));
-        l.RequireAtMost(source, "num_hidden_layers", c.NumHiddenLayers, l.MaxTextLayers, nameof(l.MaxTextLayers));
-        l.RequireAtMost(source, "num_attention_heads", c.NumAttentionHeads, l.MaxAttentionHeads, nameof(l.MaxAttentionHeads));
         l.RequireAtMost(source, "image_size", c.ImageSize, l.MaxSampleSize, nameof(l.MaxSampleSize));
         l.RequireAtMost(source, "image_size", Positions(c), l.MaxPositionEmbeddings, nameof(l.MaxPositionEmbeddings) + " (patches + 1)");
         l.RequireParameters(source, "CLIP vision tower", Estimate(c));
@@ -26,7 +23,7 @@ internal static class ClipVisionLimits
     public static double Estimate(ClipVisionConfig c)
     {
         double h = c.HiddenSize;
-        return (double)c.NumChannels * c.PatchSize * c.PatchSize * h + Positions(c) * h + c.NumHiddenLayers * (4 * h * h + 2 * h * c.IntermediateSize);
+        return (double)c.NumChannels * c.PatchSize * c.PatchSize * h + Positions(c) * h + ClipEncoderSpec.Vision(c).EstimateParameters();
     }
 
     /// <summary>The vision tower plus both projection heads.</summary>

@@ -28,7 +28,7 @@ internal sealed class ClipVisionTransformer : torch.nn.Module<torch.Tensor, torc
 #pragma warning disable IDE1006
     private readonly ClipVisionEmbeddings embeddings;
     private readonly LayerNorm pre_layrnorm;
-    private readonly ClipVisionEncoder encoder;
+    private readonly ClipEncoder encoder;
     private readonly LayerNorm post_layernorm;
 #pragma warning restore IDE1006
 
@@ -38,7 +38,7 @@ internal sealed class ClipVisionTransformer : torch.nn.Module<torch.Tensor, torc
         Config = config;
         embeddings = new ClipVisionEmbeddings(config, device);
         pre_layrnorm = torch.nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
-        encoder = new ClipVisionEncoder(config, device);
+        encoder = new ClipEncoder(ClipEncoderSpec.Vision(config), device);
         post_layernorm = torch.nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device);
         RegisterComponents();
     }
@@ -66,7 +66,7 @@ internal sealed class ClipVisionTransformer : torch.nn.Module<torch.Tensor, torc
         using var scope = torch.NewDisposeScope();
         var embedded = embeddings.call(pixelValues);
         var encoderInput = pre_layrnorm.call(embedded);
-        var hidden = encoder.call(encoderInput);
+        var hidden = encoder.Forward(encoderInput, additiveMask: null, hiddenStates: null);
         var pooled = post_layernorm.call(hidden.select(1, 0));
         return new ClipVisionOutput(embedded.MoveToOuterDisposeScope(), encoderInput.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope(), pooled.MoveToOuterDisposeScope());
     }

@@ -21,7 +21,7 @@ using Attention = AttnDreamBooth.Models.Attention.Attention;
 /// or by a selector over <see cref="AttentionLayerInfo"/>).
 /// </para>
 /// </summary>
-public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>, IAttentionProcessorHost, IHookedParameterHost
+public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor>, IAttentionProcessorHost, IHookedParameterHost
 {
     private readonly Conv2d conv_in;
     private readonly Timesteps time_proj;
@@ -131,73 +131,6 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
     /// the input should be multiples of it (other sizes work, as in diffusers, by upsampling to the skip's size).</summary>
     public int DownsampleFactor => 1 << _upsamplers;
 
-    /// <summary>
-    /// Gradient (activation) checkpointing of the down, mid and up blocks (default off). When on, and gradients are
-    /// enabled, each block runs without keeping its activations, which are recomputed block by block during backward:
-    /// less memory for about one more forward pass of time. Gradients are those of the plain path (see
-    /// docs/training-at-scale.md); attention maps recorded inside a block stay differentiable and are stored once.
-    /// Blocks must be deterministic (no dropout at training time), as in Stable Diffusion.
-    /// </summary>
-    public bool GradientCheckpointing { get; set; }
-
-    /// <summary>Every attention layer, in module order.</summary>
-    internal IReadOnlyList<AttentionLayerInfo> AttentionLayers { get; }
-
-    IReadOnlyList<AttentionLayerInfo> IAttentionProcessorHost.AttentionLayers => AttentionLayers;
-
-    /// <summary>The current processor of every attention layer, by module path.</summary>
-    public IReadOnlyDictionary<string, IAttentionProcessor> AttentionProcessors =>
-        _attentionLayers.ToDictionary(a => a.Path, a => a.Processor, StringComparer.Ordinal);
-
-    /// <summary>The attention module at <paramref name="path"/>.</summary>
-    /// <exception cref="KeyNotFoundException">No attention layer has that path.</exception>
-    public Attention GetAttentionLayer(string path) =>
-        _attentionLayers.FirstOrDefault(a => a.Path == path) ?? throw new KeyNotFoundException($"The U-Net has no attention layer '{path}'.");
-
-    /// <summary>Uses <paramref name="processor"/> for every attention layer.</summary>
-    public void SetAttentionProcessor(IAttentionProcessor processor)
-    {
-        ArgumentNullException.ThrowIfNull(processor);
-        foreach (var layer in _attentionLayers) layer.Processor = processor;
-    }
-
-    /// <summary>Sets the processors of the layers named in <paramref name="processors"/> (module path → processor);
-    /// other layers keep theirs. Unknown paths are rejected before anything changes.</summary>
-    /// <exception cref="ArgumentException">A path names no attention layer.</exception>
-    public void SetAttentionProcessor(IReadOnlyDictionary<string, IAttentionProcessor> processors)
-    {
-        ArgumentNullException.ThrowIfNull(processors);
-        var byPath = _attentionLayers.ToDictionary(a => a.Path, StringComparer.Ordinal);
-        var unknown = processors.Keys.Where(k => !byPath.ContainsKey(k)).ToArray();
-        if (unknown.Length > 0)
-            throw new ArgumentException($"No attention layer has the path(s): {string.Join(", ", unknown)}.", nameof(processors));
-        if (processors.FirstOrDefault(p => p.Value is null) is { Key: not null } missing)
-            throw new ArgumentException($"The processor for '{missing.Key}' is null.", nameof(processors));
-        foreach (var (path, processor) in processors) byPath[path].Processor = processor;
-    }
-
-    /// <summary>Asks <paramref name="selector"/> for each attention layer's processor (it sees the layer's
-    /// <see cref="Attention.Path"/>, <see cref="Attention.IsCrossAttention"/>, head layout and
-    /// <see cref="Attention.DownscaleFactor"/>); a null answer leaves the layer unchanged. Returns the number of layers
-    /// changed.</summary>
-    public int SetAttentionProcessor(Func<Attention, IAttentionProcessor?> selector)
-    {
-        ArgumentNullException.ThrowIfNull(selector);
-        int changed = 0;
-        foreach (var layer in _attentionLayers)
-        {
-            if (selector(layer) is { } processor)
-            {
-                layer.Processor = processor;
-                changed++;
-            }
-        }
-        return changed;
-    }
-
-    /// <summary>Puts the default fused processor back on every layer.</summary>
-    public void ResetAttentionProcessors() => SetAttentionProcessor(ScaledDotProductAttentionProcessor.Instance);
-
     /// <summary>Loads a diffusers <c>unet</c> folder (<c>config.json</c> + safetensors weights, optionally a variant such
     /// as "fp16"), strictly: every parameter must be present with its shape.</summary>
     /// <exception cref="ModelConfigException">The config is missing or invalid.</exception>
@@ -270,100 +203,18 @@ public sealed class UNet2DConditionModel : Module<Tensor, Tensor, Tensor, Tensor
         var checkpoint = GradientCheckpointing && is_grad_enabled()
             ? new BlockCheckpointRunner(_attentionLayers.Select(a => a.Processor).OfType<IAttentionMapRecorder>())
             : null;
-        for (int i = 0; i < down_blocks.Count; i++)
-        {
-            var block = down_blocks[i];
-            if (checkpoint is null)
-            {
-                var result = block.call(h, emb, encoderHiddenStates);
-                h = result.HiddenStates;
-                skips.AddRange(result.ResidualStates);
-            }
-            else
-            {
-                var states = RunCheckpointed(checkpoint, block, h, emb, _downUsesText[i] ? encoderHiddenStates : null, WithHooked(block, $"down_blocks.{i}."));
-                h = states[^1];
-                skips.AddRange(states);
-            }
-        }
-        h = checkpoint is null
-            ? mid_block.call(h, emb, encoderHiddenStates)
-            : checkpoint.Run(a => [mid_block.call(a[0]!, a[1]!, a[2]!)], [h, emb, encoderHiddenStates], WithHooked(mid_block, "mid_block."))[0];
+        for (int i = 0; i < down_blocks.Count; i++) h = RunDownBlock(i, h, emb, encoderHiddenStates, skips, checkpoint);
+        h = RunMidBlock(h, emb, encoderHiddenStates, checkpoint);
         for (int i = 0; i < up_blocks.Count; i++)
         {
-            var block = up_blocks[i];
-            int take = block.ResnetCount;
+            int take = up_blocks[i].ResnetCount;
             var consumed = skips.GetRange(skips.Count - take, take);
             skips.RemoveRange(skips.Count - take, take);
-            long[]? upsampleSize = forwardUpsampleSize && block.HasUpsampler && skips.Count > 0 ? [skips[^1].shape[2], skips[^1].shape[3]] : null;
-            if (checkpoint is null)
-            {
-                h = block.call(h, consumed, emb, encoderHiddenStates, upsampleSize);
-            }
-            else
-            {
-                Tensor?[] inputs = [h, emb, _upUsesText[i] ? encoderHiddenStates : null, .. consumed];
-                h = checkpoint.Run(a => [block.call(a[0]!, a[3..].Select(t => t!).ToArray(), a[1]!, a[2], upsampleSize)], inputs, WithHooked(block, $"up_blocks.{i}."))[0];
-            }
+            long[]? upsampleSize = forwardUpsampleSize && up_blocks[i].HasUpsampler && skips.Count > 0 ? [skips[^1].shape[2], skips[^1].shape[3]] : null;
+            h = RunUpBlock(i, h, consumed, emb, encoderHiddenStates, upsampleSize, checkpoint);
         }
         h = NarrowChannelConvolution.Apply(conv_out, conv_act.call(conv_norm_out.call(h)));
         if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>A block's own parameters and those forward hooks run inside it (e.g. LoRA adapters on its layers).</summary>
-    private IEnumerable<Tensor> WithHooked(Module block, string prefix) => block.parameters().Concat(_hooked.Under(prefix));
-
-    void IHookedParameterHost.AttachHookedParameters(string modulePath, IReadOnlyList<Parameter> parameters) => _hooked.Attach(modulePath, parameters);
-
-    void IHookedParameterHost.DetachHookedParameters(string modulePath) => _hooked.Detach(modulePath);
-
-    /// <summary>A down block through the checkpoint: its skip states (the last one is also its output).</summary>
-    private static Tensor[] RunCheckpointed(BlockCheckpointRunner checkpoint, UNetDownBlock block, Tensor h, Tensor emb, Tensor? text, IEnumerable<Tensor> parameters)
-    {
-        bool hiddenIsLastSkip = true;
-        var outputs = checkpoint.Run(a =>
-        {
-            var result = block.call(a[0]!, a[1]!, a[2]);
-            hiddenIsLastSkip = result.ResidualStates.Count > 0 && ReferenceEquals(result.HiddenStates, result.ResidualStates[^1]);
-            // A tensor returned twice from one autograd function would get two grad_fn slots; return it once.
-            return hiddenIsLastSkip ? [.. result.ResidualStates] : [.. result.ResidualStates, result.HiddenStates];
-        }, [h, emb, text], parameters);
-        if (!hiddenIsLastSkip)
-            throw new InvalidOperationException($"{block.GetName()} returned hidden states that are not its last skip state; it cannot be checkpointed.");
-        return outputs;
-    }
-
-    private Attention[] NameAttentionLayers()
-    {
-        var layers = new List<Attention>();
-        var downFactor = new int[down_blocks.Count];
-        int f = 1;
-        for (int i = 0; i < down_blocks.Count; i++)
-        {
-            downFactor[i] = f;
-            if (down_blocks[i].HasDownsampler) f *= 2;
-        }
-        int midFactor = f;
-        var upFactor = new int[up_blocks.Count];
-        for (int i = 0; i < up_blocks.Count; i++)
-        {
-            upFactor[i] = f;
-            if (up_blocks[i].HasUpsampler) f = Math.Max(1, f / 2);
-        }
-        foreach (var (name, module) in named_modules())
-        {
-            if (module is not Attention attention) continue;
-            attention.Path = name;
-            var parts = name.Split('.');
-            attention.DownscaleFactor = parts[0] switch
-            {
-                "down_blocks" => downFactor[int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture)],
-                "up_blocks" => upFactor[int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture)],
-                _ => midFactor,
-            };
-            layers.Add(attention);
-        }
-        return layers.ToArray();
     }
 }

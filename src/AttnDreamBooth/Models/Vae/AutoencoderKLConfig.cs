@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
 
 namespace AttnDreamBooth.Models.Vae;
 
@@ -90,16 +91,19 @@ public sealed record AutoencoderKLConfig
         };
         string? problem = config.FindProblem(out string key);
         if (problem is not null) throw new ModelConfigException(reader.FilePath, key, problem);
+        Activations.Require(config.ActFn, ActivationNaming.Diffusers, reader.FilePath, "act_fn");
         AutoencoderKLConfigLimits.Check(config, reader.FilePath);
         return config;
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> when the values cannot describe a KL autoencoder
-    /// (used by the <see cref="AutoencoderKL"/> constructor for configs built in code).</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> when the values cannot describe a KL autoencoder, or
+    /// <see cref="ModelConfigException"/> for an unsupported <c>act_fn</c> or a size beyond the resource limits (used by
+    /// the <see cref="AutoencoderKL"/> constructor for configs built in code).</summary>
     public void Validate()
     {
         string? problem = FindProblem(out string key);
         if (problem is not null) throw new ArgumentException($"Invalid AutoencoderKL configuration: '{key}' {problem}.", nameof(AutoencoderKLConfig));
+        Activations.Require(ActFn, ActivationNaming.Diffusers, "<AutoencoderKLConfig>", "act_fn");
         AutoencoderKLConfigLimits.Check(this, "<AutoencoderKLConfig>");
     }
 
@@ -125,7 +129,6 @@ public sealed record AutoencoderKLConfig
                 ("down_block_types", $"contains '{bad}'; only '{DownEncoderBlockType}' is supported"),
             _ when UpBlockTypes.FirstOrDefault(t => t != UpDecoderBlockType) is { } bad =>
                 ("up_block_types", $"contains '{bad}'; only '{UpDecoderBlockType}' is supported"),
-            _ when !VaeActivation.IsKnown(ActFn) => ("act_fn", $"is '{ActFn}'; supported: {string.Join(", ", VaeActivation.Names)}"),
             _ when !(ScalingFactor > 0 && double.IsFinite(ScalingFactor)) => ("scaling_factor", $"is {ScalingFactor}; it must be a positive finite number"),
             _ => ("", null),
         };

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,14 +27,14 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
         config.Validate();
         var reversed = config.BlockOutChannels.Reverse().ToArray();
         _latentChannels = config.LatentChannels;
+        _activation = Activations.Get(config.ActFn, ActivationNaming.Diffusers, "act_fn");
         conv_in = nn.Conv2d(config.LatentChannels, reversed[0], kernel_size: 3, stride: 1, padding: 1, device: device);
-        mid_block = new VaeMidBlock2D(reversed[0], config.NormNumGroups, config.ActFn, config.MidBlockAddAttention, device);
+        mid_block = new VaeMidBlock2D(reversed[0], config.NormNumGroups, _activation, config.MidBlockAddAttention, device);
         up_blocks = nn.ModuleList(Enumerable.Range(0, reversed.Length)
             .Select(i => new UpDecoderBlock2D(i == 0 ? reversed[0] : reversed[i - 1], reversed[i], config.LayersPerBlock + 1,
-                addUpsample: i < reversed.Length - 1, config.NormNumGroups, config.ActFn, device)).ToArray());
-        conv_norm_out = AttnDreamBooth.Models.Blocks.GroupNormalization.Create(config.NormNumGroups, reversed[^1], VaeConstants.NormEps, device);
+                addUpsample: i < reversed.Length - 1, config.NormNumGroups, _activation, device)).ToArray());
+        conv_norm_out = GroupNormalization.Create(config.NormNumGroups, reversed[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(reversed[^1], config.OutChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
-        _activation = VaeActivation.Get(config.ActFn);
         RegisterComponents();
     }
 
@@ -47,7 +48,7 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
         var h = conv_in.call(latents);
         h = mid_block.call(h);
         foreach (var block in up_blocks) h = block.call(h);
-        h = AttnDreamBooth.Models.Blocks.NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
+        h = NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

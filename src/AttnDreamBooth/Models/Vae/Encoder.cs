@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,14 +27,14 @@ internal sealed class Encoder : nn.Module<Tensor, Tensor>
         config.Validate();
         var channels = config.BlockOutChannels;
         _inChannels = config.InChannels;
+        _activation = Activations.Get(config.ActFn, ActivationNaming.Diffusers, "act_fn");
         conv_in = nn.Conv2d(config.InChannels, channels[0], kernel_size: 3, stride: 1, padding: 1, device: device);
         down_blocks = nn.ModuleList(Enumerable.Range(0, channels.Count)
             .Select(i => new DownEncoderBlock2D(i == 0 ? channels[0] : channels[i - 1], channels[i], config.LayersPerBlock,
-                addDownsample: i < channels.Count - 1, config.NormNumGroups, config.ActFn, device)).ToArray());
-        mid_block = new VaeMidBlock2D(channels[^1], config.NormNumGroups, config.ActFn, config.MidBlockAddAttention, device);
-        conv_norm_out = AttnDreamBooth.Models.Blocks.GroupNormalization.Create(config.NormNumGroups, channels[^1], VaeConstants.NormEps, device);
+                addDownsample: i < channels.Count - 1, config.NormNumGroups, _activation, device)).ToArray());
+        mid_block = new VaeMidBlock2D(channels[^1], config.NormNumGroups, _activation, config.MidBlockAddAttention, device);
+        conv_norm_out = GroupNormalization.Create(config.NormNumGroups, channels[^1], VaeConstants.NormEps, device);
         conv_out = nn.Conv2d(channels[^1], 2 * config.LatentChannels, kernel_size: 3, stride: 1, padding: 1, device: device);
-        _activation = VaeActivation.Get(config.ActFn);
         RegisterComponents();
     }
 
@@ -47,7 +48,7 @@ internal sealed class Encoder : nn.Module<Tensor, Tensor>
         var h = conv_in.call(images);
         foreach (var block in down_blocks) h = block.call(h);
         h = mid_block.call(h);
-        h = AttnDreamBooth.Models.Blocks.NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
+        h = NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,15 +9,15 @@ namespace AttnDreamBooth.Models.Vae;
 /// them), then <c>upsamplers.0</c> on every level but the last.</summary>
 internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
 {
-    private readonly ModuleList<VaeResnetBlock2D> resnets;
-    private readonly ModuleList<VaeUpsample2D> upsamplers;
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Upsample2D> upsamplers;
 
-    public UpDecoderBlock2D(int inChannels, int outChannels, int layers, bool addUpsample, int groups, string actFn, Device? device)
+    public UpDecoderBlock2D(int inChannels, int outChannels, int layers, bool addUpsample, int groups, Func<Tensor, Tensor> activation, Device? device)
         : base(nameof(UpDecoderBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, layers)
-            .Select(i => new VaeResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, actFn, device)).ToArray());
-        upsamplers = addUpsample ? nn.ModuleList(new VaeUpsample2D(outChannels, device)) : nn.ModuleList<VaeUpsample2D>();
+            .Select(i => VaeResnet.Create(i == 0 ? inChannels : outChannels, outChannels, groups, activation, device)).ToArray());
+        upsamplers = addUpsample ? nn.ModuleList(new Upsample2D(outChannels, outChannels, device)) : nn.ModuleList<Upsample2D>();
         RegisterComponents();
     }
 
@@ -24,8 +25,8 @@ internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = input;
-        foreach (var resnet in resnets) h = resnet.call(h);
-        foreach (var upsampler in upsamplers) h = upsampler.call(h);
+        foreach (var resnet in resnets) h = resnet.call(h, null);
+        foreach (var upsampler in upsamplers) h = upsampler.call(h, null);
         return h.MoveToOuterDisposeScope();
     }
 }

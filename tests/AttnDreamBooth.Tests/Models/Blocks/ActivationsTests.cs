@@ -1,0 +1,64 @@
+using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
+using AttnDreamBooth.Models.Clip;
+using AttnDreamBooth.Models.Vae;
+using AttnDreamBooth.Tests.Parity;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Tests.Models.Blocks;
+
+/// <summary>The one activation table: what each library's configs may name, the formulas, and the one exception every
+/// model raises for a name it cannot build.</summary>
+public sealed class ActivationsTests
+{
+    [Fact]
+    public void EachLibraryAcceptsItsOwnNames()
+    {
+        Assert.Equal(["silu", "swish", "gelu", "relu", "mish"], Activations.Names(ActivationNaming.Diffusers));
+        Assert.Equal(["silu", "swish", "gelu", "relu", "mish", "quick_gelu", "gelu_new", "gelu_pytorch_tanh"], Activations.Names(ActivationNaming.Transformers));
+        // quick_gelu is a transformers name; diffusers' get_activation refuses it.
+        Assert.False(Activations.IsSupported("quick_gelu", ActivationNaming.Diffusers));
+        Assert.False(Activations.IsSupported("SiLU", ActivationNaming.Diffusers));
+        Assert.False(Activations.IsSupported(null, ActivationNaming.Transformers));
+    }
+
+    [Fact]
+    public void FormulasMatchTheReferenceDefinitions()
+    {
+        using var scope = NewDisposeScope();
+        var x = torch.linspace(-6, 6, 241, dtype: ScalarType.Float64);
+        Tensor Apply(string name) => Activations.Get(name, ActivationNaming.Transformers, "hidden_act")(x);
+        var erfGelu = x * 0.5 * (torch.special.erf(x / Math.Sqrt(2)) + 1);
+        var tanhGelu = x * 0.5 * (torch.tanh((x + x.pow(3) * 0.044715) * Math.Sqrt(2 / Math.PI)) + 1);
+        Assert.True(Apply("silu").allclose(x * torch.sigmoid(x)));
+        Assert.True(Apply("swish").eq(Apply("silu")).all().item<bool>());
+        Assert.True(Apply("gelu").allclose(erfGelu));
+        Assert.True(Apply("relu").eq(x.clamp_min(0)).all().item<bool>());
+        Assert.True(Apply("mish").allclose(x * torch.tanh(torch.log1p(torch.exp(x)))));
+        Assert.True(Apply("quick_gelu").allclose(x * torch.sigmoid(x * 1.702)));
+        Assert.True(Apply("gelu_new").allclose(tanhGelu));
+        Assert.True(Apply("gelu_pytorch_tanh").eq(Apply("gelu_new")).all().item<bool>());
+    }
+
+    [Fact]
+    public void UnknownNamesAreOneTypedExceptionNamingTheField()
+    {
+        var vaeFile = Assert.Throws<ModelConfigException>(() => AutoencoderKLConfig.FromReader(ConfigReader.Parse("{\"act_fn\": \"quick_gelu\"}", "vae/config.json")));
+        Assert.Equal(("act_fn", "vae/config.json"), (vaeFile.Key, vaeFile.FilePath));
+        Assert.Contains("silu, swish, gelu, relu, mish", vaeFile.Message);
+
+        var vaeRecord = Assert.Throws<ModelConfigException>(() => new AutoencoderKL(new AutoencoderKLConfig { ActFn = "tanh" }, ComponentFactories.Meta));
+        Assert.Equal("act_fn", vaeRecord.Key);
+
+        var textRecord = Assert.Throws<ModelConfigException>(() => new ClipTextModel(new ClipTextConfig { HiddenAct = "tanh" }, ComponentFactories.Meta));
+        Assert.Equal("hidden_act", textRecord.Key);
+
+        var vision = Assert.Throws<ModelConfigException>(() => ClipVisionConfig.FromReader(ConfigReader.Parse("{\"hidden_act\": \"tanh\"}", "clip/config.json")));
+        Assert.Equal(("hidden_act", "clip/config.json"), (vision.Key, vision.FilePath));
+        Assert.Equal("gelu_new", ClipVisionConfig.FromReader(ConfigReader.Parse("{\"hidden_act\": \"gelu_new\"}")).HiddenAct);
+
+        var lookup = Assert.Throws<ModelConfigException>(() => Activations.Get("tanh", ActivationNaming.Diffusers, "act_fn"));
+        Assert.Equal("act_fn", lookup.Key);
+    }
+}
