@@ -182,17 +182,13 @@ public sealed class PersonalizationPipeline : IDisposable
     }
 
     /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention; just "[V]" for an imported
-    /// concept without a category), and a multi-vector embedding's name to all its tokens (<c>name name_1 …</c>, as
-    /// diffusers does).</summary>
-    /// <exception cref="InvalidOperationException">The prompt uses <c>{}</c> but no concept is loaded.</exception>
+    /// concept without a category), <c>{token}</c> and <c>{category}</c> as <see cref="Personalization.Concept.ExpandPrompt"/>
+    /// does, and a multi-vector embedding's name to all its tokens (<c>name name_1 …</c>, as diffusers does).</summary>
+    /// <exception cref="InvalidOperationException">The prompt uses a placeholder but no concept is loaded.</exception>
+    /// <exception cref="ArgumentException">The prompt holds another placeholder or a stray brace.</exception>
     public string ExpandPrompt(string prompt)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Contains("{}", StringComparison.Ordinal))
-        {
-            if (Concept is null) throw new InvalidOperationException("The prompt uses '{}' but the pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync.");
-            prompt = prompt.Replace("{}", Concept.Category.Length == 0 ? Concept.Token : $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
-        }
+        prompt = PromptPlaceholders.Expand(prompt, Concept?.Token, Concept?.Category ?? "");
         return ConceptEmbedding?.ExpandPrompt(prompt) ?? prompt;
     }
 
