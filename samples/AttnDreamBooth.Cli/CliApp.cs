@@ -277,15 +277,9 @@ internal static class CliApp
         if (steps is not null)
         {
             var parts = steps.Split(',', StringSplitOptions.TrimEntries);
-            if (parts.Length != 3 || !parts.All(p => int.TryParse(p, out int n) && n >= 0))
+            if (parts.Length != StagePlan.Stages.Count || !parts.All(p => int.TryParse(p, out int n) && n >= 0))
                 throw new ArgumentException($"--steps expects three non-negative integers such as 60,100,200; got '{steps}'.", nameof(steps));
-            var n = parts.Select(int.Parse).ToArray();
-            var stages = new[] { TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet };
-            for (int i = 0; i < 3; i++)
-            {
-                int count = n[i];
-                plan = count == 0 ? plan.Skip(stages[i]) : plan.With(stages[i], s => s with { Steps = count });
-            }
+            plan = plan.WithStepsOrSkip(parts.Select(int.Parse).ToArray());
         }
         if (batchSize is { } b) plan = plan.WithBatchSize(b);
         if (checkpointEvery is { } e) plan = plan with { CheckpointInterval = e };

@@ -3,6 +3,8 @@ using AttnDreamBooth.Benchmarks.Attention;
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Training;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
@@ -13,8 +15,9 @@ using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Benchmarks.Training;
 
-/// <summary>Which parameters a training step updates (the three AttnDreamBooth stages).</summary>
-public enum TrainingStage
+/// <summary>Which parameters a training step updates: the three AttnDreamBooth stages (<see cref="TrainingStage"/>), and
+/// stages 2 and 3 with LoRA adapters.</summary>
+public enum BenchmarkStage
 {
     /// <summary>Stage 1: a two-token concept embedding spliced into the text states; the U-Net is frozen.</summary>
     TextEmbedding,
@@ -54,7 +57,7 @@ public sealed class TrainingStepConfig : ManualConfig
 /// <summary>
 /// One training step of the Stable Diffusion 2.1-base U-Net (random weights at real size, from
 /// <c>tests/fixtures/real-size/stable-diffusion-2-1-base/unet/config.json</c>), batch 1: forward with the map recorder on
-/// every attn2 layer (two tokens), MSE + a map loss, backward, AdamW (weight decay 1e-2) over the stage's parameters —
+/// every attn2 layer (two tokens), MSE + a map loss, backward, the library's AdamW with the paper plan's settings over the parameters the library's stage rules train —
 /// for the LoRA stages, the adapters only (rank 4 unless <c>ATTNDREAMBOOTH_BENCH_LORA_RANK</c> says otherwise).
 /// "Peak native" is the resident-set growth over the step (VmHWM after a reset minus the RSS before it): with the
 /// gradients kept allocated between steps, that is the step's activation memory plus transients.
@@ -65,7 +68,7 @@ public abstract class UNetTrainingStepBenchmarkBase
     private const int TextTokens = 77;
     private UNet2DConditionModel _unet = null!;
     private Parameter[] _trainable = [];
-    private OptimizerHelper _optimizer = null!;
+    private AdamWOptimizer _optimizer = null!;
     private AttentionMapStore _store = null!;
     private AttentionRecordingSession _session = null!;
     private Tensor _latents = null!, _timestep = null!, _target = null!, _text = null!;
@@ -74,13 +77,24 @@ public abstract class UNetTrainingStepBenchmarkBase
     private bool _measuring;
 
     [ParamsSource(nameof(Stages))]
-    public TrainingStage Stage { get; set; }
+    public BenchmarkStage Stage { get; set; }
 
     /// <summary>All stages, or those named (comma-separated) in <c>ATTNDREAMBOOTH_BENCH_STAGES</c>.</summary>
-    public static IEnumerable<TrainingStage> Stages() =>
+    public static IEnumerable<BenchmarkStage> Stages() =>
         Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_STAGES") is { Length: > 0 } names
-            ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Enum.Parse<TrainingStage>)
-            : Enum.GetValues<TrainingStage>();
+            ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Enum.Parse<BenchmarkStage>)
+            : Enum.GetValues<BenchmarkStage>();
+
+    /// <summary>The library's stage of a benchmark stage and whether it trains LoRA adapters.</summary>
+    internal static (TrainingStage Stage, bool Lora) Of(BenchmarkStage stage) => stage switch
+    {
+        BenchmarkStage.TextEmbedding => (TrainingStage.Embedding, false),
+        BenchmarkStage.CrossAttention => (TrainingStage.CrossAttention, false),
+        BenchmarkStage.FullUNet => (TrainingStage.UNet, false),
+        BenchmarkStage.LoraCrossAttention => (TrainingStage.CrossAttention, true),
+        BenchmarkStage.LoraUNet => (TrainingStage.UNet, true),
+        _ => throw new ArgumentOutOfRangeException(nameof(stage), stage, "Unknown benchmark stage."),
+    };
 
     [ParamsSource(nameof(CheckpointingValues))]
     public bool Checkpointing { get; set; }
@@ -111,41 +125,37 @@ public abstract class UNetTrainingStepBenchmarkBase
         _unet = new UNet2DConditionModel(UNetConfig.Load(config), CPU);
         _unet.train();
         _unet.GradientCheckpointing = Checkpointing;
-        foreach (var (name, p) in _unet.named_parameters())
+        var (stage, lora) = Of(Stage);
+        // The paper plan's settings of the stage (with its default LoRA layers for the LoRA stages), and the library's
+        // rules for which parameters it trains: what the trainer runs.
+        var plan = lora ? StagePlan.Paper.WithLora(new LoraOptions(Rank: LoraRank())) : StagePlan.Paper;
+        var settings = plan[stage];
+        var named = _unet.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
+        IReadOnlyList<(string Name, Parameter Parameter)> trainable;
+        if (lora)
         {
-            p.requires_grad = Stage switch
-            {
-                TrainingStage.CrossAttention => name.Contains(".attn2.to_", StringComparison.Ordinal),
-                TrainingStage.FullUNet => true,
-                _ => false,
-            };
-        }
-        if (Stage is TrainingStage.LoraCrossAttention or TrainingStage.LoraUNet)
-        {
-            // The pipeline's LoRA stages: adapters hooked on the frozen U-Net (up projections start at zero, as in training).
-            var modules = Stage == TrainingStage.LoraCrossAttention ? LoraUNetModules.CrossAttention : LoraUNetModules.Transformer;
-            _lora = LoraNetwork.Create(_unet, modules, null, LoraTextEncoderModules.None, new LoraOptions(Rank: LoraRank()));
+            StageParameters.FreezeAll(named);
+            // Adapters hooked on the frozen U-Net (up projections start at zero, as in training).
+            _lora = LoraNetwork.Create(_unet, StagePlan.LoraModulesOf(stage, settings), null, LoraTextEncoderModules.None, settings.Lora!);
             _lora.Install();
+            trainable = _lora.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
+        }
+        else
+        {
+            trainable = StageParameters.Freeze(stage, named);
         }
         var g = new Generator(1);
         _latents = randn([1, 4, Latent, Latent], generator: g);
         _target = randn([1, 4, Latent, Latent], generator: g);
         _timestep = tensor(500L);
         _text = randn([1, TextTokens, _unet.Config.CrossAttentionDim[0]], generator: g);
-        if (Stage == TrainingStage.TextEmbedding)
+        if (stage == TrainingStage.Embedding)
         {
             _concept = new Parameter(randn([2, _unet.Config.CrossAttentionDim[0]], generator: g));
-            _trainable = [_concept];
+            trainable = [("concept", _concept)];
         }
-        else if (_lora is not null)
-        {
-            _trainable = _lora.parameters().ToArray();
-        }
-        else
-        {
-            _trainable = _unet.parameters().Where(p => p.requires_grad).ToArray();
-        }
-        _optimizer = optim.AdamW(_trainable, lr: 1e-5, weight_decay: 1e-2);
+        _trainable = trainable.Select(p => p.Parameter).ToArray();
+        _optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate);
         _store = new AttentionMapStore();
         _session = _unet.Attach(_store, AttentionTokenSelection.Positions(5, 6));
         StepFacts.Write(Key, "trainable", _trainable.Sum(p => p.numel()));
@@ -197,10 +207,9 @@ public abstract class UNetTrainingStepBenchmarkBase
             }
             var loss = nn.functional.mse_loss(prediction, _target) + regularizer.mul(1e-2);
             loss.backward();
-            // TorchSharp's AdamW.step keeps two parameter-sized temporaries per parameter until the step ends (2x the
-            // trainable bytes), which would hide the activations in the step's peak: record the peak before it too.
+            // The optimizer step's temporaries would hide the activations in the step's peak: record the peak before it too.
             if (_measuring) StepFacts.Write(Key, "backwardPeak", StatusKiB("VmHWM:") * 1024);
-            _optimizer.step();
+            _optimizer.Step();
             _store.Clear();
         }
     }
@@ -209,29 +218,13 @@ public abstract class UNetTrainingStepBenchmarkBase
     public void Cleanup()
     {
         PeakNativeMemory.Flush();
-        StepFacts.Write(Key, "optimizer", OptimizerStateBytes());
+        StepFacts.Write(Key, "optimizer", _optimizer.StateBytes);
         StepFacts.Write(Key, "frozenWithGrad", _unet.parameters().Count(p => !p.requires_grad && p.grad is not null));
         _session.Dispose();
         _store.Dispose();
         _optimizer.Dispose();
         _lora?.Dispose();
         _unet.Dispose();
-    }
-
-    /// <summary>Bytes of AdamW's moment tensors (read from the optimizer's state).</summary>
-    private long OptimizerStateBytes()
-    {
-        long bytes = 0;
-        foreach (var state in _optimizer.state_dict().State)
-        {
-            foreach (var field in state.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance))
-            {
-                if (field.Name.Contains("exp_avg", StringComparison.Ordinal) && !field.Name.Contains("max", StringComparison.Ordinal)
-                    && field.GetValue(state) is Tensor t && !t.IsInvalid)
-                    bytes += t.numel() * t.ElementSize;
-            }
-        }
-        return bytes;
     }
 
     private static long StatusKiB(string field)

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using AttnDreamBooth.Text;
 
 namespace AttnDreamBooth.Evaluation;
 
@@ -73,7 +74,7 @@ internal static partial class DreamBoothPrompts
     {
         ArgumentNullException.ThrowIfNull(prompt);
         if (!prompt.Contains("{}", StringComparison.Ordinal)) throw new ArgumentException($"The prompt '{prompt}' has no {{}} placeholder.", nameof(prompt));
-        return prompt.Replace("{}", $"{identifier} {category}", StringComparison.Ordinal);
+        return PromptPlaceholders.Expand(prompt, identifier, category);
     }
 
     /// <summary>The prompt lists and the subject classes of a file in the format of the dataset's <c>prompts_and_classes.txt</c>.</summary>

@@ -1,5 +1,6 @@
 using AttnDreamBooth.Imaging;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Text;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -115,18 +116,7 @@ public sealed class Concept
     /// category. Any other brace is an error.
     /// </summary>
     /// <exception cref="ArgumentException">The prompt holds another placeholder or a stray brace.</exception>
-    public string ExpandPrompt(string prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        string rest = prompt.Replace("{}", "", StringComparison.Ordinal).Replace("{token}", "", StringComparison.Ordinal).Replace("{category}", "", StringComparison.Ordinal);
-        if (rest.Contains('{') || rest.Contains('}'))
-            throw new ArgumentException($"The prompt '{prompt}' contains a placeholder other than {{}}, {{token}} and {{category}}, or a stray brace.", nameof(prompt));
-        string expanded = prompt
-            .Replace("{}", $"{Token} {Category}", StringComparison.Ordinal)
-            .Replace("{token}", Token, StringComparison.Ordinal)
-            .Replace("{category}", Category, StringComparison.Ordinal);
-        return expanded;
-    }
+    public string ExpandPrompt(string prompt) => PromptPlaceholders.Expand(prompt, Token, Category);
 
     /// <summary>
     /// Checks a training prompt template: <c>{token}</c> and <c>{category}</c> each exactly once, no other braces.

@@ -22,14 +22,14 @@ public sealed class PersonalizationPipeline : IDisposable
 {
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
-    private readonly object _gate = new();
-    private bool _busy;
-    private bool _disposed;
+    private readonly PipelineGate _gate = new("The pipeline is already training or generating; wait for that call to finish.",
+        "The pipeline is still training or generating; cancel that call and await it before disposing the pipeline.");
     private bool _trainingStarted;
 
     internal PersonalizationPipeline(StableDiffusionComponents components, StagePlan plan, TrainingOptions training, ILoggerFactory loggerFactory)
     {
         Components = components;
+        Renderer = new StableDiffusionPipeline(components, loggerFactory);
         Plan = plan;
         TrainingOptions = training;
         _loggerFactory = loggerFactory;
@@ -57,6 +57,10 @@ public sealed class PersonalizationPipeline : IDisposable
 
     /// <summary>The loaded model components.</summary>
     public StableDiffusionComponents Components { get; }
+
+    /// <summary>The text-to-image pipeline on <see cref="Components"/> that every render of this pipeline goes through
+    /// (entered under this pipeline's own gate; it holds no embedding of its own).</summary>
+    internal StableDiffusionPipeline Renderer { get; }
 
     /// <summary>The stage plan used by <see cref="TrainAsync"/>.</summary>
     public StagePlan Plan { get; }
@@ -178,17 +182,13 @@ public sealed class PersonalizationPipeline : IDisposable
     }
 
     /// <summary>Expands <c>{}</c> to the concept's "[V] category" (the official convention; just "[V]" for an imported
-    /// concept without a category), and a multi-vector embedding's name to all its tokens (<c>name name_1 …</c>, as
-    /// diffusers does).</summary>
-    /// <exception cref="InvalidOperationException">The prompt uses <c>{}</c> but no concept is loaded.</exception>
+    /// concept without a category), <c>{token}</c> and <c>{category}</c> as <see cref="Personalization.Concept.ExpandPrompt"/>
+    /// does, and a multi-vector embedding's name to all its tokens (<c>name name_1 …</c>, as diffusers does).</summary>
+    /// <exception cref="InvalidOperationException">The prompt uses a placeholder but no concept is loaded.</exception>
+    /// <exception cref="ArgumentException">The prompt holds another placeholder or a stray brace.</exception>
     public string ExpandPrompt(string prompt)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Contains("{}", StringComparison.Ordinal))
-        {
-            if (Concept is null) throw new InvalidOperationException("The prompt uses '{}' but the pipeline holds no concept; train one or load it with PersonalizedModel.LoadAsync.");
-            prompt = prompt.Replace("{}", Concept.Category.Length == 0 ? Concept.Token : $"{Concept.Token} {Concept.Category}", StringComparison.Ordinal);
-        }
+        prompt = PromptPlaceholders.Expand(prompt, Concept?.Token, Concept?.Category ?? "");
         return ConceptEmbedding?.ExpandPrompt(prompt) ?? prompt;
     }
 
@@ -203,25 +203,20 @@ public sealed class PersonalizationPipeline : IDisposable
             string key = token == "{}" && Concept is not null ? Concept.Token : token;
             heatmapIds[key] = ResolveHeatmapToken(token);
         }
-        PipelineLog.Generating(_logger, options.BatchSize, expanded, SamplerSelection.Describe(options), options.Steps, options.GuidanceScale);
-        string what = $"generating {options.BatchSize} image(s) of {options.Width ?? Components.DefaultResolution}×{options.Height ?? Components.DefaultResolution} pixels";
-        return IO.TensorAllocation.Guard(what, GenerationAdvice, () => TextToImageGenerator.Generate(Components, ConceptEmbedding, expanded, options, heatmapIds, ct, progress));
+        return Renderer.GenerateExpanded(expanded, ConceptEmbedding, options, heatmapIds, _logger, progress, ct);
     }
 
     private const string TrainingAdvice =
         "Lower the batch size or the image resolution, or turn on TrainingOptions.GradientCheckpointing, FrozenWeightsDType, " +
         "ReleaseVaeDuringTraining or EightBitOptimizerStates; checkpoints written so far are kept.";
 
-    private const string GenerationAdvice =
-        "Lower GenerationOptions.BatchSize, Width or Height, or decode with less memory (Components.Vae.UseSlicing, Components.Vae.EnableTiling()).";
+    private const string GenerationAdvice = StableDiffusionPipeline.GenerationAdvice;
 
     private long ResolveHeatmapToken(string token)
     {
         // The concept's row is bound to a recorded id (ConceptTokenIdentity); "cat" must find cat</w>, not the word-start piece.
         if ((token == "{}" || token == Concept?.Token) && Concept is not null && ConceptEmbedding is not null) return ConceptEmbedding.TokenIds[0];
-        var ids = Components.Tokenizer.EncodeWithoutSpecialTokens(token);
-        if (ids.Count == 0) throw new ArgumentException($"The heatmap token '{token}' tokenizes to nothing.", nameof(token));
-        return ids[0];
+        return StableDiffusionPipeline.FirstTokenId(Components.Tokenizer, token);
     }
 
     private PersonalizedModel TrainCore(Concept concept, IProgress<TrainingProgress>? progress, IProgress<ClassImageProgress>? classImageProgress,
@@ -281,45 +276,19 @@ public sealed class PersonalizationPipeline : IDisposable
         return Concept;
     }
 
-    internal Task<T> RunExclusive<T>(Func<T> work, CancellationToken ct)
-    {
-        Enter();
-        // TorchSharp's dispose scopes and grad mode are per thread: the whole call runs on one dedicated thread.
-        // The token is checked inside, not passed to StartNew: a task cancelled before it starts would never clear _busy.
-        return Task.Factory.StartNew(() => RunEntered(work, ct), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-    }
+    internal Task<T> RunExclusive<T>(Func<T> work, CancellationToken ct) => _gate.Run(() => WithLimits(work), this, ct, Refusal);
 
     /// <summary>As <see cref="RunExclusive{T}"/>, on the calling thread.</summary>
-    internal T RunExclusiveHere<T>(Func<T> work, CancellationToken ct)
-    {
-        Enter();
-        return RunEntered(work, ct);
-    }
+    internal T RunExclusiveHere<T>(Func<T> work, CancellationToken ct) => _gate.RunHere(() => WithLimits(work), this, ct, Refusal);
 
-    private void Enter()
-    {
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_busy) throw new InvalidOperationException("The pipeline is already training or generating; wait for that call to finish.");
-            if (Broken is not null) throw new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
-            _busy = true;
-        }
-    }
+    private Exception? Refusal() => Broken is null ? null
+        : new InvalidOperationException("A concept load failed while copying weights, which left this pipeline's U-Net undefined; build a new pipeline.", Broken);
 
-    private T RunEntered<T>(Func<T> work, CancellationToken ct)
+    private T WithLimits<T>(Func<T> work)
     {
-        try
-        {
-            ct.ThrowIfCancellationRequested();
-            // Everything the call reads (checkpoints, concepts, class images, reloaded weights) is checked against the pipeline's limits.
-            using var limits = IO.ResourceLimits.Use(ResourceLimits);
-            return work();
-        }
-        finally
-        {
-            lock (_gate) _busy = false;
-        }
+        // Everything the call reads (checkpoints, concepts, class images, reloaded weights) is checked against the pipeline's limits.
+        using var limits = IO.ResourceLimits.Use(ResourceLimits);
+        return work();
     }
 
     internal ILoggerFactory LoggerFactory => _loggerFactory;
@@ -329,12 +298,7 @@ public sealed class PersonalizationPipeline : IDisposable
     /// first (disposing would free tensors that call is using).</exception>
     public void Dispose()
     {
-        lock (_gate)
-        {
-            if (_disposed) return;
-            if (_busy) throw new InvalidOperationException("The pipeline is still training or generating; cancel that call and await it before disposing the pipeline.");
-            _disposed = true;
-        }
+        if (!_gate.Dispose()) return;
         ConceptEmbedding?.Dispose();
         ConceptLora?.Dispose();
         Components.Dispose();

@@ -141,16 +141,9 @@ public sealed class PersonalizationPipelineBuilder
     public PersonalizationPipeline Build(CancellationToken ct = default)
     {
         _training.Validate();
-        // Measured on the tiny model: libtorch's CPU float16 kernels render 5–6× slower than float32, bfloat16 as fast.
-        if (_dtype == torch.ScalarType.Float16 && _device.type == DeviceType.CPU)
-            throw new InvalidOperationException("Float16 inference is for GPUs: on the CPU libtorch computes it about 6 times slower than float32; use BFloat16 there (same memory).");
+        StableDiffusionPipeline.CheckDType(_dtype, _device);
         var components = _load(_device, _loggerFactory, _checkFiniteWeights, _limits, ct);
-        if (_dtype != torch.ScalarType.Float32)
-        {
-            components.TextEncoder.to(_dtype);
-            components.UNet.to(_dtype);
-            components.Vae.to(_dtype);
-        }
+        if (_dtype != torch.ScalarType.Float32) components.ConvertTo(_dtype);
         return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
     }
 

@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Schedulers;
@@ -19,7 +16,7 @@ namespace AttnDreamBooth.Personalization;
 /// Runs the staged AttnDreamBooth training loop on the calling thread (the pipeline gives it a dedicated one:
 /// dispose scopes and grad mode are per thread). Handles checkpoints, resume, cancellation and divergence.
 /// </summary>
-internal sealed class PersonalizationTrainer
+internal sealed partial class PersonalizationTrainer
 {
     private readonly StableDiffusionComponents _components;
     private readonly ConceptEmbedding _concept;
@@ -34,7 +31,6 @@ internal sealed class PersonalizationTrainer
     private int _lastCheckpointGlobalStep = -1;
     private LoraNetwork? _lora;
     private Generator? _loraDropout;
-
     public PersonalizationTrainer(StableDiffusionComponents components, ConceptEmbedding concept, StagePlan plan, TrainingOptions options,
         ILogger logger, IProgress<TrainingProgress>? progress,
         Func<string, GenerationOptions, CancellationToken, IReadOnlyList<GeneratedImage>>? render)
@@ -105,209 +101,227 @@ internal sealed class PersonalizationTrainer
         string? resumeFrom, CancellationToken ct, PriorPreservationData? prior)
     {
         if (_plan.UsesPriorPreservation && prior is null) throw new ArgumentNullException(nameof(prior), "The plan uses prior preservation but no class images were given.");
-        var device = _components.Device;
         if (_options.CheckpointDirectory is { } checkpointRoot) PrepareCheckpointFolder(checkpointRoot, fingerprint);
         using var streams = new RandomStreams(_options.Seed);
         using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
-        using var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
-        PipelineLog.LatentsCached(_logger, latents.CachedCount);
+        using var latents = CacheLatents(imageCount, augment, streams);
         // The class batches draw from streams of their own, so prior preservation leaves the instance batches unchanged.
         using var priorStreams = _plan.UsesPriorPreservation ? new RandomStreams(PriorSeed(_options.Seed)) : null;
         _priorStreams = priorStreams;
         using var classLatents = priorStreams is null ? null : new LatentSource(_components.Vae, prior!.Count, (i, _) => prior.Sample(i), 1, fresh: false, priorStreams);
         ct.ThrowIfCancellationRequested();
 
-        var ids = _components.Tokenizer.EncodeToTensor([prompt], device);
+        var promptTokens = EncodeTrainingPrompt(prompt, categoryTokenId);
+        var resume = resumeFrom is null ? ResumePoint.Start : Resume(resumeFrom, fingerprint, streams, priorStreams);
+        // The remaining-time estimate covers this process's steps only.
+        var clock = Stopwatch.StartNew();
+        using var memory = PlanMemory(latents);
+        using var objective = new PersonalizationObjective(_components, _concept, scheduler);
+        using var classHidden = EncodeClassPrompt(objective, prior, _components.Device);
+        var run = new StageRun(fingerprint, ct, streams, scheduler, latents, priorStreams, classLatents, promptTokens, objective, classHidden, clock, resume.GlobalStep);
+        var stages = _plan.EnabledStages;
+        for (int si = resume.StageIndex; si < stages.Count; si++)
+        {
+            bool resumed = si == resume.StageIndex;
+            TrainStage(run, si, resumed ? resume.StepInStage : 0, resumed ? resume : null, memory);
+        }
+        Finish(memory, clock);
+    }
+
+    /// <summary>What every stage and step of one run shares.</summary>
+    private sealed class StageRun(string fingerprint, CancellationToken ct, RandomStreams streams, DdpmScheduler scheduler, LatentSource latents,
+        RandomStreams? priorStreams, LatentSource? classLatents, (Tensor Ids, Tensor ConceptPosition, Tensor CategoryPosition) prompt,
+        PersonalizationObjective objective, Tensor? classHidden, Stopwatch clock, int globalStep)
+    {
+        public string Fingerprint { get; } = fingerprint;
+        public CancellationToken Ct { get; } = ct;
+        public RandomStreams Streams { get; } = streams;
+        public DdpmScheduler Scheduler { get; } = scheduler;
+        public LatentSource Latents { get; } = latents;
+        public RandomStreams? PriorStreams { get; } = priorStreams;
+        public LatentSource? ClassLatents { get; } = classLatents;
+        public Tensor Ids { get; } = prompt.Ids;
+        public Tensor ConceptPosition { get; } = prompt.ConceptPosition;
+        public Tensor CategoryPosition { get; } = prompt.CategoryPosition;
+        public PersonalizationObjective Objective { get; } = objective;
+        public Tensor? ClassHidden { get; } = classHidden;
+        public Stopwatch Clock { get; } = clock;
+
+        /// <summary>Optimizer steps over all stages so far.</summary>
+        public int GlobalStep { get; set; } = globalStep;
+
+        /// <summary>The global step this process started at (a resumed run's checkpoint).</summary>
+        public int StepsAtStart { get; } = globalStep;
+    }
+
+    /// <summary>Encodes (and caches, per the data options) the concept images' latents.</summary>
+    private LatentSource CacheLatents(int imageCount, Func<int, SeededRandom, Tensor> augment, RandomStreams streams)
+    {
+        var latents = new LatentSource(_components.Vae, imageCount, augment, _options.Data.VariantsPerImage, _options.Data.FreshAugmentationEveryStep, streams);
+        PipelineLog.LatentsCached(_logger, latents.CachedCount);
+        return latents;
+    }
+
+    /// <summary>The training prompt's ids and where [V] and the category word sit in it.</summary>
+    private (Tensor Ids, Tensor ConceptPosition, Tensor CategoryPosition) EncodeTrainingPrompt(string prompt, int categoryTokenId)
+    {
+        var ids = _components.Tokenizer.EncodeToTensor([prompt], _components.Device);
         var conceptPosition = TokenPositions.FindFirst(ids, _concept.TokenIds[0]);
         var categoryPosition = TokenPositions.FindCategory(ids, conceptPosition, categoryTokenId);
+        return (ids, conceptPosition, categoryPosition);
+    }
 
-        var stages = _plan.EnabledStages;
-        int totalSteps = _plan.TotalSteps;
-        int resumeStageIndex = 0, resumeStep = 0, globalStep = 0;
-        Dictionary<string, Tensor>? resumeTensors = null;
-        if (resumeFrom is not null)
-        {
-            var (state, tensors) = TrainingCheckpoint.Read(resumeFrom);
-            if (state.RunFingerprint != fingerprint)
-                throw new InvalidOperationException($"Checkpoint '{resumeFrom}' belongs to a different run (concept, images, plan, base model or seed differ).");
-            RestoreParameters(tensors, state.HasUNet);
-            streams.LoadState(tensors);
-            priorStreams?.LoadState(tensors.Where(p => p.Key.StartsWith(PriorStatePrefix, StringComparison.Ordinal))
-                .ToDictionary(p => p.Key[PriorStatePrefix.Length..], p => p.Value));
-            _lossHistory.AddRange(state.LossHistory);
-            resumeStageIndex = stages.ToList().IndexOf((TrainingStage)state.Stage);
-            if (resumeStageIndex < 0) throw new InvalidOperationException($"Checkpoint '{resumeFrom}' is at stage {state.Stage}, which the plan does not run.");
-            if (state.HasLora)
-            {
-                if (_plan[stages[resumeStageIndex]].Lora is null)
-                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' holds LoRA adapters, but stage {state.Stage} of the plan does not train any.");
-                CreateLora(stages, resumeStageIndex);
-                RestoreLora(tensors, resumeFrom);
-            }
-            resumeStep = state.StepInStage;
-            globalStep = state.GlobalStep;
-            resumeTensors = tensors;
-            _lastCheckpoint = resumeFrom;
-            _lastCheckpointGlobalStep = state.GlobalStep;
-            PipelineLog.Resuming(_logger, resumeFrom, state.Stage, state.StepInStage);
-        }
-
-        var clock = Stopwatch.StartNew();
-        int stepsAtStart = globalStep;
+    /// <summary>The memory plan of the run; the VAE may go only when nothing renders during training.</summary>
+    private TrainingMemoryPlan PlanMemory(LatentSource latents)
+    {
         bool rendersDuringTraining = _render is not null && _options.ValidationPrompts.Count > 0
-            && (_options.ValidationInterval is not null || stages.Any(_options.ValidationAfterStages.Contains));
-        using var memory = new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
-        using var objective = new PersonalizationObjective(_components, _concept, scheduler);
-        using var classHidden = EncodeClassPrompt(objective, prior, device);
-        for (int si = resumeStageIndex; si < stages.Count; si++)
+            && (_options.ValidationInterval is not null || _plan.EnabledStages.Any(_options.ValidationAfterStages.Contains));
+        return new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
+    }
+
+    /// <summary>Trains stage <paramref name="stageIndex"/> of the enabled stages from <paramref name="firstStep"/>.</summary>
+    private void TrainStage(StageRun run, int stageIndex, int firstStep, ResumePoint? resume, TrainingMemoryPlan memory)
+    {
+        var stage = _plan.EnabledStages[stageIndex];
+        var settings = _plan[stage];
+        if (firstStep >= settings.Steps) return;
+        var trainable = PrepareStage(stageIndex, memory);
+        using var optimizer = CreateOptimizer(settings, trainable);
+        if (resume?.Tensors is not null && firstStep > 0) RestoreOptimizer(optimizer, resume, firstStep);
+        SetTrainingModes(stage, settings);
+        // The embedding is fixed after stage 1, so the conditioning is computed once for stages 2 and 3.
+        Tensor? fixedHidden = null;
+        if (stage != TrainingStage.Embedding)
         {
-            var stage = stages[si];
-            var settings = _plan[stage];
-            int firstStep = si == resumeStageIndex ? resumeStep : 0;
-            if (firstStep >= settings.Steps) continue;
-            memory.BeforeStage(stage);
-            bool loraStage = settings.Lora is not null;
-            // A full fine-tuning stage after a LoRA stage continues from the adapters' result, written into the weights.
-            if (!loraStage && _lora is not null) MergeLora(keep: false);
-            if (loraStage && _lora is null) CreateLora(stages, si);
-            var trainable = SelectTrainable(stage);
-            // Casting frozen layers may replace their parameter objects; select again so the optimizer holds the live ones.
-            if (memory.AfterSelection(stage, loraStage, KeptByEarlierStages(stages, si))) trainable = SelectTrainable(stage);
-            PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
-                trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
-            using var optimizer = new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate,
-                _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
-            { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
-            if (si == resumeStageIndex && resumeTensors is not null && firstStep > 0)
+            using var _ = no_grad();
+            fixedHidden = run.Objective.EncodePrompt(run.Ids).DetachFromDisposeScope();
+        }
+        try
+        {
+            for (int step = firstStep + 1; step <= settings.Steps; step++)
             {
-                var optimizerState = resumeTensors.Where(p => p.Key.StartsWith("optim.", StringComparison.Ordinal)).ToDictionary(p => p.Key["optim.".Length..], p => p.Value);
-                try
-                {
-                    optimizer.LoadState(optimizerState, firstStep);
-                }
-                catch (ArgumentException e)
-                {
-                    throw new InvalidOperationException($"Checkpoint '{resumeFrom}' cannot be resumed: {e.Message}", e);
-                }
-            }
-
-            if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
-            else _components.UNet.eval();
-            _lora?.train(loraStage);
-
-            // The embedding is fixed after stage 1, so the conditioning is computed once for stages 2 and 3.
-            Tensor? fixedHidden = null;
-            if (stage != TrainingStage.Embedding)
-            {
-                using var _ = no_grad();
-                fixedHidden = objective.EncodePrompt(ids).DetachFromDisposeScope();
-            }
-
-            try
-            {
-                for (int step = firstStep + 1; step <= settings.Steps; step++)
-                {
-                    // Cancellation lands between steps: the last completed step is checkpointed before stopping.
-                    if (ct.IsCancellationRequested) throw Cancelled(stage, step - 1, globalStep, fingerprint, optimizer, streams, ct);
-                    double mseSum = 0, attentionSum = 0, priorSum = 0;
-                    int accumulation = settings.GradientAccumulationSteps;
-                    for (int micro = 0; micro < accumulation; micro++)
-                    {
-                        using var scope = NewDisposeScope();
-                        int b = settings.BatchSize;
-                        var x0 = latents.Sample(b, streams, device);
-                        var noise = randn(x0.shape, dtype: float32, generator: streams.Noise).to(device);
-                        var timesteps = scheduler.SampleTimesteps(b, streams.Timesteps, CPU).to(device);
-                        var batch = new TrainingBatch(x0, noise, timesteps, ids.expand(b, -1), conceptPosition.expand(b), categoryPosition.expand(b));
-                        var hidden = fixedHidden?.expand(b, -1, -1);
-                        PriorPreservationBatch? classBatch = null;
-                        if (classLatents is not null && settings.PriorLossWeight > 0)
-                        {
-                            var classX0 = classLatents.Sample(b, priorStreams!, device);
-                            var classNoise = randn(classX0.shape, dtype: float32, generator: priorStreams!.Noise).to(device);
-                            var classTimesteps = scheduler.SampleTimesteps(b, priorStreams.Timesteps, CPU).to(device);
-                            classBatch = new PriorPreservationBatch(classX0, classNoise, classTimesteps, classHidden!.expand(b, -1, -1), settings.PriorLossWeight);
-                        }
-                        var loss = objective.Compute(batch, settings.RegularizationWeights, hidden, classBatch);
-                        if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention) || !double.IsFinite(loss.PriorMse))
-                            throw new TrainingDivergedException((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
-                        (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
-                        mseSum += loss.Mse;
-                        attentionSum += loss.Attention;
-                        priorSum += loss.PriorMse;
-                    }
-                    StageOptimizer.ClipGradients(trainable.Select(p => p.Parameter), settings);
-                    optimizer.Step();
-                    optimizer.ZeroGrad();
-                    globalStep++;
-
-                    double mse = mseSum / accumulation, attention = attentionSum / accumulation, priorLoss = priorSum / accumulation;
-                    double total = mse + attention + settings.PriorLossWeight * priorLoss;
-                    _lossHistory.Add(total);
-                    PipelineLog.StepCompleted(_logger, (int)stage, step, settings.Steps, total, mse, attention);
-
-                    string? checkpoint = null;
-                    bool stageEnd = step == settings.Steps;
-                    if (_options.CheckpointDirectory is not null && (stageEnd || (_plan.CheckpointInterval is { } every && step % every == 0)))
-                    {
-                        checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
-                    }
-                    IReadOnlyList<GeneratedImage>? validation = null;
-                    bool validate = (_options.ValidationInterval is { } vi && globalStep % vi == 0) || (stageEnd && _options.ValidationAfterStages.Contains(stage));
-                    if (_render is not null && _options.ValidationPrompts.Count > 0 && validate)
-                    {
-                        validation = _options.ValidationPrompts.SelectMany(p => _render(p, _options.ValidationGeneration, ct)).ToArray();
-                    }
-                    var elapsed = clock.Elapsed;
-                    int done = globalStep - stepsAtStart;
-                    TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - globalStep)) : null;
-                    _progress?.Report(new TrainingProgress(stage, step, settings.Steps, globalStep, totalSteps,
-                        total, mse, attention, settings.LearningRate, elapsed, eta)
-                    { CheckpointPath = checkpoint, ValidationImages = validation, PriorLoss = priorLoss });
-                }
-            }
-            finally
-            {
-                fixedHidden?.Dispose();
-                foreach (var (_, p) in trainable) p.requires_grad = false;
+                // Cancellation lands between steps: the last completed step is checkpointed before stopping.
+                if (run.Ct.IsCancellationRequested) throw Cancelled(stage, step - 1, run.GlobalStep, run.Fingerprint, optimizer, run.Streams, run.Ct);
+                var losses = TrainStep(run, stage, settings, step, fixedHidden);
+                StageOptimizer.ClipGradients(trainable.Select(p => p.Parameter), settings);
+                optimizer.Step();
+                optimizer.ZeroGrad();
+                run.GlobalStep++;
+                AfterStep(run, stage, settings, step, losses, optimizer);
             }
         }
+        finally
+        {
+            fixedHidden?.Dispose();
+            foreach (var (_, p) in trainable) p.requires_grad = false;
+        }
+    }
+
+    /// <summary>Sets the stage up: frees or casts memory, moves between full and LoRA fine-tuning, and selects (and logs)
+    /// the trainable parameters.</summary>
+    private List<(string Name, Parameter Parameter)> PrepareStage(int stageIndex, TrainingMemoryPlan memory)
+    {
+        var stages = _plan.EnabledStages;
+        var stage = stages[stageIndex];
+        var settings = _plan[stage];
+        memory.BeforeStage(stage);
+        bool loraStage = settings.Lora is not null;
+        // A full fine-tuning stage after a LoRA stage continues from the adapters' result, written into the weights.
+        if (!loraStage && _lora is not null) MergeLora(keep: false);
+        if (loraStage && _lora is null) CreateLora(stages, stageIndex);
+        var trainable = SelectTrainable(stage);
+        // Casting frozen layers may replace their parameter objects; select again so the optimizer holds the live ones.
+        if (memory.AfterSelection(stage, loraStage, KeptByEarlierStages(stages, stageIndex))) trainable = SelectTrainable(stage);
+        PipelineLog.StageStarted(_logger, (int)stage, StageName(stage), settings.Steps, settings.LearningRate, settings.BatchSize,
+            trainable.Count, trainable.Sum(p => p.Parameter.NumberOfElements));
+        return trainable;
+    }
+
+    private AdamWOptimizer CreateOptimizer(StageOptions settings, List<(string Name, Parameter Parameter)> trainable) =>
+        new(trainable, settings.Optimizer, settings.LearningRate,
+            _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
+        { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
+
+    /// <summary>Train mode (dropout) for the U-Net in the stages that change it, and for the adapters of a LoRA stage.</summary>
+    private void SetTrainingModes(TrainingStage stage, StageOptions settings)
+    {
+        if (stage == TrainingStage.CrossAttention || stage == TrainingStage.UNet) _components.UNet.train();
+        else _components.UNet.eval();
+        _lora?.train(settings.Lora is not null);
+    }
+
+    /// <summary>Forward and backward over the step's micro-batches (gradients accumulate); returns the mean losses.</summary>
+    private (double Mse, double Attention, double Prior) TrainStep(StageRun run, TrainingStage stage, StageOptions settings, int step, Tensor? fixedHidden)
+    {
+        var device = _components.Device;
+        double mseSum = 0, attentionSum = 0, priorSum = 0;
+        int accumulation = settings.GradientAccumulationSteps;
+        for (int micro = 0; micro < accumulation; micro++)
+        {
+            using var scope = NewDisposeScope();
+            int b = settings.BatchSize;
+            var x0 = run.Latents.Sample(b, run.Streams, device);
+            var noise = randn(x0.shape, dtype: float32, generator: run.Streams.Noise).to(device);
+            var timesteps = run.Scheduler.SampleTimesteps(b, run.Streams.Timesteps, CPU).to(device);
+            var batch = new TrainingBatch(x0, noise, timesteps, run.Ids.expand(b, -1), run.ConceptPosition.expand(b), run.CategoryPosition.expand(b));
+            var hidden = fixedHidden?.expand(b, -1, -1);
+            PriorPreservationBatch? classBatch = null;
+            if (run.ClassLatents is not null && settings.PriorLossWeight > 0)
+            {
+                var classX0 = run.ClassLatents.Sample(b, run.PriorStreams!, device);
+                var classNoise = randn(classX0.shape, dtype: float32, generator: run.PriorStreams!.Noise).to(device);
+                var classTimesteps = run.Scheduler.SampleTimesteps(b, run.PriorStreams.Timesteps, CPU).to(device);
+                classBatch = new PriorPreservationBatch(classX0, classNoise, classTimesteps, run.ClassHidden!.expand(b, -1, -1), settings.PriorLossWeight);
+            }
+            var loss = run.Objective.Compute(batch, settings.RegularizationWeights, hidden, classBatch);
+            if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention) || !double.IsFinite(loss.PriorMse))
+                throw new TrainingDivergedException((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
+            (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
+            mseSum += loss.Mse;
+            attentionSum += loss.Attention;
+            priorSum += loss.PriorMse;
+        }
+        return (mseSum / accumulation, attentionSum / accumulation, priorSum / accumulation);
+    }
+
+    /// <summary>Records the step's loss, writes a checkpoint and renders validation images when due, and reports progress.</summary>
+    private void AfterStep(StageRun run, TrainingStage stage, StageOptions settings, int step, (double Mse, double Attention, double Prior) losses,
+        AdamWOptimizer optimizer)
+    {
+        var (mse, attention, priorLoss) = losses;
+        double total = mse + attention + settings.PriorLossWeight * priorLoss;
+        _lossHistory.Add(total);
+        PipelineLog.StepCompleted(_logger, (int)stage, step, settings.Steps, total, mse, attention);
+
+        string? checkpoint = null;
+        bool stageEnd = step == settings.Steps;
+        if (_options.CheckpointDirectory is not null && (stageEnd || (_plan.CheckpointInterval is { } every && step % every == 0)))
+        {
+            checkpoint = WriteCheckpoint(stage, step, run.GlobalStep, run.Fingerprint, optimizer, run.Streams);
+        }
+        IReadOnlyList<GeneratedImage>? validation = null;
+        bool validate = (_options.ValidationInterval is { } vi && run.GlobalStep % vi == 0) || (stageEnd && _options.ValidationAfterStages.Contains(stage));
+        if (_render is not null && _options.ValidationPrompts.Count > 0 && validate)
+        {
+            validation = _options.ValidationPrompts.SelectMany(p => _render(p, _options.ValidationGeneration, run.Ct)).ToArray();
+        }
+        var elapsed = run.Clock.Elapsed;
+        int totalSteps = _plan.TotalSteps;
+        int done = run.GlobalStep - run.StepsAtStart;
+        TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - run.GlobalStep)) : null;
+        _progress?.Report(new TrainingProgress(stage, step, settings.Steps, run.GlobalStep, totalSteps,
+            total, mse, attention, settings.LearningRate, elapsed, eta)
+        { CheckpointPath = checkpoint, ValidationImages = validation, PriorLoss = priorLoss });
+    }
+
+    /// <summary>Eval mode, exact float32 weights back, the adapters merged (kept when the concept is saved as embedding + LoRA).</summary>
+    private void Finish(TrainingMemoryPlan memory, Stopwatch clock)
+    {
         _components.UNet.eval();
         // The adapters are merged into exact float32 weights: the memory plan reloads what it held in half precision first.
         memory.Dispose();
         if (_lora is not null) MergeLora(keep: _plan.TrainsLoraOnly);
         PipelineLog.TrainingFinished(_logger, clock.Elapsed);
-    }
-
-    /// <summary>Before any work: restores or removes what a killed run left half-written, refuses another run's folder
-    /// (unless allowed), and checks writability and free space for two checkpoints.</summary>
-    private void PrepareCheckpointFolder(string root, string fingerprint)
-    {
-        OutputFolders.CleanStaleTemporaries(root);
-        if (!_options.OverwriteOtherRuns)
-        {
-            var others = CheckpointFolder.OtherRuns(root, fingerprint);
-            if (others.Count > 0)
-                throw new OutputFolderException(Path.GetFullPath(root), $"holds {others.Count} checkpoint(s) of another run (e.g. '{Path.GetFileName(others[0])}'); "
-                    + "choose another checkpoint folder, or allow it explicitly (TrainingOptions.OverwriteOtherRuns, CLI --force)");
-        }
-        bool unet = _plan.EnabledStages.Any(s => s != TrainingStage.Embedding && _plan[s].Lora is null);
-        long adapters = _plan.EnabledStages.Where(s => _plan[s].Lora is not null)
-            .Sum(s => LoraTargets.ParameterCount(_components.UNet, StagePlan.LoraModulesOf(s, _plan[s]), _plan[s].Lora!.Rank));
-        // A checkpoint holds the U-Net (or the adapters) and two AdamW moments per trained parameter (float32); one is
-        // written beside the kept ones.
-        long bytes = (_concept.Weight.NumberOfElements * 3 + (unet ? _components.UNet.parameters().Sum(p => p.NumberOfElements) * 3 : 0) + adapters * 3) * 4
-            + (1 << 20);
-        OutputFolders.RequireWritable(root, 2 * bytes, "checkpoints");
-    }
-
-    private TrainingCancelledException Cancelled(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer,
-        RandomStreams streams, CancellationToken ct)
-    {
-        string? checkpoint = _lastCheckpoint;
-        if (_options.CheckpointDirectory is not null && _lastCheckpointGlobalStep != globalStep && step > 0)
-            checkpoint = WriteCheckpoint(stage, step, globalStep, fingerprint, optimizer, streams);
-        return new TrainingCancelledException((int)stage, step, globalStep, checkpoint, ct);
     }
 
     /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
@@ -322,110 +336,6 @@ internal sealed class PersonalizationTrainer
         return embedding
             ? [("concept.embedding", _concept.Weight)]
             : unet.Select(p => ("unet." + p.Name, p.Parameter)).ToList();
-    }
-
-    /// <summary>A LoRA stage: every U-Net weight frozen, the adapters on the stage's layers trained (by checkpoint name
-    /// <c>lora.&lt;kohya name&gt;.lora_down.weight</c> / <c>lora_up.weight</c>).</summary>
-    private List<(string Name, Parameter Parameter)> SelectAdapters(TrainingStage stage)
-    {
-        StageParameters.FreezeAll(_components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
-        var modules = StagePlan.LoraModulesOf(stage, _plan[stage]);
-        return FreezeAdapters(path => LoraTargets.Matches(path, modules));
-    }
-
-    private List<(string Name, Parameter Parameter)> FreezeAdapters(Func<string, bool> trains)
-    {
-        var trained = new List<(string, Parameter)>();
-        foreach (var adapter in _lora!.Adapters)
-        {
-            bool train = trains(adapter.ModulePath);
-            foreach (var (part, parameter) in new[] { ("lora_down.weight", adapter.DownWeight), ("lora_up.weight", adapter.UpWeight) })
-            {
-                parameter.requires_grad = train;
-                if (!train) parameter.grad = null;
-                else trained.Add(($"{LoraStatePrefix}{adapter.KohyaName}.{part}", parameter));
-            }
-        }
-        return trained;
-    }
-
-    private const string LoraStatePrefix = "lora.";
-
-    private const string LoraDropoutState = "lora_rng.dropout";
-
-    /// <summary>The first and last index of the consecutive LoRA stages around <paramref name="index"/>: they train one
-    /// network (a stage continues the previous one's adapters).</summary>
-    private (int First, int Last) LoraRun(IReadOnlyList<TrainingStage> stages, int index)
-    {
-        int first = index, last = index;
-        while (first > 0 && _plan[stages[first - 1]].Lora is not null) first--;
-        while (last + 1 < stages.Count && _plan[stages[last + 1]].Lora is not null) last++;
-        return (first, last);
-    }
-
-    /// <summary>The adapters of the LoRA stages around <paramref name="index"/>, on the union of their layers, seeded from the
-    /// run's seed and hooked onto the U-Net (a fresh adapter changes nothing: its up projection is zero).</summary>
-    private void CreateLora(IReadOnlyList<TrainingStage> stages, int index)
-    {
-        var (first, last) = LoraRun(stages, index);
-        var modules = LoraUNetModules.None;
-        for (int i = first; i <= last; i++) modules |= StagePlan.LoraModulesOf(stages[i], _plan[stages[i]]);
-        var options = _plan[stages[first]].Lora!;
-        ulong seed = unchecked((ulong)_options.Seed * 0xD1B54A32D192ED03UL + (ulong)stages[first] * 0x8CB92BA72F3D8DD7UL) >> 1;
-        var network = LoraNetwork.Create(_components.UNet, modules, null, LoraTextEncoderModules.None, options);
-        try
-        {
-            network.ResetParameters(seed);
-            if (options.Dropout > 0)
-            {
-                _loraDropout = new Generator(seed ^ 0x5DEECE66DUL);
-                network.DropoutGenerator = _loraDropout;
-            }
-            foreach (var p in network.parameters()) p.requires_grad = false;
-            network.Install();
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
-        _lora = network;
-        PipelineLog.LoraCreated(_logger, network.Count, network.ParameterCount, options.Rank, modules.ToString());
-    }
-
-    /// <summary>Writes the adapters into the U-Net's weights and takes their hooks off. With <paramref name="keep"/> the
-    /// network becomes <see cref="TrainedLora"/>, otherwise it is released (the weights hold its update).</summary>
-    private void MergeLora(bool keep)
-    {
-        var network = _lora!;
-        _lora = null;
-        foreach (var p in network.parameters())
-        {
-            p.requires_grad = false;
-            p.grad = null;
-        }
-        network.eval();
-        network.DropoutGenerator = null;
-        network.Merge();
-        network.Remove();
-        if (keep) TrainedLora = network;
-        else network.Dispose();
-    }
-
-    private void RestoreLora(IReadOnlyDictionary<string, Tensor> tensors, string checkpoint)
-    {
-        using var _ = no_grad();
-        foreach (var (name, p) in _lora!.named_parameters())
-        {
-            if (!tensors.TryGetValue(LoraStatePrefix + name, out var value) || !value.shape.SequenceEqual(p.shape))
-                throw new InvalidOperationException($"Checkpoint '{checkpoint}' lacks LoRA tensor '{name}' or holds it in another shape; it was written by another plan.");
-            p.copy_(value);
-        }
-        if (_loraDropout is not null)
-        {
-            if (!tensors.TryGetValue(LoraDropoutState, out var state)) throw new InvalidOperationException($"Checkpoint '{checkpoint}' lacks the LoRA dropout generator's state.");
-            _loraDropout.set_state(state);
-        }
     }
 
     /// <summary>For a LoRA stage holding frozen weights in half precision: the parameters an earlier full fine-tuning stage
@@ -451,92 +361,5 @@ internal sealed class PersonalizationTrainer
         using var scope = NewDisposeScope();
         var ids = _components.Tokenizer.EncodeToTensor([prior.Prompt], device);
         return objective.EncodePrompt(ids).detach().DetachFromDisposeScope();
-    }
-
-    private string WriteCheckpoint(TrainingStage stage, int step, int globalStep, string fingerprint, AdamWOptimizer optimizer, RandomStreams streams)
-    {
-        // The U-Net's weights differ from the base once a full fine-tuning stage has run (or is running); LoRA stages leave
-        // them alone and the checkpoint holds the adapters instead.
-        var upToNow = _plan.EnabledStages.TakeWhile(s => s != stage).Append(stage);
-        bool hasUNet = upToNow.Any(s => s != TrainingStage.Embedding && _plan[s].Lora is null);
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["concept.embedding"] = _concept.Weight.detach().cpu() };
-        if (hasUNet)
-        {
-            foreach (var (name, p) in _components.UNet.named_parameters()) tensors["unet." + name] = p.detach().cpu();
-        }
-        if (_lora is not null)
-        {
-            foreach (var (name, p) in _lora.named_parameters()) tensors[LoraStatePrefix + name] = p.detach().cpu();
-            if (_loraDropout is not null) tensors[LoraDropoutState] = _loraDropout.get_state().clone();
-        }
-        foreach (var (name, t) in optimizer.StateTensors()) tensors["optim." + name] = t;
-        foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
-        if (_priorStreams is not null)
-        {
-            foreach (var (name, t) in _priorStreams.SaveState()) tensors[PriorStatePrefix + name] = t;
-        }
-        var state = new TrainingCheckpointState
-        {
-            Stage = (int)stage,
-            StepInStage = step,
-            GlobalStep = globalStep,
-            Seed = _options.Seed,
-            RunFingerprint = fingerprint,
-            Token = _concept.Tokens[0],
-            Category = Category,
-            HasUNet = hasUNet,
-            HasLora = _lora is not null,
-            LossHistory = _lossHistory.ToArray(),
-        };
-        _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);
-        _lastCheckpointGlobalStep = globalStep;
-        PipelineLog.CheckpointWritten(_logger, _lastCheckpoint);
-        return _lastCheckpoint;
-    }
-
-    private void RestoreParameters(IReadOnlyDictionary<string, Tensor> tensors, bool hasUNet)
-    {
-        using var _ = no_grad();
-        if (!tensors.TryGetValue("concept.embedding", out var embedding) || !embedding.shape.SequenceEqual(_concept.Weight.shape))
-            throw new InvalidOperationException("The checkpoint's concept embedding is missing or has the wrong shape.");
-        _concept.Weight.copy_(embedding);
-        if (!hasUNet) return;
-        foreach (var (name, p) in _components.UNet.named_parameters())
-        {
-            if (!tensors.TryGetValue("unet." + name, out var value)) throw new InvalidOperationException($"The checkpoint lacks U-Net tensor '{name}'.");
-            p.copy_(value);
-        }
-    }
-
-    /// <summary>A fingerprint of everything that defines a run, so a checkpoint never resumes a different one.</summary>
-    internal static string Fingerprint(string baseModel, string token, string category, string prompt, IEnumerable<byte[]> imageHashes, StagePlan plan, TrainingOptions options)
-    {
-        using var sha = SHA256.Create();
-        var text = new StringBuilder();
-        text.Append(Path.GetFileName(Path.GetFullPath(baseModel).TrimEnd('/'))).Append('\n').Append(token).Append('\n').Append(category).Append('\n').Append(prompt).Append('\n');
-        text.Append(JsonSerializer.Serialize(plan)).Append('\n').Append(options.Seed).Append('\n').Append(DataJson(options.Data));
-        foreach (var h in imageHashes) text.Append('\n').Append(Convert.ToHexString(h));
-        return Convert.ToHexString(sha.ComputeHash(Encoding.UTF8.GetBytes(text.ToString())));
-    }
-
-    /// <summary>The data options as the fingerprint has always spelled them. The image size limits are not data options
-    /// (they refuse files, they never change what is trained: <see cref="ResourceLimits"/>), but checkpoints already on
-    /// disk hash them with their defaults right after <c>MinimumSide</c>; they stay there, as constants, so those
-    /// checkpoints keep their run identity whatever limits a resumed run uses.</summary>
-    private static string DataJson(TrainingDataOptions data)
-    {
-        var node = JsonSerializer.SerializeToNode(data)!.AsObject();
-        var images = new System.Text.Json.Nodes.JsonObject();
-        foreach (var (key, value) in node["Images"]!.AsObject().ToList())
-        {
-            images[key] = value?.DeepClone();
-            if (key == nameof(ConceptImageOptions.MinimumSide))
-            {
-                images["MaxPixels"] = 89_478_485L;
-                images["MaxFileBytes"] = 256L << 20;
-            }
-        }
-        node["Images"] = images;
-        return node.ToJsonString();
     }
 }

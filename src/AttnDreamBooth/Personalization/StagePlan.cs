@@ -20,6 +20,10 @@ public sealed partial record StagePlan
     // Declared first: static initializers run in text order and the presets below are built from it indirectly.
     private static readonly TrainingStage[] AllStages = [TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet];
 
+    /// <summary>Every stage of the method, in training order (enabled or not); <see cref="EnabledStages"/> lists those a
+    /// plan runs.</summary>
+    public static IReadOnlyList<TrainingStage> Stages => AllStages;
+
     /// <summary>The official numbers (train_attndreambooth.sh): stage 1 60 steps at 1e-3, stage 2 100 steps at 2e-5,
     /// stage 3 500 steps at 2e-6, batch 8 everywhere, regularization (0.1, 0) then (2, 5) and (2, 5), AdamW
     /// (0.9, 0.999, wd 1e-2, eps 1e-8), constant learning rate, no gradient clipping.</summary>
@@ -144,6 +148,25 @@ public sealed partial record StagePlan
     /// <summary>A copy with the given step counts (e.g. a few steps each for a smoke test).</summary>
     public StagePlan WithSteps(int stage1, int stage2, int stage3) =>
         this with { Stage1 = Stage1 with { Steps = stage1 }, Stage2 = Stage2 with { Steps = stage2 }, Stage3 = Stage3 with { Steps = stage3 } };
+
+    /// <summary>A copy with the step count of each stage in <see cref="Stages"/> order, where 0 skips the stage (its other
+    /// settings, step count included, are kept), as the CLI's <c>--steps 60,0,200</c> reads.</summary>
+    /// <exception cref="ArgumentException">Not one count per stage.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A count is negative.</exception>
+    public StagePlan WithStepsOrSkip(IReadOnlyList<int> steps)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        if (steps.Count != AllStages.Length)
+            throw new ArgumentException($"Expected {AllStages.Length} step counts (one per stage); got {steps.Count}.", nameof(steps));
+        var plan = this;
+        for (int i = 0; i < AllStages.Length; i++)
+        {
+            int count = steps[i];
+            ArgumentOutOfRangeException.ThrowIfNegative(count, nameof(steps));
+            plan = count == 0 ? plan.Skip(AllStages[i]) : plan.With(AllStages[i], s => s with { Steps = count });
+        }
+        return plan;
+    }
 
     /// <summary>A copy with the same batch size in every stage.</summary>
     public StagePlan WithBatchSize(int batchSize) =>

@@ -188,13 +188,9 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         _disposed = true;
     }
 
-    private static (float Alpha, float SigmaT) AlphaSigma(float sigma)
-    {
-        float alpha = 1f / MathF.Sqrt(sigma * sigma + 1f);
-        return (alpha, sigma * alpha);
-    }
+    private static (float Alpha, float SigmaT) AlphaSigma(float sigma) => DpmSolverUpdate.AlphaSigma(sigma);
 
-    private static float Lambda(float alpha, float sigmaT) => ScalarMath.Log(alpha) - ScalarMath.Log(sigmaT);
+    private static float Lambda(float alpha, float sigmaT) => DpmSolverUpdate.Lambda(alpha, sigmaT);
 
     // dpmsolver++ works on the data prediction x0, dpmsolver on the noise prediction.
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, float sigma)
@@ -217,15 +213,8 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         return sample.sub(thresholded.mul(alpha)).div(sigmaT);
     }
 
-    private Tensor FirstOrder(Tensor m0, Tensor sample, int i)
-    {
-        var (alphaT, sigmaT) = AlphaSigma(_sigmas[i + 1]);
-        var (alphaS, sigmaS) = AlphaSigma(_sigmas[i]);
-        float h = Lambda(alphaT, sigmaT) - Lambda(alphaS, sigmaS);
-        return Config.AlgorithmType == DpmSolverAlgorithm.DpmSolverPlusPlus
-            ? sample.mul(sigmaT / sigmaS).sub(m0.mul(alphaT * (ScalarMath.Exp(-h) - 1f)))
-            : sample.mul(alphaT / alphaS).sub(m0.mul(sigmaT * (ScalarMath.Exp(h) - 1f)));
-    }
+    private Tensor FirstOrder(Tensor m0, Tensor sample, int i) =>
+        DpmSolverUpdate.FirstOrder(sample, m0, _sigmas[i], _sigmas[i + 1], Config.AlgorithmType == DpmSolverAlgorithm.DpmSolverPlusPlus);
 
     private Tensor SecondOrder(Tensor sample, int i)
     {

@@ -130,16 +130,7 @@ internal sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSample
 
     private bool DataMode => Config.AlgorithmType == DpmSolverAlgorithm.DpmSolverPlusPlus;
 
-    private Tensor FirstOrder(Tensor x, int i)
-    {
-        var (alphaT, sigmaT) = AlphaSigma(Sigmas[i + 1]);
-        var (alphaS, sigmaS) = AlphaSigma(Sigmas[i]);
-        float h = Lambda(i + 1) - Lambda(i);
-        var m0 = _history[^1]!;
-        return DataMode
-            ? x.mul(sigmaT / sigmaS).sub(m0.mul(alphaT * (ScalarMath.Exp(-h) - 1f)))
-            : x.mul(alphaT / alphaS).sub(m0.mul(sigmaT * (ScalarMath.Exp(h) - 1f)));
-    }
+    private Tensor FirstOrder(Tensor x, int i) => DpmSolverUpdate.FirstOrder(x, _history[^1]!, Sigmas[i], Sigmas[i + 1], DataMode);
 
     // From the sample saved one step back (at sigma s1) to sigma t, with the evaluations at s1 and s0.
     private Tensor SecondOrder(Tensor x, int i)

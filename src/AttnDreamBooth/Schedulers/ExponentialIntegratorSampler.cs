@@ -131,17 +131,13 @@ internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
     private protected abstract Tensor StepCore(Tensor modelOutput, Tensor sample, int index);
 
     /// <summary>alpha = 1 / sqrt(sigma^2 + 1) and sigma_t = sigma alpha (float32).</summary>
-    private protected static (float Alpha, float SigmaT) AlphaSigma(float sigma)
-    {
-        float alpha = 1f / MathF.Sqrt(sigma * sigma + 1f);
-        return (alpha, sigma * alpha);
-    }
+    private protected static (float Alpha, float SigmaT) AlphaSigma(float sigma) => DpmSolverUpdate.AlphaSigma(sigma);
 
     /// <summary>lambda = log alpha - log sigma_t at step-sigma index <paramref name="k"/> (float32, torch's rounding).</summary>
     private protected float Lambda(int k)
     {
         var (alpha, sigmaT) = AlphaSigma(_sigmas[k]);
-        return ScalarMath.Log(alpha) - ScalarMath.Log(sigmaT);
+        return DpmSolverUpdate.Lambda(alpha, sigmaT);
     }
 
     /// <summary>The data prediction x0 from the model output at step-sigma index <paramref name="k"/>, thresholded if configured.</summary>

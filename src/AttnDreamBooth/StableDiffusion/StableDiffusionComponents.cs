@@ -100,8 +100,8 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     /// <remarks>Configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
     /// <see cref="ResourceLimits.Default"/>) before anything is allocated.</remarks>
-    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ILoggerFactory? loggerFactory = null,
-        ResourceLimits? limits = null, CancellationToken ct = default) =>
+    public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ResourceLimits? limits = null,
+        ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
         LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
     internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights,
@@ -144,15 +144,15 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <param name="device">Where every module lives (CPU by default).</param>
     /// <param name="options">Prediction type and image size when the config folder should not decide them, EMA weights,
     /// keys to ignore (the logger defaults to <paramref name="loggerFactory"/>'s).</param>
-    /// <param name="loggerFactory">Logging.</param>
     /// <param name="limits">Bounds on what the file and the configs may allocate (default <see cref="ResourceLimits.Default"/>).</param>
+    /// <param name="loggerFactory">Logging.</param>
     /// <param name="ct">Checked between components.</param>
     /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
     /// <exception cref="SingleFileFormatException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
     /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
-        SingleFileLoadOptions? options = null, ILoggerFactory? loggerFactory = null, ResourceLimits? limits = null, CancellationToken ct = default) =>
+        SingleFileLoadOptions? options = null, ResourceLimits? limits = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
         LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
     internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
@@ -207,6 +207,14 @@ public sealed class StableDiffusionComponents : IDisposable
             foreach (var module in modules) module.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Holds the text encoder, U-Net and VAE in <paramref name="dtype"/> for inference.</summary>
+    internal void ConvertTo(torch.ScalarType dtype)
+    {
+        TextEncoder.to(dtype);
+        UNet.to(dtype);
+        Vae.to(dtype);
     }
 
     private static void Freeze(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae)

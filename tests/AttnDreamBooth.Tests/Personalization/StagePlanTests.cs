@@ -89,6 +89,19 @@ public sealed class StagePlanTests
     }
 
     [Fact]
+    public void Step_counts_per_stage_skip_a_stage_at_zero_and_keep_its_settings()
+    {
+        Assert.Equal([TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet], StagePlan.Stages);
+        var plan = StagePlan.Paper.WithStepsOrSkip([3, 0, 5]);
+        Assert.Equal([TrainingStage.Embedding, TrainingStage.UNet], plan.EnabledStages);
+        Assert.Equal((3, 5), (plan.Stage1.Steps, plan.Stage3.Steps));
+        // The skipped stage is the preset's with Enabled = false, exactly as Skip leaves it (run fingerprints hash the plan).
+        Assert.Equal(StagePlan.Paper.Skip(TrainingStage.CrossAttention).Stage2, plan.Stage2);
+        Assert.Throws<ArgumentException>(() => StagePlan.Paper.WithStepsOrSkip([1, 2]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => StagePlan.Paper.WithStepsOrSkip([1, -1, 2]));
+    }
+
+    [Fact]
     public void Skipped_stages_are_not_validated()
     {
         var plan = StagePlan.Paper.With(TrainingStage.UNet, s => s with { Enabled = false, Steps = 0 });

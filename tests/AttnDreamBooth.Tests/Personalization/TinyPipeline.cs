@@ -9,18 +9,8 @@ internal static class TinyPipeline
     public static string DogPhotos => Path.Combine(TestPaths.RepoRoot, "samples", "data", "dog");
 
     /// <summary>The paper's numbers with a handful of steps and batch 1.</summary>
-    public static StagePlan Plan(int s1 = 2, int s2 = 2, int s3 = 2)
-    {
-        var plan = StagePlan.Paper.WithBatchSize(1) with { CheckpointInterval = 1 };
-        var stages = new[] { TrainingStage.Embedding, TrainingStage.CrossAttention, TrainingStage.UNet };
-        int[] steps = [s1, s2, s3];
-        for (int i = 0; i < 3; i++)
-        {
-            int n = steps[i];
-            plan = n == 0 ? plan.Skip(stages[i]) : plan.With(stages[i], s => s with { Steps = n });
-        }
-        return plan;
-    }
+    public static StagePlan Plan(int s1 = 2, int s2 = 2, int s3 = 2) =>
+        (StagePlan.Paper.WithBatchSize(1) with { CheckpointInterval = 1 }).WithStepsOrSkip([s1, s2, s3]);
 
     public static TrainingOptions Options(string? checkpoints = null, long seed = 7) => new()
     {
