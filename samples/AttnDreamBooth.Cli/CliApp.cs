@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Cli;
 internal static class CliApp
 {
     /// <summary>Shows stack traces of errors (otherwise one line each).</summary>
-    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "Show the full stack trace of an error.", Recursive = true };
+    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "Show the library's log lines (what was loaded, stage settings, checkpoints) and the full stack trace of an error.", Recursive = true };
 
     /// <summary>The command line as given (the resume hint repeats it).</summary>
     private static readonly AsyncLocal<string[]?> Arguments = new();
@@ -104,7 +104,8 @@ internal static class CliApp
                 var other => throw new CliUsageException($"--preset '{other}' is not a preset; use paper (the paper's steps) or fast (a shorter stage 3)."),
             };
             var concept = CliInput.Photos(parse.GetValue(images)!, parse.GetValue(category)!, parse.GetValue(token)!);
-            var builder = CliInput.Model(parse.GetValue(model)!, parse.GetValue(modelConfig));
+            using var logging = CliLogging.For(console, parse);
+            var builder = CliInput.Model(parse.GetValue(model)!, parse.GetValue(modelConfig), logging);
             TrainOutput.RequireOwnConcept(Path.Combine(outDir, "concept"), overwrite);
             string checkpointDir = parse.GetValue(checkpoints) ?? Path.Combine(outDir, "checkpoints");
             var plan = ApplyOverrides(basePlan, parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(every));
@@ -215,9 +216,10 @@ internal static class CliApp
             string? conceptPath = parse.GetValue(concept) is { } given ? CliInput.ConceptFolder(given) : null;
             string baseModel = parse.GetValue(model) ?? BaseModelOf(conceptPath);
             if (conceptPath is not null && parse.GetValue(model) is not null) CliInput.RequireSameBase(conceptPath, baseModel, parse.GetValue(force));
+            using var logging = CliLogging.For(console, parse);
             var builder = parse.GetValue(model) is null && File.Exists(baseModel) && parse.GetValue(modelConfig) is null
                 ? throw new CliUsageException($"the concept records the single-file base model '{baseModel}'; give its config folder with --model-config (a diffusers folder of the same family).")
-                : CliInput.Model(baseModel, parse.GetValue(modelConfig));
+                : CliInput.Model(baseModel, parse.GetValue(modelConfig), logging);
             using var pipeline = builder.OnDevice(deviceName).WithDType(precision).WithResourceLimits(CliLimits.From(parse)).Build(ct);
             string? token = null;
             if (conceptPath is not null)

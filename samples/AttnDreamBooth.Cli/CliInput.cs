@@ -39,7 +39,7 @@ internal static partial class CliInput
 
     /// <summary>The base model: a diffusers folder, or a single <c>.safetensors</c> file with <paramref name="config"/>
     /// (a diffusers folder of the same family that provides the configs, tokenizer and scheduler).</summary>
-    public static PersonalizationPipelineBuilder Model(string model, string? config)
+    public static PersonalizationPipelineBuilder Model(string model, string? config, Microsoft.Extensions.Logging.ILoggerFactory logging)
     {
         string full = Path.GetFullPath(model);
         if (File.Exists(full))
@@ -50,13 +50,13 @@ internal static partial class CliInput
             string configFull = Path.GetFullPath(config);
             if (!Directory.Exists(configFull))
                 throw new CliUsageException($"--model-config '{configFull}' does not exist; give a diffusers folder of the same family as '{Path.GetFileName(full)}'.");
-            return PersonalizationPipeline.FromSingleFile(full, configFull);
+            return PersonalizationPipeline.FromSingleFile(full, configFull).WithLogger(logging);
         }
         if (!Directory.Exists(full))
             throw new CliUsageException($"--model '{full}' does not exist; give a diffusers model folder (with model_index.json) or a .safetensors single-file checkpoint (with --model-config).");
         if (config is not null)
             throw new CliUsageException("--model-config goes with a single-file --model; a diffusers folder brings its own configs.");
-        return PersonalizationPipeline.FromPretrained(full);
+        return PersonalizationPipeline.FromPretrained(full).WithLogger(logging);
     }
 
     /// <summary>A training run's folder stands for its <c>concept</c> folder.</summary>

@@ -33,7 +33,8 @@ internal static class EvaluateCommand
         {
             var limits = CliLimits.From(parse);
             var sources = LoadSources(parse.GetValue(images)!, limits);
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(CliInput.Device(parse.GetValue(device)!)).WithResourceLimits(limits).Build(ct);
+            using var logging = CliLogging.For(console, parse);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).WithLogger(logging).OnDevice(CliInput.Device(parse.GetValue(device)!)).WithResourceLimits(limits).Build(ct);
             var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
             string? promptFile = parse.GetValue(prompts);
             var protocol = (promptFile is null ? EvaluationProtocol.Paper(loaded.Category) : EvaluationProtocol.WithPrompts(ReadPrompts(promptFile, loaded.Category))) with

@@ -71,7 +71,8 @@ internal static class ExportCommand
             };
             // Checked before the model is loaded: a typo should not cost a model load.
             options.Validate();
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).OnDevice(CliInput.Device(parse.GetValue(device)!))
+            using var logging = CliLogging.For(console, parse);
+            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).WithLogger(logging).OnDevice(CliInput.Device(parse.GetValue(device)!))
                 .WithResourceLimits(CliLimits.From(parse)).Build(ct);
             var loaded = await ConceptSources.LoadAsync(parse.GetValue(concept)!, pipeline, parse.GetValue(category), lora: null, loraScale: 1, ct);
             string? shown = null;

@@ -39,6 +39,24 @@ public sealed class GenerateSamplerCommandTests(TinyConcept tiny)
         Assert.Contains("with dpm++: step 1/1", text.ToString(), StringComparison.Ordinal);
     }
 
+    // The library logs what it loads and how it generates; --verbose shows those lines, without it they are dropped.
+    [Fact]
+    public async Task VerboseShowsTheLibrarysLogLines()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string[] Args(string folder) =>
+            ["generate", "--model", TestPaths.TinySd1, "--concept", tiny.ConceptFolder, "--prompt", "a {} in the snow", "--out", temp.File(folder), "--steps", "1"];
+        var (quiet, quietText) = CapturedConsole.Create();
+        Assert.Equal(0, await CliApp.RunAsync(Args("quiet"), quiet));
+        var (verbose, verboseText) = CapturedConsole.Create();
+        Assert.Equal(0, await CliApp.RunAsync([.. Args("verbose"), "--verbose"], verbose));
+        string logged = verboseText.ToString();
+        Assert.Contains("[info] ", logged, StringComparison.Ordinal);
+        Assert.Contains("Loaded unet from", logged, StringComparison.Ordinal);
+        Assert.Contains("Generating 1 image(s) for", logged, StringComparison.Ordinal);
+        Assert.DoesNotContain("[info] ", quietText.ToString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--sampler", "euler-b", "Unknown sampler 'euler-b'")]
     [InlineData("--sampler", "pndm-karras", "PNDMScheduler has no Karras sigmas")]
