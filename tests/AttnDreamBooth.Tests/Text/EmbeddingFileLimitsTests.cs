@@ -104,7 +104,7 @@ public sealed class EmbeddingFileLimitsTests
         Assert.Equal(tokenizer.Encode("cat")[1], embedding.TokenIds[0]);
     }
 
-    /// <summary>Loading used to grow worse than quadratically (8k rows: 8.9 s, 20k: over a minute). With a linear
+    /// <summary>A load that searches the vocabulary per row grows worse than quadratically (8k rows: 8.9 s, 20k: over a minute). With a linear
     /// load, 20,000 rows finish far inside the bound this test enforces; the benchmark (benchmarks/ Text) measures
     /// the growth.</summary>
     [Fact]
