@@ -1,6 +1,6 @@
 namespace AttnDreamBooth.Tests;
 
-/// <summary>Runs work that used to hang or blow up on a worker thread and fails the test if it outlives a generous bound.</summary>
+/// <summary>Runs work that could hang or blow up on a worker thread and fails the test if it outlives a generous bound.</summary>
 public static class Bounded
 {
     public static async Task<T> RunAsync<T>(Func<T> work, TimeSpan bound, string what)

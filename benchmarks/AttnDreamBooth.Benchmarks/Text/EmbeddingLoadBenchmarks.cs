@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Benchmarks.Text;
 /// <summary>
 /// <see cref="ConceptEmbedding.Load(string, ClipTokenizer, ClipTextModel, string?, LearnedEmbeddingsReadOptions)"/> of a
 /// file holding one entry of <see cref="Rows"/> rows (tokens <c>&lt;many&gt;</c>, <c>&lt;many&gt;_1</c>, …, all new), into
-/// the tiny SD 1.x tokenizer and text encoder. The time should grow linearly with the rows (it used to grow worse
+/// the tiny SD 1.x tokenizer and text encoder. The time should grow linearly with the rows (a per-row vocabulary search grows worse
 /// than quadratically: 1k/2k/4k/8k rows 0.28/0.65/2.3/8.9 s). Each invocation starts from a fresh tokenizer, made
 /// outside the measurement.
 /// </summary>

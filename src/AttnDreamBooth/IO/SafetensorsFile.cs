@@ -75,7 +75,7 @@ internal sealed class SafetensorsFile : IDisposable
     /// <remarks>Memory used while opening is bounded by the header's actual size (at most
     /// <see cref="ResourceLimits.MaxSafetensorsHeaderBytes"/>); sizes claimed by the file never drive an allocation.</remarks>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="SafetensorsFormatException">The header is malformed or inconsistent.</exception>
+    /// <exception cref="InvalidWeightsException">The header is malformed or inconsistent.</exception>
     public static SafetensorsFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -88,18 +88,18 @@ internal sealed class SafetensorsFile : IDisposable
         {
             var handle = stream.SafeFileHandle;
             long fileLength = RandomAccess.GetLength(handle);
-            if (fileLength < 8) throw new SafetensorsFormatException(full, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
+            if (fileLength < 8) throw new InvalidWeightsException(full, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
             Span<byte> lengthBytes = stackalloc byte[8];
             ReadExactly(handle, lengthBytes, 0, full);
             ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
             // Both limits are checked before anything is allocated, so a forged length cannot exhaust memory.
             long maxHeader = ResourceLimits.Current.MaxSafetensorsHeaderBytes;
             if (headerLength > (ulong)maxHeader)
-                throw new SafetensorsFormatException(full, null, $"the header length {headerLength} {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxSafetensorsHeaderBytes), maxHeader)}");
+                throw new InvalidWeightsException(full, null, $"the header length {headerLength} {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxSafetensorsHeaderBytes), maxHeader)}");
             if (headerLength > (ulong)(fileLength - 8))
-                throw new SafetensorsFormatException(full, null, $"header length {headerLength} runs past the end of the file ({fileLength} bytes)");
+                throw new InvalidWeightsException(full, null, $"header length {headerLength} runs past the end of the file ({fileLength} bytes)");
             if (headerLength < 2)
-                throw new SafetensorsFormatException(full, null, $"header length {headerLength} is too short for a JSON object");
+                throw new InvalidWeightsException(full, null, $"header length {headerLength} is too short for a JSON object");
             var header = new byte[headerLength];
             ReadExactly(handle, header, 8, full);
             long dataStart = 8 + header.Length;
@@ -119,7 +119,7 @@ internal sealed class SafetensorsFile : IDisposable
         while (buffer.Length > 0)
         {
             int read = RandomAccess.Read(handle, buffer, offset);
-            if (read == 0) throw new SafetensorsFormatException(file, null, "the file ended while reading the header (was it truncated while being opened?)");
+            if (read == 0) throw new InvalidWeightsException(file, null, "the file ended while reading the header (was it truncated while being opened?)");
             buffer = buffer[read..];
             offset += read;
         }
@@ -137,7 +137,7 @@ internal sealed class SafetensorsFile : IDisposable
         {
             reader.Read();
             if (reader.TokenType != JsonTokenType.StartObject)
-                throw new SafetensorsFormatException(file, null, $"the header is a JSON {Describe(reader.TokenType)}, not an object");
+                throw new InvalidWeightsException(file, null, $"the header is a JSON {Describe(reader.TokenType)}, not an object");
             bool sawMetadata = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -146,24 +146,24 @@ internal sealed class SafetensorsFile : IDisposable
                 reader.Read();
                 if (name == "__metadata__")
                 {
-                    if (sawMetadata) throw new SafetensorsFormatException(file, null, "the header has two __metadata__ entries");
+                    if (sawMetadata) throw new InvalidWeightsException(file, null, "the header has two __metadata__ entries");
                     sawMetadata = true;
                     ParseMetadata(ref reader, file, metadata);
                     continue;
                 }
                 if (entries.ContainsKey(name))
-                    throw new SafetensorsFormatException(file, name, "the tensor name appears twice in the header");
+                    throw new InvalidWeightsException(file, name, "the tensor name appears twice in the header");
                 entries.Add(name, ParseEntry(ref reader, file, name, dataLength));
                 current = null;
             }
             if (reader.TokenType != JsonTokenType.EndObject)
-                throw new SafetensorsFormatException(file, null, $"expected a tensor name or the end of the header, found a JSON {Describe(reader.TokenType)}");
+                throw new InvalidWeightsException(file, null, $"expected a tensor name or the end of the header, found a JSON {Describe(reader.TokenType)}");
             // Only whitespace (the format's padding) may follow the object; anything else makes the reader throw.
-            if (reader.Read()) throw new SafetensorsFormatException(file, null, "the header has content after its JSON object");
+            if (reader.Read()) throw new InvalidWeightsException(file, null, "the header has content after its JSON object");
         }
         catch (JsonException ex)
         {
-            throw new SafetensorsFormatException(file, current, $"the header is not valid JSON ({ex.Message})", ex);
+            throw new InvalidWeightsException(file, current, $"the header is not valid JSON ({ex.Message})", ex);
         }
         CheckLayout(file, entries.Values, dataLength);
         return (entries, metadata);
@@ -172,23 +172,23 @@ internal sealed class SafetensorsFile : IDisposable
     private static void ParseMetadata(ref Utf8JsonReader reader, string file, Dictionary<string, string> metadata)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
-            throw new SafetensorsFormatException(file, null, $"__metadata__ is a JSON {Describe(reader.TokenType)}, not an object of strings");
+            throw new InvalidWeightsException(file, null, $"__metadata__ is a JSON {Describe(reader.TokenType)}, not an object of strings");
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             string key = ReadName(ref reader, file, null, "__metadata__ key");
             reader.Read();
             if (reader.TokenType != JsonTokenType.String)
-                throw new SafetensorsFormatException(file, null, $"__metadata__ value '{Shorten(key)}' is a JSON {Describe(reader.TokenType)}, not a string");
+                throw new InvalidWeightsException(file, null, $"__metadata__ value '{Shorten(key)}' is a JSON {Describe(reader.TokenType)}, not a string");
             string value = ReadString(ref reader, file, null, $"__metadata__ value '{Shorten(key)}'");
             if (!metadata.TryAdd(key, value))
-                throw new SafetensorsFormatException(file, null, $"__metadata__ key '{Shorten(key)}' appears twice");
+                throw new InvalidWeightsException(file, null, $"__metadata__ key '{Shorten(key)}' appears twice");
         }
     }
 
     private static SafetensorsEntry ParseEntry(ref Utf8JsonReader reader, string file, string name, long dataLength)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
-            throw new SafetensorsFormatException(file, name, $"the entry is a JSON {Describe(reader.TokenType)}, not an object");
+            throw new InvalidWeightsException(file, name, $"the entry is a JSON {Describe(reader.TokenType)}, not an object");
         string? dtype = null;
         long[]? shape = null;
         long begin = -1, end = -1;
@@ -197,21 +197,21 @@ internal sealed class SafetensorsFile : IDisposable
         {
             if (reader.ValueTextEquals("dtype"u8))
             {
-                if (dtype is not null) throw new SafetensorsFormatException(file, name, "the entry has two 'dtype' fields");
+                if (dtype is not null) throw new InvalidWeightsException(file, name, "the entry has two 'dtype' fields");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String)
-                    throw new SafetensorsFormatException(file, name, $"'dtype' is a JSON {Describe(reader.TokenType)}, not a string");
+                    throw new InvalidWeightsException(file, name, $"'dtype' is a JSON {Describe(reader.TokenType)}, not a string");
                 dtype = ParseDType(ref reader, file, name);
             }
             else if (reader.ValueTextEquals("shape"u8))
             {
-                if (shape is not null) throw new SafetensorsFormatException(file, name, "the entry has two 'shape' fields");
+                if (shape is not null) throw new InvalidWeightsException(file, name, "the entry has two 'shape' fields");
                 reader.Read();
                 shape = ParseShape(ref reader, file, name);
             }
             else if (reader.ValueTextEquals("data_offsets"u8))
             {
-                if (sawOffsets) throw new SafetensorsFormatException(file, name, "the entry has two 'data_offsets' fields");
+                if (sawOffsets) throw new InvalidWeightsException(file, name, "the entry has two 'data_offsets' fields");
                 sawOffsets = true;
                 reader.Read();
                 (begin, end) = ParseOffsets(ref reader, file, name);
@@ -223,22 +223,22 @@ internal sealed class SafetensorsFile : IDisposable
                 reader.Skip();
             }
         }
-        if (dtype is null) throw new SafetensorsFormatException(file, name, "the entry has no 'dtype'");
-        if (shape is null) throw new SafetensorsFormatException(file, name, "the entry has no 'shape'");
-        if (!sawOffsets) throw new SafetensorsFormatException(file, name, "the entry has no 'data_offsets'");
+        if (dtype is null) throw new InvalidWeightsException(file, name, "the entry has no 'dtype'");
+        if (shape is null) throw new InvalidWeightsException(file, name, "the entry has no 'shape'");
+        if (!sawOffsets) throw new InvalidWeightsException(file, name, "the entry has no 'data_offsets'");
         SafetensorsDType.TryParse(dtype, out var scalarType, out int elementSize);
-        if (begin > end) throw new SafetensorsFormatException(file, name, $"data_offsets [{begin}, {end}] end before they begin");
-        if (end > dataLength) throw new SafetensorsFormatException(file, name, $"data_offsets [{begin}, {end}] lie outside the {dataLength}-byte data section");
+        if (begin > end) throw new InvalidWeightsException(file, name, $"data_offsets [{begin}, {end}] end before they begin");
+        if (end > dataLength) throw new InvalidWeightsException(file, name, $"data_offsets [{begin}, {end}] lie outside the {dataLength}-byte data section");
         long elements = 1;
         foreach (long dim in shape)
         {
             if (!TryMultiply(elements, dim, out elements))
-                throw new SafetensorsFormatException(file, name, $"the element count of shape [{string.Join(", ", shape)}] overflows 64 bits");
+                throw new InvalidWeightsException(file, name, $"the element count of shape [{string.Join(", ", shape)}] overflows 64 bits");
         }
         if (!TryMultiply(elements, elementSize, out long expectedBytes))
-            throw new SafetensorsFormatException(file, name, $"the byte size of shape [{string.Join(", ", shape)}] of {dtype} overflows 64 bits");
+            throw new InvalidWeightsException(file, name, $"the byte size of shape [{string.Join(", ", shape)}] of {dtype} overflows 64 bits");
         if (expectedBytes != end - begin)
-            throw new SafetensorsFormatException(file, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {expectedBytes} bytes but data_offsets span {end - begin}");
+            throw new InvalidWeightsException(file, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {expectedBytes} bytes but data_offsets span {end - begin}");
         return new SafetensorsEntry(name, dtype, scalarType, shape, begin, end);
     }
 
@@ -250,23 +250,23 @@ internal sealed class SafetensorsFile : IDisposable
             if (reader.ValueTextEquals(known)) return known;
         }
         string shown = reader.ValueSpan.Length <= 32 ? ReadString(ref reader, file, name, "'dtype'") : $"<{reader.ValueSpan.Length} bytes>";
-        throw new SafetensorsFormatException(file, name, $"unknown dtype '{shown}' (supported: {string.Join(", ", SafetensorsDType.Names)})");
+        throw new InvalidWeightsException(file, name, $"unknown dtype '{shown}' (supported: {string.Join(", ", SafetensorsDType.Names)})");
     }
 
     private static long[] ParseShape(ref Utf8JsonReader reader, string file, string name)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
-            throw new SafetensorsFormatException(file, name, $"'shape' is a JSON {Describe(reader.TokenType)}, not an array");
+            throw new InvalidWeightsException(file, name, $"'shape' is a JSON {Describe(reader.TokenType)}, not an array");
         Span<long> dims = stackalloc long[MaxRank];
         int rank = 0;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            if (rank == MaxRank) throw new SafetensorsFormatException(file, name, $"the shape has more than {MaxRank} dimensions");
+            if (rank == MaxRank) throw new InvalidWeightsException(file, name, $"the shape has more than {MaxRank} dimensions");
             if (reader.TokenType != JsonTokenType.Number)
-                throw new SafetensorsFormatException(file, name, $"shape dimension {rank} is a JSON {Describe(reader.TokenType)}, not an integer");
+                throw new InvalidWeightsException(file, name, $"shape dimension {rank} is a JSON {Describe(reader.TokenType)}, not an integer");
             if (!reader.TryGetInt64(out long dim))
-                throw new SafetensorsFormatException(file, name, $"shape dimension {rank} ({Shorten(reader.ValueSpan)}) is not an integer in the 64-bit range");
-            if (dim < 0) throw new SafetensorsFormatException(file, name, $"shape dimension {rank} is negative ({dim})");
+                throw new InvalidWeightsException(file, name, $"shape dimension {rank} ({Shorten(reader.ValueSpan)}) is not an integer in the 64-bit range");
+            if (dim < 0) throw new InvalidWeightsException(file, name, $"shape dimension {rank} is negative ({dim})");
             dims[rank++] = dim;
         }
         return dims[..rank].ToArray();
@@ -275,18 +275,18 @@ internal sealed class SafetensorsFile : IDisposable
     private static (long Begin, long End) ParseOffsets(ref Utf8JsonReader reader, string file, string name)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
-            throw new SafetensorsFormatException(file, name, $"'data_offsets' is a JSON {Describe(reader.TokenType)}, not a [begin, end] array");
+            throw new InvalidWeightsException(file, name, $"'data_offsets' is a JSON {Describe(reader.TokenType)}, not a [begin, end] array");
         Span<long> values = stackalloc long[2];
         int count = 0;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            if (count == 2) throw new SafetensorsFormatException(file, name, "'data_offsets' has more than two values");
+            if (count == 2) throw new InvalidWeightsException(file, name, "'data_offsets' has more than two values");
             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out long value))
-                throw new SafetensorsFormatException(file, name, $"data_offsets value {count} is not an integer in the 64-bit range");
-            if (value < 0) throw new SafetensorsFormatException(file, name, $"data_offsets value {count} is negative ({value})");
+                throw new InvalidWeightsException(file, name, $"data_offsets value {count} is not an integer in the 64-bit range");
+            if (value < 0) throw new InvalidWeightsException(file, name, $"data_offsets value {count} is negative ({value})");
             values[count++] = value;
         }
-        if (count != 2) throw new SafetensorsFormatException(file, name, $"'data_offsets' has {count} values, not two");
+        if (count != 2) throw new InvalidWeightsException(file, name, $"'data_offsets' has {count} values, not two");
         return (values[0], values[1]);
     }
 
@@ -296,10 +296,10 @@ internal sealed class SafetensorsFile : IDisposable
         // rejected before it is decoded.
         int stored = reader.ValueSpan.Length;
         if (stored > MaxNameBytes && (!reader.ValueIsEscaped || stored > 6 * MaxNameBytes))
-            throw new SafetensorsFormatException(file, tensor, $"a {what} of {stored} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(reader.ValueSpan)}')");
+            throw new InvalidWeightsException(file, tensor, $"a {what} of {stored} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(reader.ValueSpan)}')");
         string name = ReadString(ref reader, file, tensor, what);
         if (stored > MaxNameBytes && Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
-            throw new SafetensorsFormatException(file, tensor, $"a {what} of {Encoding.UTF8.GetByteCount(name)} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(name)}')");
+            throw new InvalidWeightsException(file, tensor, $"a {what} of {Encoding.UTF8.GetByteCount(name)} bytes exceeds the {MaxNameBytes}-byte limit (starts with '{Shorten(name)}')");
         return name;
     }
 
@@ -311,7 +311,7 @@ internal sealed class SafetensorsFile : IDisposable
         }
         catch (InvalidOperationException ex)
         {
-            throw new SafetensorsFormatException(file, tensor, $"the {what} is not valid UTF-8", ex);
+            throw new InvalidWeightsException(file, tensor, $"the {what} is not valid UTF-8", ex);
         }
     }
 
@@ -356,14 +356,14 @@ internal sealed class SafetensorsFile : IDisposable
         foreach (var entry in entries.OrderBy(x => x.Begin).ThenBy(x => x.End))
         {
             if (entry.Begin < expectedBegin)
-                throw new SafetensorsFormatException(file, entry.Name, $"its bytes [{entry.Begin}, {entry.End}) overlap those of '{previous!.Name}'");
+                throw new InvalidWeightsException(file, entry.Name, $"its bytes [{entry.Begin}, {entry.End}) overlap those of '{previous!.Name}'");
             if (entry.Begin > expectedBegin)
-                throw new SafetensorsFormatException(file, entry.Name, $"there is a gap of {entry.Begin - expectedBegin} unindexed bytes before it");
+                throw new InvalidWeightsException(file, entry.Name, $"there is a gap of {entry.Begin - expectedBegin} unindexed bytes before it");
             expectedBegin = entry.End;
             previous = entry;
         }
         if (expectedBegin != dataLength)
-            throw new SafetensorsFormatException(file, null, $"the data section has {dataLength - expectedBegin} bytes after the last tensor that no entry indexes");
+            throw new InvalidWeightsException(file, null, $"the data section has {dataLength - expectedBegin} bytes after the last tensor that no entry indexes");
     }
 
     /// <summary>Reads one tensor into a new CPU tensor of its stored dtype, or converted to <paramref name="dtype"/>,
@@ -376,9 +376,9 @@ internal sealed class SafetensorsFile : IDisposable
             throw new KeyNotFoundException($"Safetensors file '{FilePath}' has no tensor named '{name}'.");
         // Checked before the allocation: a header may declare any size.
         if (entry.ByteLength > ResourceLimits.Current.MaxTensorBytes)
-            throw new SafetensorsFormatException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes, which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxTensorBytes), ResourceLimits.Current.MaxTensorBytes)}");
+            throw new InvalidWeightsException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes, which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxTensorBytes), ResourceLimits.Current.MaxTensorBytes)}");
         if (entry.ByteLength > int.MaxValue)
-            throw new SafetensorsFormatException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes; tensors above 2 GiB are not supported");
+            throw new InvalidWeightsException(FilePath, name, $"the tensor has {entry.ByteLength:N0} bytes; tensors above 2 GiB are not supported");
         var tensor = torch.empty(entry.Shape, entry.ScalarType);
         if (entry.ByteLength > 0) CopyInto(entry, tensor);
         if (dtype is { } target && target != entry.ScalarType)
@@ -416,7 +416,7 @@ internal sealed class SafetensorsFile : IDisposable
         {
             int read = RandomAccess.Read(_stream!.SafeFileHandle, destination, offset);
             if (read <= 0)
-                throw new SafetensorsFormatException(FilePath, entry.Name, $"the file ended at byte {offset} while reading the tensor (bytes {DataStart + entry.Begin}–{DataStart + entry.End}); it was truncated after it was opened");
+                throw new InvalidWeightsException(FilePath, entry.Name, $"the file ended at byte {offset} while reading the tensor (bytes {DataStart + entry.Begin}–{DataStart + entry.End}); it was truncated after it was opened");
             destination = destination[read..];
             offset += read;
         }

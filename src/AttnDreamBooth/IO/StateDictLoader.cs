@@ -17,7 +17,7 @@ internal sealed record StateDictLoadOptions
     public Func<string, bool>? OptionalModuleKey { get; init; }
 
     /// <summary>Check that every floating-point tensor read holds only finite values, and throw
-    /// <see cref="NonFiniteWeightsException"/> naming those that do not (default true). The check is one
+    /// <see cref="InvalidWeightsException"/> naming those that do not (default true). The check is one
     /// <c>isfinite().all()</c> per tensor; turn it off only for trusted files.</summary>
     public bool CheckFinite { get; init; } = true;
 }
@@ -31,7 +31,7 @@ internal static class StateDictLoader
     /// from the headers before anything is read, so a failed strict load leaves the module untouched.
     /// </summary>
     /// <remarks>With <see cref="StateDictLoadOptions.CheckFinite"/>, a tensor holding NaN or infinity is not copied and
-    /// <see cref="NonFiniteWeightsException"/> is thrown after every tensor has been read, so the module may be left
+    /// <see cref="InvalidWeightsException"/> is thrown after every tensor has been read, so the module may be left
     /// partly loaded: to change a live module all-or-nothing, call <see cref="Validate"/> first.</remarks>
     public static StateDictLoadReport Load(torch.nn.Module module, IStateDictSource source, StateDictLoadOptions? options = null)
     {
@@ -55,7 +55,7 @@ internal static class StateDictLoader
                 destination.copy_(value);
             }
         }
-        if (nonFinite.Count > 0) throw new NonFiniteWeightsException(SourceText(source), nonFinite);
+        if (nonFinite.Count > 0) throw InvalidWeightsException.NonFinite(SourceText(source), nonFinite);
         return report;
     }
 
@@ -65,7 +65,7 @@ internal static class StateDictLoader
     /// released). Returns the report <see cref="Load"/> would return.
     /// </summary>
     /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped keys.</exception>
-    /// <exception cref="NonFiniteWeightsException">A tensor holds NaN or infinity; all such tensors are named.</exception>
+    /// <exception cref="InvalidWeightsException">A tensor holds NaN or infinity; all such tensors are named.</exception>
     public static StateDictLoadReport Validate(torch.nn.Module module, IStateDictSource source, StateDictLoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(module);
@@ -84,7 +84,7 @@ internal static class StateDictLoader
                 if (!WeightChecks.IsFinite(value)) nonFinite.Add(stored);
             }
         }
-        if (nonFinite.Count > 0) throw new NonFiniteWeightsException(SourceText(source), nonFinite);
+        if (nonFinite.Count > 0) throw InvalidWeightsException.NonFinite(SourceText(source), nonFinite);
         return report;
     }
 
@@ -106,7 +106,7 @@ internal static class StateDictLoader
                 unexpected.Add(stored);
                 continue;
             }
-            if (!seen.Add(key)) throw new SafetensorsFormatException(source.FileOf(stored), stored, $"maps to module key '{key}', which another stored key already provides");
+            if (!seen.Add(key)) throw new InvalidWeightsException(source.FileOf(stored), stored, $"maps to module key '{key}', which another stored key already provides");
             long[] storedShape = source.ShapeOf(stored);
             if (!storedShape.SequenceEqual(t.shape))
             {

@@ -26,7 +26,7 @@ internal sealed class StateDictSource : IStateDictSource, IDisposable
                 foreach (string name in file.Names)
                 {
                     if (!source._owner.TryAdd(name, file))
-                        throw new SafetensorsFormatException(path, name, $"the tensor also appears in '{source._owner[name].FilePath}'");
+                        throw new InvalidWeightsException(path, name, $"the tensor also appears in '{source._owner[name].FilePath}'");
                 }
             }
             return source;

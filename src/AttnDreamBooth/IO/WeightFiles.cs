@@ -16,7 +16,7 @@ internal static class WeightFiles
     /// <param name="variant">A diffusers weight variant (<c>fp16</c>, <c>ema</c>, …) or null for the plain weights.
     /// With null, a folder that only holds one variant's weights uses those.</param>
     /// <exception cref="ModelConfigException">No weights are found, or the sharded index is malformed.</exception>
-    /// <exception cref="UnsafeWeightsFormatException">Only pickle weights are present.</exception>
+    /// <exception cref="InvalidWeightsException">Only pickle weights are present.</exception>
     public static IReadOnlyList<string> Resolve(string componentFolder, string? variant = null)
     {
         string folder = Path.GetFullPath(componentFolder);
@@ -36,7 +36,7 @@ internal static class WeightFiles
                 throw new ModelConfigException(folder, null, $"holds several weight variants ({string.Join(", ", variants)}) and no plain weights; choose one");
         }
         var pickle = Directory.EnumerateFiles(folder).FirstOrDefault(f => PickleExtensions.Contains(Path.GetExtension(f), StringComparer.OrdinalIgnoreCase));
-        if (pickle is not null) throw new UnsafeWeightsFormatException(pickle);
+        if (pickle is not null) throw InvalidWeightsException.Pickle(pickle);
         string what = variant is null ? "safetensors weights" : $"safetensors weights of variant '{variant}'";
         throw new ModelConfigException(folder, null, $"no {what} found (expected diffusion_pytorch_model[.{variant ?? "<variant>"}].safetensors, model.safetensors or a *.safetensors.index.json)");
     }

@@ -51,7 +51,7 @@ public sealed record ConceptImport(string EmbeddingPath)
             if (candidates.Length == 0)
             {
                 string? pickle = Directory.EnumerateFiles(full).FirstOrDefault(f => Path.GetExtension(f) is ".bin" or ".pt");
-                if (pickle is not null) throw new UnsafeWeightsFormatException(pickle);
+                if (pickle is not null) throw InvalidWeightsException.Pickle(pickle);
                 throw new ModelConfigException(full, null, $"holds no embedding file ({Text.LearnedEmbeddings.DiffusersFileName} or an A1111 <trigger>.safetensors)");
             }
             if (candidates.Length > 1)

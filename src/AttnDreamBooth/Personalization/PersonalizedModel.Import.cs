@@ -22,7 +22,7 @@ public sealed partial class PersonalizedModel
     /// </summary>
     /// <exception cref="LearnedEmbeddingsFormatException">The embedding file is malformed, holds several embeddings, or its width
     /// is not the base text encoder's (e.g. an SD 1.x embedding on SD 2.x; <see cref="LearnedEmbeddingsFormatException.Width"/>).</exception>
-    /// <exception cref="UnsafeWeightsFormatException">A pickle file (<c>.bin</c>, <c>.pt</c>).</exception>
+    /// <exception cref="InvalidWeightsException">A pickle file (<c>.bin</c>, <c>.pt</c>).</exception>
     /// <exception cref="ModelConfigException">The <c>unet/</c> folder is incomplete or made for another base model.</exception>
     /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
     /// <exception cref="LoraException">The LoRA file has keys that match no layer, or wrong shapes.</exception>

@@ -214,7 +214,7 @@ public sealed partial class PersonalizedModel
     /// </summary>
     /// <exception cref="ModelConfigException">The folder is incomplete, its metadata is invalid, or it belongs to another base model.</exception>
     /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
-    /// <exception cref="NonFiniteWeightsException">A U-Net weight or the embedding holds NaN or infinity.</exception>
+    /// <exception cref="InvalidWeightsException">A U-Net weight or the embedding holds NaN or infinity.</exception>
     /// <exception cref="LearnedEmbeddingsFormatException">The embedding's width is not the text encoder's.</exception>
     /// <exception cref="ConceptTokenException">The concept's token is a special token.</exception>
     /// <exception cref="ConceptLoadFailedException">Copying failed after validation (the files changed underneath); the pipeline is unusable.</exception>
@@ -318,7 +318,7 @@ public sealed partial class PersonalizedModel
             if (options.CheckFiniteWeights)
             {
                 var bad = lora.named_parameters().Where(p => !torch.isfinite(p.parameter).all().item<bool>()).Select(p => p.name).ToArray();
-                if (bad.Length > 0) throw new NonFiniteWeightsException(path, bad);
+                if (bad.Length > 0) throw InvalidWeightsException.NonFinite(path, bad);
             }
             return lora;
         }

@@ -92,7 +92,7 @@ public sealed record PriorPreservationOptions
             {
                 DiffusionSamplers.Resolve(Sampler);
             }
-            catch (UnknownSamplerException e)
+            catch (SchedulerException e)
             {
                 Fail(nameof(Sampler), e.Message);
             }

@@ -91,9 +91,9 @@ internal sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
         Generator? generator = null, Tensor? varianceNoise = null)
     {
         if (_inferenceSteps is not { } steps)
-            throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
+            throw new SchedulerException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
         if (!_timestepSet.Contains(timestep))
-            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({steps}) ({_timesteps[0]} … {_timesteps[^1]})");
+            throw SchedulerException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({steps}) ({_timesteps[0]} … {_timesteps[^1]})");
         if (eta < 0 || double.IsNaN(eta)) throw new ArgumentOutOfRangeException(nameof(eta), eta, "eta must not be negative");
         SampleOps.CheckSameShape(modelOutput, sample, Name);
         if (varianceNoise is not null && !varianceNoise.shape.SequenceEqual(sample.shape))

@@ -34,7 +34,7 @@ public static class DiffusionSamplers
     /// case-insensitive, <c>_</c> and <c>-</c> alike), an alias (<c>plms</c>, <c>dpmsolver++</c> …) or a diffusers class name
     /// (<c>EulerDiscreteScheduler</c>). A <c>-karras</c> suffix sets <c>use_karras_sigmas</c>.
     /// </summary>
-    /// <exception cref="UnknownSamplerException">The name is not known, or <c>-karras</c> was asked of a class without Karras sigmas.</exception>
+    /// <exception cref="SchedulerException">The name is not known, or <c>-karras</c> was asked of a class without Karras sigmas.</exception>
     public static IDiffusionSampler Create(string name, SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -43,10 +43,10 @@ public static class DiffusionSamplers
     }
 
     /// <summary>Maps a sampler name to its class and whether it asks for Karras sigmas (see <see cref="Create(string, SchedulerConfig)"/>).</summary>
-    /// <exception cref="UnknownSamplerException">The name is not known.</exception>
+    /// <exception cref="SchedulerException">The name is not known.</exception>
     internal static (SchedulerClass Class, bool Karras) Resolve(string name)
     {
-        if (string.IsNullOrWhiteSpace(name)) throw new UnknownSamplerException(name ?? "", "the name is empty");
+        if (string.IsNullOrWhiteSpace(name)) throw SchedulerException.UnknownSampler(name ?? "", "the name is empty");
         string key = name.Trim().ToLowerInvariant().Replace('_', '-');
         bool karras = key.EndsWith(KarrasSuffix, StringComparison.Ordinal);
         if (karras) key = key[..^KarrasSuffix.Length];
@@ -54,20 +54,20 @@ public static class DiffusionSamplers
         {
             if (key != short_ && !aliases.Contains(key)) continue;
             if (karras && !TakesKarrasSigmas(cls))
-                throw new UnknownSamplerException(name, $"{ClassName(cls)} has no Karras sigmas");
+                throw SchedulerException.UnknownSampler(name, $"{ClassName(cls)} has no Karras sigmas");
             return (cls, karras);
         }
-        throw new UnknownSamplerException(name, "no sampler has this name");
+        throw SchedulerException.UnknownSampler(name, "no sampler has this name");
     }
 
     /// <summary>Builds the sampler of the class <paramref name="config"/> names (its <c>_class_name</c>, as resolved by
     /// <see cref="SchedulerConfig.Load"/>), e.g. PNDM for SD 1.5's file.</summary>
-    /// <exception cref="UnknownSamplerException">The config names a class that is not implemented.</exception>
+    /// <exception cref="SchedulerException">The config names a class that is not implemented.</exception>
     public static IDiffusionSampler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.Class == SchedulerClass.Other)
-            throw new UnknownSamplerException(config.ClassName ?? "(no _class_name)", $"{config.SourcePath} names a scheduler class that is not implemented");
+            throw SchedulerException.UnknownSampler(config.ClassName ?? "(no _class_name)", $"{config.SourcePath} names a scheduler class that is not implemented");
         return Create(config.Class, config);
     }
 
@@ -89,7 +89,7 @@ public static class DiffusionSamplers
             SchedulerClass.KDpm2Discrete => KDpm2DiscreteScheduler.FromConfig(config),
             SchedulerClass.DpmSolverSinglestep => DpmSolverSinglestepScheduler.FromConfig(config),
             SchedulerClass.DeisMultistep => DeisMultistepScheduler.FromConfig(config),
-            _ => throw new UnknownSamplerException(target.ToString(), "not a sampler class"),
+            _ => throw SchedulerException.UnknownSampler(target.ToString(), "not a sampler class"),
         };
     }
 

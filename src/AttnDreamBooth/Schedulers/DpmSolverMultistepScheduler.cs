@@ -113,7 +113,7 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
     /// <summary>Starts at step <paramref name="index"/> instead of 0 (image-to-image starts part-way), dropping the history.</summary>
     public void SetBeginIndex(int index)
     {
-        if (_timesteps.Length == 0) throw new SchedulerStateException(Name, "SetBeginIndex was called before SetTimesteps");
+        if (_timesteps.Length == 0) throw new SchedulerException(Name, "SetBeginIndex was called before SetTimesteps");
         if (index < 0 || index >= _timesteps.Length)
             throw new ArgumentOutOfRangeException(nameof(index), index, $"must lie in [0, {_timesteps.Length})");
         Reset();
@@ -140,12 +140,12 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int n = _timesteps.Length;
-        if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
-        if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
+        if (n == 0) throw new SchedulerException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
+        if (StepIndex >= n) throw new SchedulerException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (!_timestepSet.Contains(timestep))
-            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({n}) ({_timesteps[0]} … {_timesteps[^1]})");
+            throw SchedulerException.TimestepNotInSchedule(Name, timestep, $"is not in the schedule set by SetTimesteps({n}) ({_timesteps[0]} … {_timesteps[^1]})");
         if (_timesteps[StepIndex] != timestep)
-            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();

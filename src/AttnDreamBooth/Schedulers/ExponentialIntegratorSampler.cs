@@ -107,10 +107,10 @@ internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int n = _timesteps.Length;
-        if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
-        if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
+        if (n == 0) throw new SchedulerException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
+        if (StepIndex >= n) throw new SchedulerException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (_timesteps[StepIndex] != timestep)
-            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();
@@ -175,13 +175,13 @@ internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>
-    /// <exception cref="SchedulerStateException">The timestep is not in the schedule.</exception>
+    /// <exception cref="SchedulerException">The timestep is not in the schedule.</exception>
     public int SigmaIndexOf(long timestep)
     {
         int index = Array.IndexOf(_timesteps, timestep);
         return index >= 0
             ? index
-            : throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, _timesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
+            : throw SchedulerException.TimestepNotInSchedule(Name, timestep, _timesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
     }
 
     /// <summary>Releases the previous predictions the solver keeps.</summary>

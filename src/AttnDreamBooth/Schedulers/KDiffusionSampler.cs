@@ -173,22 +173,22 @@ internal abstract class KDiffusionSampler : IDiffusionSampler
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>
-    /// <exception cref="SchedulerStateException">The timestep is not in the schedule.</exception>
+    /// <exception cref="SchedulerException">The timestep is not in the schedule.</exception>
     public int SigmaIndexOf(double timestep)
     {
         var matches = Enumerable.Range(0, _modelTimesteps.Length).Where(i => (float)_modelTimesteps[i] == (float)timestep).Take(2).ToArray();
         if (matches.Length == 0)
-            throw SchedulerStateException.TimestepNotInSchedule(Name, (long)timestep, _modelTimesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
+            throw SchedulerException.TimestepNotInSchedule(Name, (long)timestep, _modelTimesteps.Length == 0 ? "cannot be looked up before SetTimesteps" : "is not in the schedule");
         return matches[^1];
     }
 
     private void CheckTimestep(double timestep)
     {
         int n = _modelTimesteps.Length;
-        if (n == 0) throw new SchedulerStateException(Name, "Step or ScaleModelInput was called before SetTimesteps; call SetTimesteps(steps) first");
-        if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
+        if (n == 0) throw new SchedulerException(Name, "Step or ScaleModelInput was called before SetTimesteps; call SetTimesteps(steps) first");
+        if (StepIndex >= n) throw new SchedulerException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (timestep != _modelTimesteps[StepIndex] && (float)timestep != (float)_modelTimesteps[StepIndex] && timestep != _timesteps[StepIndex])
-            throw SchedulerStateException.TimestepNotInSchedule(Name, (long)Math.Round(timestep), $"({timestep}) was passed at step {StepIndex}, whose timestep is {_modelTimesteps[StepIndex]}; steps must follow the timesteps in order");
+            throw SchedulerException.TimestepNotInSchedule(Name, (long)Math.Round(timestep), $"({timestep}) was passed at step {StepIndex}, whose timestep is {_modelTimesteps[StepIndex]}; steps must follow the timesteps in order");
     }
 
     /// <summary>Releases what the sampler keeps between steps.</summary>

@@ -123,10 +123,10 @@ internal sealed class PndmScheduler : IDiffusionSampler
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int n = _timesteps.Length;
-        if (n == 0) throw new SchedulerStateException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
-        if (StepIndex >= n) throw new SchedulerStateException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
+        if (n == 0) throw new SchedulerException(Name, "Step was called before SetTimesteps; call SetTimesteps(steps) first");
+        if (StepIndex >= n) throw new SchedulerException(Name, $"all {n} steps have been taken; call Reset or SetTimesteps to sample again");
         if (_timesteps[StepIndex] != timestep)
-            throw SchedulerStateException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
+            throw SchedulerException.TimestepNotInSchedule(Name, timestep, $"was passed at step {StepIndex}, whose timestep is {_timesteps[StepIndex]}; steps must follow Timesteps in order");
         SampleOps.CheckSameShape(modelOutput, sample, Name);
         using var scope = NewDisposeScope();
         var prev = StepIndex < _prkCount ? StepPrk(modelOutput, timestep, sample) : StepPlms(modelOutput, timestep, sample);
@@ -174,7 +174,7 @@ internal sealed class PndmScheduler : IDiffusionSampler
     private Tensor StepPlms(Tensor modelOutput, long timestep, Tensor sample)
     {
         if (!Config.SkipPrkSteps && _ets.Count < 3)
-            throw new SchedulerStateException(Name, "PLMS steps need the pseudo Runge-Kutta steps first");
+            throw new SchedulerException(Name, "PLMS steps need the pseudo Runge-Kutta steps first");
         int counter = StepIndex;
         long ratio = Schedule.NumTrainTimesteps / _inferenceSteps;
         long prevTimestep = timestep - ratio;

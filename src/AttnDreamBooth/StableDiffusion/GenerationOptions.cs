@@ -53,7 +53,7 @@ public sealed record GenerationOptions
     /// <summary>Side length of the heatmap grid the layer maps are resized to before averaging.</summary>
     public int HeatmapResolution { get; init; } = 16;
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values and <see cref="UnknownSamplerException"/>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values and <see cref="SchedulerException"/>
     /// for an unknown sampler name.</summary>
     public void Validate()
     {
@@ -68,6 +68,6 @@ public sealed record GenerationOptions
         ArgumentNullException.ThrowIfNull(HeatmapTokens);
         if (Sampler is not null) DiffusionSamplers.Resolve(Sampler);
         if (Sampler is null && SchedulerConfig is { Class: SchedulerClass.Other } other)
-            throw new UnknownSamplerException(other.ClassName ?? "(no _class_name)", $"{other.SourcePath} names a scheduler class that is not implemented; set Sampler");
+            throw SchedulerException.UnknownSampler(other.ClassName ?? "(no _class_name)", $"{other.SourcePath} names a scheduler class that is not implemented; set Sampler");
     }
 }

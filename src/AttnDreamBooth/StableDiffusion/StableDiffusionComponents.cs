@@ -97,7 +97,7 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
     /// <exception cref="StateDictMismatchException">Weights do not match the modules built from the configs.</exception>
-    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    /// <exception cref="InvalidWeightsException">A weight holds NaN or infinity.</exception>
     /// <remarks>Configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
     /// <see cref="ResourceLimits.Default"/>) before anything is allocated.</remarks>
     public static StableDiffusionComponents Load(string modelFolder, torch.Device? device = null, ResourceLimits? limits = null,
@@ -147,10 +147,10 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <param name="limits">Bounds on what the file and the configs may allocate (default <see cref="ResourceLimits.Default"/>).</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="ct">Checked between components.</param>
-    /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
-    /// <exception cref="SingleFileFormatException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
+    /// <exception cref="InvalidWeightsException">The file is a pickle.</exception>
+    /// <exception cref="InvalidWeightsException">The file does not fit the configs, lacks a component, or its settings are ambiguous.</exception>
     /// <exception cref="ModelConfigException">The config folder is incomplete.</exception>
-    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    /// <exception cref="InvalidWeightsException">A weight holds NaN or infinity.</exception>
     public static StableDiffusionComponents LoadSingleFile(string checkpointPath, string configFolder, torch.Device? device = null,
         SingleFileLoadOptions? options = null, ResourceLimits? limits = null, ILoggerFactory? loggerFactory = null, CancellationToken ct = default) =>
         LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
@@ -171,7 +171,7 @@ public sealed class StableDiffusionComponents : IDisposable
         var architecture = SingleFileArchitecture.FromFolder(folder.Root);
         using var checkpoint = SingleFileCheckpoint.Open(path, architecture, options);
         var missing = SingleFileComponents.All.Except(checkpoint.Components).ToArray();
-        if (missing.Length > 0) throw new SingleFileFormatException(path, $"holds no {string.Join(", ", missing)}; a pipeline needs the U-Net, the VAE and the text encoder");
+        if (missing.Length > 0) throw InvalidWeightsException.SingleFile(path, $"holds no {string.Join(", ", missing)}; a pipeline needs the U-Net, the VAE and the text encoder");
         var resolved = SingleFileModelSettings.From(options).Resolve(checkpoint.Family, folder.Root);
         var tokenizer = ClipTokenizer.FromFolder(folder.ComponentPath("tokenizer"));
         var modules = new List<torch.nn.Module>();

@@ -147,7 +147,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     /// <summary>Renders <paramref name="prompt"/> (<see cref="GenerationOptions.BatchSize"/> images, image i from seed
     /// <c>Seed + i</c>) on a dedicated thread.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (<see cref="GenerationOptions.Validate"/>).</exception>
-    /// <exception cref="Schedulers.UnknownSamplerException">The sampler name is unknown.</exception>
+    /// <exception cref="Schedulers.SchedulerException">The sampler name is unknown.</exception>
     /// <exception cref="OperationCanceledException">Cancelled between denoising steps.</exception>
     /// <exception cref="InvalidOperationException">A generation is already running on this pipeline.</exception>
     public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken ct = default) =>

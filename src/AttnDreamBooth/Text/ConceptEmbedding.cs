@@ -126,7 +126,7 @@ internal sealed class ConceptEmbedding : nn.Module
     /// <exception cref="ConceptTokenException">The file names a special token (e.g. <c>&lt;|endoftext|&gt;</c>).</exception>
     /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed, holds a non-float tensor or too many rows,
     /// or an embedding is not <c>hidden_size</c> wide.</exception>
-    /// <exception cref="AttnDreamBooth.IO.NonFiniteWeightsException">An embedding holds NaN or infinity.</exception>
+    /// <exception cref="AttnDreamBooth.IO.InvalidWeightsException">An embedding holds NaN or infinity.</exception>
     public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token = null) =>
         Load(path, tokenizer, textModel, token, LearnedEmbeddingsReadOptions.Default);
 

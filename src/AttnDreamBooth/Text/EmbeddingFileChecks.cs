@@ -21,7 +21,7 @@ internal static class EmbeddingFileChecks
         }
     }
 
-    /// <summary>Every value of every tensor is finite; otherwise <see cref="NonFiniteWeightsException"/> lists the tensors that are not.</summary>
+    /// <summary>Every value of every tensor is finite; otherwise <see cref="InvalidWeightsException"/> lists the tensors that are not.</summary>
     public static void CheckFinite(string file, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors)
     {
         var bad = new List<string>();
@@ -29,6 +29,6 @@ internal static class EmbeddingFileChecks
         {
             if (!WeightChecks.IsFinite(tensor)) bad.Add(name);
         }
-        if (bad.Count > 0) throw new NonFiniteWeightsException($"'{file}'", bad);
+        if (bad.Count > 0) throw InvalidWeightsException.NonFinite($"'{file}'", bad);
     }
 }

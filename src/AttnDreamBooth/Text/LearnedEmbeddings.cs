@@ -16,7 +16,7 @@ internal static class LearnedEmbeddings
 
     /// <summary>Reads <paramref name="path"/> into <c>{token: [n, dim]}</c> (float32, CPU), in file order, with the
     /// <see cref="LearnedEmbeddingsReadOptions.Default"/> limits.</summary>
-    /// <exception cref="UnsafeWeightsFormatException">A pickle file.</exception>
+    /// <exception cref="InvalidWeightsException">A pickle file.</exception>
     /// <exception cref="LearnedEmbeddingsFormatException">No embedding in the file, a tensor that is not [dim] / [n, dim],
     /// a tensor that is not floating point, more rows than allowed, or a non-finite value.</exception>
     public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path) => Read(path, LearnedEmbeddingsReadOptions.Default);
@@ -25,7 +25,7 @@ internal static class LearnedEmbeddings
     /// floating-point tensors (F16, BF16, F32, F64) are embeddings: integer or boolean ones are refused rather than
     /// converted. The row count is checked against <see cref="LearnedEmbeddingsReadOptions.MaxRows"/> from the header,
     /// before anything is allocated; with <see cref="LearnedEmbeddingsReadOptions.CheckFinite"/> every value must be finite.</summary>
-    /// <exception cref="UnsafeWeightsFormatException">A pickle file.</exception>
+    /// <exception cref="InvalidWeightsException">A pickle file.</exception>
     /// <exception cref="LearnedEmbeddingsFormatException">The file breaks one of the rules above; the message says which and names the tensor.</exception>
     public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path, LearnedEmbeddingsReadOptions options)
     {
@@ -34,7 +34,7 @@ internal static class LearnedEmbeddings
         options.Validate();
         string full = Path.GetFullPath(path);
         string extension = Path.GetExtension(full).ToLowerInvariant();
-        if (extension is ".bin" or ".pt" or ".pth" or ".ckpt") throw new UnsafeWeightsFormatException(full);
+        if (extension is ".bin" or ".pt" or ".pth" or ".ckpt") throw InvalidWeightsException.Pickle(full);
         if (!File.Exists(full)) throw new FileNotFoundException($"The embeddings file '{full}' does not exist.", full);
 
         using var file = SafetensorsFile.Open(full);

@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Tests.IO;
 
 /// <summary>
 /// Crafted malformed safetensors files (generated here, never committed): each must be rejected with a
-/// <see cref="SafetensorsFormatException"/> naming the file (and the tensor where one is at fault), without
+/// <see cref="InvalidWeightsException"/> naming the file (and the tensor where one is at fault), without
 /// allocating more than the file's own size plus a small constant.
 /// </summary>
 public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
@@ -44,7 +44,7 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         output.WriteLine($"{bytes.Length} bytes, {allocated} allocated: {ex?.GetType().Name}: {ex?.Message}");
-        var format = Assert.IsType<SafetensorsFormatException>(ex);
+        var format = Assert.IsType<InvalidWeightsException>(ex);
         Assert.Equal(Path.GetFullPath(path), format.FilePath);
         Assert.Contains(Path.GetFullPath(path), format.Message);
         Assert.Equal(bad.Tensor, format.TensorName);
@@ -71,7 +71,7 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
         File.WriteAllBytes(path, WithLength(1UL << 63, "{}"u8.ToArray()));
         WarmUp(dir);
         long before = GC.GetAllocatedBytesForCurrentThread();
-        var ex = Assert.Throws<SafetensorsFormatException>(() => SafetensorsFile.Open(path));
+        var ex = Assert.Throws<InvalidWeightsException>(() => SafetensorsFile.Open(path));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Contains("9223372036854775808", ex.Problem);
         Assert.True(allocated < AllocationSlack, $"allocated {allocated} bytes");
@@ -133,7 +133,7 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
 
         string deep = dir.File("deep.safetensors");
         File.WriteAllBytes(deep, Build("""{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":[[[1]]]}}""", 1));
-        var ex = Assert.Throws<SafetensorsFormatException>(() => SafetensorsFile.Open(deep));
+        var ex = Assert.Throws<InvalidWeightsException>(() => SafetensorsFile.Open(deep));
         Assert.Contains("depth", ex.Problem);
     }
 
@@ -176,7 +176,7 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
                 foreach (var tensor in file.ReadAll().Values) tensor.Dispose();
                 opened++;
             }
-            catch (SafetensorsFormatException ex)
+            catch (InvalidWeightsException ex)
             {
                 Assert.Equal(Path.GetFullPath(path), ex.FilePath);
                 rejected++;
@@ -196,7 +196,7 @@ public sealed class SafetensorsAdversarialTests(ITestOutputHelper output)
         SafetensorsFile.Open(good).Dispose();
         string bad = dir.File("warm-bad.safetensors");
         File.WriteAllBytes(bad, Build("""{"t":{"dtype":"X"}}"""));
-        Assert.Throws<SafetensorsFormatException>(() => SafetensorsFile.Open(bad));
+        Assert.Throws<InvalidWeightsException>(() => SafetensorsFile.Open(bad));
     }
 
     private static string Entry(string name, string dtype, string shape, string offsets) =>

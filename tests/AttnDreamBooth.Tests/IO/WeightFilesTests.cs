@@ -141,7 +141,7 @@ public sealed class WeightFilesTests
         using var dir = TestPaths.CreateTempDirectory();
         WriteWeights(dir.File("one.safetensors"), ("a", 1));
         WriteWeights(dir.File("two.safetensors"), ("a", 2));
-        var ex = Assert.Throws<SafetensorsFormatException>(() => StateDictSource.Open([dir.File("one.safetensors"), dir.File("two.safetensors")]));
+        var ex = Assert.Throws<InvalidWeightsException>(() => StateDictSource.Open([dir.File("one.safetensors"), dir.File("two.safetensors")]));
         Assert.Equal("a", ex.TensorName);
         Assert.Contains(dir.File("one.safetensors"), ex.Message);
     }
@@ -157,11 +157,11 @@ public sealed class WeightFilesTests
         // A dangling link: any attempt to open the pickle would fail with FileNotFoundException instead.
         string pickle = dir.File(fileName);
         File.CreateSymbolicLink(pickle, dir.File("does-not-exist"));
-        var ex = Assert.Throws<UnsafeWeightsFormatException>(() => WeightFiles.Resolve(dir.Path));
+        var ex = Assert.Throws<InvalidWeightsException>(() => WeightFiles.Resolve(dir.Path));
         Assert.Equal(pickle, ex.FilePath);
         Assert.Contains("arbitrary code", ex.Message);
         Assert.Contains("safetensors", ex.Message);
-        Assert.Throws<UnsafeWeightsFormatException>(() => StateDictSource.OpenComponent(dir.Path));
+        Assert.Throws<InvalidWeightsException>(() => StateDictSource.OpenComponent(dir.Path));
     }
 
     [Fact]

@@ -166,9 +166,9 @@ public sealed partial class ResourceLimitsTests
     [Fact]
     public void LoweredFileLimitsRefuseTheTinyModelsFiles()
     {
-        var tensor = Assert.Throws<SafetensorsFormatException>(() => StableDiffusionComponents.Load(TestPaths.TinySd1, limits: ResourceLimits.Default with { MaxTensorBytes = 64 }));
+        var tensor = Assert.Throws<InvalidWeightsException>(() => StableDiffusionComponents.Load(TestPaths.TinySd1, limits: ResourceLimits.Default with { MaxTensorBytes = 64 }));
         Assert.Contains("ResourceLimits.MaxTensorBytes", tensor.Message);
-        var header = Assert.Throws<SafetensorsFormatException>(() => StableDiffusionComponents.Load(TestPaths.TinySd1, limits: ResourceLimits.Default with { MaxSafetensorsHeaderBytes = 64 }));
+        var header = Assert.Throws<InvalidWeightsException>(() => StableDiffusionComponents.Load(TestPaths.TinySd1, limits: ResourceLimits.Default with { MaxSafetensorsHeaderBytes = 64 }));
         Assert.Contains("ResourceLimits.MaxSafetensorsHeaderBytes", header.Message);
         var config = Assert.Throws<ModelConfigException>(() => StableDiffusionComponents.Load(TestPaths.TinySd1, limits: ResourceLimits.Default with { MaxConfigFileBytes = 16 }));
         Assert.Contains("ResourceLimits.MaxConfigFileBytes", config.Message);

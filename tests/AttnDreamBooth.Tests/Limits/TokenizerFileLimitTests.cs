@@ -6,7 +6,7 @@ namespace AttnDreamBooth.Tests.Limits;
 
 /// <summary>
 /// Tokenizer files are opened under the rules of every other model file: a FIFO, a directory or a link to a device in
-/// place of vocab.json, merges.txt or a tokenizer JSON is refused by type (a FIFO used to block forever), and an
+/// place of vocab.json, merges.txt or a tokenizer JSON is refused by type (opening a FIFO blocks until a writer appears), and an
 /// oversized vocab.json or merges.txt is refused from its size before it is read. Each case is bounded to 30 s.
 /// </summary>
 public sealed class TokenizerFileLimitTests

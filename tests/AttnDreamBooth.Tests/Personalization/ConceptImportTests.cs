@@ -135,7 +135,7 @@ public sealed class ConceptImportTests(TrainedConcepts concepts)
     {
         using var temp = TestPaths.CreateTempDirectory();
         File.WriteAllBytes(temp.File("learned_embeds.bin"), [0x80, 0x02]);
-        Assert.Throws<UnsafeWeightsFormatException>(() => ConceptImport.FromFolder(temp.Path));
+        Assert.Throws<InvalidWeightsException>(() => ConceptImport.FromFolder(temp.Path));
         Directory.CreateDirectory(temp.File("empty"));
         var error = Assert.Throws<ModelConfigException>(() => ConceptImport.FromFolder(temp.File("empty")));
         Assert.Contains("holds no embedding file", error.Message);

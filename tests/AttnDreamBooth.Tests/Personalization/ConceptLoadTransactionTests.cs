@@ -73,7 +73,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     public async Task APickleInPlaceOfTheEmbeddingsLeavesThePipelineUntouched()
     {
         // The start of a torch.save pickle (protocol 2): not a safetensors header.
-        await AssertAtomicFailure<SafetensorsFormatException>(f =>
+        await AssertAtomicFailure<InvalidWeightsException>(f =>
             File.WriteAllBytes(Path.Combine(f, PersonalizedModel.EmbeddingFile), [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]));
     }
 
@@ -106,7 +106,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     public async Task NonFiniteUNetWeightsAreRefusedNamingTheTensor()
     {
         string? poisoned = null;
-        var error = await AssertAtomicFailure<NonFiniteWeightsException>(f =>
+        var error = await AssertAtomicFailure<InvalidWeightsException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, "unet", "diffusion_pytorch_model.safetensors"), t =>
             {
                 poisoned = t.Keys.Order(StringComparer.Ordinal).Last(k => k.EndsWith(".weight", StringComparison.Ordinal));
@@ -119,7 +119,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     [Fact]
     public async Task ANonFiniteEmbeddingIsRefused()
     {
-        var error = await AssertAtomicFailure<NonFiniteWeightsException>(f =>
+        var error = await AssertAtomicFailure<InvalidWeightsException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, PersonalizedModel.EmbeddingFile), t =>
             {
                 var key = t.Keys.Single();

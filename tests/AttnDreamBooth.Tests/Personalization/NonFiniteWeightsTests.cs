@@ -45,9 +45,9 @@ public sealed class NonFiniteWeightsTests
         using var temp = TestPaths.CreateTempDirectory();
         string folder = CopyPipeline(temp);
         string name = Poison(Path.Combine(folder, component), value);
-        var error = Assert.Throws<NonFiniteWeightsException>(() => PersonalizationPipeline.FromPretrained(folder).Build());
+        var error = Assert.Throws<InvalidWeightsException>(() => PersonalizationPipeline.FromPretrained(folder).Build());
         Assert.Equal([name], error.TensorNames);
-        Assert.Contains(component, error.WeightSource);
+        Assert.Contains(component, error.FilePath);
 
         using var trusted = PersonalizationPipeline.FromPretrained(folder).WithFiniteWeightCheck(false).Build();
         Assert.NotNull(trusted.Components.UNet);
@@ -89,7 +89,7 @@ public sealed class NonFiniteWeightsTests
         var before = TinyPipeline.Snapshot(vae);
         using var source = StateDictSource.OpenComponent(Path.Combine(folder, "vae"));
         var options = new StateDictLoadOptions { KeyMap = AttnDreamBooth.Models.Vae.VaeWeightNames.ToCurrentName };
-        var error = Assert.Throws<NonFiniteWeightsException>(() => StateDictLoader.Validate(vae, source, options));
+        var error = Assert.Throws<InvalidWeightsException>(() => StateDictLoader.Validate(vae, source, options));
         Assert.Equal([name], error.TensorNames);
         Assert.All(vae.state_dict(), p => Assert.True(TinyPipeline.BitEqual(before[p.Key], p.Value), p.Key));
         Assert.True(StateDictLoader.Validate(vae, source, options with { CheckFinite = false }).IsExact);

@@ -61,7 +61,7 @@ public sealed class StableDiffusionPipelineTests
         await Assert.ThrowsAsync<ArgumentNullException>(() => pipeline.GenerateAsync(null!));
         var steps = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => pipeline.GenerateAsync("a dog", new GenerationOptions { Steps = 0 }));
         Assert.Equal(nameof(GenerationOptions.Steps), steps.ParamName);
-        await Assert.ThrowsAsync<UnknownSamplerException>(() => pipeline.GenerateAsync("a dog", new GenerationOptions { Sampler = "no-such-sampler" }));
+        await Assert.ThrowsAsync<SchedulerException>(() => pipeline.GenerateAsync("a dog", new GenerationOptions { Sampler = "no-such-sampler" }));
         var size = Assert.Throws<ArgumentException>(() => pipeline.Generate("a dog", Small with { Width = 63 }));
         Assert.Contains("multiples of", size.Message);
         var heatmap = Assert.Throws<ArgumentException>(() => pipeline.Generate("a dog", Small with { HeatmapTokens = [""] }));

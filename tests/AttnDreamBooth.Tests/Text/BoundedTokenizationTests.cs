@@ -65,7 +65,7 @@ public sealed class BoundedTokenizationTests
         "one emoji run",
     };
 
-    /// <summary>A 1 MB prompt used to take 50 s (one word) or never finish (mixed words and emoji). The bound is
+    /// <summary>Merging a whole 1 MB prompt takes about 50 s (one word) or does not finish (mixed words and emoji). The bound is
     /// generous (the machine may be loaded); the work is linear in the text, and BPE runs only on the kept prefix.</summary>
     [Theory]
     [MemberData(nameof(MegabytePrompts))]

@@ -212,7 +212,7 @@ public sealed class ConceptEmbeddingTests
         Assert.Equal(model.HiddenSize, mismatch.ExpectedWidth);
         Assert.Equal(size, tokenizer.VocabularySize);
 
-        Assert.Throws<UnsafeWeightsFormatException>(() => LearnedEmbeddings.Read(dir.File("learned_embeds.bin")));
+        Assert.Throws<InvalidWeightsException>(() => LearnedEmbeddings.Read(dir.File("learned_embeds.bin")));
         string sdxl = dir.File("sdxl.safetensors");
         SafetensorsWriter.Write(sdxl, new Dictionary<string, torch.Tensor> { ["clip_l"] = torch.zeros(1, 768), ["clip_g"] = torch.zeros(1, 1280) });
         Assert.Throws<LearnedEmbeddingsFormatException>(() => LearnedEmbeddings.Read(sdxl));

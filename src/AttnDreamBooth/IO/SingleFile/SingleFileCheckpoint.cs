@@ -53,7 +53,7 @@ internal sealed class SingleFileCheckpoint : IDisposable
     internal static bool IsPickle(string path) => PickleExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Detects the family from the text-encoder prefix of the keys, or returns null when the file has no text encoder.</summary>
-    /// <exception cref="SingleFileFormatException">The file holds both text-encoder layouts, or is an SDXL-style file.</exception>
+    /// <exception cref="InvalidWeightsException">The file holds both text-encoder layouts, or is an SDXL-style file.</exception>
     public static StableDiffusionFamily? DetectFamily(IEnumerable<string> keys, string filePath)
     {
         bool sd1 = false, sd2 = false, sdxl = false;
@@ -63,23 +63,23 @@ internal sealed class SingleFileCheckpoint : IDisposable
             sd2 |= key.StartsWith(SingleFileComponents.Sd2TextPrefix, StringComparison.Ordinal);
             sdxl |= key.StartsWith("conditioner.embedders.", StringComparison.Ordinal);
         }
-        if (sdxl) throw new SingleFileFormatException(filePath, "holds conditioner.embedders.* keys (an SDXL-style checkpoint); only SD 1.x and 2.x single files are supported");
+        if (sdxl) throw InvalidWeightsException.SingleFile(filePath, "holds conditioner.embedders.* keys (an SDXL-style checkpoint); only SD 1.x and 2.x single files are supported");
         if (sd1 && sd2)
-            throw new SingleFileFormatException(filePath, $"holds both {SingleFileComponents.Sd1TextPrefix}* (SD 1.x) and {SingleFileComponents.Sd2TextPrefix}* (SD 2.x) keys; the family is ambiguous");
+            throw InvalidWeightsException.SingleFile(filePath, $"holds both {SingleFileComponents.Sd1TextPrefix}* (SD 1.x) and {SingleFileComponents.Sd2TextPrefix}* (SD 2.x) keys; the family is ambiguous");
         return sd1 ? StableDiffusionFamily.Sd1 : sd2 ? StableDiffusionFamily.Sd2 : null;
     }
 
     /// <summary>Opens <paramref name="path"/> and resolves every key against <paramref name="architecture"/>.</summary>
-    /// <exception cref="UnsafeWeightsFormatException">The file is a pickle (<c>.ckpt</c>, <c>.pt</c>, …).</exception>
-    /// <exception cref="SafetensorsFormatException">The file is not valid safetensors.</exception>
-    /// <exception cref="SingleFileFormatException">The family cannot be determined, keys are left over, blocks of the
+    /// <exception cref="InvalidWeightsException">The file is a pickle (<c>.ckpt</c>, <c>.pt</c>, …).</exception>
+    /// <exception cref="InvalidWeightsException">The file is not valid safetensors.</exception>
+    /// <exception cref="InvalidWeightsException">The family cannot be determined, keys are left over, blocks of the
     /// architecture are missing, or shapes do not fit the configs.</exception>
     public static SingleFileCheckpoint Open(string path, SingleFileArchitecture architecture, SingleFileLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(architecture);
         options ??= new SingleFileLoadOptions();
-        if (IsPickle(path)) throw new UnsafeWeightsFormatException(Path.GetFullPath(path));
+        if (IsPickle(path)) throw InvalidWeightsException.Pickle(Path.GetFullPath(path));
         var file = SafetensorsFile.Open(path);
         try
         {
@@ -98,10 +98,10 @@ internal sealed class SingleFileCheckpoint : IDisposable
         string path = file.FilePath;
         var detected = DetectFamily(file.Names, path);
         if (detected is { } d && options.Family is { } given && d != given)
-            throw new SingleFileFormatException(path, $"the text-encoder keys say {d} but {given} was requested");
+            throw InvalidWeightsException.SingleFile(path, $"the text-encoder keys say {d} but {given} was requested");
         var family = detected ?? options.Family ?? (architecture.TextEncoder is null
             ? StableDiffusionFamily.Sd1
-            : throw new SingleFileFormatException(path, "holds no text encoder (cond_stage_model.*), so its family cannot be detected; set SingleFileLoadOptions.Family or leave the text encoder out of the architecture"));
+            : throw InvalidWeightsException.SingleFile(path, "holds no text encoder (cond_stage_model.*), so its family cannot be detected; set SingleFileLoadOptions.Family or leave the text encoder out of the architecture"));
         var keyMap = SingleFileKeyMap.Create(family, architecture);
 
         var components = keyMap.Components.ToDictionary(c => c, _ => new Dictionary<string, SingleFileComponentSource.Entry>(StringComparer.Ordinal), StringComparer.Ordinal);
@@ -122,7 +122,7 @@ internal sealed class SingleFileCheckpoint : IDisposable
                     {
                         shape = mapping.DiffusersShape(entry.Shape);
                     }
-                    catch (SingleFileFormatException ex)
+                    catch (InvalidWeightsException ex)
                     {
                         problems.Add(ex.Message);
                         continue;
@@ -150,7 +150,7 @@ internal sealed class SingleFileCheckpoint : IDisposable
         }
         if (unknown.Count > 0)
         {
-            throw new SingleFileFormatException(path,
+            throw InvalidWeightsException.SingleFile(path,
                 $"{unknown.Count} keys fit no rule of the {family} layout generated from the configs (wrong configs, another model type, or extras to pass to IgnoreKey): " +
                 string.Join(", ", unknown.Take(10)) + (unknown.Count > 10 ? ", …" : ""));
         }
@@ -169,24 +169,24 @@ internal sealed class SingleFileCheckpoint : IDisposable
             }
         }
         if (problems.Count > 0)
-            throw new SingleFileFormatException(path, $"{problems.Count} problems: " + string.Join("; ", problems.Take(10)) + (problems.Count > 10 ? "; …" : ""));
+            throw InvalidWeightsException.SingleFile(path, $"{problems.Count} problems: " + string.Join("; ", problems.Take(10)) + (problems.Count > 10 ? "; …" : ""));
 
         bool useEma = options.UseEmaWeights;
         if (useEma)
         {
             if (!components.TryGetValue(SingleFileComponents.UNet, out var unet))
-                throw new SingleFileFormatException(path, "EMA weights were requested but the architecture has no U-Net");
+                throw InvalidWeightsException.SingleFile(path, "EMA weights were requested but the architecture has no U-Net");
             var missing = new List<string>();
             foreach (var (name, entry) in unet.ToArray())
             {
                 string emaKey = SingleFileKeyMap.EmaKeyOf(entry.StoredKey);
                 if (!file.Contains(emaKey)) missing.Add(emaKey);
                 else if (!file.Entries[emaKey].Shape.SequenceEqual(file.Entries[entry.StoredKey].Shape))
-                    throw new SingleFileFormatException(path, $"{emaKey} has shape [{string.Join(", ", file.Entries[emaKey].Shape)}], unlike {entry.StoredKey}");
+                    throw InvalidWeightsException.SingleFile(path, $"{emaKey} has shape [{string.Join(", ", file.Entries[emaKey].Shape)}], unlike {entry.StoredKey}");
                 else unet[name] = entry with { StoredKey = emaKey, ScalarType = file.Entries[emaKey].ScalarType };
             }
             if (missing.Count > 0)
-                throw new SingleFileFormatException(path, $"EMA weights were requested but {missing.Count} U-Net tensors have no EMA copy (a pruned file?), e.g. {missing[0]}");
+                throw InvalidWeightsException.SingleFile(path, $"EMA weights were requested but {missing.Count} U-Net tensors have no EMA copy (a pruned file?), e.g. {missing[0]}");
             var used = new HashSet<string>(unet.Values.Select(e => e.StoredKey), StringComparer.Ordinal);
             foreach (string key in ema.Where(k => !used.Contains(k))) skipped.Add(new SingleFileKeyResolution(key, SingleFileKeyKind.Ema, null, "EMA tensor of no U-Net weight"));
             SingleFileLog.UsingEma(logger, path, used.Count);

@@ -53,7 +53,7 @@ internal static class SingleFileExporter
     /// <param name="logger">Receives skipped keys.</param>
     /// <param name="textProjection">SD 2.x only: the <see cref="TextProjectionKey"/> tensor to write ([width, projection],
     /// e.g. the base model's own); null writes the identity [width, width].</param>
-    /// <exception cref="SingleFileFormatException">A tensor has no place in the layout, or a fused q/k/v set is incomplete.</exception>
+    /// <exception cref="InvalidWeightsException">A tensor has no place in the layout, or a fused q/k/v set is incomplete.</exception>
     /// <exception cref="ArgumentException"><paramref name="textProjection"/> is not [width, n].</exception>
     public static void Export(string outputPath, SingleFileKeyMap keyMap, IReadOnlyDictionary<string, IStateDictSource> components,
         torch.ScalarType? dtype = null, ILogger? logger = null, torch.Tensor? textProjection = null)
@@ -79,7 +79,7 @@ internal static class SingleFileExporter
                     }
                     string key = component == SingleFileComponents.Vae ? CurrentVaeName(name) : name;
                     var mapping = keyMap.ToOriginal(component, key, out int part, out int parts)
-                        ?? throw new SingleFileFormatException($"{source.FileOf(name)}", $"{component}/{name} has no place in the {keyMap.Family} single-file layout generated from the configs");
+                        ?? throw InvalidWeightsException.SingleFile($"{source.FileOf(name)}", $"{component}/{name} has no place in the {keyMap.Family} single-file layout generated from the configs");
                     var value = source.Read(name, dtype);
                     if (mapping.Op == SingleFileOp.SplitDim0)
                     {
@@ -91,14 +91,14 @@ internal static class SingleFileExporter
                     if (!output.TryAdd(mapping.OriginalKey, stored))
                     {
                         stored.Dispose();
-                        throw new SingleFileFormatException(source.FileOf(name), $"{component}/{name} maps to {mapping.OriginalKey}, which another tensor already provides");
+                        throw InvalidWeightsException.SingleFile(source.FileOf(name), $"{component}/{name} maps to {mapping.OriginalKey}, which another tensor already provides");
                     }
                 }
                 foreach (var (original, (mapping, parts)) in fused)
                 {
                     int missing = Array.FindIndex(parts, p => p is null);
                     if (missing >= 0)
-                        throw new SingleFileFormatException(original, $"needs {mapping.DiffusersKeys[missing]} of the {component}, which is missing");
+                        throw InvalidWeightsException.SingleFile(original, $"needs {mapping.DiffusersKeys[missing]} of the {component}, which is missing");
                     output[original] = torch.cat(parts!, 0);
                     foreach (var p in parts) p!.Dispose();
                 }

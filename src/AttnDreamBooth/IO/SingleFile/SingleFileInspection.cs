@@ -15,11 +15,11 @@ internal sealed record SingleFileInspection(string FilePath, StableDiffusionFami
     IReadOnlyDictionary<string, int> DTypes, long? TextEncoderWidth, long? CrossAttentionDim)
 {
     /// <summary>Reads the header of <paramref name="path"/>.</summary>
-    /// <exception cref="UnsafeWeightsFormatException">The file is a pickle.</exception>
+    /// <exception cref="InvalidWeightsException">The file is a pickle.</exception>
     public static SingleFileInspection Inspect(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (SingleFileCheckpoint.IsPickle(path)) throw new UnsafeWeightsFormatException(Path.GetFullPath(path));
+        if (SingleFileCheckpoint.IsPickle(path)) throw InvalidWeightsException.Pickle(Path.GetFullPath(path));
         using var file = SafetensorsFile.Open(path);
         var family = SingleFileCheckpoint.DetectFamily(file.Names, file.FilePath);
         var counts = new Dictionary<string, int>(StringComparer.Ordinal) { ["unet"] = 0, ["vae"] = 0, ["text_encoder"] = 0, ["ema"] = 0, ["other"] = 0 };

@@ -8,7 +8,7 @@ namespace AttnDreamBooth.IO.SingleFile;
 internal sealed record SingleFileKeyMapping(string OriginalKey, string Component, IReadOnlyList<string> DiffusersKeys, SingleFileOp Op)
 {
     /// <summary>The diffusers shape(s) produced from an original tensor of shape <paramref name="originalShape"/>.</summary>
-    /// <exception cref="SingleFileFormatException">The shape does not suit the operation.</exception>
+    /// <exception cref="InvalidWeightsException">The shape does not suit the operation.</exception>
     public long[] DiffusersShape(long[] originalShape)
     {
         switch (Op)
@@ -18,10 +18,10 @@ internal sealed record SingleFileKeyMapping(string OriginalKey, string Component
             case SingleFileOp.Reshape:
                 if (originalShape.Length == 2) return originalShape;
                 if (originalShape.Length == 4 && originalShape[2] == 1 && originalShape[3] == 1) return originalShape[..2];
-                throw new SingleFileFormatException(OriginalKey, $"expected a 1x1 conv weight [C, C, 1, 1], found [{string.Join(", ", originalShape)}]");
+                throw InvalidWeightsException.SingleFile(OriginalKey, $"expected a 1x1 conv weight [C, C, 1, 1], found [{string.Join(", ", originalShape)}]");
             case SingleFileOp.SplitDim0:
                 if (originalShape.Length is < 1 or > 2 || originalShape[0] % 3 != 0)
-                    throw new SingleFileFormatException(OriginalKey, $"expected a fused q/k/v tensor [3C, C] or [3C], found [{string.Join(", ", originalShape)}]");
+                    throw InvalidWeightsException.SingleFile(OriginalKey, $"expected a fused q/k/v tensor [3C, C] or [3C], found [{string.Join(", ", originalShape)}]");
                 var part = (long[])originalShape.Clone();
                 part[0] /= 3;
                 return part;

@@ -26,7 +26,7 @@ internal sealed record SingleFileModelSettings
     /// <param name="family">The checkpoint's family.</param>
     /// <param name="configFolder">Optional diffusers folder of configs: its <c>scheduler/scheduler_config.json</c> gives the
     /// prediction type, its U-Net <c>sample_size</c> times the VAE factor gives the image size.</param>
-    /// <exception cref="SingleFileFormatException">The settings stay ambiguous (SD 2.x without a prediction type).</exception>
+    /// <exception cref="InvalidWeightsException">The settings stay ambiguous (SD 2.x without a prediction type).</exception>
     /// <exception cref="ArgumentException">An unknown prediction type or a non-positive size.</exception>
     public SingleFileModelSettings Resolve(StableDiffusionFamily family, string? configFolder = null)
     {
@@ -49,7 +49,7 @@ internal sealed record SingleFileModelSettings
         {
             prediction = family == StableDiffusionFamily.Sd1
                 ? "epsilon"
-                : throw new SingleFileFormatException("SD 2.x single file",
+                : throw InvalidWeightsException.SingleFile("SD 2.x single file",
                     "the file does not say whether it predicts v (768 px models such as 2.0 / 2.1) or epsilon (512 px -base models); " +
                     "set SingleFileLoadOptions.PredictionType to \"v_prediction\" or \"epsilon\" (or give a config folder with a scheduler config)");
         }

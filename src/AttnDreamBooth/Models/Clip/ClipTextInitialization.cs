@@ -9,7 +9,7 @@ namespace AttnDreamBooth.Models.Clip;
 /// module defaults differ (N(0, 1) embeddings dominate the residual stream, so every position's output is little more
 /// than its own token's embedding and the padding positions carry no summary of the prompt).
 /// </summary>
-public static class ClipTextInitialization
+internal static class ClipTextInitialization
 {
     /// <summary>Re-initialises every parameter of <paramref name="model"/> in place, drawing from libtorch's default
     /// generator (seed it first for reproducible weights).</summary>

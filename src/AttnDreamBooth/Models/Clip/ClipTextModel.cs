@@ -53,14 +53,14 @@ public sealed class ClipTextModel : nn.Module
     /// weights strictly (a stored <c>position_ids</c> buffer is ignored).</summary>
     /// <param name="textEncoderFolder">The folder.</param>
     /// <param name="device">Where the parameters live (CPU by default).</param>
-    /// <param name="variant">A weight variant such as "fp16" (<c>model.fp16.safetensors</c>).</param>
     /// <param name="dtype">The parameter dtype (float32 by default; stored values are converted).</param>
+    /// <param name="variant">A weight variant such as "fp16" (<c>model.fp16.safetensors</c>).</param>
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
     /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped weights.</exception>
-    /// <exception cref="NonFiniteWeightsException">A weight holds NaN or infinity.</exception>
+    /// <exception cref="InvalidWeightsException">A weight holds NaN or infinity.</exception>
     /// <exception cref="ModelConfigException">The config is missing, invalid or beyond <paramref name="limits"/>.</exception>
     /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
-    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, string? variant = null, ScalarType? dtype = null, bool checkFiniteWeights = true,
+    public static ClipTextModel FromFolder(string textEncoderFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true,
         ResourceLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(textEncoderFolder);

@@ -18,7 +18,7 @@ internal static class LoraFile
 
     /// <summary>Reads <paramref name="path"/> into a new (not yet installed) <see cref="LoraNetwork"/> on the layers of
     /// <paramref name="unet"/> and <paramref name="textEncoder"/>, each adapter with the file's rank and alpha.</summary>
-    /// <exception cref="SafetensorsFormatException">The file is not a valid safetensors file.</exception>
+    /// <exception cref="InvalidWeightsException">The file is not a valid safetensors file.</exception>
     /// <exception cref="LoraException">Keys match no layer (unless reported), a module lacks its up or down weight, or
     /// shapes do not fit the layer.</exception>
     public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null)

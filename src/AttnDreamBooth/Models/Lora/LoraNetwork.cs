@@ -124,7 +124,7 @@ public sealed class LoraNetwork : nn.Module
     /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="LoadReport"/> lists them).
     /// </summary>
     /// <exception cref="LoraException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
-    /// <exception cref="IO.SafetensorsFormatException">The file is not a valid safetensors file, or a tensor exceeds
+    /// <exception cref="IO.InvalidWeightsException">The file is not a valid safetensors file, or a tensor exceeds
     /// <see cref="IO.ResourceLimits.MaxTensorBytes"/>.</exception>
     /// <param name="path">The LoRA file.</param>
     /// <param name="unet">The U-Net the U-Net adapters attach to (or null).</param>

@@ -14,10 +14,10 @@ internal sealed class CrossAttnDownBlock2D : UNetDownBlock
     /// <summary>Creates the block.</summary>
     public CrossAttnDownBlock2D(int inChannels, int outChannels, int tembChannels, int layers, int transformerLayers, int heads,
         int crossAttentionDim, int groups, double eps, bool addDownsample, int downsamplePadding, bool useLinearProjection,
-        bool upcastAttention, double dropout = 0.0, Device? device = null) : base(nameof(CrossAttnDownBlock2D))
+        bool upcastAttention, double dropout = 0.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(CrossAttnDownBlock2D))
     {
         resnets = new ModuleList<ResnetBlock2D>(Enumerable.Range(0, layers)
-            .Select(i => new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels, groups, eps, dropout, 1.0, device)).ToArray());
+            .Select(i => new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels, groups, eps, dropout, 1.0, device, activation)).ToArray());
         attentions = new ModuleList<Transformer2DModel>(Enumerable.Range(0, layers)
             .Select(_ => new Transformer2DModel(heads, outChannels / heads, outChannels, transformerLayers, crossAttentionDim, groups,
                 useLinearProjection, upcastAttention, dropout, device)).ToArray());

@@ -14,13 +14,13 @@ internal sealed class CrossAttnUpBlock2D : UNetUpBlock
     /// <summary>Creates the block (channel arguments as for <see cref="UpBlock2D"/>).</summary>
     public CrossAttnUpBlock2D(int inChannels, int outChannels, int prevOutputChannels, int tembChannels, int layers, int transformerLayers,
         int heads, int crossAttentionDim, int groups, double eps, bool addUpsample, bool useLinearProjection, bool upcastAttention,
-        double dropout = 0.0, Device? device = null) : base(nameof(CrossAttnUpBlock2D))
+        double dropout = 0.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(CrossAttnUpBlock2D))
     {
         resnets = new ModuleList<ResnetBlock2D>(Enumerable.Range(0, layers).Select(i =>
         {
             int skip = i == layers - 1 ? inChannels : outChannels;
             int input = i == 0 ? prevOutputChannels : outChannels;
-            return new ResnetBlock2D(input + skip, outChannels, tembChannels, groups, eps, dropout, 1.0, device);
+            return new ResnetBlock2D(input + skip, outChannels, tembChannels, groups, eps, dropout, 1.0, device, activation);
         }).ToArray());
         attentions = new ModuleList<Transformer2DModel>(Enumerable.Range(0, layers)
             .Select(_ => new Transformer2DModel(heads, outChannels / heads, outChannels, transformerLayers, crossAttentionDim, groups,

@@ -12,10 +12,10 @@ internal sealed class DownBlock2D : UNetDownBlock
 
     /// <summary>Creates the block.</summary>
     public DownBlock2D(int inChannels, int outChannels, int tembChannels, int layers, int groups, double eps, bool addDownsample,
-        int downsamplePadding, double dropout = 0.0, Device? device = null) : base(nameof(DownBlock2D))
+        int downsamplePadding, double dropout = 0.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(DownBlock2D))
     {
         resnets = new ModuleList<ResnetBlock2D>(Enumerable.Range(0, layers)
-            .Select(i => new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels, groups, eps, dropout, 1.0, device)).ToArray());
+            .Select(i => new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels, groups, eps, dropout, 1.0, device, activation)).ToArray());
         if (addDownsample) downsamplers = new ModuleList<Downsample2D>(new Downsample2D(outChannels, outChannels, downsamplePadding, device));
         RegisterComponents();
     }

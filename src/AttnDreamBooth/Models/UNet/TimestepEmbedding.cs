@@ -4,15 +4,17 @@ using static TorchSharp.torch.nn;
 
 namespace AttnDreamBooth.Models.UNet;
 
-/// <summary>The timestep MLP (diffusers' <c>TimestepEmbedding</c>): <c>linear_1</c> → SiLU → <c>linear_2</c>.</summary>
+/// <summary>The timestep MLP (diffusers' <c>TimestepEmbedding</c>): <c>linear_1</c> → the U-Net's <c>act_fn</c> → <c>linear_2</c>.</summary>
 internal sealed class TimestepEmbedding : Module<Tensor, Tensor>
 {
     private readonly Linear linear_1;
     private readonly Linear linear_2;
+    private readonly Func<Tensor, Tensor> _activation;
 
-    /// <summary>Creates the MLP.</summary>
-    public TimestepEmbedding(int inChannels, int timeEmbedDim, Device? device = null) : base(nameof(TimestepEmbedding))
+    /// <summary>Creates the MLP with <paramref name="activation"/> between the layers (SiLU when null).</summary>
+    public TimestepEmbedding(int inChannels, int timeEmbedDim, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(TimestepEmbedding))
     {
+        _activation = activation ?? (x => functional.silu(x));
         linear_1 = Linear(inChannels, timeEmbedDim, device: device);
         linear_2 = Linear(timeEmbedDim, timeEmbedDim, device: device);
         RegisterComponents();
@@ -22,6 +24,6 @@ internal sealed class TimestepEmbedding : Module<Tensor, Tensor>
     public override Tensor forward(Tensor sample)
     {
         using var scope = NewDisposeScope();
-        return linear_2.call(functional.silu(linear_1.call(sample))).MoveToOuterDisposeScope();
+        return linear_2.call(_activation(linear_1.call(sample))).MoveToOuterDisposeScope();
     }
 }

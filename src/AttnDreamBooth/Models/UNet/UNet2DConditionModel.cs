@@ -8,6 +8,7 @@ using static TorchSharp.torch.nn;
 
 namespace AttnDreamBooth.Models.UNet;
 
+using Activations = AttnDreamBooth.Models.Blocks.Activations;
 using Attention = AttnDreamBooth.Models.Attention.Attention;
 
 /// <summary>
@@ -30,7 +31,7 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
     private readonly UNetMidBlock2DCrossAttn mid_block;
     private readonly ModuleList<UNetUpBlock> up_blocks;
     private readonly GroupNorm conv_norm_out;
-    private readonly SiLU conv_act;
+    private readonly Func<Tensor, Tensor> conv_act;
     private readonly Conv2d conv_out;
     private readonly Attention[] _attentionLayers;
     private readonly int _upsamplers;
@@ -54,10 +55,11 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
             int timeEmbedDim = config.TimeEmbedDim;
             int groups = config.NormNumGroups;
             double eps = config.NormEps;
+            var act = Activations.Get(config.ActFn, ActivationNaming.Diffusers, "act_fn");
 
             conv_in = Conv2d(config.InChannels, channels[0], config.ConvInKernel, stride: 1, padding: (config.ConvInKernel - 1) / 2, device: device);
             time_proj = new Timesteps(channels[0], config.FlipSinToCos, config.FreqShift);
-            time_embedding = new TimestepEmbedding(channels[0], timeEmbedDim, device);
+            time_embedding = new TimestepEmbedding(channels[0], timeEmbedDim, device, act);
 
             var downs = new List<UNetDownBlock>();
             int outputChannel = channels[0];
@@ -70,16 +72,16 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
                 {
                     "CrossAttnDownBlock2D" => new CrossAttnDownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i],
                         config.TransformerLayersPerBlock[i], config.HeadsPerDownBlock[i], config.CrossAttentionDim[i], groups, eps, addDownsample,
-                        config.DownsamplePadding, config.UseLinearProjection, config.UpcastAttention, config.Dropout, device),
+                        config.DownsamplePadding, config.UseLinearProjection, config.UpcastAttention, config.Dropout, device, act),
                     _ => new DownBlock2D(inputChannel, outputChannel, timeEmbedDim, config.LayersPerBlock[i], groups, eps, addDownsample,
-                        config.DownsamplePadding, config.Dropout, device),
+                        config.DownsamplePadding, config.Dropout, device, act),
                 });
             }
             down_blocks = new ModuleList<UNetDownBlock>(downs.ToArray());
 
             mid_block = new UNetMidBlock2DCrossAttn(channels[n - 1], timeEmbedDim, config.HeadsMidBlock, config.CrossAttentionDim[n - 1], groups, eps,
                 config.MidBlockScaleFactor, config.UseLinearProjection, config.UpcastAttention, 1, config.TransformerLayersPerBlock[n - 1],
-                config.Dropout, device);
+                config.Dropout, device, act);
 
             var reversedChannels = channels.Reverse().ToArray();
             var reversedHeads = config.HeadsPerUpBlock;
@@ -98,16 +100,16 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
                 {
                     "CrossAttnUpBlock2D" => new CrossAttnUpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1,
                         reversedTransformerLayers[i], reversedHeads[i], reversedCross[i], groups, eps, addUpsample, config.UseLinearProjection,
-                        config.UpcastAttention, config.Dropout, device),
+                        config.UpcastAttention, config.Dropout, device, act),
                     _ => new UpBlock2D(inputChannel, outputChannel, prevOutputChannel, timeEmbedDim, reversedLayers[i] + 1, groups, eps, addUpsample,
-                        config.Dropout, device),
+                        config.Dropout, device, act),
                 });
             }
             up_blocks = new ModuleList<UNetUpBlock>(ups.ToArray());
             _upsamplers = ups.Count(u => u.HasUpsampler);
 
             conv_norm_out = GroupNormalization.Create(groups, channels[0], eps, device);
-            conv_act = SiLU();
+            conv_act = act;
             conv_out = Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, stride: 1, padding: (config.ConvOutKernel - 1) / 2, device: device);
             RegisterComponents();
 
@@ -213,7 +215,7 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
             long[]? upsampleSize = forwardUpsampleSize && up_blocks[i].HasUpsampler && skips.Count > 0 ? [skips[^1].shape[2], skips[^1].shape[3]] : null;
             h = RunUpBlock(i, h, consumed, emb, encoderHiddenStates, upsampleSize, checkpoint);
         }
-        h = NarrowChannelConvolution.Apply(conv_out, conv_act.call(conv_norm_out.call(h)));
+        h = NarrowChannelConvolution.Apply(conv_out, conv_act(conv_norm_out.call(h)));
         if (h.dtype != callerType && callerIsFloating) h = h.to_type(callerType);
         return h.MoveToOuterDisposeScope();
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.Blocks;
 
 namespace AttnDreamBooth.Models.UNet;
 
@@ -68,7 +69,7 @@ public sealed record UNetConfig
     /// <summary><c>dropout</c> (0).</summary>
     public double Dropout { get; init; }
 
-    /// <summary><c>act_fn</c> ("silu", the only one supported).</summary>
+    /// <summary><c>act_fn</c>: the nonlinearity of the resnets, the timestep MLP and the output (one of diffusers' <c>get_activation</c> names this library implements: silu, swish, gelu, relu, mish).</summary>
     public string ActFn { get; init; } = "silu";
 
     /// <summary><c>norm_num_groups</c> (32): GroupNorm groups of the resnets, transformers and <c>conv_norm_out</c>.</summary>
@@ -212,7 +213,7 @@ public sealed record UNetConfig
         Require(NormEps > 0, "norm_eps", "must be positive");
         Require(ConvInKernel % 2 == 1 && ConvInKernel > 0, "conv_in_kernel", "must be a positive odd number");
         Require(ConvOutKernel % 2 == 1 && ConvOutKernel > 0, "conv_out_kernel", "must be a positive odd number");
-        Require(ActFn is "silu" or "swish", "act_fn", $"'{ActFn}' is not supported (only silu)");
+        Activations.Require(ActFn, ActivationNaming.Diffusers, source, "act_fn");
         Require(DownsamplePadding is 0 or 1, "downsample_padding", "must be 0 or 1");
         Require(Dropout is >= 0 and < 1, "dropout", "must be in [0, 1)");
         Require(TimeEmbeddingDim is null or > 0, "time_embedding_dim", "must be positive");

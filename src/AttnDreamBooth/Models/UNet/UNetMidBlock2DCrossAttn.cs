@@ -14,10 +14,10 @@ internal sealed class UNetMidBlock2DCrossAttn : Module<Tensor, Tensor, Tensor, T
     /// <summary>Creates the block.</summary>
     public UNetMidBlock2DCrossAttn(int channels, int tembChannels, int heads, int crossAttentionDim, int groups, double eps,
         double outputScaleFactor, bool useLinearProjection, bool upcastAttention, int layers = 1, int transformerLayers = 1,
-        double dropout = 0.0, Device? device = null) : base(nameof(UNetMidBlock2DCrossAttn))
+        double dropout = 0.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(UNetMidBlock2DCrossAttn))
     {
         resnets = new ModuleList<ResnetBlock2D>(Enumerable.Range(0, layers + 1)
-            .Select(_ => new ResnetBlock2D(channels, channels, tembChannels, groups, eps, dropout, outputScaleFactor, device)).ToArray());
+            .Select(_ => new ResnetBlock2D(channels, channels, tembChannels, groups, eps, dropout, outputScaleFactor, device, activation)).ToArray());
         attentions = new ModuleList<Transformer2DModel>(Enumerable.Range(0, layers)
             .Select(_ => new Transformer2DModel(heads, channels / heads, channels, transformerLayers, crossAttentionDim, groups,
                 useLinearProjection, upcastAttention, dropout, device)).ToArray());

@@ -21,14 +21,15 @@ internal sealed class UpBlock2D : UNetUpBlock
     /// <param name="addUpsample">Whether an upsampler follows.</param>
     /// <param name="dropout">Dropout in the resnets.</param>
     /// <param name="device">Parameter device.</param>
+    /// <param name="activation">The U-Net's <c>act_fn</c> (SiLU when null).</param>
     public UpBlock2D(int inChannels, int outChannels, int prevOutputChannels, int tembChannels, int layers, int groups, double eps,
-        bool addUpsample, double dropout = 0.0, Device? device = null) : base(nameof(UpBlock2D))
+        bool addUpsample, double dropout = 0.0, Device? device = null, Func<Tensor, Tensor>? activation = null) : base(nameof(UpBlock2D))
     {
         resnets = new ModuleList<ResnetBlock2D>(Enumerable.Range(0, layers).Select(i =>
         {
             int skip = i == layers - 1 ? inChannels : outChannels;
             int input = i == 0 ? prevOutputChannels : outChannels;
-            return new ResnetBlock2D(input + skip, outChannels, tembChannels, groups, eps, dropout, 1.0, device);
+            return new ResnetBlock2D(input + skip, outChannels, tembChannels, groups, eps, dropout, 1.0, device, activation);
         }).ToArray());
         if (addUpsample) upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outChannels, outChannels, device));
         RegisterComponents();

@@ -134,9 +134,9 @@ public sealed class SingleFileCheckpointTests
         using var temp = TestPaths.CreateTempDirectory();
         string ckpt = temp.File("model.ckpt");
         File.WriteAllBytes(ckpt, [0x80, 0x02]);
-        var ex = Assert.Throws<UnsafeWeightsFormatException>(() => SingleFileCheckpoint.Open(ckpt, SingleFileArchitecture.FromFolder(TestPaths.TinySd1)));
+        var ex = Assert.Throws<InvalidWeightsException>(() => SingleFileCheckpoint.Open(ckpt, SingleFileArchitecture.FromFolder(TestPaths.TinySd1)));
         Assert.Equal(Path.GetFullPath(ckpt), ex.FilePath);
-        Assert.Throws<UnsafeWeightsFormatException>(() => SingleFileInspection.Inspect(ckpt));
+        Assert.Throws<InvalidWeightsException>(() => SingleFileInspection.Inspect(ckpt));
     }
 
     /// <summary>Writes a copy of a case's single file with tensors added / removed / replaced.</summary>
@@ -193,7 +193,7 @@ public sealed class SingleFileCheckpointTests
         Assert.StartsWith("model_ema.", emaUnet.StoredKeyOf("conv_in.weight"), StringComparison.Ordinal);
 
         // A pruned file (no EMA copies) cannot serve an EMA request.
-        var ex = Assert.Throws<SingleFileFormatException>(() =>
+        var ex = Assert.Throws<InvalidWeightsException>(() =>
             SingleFileCheckpoint.Open(SingleFileCheck.FileOf(Case("tiny-sd1")), architecture, new SingleFileLoadOptions { UseEmaWeights = true }));
         Assert.Contains("no EMA copy", ex.Message, StringComparison.Ordinal);
     }
@@ -204,7 +204,7 @@ public sealed class SingleFileCheckpointTests
         using var temp = TestPaths.CreateTempDirectory();
         string path = Variant(temp, "tiny-sd1", t => t["embedding_manager.foo"] = torch.zeros(3));
         var architecture = SingleFileArchitecture.FromFolder(TestPaths.TinySd1);
-        var ex = Assert.Throws<SingleFileFormatException>(() => SingleFileCheckpoint.Open(path, architecture));
+        var ex = Assert.Throws<InvalidWeightsException>(() => SingleFileCheckpoint.Open(path, architecture));
         Assert.Contains("embedding_manager.foo", ex.Message, StringComparison.Ordinal);
         using var ok = SingleFileCheckpoint.Open(path, architecture, new SingleFileLoadOptions { IgnoreKey = k => k.StartsWith("embedding_manager.", StringComparison.Ordinal) });
         Assert.Contains(ok.SkippedKeys, k => k.OriginalKey == "embedding_manager.foo");
@@ -214,11 +214,11 @@ public sealed class SingleFileCheckpointTests
     public void ConfigsOfTheOtherFamilyAreRejected()
     {
         // The SD 2.x file against SD 1.x configs: the layout (and the text width check) says no.
-        Assert.Throws<SingleFileFormatException>(() =>
+        Assert.Throws<InvalidWeightsException>(() =>
             SingleFileCheckpoint.Open(SingleFileCheck.FileOf(Case("tiny-sd2")), SingleFileArchitecture.FromFolder(TestPaths.TinySd1)));
-        Assert.Throws<SingleFileFormatException>(() =>
+        Assert.Throws<InvalidWeightsException>(() =>
             SingleFileCheckpoint.Open(SingleFileCheck.FileOf(Case("tiny-sd1")), SingleFileArchitecture.FromFolder(TestPaths.TinySd2)));
-        var ex = Assert.Throws<SingleFileFormatException>(() =>
+        var ex = Assert.Throws<InvalidWeightsException>(() =>
             SingleFileCheckpoint.Open(SingleFileCheck.FileOf(Case("tiny-sd2")), SingleFileArchitecture.FromFolder(TestPaths.TinySd2), new SingleFileLoadOptions { Family = StableDiffusionFamily.Sd1 }));
         Assert.Contains("Sd2", ex.Message, StringComparison.Ordinal);
     }
@@ -232,19 +232,19 @@ public sealed class SingleFileCheckpointTests
         {
             foreach (string key in t.Keys.Where(k => k.StartsWith("model.diffusion_model.middle_block.1.", StringComparison.Ordinal)).ToArray()) t.Remove(key);
         });
-        var ex = Assert.Throws<SingleFileFormatException>(() => SingleFileCheckpoint.Open(noMid, architecture));
+        var ex = Assert.Throws<InvalidWeightsException>(() => SingleFileCheckpoint.Open(noMid, architecture));
         Assert.Contains("middle_block.1.", ex.Message, StringComparison.Ordinal);
 
         string badFused = Variant(temp, "tiny-sd2", t =>
             t["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_bias"] = torch.zeros(10));
-        ex = Assert.Throws<SingleFileFormatException>(() => SingleFileCheckpoint.Open(badFused, architecture));
+        ex = Assert.Throws<InvalidWeightsException>(() => SingleFileCheckpoint.Open(badFused, architecture));
         Assert.Contains("in_proj_bias", ex.Message, StringComparison.Ordinal);
 
         string noText = Variant(temp, "tiny-sd2", t =>
         {
             foreach (string key in t.Keys.Where(k => k.StartsWith("cond_stage_model.", StringComparison.Ordinal)).ToArray()) t.Remove(key);
         });
-        ex = Assert.Throws<SingleFileFormatException>(() => SingleFileCheckpoint.Open(noText, architecture));
+        ex = Assert.Throws<InvalidWeightsException>(() => SingleFileCheckpoint.Open(noText, architecture));
         Assert.Contains("family", ex.Message, StringComparison.Ordinal);
         using var unetAndVae = SingleFileCheckpoint.Open(noText, architecture with { TextEncoder = null }, new SingleFileLoadOptions { Family = StableDiffusionFamily.Sd2 });
         Assert.Equal(["unet", "vae"], unetAndVae.Components);
@@ -274,7 +274,7 @@ public sealed class SingleFileCheckpointTests
     {
         var sd1 = new SingleFileModelSettings().Resolve(StableDiffusionFamily.Sd1);
         Assert.Equal(("epsilon", 512), (sd1.PredictionType, sd1.ImageSize));
-        var ex = Assert.Throws<SingleFileFormatException>(() => new SingleFileModelSettings().Resolve(StableDiffusionFamily.Sd2));
+        var ex = Assert.Throws<InvalidWeightsException>(() => new SingleFileModelSettings().Resolve(StableDiffusionFamily.Sd2));
         Assert.Contains("v_prediction", ex.Message, StringComparison.Ordinal);
         var v = new SingleFileModelSettings { PredictionType = "v_prediction" }.Resolve(StableDiffusionFamily.Sd2);
         Assert.Equal(768, v.ImageSize);

@@ -62,8 +62,8 @@ public sealed class SingleFilePipelineTests
         using var temp = TestPaths.CreateTempDirectory();
         string pickle = temp.File("model.ckpt");
         File.WriteAllBytes(pickle, [0x80, 0x02]);
-        Assert.Throws<UnsafeWeightsFormatException>(() => StableDiffusionComponents.LoadSingleFile(pickle, TestPaths.TinySd1));
+        Assert.Throws<InvalidWeightsException>(() => StableDiffusionComponents.LoadSingleFile(pickle, TestPaths.TinySd1));
         // An SD 2.x file against SD 1.x configs: the text-encoder layout does not fit.
-        Assert.Throws<SingleFileFormatException>(() => StableDiffusionComponents.LoadSingleFile(SingleFileCheck.FileOf(FixtureRoots.Get("tiny-sd2")), TestPaths.TinySd1));
+        Assert.Throws<InvalidWeightsException>(() => StableDiffusionComponents.LoadSingleFile(SingleFileCheck.FileOf(FixtureRoots.Get("tiny-sd2")), TestPaths.TinySd1));
     }
 }

@@ -114,7 +114,7 @@ public sealed class LoraFileTests
 
         string notSafetensors = dir.File("d.safetensors");
         File.WriteAllBytes(notSafetensors, [1, 2, 3]);
-        Assert.Throws<SafetensorsFormatException>(() => LoraNetwork.Load(notSafetensors, unet, null));
+        Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(notSafetensors, unet, null));
     }
 
     [Fact]
