@@ -55,6 +55,10 @@ internal static class EvaluateCommand
             using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(deviceName), limits);
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
+            // Written raw: Spectre would wrap the long lines at the console width.
+            foreach (string estimateLine in TrainingEstimate.For(pipeline, pipeline.Plan, deviceName).DescribeEvaluation(protocol.Prompts.Count, protocol.ImagesPerPrompt, protocol.InferenceSteps))
+                console.Profile.Out.Writer.WriteLine(TerminalText.Safe(estimateLine));
+            console.Profile.Out.Writer.Flush();
 
             var result = await RunWithProgressAsync(console, evaluator, pipeline, sources, options, ct);
             console.Write(ScoreTable(result));

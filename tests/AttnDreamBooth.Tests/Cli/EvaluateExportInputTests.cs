@@ -25,17 +25,23 @@ public sealed class EvaluateExportInputTests(TinyConcept tiny)
             ["evaluate", "--model", SingleFile, "--model-config", TestPaths.TinySd1, "--concept", run, "--clip", TinyConcept.ClipFolder,
              "--images", TinyConcept.Photos, "--prompts", prompts, "--images-per-prompt", "1", "--steps", "1", "--out", temp.File("eval")], console);
         Assert.True(exit == 0, text.ToString());
+        // What the generation will cost is said before it starts; the tiny model gets no real-size warning.
+        Assert.Contains("Estimate: about ", text.ToString());
+        Assert.Contains("on cpu to generate 1 × 1 images at 1 steps", text.ToString());
+        Assert.DoesNotContain("warning", text.ToString());
         using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.File("eval"), EvaluationReport.JsonFile)));
         Assert.Equal(Path.Combine(run, "concept"), report.RootElement.GetProperty("inputs").GetProperty("concept").GetString());
     }
 
     [Fact]
-    public async Task ExportTakesASingleFileModel()
+    public async Task ExportTakesTheRunFolderAndASingleFileModel()
     {
         using var temp = TestPaths.CreateTempDirectory();
+        string run = temp.File("run");
+        CopyFolder(tiny.ConceptFolder, Path.Combine(run, "concept"));
         var (console, text) = CapturedConsole.Create();
         int exit = await CliApp.RunAsync(
-            ["export", "--model", SingleFile, "--model-config", TestPaths.TinySd1, "--concept", tiny.ConceptFolder, "--out", temp.File("out"), "--format", "embedding"], console);
+            ["export", "--model", SingleFile, "--model-config", TestPaths.TinySd1, "--concept", run, "--out", temp.File("out"), "--format", "embedding"], console);
         Assert.True(exit == 0, text.ToString());
         Assert.True(File.Exists(Path.Combine(temp.File("out"), TinyConcept.Token + ".safetensors")), text.ToString());
     }

@@ -104,6 +104,24 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
+    public void EvaluateEstimatesItsGenerationAndWarnsForARealSizeModelOnTheCpu()
+    {
+        var cpu = RealSize("cpu", StagePlan.Paper);
+        // The paper's protocol: 25 prompts × 16 images, 50 steps of two U-Net passes each.
+        double seconds = 25 * 16 * 50 * 2 * (cpu.UNetForwardFlops + 45 * cpu.AttentionScores) / 20e9;
+        Assert.Equal(seconds, cpu.Generation(400, 50).TotalSeconds, 1e-6 * seconds);
+        var lines = cpu.DescribeEvaluation(25, 16, 50);
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith($"Estimate: about {TrainingEstimate.Duration(TimeSpan.FromSeconds(seconds))} on cpu to generate 25 × 16 images at 50 steps", lines[0]);
+        Assert.StartsWith("warning: This is a real-size model (866 M U-Net parameters) on the CPU: the evaluation takes about 19 days", lines[1]);
+        Assert.Contains("--device cuda", lines[1]);
+        Assert.Contains("--images-per-prompt 2 --steps 20", lines[1]);
+
+        var gpu = RealSize("cuda", StagePlan.Paper).DescribeEvaluation(25, 16, 50);
+        Assert.StartsWith("Estimate: about 55 min on cuda to generate 25 × 16 images", Assert.Single(gpu));
+    }
+
+    [Fact]
     public void NoWarningOnAGpuOrForASmallModel()
     {
         Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
@@ -190,12 +208,14 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
-    public void GettingStartedShowsWhatTrainPrintsForARealSizeModelOnTheCpu()
+    public void GettingStartedShowsWhatTrainAndEvaluatePrintForARealSizeModelOnTheCpu()
     {
         string text = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "getting-started.md"));
         var estimate = RealSize("cpu", StagePlan.Paper);
         Assert.Contains(estimate.Describe()[0], text);
         Assert.Contains(estimate.Warning()![..estimate.Warning()!.IndexOf(". ", StringComparison.Ordinal)], text);
+        string evaluation = estimate.DescribeEvaluation(25, 16, 50)[0];
+        Assert.Contains(evaluation[..evaluation.IndexOf(" (", StringComparison.Ordinal)].Replace(" 25 × 16", "\n25 × 16", StringComparison.Ordinal), text);
     }
 
     private static TimeSpan DocumentedTime(string cell)
