@@ -237,7 +237,7 @@ internal static class CliApp
         return command;
     }
 
-    private static Option<string?> ModelConfigOption() => new("--model-config")
+    internal static Option<string?> ModelConfigOption() => new("--model-config")
     {
         Description = "With a single-file --model: a diffusers folder of the same family that provides the configs, tokenizer and scheduler (weights not needed).",
     };

@@ -25,16 +25,23 @@ internal static partial class CliInput
     /// <summary>The concept photos: <paramref name="images"/> must be a folder of readable photos.</summary>
     public static Concept Photos(string images, string category, string token)
     {
-        string full = Path.GetFullPath(images);
-        if (File.Exists(full))
-            throw new CliUsageException($"--images '{full}' is a file; give the folder that holds the 3–5 photos (put them in one folder and pass that folder).");
-        if (!Directory.Exists(full))
-            throw new CliUsageException($"--images '{full}' does not exist; give the folder that holds the 3–5 photos of the subject.");
+        string full = PhotoFolder(images);
         var concept = Concept.FromFolder(full, category, token);
         var problems = concept.FindProblems();
         if (problems.Count > 0)
             throw new CliUsageException($"--images: {problems.Count} of the photos in '{full}' cannot be used: {string.Join("; ", problems.Select(p => p.ToString()))}. Remove or replace them.");
         return concept;
+    }
+
+    /// <summary>The full path of <c>--images</c>, which must be a folder (not one of the photos).</summary>
+    public static string PhotoFolder(string images)
+    {
+        string full = Path.GetFullPath(images);
+        if (File.Exists(full))
+            throw new CliUsageException($"--images '{full}' is a file; give the folder that holds the 3–5 photos (put them in one folder and pass that folder).");
+        if (!Directory.Exists(full))
+            throw new CliUsageException($"--images '{full}' does not exist; give the folder that holds the 3–5 photos of the subject.");
+        return full;
     }
 
     /// <summary>The base model: a diffusers folder, or a single <c>.safetensors</c> file with <paramref name="config"/>

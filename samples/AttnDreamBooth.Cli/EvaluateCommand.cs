@@ -13,8 +13,13 @@ internal static class EvaluateCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var model = new Option<string>("--model") { Description = "The base model the concept was trained on (diffusers folder).", Required = true };
-        var concept = new Option<string>("--concept") { Description = "A concept folder written by train.", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "The base model the concept was trained on: a diffusers folder or a .safetensors single file (with --model-config).",
+            Required = true,
+        };
+        var modelConfig = CliApp.ModelConfigOption();
+        var concept = new Option<string>("--concept") { Description = "A concept folder written by train (or the run folder that holds it).", Required = true };
         var clip = new Option<string>("--clip") { Description = "A transformers CLIPModel folder with its tokenizer and preprocessor_config.json (the paper: openai/clip-vit-base-patch32).", Required = true };
         var images = new Option<string>("--images") { Description = "The concept's training photos (identity is measured against them).", Required = true };
         var prompts = new Option<string?>("--prompts") { Description = "Prompt file: one prompt per line with {} for \"[V] category\" (# comments), or the DreamBooth dataset's prompts_and_classes.txt. Default: the paper's list for the concept's category." };
@@ -27,15 +32,17 @@ internal static class EvaluateCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("evaluate", "Score a trained concept with CLIP: identity (vs. the training photos) and text alignment, per prompt.")
         {
-            model, concept, clip, images, prompts, perPrompt, steps, guidance, seed, batch, output, device,
+            model, concept, clip, images, prompts, perPrompt, steps, guidance, seed, batch, output, device, modelConfig,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
             var limits = CliLimits.From(parse);
             var sources = LoadSources(parse.GetValue(images)!, limits);
+            string deviceName = CliInput.Device(parse.GetValue(device)!);
+            string conceptFolder = CliInput.ConceptFolder(parse.GetValue(concept)!);
             using var logging = CliLogging.For(console, parse);
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).WithLogger(logging).OnDevice(CliInput.Device(parse.GetValue(device)!)).WithResourceLimits(limits).Build(ct);
-            var loaded = await PersonalizedModel.LoadAsync(parse.GetValue(concept)!, pipeline, ct);
+            using var pipeline = CliInput.Model(parse.GetValue(model)!, parse.GetValue(modelConfig), logging).OnDevice(deviceName).WithResourceLimits(limits).Build(ct);
+            var loaded = await PersonalizedModel.LoadAsync(conceptFolder, pipeline, ct);
             string? promptFile = parse.GetValue(prompts);
             var protocol = (promptFile is null ? EvaluationProtocol.Paper(loaded.Category) : EvaluationProtocol.WithPrompts(ReadPrompts(promptFile, loaded.Category))) with
             {
@@ -45,15 +52,19 @@ internal static class EvaluateCommand
                 Seed = parse.GetValue(seed),
             };
             string clipFolder = parse.GetValue(clip)!;
-            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(CliInput.Device(parse.GetValue(device)!)), limits);
+            using var evaluator = ConceptEvaluator.FromFolder(clipFolder, new torch.Device(deviceName), limits);
             var options = new ConceptEvaluationOptions { Protocol = protocol, GenerationBatchSize = parse.GetValue(batch) };
             console.MarkupLineInterpolated($"Evaluating [bold]{TerminalText.Safe(loaded.Token)}[/] ({TerminalText.Safe(loaded.Category)}): {protocol.Prompts.Count} prompts × {protocol.ImagesPerPrompt} images, {protocol.InferenceSteps} steps, guidance {protocol.GuidanceScale}, seeds {protocol.Seed}..{protocol.Seed + protocol.ImagesPerPrompt - 1}; {sources.Count} source photos.");
+            // Written raw: Spectre would wrap the long lines at the console width.
+            foreach (string estimateLine in TrainingEstimate.For(pipeline, pipeline.Plan, deviceName).DescribeEvaluation(protocol.Prompts.Count, protocol.ImagesPerPrompt, protocol.InferenceSteps))
+                console.Profile.Out.Writer.WriteLine(TerminalText.Safe(estimateLine));
+            console.Profile.Out.Writer.Flush();
 
             var result = await RunWithProgressAsync(console, evaluator, pipeline, sources, options, ct);
             console.Write(ScoreTable(result));
             string outDir = Path.GetFullPath(parse.GetValue(output)!);
             var written = EvaluationReport.Write(result, outDir, new EvaluationReport.Inputs(
-                Path.GetFullPath(parse.GetValue(model)!), Path.GetFullPath(parse.GetValue(concept)!), Path.GetFullPath(clipFolder), Path.GetFullPath(parse.GetValue(images)!), sources.Count));
+                Path.GetFullPath(parse.GetValue(model)!), conceptFolder, Path.GetFullPath(clipFolder), Path.GetFullPath(parse.GetValue(images)!), sources.Count));
             console.MarkupLineInterpolated($"[green]Wrote[/] {TerminalText.Safe(written.Json)} and {TerminalText.Safe(written.Grid)}.");
             return 0;
         }, parse));
@@ -64,13 +75,12 @@ internal static class EvaluateCommand
     /// transparency on white), sorted by file name.</summary>
     internal static IReadOnlyList<ClipRgbImage> LoadSources(string folder, AttnDreamBooth.IO.ResourceLimits limits)
     {
-        string full = Path.GetFullPath(folder);
-        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"The image folder '{full}' does not exist.");
+        string full = CliInput.PhotoFolder(folder);
         var files = Directory.EnumerateFiles(full)
             .Where(f => !Path.GetFileName(f).StartsWith('.') && Concept.ImageExtensions.Contains(Path.GetExtension(f)))
             .Order(StringComparer.Ordinal)
             .ToArray();
-        if (files.Length == 0) throw new ArgumentException($"The image folder '{full}' holds no JPEG, PNG or WebP file.", nameof(folder));
+        if (files.Length == 0) throw new CliUsageException($"--images '{full}' holds no JPEG, PNG or WebP file; give the folder with the concept's training photos.");
         return files.Select(f => RgbImage.Load(f, limits)).ToArray();
     }
 

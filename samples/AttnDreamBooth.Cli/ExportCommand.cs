@@ -19,7 +19,12 @@ internal static class ExportCommand
 
     public static Command Create(IAnsiConsole console)
     {
-        var model = new Option<string>("--model") { Description = "The base model the concept was trained on (a diffusers folder).", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "The base model the concept was trained on: a diffusers folder or a .safetensors single file (with --model-config).",
+            Required = true,
+        };
+        var modelConfig = CliApp.ModelConfigOption();
         var concept = new Option<string>("--concept")
         {
             Description = "A concept folder written by train, or a concept made elsewhere: a folder with learned_embeds.safetensors (+ unet/) or an embedding file.",
@@ -52,7 +57,7 @@ internal static class ExportCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("export", "Write a concept for diffusers, AUTOMATIC1111 or ComfyUI (with README.txt).")
         {
-            model, concept, output, format, dtype, rank, trigger, category, force, device,
+            model, concept, output, format, dtype, rank, trigger, category, force, device, modelConfig,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -72,7 +77,8 @@ internal static class ExportCommand
             // Checked before the model is loaded: a typo should not cost a model load.
             options.Validate();
             using var logging = CliLogging.For(console, parse);
-            using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).WithLogger(logging).OnDevice(CliInput.Device(parse.GetValue(device)!))
+            string deviceName = CliInput.Device(parse.GetValue(device)!);
+            using var pipeline = CliInput.Model(parse.GetValue(model)!, parse.GetValue(modelConfig), logging).OnDevice(deviceName)
                 .WithResourceLimits(CliLimits.From(parse)).Build(ct);
             var loaded = await ConceptSources.LoadAsync(parse.GetValue(concept)!, pipeline, parse.GetValue(category), lora: null, loraScale: 1, ct);
             string? shown = null;

@@ -115,6 +115,27 @@ internal sealed record TrainingEstimate
                "or fewer steps (--steps 10,10,20 --batch-size 1).";
     }
 
+    /// <summary>Generating <paramref name="images"/> images with <paramref name="steps"/> sampler steps: two U-Net passes per
+    /// step (classifier-free guidance). The VAE decoder and the prompt encodings are left out (a few per cent on real models).</summary>
+    public TimeSpan Generation(int images, int steps) =>
+        TimeSpan.FromSeconds((double)images * steps * 2 * (UNetForwardFlops + FlopsPerAttentionScore * AttentionScores) / FlopsPerSecond);
+
+    /// <summary>The lines <c>evaluate</c> prints before it generates: the estimate and, for a real-size model on the CPU,
+    /// a warning with the quick-try settings.</summary>
+    public IReadOnlyList<string> DescribeEvaluation(int prompts, int imagesPerPrompt, int steps)
+    {
+        var time = Generation(prompts * imagesPerPrompt, steps);
+        var lines = new List<string>
+        {
+            $"Estimate: about {Duration(time)} on {Device} to generate {prompts} × {imagesPerPrompt} images at {steps} steps " +
+            $"(2 U-Net passes of {Flops(UNetForwardFlops + FlopsPerAttentionScore * AttentionScores)} per step at {Flops(FlopsPerSecond)}/s), then the CLIP scores.",
+        };
+        if (OnCpu && UNetParameters >= RealSizeParameters)
+            lines.Add($"warning: This is a real-size model ({UNetParameters / 1e6:F0} M U-Net parameters) on the CPU: the evaluation takes about {Duration(time)}. " +
+                      "Evaluate on a GPU (--device cuda), or for a quick try use fewer images (--images-per-prompt 2 --steps 20) or a --prompts file with a few prompts.");
+        return lines;
+    }
+
     internal static string Duration(TimeSpan t) => t.TotalMinutes switch
     {
         < 1 => $"{Math.Max(1, Math.Round(t.TotalSeconds)):F0} s",

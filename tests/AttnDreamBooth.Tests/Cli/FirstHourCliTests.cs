@@ -44,6 +44,21 @@ public sealed class FirstHourCliTests
     }
 
     [Fact]
+    public async Task ThePresetNameIgnoresCase()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        // An empty model folder fails at the load, after the header has shown the plan the preset chose.
+        string model = temp.File("model");
+        Directory.CreateDirectory(model);
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["train", "--model", model, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", temp.File("run"), "--preset", "Fast"], console);
+        string output = text.ToString();
+        Assert.Equal(2, exit);
+        Assert.Contains("run     device cpu, preset fast, 360 steps: 60 stage 1 Embedding + 100 stage 2 CrossAttention + 200 stage 3 UNet", output);
+        Assert.DoesNotContain("Usage:", output);
+    }
+
+    [Fact]
     public async Task PhotosAreCheckedBeforeTheModelIsLoaded()
     {
         using var temp = TestPaths.CreateTempDirectory();

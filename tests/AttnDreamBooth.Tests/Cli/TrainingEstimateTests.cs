@@ -5,7 +5,8 @@ using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 
-/// <summary>The cost estimate <c>train</c> prints before it starts, and its warning for real-size models on the CPU.</summary>
+/// <summary>The cost estimate <c>train</c> prints before it starts, its warning for real-size models on the CPU, and the
+/// documents' time tables, which must say what the same count gives.</summary>
 public sealed class TrainingEstimateTests
 {
     [Fact]
@@ -103,6 +104,24 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
+    public void EvaluateEstimatesItsGenerationAndWarnsForARealSizeModelOnTheCpu()
+    {
+        var cpu = RealSize("cpu", StagePlan.Paper);
+        // The paper's protocol: 25 prompts × 16 images, 50 steps of two U-Net passes each.
+        double seconds = 25 * 16 * 50 * 2 * (cpu.UNetForwardFlops + 45 * cpu.AttentionScores) / 20e9;
+        Assert.Equal(seconds, cpu.Generation(400, 50).TotalSeconds, 1e-6 * seconds);
+        var lines = cpu.DescribeEvaluation(25, 16, 50);
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith($"Estimate: about {TrainingEstimate.Duration(TimeSpan.FromSeconds(seconds))} on cpu to generate 25 × 16 images at 50 steps", lines[0]);
+        Assert.StartsWith("warning: This is a real-size model (866 M U-Net parameters) on the CPU: the evaluation takes about 19 days", lines[1]);
+        Assert.Contains("--device cuda", lines[1]);
+        Assert.Contains("--images-per-prompt 2 --steps 20", lines[1]);
+
+        var gpu = RealSize("cuda", StagePlan.Paper).DescribeEvaluation(25, 16, 50);
+        Assert.StartsWith("Estimate: about 55 min on cuda to generate 25 × 16 images", Assert.Single(gpu));
+    }
+
+    [Fact]
     public void NoWarningOnAGpuOrForASmallModel()
     {
         Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
@@ -143,6 +162,74 @@ public sealed class TrainingEstimateTests
         Assert.Contains("M attention scores × 45 per image at 32×32 latents (counted from the layer shapes)", output);
         Assert.True(estimate < output.IndexOf("Saved", StringComparison.Ordinal), output);
         Assert.DoesNotContain("real-size", output);
+    }
+
+    /// <summary>What README's and getting started's "How long it takes" tables say for SD 2.1-base at 512 px.</summary>
+    public static TheoryData<string> TimeTables => new() { "README.md", "docs/getting-started.md" };
+
+    [Theory]
+    [MemberData(nameof(TimeTables))]
+    public void TheDocumentedEstimatesAreWhatTheCountGives(string document)
+    {
+        var cpuPaper = RealSize("cpu", StagePlan.Paper);
+        var gpuPaper = RealSize("cuda", StagePlan.Paper);
+        // Generating an image: 50 steps × 2 U-Net passes (classifier-free guidance) + the two prompt encodings + the VAE
+        // decoder, which the documents state as 2.5 TFLOP at 512 px.
+        double image = 50 * 2 * (cpuPaper.UNetForwardFlops + TrainingEstimate.FlopsPerAttentionScore * cpuPaper.AttentionScores) + 2 * cpuPaper.TextForwardFlops + 2.5e12;
+        double cpuRate = cpuPaper.FlopsPerSecond, gpuRate = gpuPaper.FlopsPerSecond;
+        var expected = new Dictionary<string, (TimeSpan Gpu, TimeSpan Cpu)>
+        {
+            ["`train` (Paper"] = (gpuPaper.Total, cpuPaper.Total),
+            ["`train --preset fast`"] = (RealSize("cuda", StagePlan.Fast).Total, RealSize("cpu", StagePlan.Fast).Total),
+            ["`generate` (1 image"] = (TimeSpan.FromSeconds(image / gpuRate), TimeSpan.FromSeconds(image / cpuRate)),
+            ["`generate --count 4`"] = (TimeSpan.FromSeconds(4 * image / gpuRate), TimeSpan.FromSeconds(4 * image / cpuRate)),
+            ["`evaluate` defaults"] = (TimeSpan.FromSeconds(25 * 16 * image / gpuRate), TimeSpan.FromSeconds(25 * 16 * image / cpuRate)),
+        };
+
+        var table = File.ReadAllLines(Path.Combine(TestPaths.RepoRoot, document)).SkipWhile(l => !(l.StartsWith('|') && l.Contains("SD 2.1-base", StringComparison.Ordinal)))
+            .TakeWhile(l => l.StartsWith('|')).Select(l => l.Split('|').Select(c => c.Trim()).ToArray()).ToArray();
+        Assert.NotEmpty(table);
+        int gpu = Array.FindIndex(table[0], c => c.Contains("SD 2.1-base", StringComparison.Ordinal) && c.Contains("GPU", StringComparison.Ordinal));
+        int cpu = Array.FindIndex(table[0], c => c.Contains("SD 2.1-base", StringComparison.Ordinal) && c.Contains("CPU", StringComparison.Ordinal));
+        Assert.True(gpu > 0 && cpu > 0, string.Join(" | ", table[0]));
+        int compared = 0;
+        foreach (var row in table.Skip(2))
+        {
+            var key = expected.Keys.SingleOrDefault(k => row[1].StartsWith(k, StringComparison.Ordinal));
+            if (key is null) continue;
+            foreach (var (column, time) in new[] { (gpu, expected[key].Gpu), (cpu, expected[key].Cpu) })
+            {
+                var documented = DocumentedTime(row[column]);
+                Assert.True(Math.Abs(documented / time - 1) < 0.1, $"{document}: {row[1]} says '{row[column]}', the count gives {TrainingEstimate.Duration(time)}");
+                compared++;
+            }
+        }
+        Assert.True(compared >= 8, $"{document}: only {compared} estimates found in the table");
+    }
+
+    [Fact]
+    public void GettingStartedShowsWhatTrainAndEvaluatePrintForARealSizeModelOnTheCpu()
+    {
+        string text = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "getting-started.md"));
+        var estimate = RealSize("cpu", StagePlan.Paper);
+        Assert.Contains(estimate.Describe()[0], text);
+        Assert.Contains(estimate.Warning()![..estimate.Warning()!.IndexOf(". ", StringComparison.Ordinal)], text);
+        string evaluation = estimate.DescribeEvaluation(25, 16, 50)[0];
+        Assert.Contains(evaluation[..evaluation.IndexOf(" (", StringComparison.Ordinal)].Replace(" 25 × 16", "\n25 × 16", StringComparison.Ordinal), text);
+    }
+
+    private static TimeSpan DocumentedTime(string cell)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(cell, @"≈ ([0-9.]+) (s|min|h|days)\b");
+        Assert.True(m.Success, $"no '≈ <number> <unit>' in '{cell}'");
+        double value = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return m.Groups[2].Value switch
+        {
+            "s" => TimeSpan.FromSeconds(value),
+            "min" => TimeSpan.FromMinutes(value),
+            "h" => TimeSpan.FromHours(value),
+            _ => TimeSpan.FromDays(value),
+        };
     }
 
     private static TrainingEstimate RealSize(string device, StagePlan plan)
