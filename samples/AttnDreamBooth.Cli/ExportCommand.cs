@@ -94,7 +94,7 @@ internal static class ExportCommand
                 console.MarkupLineInterpolated($"  {TerminalText.Safe(path)} ({bytes / 1e6:F2} MB)");
             if (result.Lora is { } lora)
             {
-                console.MarkupLineInterpolated($"  LoRA: {lora.Layers.Count} layers, largest relative weight error {lora.MaxRelativeError:G3}; {lora.NotCarried.Count} other changed tensors not carried (largest relative change {lora.MaxNotCarriedRelativeChange:G3}).");
+                console.MarkupLineInterpolated($"  LoRA: {lora.LayerCount} layers, largest relative weight error {lora.MaxRelativeError:G3}; {lora.NotCarried.Count} other changed tensors not carried (largest relative change {lora.MaxNotCarriedRelativeChange:G3}).");
             }
             console.MarkupLineInterpolated($"Trigger word: {TerminalText.Safe(result.TriggerWord)}; how to load it: {TerminalText.Safe(Path.Combine(result.Folder, "README.txt"))}");
             return 0;

@@ -33,7 +33,7 @@ internal sealed class ClipTextTower : IClipTextTower
     /// <param name="folder">The folder.</param>
     /// <param name="device">Where the parameters live (CPU by default).</param>
     /// <exception cref="IO.ModelConfigException">A config is invalid, or the folder lacks text weights or tokenizer files.</exception>
-    /// <exception cref="IO.StateDictMismatchException">The weights do not fit the configs.</exception>
+    /// <exception cref="IO.InvalidWeightsException">The weights do not fit the configs.</exception>
     public static ClipModel LoadModel(string folder, torch.Device? device = null) =>
         ClipModel.FromFolder(folder, (config, path) => FromFolder(path, config, device), device);
 
@@ -44,7 +44,7 @@ internal sealed class ClipTextTower : IClipTextTower
     /// <summary>Loads the tower of a <c>CLIPModel</c> folder with an already parsed config (the factory signature
     /// <see cref="ClipModel.FromFolder(string, Func{ClipModelConfig, string, IClipTextTower}?, torch.Device?)"/> takes).</summary>
     /// <exception cref="IO.ModelConfigException">The folder has no tokenizer files, no <c>text_model.*</c> weights, or an invalid text config.</exception>
-    /// <exception cref="IO.StateDictMismatchException">The text weights do not fit the text config.</exception>
+    /// <exception cref="IO.InvalidWeightsException">The text weights do not fit the text config.</exception>
     public static ClipTextTower FromFolder(string folder, ClipModelConfig config, torch.Device? device = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);

@@ -31,7 +31,7 @@ public sealed partial class ConceptEvaluator : IDisposable
     /// <c>vocab.json</c>, <c>merges.txt</c>, <c>preprocessor_config.json</c>) onto <paramref name="device"/>; the
     /// evaluator owns the model and releases it in <see cref="Dispose"/>.</summary>
     /// <exception cref="IO.ModelConfigException">The folder or one of its configs is incomplete or invalid.</exception>
-    /// <exception cref="IO.StateDictMismatchException">The weights do not fit the configs.</exception>
+    /// <exception cref="IO.InvalidWeightsException">The weights do not fit the configs.</exception>
     /// <remarks>The configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
     /// <see cref="IO.ResourceLimits.Default"/>) before anything is allocated.</remarks>
     public static ConceptEvaluator FromFolder(string clipFolder, torch.Device? device = null, IO.ResourceLimits? limits = null)

@@ -11,10 +11,25 @@ namespace AttnDreamBooth.IO;
 /// is outside what this protects against.</remarks>
 internal static class RegularFile
 {
-    /// <summary>Throws unless <paramref name="path"/> exists and is (or links to) a regular file; returns the full path.</summary>
+    /// <summary>Throws unless <paramref name="path"/> exists and is (or links to) a regular file; returns the full path.
+    /// A path that is something else is an I/O error like a missing file: callers handle both alike.</summary>
     /// <exception cref="FileNotFoundException">Nothing is at the path (or a link dangles).</exception>
-    /// <exception cref="UnsupportedFileTypeException">The path is a FIFO, device, socket or directory.</exception>
+    /// <exception cref="IOException">The path is a FIFO, device, socket or directory; it was not opened.</exception>
     public static string Require(string path)
+    {
+        var (full, resolved, type) = Inspect(path);
+        if (type is null) throw new FileNotFoundException($"'{full}' does not exist.", full);
+        if (type != Regular)
+            throw new IOException(resolved == full
+                ? $"'{full}' is a {type}, not a regular file; it was not opened."
+                : $"'{full}' resolves to '{resolved}', which is a {type}, not a regular file; it was not opened.");
+        return full;
+    }
+
+    /// <summary>The full path, the path after following symbolic links, and what is there ("regular file", "directory",
+    /// "fifo", "character device", "block device", "socket"; null when nothing is).</summary>
+    /// <exception cref="FileNotFoundException">A link dangles.</exception>
+    public static (string Full, string Resolved, string? Type) Inspect(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = Path.GetFullPath(path);
@@ -26,12 +41,10 @@ internal static class RegularFile
                 ?? throw new FileNotFoundException($"'{full}' is a symbolic link whose target cannot be resolved.", full);
             resolved = target.FullName;
         }
-        if (Directory.Exists(resolved)) throw new UnsupportedFileTypeException(full, resolved, "directory");
-        string? type = FileType(resolved);
-        if (type is null) throw new FileNotFoundException($"'{full}' does not exist.", full);
-        if (type != "regular file") throw new UnsupportedFileTypeException(full, resolved, type);
-        return full;
+        return (full, resolved, Directory.Exists(resolved) ? "directory" : FileType(resolved));
     }
+
+    private const string Regular = "regular file";
 
     /// <summary>True when <paramref name="path"/> is (or links to) a regular file.</summary>
     public static bool IsRegular(string path)
@@ -41,7 +54,7 @@ internal static class RegularFile
             Require(path);
             return true;
         }
-        catch (Exception e) when (e is IOException or UnsupportedFileTypeException)
+        catch (IOException)
         {
             return false;
         }

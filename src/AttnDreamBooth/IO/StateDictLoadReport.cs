@@ -37,21 +37,3 @@ internal sealed record StateDictLoadReport(IReadOnlyList<string> Loaded, IReadOn
         return string.Join(Environment.NewLine, lines);
     }
 }
-
-/// <summary>A strict state-dict load found missing, unexpected or mis-shaped keys.</summary>
-public sealed class StateDictMismatchException : AttnDreamBoothException
-{
-    /// <summary>Creates the exception.</summary>
-    internal StateDictMismatchException(string source, StateDictLoadReport report)
-        : base($"Weights in {source} do not match the module: {report.Describe()}")
-    {
-        WeightSource = source;
-        Report = report;
-    }
-
-    /// <summary>The weight files, as text.</summary>
-    public string WeightSource { get; }
-
-    /// <summary>The full report.</summary>
-    internal StateDictLoadReport Report { get; }
-}

@@ -5,7 +5,7 @@ namespace AttnDreamBooth.IO;
 /// <summary>Options for <see cref="StateDictLoader.Load"/>.</summary>
 internal sealed record StateDictLoadOptions
 {
-    /// <summary>Throw <see cref="StateDictMismatchException"/> unless the keys match exactly (default true).
+    /// <summary>Throw <see cref="InvalidWeightsException"/> unless the keys match exactly (default true).
     /// Shape mismatches always throw, strict or not.</summary>
     public bool Strict { get; init; } = true;
 
@@ -64,7 +64,7 @@ internal static class StateDictLoader
     /// headers and, with <see cref="StateDictLoadOptions.CheckFinite"/>, every tensor's values (each is read once and
     /// released). Returns the report <see cref="Load"/> would return.
     /// </summary>
-    /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped keys.</exception>
+    /// <exception cref="InvalidWeightsException">Missing, unexpected or mis-shaped keys.</exception>
     /// <exception cref="InvalidWeightsException">A tensor holds NaN or infinity; all such tensors are named.</exception>
     public static StateDictLoadReport Validate(torch.nn.Module module, IStateDictSource source, StateDictLoadOptions? options = null)
     {
@@ -117,7 +117,7 @@ internal static class StateDictLoader
         }
         var missing = target.Keys.Where(k => !seen.Contains(k) && !(options.OptionalModuleKey?.Invoke(k) ?? false)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var report = new StateDictLoadReport(plan.Select(p => p.ModuleKey).ToArray(), missing, unexpected, mismatched);
-        if (mismatched.Count > 0 || (options.Strict && !report.IsExact)) throw new StateDictMismatchException(SourceText(source), report);
+        if (mismatched.Count > 0 || (options.Strict && !report.IsExact)) throw InvalidWeightsException.Mismatch(SourceText(source), report);
         return (plan, report);
     }
 

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Imaging;
 
 /// <summary>Why an image was refused.</summary>
-public enum ImageProblemKind
+internal enum ImageProblemKind
 {
     /// <summary>The file does not exist, cannot be read, or is not a regular file (a FIFO, device or socket).</summary>
     Unreadable,
@@ -27,12 +27,26 @@ public enum ImageProblemKind
     TooLarge,
 }
 
-/// <summary>One refused image.</summary>
-/// <param name="ImageName">The file path, or the name given to a stream.</param>
-/// <param name="Kind">The kind of problem.</param>
-/// <param name="Detail">A human-readable explanation.</param>
-public sealed record ImageProblem(string ImageName, ImageProblemKind Kind, string Detail)
+/// <summary>One refused image: which, and why (unreadable, empty, unsupported, corrupt, zero-sized, too small or too
+/// large, in words).</summary>
+public sealed record ImageProblem
 {
+    internal ImageProblem(string imageName, ImageProblemKind kind, string detail)
+    {
+        ImageName = imageName;
+        Kind = kind;
+        Detail = detail;
+    }
+
+    /// <summary>The file path, or the name given to a stream.</summary>
+    public string ImageName { get; }
+
+    /// <summary>A human-readable explanation.</summary>
+    public string Detail { get; }
+
+    /// <summary>The kind of problem.</summary>
+    internal ImageProblemKind Kind { get; }
+
     /// <inheritdoc />
     public override string ToString() => $"'{ImageName}': {Detail}";
 }

@@ -68,7 +68,7 @@ internal sealed class ImageSource
             stream.ReadExactly(bytes);
             return bytes;
         }
-        catch (Exception e) when (e is IOException or UnsupportedFileTypeException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidImageException(Name, ImageProblemKind.Unreadable, $"cannot be read: {e.Message}", e);
         }

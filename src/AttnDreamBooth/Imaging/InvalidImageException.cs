@@ -4,18 +4,18 @@ namespace AttnDreamBooth.Imaging;
 /// One or more images are unusable (unreadable, corrupt, unsupported, empty, too small, or beyond the size limits).
 /// Thrown by the one image decoder that concept photos, class images and evaluation images all go through: before any
 /// training starts for a concept's photos, by <see cref="RgbImage.Load(string)"/> for one file. <see cref="Problems"/>
-/// lists every refused image, <see cref="ImageName"/> and <see cref="Kind"/> describe the first.
+/// lists every refused image, <see cref="ImageName"/> names the first.
 /// </summary>
 public sealed class InvalidImageException : AttnDreamBoothException
 {
     /// <summary>Creates the exception for one image.</summary>
-    public InvalidImageException(string imageName, ImageProblemKind kind, string detail, Exception? inner = null)
+    internal InvalidImageException(string imageName, ImageProblemKind kind, string detail, Exception? inner = null)
         : this([new ImageProblem(imageName, kind, detail)], inner)
     {
     }
 
     /// <summary>Creates the exception for several images (at least one).</summary>
-    public InvalidImageException(IReadOnlyList<ImageProblem> problems, Exception? inner = null)
+    internal InvalidImageException(IReadOnlyList<ImageProblem> problems, Exception? inner = null)
         : base(BuildMessage(problems), inner)
     {
         Problems = problems;
@@ -28,7 +28,7 @@ public sealed class InvalidImageException : AttnDreamBoothException
     public string ImageName => Problems[0].ImageName;
 
     /// <summary>The first refused image's problem.</summary>
-    public ImageProblemKind Kind => Problems[0].Kind;
+    internal ImageProblemKind Kind => Problems[0].Kind;
 
     private static string BuildMessage(IReadOnlyList<ImageProblem> problems)
     {

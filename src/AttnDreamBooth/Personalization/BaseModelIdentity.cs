@@ -16,7 +16,7 @@ namespace AttnDreamBooth.Personalization;
 /// <param name="Fingerprint"><c>sha256:</c> + the SHA-256 of the lines "<c>&lt;file sha256&gt;  &lt;path&gt;</c>" of
 /// <see cref="Files"/>, sorted by path: one value that changes when any weight does.</param>
 /// <param name="Files">The weight files, relative to the model folder with <c>/</c> separators.</param>
-public sealed record BaseModelIdentity(string Name, string Fingerprint, IReadOnlyList<BaseModelFile> Files)
+internal sealed record BaseModelIdentity(string Name, string Fingerprint, IReadOnlyList<BaseModelFile> Files)
 {
     private const int BufferBytes = 1 << 22;
 
@@ -87,4 +87,4 @@ public sealed record BaseModelIdentity(string Name, string Fingerprint, IReadOnl
 /// <param name="Path">Relative to the model folder, <c>/</c>-separated (the file's name for a single-file model).</param>
 /// <param name="Bytes">Its size.</param>
 /// <param name="Sha256">Its SHA-256, lower-case hex (what <c>sha256sum</c> prints).</param>
-public sealed record BaseModelFile(string Path, long Bytes, string Sha256);
+internal sealed record BaseModelFile(string Path, long Bytes, string Sha256);

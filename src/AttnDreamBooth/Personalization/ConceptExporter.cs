@@ -71,7 +71,7 @@ internal static class ConceptExporter
         var files = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (string f in Directory.EnumerateFiles(target, "*", SearchOption.AllDirectories))
             files.Add(Path.GetRelativePath(target, f).Replace('\\', '/'), new FileInfo(f).Length);
-        var result = new ConceptExportResult(target, options.Format, trigger, files, identity) { Lora = lora };
+        var result = new ConceptExportResult(target, options.Format, trigger, files, identity.Name, identity.Fingerprint) { Lora = lora };
         PipelineLog.ConceptExported(pipeline.LoggerFactory.CreateLogger<PersonalizedModel>(), model.Token, options.Format.ToString(), target, result.TotalBytes);
         return result;
     }

@@ -94,7 +94,7 @@ public sealed class PersonalizationPipeline : IDisposable
     /// checkpoint left off.
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
-    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="StableDiffusion.NonFiniteValuesException">The loss became NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">The pipeline already holds a concept or is busy.</exception>
     /// <exception cref="IO.TensorAllocationException">A step needed more memory than libtorch could allocate.</exception>
     /// <remarks>When a stage of the plan uses prior preservation, the class images are prepared first (see
@@ -113,7 +113,7 @@ public sealed class PersonalizationPipeline : IDisposable
     /// (the concept's tensors outlive the call).
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; the last checkpoint stays intact.</exception>
-    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="StableDiffusion.NonFiniteValuesException">The loss became NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">The pipeline already holds a concept, is busy, or was built for
     /// half-precision inference.</exception>
     public PersonalizedModel Train(Concept concept, IProgress<TrainingProgress>? progress = null, string? resumeFrom = null,

@@ -275,7 +275,7 @@ internal sealed partial class PersonalizationTrainer
             }
             var loss = run.Objective.Compute(batch, settings.RegularizationWeights, hidden, classBatch);
             if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention) || !double.IsFinite(loss.PriorMse))
-                throw new TrainingDivergedException((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
+                throw NonFiniteValuesException.Training((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
             (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
             mseSum += loss.Mse;
             attentionSum += loss.Attention;

@@ -20,12 +20,12 @@ public sealed partial class PersonalizedModel
     /// names, shapes and values) and the LoRA file (every key resolved, shapes) are validated before anything changes;
     /// then the U-Net weights are copied, the LoRA merged and the token added.
     /// </summary>
-    /// <exception cref="LearnedEmbeddingsFormatException">The embedding file is malformed, holds several embeddings, or its width
-    /// is not the base text encoder's (e.g. an SD 1.x embedding on SD 2.x; <see cref="LearnedEmbeddingsFormatException.Width"/>).</exception>
+    /// <exception cref="InvalidWeightsException">The embedding file is malformed, holds several embeddings, or its width
+    /// is not the base text encoder's (e.g. an SD 1.x embedding on SD 2.x; the message gives both widths).</exception>
     /// <exception cref="InvalidWeightsException">A pickle file (<c>.bin</c>, <c>.pt</c>).</exception>
     /// <exception cref="ModelConfigException">The <c>unet/</c> folder is incomplete or made for another base model.</exception>
-    /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
-    /// <exception cref="LoraException">The LoRA file has keys that match no layer, or wrong shapes.</exception>
+    /// <exception cref="InvalidWeightsException">The U-Net weights do not fit the pipeline's U-Net.</exception>
+    /// <exception cref="IO.InvalidWeightsException">The LoRA file has keys that match no layer, or wrong shapes.</exception>
     /// <exception cref="ConceptLoadFailedException">Copying failed after validation; the pipeline is unusable.</exception>
     public static Task<PersonalizedModel> ImportAsync(ConceptImport source, PersonalizationPipeline pipeline, PersonalizedModelLoadOptions options, CancellationToken ct = default)
     {
@@ -46,7 +46,7 @@ public sealed partial class PersonalizedModel
         var readOptions = new LearnedEmbeddingsReadOptions { CheckFinite = options.CheckFiniteWeights };
         using var prepared = ConceptEmbedding.Prepare(embeddingPath, c.Tokenizer, c.TextEncoder, source.Token, readOptions, null);
         if (prepared.EntryNames.Count != 1)
-            throw new LearnedEmbeddingsFormatException(embeddingPath, $"holds {prepared.EntryNames.Count} embeddings ({string.Join(", ", prepared.EntryNames)}); a concept is one, so import them one file at a time");
+            throw InvalidWeightsException.Embeddings(embeddingPath, $"holds {prepared.EntryNames.Count} embeddings ({string.Join(", ", prepared.EntryNames)}); a concept is one, so import them one file at a time");
         ct.ThrowIfCancellationRequested();
 
         var loadOptions = new StateDictLoadOptions { CheckFinite = options.CheckFiniteWeights };

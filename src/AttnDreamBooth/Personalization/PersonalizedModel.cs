@@ -200,7 +200,7 @@ public sealed partial class PersonalizedModel
     /// same base model and no concept yet: its U-Net weights are replaced and the token is added. A transaction:
     /// every file is validated first (see <see cref="LoadAsync(string, PersonalizationPipeline, PersonalizedModelLoadOptions, CancellationToken)"/>).</summary>
     /// <exception cref="ModelConfigException">The folder is incomplete, its metadata is invalid, or it belongs to another base model.</exception>
-    /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
+    /// <exception cref="InvalidWeightsException">The U-Net weights do not fit the pipeline's U-Net.</exception>
     public static Task<PersonalizedModel> LoadAsync(string folder, PersonalizationPipeline pipeline, CancellationToken ct = default) =>
         LoadAsync(folder, pipeline, PersonalizedModelLoadOptions.Default, ct);
 
@@ -213,9 +213,9 @@ public sealed partial class PersonalizedModel
     /// the U-Net weights copied and the token added. A load that fails validation leaves the pipeline bit-identical.
     /// </summary>
     /// <exception cref="ModelConfigException">The folder is incomplete, its metadata is invalid, or it belongs to another base model.</exception>
-    /// <exception cref="StateDictMismatchException">The U-Net weights do not fit the pipeline's U-Net.</exception>
+    /// <exception cref="InvalidWeightsException">The U-Net weights do not fit the pipeline's U-Net.</exception>
     /// <exception cref="InvalidWeightsException">A U-Net weight or the embedding holds NaN or infinity.</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">The embedding's width is not the text encoder's.</exception>
+    /// <exception cref="InvalidWeightsException">The embedding's width is not the text encoder's.</exception>
     /// <exception cref="ConceptTokenException">The concept's token is a special token.</exception>
     /// <exception cref="ConceptLoadFailedException">Copying failed after validation (the files changed underneath); the pipeline is unusable.</exception>
     public static Task<PersonalizedModel> LoadAsync(string folder, PersonalizationPipeline pipeline, PersonalizedModelLoadOptions options, CancellationToken ct = default)
@@ -337,7 +337,7 @@ public sealed partial class PersonalizedModel
         {
             return check();
         }
-        catch (Exception ex) when ((ex is LearnedEmbeddingsFormatException or StateDictMismatchException
+        catch (Exception ex) when ((ex is InvalidWeightsException { Reason: InvalidWeightsReason.Embeddings or InvalidWeightsReason.Misfit }
                                     || ex is ModelConfigException { Problem: var p } && p.Contains("another base model", StringComparison.Ordinal))
                                    && !SameSource(metadataPath, metadata, c))
         {

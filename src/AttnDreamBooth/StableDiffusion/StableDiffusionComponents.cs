@@ -76,7 +76,7 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <paramref name="scale"/> and returns the network (change the strength with <see cref="LoraNetwork.SetScale(double)"/>,
     /// bake it in with <see cref="LoraNetwork.Merge"/>, take it out with <see cref="LoraNetwork.Remove"/> or by disposing it).
     /// </summary>
-    /// <exception cref="LoraException">The file has keys that match no layer (unless
+    /// <exception cref="IO.InvalidWeightsException">The file has keys that match no layer (unless
     /// <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set), incomplete modules or wrong shapes.</exception>
     public LoraNetwork LoadLora(string loraPath, double scale = 1.0, LoraLoadOptions? options = null)
     {
@@ -96,7 +96,7 @@ public sealed class StableDiffusionComponents : IDisposable
 
     /// <summary>Loads every component of a diffusers folder (or Hugging Face cache entry) strictly onto <paramref name="device"/>.</summary>
     /// <exception cref="ModelConfigException">The folder, a config or a weight file is missing or invalid.</exception>
-    /// <exception cref="StateDictMismatchException">Weights do not match the modules built from the configs.</exception>
+    /// <exception cref="InvalidWeightsException">Weights do not match the modules built from the configs.</exception>
     /// <exception cref="InvalidWeightsException">A weight holds NaN or infinity.</exception>
     /// <remarks>Configs, tokenizer files and weights are checked against <paramref name="limits"/> (default
     /// <see cref="ResourceLimits.Default"/>) before anything is allocated.</remarks>

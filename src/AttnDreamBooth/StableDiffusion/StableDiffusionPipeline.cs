@@ -106,7 +106,7 @@ public sealed class StableDiffusionPipeline : IDisposable
 
     /// <summary>Reads a LoRA file onto the U-Net and the text encoder and installs it at <paramref name="scale"/>
     /// (<see cref="StableDiffusionComponents.LoadLora"/>).</summary>
-    /// <exception cref="LoraException">The file does not fit the model.</exception>
+    /// <exception cref="IO.InvalidWeightsException">The file does not fit the model.</exception>
     public LoraNetwork LoadLora(string loraPath, double scale = 1.0, LoraLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(loraPath);
@@ -122,7 +122,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     /// <param name="path">The safetensors file.</param>
     /// <param name="token">Renames the embedding (only for files holding one entry).</param>
     /// <exception cref="InvalidOperationException">An embedding is already loaded, or a generation is running.</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed or its rows do not fit the text encoder.</exception>
+    /// <exception cref="InvalidWeightsException">The file is malformed or its rows do not fit the text encoder.</exception>
     /// <exception cref="ConceptTokenException">The file names a special token.</exception>
     public IReadOnlyList<string> LoadTextualInversion(string path, string? token = null)
     {

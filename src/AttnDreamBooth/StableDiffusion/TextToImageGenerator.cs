@@ -104,7 +104,7 @@ internal static class TextToImageGenerator
                     : sampler.Step(prediction, t, latents, stepGenerator).PrevSample;
                 latents = next.MoveToOuterDisposeScope();
                 // One reduction per step: a NaN never recovers, and decoding it would return a black image as if all were well.
-                if (!latents.isfinite().all().item<bool>()) throw new NonFiniteLatentsException(stepNumber, t, prompt);
+                if (!latents.isfinite().all().item<bool>()) throw NonFiniteValuesException.Sampling(stepNumber, t, prompt);
                 if (tokens.Length > 0 && store.Count > 0)
                 {
                     // Only the conditional half of a guided batch shows where the prompt's tokens attend.

@@ -1,3 +1,4 @@
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -124,7 +125,7 @@ internal sealed class ConceptEmbedding : nn.Module
     /// <param name="textModel">The encoder the rows are for; its hidden size must match.</param>
     /// <param name="token">Renames the embedding (only for files holding one entry; A1111 files are otherwise named after the file).</param>
     /// <exception cref="ConceptTokenException">The file names a special token (e.g. <c>&lt;|endoftext|&gt;</c>).</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">The file is malformed, holds a non-float tensor or too many rows,
+    /// <exception cref="InvalidWeightsException">The file is malformed, holds a non-float tensor or too many rows,
     /// or an embedding is not <c>hidden_size</c> wide.</exception>
     /// <exception cref="AttnDreamBooth.IO.InvalidWeightsException">An embedding holds NaN or infinity.</exception>
     public static ConceptEmbedding Load(string path, ClipTokenizer tokenizer, ClipTextModel textModel, string? token = null) =>
@@ -158,7 +159,7 @@ internal sealed class ConceptEmbedding : nn.Module
             }
             foreach (var (name, tensor) in entries)
             {
-                if (tensor.shape[1] != textModel.HiddenSize) throw LearnedEmbeddingsFormatException.WidthMismatch(file, name, tensor.shape[1], textModel.HiddenSize);
+                if (tensor.shape[1] != textModel.HiddenSize) throw InvalidWeightsException.EmbeddingWidth(file, name, tensor.shape[1], textModel.HiddenSize);
             }
 
             var names = new List<string>();
@@ -171,7 +172,7 @@ internal sealed class ConceptEmbedding : nn.Module
             var distinct = new HashSet<string>(StringComparer.Ordinal);
             foreach (string name in names)
             {
-                if (!distinct.Add(name)) throw new LearnedEmbeddingsFormatException(file, $"the file names the token '{name}' twice");
+                if (!distinct.Add(name)) throw InvalidWeightsException.Embeddings(file, $"the file names the token '{name}' twice");
             }
 
             var bindings = new ConceptTokenBinding[names.Count];
@@ -336,7 +337,7 @@ internal sealed class ConceptEmbedding : nn.Module
     public void WriteInto(ClipTextModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.HiddenSize != weight.shape[1]) throw LearnedEmbeddingsFormatException.WidthMismatch("memory", _tokens[0], weight.shape[1], model.HiddenSize);
+        if (model.HiddenSize != weight.shape[1]) throw InvalidWeightsException.EmbeddingWidth("memory", _tokens[0], weight.shape[1], model.HiddenSize);
         long needed = _ids.Max() + 1L;
         if (model.TokenEmbeddingCount < needed) model.ResizeTokenEmbeddings(needed);
         using var noGrad = torch.no_grad();

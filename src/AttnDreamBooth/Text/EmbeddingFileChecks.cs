@@ -14,10 +14,10 @@ internal static class EmbeddingFileChecks
         {
             var entry = safetensors.Entries[name];
             if (entry.ScalarType is not (torch.ScalarType.Float16 or torch.ScalarType.BFloat16 or torch.ScalarType.Float32 or torch.ScalarType.Float64))
-                throw new LearnedEmbeddingsFormatException(file, $"'{name}' is stored as {entry.DType}; an embedding must be a floating-point tensor (F16, BF16, F32 or F64)");
+                throw InvalidWeightsException.Embeddings(file, $"'{name}' is stored as {entry.DType}; an embedding must be a floating-point tensor (F16, BF16, F32 or F64)");
             rows += entry.Shape.Length switch { 0 => 0, 1 => 1, _ => entry.Shape[0] };
             if (rows > maxRows)
-                throw new LearnedEmbeddingsFormatException(file, $"the file declares at least {rows:N0} embedding rows (counting up to '{name}'), which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxEmbeddingRows), maxRows)}");
+                throw InvalidWeightsException.Embeddings(file, $"the file declares at least {rows:N0} embedding rows (counting up to '{name}'), which {ResourceLimits.Exceeds(nameof(ResourceLimits.MaxEmbeddingRows), maxRows)}");
         }
     }
 

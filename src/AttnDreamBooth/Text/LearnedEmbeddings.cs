@@ -17,7 +17,7 @@ internal static class LearnedEmbeddings
     /// <summary>Reads <paramref name="path"/> into <c>{token: [n, dim]}</c> (float32, CPU), in file order, with the
     /// <see cref="LearnedEmbeddingsReadOptions.Default"/> limits.</summary>
     /// <exception cref="InvalidWeightsException">A pickle file.</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">No embedding in the file, a tensor that is not [dim] / [n, dim],
+    /// <exception cref="InvalidWeightsException">No embedding in the file, a tensor that is not [dim] / [n, dim],
     /// a tensor that is not floating point, more rows than allowed, or a non-finite value.</exception>
     public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path) => Read(path, LearnedEmbeddingsReadOptions.Default);
 
@@ -26,7 +26,7 @@ internal static class LearnedEmbeddings
     /// converted. The row count is checked against <see cref="LearnedEmbeddingsReadOptions.MaxRows"/> from the header,
     /// before anything is allocated; with <see cref="LearnedEmbeddingsReadOptions.CheckFinite"/> every value must be finite.</summary>
     /// <exception cref="InvalidWeightsException">A pickle file.</exception>
-    /// <exception cref="LearnedEmbeddingsFormatException">The file breaks one of the rules above; the message says which and names the tensor.</exception>
+    /// <exception cref="InvalidWeightsException">The file breaks one of the rules above; the message says which and names the tensor.</exception>
     public static IReadOnlyList<KeyValuePair<string, torch.Tensor>> Read(string path, LearnedEmbeddingsReadOptions options)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -40,7 +40,7 @@ internal static class LearnedEmbeddings
         using var file = SafetensorsFile.Open(full);
         var names = file.Names.ToArray();
         if (names.Any(n => n is "clip_l" or "clip_g"))
-            throw new LearnedEmbeddingsFormatException(full, "this is an SDXL embedding (clip_l / clip_g); only SD 1.x / 2.x embeddings are supported");
+            throw InvalidWeightsException.Embeddings(full, "this is an SDXL embedding (clip_l / clip_g); only SD 1.x / 2.x embeddings are supported");
 
         var a1111 = names.Where(n => n == "emb_params" || n.StartsWith("string_to_param", StringComparison.Ordinal)).ToArray();
         // Only the tensors read as embeddings are checked (A1111's string_to_token bookkeeping is an integer tensor).
@@ -50,7 +50,7 @@ internal static class LearnedEmbeddings
         var result = new List<KeyValuePair<string, torch.Tensor>>();
         if (a1111.Length > 0)
         {
-            if (a1111.Length > 1) throw new LearnedEmbeddingsFormatException(full, $"an A1111 embedding holds one parameter, found {string.Join(", ", a1111)}");
+            if (a1111.Length > 1) throw InvalidWeightsException.Embeddings(full, $"an A1111 embedding holds one parameter, found {string.Join(", ", a1111)}");
             result.Add(new(Path.GetFileNameWithoutExtension(full), AsRows(full, a1111[0], file.ReadTensor(a1111[0], torch.float32))));
         }
         else
@@ -59,7 +59,7 @@ internal static class LearnedEmbeddings
             foreach (string name in names.Where(n => !n.StartsWith("string_to_token", StringComparison.Ordinal)))
                 result.Add(new(name, AsRows(full, name, file.ReadTensor(name, torch.float32))));
         }
-        if (result.Count == 0) throw new LearnedEmbeddingsFormatException(full, "the file holds no embedding");
+        if (result.Count == 0) throw InvalidWeightsException.Embeddings(full, "the file holds no embedding");
         if (options.CheckFinite) EmbeddingFileChecks.CheckFinite(full, result);
         return result;
     }
@@ -87,6 +87,6 @@ internal static class LearnedEmbeddings
         if (tensor.dim() == 2 && tensor.shape[0] > 0) return tensor;
         var shape = string.Join(", ", tensor.shape);
         tensor.Dispose();
-        throw new LearnedEmbeddingsFormatException(file, $"'{name}' has shape [{shape}]; an embedding is [dim] or [n, dim]");
+        throw InvalidWeightsException.Embeddings(file, $"'{name}' has shape [{shape}]; an embedding is [dim] or [n, dim]");
     }
 }

@@ -14,19 +14,19 @@ internal static class TokenizerFiles
     public static FileStream OpenRead(string path)
     {
         string name = Path.GetFileName(path);
+        string full, resolved;
+        string? type;
         try
         {
-            RegularFile.Require(path);
+            (full, resolved, type) = RegularFile.Inspect(path);
         }
         catch (FileNotFoundException ex)
         {
             throw new ModelConfigException(path, null, $"the tokenizer folder has no {name}", ex);
         }
-        catch (UnsupportedFileTypeException ex)
-        {
-            throw new ModelConfigException(path, null,
-                $"is {(ex.ResolvedPath == ex.FilePath ? "" : $"a link to '{ex.ResolvedPath}', ")}a {ex.FileType}, not a regular file; it was not opened", ex);
-        }
+        if (type is null) throw new ModelConfigException(path, null, $"the tokenizer folder has no {name}");
+        if (type != "regular file")
+            throw new ModelConfigException(path, null, $"is {(resolved == full ? "" : $"a link to '{resolved}', ")}a {type}, not a regular file; it was not opened");
         var stream = File.OpenRead(path);
         long max = ResourceLimits.Current.MaxTokenizerFileBytes;
         if (stream.Length > max)

@@ -30,7 +30,7 @@ internal static class CheckpointFolder
         {
             throw new ModelConfigException(json, null, $"is not a valid checkpoint description ({e.Message})", e);
         }
-        catch (Exception e) when (e is IOException or UnsupportedFileTypeException)
+        catch (IOException e)
         {
             throw new ModelConfigException(json, null, $"cannot be read ({e.Message})", e);
         }

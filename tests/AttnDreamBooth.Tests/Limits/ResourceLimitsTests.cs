@@ -120,7 +120,7 @@ public sealed partial class ResourceLimitsTests
 
         using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build())
         {
-            var refused = await Assert.ThrowsAsync<LearnedEmbeddingsFormatException>(() => PersonalizedModel.ImportAsync(new ConceptImport(big), pipeline));
+            var refused = await Assert.ThrowsAsync<InvalidWeightsException>(() => PersonalizedModel.ImportAsync(new ConceptImport(big), pipeline));
             Assert.Contains("ResourceLimits.MaxEmbeddingRows", refused.Message);
             Assert.Null(pipeline.Concept);
         }
@@ -132,7 +132,7 @@ public sealed partial class ResourceLimitsTests
         }
         using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithResourceLimits(ResourceLimits.Default with { MaxEmbeddingRows = 2 }).Build())
         {
-            await Assert.ThrowsAsync<LearnedEmbeddingsFormatException>(() => PersonalizedModel.ImportAsync(new ConceptImport(normal), pipeline));
+            await Assert.ThrowsAsync<InvalidWeightsException>(() => PersonalizedModel.ImportAsync(new ConceptImport(normal), pipeline));
             Assert.Null(pipeline.Concept);
         }
     }

@@ -81,7 +81,7 @@ public sealed class ConceptImportTests(TrainedConcepts concepts)
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd2).Build();
         int vocabulary = pipeline.Components.Tokenizer.VocabularySize;
         var unet = TinyPipeline.Snapshot(pipeline.Components.UNet);
-        var error = await Assert.ThrowsAsync<LearnedEmbeddingsFormatException>(() =>
+        var error = await Assert.ThrowsAsync<InvalidWeightsException>(() =>
             PersonalizedModel.ImportAsync(new ConceptImport(file) { UNetFolder = Path.Combine(concepts.Sd2, "unet") }, pipeline));
         Assert.Equal(48, error.Width);
         Assert.Equal(32, error.ExpectedWidth);
@@ -111,7 +111,7 @@ public sealed class ConceptImportTests(TrainedConcepts concepts)
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         int vocabulary = pipeline.Components.Tokenizer.VocabularySize;
         var unet = TinyPipeline.Snapshot(pipeline.Components.UNet);
-        var error = await Assert.ThrowsAsync<LearnedEmbeddingsFormatException>(() => PersonalizedModel.ImportAsync(new ConceptImport(file), pipeline));
+        var error = await Assert.ThrowsAsync<InvalidWeightsException>(() => PersonalizedModel.ImportAsync(new ConceptImport(file), pipeline));
         Assert.Contains("holds 2 embeddings (<a>, <b>)", error.Message);
         AssertUntouched(pipeline, vocabulary, unet);
     }

@@ -60,7 +60,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     [Fact]
     public async Task AnEmbeddingOfTheWrongWidthLeavesThePipelineUntouched()
     {
-        var error = await AssertAtomicFailure<LearnedEmbeddingsFormatException>(f =>
+        var error = await AssertAtomicFailure<InvalidWeightsException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, PersonalizedModel.EmbeddingFile), t =>
             {
                 var key = t.Keys.Single();
@@ -80,13 +80,13 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     [Fact]
     public async Task AMismatchedUNetLeavesThePipelineUntouched()
     {
-        var error = await AssertAtomicFailure<StateDictMismatchException>(f =>
+        var error = await AssertAtomicFailure<InvalidWeightsException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, "unet", "diffusion_pytorch_model.safetensors"), t =>
             {
                 var key = t.Keys.First(k => k.EndsWith("attn2.to_k.weight", StringComparison.Ordinal));
                 t[key] = torch.zeros(t[key].shape[0], t[key].shape[1] + 1);
             }));
-        Assert.Single(error.Report.Mismatched);
+        Assert.Single(error.Report!.Mismatched);
     }
 
     [Fact]
@@ -132,7 +132,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
     [Fact]
     public async Task AnIntegerEmbeddingIsRefused()
     {
-        var error = await AssertAtomicFailure<LearnedEmbeddingsFormatException>(f =>
+        var error = await AssertAtomicFailure<InvalidWeightsException>(f =>
             SavedConceptFixture.Rewrite(Path.Combine(f, PersonalizedModel.EmbeddingFile), t =>
             {
                 var key = t.Keys.Single();
@@ -153,7 +153,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
         });
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(folder, pipeline, new PersonalizedModelLoadOptions { CheckFiniteWeights = false });
-        var error = await Assert.ThrowsAsync<NonFiniteLatentsException>(() => pipeline.GenerateAsync("a {} on the beach", new GenerationOptions { Steps = 2, Seed = 1 }));
+        var error = await Assert.ThrowsAsync<NonFiniteValuesException>(() => pipeline.GenerateAsync("a {} on the beach", new GenerationOptions { Steps = 2, Seed = 1 }));
         Assert.Equal(1, error.Step);
         // A prompt without the concept is unaffected.
         var images = await pipeline.GenerateAsync("a dog on the beach", new GenerationOptions { Steps = 2, Seed = 1 });

@@ -60,7 +60,7 @@ public sealed class NonFiniteWeightsTests
         string folder = CopyPipeline(temp);
         Poison(Path.Combine(folder, "unet"), float.NaN);
         using var pipeline = PersonalizationPipeline.FromPretrained(folder).WithFiniteWeightCheck(false).Build();
-        var error = await Assert.ThrowsAsync<NonFiniteLatentsException>(() => pipeline.GenerateAsync("a dog", new GenerationOptions { Steps = 3, Seed = 2 }));
+        var error = await Assert.ThrowsAsync<NonFiniteValuesException>(() => pipeline.GenerateAsync("a dog", new GenerationOptions { Steps = 3, Seed = 2 }));
         Assert.Equal("a dog", error.Prompt);
         Assert.InRange(error.Step, 1, 3);
     }

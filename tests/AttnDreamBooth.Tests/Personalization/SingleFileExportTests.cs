@@ -95,8 +95,11 @@ public sealed class SingleFileExportTests(TrainedConcepts concepts)
         using var pipeline = PersonalizationPipeline.FromSingleFile(SingleFileOf("tiny-sd2"), TestPaths.TinySd2).Build();
         var model = await PersonalizedModel.LoadAsync(concepts.Sd2, pipeline);
         var result = await model.ExportAsync(temp.File("export"), new ConceptExportOptions { Format = ConceptExportFormat.SingleFile, WeightsDType = torch.ScalarType.Float16 });
-        Assert.Equal("model.safetensors", result.BaseModel.Name);
-        Assert.Equal(["model.safetensors"], result.BaseModel.Files.Select(f => f.Path));
+        Assert.Equal("model.safetensors", result.BaseModelName);
+        // The fingerprint covers exactly the one weight file, by its name.
+        string fileHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(SingleFileOf("tiny-sd2"))));
+        Assert.Equal("sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{fileHash}  model.safetensors\n"))),
+            result.BaseModelFingerprint);
 
         using var exported = SafetensorsFile.Open(Path.Combine(temp.File("export"), $"{model.Token}-checkpoint.safetensors"));
         using var original = SafetensorsFile.Open(SingleFileOf("tiny-sd2"));

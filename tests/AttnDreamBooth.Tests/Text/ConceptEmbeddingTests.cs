@@ -208,14 +208,14 @@ public sealed class ConceptEmbeddingTests
 
         string wide = dir.File("wide.safetensors");
         SafetensorsWriter.Write(wide, new Dictionary<string, torch.Tensor> { ["<wide>"] = torch.zeros(1, model.HiddenSize + 16) });
-        var mismatch = Assert.Throws<LearnedEmbeddingsFormatException>(() => ConceptEmbedding.Load(wide, tokenizer, model));
+        var mismatch = Assert.Throws<InvalidWeightsException>(() => ConceptEmbedding.Load(wide, tokenizer, model));
         Assert.Equal(model.HiddenSize, mismatch.ExpectedWidth);
         Assert.Equal(size, tokenizer.VocabularySize);
 
         Assert.Throws<InvalidWeightsException>(() => LearnedEmbeddings.Read(dir.File("learned_embeds.bin")));
         string sdxl = dir.File("sdxl.safetensors");
         SafetensorsWriter.Write(sdxl, new Dictionary<string, torch.Tensor> { ["clip_l"] = torch.zeros(1, 768), ["clip_g"] = torch.zeros(1, 1280) });
-        Assert.Throws<LearnedEmbeddingsFormatException>(() => LearnedEmbeddings.Read(sdxl));
+        Assert.Throws<InvalidWeightsException>(() => LearnedEmbeddings.Read(sdxl));
 
         tokenizer.AddToken("<stray>");
         using var concept = ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("<v>", "dog"));

@@ -29,7 +29,7 @@ public sealed class EmbeddingFileLimitsTests
         using var dir = TestPaths.CreateTempDirectory();
         var (tokenizer, model) = Load();
         string path = Write(dir, new() { ["<thing>"] = torch.ones(1, model.HiddenSize).to_type(dtype) });
-        var error = Assert.Throws<LearnedEmbeddingsFormatException>(() => ConceptEmbedding.Load(path, tokenizer, model));
+        var error = Assert.Throws<InvalidWeightsException>(() => ConceptEmbedding.Load(path, tokenizer, model));
         Assert.Contains(stored, error.Message);
         Assert.Contains("'<thing>'", error.Message);
         Assert.Empty(tokenizer.AddedTokens);
@@ -54,11 +54,11 @@ public sealed class EmbeddingFileLimitsTests
         using var dir = TestPaths.CreateTempDirectory();
         var (tokenizer, model) = Load();
         string path = Write(dir, new() { ["<a>"] = torch.zeros(600, model.HiddenSize), ["<b>"] = torch.zeros(500, model.HiddenSize) });
-        var error = Assert.Throws<LearnedEmbeddingsFormatException>(() => ConceptEmbedding.Load(path, tokenizer, model));
+        var error = Assert.Throws<InvalidWeightsException>(() => ConceptEmbedding.Load(path, tokenizer, model));
         Assert.Contains("at least 1,100 embedding rows", error.Message);
         Assert.Contains("ResourceLimits.MaxEmbeddingRows", error.Message);
         Assert.Empty(tokenizer.AddedTokens);
-        Assert.Throws<LearnedEmbeddingsFormatException>(() => LearnedEmbeddings.Read(path, new LearnedEmbeddingsReadOptions { MaxRows = 1099 }));
+        Assert.Throws<InvalidWeightsException>(() => LearnedEmbeddings.Read(path, new LearnedEmbeddingsReadOptions { MaxRows = 1099 }));
 
         using var embedding = ConceptEmbedding.Load(path, tokenizer, model, null, new LearnedEmbeddingsReadOptions { MaxRows = 1100 });
         Assert.Equal(1100, embedding.Weight.shape[0]);

@@ -56,7 +56,7 @@ public sealed class ClipTextModel : nn.Module
     /// <param name="dtype">The parameter dtype (float32 by default; stored values are converted).</param>
     /// <param name="variant">A weight variant such as "fp16" (<c>model.fp16.safetensors</c>).</param>
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
-    /// <exception cref="StateDictMismatchException">Missing, unexpected or mis-shaped weights.</exception>
+    /// <exception cref="InvalidWeightsException">Missing, unexpected or mis-shaped weights.</exception>
     /// <exception cref="InvalidWeightsException">A weight holds NaN or infinity.</exception>
     /// <exception cref="ModelConfigException">The config is missing, invalid or beyond <paramref name="limits"/>.</exception>
     /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>

@@ -161,15 +161,15 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
     }
 
     /// <summary>Puts the forward hook on <paramref name="layer"/> (the layer at <see cref="ModulePath"/>).</summary>
-    /// <exception cref="LoraException">The layer's shape does not match the adapter.</exception>
+    /// <exception cref="ArgumentException">The layer's shape does not match the adapter.</exception>
     public void Install(Module<Tensor, Tensor> layer)
     {
         ArgumentNullException.ThrowIfNull(layer);
         if (IsInstalled) throw new InvalidOperationException($"LoRA '{KohyaName}' is already installed.");
         var shape = Describe(Component, ModulePath, layer);
         if (!shape.Matches(Shape))
-            throw new LoraException(null, ModulePath, $"the adapter was made for {Shape} but the layer is {shape}.");
-        if (layer is not (TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d)) throw new LoraException(null, ModulePath, $"cannot wrap a {layer.GetType().Name}.");
+            throw LoraErrors.Target(ModulePath, $"the adapter was made for {Shape} but the layer is {shape}.");
+        if (layer is not (TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d)) throw LoraErrors.Target(ModulePath, $"cannot wrap a {layer.GetType().Name}.");
         var remover = layer.register_forward_hook((_, input, output) => AddUpdate(input, output));
         _binding.Layer = layer;
         _binding.Hook = remover.remove;
@@ -231,7 +231,7 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
     {
         Linear l => l.weight!,
         Conv2d c => c.weight,
-        _ => throw new LoraException(null, null, $"cannot wrap a {layer.GetType().Name}."),
+        _ => throw LoraErrors.Target(null, $"cannot wrap a {layer.GetType().Name}."),
     };
 
     internal static LayerShape Describe(LoraComponent component, string modulePath, Module<Tensor, Tensor> layer)
@@ -247,9 +247,9 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
             }
             case Conv2d c:
             {
-                if (c.groups != 1) throw new LoraException(null, modulePath, "a grouped convolution cannot carry a LoRA adapter.");
+                if (c.groups != 1) throw LoraErrors.Target(modulePath, "a grouped convolution cannot carry a LoRA adapter.");
                 if (c.padding is null || c.padding_mode != PaddingModes.Zeros)
-                    throw new LoraException(null, modulePath, "only convolutions with explicit zero padding can carry a LoRA adapter.");
+                    throw LoraErrors.Target(modulePath, "only convolutions with explicit zero padding can carry a LoRA adapter.");
                 var w = c.weight;
                 long kh = w.shape[2], kw = w.shape[3];
                 var kind = kh == 1 && kw == 1 ? LoraLayerKind.Conv1x1 : LoraLayerKind.ConvKxK;
@@ -257,7 +257,7 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
                     (c.dilation[0], c.dilation[1]), w.device);
             }
             default:
-                throw new LoraException(null, $"{LoraComponentNames.KohyaPrefix(component)}{modulePath}",
+                throw LoraErrors.Target($"{LoraComponentNames.KohyaPrefix(component)}{modulePath}",
                     $"is a {layer.GetType().Name}; LoRA adapters wrap Linear and Conv2d layers only.");
         }
     }

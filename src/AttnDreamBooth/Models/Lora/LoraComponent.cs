@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>The model a LoRA module belongs to.</summary>
-public enum LoraComponent
+internal enum LoraComponent
 {
     /// <summary>The <c>UNet2DConditionModel</c> (kohya prefix <c>lora_unet_</c>, diffusers prefix <c>unet.</c>).</summary>
     UNet,

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Models.Lora;
 
 /// <summary>
-/// How <see cref="LoraNetwork.Extract"/> turns weight deltas into LoRA adapters. Give exactly one of <see cref="Rank"/> and
+/// How <see cref="LoraExtractor.Extract"/> turns weight deltas into LoRA adapters. Give exactly one of <see cref="Rank"/> and
 /// <see cref="EnergyThreshold"/>.
 /// </summary>
 /// <param name="Rank">A fixed rank per layer (capped at the layer's min(out, in·kh·kw)).</param>
@@ -15,7 +15,7 @@ namespace AttnDreamBooth.Models.Lora;
 /// <param name="ProbeBatch">Rows of the fixed random input each layer's output difference is measured on.</param>
 /// <param name="ProbeSize">Height and width of the conv layers' probe input.</param>
 /// <param name="Seed">Seed of the probe inputs.</param>
-public sealed record LoraExtractionOptions(
+internal sealed record LoraExtractionOptions(
     int? Rank = 4,
     double? EnergyThreshold = null,
     int MaxRank = 128,
@@ -50,15 +50,15 @@ public sealed record LoraExtractionOptions(
 /// <param name="OutputRelativeError">On the fixed probe input x: ‖(ΔW − up·down) x‖ / ‖ΔW x‖ (the change the LoRA misses,
 /// relative to the change of the fine-tune).</param>
 /// <param name="OutputMaxAbsError">max |(ΔW − up·down) x| on the probe input.</param>
-public sealed record LoraLayerExtraction(LoraComponent Component, string ModulePath, int Rank, double DeltaNorm,
+internal sealed record LoraLayerExtraction(LoraComponent Component, string ModulePath, int Rank, double DeltaNorm,
     double RelativeError, double DiscardedEnergyError, double OutputRelativeError, double OutputMaxAbsError)
 {
     /// <summary>Linear, 1×1 or k×k conv.</summary>
     internal LoraLayerKind Kind { get; init; }
 }
 
-/// <summary>The result of <see cref="LoraNetwork.Extract"/>: a LoRA network on the base models plus a per-layer report.</summary>
-public sealed class LoraExtraction : IDisposable
+/// <summary>The result of <see cref="LoraExtractor.Extract"/>: a LoRA network on the base models plus a per-layer report.</summary>
+internal sealed class LoraExtraction : IDisposable
 {
     internal LoraExtraction(LoraNetwork network, IReadOnlyList<LoraLayerExtraction> layers, IReadOnlyList<string> unchanged)
     {

@@ -13,7 +13,7 @@ internal static class LoraExtractor
 {
     /// <summary>Extracts the LoRA of <paramref name="tunedUNet"/> over <paramref name="baseUNet"/> (and optionally of the text
     /// encoders). The models must have the same architecture; they are only read.</summary>
-    /// <exception cref="LoraException">A layer of the base model is missing from, or shaped differently in, the tuned one.</exception>
+    /// <exception cref="ArgumentException">A layer of the base model is missing from, or shaped differently in, the tuned one.</exception>
     public static LoraExtraction Extract(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
         LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default)
     {
@@ -46,10 +46,10 @@ internal static class LoraExtractor
                 ct.ThrowIfCancellationRequested();
                 var baseLayer = network.Layer(component, path);
                 if (!tunedLayers[component].TryGetValue(path, out var tunedLayer))
-                    throw new LoraException(null, path, $"the tuned {component} has no Linear/Conv2d layer here.");
+                    throw LoraErrors.Target(path, $"the tuned {component} has no Linear/Conv2d layer here.");
                 var shape = LoraAdapter.Describe(component, path, baseLayer);
                 if (!LoraAdapter.Describe(component, path, tunedLayer).Matches(shape))
-                    throw new LoraException(null, path, $"the base layer is {shape} but the tuned one is {LoraAdapter.Describe(component, path, tunedLayer)}.");
+                    throw LoraErrors.Target(path, $"the base layer is {shape} but the tuned one is {LoraAdapter.Describe(component, path, tunedLayer)}.");
                 var entry = ExtractLayer(network, component, path, baseLayer, tunedLayer, shape, options, probe);
                 if (entry is null)
                 {
@@ -84,7 +84,7 @@ internal static class LoraExtractor
         var delta = w1.sub(w0).flatten(1);
         double deltaNorm = delta.norm().item<double>();
         double baseNorm = w0.norm().item<double>();
-        if (!double.IsFinite(deltaNorm)) throw new LoraException(null, path, "the weight delta is not finite.");
+        if (!double.IsFinite(deltaNorm)) throw LoraErrors.Target(path, "the weight delta is not finite.");
         if (deltaNorm <= options.MinRelativeDelta * baseNorm || deltaNorm == 0) return null;
 
         var (u, s, vh) = linalg.svd(delta, fullMatrices: false);

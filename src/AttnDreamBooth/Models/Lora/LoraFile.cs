@@ -19,7 +19,7 @@ internal static class LoraFile
     /// <summary>Reads <paramref name="path"/> into a new (not yet installed) <see cref="LoraNetwork"/> on the layers of
     /// <paramref name="unet"/> and <paramref name="textEncoder"/>, each adapter with the file's rank and alpha.</summary>
     /// <exception cref="InvalidWeightsException">The file is not a valid safetensors file.</exception>
-    /// <exception cref="LoraException">Keys match no layer (unless reported), a module lacks its up or down weight, or
+    /// <exception cref="InvalidWeightsException">Keys match no layer (unless reported), a module lacks its up or down weight, or
     /// shapes do not fit the layer.</exception>
     public static LoraNetwork Load(string path, nn.Module? unet, nn.Module? textEncoder, LoraLoadOptions? options = null)
     {
@@ -70,7 +70,7 @@ internal static class LoraFile
             formats.Add(format);
             if (!groups.TryGetValue((component, modulePath), out var parts)) groups[(component, modulePath)] = parts = new Parts();
             string? previous = part switch { LoraPart.Down => parts.Down, LoraPart.Up => parts.Up, _ => parts.Alpha };
-            if (previous is not null) throw new LoraException(path, key, $"module '{modulePath}' is also given by '{previous}'.");
+            if (previous is not null) throw LoraErrors.File(path, key, $"module '{modulePath}' is also given by '{previous}'.");
             switch (part)
             {
                 case LoraPart.Down: parts.Down = key; break;
@@ -81,12 +81,12 @@ internal static class LoraFile
         }
         if (unknown.Count > 0 && !options.ReportUnknownKeys)
         {
-            throw new LoraException(path, unknown[0].Key,
+            throw LoraErrors.File(path, unknown[0].Key,
                 $"{unknown.Count} key(s) match no layer of the given models: " +
                 string.Join("; ", unknown.Take(8).Select(u => $"'{u.Key}' ({u.Reason})")) + (unknown.Count > 8 ? "; …" : "") +
                 ". Pass LoraLoadOptions { ReportUnknownKeys = true } to load the rest.");
         }
-        if (groups.Count == 0) throw new LoraException(path, null, "holds no LoRA module for the given models.");
+        if (groups.Count == 0) throw LoraErrors.File(path, null, "holds no LoRA module for the given models.");
 
         var network = LoraNetworkFactory.Empty(unet, textEncoder);
         try
@@ -96,7 +96,7 @@ internal static class LoraFile
                          .ThenBy(g => g.Key.Item2, StringComparer.Ordinal))
             {
                 if (parts.Down is null || parts.Up is null)
-                    throw new LoraException(path, parts.Down ?? parts.Up ?? parts.Alpha, $"module '{modulePath}' has no {(parts.Down is null ? "down" : "up")} weight.");
+                    throw LoraErrors.File(path, parts.Down ?? parts.Up ?? parts.Alpha, $"module '{modulePath}' has no {(parts.Down is null ? "down" : "up")} weight.");
                 network.Add(ReadAdapter(file, network, component, modulePath, parts, options.Scale));
             }
             network.LoadReport = new LoraLoadReport(Path.GetFullPath(path), formats,
@@ -118,15 +118,15 @@ internal static class LoraFile
         var down = file.ReadTensor(parts.Down!, ScalarType.Float32);
         var up = file.ReadTensor(parts.Up!, ScalarType.Float32);
         if (down.dim() is not (2 or 4) || down.shape[0] <= 0)
-            throw new LoraException(file.FilePath, parts.Down, $"down weight must be [r, in] or [r, in, kh, kw], got [{string.Join(", ", down.shape)}].");
+            throw LoraErrors.File(file.FilePath, parts.Down, $"down weight must be [r, in] or [r, in, kh, kw], got [{string.Join(", ", down.shape)}].");
         int rank = checked((int)down.shape[0]);
         double alpha = rank;
         if (parts.Alpha is not null)
         {
             var a = file.ReadTensor(parts.Alpha, ScalarType.Float64);
-            if (a.numel() != 1) throw new LoraException(file.FilePath, parts.Alpha, $"alpha must hold one value, got shape [{string.Join(", ", a.shape)}].");
+            if (a.numel() != 1) throw LoraErrors.File(file.FilePath, parts.Alpha, $"alpha must hold one value, got shape [{string.Join(", ", a.shape)}].");
             alpha = a.flatten()[0].item<double>();
-            if (!double.IsFinite(alpha) || alpha <= 0) throw new LoraException(file.FilePath, parts.Alpha, $"alpha must be positive and finite, got {alpha.ToString(CultureInfo.InvariantCulture)}.");
+            if (!double.IsFinite(alpha) || alpha <= 0) throw LoraErrors.File(file.FilePath, parts.Alpha, $"alpha must be positive and finite, got {alpha.ToString(CultureInfo.InvariantCulture)}.");
         }
         // 1×1 convs and linear layers are the same map: files written for one layout of proj_in/proj_out (SD 1.x conv,
         // SD 2.x linear) load into the other.
@@ -155,7 +155,7 @@ internal static class LoraFile
             if (squeezable) value = value.reshape(target.shape);
         }
         if (!value.shape.SequenceEqual(target.shape))
-            throw new LoraException(filePath, key, $"shape [{string.Join(", ", source.shape)}] does not fit the layer (expected [{string.Join(", ", target.shape)}]).");
+            throw LoraErrors.File(filePath, key, $"shape [{string.Join(", ", source.shape)}] does not fit the layer (expected [{string.Join(", ", target.shape)}]).");
         using (no_grad()) target.copy_(value.to_type(target.dtype));
     }
 

@@ -16,8 +16,8 @@ public enum LoraFileFormat
 
 /// <summary>Options for <see cref="LoraNetwork.Load"/>.</summary>
 /// <param name="ReportUnknownKeys">False (the default): keys that match no layer of the given models are a
-/// <see cref="LoraException"/> listing them. True: the rest is loaded and <see cref="LoraLoadReport.UnknownKeys"/>
-/// lists them.</param>
+/// <see cref="IO.InvalidWeightsException"/> listing them. True: the rest is loaded and
+/// <see cref="LoraNetwork.UnknownKeys"/> lists them.</param>
 /// <param name="Scale">Initial runtime scale of every adapter.</param>
 public sealed record LoraLoadOptions(bool ReportUnknownKeys = false, double Scale = 1.0);
 
@@ -29,5 +29,5 @@ public sealed record LoraLoadOptions(bool ReportUnknownKeys = false, double Scal
 /// <param name="UnknownKeys">Keys that were not loaded, each with the reason (empty unless
 /// <see cref="LoraLoadOptions.ReportUnknownKeys"/> was set).</param>
 /// <param name="Metadata">The file's <c>__metadata__</c>.</param>
-public sealed record LoraLoadReport(string FilePath, IReadOnlySet<LoraFileFormat> Formats, int UNetModules, int TextEncoderModules,
+internal sealed record LoraLoadReport(string FilePath, IReadOnlySet<LoraFileFormat> Formats, int UNetModules, int TextEncoderModules,
     IReadOnlyDictionary<string, string> UnknownKeys, IReadOnlyDictionary<string, string> Metadata);

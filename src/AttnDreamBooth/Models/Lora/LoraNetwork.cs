@@ -37,7 +37,13 @@ public sealed class LoraNetwork : nn.Module
     public int Count => _adapters.Count;
 
     /// <summary>What loading a file found (null for a network made by <see cref="Create(nn.Module?, LoraUNetModules, nn.Module?, LoraTextEncoderModules, LoraOptions)"/>).</summary>
-    public LoraLoadReport? LoadReport { get; internal set; }
+    internal LoraLoadReport? LoadReport { get; set; }
+
+    /// <summary>Keys of the loaded file that match no layer of the given models, each with the reason (empty unless
+    /// <see cref="LoraLoadOptions.ReportUnknownKeys"/> was set, and for a network that was not loaded from a file).</summary>
+    public IReadOnlyDictionary<string, string> UnknownKeys => LoadReport?.UnknownKeys ?? EmptyKeys;
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyKeys = new Dictionary<string, string>();
 
     /// <summary>True while the adapters' hooks are on their layers.</summary>
     public bool IsInstalled => _adapters.Count > 0 && _adapters[0].IsInstalled;
@@ -64,9 +70,21 @@ public sealed class LoraNetwork : nn.Module
         return Create(unet, textEncoder, targets, options);
     }
 
+    /// <summary>New zero-update adapters on the given layers of the U-Net and of the text encoder, by diffusers module path
+    /// (not yet installed).</summary>
+    /// <exception cref="ArgumentException">A path names no layer, or a layer that cannot carry an adapter, or appears twice.</exception>
+    public static LoraNetwork Create(nn.Module? unet, IEnumerable<string> unetModulePaths, nn.Module? textEncoder, IEnumerable<string> textEncoderModulePaths,
+        LoraOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(unetModulePaths);
+        ArgumentNullException.ThrowIfNull(textEncoderModulePaths);
+        return Create(unet, textEncoder,
+            unetModulePaths.Select(p => (LoraComponent.UNet, p)).Concat(textEncoderModulePaths.Select(p => (LoraComponent.TextEncoder, p))).ToArray(), options);
+    }
+
     /// <summary>New zero-update adapters on the given layers (component + diffusers module path; not yet installed).</summary>
-    /// <exception cref="LoraException">A path names no layer, or a layer that cannot carry an adapter, or appears twice.</exception>
-    public static LoraNetwork Create(nn.Module? unet, nn.Module? textEncoder, IEnumerable<(LoraComponent Component, string ModulePath)> modules, LoraOptions options)
+    /// <exception cref="ArgumentException">A path names no layer, or a layer that cannot carry an adapter, or appears twice.</exception>
+    internal static LoraNetwork Create(nn.Module? unet, nn.Module? textEncoder, IEnumerable<(LoraComponent Component, string ModulePath)> modules, LoraOptions options)
     {
         ArgumentNullException.ThrowIfNull(modules);
         ArgumentNullException.ThrowIfNull(options);
@@ -95,25 +113,25 @@ public sealed class LoraNetwork : nn.Module
     internal Module<Tensor, Tensor> Layer(LoraComponent component, string path)
     {
         var model = component == LoraComponent.UNet ? UNet : TextEncoder;
-        if (model is null) throw new LoraException(null, path, $"names a {component} layer, but no {component} model was given.");
+        if (model is null) throw LoraErrors.Target(path, $"names a {component} layer, but no {component} model was given.");
         if (!_modules.TryGetValue(component, out var byPath))
         {
             byPath = model.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
             _modules[component] = byPath;
         }
         if (!byPath.TryGetValue(path, out var module))
-            throw new LoraException(null, path, $"the {component} has no module at this path.");
+            throw LoraErrors.Target(path, $"the {component} has no module at this path.");
         if (module is not (TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d))
-            throw new LoraException(null, path, $"is a {module.GetType().Name}; LoRA adapters wrap Linear and Conv2d layers only.");
+            throw LoraErrors.Target(path, $"is a {module.GetType().Name}; LoRA adapters wrap Linear and Conv2d layers only.");
         return (Module<Tensor, Tensor>)module;
     }
 
     internal void Add(LoraAdapter adapter)
     {
         if (_adapters.Any(a => a.Component == adapter.Component && a.ModulePath == adapter.ModulePath))
-            throw new LoraException(null, adapter.ModulePath, "has two LoRA adapters.");
+            throw LoraErrors.Target(adapter.ModulePath, "has two LoRA adapters.");
         if (_adapters.Any(a => a.KohyaName == adapter.KohyaName))
-            throw new LoraException(null, adapter.KohyaName, "two module paths map to the same kohya name.");
+            throw LoraErrors.Target(adapter.KohyaName, "two module paths map to the same kohya name.");
         _adapters.Add(adapter);
         register_module(adapter.KohyaName, adapter);
     }
@@ -121,9 +139,9 @@ public sealed class LoraNetwork : nn.Module
     /// <summary>
     /// Reads a LoRA file (kohya/A1111 or diffusers layout, detected per key) onto <paramref name="unet"/> and/or
     /// <paramref name="textEncoder"/>; the network is not installed yet. Keys that name nothing the models have are an
-    /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="LoadReport"/> lists them).
+    /// error unless <see cref="LoraLoadOptions.ReportUnknownKeys"/> is set (then <see cref="UnknownKeys"/> lists them).
     /// </summary>
-    /// <exception cref="LoraException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
+    /// <exception cref="ArgumentException">Unknown keys, incomplete modules or shapes that do not fit the layers.</exception>
     /// <exception cref="IO.InvalidWeightsException">The file is not a valid safetensors file, or a tensor exceeds
     /// <see cref="IO.ResourceLimits.MaxTensorBytes"/>.</exception>
     /// <param name="path">The LoRA file.</param>
@@ -146,21 +164,6 @@ public sealed class LoraNetwork : nn.Module
     /// <summary>Asynchronous <see cref="Save"/> (the write runs off the caller's thread).</summary>
     public Task SaveAsync(string path, LoraFileFormat format, IReadOnlyDictionary<string, string>? metadata = null, CancellationToken ct = default) =>
         LoraFile.SaveAsync(this, path, format, metadata, ct);
-
-    /// <summary>
-    /// Extracts the LoRA of a full fine-tune (<paramref name="tunedUNet"/> over <paramref name="baseUNet"/>, optionally
-    /// of the text encoders too), as kohya's <c>extract_lora_from_models</c> does: each selected layer's weight delta is
-    /// factorised by a truncated SVD. The models must have the same architecture; they are only read.
-    /// </summary>
-    /// <exception cref="LoraException">A layer of the base model is missing from, or shaped differently in, the tuned one.</exception>
-    public static LoraExtraction Extract(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
-        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
-        LoraExtractor.Extract(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
-
-    /// <summary>Runs <see cref="Extract"/> on a dedicated thread (TorchSharp dispose scopes are per thread).</summary>
-    public static Task<LoraExtraction> ExtractAsync(nn.Module baseUNet, nn.Module tunedUNet, nn.Module? baseTextEncoder, nn.Module? tunedTextEncoder,
-        LoraExtractionOptions options, IProgress<LoraLayerExtraction>? progress = null, CancellationToken ct = default) =>
-        LoraExtractor.ExtractAsync(baseUNet, tunedUNet, baseTextEncoder, tunedTextEncoder, options, progress, ct);
 
     /// <summary>Hooks every adapter onto its layer. Attention processors and map recording are untouched: the hooks sit on
     /// the projection layers, below the processors.</summary>
@@ -240,7 +243,7 @@ public sealed class LoraNetwork : nn.Module
     }
 
     /// <summary>Sets the runtime scale of the adapters of one component.</summary>
-    public void SetScale(LoraComponent component, double scale)
+    internal void SetScale(LoraComponent component, double scale)
     {
         foreach (var a in _adapters.Where(a => a.Component == component)) a.Scale = scale;
     }

@@ -136,7 +136,7 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
     /// <summary>Loads a diffusers <c>unet</c> folder (<c>config.json</c> + safetensors weights, optionally a variant such
     /// as "fp16"), strictly: every parameter must be present with its shape.</summary>
     /// <exception cref="ModelConfigException">The config is missing or invalid.</exception>
-    /// <exception cref="StateDictMismatchException">The weights do not match the module.</exception>
+    /// <exception cref="InvalidWeightsException">The weights do not match the module.</exception>
     /// <param name="unetFolder">The folder.</param>
     /// <param name="device">Where the parameters live (CPU by default).</param>
     /// <param name="dtype">The parameter dtype (float32 by default).</param>

@@ -95,7 +95,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <exception cref="DirectoryNotFoundException">When the folder does not exist.</exception>
     /// <exception cref="ModelConfigException">When <c>config.json</c> is missing or invalid.</exception>
     /// <param name="checkFiniteWeights">Refuse weights holding NaN or infinity (<see cref="StateDictLoadOptions.CheckFinite"/>).</param>
-    /// <exception cref="StateDictMismatchException">When the weights do not match the model.</exception>
+    /// <exception cref="InvalidWeightsException">When the weights do not match the model.</exception>
     /// <exception cref="InvalidWeightsException">When a weight holds NaN or infinity.</exception>
     /// <param name="limits">Bounds on what the file may make the library allocate (default: <see cref="ResourceLimits.Default"/>, or those of the library call in progress).</param>
     public static AutoencoderKL FromFolder(string vaeFolder, Device? device = null, ScalarType? dtype = null, string? variant = null, bool checkFiniteWeights = true,

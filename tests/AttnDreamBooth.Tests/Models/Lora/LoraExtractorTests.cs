@@ -43,7 +43,7 @@ public sealed class LoraExtractorTests
         foreach (var c in changed) AddLowRankDelta(c.Component == LoraComponent.UNet ? tuned : tunedText, c.Path, c.Rank, seed++);
 
         // Energy threshold 1 picks exactly the true rank; every other layer is reported unchanged.
-        using var extraction = LoraNetwork.Extract(baseUNet, tuned, baseText, tunedText, new LoraExtractionOptions(Rank: null, EnergyThreshold: 1.0));
+        using var extraction = LoraExtractor.Extract(baseUNet, tuned, baseText, tunedText, new LoraExtractionOptions(Rank: null, EnergyThreshold: 1.0));
         Assert.Equal(changed.Select(c => (c.Component, c.Path)).Order(), extraction.Layers.Select(l => (l.Component, l.ModulePath)).Order());
         foreach (var c in changed)
         {
@@ -72,7 +72,7 @@ public sealed class LoraExtractorTests
         Assert.True(gotText.allclose(wantText, rtol: 1e-4, atol: 1e-5), $"text max diff {gotText.sub(wantText).abs().max().item<float>()}");
 
         // A fixed rank above the true one also recovers it (the extra singular values are ~0).
-        using var fixedRank = LoraNetwork.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: 4));
+        using var fixedRank = LoraExtractor.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: 4));
         Assert.All(fixedRank.Layers, l => Assert.True(l.RelativeError < 1e-6 && l.Rank == 4, l.ModulePath));
     }
 
@@ -96,7 +96,7 @@ public sealed class LoraExtractorTests
         }
         foreach (int rank in new[] { 1, 5, 12 })
         {
-            using var extraction = LoraNetwork.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: rank));
+            using var extraction = LoraExtractor.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: rank));
             Assert.Equal(2, extraction.Layers.Count);
             foreach (var (path, d) in deltas)
             {
@@ -112,7 +112,7 @@ public sealed class LoraExtractorTests
         }
 
         // An energy threshold picks the smallest rank that keeps that much of ‖ΔW‖².
-        using var byEnergy = LoraNetwork.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: null, EnergyThreshold: 0.5));
+        using var byEnergy = LoraExtractor.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: null, EnergyThreshold: 0.5));
         foreach (var (path, d) in deltas)
         {
             var s = torch.linalg.svdvals(d).square();
@@ -128,12 +128,12 @@ public sealed class LoraExtractorTests
     {
         using var sd1 = LoraTestModels.UNet(TestPaths.TinySd1);
         using var sd2 = LoraTestModels.UNet(TestPaths.TinySd2);
-        Assert.Throws<ArgumentException>(() => LoraNetwork.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: 4, EnergyThreshold: 0.9)));
-        Assert.Throws<ArgumentException>(() => LoraNetwork.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: null)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LoraNetwork.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: null, EnergyThreshold: 1.5)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LoraNetwork.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: 0)));
-        Assert.Throws<LoraException>(() => LoraNetwork.Extract(sd1, sd2, null, null, new LoraExtractionOptions()));
+        Assert.Throws<ArgumentException>(() => LoraExtractor.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: 4, EnergyThreshold: 0.9)));
+        Assert.Throws<ArgumentException>(() => LoraExtractor.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: null)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LoraExtractor.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: null, EnergyThreshold: 1.5)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LoraExtractor.Extract(sd1, sd1, null, null, new LoraExtractionOptions(Rank: 0)));
+        Assert.Throws<ArgumentException>(() => LoraExtractor.Extract(sd1, sd2, null, null, new LoraExtractionOptions()));
         using var te = LoraTestModels.TextEncoder(TestPaths.TinySd1);
-        Assert.Throws<ArgumentException>(() => LoraNetwork.Extract(sd1, sd1, te, null, new LoraExtractionOptions()));
+        Assert.Throws<ArgumentException>(() => LoraExtractor.Extract(sd1, sd1, te, null, new LoraExtractionOptions()));
     }
 }

@@ -67,7 +67,7 @@ public sealed class LoraFileTests
         using var unet = LoraTestModels.UNet(TestPaths.TinySd1);
         using var te = LoraTestModels.TextEncoder(TestPaths.TinySd1);
 
-        var ex = Assert.Throws<LoraException>(() => LoraNetwork.Load(file, unet, te));
+        var ex = Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(file, unet, te));
         Assert.Equal(file, ex.FilePath);
         Assert.Contains("4 key(s)", ex.Message);
         Assert.Contains("lora_unet_no_such_layer.lora_down.weight", ex.Message);
@@ -79,7 +79,7 @@ public sealed class LoraFileTests
         Assert.Equal(source.Names.Count / 3, network.Adapters.Count);
 
         // Without a text encoder, its keys are unknown too (not silently skipped).
-        var noText = Assert.Throws<LoraException>(() => LoraNetwork.Load(KohyaFixture("tiny-sd1-lora"), unet, null));
+        var noText = Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(KohyaFixture("tiny-sd1-lora"), unet, null));
         Assert.Contains("TextEncoder, which was not given", noText.Message);
     }
 
@@ -92,7 +92,7 @@ public sealed class LoraFileTests
         const string module = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k";
         string missingUp = dir.File("a.safetensors");
         SafetensorsWriter.Write(missingUp, new Dictionary<string, torch.Tensor> { [module + ".lora_down.weight"] = torch.zeros(4, 32) });
-        Assert.Contains("has no up weight", Assert.Throws<LoraException>(() => LoraNetwork.Load(missingUp, unet, null)).Message);
+        Assert.Contains("has no up weight", Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(missingUp, unet, null)).Message);
 
         string wrong = dir.File("b.safetensors");
         SafetensorsWriter.Write(wrong, new Dictionary<string, torch.Tensor>
@@ -100,8 +100,8 @@ public sealed class LoraFileTests
             [module + ".lora_down.weight"] = torch.zeros(4, 31),
             [module + ".lora_up.weight"] = torch.zeros(32, 4),
         });
-        var ex = Assert.Throws<LoraException>(() => LoraNetwork.Load(wrong, unet, null));
-        Assert.Equal(module + ".lora_down.weight", ex.Key);
+        var ex = Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(wrong, unet, null));
+        Assert.Equal(module + ".lora_down.weight", ex.TensorName);
 
         string badAlpha = dir.File("c.safetensors");
         SafetensorsWriter.Write(badAlpha, new Dictionary<string, torch.Tensor>
@@ -110,7 +110,7 @@ public sealed class LoraFileTests
             [module + ".lora_up.weight"] = torch.zeros(32, 4),
             [module + ".alpha"] = torch.tensor(-1f),
         });
-        Assert.Contains("alpha", Assert.Throws<LoraException>(() => LoraNetwork.Load(badAlpha, unet, null)).Message);
+        Assert.Contains("alpha", Assert.Throws<InvalidWeightsException>(() => LoraNetwork.Load(badAlpha, unet, null)).Message);
 
         string notSafetensors = dir.File("d.safetensors");
         File.WriteAllBytes(notSafetensors, [1, 2, 3]);

@@ -104,9 +104,12 @@ public sealed class LoraNetworkTests
         using var network = LoraNetwork.Create(unet, LoraUNetModules.CrossAttention, te, LoraTextEncoderModules.SelfAttention, new LoraOptions());
         network.SetScale(LoraComponent.TextEncoder, 0.25);
         Assert.All(network.Adapters, a => Assert.Equal(a.Component == LoraComponent.TextEncoder ? 0.25 : 1.0, a.Scale));
-        Assert.Throws<LoraException>(() => LoraNetwork.Create(unet, null, [(LoraComponent.UNet, "down_blocks.0.attentions.0.norm")], new LoraOptions()));
-        Assert.Throws<LoraException>(() => LoraNetwork.Create(unet, null, [(LoraComponent.UNet, "no.such.module")], new LoraOptions()));
-        Assert.Throws<LoraException>(() => LoraNetwork.Create(unet, null, [(LoraComponent.TextEncoder, "text_model.encoder.layers.0.mlp.fc1")], new LoraOptions()));
+        using (var byPath = LoraNetwork.Create(unet, ["time_embedding.linear_1"], te, ["text_model.encoder.layers.0.mlp.fc1"], new LoraOptions()))
+            Assert.Equal([(LoraComponent.UNet, "time_embedding.linear_1"), (LoraComponent.TextEncoder, "text_model.encoder.layers.0.mlp.fc1")],
+                byPath.Adapters.Select(a => (a.Component, a.ModulePath)));
+        Assert.Throws<ArgumentException>(() => LoraNetwork.Create(unet, ["down_blocks.0.attentions.0.norm"], null, [], new LoraOptions()));
+        Assert.Throws<ArgumentException>(() => LoraNetwork.Create(unet, ["no.such.module"], null, [], new LoraOptions()));
+        Assert.Throws<ArgumentException>(() => LoraNetwork.Create(unet, [], null, ["text_model.encoder.layers.0.mlp.fc1"], new LoraOptions()));
         Assert.Throws<ArgumentNullException>(() => LoraNetwork.Create(null, LoraUNetModules.All, null, LoraTextEncoderModules.None, new LoraOptions()));
         network.Install();
         Assert.Throws<InvalidOperationException>(() => network.Install());
