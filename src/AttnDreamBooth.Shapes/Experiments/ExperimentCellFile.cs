@@ -28,7 +28,7 @@ internal static class ExperimentCellFile
         Stored? stored;
         try
         {
-            stored = JsonSerializer.Deserialize<Stored>(File.ReadAllText(path), ExperimentJson.Options);
+            stored = JsonFiles.Deserialize<Stored>(File.ReadAllText(path), ExperimentJson.Options);
         }
         catch (JsonException)
         {
