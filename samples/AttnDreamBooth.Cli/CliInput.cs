@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
 
 namespace AttnDreamBooth.Cli;
@@ -82,8 +83,7 @@ internal static partial class CliInput
         string? recorded;
         try
         {
-            using var json = JsonDocument.Parse(File.ReadAllText(metadata));
-            recorded = json.RootElement.TryGetProperty("BaseModelName", out var name) && name.ValueKind == JsonValueKind.String ? name.GetString() : null;
+            recorded = JsonFiles.Deserialize<PersonalizedModelMetadata>(File.ReadAllText(metadata))?.BaseModelName;
         }
         catch (JsonException)
         {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Imaging;
@@ -25,8 +24,6 @@ internal static class EvaluationReport
     public sealed record Report(int FormatVersion, Inputs Inputs, string Token, string Category, ProtocolEntry Protocol, double Identity, double Text,
         int GeneratedImages, IReadOnlyList<PromptEntry> PerPrompt, string Grid);
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static (string Json, string Grid) Write(ConceptEvaluation result, string folder, Inputs inputs)
     {
         Directory.CreateDirectory(folder);
@@ -34,7 +31,7 @@ internal static class EvaluationReport
         string json = Path.Combine(folder, JsonFile);
         byte[] png = RenderGrid(result);
         AtomicFile.Write(grid, s => s.Write(png));
-        AtomicFile.WriteAllText(json, JsonSerializer.Serialize(ToReport(result, inputs), Json));
+        AtomicFile.WriteAllText(json, JsonFiles.Serialize(ToReport(result, inputs)));
         return (json, grid);
     }
 

@@ -20,7 +20,6 @@ internal static class ShapesCommand
     public const string CaptionsFile = "captions.jsonl";
     public const string GridFile = "grid.png";
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     public static Command Create(IAnsiConsole console)
     {
@@ -137,7 +136,7 @@ internal static class ShapesCommand
                     node["identity"] = ShapesJson.Identity(analysis.Objects.Select(o => analyzer.Identify(image, o, spec)).MaxBy(i => i.Score) ?? ConceptIdentity.None);
                 results.Add(node);
             }
-            string json = results.ToJsonString(Indented);
+            string json = JsonFiles.Serialize(results);
             if (parse.GetValue(output) is { } path)
             {
                 AtomicFile.WriteAllText(path, json);
@@ -196,14 +195,14 @@ internal static class ShapesCommand
                     ["world"] = w.Name,
                     ["seed"] = report.Seed,
                     ["count"] = report.Count,
-                    ["imageSize"] = report.ImageSize,
-                    ["heldOut"] = parse.GetValue(heldOut),
+                    ["image_size"] = report.ImageSize,
+                    ["held_out"] = parse.GetValue(heldOut),
                     ["blur"] = blurSigma,
                     ["noise"] = noiseSigma,
                     ["attributes"] = new JsonArray([.. report.Attributes.Select(a => (JsonNode)new JsonObject { ["attribute"] = a.Attribute, ["correct"] = a.Correct, ["total"] = a.Total, ["accuracy"] = Math.Round(a.Accuracy, 5) })]),
                     ["mistakes"] = new JsonArray([.. report.Mistakes.Select(m => (JsonNode)new JsonObject { ["index"] = m.Index, ["attribute"] = m.Attribute, ["expected"] = m.Expected, ["measured"] = m.Measured })]),
                 };
-                AtomicFile.WriteAllText(path, json.ToJsonString(Indented));
+                AtomicFile.WriteAllText(path, JsonFiles.Serialize(json));
             }
             return 0;
         }));

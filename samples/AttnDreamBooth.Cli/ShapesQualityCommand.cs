@@ -50,7 +50,7 @@ internal static class ShapesQualityCommand
             console.Write(table);
             if (parse.GetValue(output) is { } path)
             {
-                AttnDreamBooth.IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+                AttnDreamBooth.IO.AtomicFile.WriteAllText(path, AttnDreamBooth.IO.JsonFiles.Serialize(report));
                 console.MarkupLineInterpolated($"wrote {path}");
             }
             return 0;

@@ -12,7 +12,7 @@ public static class ShapesJson
         return new JsonObject
         {
             ["background"] = scene.Background.Name,
-            ["backgroundSeed"] = scene.BackgroundSeed,
+            ["background_seed"] = scene.BackgroundSeed,
             ["objects"] = new JsonArray([.. scene.Objects.Select(o =>
             {
                 var node = new JsonObject
@@ -22,8 +22,8 @@ public static class ShapesJson
                     ["pattern"] = o.Pattern.Name,
                     ["size"] = o.Size.Name,
                     ["position"] = o.Position.Name,
-                    ["centerX"] = Math.Round(o.CenterX, 5),
-                    ["centerY"] = Math.Round(o.CenterY, 5),
+                    ["center_x"] = Math.Round(o.CenterX, 5),
+                    ["center_y"] = Math.Round(o.CenterY, 5),
                     ["side"] = Math.Round(o.Side, 5),
                 };
                 if (o.Concept is not null) node["concept"] = true;
@@ -41,13 +41,13 @@ public static class ShapesJson
             ["width"] = analysis.Width,
             ["height"] = analysis.Height,
             ["background"] = analysis.Background.Name,
-            ["backgroundError"] = Math.Round(analysis.BackgroundError, 3),
+            ["background_error"] = Math.Round(analysis.BackgroundError, 3),
             ["objects"] = new JsonArray([.. analysis.Objects.Select(o => (JsonNode)new JsonObject
             {
                 ["shape"] = o.Shape.Name,
-                ["shapeIoU"] = Math.Round(o.ShapeIoU, 4),
+                ["shape_iou"] = Math.Round(o.ShapeIoU, 4),
                 ["color"] = o.Color.Name,
-                ["colorError"] = Math.Round(o.ColorError, 3),
+                ["color_error"] = Math.Round(o.ColorError, 3),
                 ["pattern"] = o.Pattern.Name,
                 ["size"] = o.Size.Name,
                 ["position"] = o.Position.Name,
@@ -56,9 +56,9 @@ public static class ShapesJson
                 ["bounds"] = new JsonArray(o.Bounds.Left, o.Bounds.Top, o.Bounds.Width, o.Bounds.Height),
                 ["texture"] = new JsonObject
                 {
-                    ["inkFraction"] = Math.Round(o.Texture.InkFraction, 4),
-                    ["horizontalChange"] = Math.Round(o.Texture.HorizontalChange, 4),
-                    ["verticalChange"] = Math.Round(o.Texture.VerticalChange, 4),
+                    ["ink_fraction"] = Math.Round(o.Texture.InkFraction, 4),
+                    ["horizontal_change"] = Math.Round(o.Texture.HorizontalChange, 4),
+                    ["vertical_change"] = Math.Round(o.Texture.VerticalChange, 4),
                 },
             })]),
         };

@@ -16,7 +16,7 @@ internal static class ExperimentCellFile
     {
         Directory.CreateDirectory(folder);
         var stored = new Stored(Format, 1, fingerprint, cell, losses, scores);
-        AtomicFile.WriteAllText(Path.Combine(folder, PersonalizationExperiment.CellFile), JsonSerializer.Serialize(stored, ExperimentJson.Options));
+        AtomicFile.WriteAllText(Path.Combine(folder, PersonalizationExperiment.CellFile), JsonFiles.Serialize(stored, ExperimentJson.Options));
     }
 
     /// <summary>The stored scores and cell when the folder holds results with this fingerprint whose images all exist;
@@ -28,7 +28,7 @@ internal static class ExperimentCellFile
         Stored? stored;
         try
         {
-            stored = JsonSerializer.Deserialize<Stored>(File.ReadAllText(path), ExperimentJson.Options);
+            stored = JsonFiles.Deserialize<Stored>(File.ReadAllText(path), ExperimentJson.Options);
         }
         catch (JsonException)
         {

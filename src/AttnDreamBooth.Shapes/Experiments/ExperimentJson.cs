@@ -1,22 +1,15 @@
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
 
 namespace AttnDreamBooth.Shapes.Experiments;
 
-/// <summary>The JSON form of the experiment's files: camel-case names, methods by their short names ("ti", "ti-db", …),
-/// NaN allowed (an estimate without samples).</summary>
+/// <summary>The JSON form of the experiment's files: the library's file spelling (<see cref="JsonFiles"/>), with methods
+/// by their short names ("ti", "ti-db", …).</summary>
 internal static class ExperimentJson
 {
-    public static JsonSerializerOptions Options { get; } = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Converters = { new MethodConverter() },
-    };
+    public static JsonSerializerOptions Options { get; } = JsonFiles.With(new MethodConverter());
 
     private sealed class MethodConverter : JsonConverter<PersonalizationMethod>
     {

@@ -119,7 +119,7 @@ internal static class ExperimentReport
             summary,
             scores,
         };
-        return JsonSerializer.Serialize(document, ExperimentJson.Options);
+        return JsonFiles.Serialize(document, ExperimentJson.Options);
     }
 
     private static string Markdown(PersonalizationExperimentOptions options, string modelFingerprint, IReadOnlyList<ExperimentImageScore> scores,

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
@@ -16,7 +17,6 @@ public static class DiffusersConfigFiles
     /// <summary>The diffusers version recorded in the configs (the oldest the layout was checked against).</summary>
     public const string DiffusersVersion = "0.24.0";
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// <summary><c>model_index.json</c> of a StableDiffusionPipeline without safety checker.</summary>
     public static string ModelIndex() => Serialize(new JsonObject
@@ -163,5 +163,5 @@ public static class DiffusersConfigFiles
 
     private static JsonArray List(IReadOnlyList<string> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
 
-    private static string Serialize(JsonObject o) => o.ToJsonString(Indented) + "\n";
+    private static string Serialize(JsonObject o) => JsonFiles.Serialize(o) + "\n";
 }

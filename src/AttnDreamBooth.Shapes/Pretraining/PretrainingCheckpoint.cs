@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using AttnDreamBooth.IO;
 using TorchSharp;
 
@@ -61,12 +60,6 @@ public static class PretrainingCheckpoint
     /// <summary>Name of the scalar-state file.</summary>
     public const string JsonFile = "checkpoint.json";
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
     /// <summary>Writes a checkpoint under <paramref name="root"/> and keeps only the newest <paramref name="keep"/>; returns its folder.</summary>
     public static string Write(string root, PretrainingCheckpointState state, IReadOnlyDictionary<string, torch.Tensor> tensors, int keep = 2)
     {
@@ -77,7 +70,7 @@ public static class PretrainingCheckpoint
         AtomicFile.WriteDirectory(final, temp =>
         {
             SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-shapes-pretraining" });
-            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonSerializer.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }, Json));
+            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonFiles.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }));
         });
         foreach (string stale in List(root).Skip(Math.Max(1, keep)))
         {
@@ -108,14 +101,14 @@ public static class PretrainingCheckpoint
         PretrainingCheckpointState state;
         try
         {
-            state = JsonSerializer.Deserialize<PretrainingCheckpointState>(File.ReadAllText(jsonPath), Json)
+            state = JsonFiles.Deserialize<PretrainingCheckpointState>(File.ReadAllText(jsonPath))
                 ?? throw new ModelConfigException(jsonPath, null, "is empty");
         }
         catch (JsonException ex)
         {
             throw new ModelConfigException(jsonPath, null, $"is not a valid pretraining checkpoint ({ex.Message})", ex);
         }
-        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "FormatVersion", $"version {state.FormatVersion} is not supported (expected 1)");
+        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "format_version", $"version {state.FormatVersion} is not supported (expected 1)");
         return (folder, state);
     }
 

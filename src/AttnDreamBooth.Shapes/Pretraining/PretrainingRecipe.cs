@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
@@ -109,10 +110,12 @@ public sealed record PretrainingRecipe
         return peak * (floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
     }
 
-    /// <summary>The recipe as indented JSON (written into checkpoints and the model's manifest).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+    /// <summary>The recipe as indented JSON with snake_case names and enum values (written into checkpoints and the
+    /// model's manifest).</summary>
+    public string ToJson() => JsonFiles.Serialize(this);
 
-    /// <summary>Reads a recipe written by <see cref="ToJson"/> (properties it does not name keep the default recipe's values).</summary>
+    /// <summary>Reads a recipe written by <see cref="ToJson"/> or by an earlier version (<c>u_net_steps</c>,
+    /// <c>"VPrediction"</c>); properties it does not name keep the default recipe's values.</summary>
     /// <exception cref="ArgumentException">The JSON is malformed, has unknown properties, or the recipe is invalid.</exception>
     public static PretrainingRecipe FromJson(string json)
     {
@@ -120,7 +123,7 @@ public sealed record PretrainingRecipe
         PretrainingRecipe? recipe;
         try
         {
-            recipe = JsonSerializer.Deserialize<PretrainingRecipe>(json, StrictJsonOptions);
+            recipe = JsonFiles.Deserialize<PretrainingRecipe>(json, StrictJsonOptions);
         }
         catch (JsonException ex)
         {
@@ -131,10 +134,12 @@ public sealed record PretrainingRecipe
         return recipe;
     }
 
-    /// <summary>SHA-256 of <see cref="ToJson"/>: identifies the run a checkpoint belongs to.</summary>
-    public string Fingerprint() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson())));
+    /// <summary>SHA-256 of the recipe in a fixed spelling: identifies the run a checkpoint belongs to.</summary>
+    public string Fingerprint() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(this, FingerprintJsonOptions))));
 
-    internal static readonly JsonSerializerOptions JsonOptions = new()
+    // The spelling the recipe files had when fingerprints were first recorded (.NET's snake_case, enum values as in C#).
+    // Frozen apart from the files' spelling: a new spelling must not orphan the checkpoints of runs already under way.
+    private static readonly JsonSerializerOptions FingerprintJsonOptions = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -142,7 +147,7 @@ public sealed record PretrainingRecipe
     };
 
     // A misspelt property in a hand-written recipe must not silently fall back to the default value.
-    private static readonly JsonSerializerOptions StrictJsonOptions = new(JsonOptions)
+    private static readonly JsonSerializerOptions StrictJsonOptions = new(JsonFiles.Options)
     {
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         MaxDepth = 16,

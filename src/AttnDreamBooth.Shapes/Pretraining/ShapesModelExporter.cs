@@ -37,9 +37,9 @@ public static class ShapesModelExporter
         var (folder, state) = PretrainingCheckpoint.ReadState(checkpoint);
         string jsonPath = Path.Combine(folder, PretrainingCheckpoint.JsonFile);
         var recipe = ReadRecipe(state, jsonPath);
-        if (state.Phase != PretrainingPhase.UNet) throw new ModelConfigException(jsonPath, "Phase", "the VAE phase has not finished; there is no text encoder or U-Net to export");
+        if (state.Phase != PretrainingPhase.UNet) throw new ModelConfigException(jsonPath, "phase", "the VAE phase has not finished; there is no text encoder or U-Net to export");
         if (!allowIncomplete && !state.IsComplete(recipe))
-            throw new ModelConfigException(jsonPath, "StepInPhase", $"the U-Net phase is at step {state.StepInPhase} of {recipe.UNetSteps}; finish (resume) the run or allow an incomplete export");
+            throw new ModelConfigException(jsonPath, "step_in_phase", $"the U-Net phase is at step {state.StepInPhase} of {recipe.UNetSteps}; finish (resume) the run or allow an incomplete export");
 
         var architecture = recipe.Architecture with { Vae = recipe.Architecture.Vae with { ScalingFactor = state.ScalingFactor } };
         using var networks = new ShapesNetworks(architecture, recipe.Seed);
@@ -79,15 +79,15 @@ public static class ShapesModelExporter
         ArgumentNullException.ThrowIfNull(state);
         try
         {
-            var recipe = JsonSerializer.Deserialize<PretrainingRecipe>(state.RecipeJson, PretrainingRecipe.JsonOptions)
-                ?? throw new ModelConfigException(jsonPath, "RecipeJson", "is empty");
+            var recipe = JsonFiles.Deserialize<PretrainingRecipe>(state.RecipeJson)
+                ?? throw new ModelConfigException(jsonPath, "recipe_json", "is empty");
             if (recipe.Fingerprint() != state.RecipeFingerprint)
-                throw new ModelConfigException(jsonPath, "RecipeJson", "does not reproduce the recorded fingerprint (the recipe format changed)");
+                throw new ModelConfigException(jsonPath, "recipe_json", "does not reproduce the recorded fingerprint (the recipe format changed)");
             return recipe;
         }
         catch (JsonException ex)
         {
-            throw new ModelConfigException(jsonPath, "RecipeJson", $"is not a valid recipe ({ex.Message})", ex);
+            throw new ModelConfigException(jsonPath, "recipe_json", $"is not a valid recipe ({ex.Message})", ex);
         }
     }
 

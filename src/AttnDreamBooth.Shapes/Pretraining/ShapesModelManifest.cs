@@ -109,7 +109,7 @@ public static class ShapesModelManifest
             foreach (var (k, v) in notes.OrderBy(p => p.Key, StringComparer.Ordinal)) n[k] = v;
             o["notes"] = n;
         }
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        return JsonFiles.Serialize(o) + "\n";
     }
 
     private static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(Math.Round(v, 6)) : null;

@@ -85,7 +85,7 @@ public sealed class ShapesPretrainer
         {
             var (folder, stored) = PretrainingCheckpoint.ReadState(_options.CheckpointDirectory);
             if (stored.RecipeFingerprint != state.RecipeFingerprint)
-                throw new ModelConfigException(Path.Combine(folder, PretrainingCheckpoint.JsonFile), "RecipeFingerprint",
+                throw new ModelConfigException(Path.Combine(folder, PretrainingCheckpoint.JsonFile), "recipe_fingerprint",
                     "belongs to a run with a different recipe (architecture, seed, steps or hyper-parameters); start a new run in another folder or pass the same settings");
             state = stored;
             resumeTensors = PretrainingCheckpoint.ReadTensors(folder);

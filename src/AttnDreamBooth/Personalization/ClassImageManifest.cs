@@ -22,13 +22,6 @@ internal sealed record ClassImageManifest(int Version, ClassImageSettings Settin
 
     public const int CurrentVersion = 1;
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     /// <summary>The manifest in <paramref name="folder"/>, or null when it is missing, unreadable or of another version
     /// (the images are then generated again).</summary>
     public static ClassImageManifest? TryRead(string folder)
@@ -39,7 +32,7 @@ internal sealed record ClassImageManifest(int Version, ClassImageSettings Settin
         {
             RegularFile.Require(path);
             if (new FileInfo(path).Length > 16 << 20) return null;
-            var manifest = JsonSerializer.Deserialize<ClassImageManifest>(File.ReadAllText(path), JsonOptions);
+            var manifest = JsonFiles.Deserialize<ClassImageManifest>(File.ReadAllText(path));
             return manifest is { Version: CurrentVersion, Settings: not null, Files: not null } && manifest.Files.All(f => f is { Name: not null, Sha256: not null })
                 ? manifest
                 : null;
@@ -51,5 +44,5 @@ internal sealed record ClassImageManifest(int Version, ClassImageSettings Settin
     }
 
     /// <summary>Writes the manifest atomically into <paramref name="folder"/>.</summary>
-    public void Write(string folder) => AtomicFile.WriteAllText(Path.Combine(folder, FileName), JsonSerializer.Serialize(this, JsonOptions));
+    public void Write(string folder) => AtomicFile.WriteAllText(Path.Combine(folder, FileName), JsonFiles.Serialize(this));
 }

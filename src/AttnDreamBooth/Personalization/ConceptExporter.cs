@@ -22,7 +22,6 @@ internal static class ConceptExporter
 
     internal const string TokenEmbeddingKey = "text_model.embeddings.token_embedding.weight";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static ConceptExportResult Export(PersonalizedModel model, string folder, ConceptExportOptions options,
         IProgress<ConceptExportProgress>? progress, CancellationToken ct)
@@ -202,13 +201,13 @@ internal static class ConceptExporter
         var metadata = new JsonObject
         {
             ["format_version"] = 1,
-            ["format"] = context.Options.Format.ToString(),
+            ["format"] = JsonFiles.EnumValue(context.Options.Format),
             ["token"] = model.Token,
             ["trigger_word"] = context.Trigger,
             ["category"] = model.Category,
             ["prompt_example"] = ConceptExportReadme.PromptExample(context.Trigger, model.Category),
             ["token_ids"] = new JsonArray(context.Embedding.TokenIds.Select(id => (JsonNode)id).ToArray()),
-            ["token_kind"] = context.Embedding.Kinds[0].ToString(),
+            ["token_kind"] = JsonFiles.EnumValue(context.Embedding.Kinds[0]),
             ["base_model"] = new JsonObject
             {
                 ["name"] = context.BaseModel.Name,
@@ -220,7 +219,7 @@ internal static class ConceptExporter
                     ["sha256"] = f.Sha256,
                 }).ToArray()),
             },
-            ["weights_dtype"] = context.Options.WeightsDType.ToString(),
+            ["weights_dtype"] = DiffusersConceptExport.TorchDTypeName(context.Options.WeightsDType),
         };
         if (model.ImportedFrom is null)
         {
@@ -239,7 +238,7 @@ internal static class ConceptExporter
                 ["max_not_carried_relative_change"] = lora.MaxNotCarriedRelativeChange,
             };
         }
-        AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), metadata.ToJsonString(Json));
+        AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonFiles.Serialize(metadata));
     }
 }
 

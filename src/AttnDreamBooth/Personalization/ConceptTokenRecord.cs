@@ -22,16 +22,16 @@ internal static class ConceptTokenRecord
             if (binding.Kind != ConceptTokenKind.Existing || binding.ExistingId != recorded)
             {
                 string now = binding.Kind == ConceptTokenKind.New ? "does not know it" : $"gives '{binding.Spelling}' (id {binding.ExistingId})";
-                throw new ModelConfigException(metadataPath, "TokenId",
+                throw new ModelConfigException(metadataPath, "token_id",
                     $"the token '{metadata.Token}' was trained as the existing token {recordedText}, but this pipeline's tokenizer {now}: the concept belongs to another base model");
             }
             if (metadata.TokenSpelling is { } spelling && !string.Equals(binding.Spelling, spelling, StringComparison.Ordinal))
-                throw new ModelConfigException(metadataPath, "TokenSpelling",
+                throw new ModelConfigException(metadataPath, "token_spelling",
                     $"id {recorded} is '{binding.Spelling}' in this pipeline's tokenizer but was '{spelling}' when the concept was trained: the concept belongs to another base model");
             return binding;
         }
         if (binding.Kind != ConceptTokenKind.New)
-            throw new ModelConfigException(metadataPath, "TokenKind",
+            throw new ModelConfigException(metadataPath, "token_kind",
                 $"the token '{metadata.Token}' was trained as a new token {recordedText}, but this pipeline's tokenizer already has it as '{binding.Spelling}' (id {binding.ExistingId}); load the concept onto a fresh pipeline of its base model");
         return binding;
     }

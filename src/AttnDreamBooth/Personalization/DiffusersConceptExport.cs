@@ -19,7 +19,6 @@ namespace AttnDreamBooth.Personalization;
 internal static class DiffusersConceptExport
 {
     // Tokens such as "<cat-toy>" stay readable (the default encoder writes \u003C).
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static readonly string[] LocalPathKeys = ["_name_or_path", "name_or_path"];
 
@@ -83,12 +82,7 @@ internal static class DiffusersConceptExport
         Directory.CreateDirectory(folder);
         var config = ReadJson(configPath);
         editConfig?.Invoke(config);
-        if (config["torch_dtype"] is not null) config["torch_dtype"] = dtype switch
-        {
-            torch.ScalarType.Float16 => "float16",
-            torch.ScalarType.BFloat16 => "bfloat16",
-            _ => "float32",
-        };
+        if (config["torch_dtype"] is not null) config["torch_dtype"] = TorchDTypeName(dtype);
         WriteJson(Path.Combine(folder, Path.GetFileName(configPath)), config);
         using var scope = torch.NewDisposeScope();
         var converted = state.Where(p => !ClipTextModel.IsIgnorableKey(p.Key)).ToDictionary(
@@ -149,6 +143,14 @@ internal static class DiffusersConceptExport
     private static void WriteJson(string path, JsonObject json)
     {
         foreach (string key in LocalPathKeys.Where(k => IsLocalPath(json, k))) json.Remove(key);
-        AtomicFile.WriteAllText(path, json.ToJsonString(Json) + "\n");
+        AtomicFile.WriteAllText(path, JsonFiles.Serialize(json) + "\n");
     }
+
+    /// <summary>PyTorch's name of an export dtype (<c>torch_dtype</c> in diffusers configs).</summary>
+    internal static string TorchDTypeName(torch.ScalarType dtype) => dtype switch
+    {
+        torch.ScalarType.Float16 => "float16",
+        torch.ScalarType.BFloat16 => "bfloat16",
+        _ => "float32",
+    };
 }

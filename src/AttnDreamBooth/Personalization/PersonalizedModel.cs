@@ -32,8 +32,6 @@ public sealed partial class PersonalizedModel
     /// <c>pipe.load_lora_weights(folder)</c> and <c>pipe.load_textual_inversion(folder)</c> find both files).</summary>
     public const string LoraWeightsFile = "pytorch_lora_weights.safetensors";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     internal PersonalizedModel(PersonalizationPipeline pipeline, string token, string category, string baseModel, StagePlan plan, long seed, IReadOnlyList<double> lossHistory)
     {
         Pipeline = pipeline;
@@ -152,7 +150,7 @@ public sealed partial class PersonalizedModel
                 BaseModelFingerprint = identity.Fingerprint,
                 LoraFile = lora is null ? null : LoraWeightsFile,
             };
-            AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonSerializer.Serialize(metadata, Json));
+            AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonFiles.Serialize(metadata));
             ct.ThrowIfCancellationRequested();
         });
         BaseModelName = identity.Name;
@@ -192,7 +190,7 @@ public sealed partial class PersonalizedModel
         string resolved = ResolveBasePath(folder, metadata.BaseModel);
         if (Directory.Exists(resolved) || File.Exists(resolved)) return resolved;
         string identity = metadata.BaseModelName is { } name ? $" (name '{name}', weights fingerprint {metadata.BaseModelFingerprint ?? "not recorded"})" : "";
-        throw new ModelConfigException(metadataPath, "BaseModel",
+        throw new ModelConfigException(metadataPath, "base_model",
             $"records the base model as '{metadata.BaseModel}'{identity}, which resolves to '{resolved}' and does not exist; give the base model explicitly (CLI: --model)");
     }
 
@@ -308,7 +306,7 @@ public sealed partial class PersonalizedModel
     private static LoraNetwork ReadLora(string folder, string metadataPath, string loraName, PersonalizationPipeline pipeline, PersonalizedModelLoadOptions options)
     {
         if (loraName.Length == 0 || Path.GetFileName(loraName) != loraName)
-            throw new ModelConfigException(metadataPath, "LoraFile", $"'{loraName}' must be a file name inside the concept folder");
+            throw new ModelConfigException(metadataPath, "lora_file", $"'{loraName}' must be a file name inside the concept folder");
         string path = Path.Combine(folder, loraName);
         if (!File.Exists(path)) throw new ModelConfigException(path, null, "is missing: the concept's LoRA adapters are required");
         var c = pipeline.Components;
@@ -343,7 +341,7 @@ public sealed partial class PersonalizedModel
         {
             string detail = ex.Message.ReplaceLineEndings(" ");
             if (detail.Length > 240) detail = detail[..240] + " …";
-            throw new ModelConfigException(metadataPath, "BaseModel",
+            throw new ModelConfigException(metadataPath, "base_model",
                 $"the concept was trained on the base model '{metadata.BaseModelName ?? metadata.BaseModel}' (recorded as '{metadata.BaseModel}'), and its weights do not fit "
                 + $"the pipeline's '{BaseModelIdentity.NameOf(c)}' from '{c.ModelSource}' ({detail}); load it onto the base model it was trained on "
                 + "(PersonalizedModel.FindBaseModel finds it; CLI: leave out --model)", ex);
@@ -369,10 +367,10 @@ public sealed partial class PersonalizedModel
         if (options.VerifyBaseModel)
         {
             if (metadata.BaseModelFingerprint is not { } recorded)
-                throw new ModelConfigException(metadataPath, "BaseModelFingerprint", "records no fingerprint of its base model (saved by an older version), so it cannot be verified; load it without VerifyBaseModel");
+                throw new ModelConfigException(metadataPath, "base_model_fingerprint", "records no fingerprint of its base model (saved by an older version), so it cannot be verified; load it without VerifyBaseModel");
             var actual = BaseModelIdentity.Of(c, ct);
             if (actual.Fingerprint != recorded)
-                throw new ModelConfigException(metadataPath, "BaseModelFingerprint",
+                throw new ModelConfigException(metadataPath, "base_model_fingerprint",
                     $"was trained on the base model '{metadata.BaseModelName}' (weights fingerprint {recorded}), but the pipeline holds '{actual.Name}' from '{c.ModelSource}' "
                     + $"(fingerprint {actual.Fingerprint}); load the concept onto the base model it was trained on");
         }
@@ -388,14 +386,14 @@ public sealed partial class PersonalizedModel
         PersonalizedModelMetadata metadata;
         try
         {
-            metadata = JsonSerializer.Deserialize<PersonalizedModelMetadata>(File.ReadAllText(metadataPath), Json) ?? throw new ModelConfigException(metadataPath, null, "is empty");
+            metadata = JsonFiles.Deserialize<PersonalizedModelMetadata>(File.ReadAllText(metadataPath)) ?? throw new ModelConfigException(metadataPath, null, "is empty");
         }
         catch (JsonException ex)
         {
             throw new ModelConfigException(metadataPath, null, $"is not valid ({ex.Message})", ex);
         }
-        if (metadata.FormatVersion != 1) throw new ModelConfigException(metadataPath, "FormatVersion", $"version {metadata.FormatVersion} is not supported");
-        if (string.IsNullOrWhiteSpace(metadata.Token) || string.IsNullOrWhiteSpace(metadata.Category)) throw new ModelConfigException(metadataPath, "Token", "token and category are required");
+        if (metadata.FormatVersion != 1) throw new ModelConfigException(metadataPath, "format_version", $"version {metadata.FormatVersion} is not supported");
+        if (string.IsNullOrWhiteSpace(metadata.Token) || string.IsNullOrWhiteSpace(metadata.Category)) throw new ModelConfigException(metadataPath, "token", "token and category are required");
         return metadata;
     }
 }
@@ -418,7 +416,6 @@ internal sealed record PersonalizedModelMetadata(int FormatVersion, string Token
     public string? TokenSpelling { get; init; }
 
     /// <summary>Whether the token was added (new) or already in the vocabulary; null in older concepts.</summary>
-    [JsonConverter(typeof(JsonStringEnumConverter<ConceptTokenKind>))]
     public ConceptTokenKind? TokenKind { get; init; }
 
     /// <summary>The base model's portable name (<see cref="BaseModelIdentity.Name"/>); null in older concepts.</summary>

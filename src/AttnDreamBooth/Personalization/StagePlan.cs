@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AttnDreamBooth.IO;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -91,11 +92,12 @@ public sealed partial record StagePlan
     [JsonIgnore]
     public int TotalSteps => EnabledStages.Sum(s => this[s].Steps);
 
-    /// <summary>The plan as indented JSON with the property names of the C# API (PascalCase, as in a saved concept's
-    /// metadata), e.g. for a saved model's description.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+    /// <summary>The plan as indented JSON with snake_case property names and enum values (<c>stage1</c>,
+    /// <c>learning_rate</c>, <c>lora_modules: "cross_attention"</c>), as in a saved concept's metadata.</summary>
+    public string ToJson() => JsonFiles.Serialize(this);
 
-    /// <summary>Reads a plan written by <see cref="ToJson"/> (property names in any case) and validates it.</summary>
+    /// <summary>Reads a plan written by <see cref="ToJson"/> and validates it. Property names and enum values may also be
+    /// spelt as the C# API spells them (PascalCase or camelCase), as earlier versions wrote them.</summary>
     /// <exception cref="InvalidStagePlanException">The JSON is malformed, misses a stage, or holds an invalid setting.</exception>
     public static StagePlan FromJson(string json)
     {
@@ -103,7 +105,7 @@ public sealed partial record StagePlan
         StagePlan? plan;
         try
         {
-            plan = JsonSerializer.Deserialize<StagePlan>(json, JsonOptions);
+            plan = JsonFiles.Deserialize<StagePlan>(json);
         }
         catch (JsonException e)
         {
@@ -113,13 +115,6 @@ public sealed partial record StagePlan
         plan.Validate();
         return plan;
     }
-
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNameCaseInsensitive = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
 
     /// <summary>A copy with <paramref name="stage"/>'s options replaced by <paramref name="change"/>(current options).</summary>
     public StagePlan With(TrainingStage stage, Func<StageOptions, StageOptions> change)

@@ -24,7 +24,7 @@ internal static class CheckpointFolder
         {
             RegularFile.Require(json);
             if (new FileInfo(json).Length > 64L << 20) throw new ModelConfigException(json, null, "is larger than 64 MiB; not a checkpoint description");
-            return JsonSerializer.Deserialize<TrainingCheckpointState>(File.ReadAllText(json)) ?? throw new ModelConfigException(json, null, "is empty");
+            return JsonFiles.Deserialize<TrainingCheckpointState>(File.ReadAllText(json)) ?? throw new ModelConfigException(json, null, "is empty");
         }
         catch (JsonException e)
         {

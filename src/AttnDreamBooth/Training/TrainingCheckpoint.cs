@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using AttnDreamBooth.IO;
 using TorchSharp;
 
@@ -59,8 +58,6 @@ internal static class TrainingCheckpoint
     /// <summary>Name of the scalar-state file.</summary>
     public const string JsonFile = "checkpoint.json";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
-
     /// <summary>Writes a checkpoint folder <c>checkpoint-&lt;global step&gt;</c> under <paramref name="root"/> atomically and
     /// deletes older ones beyond <paramref name="keep"/>; returns its path.</summary>
     public static string Write(string root, TrainingCheckpointState state, IReadOnlyDictionary<string, torch.Tensor> tensors, int keep = 2)
@@ -70,7 +67,7 @@ internal static class TrainingCheckpoint
         AtomicFile.WriteDirectory(final, temp =>
         {
             SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-checkpoint" });
-            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonSerializer.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }, Json));
+            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonFiles.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }));
         });
         // Only this run's checkpoints are pruned; another run's in the same folder are never ours to delete.
         foreach (string stale in List(root).Where(c => SameRun(c, state.RunFingerprint)).Skip(Math.Max(1, keep)))
@@ -109,14 +106,14 @@ internal static class TrainingCheckpoint
         TrainingCheckpointState state;
         try
         {
-            state = JsonSerializer.Deserialize<TrainingCheckpointState>(File.ReadAllText(jsonPath), Json)
+            state = JsonFiles.Deserialize<TrainingCheckpointState>(File.ReadAllText(jsonPath))
                 ?? throw new ModelConfigException(jsonPath, null, "is empty");
         }
         catch (JsonException ex)
         {
             throw new ModelConfigException(jsonPath, null, $"is not a valid checkpoint description ({ex.Message})", ex);
         }
-        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "FormatVersion", $"version {state.FormatVersion} is not supported (expected 1)");
+        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "format_version", $"version {state.FormatVersion} is not supported (expected 1)");
         using var file = SafetensorsFile.Open(Path.Combine(folder, StateFile));
         return (state, file.ReadAll());
     }

@@ -3,6 +3,7 @@ using AttnDreamBooth.Cli;
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Tests.Evaluation;
 using SkiaSharp;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Cli;
 
@@ -29,13 +30,15 @@ public sealed class EvaluateCommandTests(TinyConcept concept)
 
         Assert.True(exit == 0, text.ToString());
         Assert.Equal([EvaluationReport.GridFile, EvaluationReport.JsonFile], Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, EvaluationReport.JsonFile)));
+        string reportText = File.ReadAllText(Path.Combine(output, EvaluationReport.JsonFile));
+        Assert.Contains("images_per_prompt", SnakeCaseJson.AssertKeys(reportText));
+        using var json = JsonDocument.Parse(reportText);
         var root = json.RootElement;
         Assert.Equal(TinyConcept.Token, root.GetProperty("token").GetString());
-        var perPrompt = root.GetProperty("perPrompt").EnumerateArray().ToArray();
+        var perPrompt = root.GetProperty("per_prompt").EnumerateArray().ToArray();
         Assert.Equal(["a sks dog on the beach", "a photo of sks dog"], perPrompt.Select(p => p.GetProperty("prompt").GetString()));
         Assert.All(perPrompt, p => Assert.Equal([7L, 8L], p.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("seed").GetInt64())));
-        Assert.Equal(5, root.GetProperty("inputs").GetProperty("sourceImages").GetInt32());
+        Assert.Equal(5, root.GetProperty("inputs").GetProperty("source_images").GetInt32());
 
         // The command's numbers are the library's for the same protocol.
         var expected = await new ConceptEvaluator(concept.Clip, ClipImageProcessor.FromFolder(TinyConcept.ClipFolder)).EvaluateAsync(concept.Pipeline, concept.Sources,

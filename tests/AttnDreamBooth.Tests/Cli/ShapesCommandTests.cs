@@ -2,6 +2,7 @@ using System.Text.Json;
 using AttnDreamBooth.Cli;
 using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Cli;
 
@@ -22,6 +23,7 @@ public sealed class ShapesCommandTests
         var sampler = new ShapesSampler(ShapesWorld.Default, 5);
         for (int i = 0; i < 4; i++)
         {
+            Assert.Contains("center_x", SnakeCaseJson.AssertKeys(lines[i]));
             using var line = JsonDocument.Parse(lines[i]);
             var expected = sampler.Sample(i);
             Assert.Equal(expected.Caption, line.RootElement.GetProperty("caption").GetString());
@@ -34,6 +36,7 @@ public sealed class ShapesCommandTests
         File.Delete(Path.Combine(outDir, ShapesCommand.GridFile)); // analyze the folder's samples only
         exit = await CliApp.RunAsync(["shapes", "analyze", outDir, "--out", json], console);
         Assert.True(exit == 0, text.ToString());
+        Assert.Contains("shape_iou", SnakeCaseJson.AssertKeys(File.ReadAllText(json)));
         using var analysis = JsonDocument.Parse(File.ReadAllText(json));
         var results = analysis.RootElement.EnumerateArray().ToArray();
         Assert.Equal(4, results.Length);
@@ -71,6 +74,7 @@ public sealed class ShapesCommandTests
         int exit = await CliApp.RunAsync(["shapes", "accuracy", "--count", "20", "--seed", "8", "--out", report], console);
         Assert.True(exit == 0, text.ToString());
         Assert.Contains("background", text.ToString());
+        Assert.Contains("image_size", SnakeCaseJson.AssertKeys(File.ReadAllText(report)));
         using var doc = JsonDocument.Parse(File.ReadAllText(report));
         Assert.Equal(20, doc.RootElement.GetProperty("count").GetInt32());
         Assert.Equal(AnalyzerAccuracy.AttributeNames, doc.RootElement.GetProperty("attributes").EnumerateArray().Select(a => a.GetProperty("attribute").GetString()));

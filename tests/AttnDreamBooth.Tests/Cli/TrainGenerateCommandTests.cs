@@ -44,7 +44,7 @@ public sealed class TrainGenerateCommandTests
         Assert.True(File.Exists(Path.Combine(concept, PersonalizedModel.LoraWeightsFile)), text.ToString());
         Assert.False(Directory.Exists(Path.Combine(concept, "unet")));
         using var metadata = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(concept, PersonalizedModel.MetadataFile)));
-        var plan = metadata.RootElement.GetProperty("Plan").Deserialize<StagePlan>()!;
+        var plan = StagePlan.FromJson(metadata.RootElement.GetProperty("plan").GetRawText());
         Assert.Equal(new AttnDreamBooth.Models.Lora.LoraOptions(Rank: 2, Alpha: 1), plan.Stage3.Lora);
         Assert.Equal(AttnDreamBooth.Models.Lora.LoraUNetModules.All, plan.Stage3.LoraModules);
         Assert.Equal(CliApp.DefaultLoraLearningRate, plan.Stage2.LearningRate);

@@ -48,9 +48,9 @@ public sealed class BaseModelReferenceTests
         Assert.DoesNotContain(dir.Path, metadata, StringComparison.Ordinal);
         using (var json = JsonDocument.Parse(metadata))
         {
-            Assert.Equal("../../../models/tiny-sd1", json.RootElement.GetProperty("BaseModel").GetString());
-            Assert.Equal("tiny-sd1", json.RootElement.GetProperty("BaseModelName").GetString());
-            Assert.Equal(fingerprint, json.RootElement.GetProperty("BaseModelFingerprint").GetString());
+            Assert.Equal("../../../models/tiny-sd1", json.RootElement.GetProperty("base_model").GetString());
+            Assert.Equal("tiny-sd1", json.RootElement.GetProperty("base_model_name").GetString());
+            Assert.Equal(fingerprint, json.RootElement.GetProperty("base_model_fingerprint").GetString());
         }
 
         Directory.Move(before, after);

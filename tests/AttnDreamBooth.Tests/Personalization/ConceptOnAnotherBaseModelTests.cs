@@ -17,7 +17,7 @@ public sealed class ConceptOnAnotherBaseModelTests
         }
         using var other = PersonalizationPipeline.FromPretrained(TestPaths.TinySd2).Build();
         var error = await Assert.ThrowsAsync<ModelConfigException>(() => PersonalizedModel.LoadAsync(dir.File("concept"), other));
-        Assert.Equal("BaseModel", error.Key);
+        Assert.Equal("base_model", error.Key);
         Assert.Contains("the concept was trained on the base model 'pipeline' (recorded as '", error.Message);
         Assert.Contains($"the pipeline's 'pipeline' from '{TestPaths.TinySd2}'", error.Message);
         Assert.Contains("load it onto the base model it was trained on", error.Message);

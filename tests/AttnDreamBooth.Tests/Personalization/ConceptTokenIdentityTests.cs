@@ -53,25 +53,25 @@ public sealed class ConceptTokenIdentityTests
             await model.SaveAsync(folder);
         }
         var metadata = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, PersonalizedModel.MetadataFile)))!.AsObject();
-        Assert.Equal(wholeWordId, (int)metadata["TokenId"]!);
-        Assert.Equal(word + "</w>", (string)metadata["TokenSpelling"]!);
-        Assert.Equal("Existing", (string)metadata["TokenKind"]!);
+        Assert.Equal(wholeWordId, (int)metadata["token_id"]!);
+        Assert.Equal(word + "</w>", (string)metadata["token_spelling"]!);
+        Assert.Equal("existing", (string)metadata["token_kind"]!);
 
         await AssertPromptUsesLearnedRow(folder, learned, wholeWordId);
 
         // A concept saved before the identity was recorded binds the same way training did.
-        metadata.Remove("TokenId");
+        metadata.Remove("token_id");
         metadata.Remove("TokenSpelling");
         metadata.Remove("TokenKind");
         File.WriteAllText(Path.Combine(folder, PersonalizedModel.MetadataFile), metadata.ToJsonString());
         await AssertPromptUsesLearnedRow(folder, learned, wholeWordId);
 
         // A recorded id this tokenizer does not give the token means another base model.
-        metadata["TokenId"] = wordStartId;
+        metadata["token_id"] = wordStartId;
         File.WriteAllText(Path.Combine(folder, PersonalizedModel.MetadataFile), metadata.ToJsonString());
         using var other = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         var error = await Assert.ThrowsAsync<ModelConfigException>(() => PersonalizedModel.LoadAsync(folder, other));
-        Assert.Equal("TokenId", error.Key);
+        Assert.Equal("token_id", error.Key);
         Assert.Null(other.Concept);
     }
 

@@ -3,6 +3,7 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Text;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -105,7 +106,12 @@ public sealed class DiffusersExportTests(TrainedConcepts concepts)
             Assert.DoesNotContain(TestPaths.RepoRoot, text);
             Assert.DoesNotContain(temp.Path, text);
         }
-        var metadata = JsonNode.Parse(File.ReadAllText(Path.Combine(export, "attndreambooth_export.json")))!.AsObject();
+        string metadataText = File.ReadAllText(Path.Combine(export, "attndreambooth_export.json"));
+        SnakeCaseJson.AssertKeys(metadataText);
+        var metadata = JsonNode.Parse(metadataText)!.AsObject();
+        Assert.Equal("diffusers", metadata["format"]!.GetValue<string>());
+        Assert.Contains(metadata["token_kind"]!.GetValue<string>(), new[] { "new", "existing" });
+        Assert.Equal("float32", metadata["weights_dtype"]!.GetValue<string>());
         Assert.Equal("pipeline", metadata["base_model"]!["name"]!.GetValue<string>());
         var files = metadata["base_model"]!["files"]!.AsArray().Select(f => f!["path"]!.GetValue<string>()).ToArray();
         Assert.Equal(["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"], files);

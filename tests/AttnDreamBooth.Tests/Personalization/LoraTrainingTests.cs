@@ -80,7 +80,7 @@ public sealed class LoraTrainingTests
         Assert.True(File.Exists(Path.Combine(concept, PersonalizedModel.LoraWeightsFile)));
         using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(concept, PersonalizedModel.MetadataFile))))
         {
-            Assert.Equal(PersonalizedModel.LoraWeightsFile, json.RootElement.GetProperty("LoraFile").GetString());
+            Assert.Equal(PersonalizedModel.LoraWeightsFile, json.RootElement.GetProperty("lora_file").GetString());
         }
         // The file is diffusers' LoRA layout, the one pipe.load_lora_weights(folder) reads by default.
         using (var file = SafetensorsFile.Open(Path.Combine(concept, PersonalizedModel.LoraWeightsFile)))

@@ -132,11 +132,11 @@ public sealed class PersonalizationMethodPlanTests
     {
         // A plan written before these settings existed must keep its JSON, and so its run fingerprint.
         string json = StagePlan.Paper.ToJson();
-        foreach (string key in new[] { "PriorLossWeight", "IdentifierToken", "EmbeddingInitialization", "PriorPreservation" })
+        foreach (string key in new[] { "prior_loss_weight", "identifier_token", "embedding_initialization", "prior_preservation" })
             Assert.DoesNotContain(key, json, StringComparison.Ordinal);
         string db = StagePlan.DreamBooth.ToJson();
-        Assert.Contains("\"EmbeddingInitialization\": \"IdentifierToken\"", db, StringComparison.Ordinal);
-        Assert.Contains("\"PriorLossWeight\": 1", db, StringComparison.Ordinal);
+        Assert.Contains("\"embedding_initialization\": \"identifier_token\"", db, StringComparison.Ordinal);
+        Assert.Contains("\"prior_loss_weight\": 1", db, StringComparison.Ordinal);
     }
 
     public static TheoryData<string, string, TrainingStage?> InvalidMethodSettings() => new()

@@ -4,6 +4,7 @@ using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
 using TorchSharp;
 using static TorchSharp.torch;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -55,6 +56,7 @@ public sealed class PriorPreservationTests
         Assert.Equal(["class_00000.png", "class_00001.png", "class_00002.png", "class_images.json"], Files(cache).Keys.Order(StringComparer.Ordinal));
         Assert.Equal(first.Files, Enumerable.Range(0, 3).Select(i => Path.Combine(Path.GetFullPath(cache), $"class_{i:D5}.png")));
         string manifest = File.ReadAllText(Path.Combine(cache, "class_images.json"));
+        Assert.Contains("sample_batch_size", SnakeCaseJson.AssertKeys(manifest));
         Assert.Contains("\"prompt\": \"a photo of a dog\"", manifest);
         Assert.Contains("\"count\": 3", manifest);
         Assert.Contains("\"seed\": 5", manifest);

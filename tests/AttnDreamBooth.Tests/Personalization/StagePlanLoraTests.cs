@@ -65,8 +65,8 @@ public sealed class StagePlanLoraTests
         var plan = StagePlan.Fast.WithLora(new LoraOptions(Rank: 16, Alpha: 8, Dropout: 0.1))
             .WithLora(TrainingStage.UNet, new LoraOptions(Rank: 16, Alpha: 8, Dropout: 0.1), LoraUNetModules.FeedForward | LoraUNetModules.ResnetConvs);
         string json = plan.ToJson();
-        Assert.Contains("\"LoraModules\": \"FeedForward, ResnetConvs\"", json);
-        Assert.Contains("\"Rank\": 16", json);
+        Assert.Contains("\"lora_modules\": \"feed_forward, resnet_convs\"", json);
+        Assert.Contains("\"rank\": 16", json);
         Assert.Equal(plan, StagePlan.FromJson(json));
         // Run fingerprints and saved concepts of plans without LoRA keep their JSON.
         Assert.DoesNotContain("lora", StagePlan.Paper.ToJson(), StringComparison.OrdinalIgnoreCase);

@@ -114,16 +114,16 @@ public sealed class StagePlanTests
     {
         var plan = StagePlan.Fast.Skip(TrainingStage.Embedding).With(TrainingStage.UNet, s => s with { MaxGradNorm = 0.5, GradientAccumulationSteps = 2 }) with { CheckpointInterval = null };
         string json = plan.ToJson();
-        Assert.Contains("\"LearningRate\": 1E-05", json);
+        Assert.Contains("\"learning_rate\": 1E-05", json);
         Assert.Equal(plan, StagePlan.FromJson(json));
         Assert.Equal(StagePlan.Paper, StagePlan.FromJson(StagePlan.Paper.ToJson()));
 
-        var broken = json.Replace("\"BatchSize\": 4", "\"BatchSize\": 0", StringComparison.Ordinal);
+        var broken = json.Replace("\"batch_size\": 4", "\"batch_size\": 0", StringComparison.Ordinal);
         Assert.Equal("BatchSize", Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson(broken)).Setting);
         Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson("{\"stage1\": {}}"));
         Assert.Throws<InvalidStagePlanException>(() => StagePlan.FromJson("not json"));
         // Plans written with camelCase names (before the casing matched the saved metadata) still read.
-        Assert.Equal(plan, StagePlan.FromJson(json.Replace("\"LearningRate\"", "\"learningRate\"", StringComparison.Ordinal)));
+        Assert.Equal(plan, StagePlan.FromJson(json.Replace("\"learning_rate\"", "\"learningRate\"", StringComparison.Ordinal)));
     }
 
     private static void AssertStage(StageOptions s, int steps, double lr, int batch, double wMean, double wVar)

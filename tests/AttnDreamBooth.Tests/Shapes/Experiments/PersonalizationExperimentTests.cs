@@ -4,6 +4,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Experiments;
 using AttnDreamBooth.Tests.Cli;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Shapes.Experiments;
 
@@ -68,6 +69,7 @@ public sealed class PersonalizationExperimentTests
         Assert.Equal([TrainingStage.Embedding, TrainingStage.CrossAttention, (TrainingStage?)null],
             first.Scores.Where(s => s.Method == PersonalizationMethod.AttnDreamBooth).Select(s => s.AfterStage).Distinct());
         Assert.Equal(first.Scores.Count + 1, File.ReadAllLines(dir.File("a/results.csv")).Length);
+        Assert.Contains("training_seed", SnakeCaseJson.AssertKeys(File.ReadAllText(dir.File("a/results.json")), "requested"));
         using (var json = JsonDocument.Parse(File.ReadAllText(dir.File("a/results.json"))))
             Assert.Equal(first.Scores.Count, json.RootElement.GetProperty("scores").GetArrayLength());
 

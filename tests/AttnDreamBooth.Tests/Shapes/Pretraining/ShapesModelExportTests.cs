@@ -6,6 +6,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
 using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Tests.IO;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
@@ -76,6 +77,8 @@ public sealed class ShapesModelExportTests : IAsyncLifetime
         Assert.Contains("\"seed\": 11", text);
         Assert.Contains("\"recipe_fingerprint\"", text);
         Assert.Contains("\"weights_dtype\": \"float16\"", text);
+        Assert.Contains("unet_steps_done", SnakeCaseJson.AssertKeys(text));
+        Assert.Contains("\"prediction_type\": \"v_prediction\"", text);
 
         string weights = Path.Combine(model, "vae", "diffusion_pytorch_model.safetensors");
         var bytes = File.ReadAllBytes(weights);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
@@ -78,6 +80,40 @@ public sealed class ShapesPretrainerTests
     }
 
     [Fact]
+    public async Task ACheckpointSpeltAsEarlierVersionsWroteItResumesToTheSameWeights()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var recipe = TinyRecipe(seed: 5);
+        var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new Recorder(p =>
+        {
+            if (p.GlobalStep == 4) cts.Cancel();
+        }), cts.Token);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+
+        // Rewrite the checkpoint as the earlier writers did (C# names, enums as in C#; the recipe in .NET's snake_case),
+        // then check that the spelling is the one of the files those versions wrote (tests/fixtures/written-before-snake-case).
+        var (folder, state) = PretrainingCheckpoint.ReadState(temp.File("resumed"));
+        var enums = new JsonSerializerOptions { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
+        var recipeSpelling = new JsonSerializerOptions(enums) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+        string earlier = JsonSerializer.Serialize(state with { RecipeJson = JsonSerializer.Serialize(recipe, recipeSpelling) }, enums);
+        string fixtures = Path.Combine(TestPaths.FixturesRoot, "written-before-snake-case");
+        Assert.Equal(Keys(File.ReadAllText(Path.Combine(fixtures, "pretraining-checkpoint.json"))), Keys(earlier));
+        Assert.Equal(Keys(File.ReadAllText(Path.Combine(fixtures, "pretraining-recipe.json"))), Keys(JsonSerializer.Deserialize<PretrainingCheckpointState>(earlier, enums)!.RecipeJson));
+        File.WriteAllText(Path.Combine(folder, PretrainingCheckpoint.JsonFile), earlier);
+
+        var resumed = await Trainer(recipe, temp.File("resumed"), resume: true).RunAsync();
+        Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
+        var a = PretrainingCheckpoint.ReadTensors(straight.CheckpointPath);
+        var b = PretrainingCheckpoint.ReadTensors(resumed.CheckpointPath);
+        foreach (string key in a.Keys) Assert.True(a[key].bytes.SequenceEqual(b[key].bytes), $"{key} differs after the resume");
+    }
+
+    private static string[] Keys(string json) =>
+        [.. System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal)];
+
+    [Fact]
     public async Task ResumingRefusesAMissingCheckpointOrOneFromAnotherRecipe()
     {
         using var temp = TestPaths.CreateTempDirectory();
@@ -111,6 +147,7 @@ public sealed class ShapesPretrainerTests
         Assert.Equal(2e-3, read.UNetLearningRate);
         Assert.Equal(ShapesModelArchitecture.Tiny.UNet.BlockOutChannels, read.Architecture.UNet.BlockOutChannels);
         // A partial recipe keeps the default recipe's other values.
+        Assert.Equal(PretrainingRecipe.Default with { UNetSteps = 7 }, PretrainingRecipe.FromJson("""{ "unet_steps": 7 }""") with { Architecture = PretrainingRecipe.Default.Architecture });
         Assert.Equal(PretrainingRecipe.Default with { UNetSteps = 7 }, PretrainingRecipe.FromJson("""{ "u_net_steps": 7 }""") with { Architecture = PretrainingRecipe.Default.Architecture });
         Assert.Contains("u_net_step", Assert.Throws<ArgumentException>(() => PretrainingRecipe.FromJson("""{ "u_net_step": 7 }""")).Message);
         Assert.Contains("CaptionDropout", Assert.Throws<ArgumentException>(() => PretrainingRecipe.FromJson("""{ "caption_dropout": 2 }""")).Message);
