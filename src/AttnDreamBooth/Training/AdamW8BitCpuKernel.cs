@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -68,12 +69,15 @@ internal static unsafe class AdamW8BitCpuKernel
         if (Avx2.IsSupported)
         {
             var vDivisor = Vector256.Create(divisor);
+            int* start = (int*)lookup.StartPointer;
+            float* boundaries = lookup.BoundariesPointer;
+            int corrections = lookup.Corrections;
             for (; i <= length - 32; i += 32)
             {
-                var c0 = Codes(Avx.Divide(Avx.LoadVector256(values + i), vDivisor), lookup);
-                var c1 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 8), vDivisor), lookup);
-                var c2 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 16), vDivisor), lookup);
-                var c3 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 24), vDivisor), lookup);
+                var c0 = Codes(Avx.Divide(Avx.LoadVector256(values + i), vDivisor), start, boundaries, corrections);
+                var c1 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 8), vDivisor), start, boundaries, corrections);
+                var c2 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 16), vDivisor), start, boundaries, corrections);
+                var c3 = Codes(Avx.Divide(Avx.LoadVector256(values + i + 24), vDivisor), start, boundaries, corrections);
                 var bytes = Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256.Narrow(c2, c3));
                 bytes.Store(codes + i);
             }
@@ -83,15 +87,15 @@ internal static unsafe class AdamW8BitCpuKernel
     }
 
     /// <summary>Eight codes: the cell's starting code, the correction comparisons, 255 for NaN.</summary>
-    private static Vector256<uint> Codes(Vector256<float> x, NearestCodeLookup lookup)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> Codes(Vector256<float> x, int* start, float* boundaries, int corrections)
     {
         var bits = x.AsInt32();
         var cell = Avx2.Min(Avx2.ShiftRightLogical(Avx2.And(bits, Vector256.Create(0x7FFFFFFF)), NearestCodeLookup.Shift),
             Vector256.Create(NearestCodeLookup.CellsPerSign - 1));
         var index = Avx2.Add(cell, Avx2.And(Avx2.ShiftRightArithmetic(bits, 31), Vector256.Create(NearestCodeLookup.CellsPerSign)));
-        var code = Avx2.And(Avx2.GatherVector256((int*)lookup.StartPointer, index, 1), Vector256.Create(0xFF));
-        float* boundaries = lookup.BoundariesPointer;
-        for (int k = 0; k < lookup.Corrections; k++)
+        var code = Avx2.And(Avx2.GatherVector256(start, index, 1), Vector256.Create(0xFF));
+        for (int k = 0; k < corrections; k++)
         {
             var passed = Avx.Compare(Avx2.GatherVector256(boundaries, code, 4), x, FloatComparisonMode.UnorderedNotGreaterThanOrEqualNonSignaling);
             code = Avx2.Subtract(code, passed.AsInt32());

@@ -27,6 +27,7 @@ internal sealed class NearestCodeLookup
     private readonly byte[] _start;
     private readonly float[] _boundaries;
     private readonly float[] _values;
+    private readonly nint _startAddress, _boundariesAddress, _valuesAddress;
 
     private NearestCodeLookup(IReadOnlyList<float> map)
     {
@@ -51,6 +52,9 @@ internal sealed class NearestCodeLookup
             }
         }
         Corrections = corrections;
+        _startAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_start, 0);
+        _boundariesAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_boundaries, 0);
+        _valuesAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_values, 0);
     }
 
     /// <summary>The lookup for the signed map (first moment).</summary>
@@ -76,13 +80,13 @@ internal sealed class NearestCodeLookup
     internal ReadOnlySpan<float> Values => _values;
 
     /// <summary>Address of <see cref="Start"/> (the array is pinned for the process's lifetime).</summary>
-    internal unsafe byte* StartPointer => (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(_start, 0);
+    internal unsafe byte* StartPointer => (byte*)_startAddress;
 
     /// <summary>Address of <see cref="Boundaries"/>.</summary>
-    internal unsafe float* BoundariesPointer => (float*)Marshal.UnsafeAddrOfPinnedArrayElement(_boundaries, 0);
+    internal unsafe float* BoundariesPointer => (float*)_boundariesAddress;
 
     /// <summary>Address of <see cref="Values"/>.</summary>
-    internal unsafe float* ValuesPointer => (float*)Marshal.UnsafeAddrOfPinnedArrayElement(_values, 0);
+    internal unsafe float* ValuesPointer => (float*)_valuesAddress;
 
     /// <summary>The table index of <paramref name="x"/>'s cell.</summary>
     internal static int CellOf(float x)
