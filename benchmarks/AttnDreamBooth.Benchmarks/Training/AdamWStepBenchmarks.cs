@@ -148,7 +148,7 @@ public abstract class AdamWStepBenchmarkBase
 
 /// <summary>
 /// A representative subset of the SD 2.1-base U-Net, sized for a shared machine: <c>down_blocks.0</c>,
-/// <c>down_blocks.1</c> and <c>mid_block</c> — 196 tensors, 145,953,360 parameters, from 320-element norms to
+/// <c>down_blocks.1</c> and <c>mid_block</c> — 196 tensors, 146,019,520 parameters, from 320-element norms to
 /// 14.7 M-element 3×3 convolutions (≈ 2.3 GB for parameters, gradients and float32 moments).
 /// <c>--filter '*AdamWStepBenchmarks.MultiOp' '*AdamWStepBenchmarks.OnePass' '*AdamWStepBenchmarks.OnePass8Bit'</c> runs the three
 /// main cases (the tensor-op 8-bit reference takes minutes per step here).
