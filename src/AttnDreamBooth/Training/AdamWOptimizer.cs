@@ -9,7 +9,8 @@ namespace AttnDreamBooth.Training;
 /// restored bit-exactly, and so that only the parameters of the current stage ever own optimizer state.
 /// The update is PyTorch's single-tensor AdamW, computed in one pass over parameter, gradient and moments (on the CPU a
 /// vectorised kernel that evaluates each element in double precision and rounds once; see docs/training-at-scale.md).
-/// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps.
+/// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps; on the CPU a fused
+/// kernel dequantizes, updates and re-quantizes them block by block, bit-identical to the tensor-op path elsewhere.
 /// </summary>
 internal sealed class AdamWOptimizer : IDisposable
 {
