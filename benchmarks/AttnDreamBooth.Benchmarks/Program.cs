@@ -1,4 +1,8 @@
+using AttnDreamBooth.Benchmarks.Training;
 using BenchmarkDotNet.Running;
 
-// Pick benchmarks with --filter; see docs/benchmarks.md for the jobs and the recorded results.
+// Pick benchmarks with --filter; see docs/benchmarks.md for the jobs and the recorded results. The first argument
+// "eight-bit-effect" runs the (untimed) training-effect comparison of 8-bit optimizer states instead.
+if (args.Length > 0 && args[0] == EightBitTrainingEffect.Command) return await EightBitTrainingEffect.RunAsync(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

@@ -37,7 +37,7 @@ public sealed class AdamWStepConfig : ManualConfig
 /// 2.1-base U-Net (<c>tests/fixtures/real-size/stable-diffusion-2-1-base/unet/state_dict_shapes.json</c>), random values
 /// and gradients (the cost of a step does not depend on them), lr 2e-6 and weight decay 1e-2 (stage 3's settings):
 /// the original multi-op update (the baseline, today's <c>Step</c>), the one-pass update, and the one-pass update with
-/// 8-bit moments. "Peak native" is the resident-set growth during a step: the temporaries the update allocates.
+/// 8-bit moments (fused kernel, and the tensor-op reference). "Peak native" is the resident-set growth during a step: the temporaries the update allocates.
 /// </summary>
 [Config(typeof(AdamWStepConfig))]
 public abstract class AdamWStepBenchmarkBase
@@ -66,7 +66,10 @@ public abstract class AdamWStepBenchmarkBase
     [GlobalSetup(Target = nameof(OnePass8Bit))]
     public void SetupOnePass8Bit() => Setup(nameof(OnePass8Bit), AdamWUpdatePath.OnePass, AdamWStateFormat.BlockwiseInt8);
 
-    private void Setup(string method, AdamWUpdatePath path, AdamWStateFormat format)
+    [GlobalSetup(Target = nameof(OnePass8BitTensorOps))]
+    public void SetupOnePass8BitTensorOps() => Setup(nameof(OnePass8BitTensorOps), AdamWUpdatePath.OnePass, AdamWStateFormat.BlockwiseInt8, fuseQuantization: false);
+
+    private void Setup(string method, AdamWUpdatePath path, AdamWStateFormat format, bool fuseQuantization = true)
     {
         CheckMachine();
         PeakNativeMemory.Configure();
@@ -85,7 +88,11 @@ public abstract class AdamWStepBenchmarkBase
             }
         }
         if (_parameters.Count == 0) throw new InvalidOperationException("No U-Net tensor selected.");
-        _optimizer = new AdamWOptimizer(_parameters, StagePlan.Paper.Stage3.Optimizer, StagePlan.Paper.Stage3.LearningRate, format) { UpdatePath = path };
+        _optimizer = new AdamWOptimizer(_parameters, StagePlan.Paper.Stage3.Optimizer, StagePlan.Paper.Stage3.LearningRate, format)
+        {
+            UpdatePath = path,
+            FuseQuantizedUpdate = fuseQuantization,
+        };
         // The first step allocates the moments; measured steps then see only the update's own temporaries.
         _optimizer.Step();
         StepFacts.Write(_key, "trainable", _parameters.Sum(p => p.Parameter.NumberOfElements));
@@ -115,9 +122,15 @@ public abstract class AdamWStepBenchmarkBase
     [Benchmark(Description = "one-pass")]
     public void OnePass() => MeasuredStep();
 
-    /// <summary>The one-pass update with 8-bit block-wise moments (dequantize, update, quantize: tensor ops around the kernel).</summary>
+    /// <summary>The one-pass update with 8-bit block-wise moments: the fused kernel (dequantize, update, quantize per block).</summary>
     [Benchmark(Description = "one-pass, 8-bit states")]
     public void OnePass8Bit() => MeasuredStep();
+
+    /// <summary>The same 8-bit step through the tensor-op reference (<c>index_select</c> dequantization,
+    /// <c>abs</c>/<c>amax</c>/<c>div</c>/<c>bucketize</c> quantization around the one-pass update): what other devices
+    /// run. Slow on the CPU (minutes per step over the default subset): select it on <see cref="AdamWQuickStepBenchmarks"/>.</summary>
+    [Benchmark(Description = "one-pass, 8-bit states, tensor-op quantization")]
+    public void OnePass8BitTensorOps() => MeasuredStep();
 
     [GlobalCleanup]
     public void Cleanup()
@@ -135,9 +148,10 @@ public abstract class AdamWStepBenchmarkBase
 
 /// <summary>
 /// A representative subset of the SD 2.1-base U-Net, sized for a shared machine: <c>down_blocks.0</c>,
-/// <c>down_blocks.1</c> and <c>mid_block</c> — 196 tensors, 145,953,360 parameters, from 320-element norms to
+/// <c>down_blocks.1</c> and <c>mid_block</c> — 196 tensors, 146,019,520 parameters, from 320-element norms to
 /// 14.7 M-element 3×3 convolutions (≈ 2.3 GB for parameters, gradients and float32 moments).
-/// <c>--filter '*AdamWStepBenchmarks*'</c>.
+/// <c>--filter '*AdamWStepBenchmarks.MultiOp' '*AdamWStepBenchmarks.OnePass' '*AdamWStepBenchmarks.OnePass8Bit'</c> runs the three
+/// main cases (the tensor-op 8-bit reference takes minutes per step here).
 /// </summary>
 public class AdamWStepBenchmarks : AdamWStepBenchmarkBase
 {
@@ -146,6 +160,18 @@ public class AdamWStepBenchmarks : AdamWStepBenchmarkBase
     protected override bool Includes(string name) =>
         name.StartsWith("down_blocks.0.", StringComparison.Ordinal) || name.StartsWith("down_blocks.1.", StringComparison.Ordinal)
         || name.StartsWith("mid_block.", StringComparison.Ordinal);
+}
+
+/// <summary>
+/// <c>down_blocks.0</c> of the SD 2.1-base U-Net only (10,852,160 parameters, 320-element norms to 0.9 M-element 3×3
+/// convolutions): a quick side-by-side of all four cases that a loaded shared machine can run in minutes, including
+/// the slow tensor-op 8-bit reference. <c>--filter '*AdamWQuickStepBenchmarks*'</c>.
+/// </summary>
+public class AdamWQuickStepBenchmarks : AdamWStepBenchmarkBase
+{
+    protected override string TypeName => nameof(AdamWQuickStepBenchmarks);
+
+    protected override bool Includes(string name) => name.StartsWith("down_blocks.0.", StringComparison.Ordinal);
 }
 
 /// <summary>

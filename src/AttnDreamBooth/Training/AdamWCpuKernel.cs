@@ -18,10 +18,22 @@ namespace AttnDreamBooth.Training;
 internal static unsafe class AdamWCpuKernel
 {
     /// <summary>Updates elements [0, <paramref name="count"/>) of the four arrays in place.</summary>
-    public static void Update(float* p, float* g, float* m, float* v, long count, in AdamWStepScalars s)
+    public static void Update(float* p, float* g, float* m, float* v, long count, in AdamWStepScalars s) =>
+        Update(p, g, m, v, count, new Constants(s));
+
+    /// <summary>The step's constants as the kernel uses them, computed once (the 8-bit kernel calls
+    /// <see cref="Update(float*, float*, float*, float*, long, in Constants)"/> once per 256-element block).</summary>
+    internal readonly struct Constants(in AdamWStepScalars s)
     {
-        double beta1 = s.Beta1, beta2 = s.Beta2, oneMinusBeta1 = s.OneMinusBeta1, oneMinusBeta2 = s.OneMinusBeta2;
-        double decay = s.Decay, correction2 = s.BiasCorrection2Sqrt, epsilon = s.Epsilon, stepSize = s.StepSize;
+        public readonly double Beta1 = s.Beta1, Beta2 = s.Beta2, OneMinusBeta1 = s.OneMinusBeta1, OneMinusBeta2 = s.OneMinusBeta2;
+        public readonly double Decay = s.Decay, Correction2 = s.BiasCorrection2Sqrt, Epsilon = s.Epsilon, StepSize = s.StepSize;
+    }
+
+    /// <summary>Updates elements [0, <paramref name="count"/>) of the four arrays in place.</summary>
+    public static void Update(float* p, float* g, float* m, float* v, long count, in Constants c)
+    {
+        double beta1 = c.Beta1, beta2 = c.Beta2, oneMinusBeta1 = c.OneMinusBeta1, oneMinusBeta2 = c.OneMinusBeta2;
+        double decay = c.Decay, correction2 = c.Correction2, epsilon = c.Epsilon, stepSize = c.StepSize;
         long i = 0;
         int width = Vector<float>.Count;
         if (Vector.IsHardwareAccelerated && count >= width)

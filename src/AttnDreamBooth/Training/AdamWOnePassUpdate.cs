@@ -124,7 +124,7 @@ internal static class AdamWOnePassUpdate
 
     /// <summary>The address of a dense tensor's first element (a one-element view, so no size limit applies to the span;
     /// TorchSharp's <c>as_strided</c> defaults the storage offset to 0, so the tensor's own offset is passed).</summary>
-    private static unsafe nint DataPointer(Tensor x)
+    internal static unsafe nint DataPointer(Tensor x)
     {
         var first = x.as_strided([1], [1], x.storage_offset());
         fixed (byte* address = first.bytes) return (nint)address;

@@ -9,7 +9,8 @@ namespace AttnDreamBooth.Training;
 /// restored bit-exactly, and so that only the parameters of the current stage ever own optimizer state.
 /// The update is PyTorch's single-tensor AdamW, computed in one pass over parameter, gradient and moments (on the CPU a
 /// vectorised kernel that evaluates each element in double precision and rounds once; see docs/training-at-scale.md).
-/// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps.
+/// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps; on the CPU a fused
+/// kernel dequantizes, updates and re-quantizes them block by block, bit-identical to the tensor-op path elsewhere.
 /// </summary>
 internal sealed class AdamWOptimizer : IDisposable
 {
@@ -68,6 +69,11 @@ internal sealed class AdamWOptimizer : IDisposable
     /// <summary>Which implementation computes the update (tests and benchmarks compare them; the product uses the one-pass one).</summary>
     internal AdamWUpdatePath UpdatePath { get; set; } = AdamWUpdatePath.OnePass;
 
+    /// <summary>With 8-bit moments and <see cref="AdamWUpdatePath.OnePass"/>: whether contiguous CPU float32 parameters take
+    /// the fused kernel (<see cref="AdamW8BitCpuKernel"/>) rather than tensor-op dequantization and quantization around
+    /// the update. Both give bit-identical results; tests and benchmarks set false to compare them.</summary>
+    internal bool FuseQuantizedUpdate { get; set; } = true;
+
     /// <summary>The smallest tensor whose moments are quantized under <see cref="AdamWStateFormat.BlockwiseInt8"/>
     /// (experiments set 1 to quantize every tensor of the tiny test models, whose tensors are mostly small).</summary>
     internal long MinQuantizedElements { get; init; } = DefaultMinQuantizedElements;
@@ -120,23 +126,35 @@ internal sealed class AdamWOptimizer : IDisposable
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var batch = new List<AdamWTensors>(_parameters.Count);
+        var fused = new List<AdamW8BitTensors>();
+        bool fuse = UpdatePath == AdamWUpdatePath.OnePass && FuseQuantizedUpdate;
         foreach (var (name, p) in _parameters)
         {
             var grad = p.grad;
             if (grad is null) continue;
             var state = StateOf(name, p);
             var g = grad.dtype == torch.float32 ? grad : grad.to_type(torch.float32);
-            if (p.dtype == torch.float32 && !state.IsQuantized)
+            bool full = p.dtype == torch.float32;
+            if (full && !state.IsQuantized)
             {
                 batch.Add(new AdamWTensors(p, g, state.ExpAvg!, state.ExpAvgSq!));
+                continue;
+            }
+            if (full && fuse && AdamW8BitOnePassUpdate.Supports(new AdamW8BitTensors(p, g, state.QuantizedExpAvg!, state.QuantizedExpAvgSq!)))
+            {
+                fused.Add(new AdamW8BitTensors(p, g, state.QuantizedExpAvg!, state.QuantizedExpAvgSq!));
                 continue;
             }
             // A float32 master copy (half-precision parameter) or dequantized moments are temporaries: update such
             // parameters one at a time so that only one parameter's worth of them is alive.
             using var inner = torch.NewDisposeScope();
-            bool full = p.dtype == torch.float32;
             var master = full ? p : p.to_type(torch.float32);
-            if (state.IsQuantized)
+            var quantized = state.IsQuantized ? new AdamW8BitTensors(master, g, state.QuantizedExpAvg!, state.QuantizedExpAvgSq!) : default;
+            if (state.IsQuantized && fuse && AdamW8BitOnePassUpdate.Supports(quantized))
+            {
+                AdamW8BitOnePassUpdate.Apply([quantized], s);
+            }
+            else if (state.IsQuantized)
             {
                 var m = state.QuantizedExpAvg!.Dequantize(_maps).view(p.shape);
                 var v = state.QuantizedExpAvgSq!.Dequantize(_maps).view(p.shape);
@@ -151,6 +169,7 @@ internal sealed class AdamWOptimizer : IDisposable
             if (!full) p.copy_(master);
         }
         Update(batch, s);
+        AdamW8BitOnePassUpdate.Apply(fused, s);
     }
 
     private void Update(IReadOnlyList<AdamWTensors> items, in AdamWStepScalars s)

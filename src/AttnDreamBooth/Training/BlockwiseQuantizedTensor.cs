@@ -7,7 +7,9 @@ namespace AttnDreamBooth.Training;
 /// A float32 tensor of n elements held in 8 bits per element, block-wise: consecutive blocks of
 /// <see cref="BlockSize"/> elements (the last one may be shorter) each keep their absolute maximum as a float32 scale,
 /// and every element the index of the nearest <see cref="DynamicQuantizationMap"/> value to element / scale. Memory:
-/// n bytes + 4·⌈n / 256⌉ bytes. Written with tensor operations only, so it lives on any device.
+/// n bytes + 4·⌈n / 256⌉ bytes. Written with tensor operations only, so it lives on any device; on the CPU the optimizer
+/// reaches the same codes and scales through <see cref="AdamW8BitCpuKernel"/>, which repeats these operations bit for
+/// bit, and this path is its reference.
 /// </summary>
 internal sealed class BlockwiseQuantizedTensor : IDisposable
 {
