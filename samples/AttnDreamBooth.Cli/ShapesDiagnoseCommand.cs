@@ -6,7 +6,8 @@ using Spectre.Console;
 
 namespace AttnDreamBooth.Cli;
 
-/// <summary><c>shapes diagnose</c>: how much a model's denoiser uses its text (error with own / empty / wrong caption).</summary>
+/// <summary><c>shapes diagnose</c>: how much a model's denoiser uses its text (error with own / empty / wrong caption) and,
+/// with <c>--attributes</c>, which of its words.</summary>
 internal static class ShapesDiagnoseCommand
 {
     public static Command Create(IAnsiConsole console)
@@ -14,9 +15,13 @@ internal static class ShapesDiagnoseCommand
         var model = new Option<string>("--model") { Description = "The model folder (e.g. samples/models/shapes-sd).", Required = true };
         var images = new Option<int>("--images") { Description = "Renders measured at each timestep.", DefaultValueFactory = _ => 64 };
         var seed = new Option<long>("--seed") { Description = "Seed of the renders and the noise.", DefaultValueFactory = _ => 7 };
+        var attributes = new Option<bool>("--attributes")
+        {
+            Description = "Also measure which caption words the denoiser uses: the error rise when one attribute of the full caption names another value.",
+        };
         var command = new Command("diagnose", "Measure how much the denoiser uses its text: epsilon error with the image's own caption, the empty caption and another image's caption.")
         {
-            model, images, seed,
+            model, images, seed, attributes,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, () =>
         {
@@ -28,8 +33,20 @@ internal static class ShapesDiagnoseCommand
             foreach (var r in rows)
                 table.AddRow(r.Timestep.ToString(), $"{r.OwnCaption:F4}", $"{r.EmptyCaption:F4}", $"{r.OtherCaption:F4}", $"{r.TextGain:P1}");
             console.Write(table);
+            if (parse.GetValue(attributes))
+            {
+                var uses = ShapesConditioningProbe.MeasureAttributeUse(components, ShapesWorld.Default, count, seed: parse.GetValue(seed), ct: ct);
+                // Rises only: the swapped errors themselves are the full caption's error times (1 + rise).
+                var byAttribute = new Table { Title = new TableTitle("error rise when one word of the full caption names another value") }
+                    .AddColumns(["timestep", "full caption", .. AttributeUse.Attributes]);
+                foreach (var u in uses)
+                    byAttribute.AddRow([u.Timestep.ToString(), $"{u.FullCaption:F4}", .. AttributeUse.Attributes.Select(a => Signed(u.Rise(a)))]);
+                console.Write(byAttribute);
+            }
             return Task.FromResult(0);
         }));
         return command;
     }
+
+    private static string Signed(double rise) => (rise >= 0 ? "+" : "") + rise.ToString("0.0%", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,5 +1,6 @@
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,13 +41,86 @@ public static class ShapesConditioningProbe
         timesteps ??= DefaultTimesteps;
         var sampler = new ShapesSampler(world, seed, new ShapesSamplerOptions { EmptyCaptionProbability = 0, ImageSize = model.DefaultResolution });
         var samples = Enumerable.Range(0, images).Select(i => sampler.Sample(i)).ToList();
+        // Another image's caption: the next sample of the whole set, so batches of one still get a wrong caption.
+        var captionSets = new[]
+        {
+            samples.Select(s => s.Caption).ToList(),
+            samples.Select(_ => "").ToList(),
+            samples.Select((_, i) => samples[(i + 1) % images].Caption).ToList(),
+        };
+        var errors = MeasureCaptionSets(model, samples, captionSets, timesteps, seed, ct);
+        return timesteps.Select((t, k) => new ConditioningError(t, errors[k][0], errors[k][1], errors[k][2])).ToList();
+    }
+
+    /// <summary>
+    /// Which words of a caption the denoiser uses: on <paramref name="images"/> single-object renders it compares the error
+    /// given the full caption (<see cref="ShapesCaptions.Full"/>) with the error given the same caption in which one
+    /// attribute (<see cref="AttributeUse.Attributes"/>) names another value of the world, drawn at random per image.
+    /// A word the model ignores leaves the error unchanged; a word it uses raises it.
+    /// </summary>
+    public static IReadOnlyList<AttributeUse> MeasureAttributeUse(StableDiffusionComponents model, ShapesWorld world, int images = 64,
+        IReadOnlyList<int>? timesteps = null, long seed = 7, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(world);
+        ArgumentOutOfRangeException.ThrowIfLessThan(images, 1);
+        timesteps ??= DefaultTimesteps;
+        var sampler = new ShapesSampler(world, seed,
+            new ShapesSamplerOptions { EmptyCaptionProbability = 0, SecondObjectProbability = 0, ImageSize = model.DefaultResolution });
+        var samples = Enumerable.Range(0, images).Select(i => sampler.Sample(i)).ToList();
+        var random = new SeededRandom(seed);
+        var captionSets = new List<List<string>> { samples.Select(s => ShapesCaptions.Full(s.Scene)).ToList() };
+        foreach (string attribute in AttributeUse.Attributes)
+            captionSets.Add(samples.Select(s => ShapesCaptions.Full(Swap(s.Scene, attribute, world, random))).ToList());
+        var errors = MeasureCaptionSets(model, samples, captionSets, timesteps, seed, ct);
+        return timesteps.Select((t, k) => new AttributeUse(t, errors[k][0],
+            AttributeUse.Attributes.Select((a, i) => (a, errors[k][i + 1])).ToDictionary(p => p.a, p => p.Item2))).ToList();
+    }
+
+    /// <summary>The scene with <paramref name="attribute"/> of its (only) object, or its background, replaced by a different value.</summary>
+    internal static Scene Swap(Scene scene, string attribute, ShapesWorld world, SeededRandom random)
+    {
+        var o = scene.Objects[0];
+        return attribute switch
+        {
+            "shape" => scene with { Objects = [o with { Shape = Other(world.Shapes, o.Shape, random) }] },
+            "color" => scene with { Objects = [o with { Color = Other(world.Colors, o.Color, random) }] },
+            "pattern" => scene with { Objects = [o with { Pattern = Other(world.Patterns, o.Pattern, random) }] },
+            "size" => scene with { Objects = [o with { Size = Other(world.Sizes, o.Size, random) }] },
+            "position" => scene with { Objects = [o with { Position = Other(world.Positions, o.Position, random) }] },
+            "background" => scene with { Background = Other(world.Backgrounds, scene.Background, random) },
+            _ => throw new ArgumentOutOfRangeException(nameof(attribute), attribute, "Not an attribute of a Shapes scene."),
+        };
+    }
+
+    // Uniform over the values other than the current one.
+    private static T Other<T>(IReadOnlyList<T> values, T current, SeededRandom random) where T : class
+    {
+        int index = random.NextInt(values.Count - 1);
+        int currentIndex = IndexOf(values, current);
+        return values[index >= currentIndex ? index + 1 : index];
+    }
+
+    private static int IndexOf<T>(IReadOnlyList<T> values, T value) where T : class
+    {
+        for (int i = 0; i < values.Count; i++)
+            if (ReferenceEquals(values[i], value) || Equals(values[i], value)) return i;
+        throw new ArgumentException("The scene uses a value that is not in the world.", nameof(value));
+    }
+
+    // errors[timestep index][caption set]: mean epsilon MSE over the samples, with the same latents, noise and timesteps for
+    // every caption set.
+    private static double[][] MeasureCaptionSets(StableDiffusionComponents model, IReadOnlyList<ShapesSample> samples,
+        IReadOnlyList<IReadOnlyList<string>> captionSets, IReadOnlyList<int> timesteps, long seed, CancellationToken ct)
+    {
+        int images = samples.Count;
         using var scheduler = DdpmScheduler.FromConfig(model.SchedulerConfig.For(SchedulerClass.Ddpm));
         using var generator = new Generator().manual_seed(seed);
-        var result = new List<ConditioningError>();
+        var result = new double[timesteps.Count][];
         using var _ = no_grad();
         var device = model.Device;
-        // The latents and the three captions' hidden states do not depend on the timestep: computed once per batch.
-        var batches = new List<(int Count, Tensor Latents, Tensor Own, Tensor Empty, Tensor Other)>();
+        // The latents and the captions' hidden states do not depend on the timestep: computed once per batch.
+        var batches = new List<(int Count, Tensor Latents, Tensor[] Hidden)>();
         try
         {
             for (int start = 0; start < images; start += BatchSize)
@@ -54,18 +128,18 @@ public static class ShapesConditioningProbe
                 using var scope = NewDisposeScope();
                 var batch = samples.Skip(start).Take(BatchSize).ToList();
                 using var posterior = model.Vae.Encode(ImageBatch.ToTensor(batch.Select(s => s.Image).ToList(), device));
-                Tensor Hidden(IReadOnlyList<string> captions) =>
-                    model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions, device)).LastHiddenState.MoveToOuterDisposeScope();
                 var latents = posterior.Mean.mul(model.Vae.ScalingFactor).MoveToOuterDisposeScope();
-                // Another image's caption: the next sample of the whole set, so batches of one still get a wrong caption.
                 int first = start;
-                batches.Add((batch.Count, latents, Hidden(batch.Select(s => s.Caption).ToList()), Hidden(batch.Select(_ => "").ToList()),
-                    Hidden(batch.Select((s, i) => samples[(first + i + 1) % images].Caption).ToList())));
+                var hidden = captionSets.Select(set => model.TextEncoder
+                    .Forward(model.Tokenizer.EncodeToTensor(set.Skip(first).Take(batch.Count).ToList(), device))
+                    .LastHiddenState.MoveToOuterDisposeScope()).ToArray();
+                batches.Add((batch.Count, latents, hidden));
             }
-            foreach (int t in timesteps)
+            for (int k = 0; k < timesteps.Count; k++)
             {
                 ct.ThrowIfCancellationRequested();
-                double own = 0, empty = 0, other = 0;
+                int t = timesteps[k];
+                var sums = new double[captionSets.Count];
                 float sqrtAlpha = MathF.Sqrt(scheduler.Schedule.AlphasCumprod[t]);
                 float sqrtBeta = MathF.Sqrt(1 - scheduler.Schedule.AlphasCumprod[t]);
                 foreach (var b in batches)
@@ -75,14 +149,11 @@ public static class ShapesConditioningProbe
                     var steps = full([b.Count], t, ScalarType.Int64, device: device);
                     var noisy = scheduler.AddNoise(b.Latents, noise, steps);
                     // Every prediction type is compared in epsilon units.
-                    double Error(Tensor hidden) =>
-                        SampleOps.Predict(scheduler.PredictionType, model.UNet.call(noisy, steps, hidden), noisy, sqrtAlpha, sqrtBeta).Epsilon
+                    for (int c = 0; c < captionSets.Count; c++)
+                        sums[c] += SampleOps.Predict(scheduler.PredictionType, model.UNet.call(noisy, steps, b.Hidden[c]), noisy, sqrtAlpha, sqrtBeta).Epsilon
                             .sub(noise).square().mean([1, 2, 3]).sum().item<float>();
-                    own += Error(b.Own);
-                    empty += Error(b.Empty);
-                    other += Error(b.Other);
                 }
-                result.Add(new ConditioningError(t, own / images, empty / images, other / images));
+                result[k] = sums.Select(s => s / images).ToArray();
             }
         }
         finally
@@ -90,9 +161,7 @@ public static class ShapesConditioningProbe
             foreach (var b in batches)
             {
                 b.Latents.Dispose();
-                b.Own.Dispose();
-                b.Empty.Dispose();
-                b.Other.Dispose();
+                foreach (var h in b.Hidden) h.Dispose();
             }
         }
         return result;

@@ -80,6 +80,23 @@ public sealed class ShapesCommandTests
         Assert.Equal(AnalyzerAccuracy.AttributeNames, doc.RootElement.GetProperty("attributes").EnumerateArray().Select(a => a.GetProperty("attribute").GetString()));
     }
 
+    [Fact]
+    public async Task DiagnoseWithAttributesPrintsTheRiseOfEveryAttribute()
+    {
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "diagnose", "--model", AttnDreamBooth.Tests.Shapes.ShippedModel.ShippedModelFixture.ModelFolder,
+            "--images", "4", "--attributes"], console);
+        Assert.True(exit == 0, text.ToString());
+        string output = text.ToString();
+        Assert.Contains("text gain", output);
+        Assert.Contains("error rise when one word", output);
+        // A narrow console cuts the last column's long name ("background"), so only the short names are looked for.
+        foreach (string attribute in AttnDreamBooth.Shapes.Pretraining.AttributeUse.Attributes.Where(a => a.Length <= 8))
+            Assert.Contains(attribute, output);
+        // Six timesteps, each with a signed rise per attribute.
+        Assert.True(System.Text.RegularExpressions.Regex.Matches(output, @"[+-]\d+\.\d%").Count >= 6 * 6, output);
+    }
+
     [Theory]
     [InlineData("render --size 4 --out {0}", "--size must be in [16, 1024]")]
     [InlineData("analyze {0}/missing.png", "does not exist")]
