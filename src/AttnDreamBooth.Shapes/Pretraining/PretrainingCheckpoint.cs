@@ -1,5 +1,5 @@
-using System.Text.Json;
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Training;
 using TorchSharp;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
@@ -55,38 +55,22 @@ public sealed record PretrainingCheckpointState
 public static class PretrainingCheckpoint
 {
     /// <summary>Name of the tensor file.</summary>
-    public const string StateFile = "state.safetensors";
+    public const string StateFile = CheckpointFiles.StateFile;
 
     /// <summary>Name of the scalar-state file.</summary>
-    public const string JsonFile = "checkpoint.json";
+    public const string JsonFile = CheckpointFiles.JsonFile;
 
     /// <summary>Writes a checkpoint under <paramref name="root"/> and keeps only the newest <paramref name="keep"/>; returns its folder.</summary>
     public static string Write(string root, PretrainingCheckpointState state, IReadOnlyDictionary<string, torch.Tensor> tensors, int keep = 2)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(tensors);
-        Directory.CreateDirectory(root);
-        string final = Path.Combine(root, $"checkpoint-{(int)state.Phase}-{state.StepInPhase:D7}");
-        AtomicFile.WriteDirectory(final, temp =>
-        {
-            SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-shapes-pretraining" });
-            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonFiles.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }));
-        });
-        foreach (string stale in List(root).Skip(Math.Max(1, keep)))
-        {
-            try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
-        }
-        return final;
+        return CheckpointFiles.Write(root, $"checkpoint-{(int)state.Phase}-{state.StepInPhase:D7}", state with { WrittenAt = DateTimeOffset.UtcNow },
+            tensors, "attndreambooth-shapes-pretraining", keep, _ => true);
     }
 
     /// <summary>Complete checkpoint folders under <paramref name="root"/>, newest first.</summary>
-    public static IReadOnlyList<string> List(string root) =>
-        !Directory.Exists(root)
-            ? []
-            : Directory.EnumerateDirectories(root, "checkpoint-*")
-                .Where(d => File.Exists(Path.Combine(d, JsonFile)) && File.Exists(Path.Combine(d, StateFile)))
-                .OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal)
-                .ToArray();
+    public static IReadOnlyList<string> List(string root) => CheckpointFiles.List(root);
 
     /// <summary>The newest complete checkpoint under <paramref name="root"/>, or null.</summary>
     public static string? Latest(string root) => List(root).FirstOrDefault();
@@ -97,25 +81,11 @@ public static class PretrainingCheckpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string folder = File.Exists(Path.Combine(path, JsonFile)) ? path : Latest(path) ?? throw new ModelConfigException(path, null, "holds no complete pretraining checkpoint");
-        string jsonPath = Path.Combine(folder, JsonFile);
-        PretrainingCheckpointState state;
-        try
-        {
-            state = JsonFiles.Deserialize<PretrainingCheckpointState>(File.ReadAllText(jsonPath))
-                ?? throw new ModelConfigException(jsonPath, null, "is empty");
-        }
-        catch (JsonException ex)
-        {
-            throw new ModelConfigException(jsonPath, null, $"is not a valid pretraining checkpoint ({ex.Message})", ex);
-        }
-        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "format_version", $"version {state.FormatVersion} is not supported (expected 1)");
+        var state = CheckpointFiles.ReadDescription<PretrainingCheckpointState>(folder, "pretraining checkpoint");
+        CheckpointFiles.RequireFormatVersion(folder, state.FormatVersion);
         return (folder, state);
     }
 
     /// <summary>Reads every tensor of a checkpoint folder (CPU, as stored).</summary>
-    public static Dictionary<string, torch.Tensor> ReadTensors(string folder)
-    {
-        using var file = SafetensorsFile.Open(Path.Combine(folder, StateFile));
-        return file.ReadAll();
-    }
+    public static Dictionary<string, torch.Tensor> ReadTensors(string folder) => CheckpointFiles.ReadTensors(folder);
 }

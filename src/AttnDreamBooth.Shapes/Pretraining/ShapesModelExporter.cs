@@ -1,4 +1,3 @@
-using System.Text.Json;
 using AttnDreamBooth.IO;
 using TorchSharp;
 
@@ -77,18 +76,18 @@ public static class ShapesModelExporter
     public static PretrainingRecipe ReadRecipe(PretrainingCheckpointState state, string jsonPath)
     {
         ArgumentNullException.ThrowIfNull(state);
+        PretrainingRecipe recipe;
         try
         {
-            var recipe = JsonFiles.Deserialize<PretrainingRecipe>(state.RecipeJson)
-                ?? throw new ModelConfigException(jsonPath, "recipe_json", "is empty");
-            if (recipe.Fingerprint() != state.RecipeFingerprint)
-                throw new ModelConfigException(jsonPath, "recipe_json", "does not reproduce the recorded fingerprint (the recipe format changed)");
-            return recipe;
+            recipe = PretrainingRecipe.FromJson(state.RecipeJson);
         }
-        catch (JsonException ex)
+        catch (ArgumentException ex)
         {
             throw new ModelConfigException(jsonPath, "recipe_json", $"is not a valid recipe ({ex.Message})", ex);
         }
+        if (recipe.Fingerprint() != state.RecipeFingerprint)
+            throw new ModelConfigException(jsonPath, "recipe_json", "does not reproduce the recorded fingerprint (the recipe format changed)");
+        return recipe;
     }
 
     private static void WriteWeights(string path, torch.nn.Module module, torch.ScalarType dtype)

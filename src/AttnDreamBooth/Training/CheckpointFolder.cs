@@ -1,4 +1,3 @@
-using System.Text.Json;
 using AttnDreamBooth.IO;
 
 namespace AttnDreamBooth.Training;
@@ -17,24 +16,8 @@ internal static class CheckpointFolder
 {
     /// <summary>Reads only <c>checkpoint.json</c> of a checkpoint folder.</summary>
     /// <exception cref="ModelConfigException">Missing or invalid.</exception>
-    public static TrainingCheckpointState ReadState(string checkpoint)
-    {
-        string json = Path.Combine(checkpoint, TrainingCheckpoint.JsonFile);
-        try
-        {
-            RegularFile.Require(json);
-            if (new FileInfo(json).Length > 64L << 20) throw new ModelConfigException(json, null, "is larger than 64 MiB; not a checkpoint description");
-            return JsonFiles.Deserialize<TrainingCheckpointState>(File.ReadAllText(json)) ?? throw new ModelConfigException(json, null, "is empty");
-        }
-        catch (JsonException e)
-        {
-            throw new ModelConfigException(json, null, $"is not a valid checkpoint description ({e.Message})", e);
-        }
-        catch (IOException e)
-        {
-            throw new ModelConfigException(json, null, $"cannot be read ({e.Message})", e);
-        }
-    }
+    public static TrainingCheckpointState ReadState(string checkpoint) =>
+        CheckpointFiles.ReadDescription<TrainingCheckpointState>(checkpoint, "checkpoint description");
 
     /// <summary>Checks a checkpoint without loading its tensors: the description parses and the state file's header is
     /// valid and fits the file's length (so a truncated file is caught). Returns null when usable, else the problem.</summary>

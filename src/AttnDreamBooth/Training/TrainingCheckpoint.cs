@@ -1,4 +1,3 @@
-using System.Text.Json;
 using AttnDreamBooth.IO;
 using TorchSharp;
 
@@ -53,29 +52,17 @@ internal sealed record TrainingCheckpointState
 internal static class TrainingCheckpoint
 {
     /// <summary>Name of the state file.</summary>
-    public const string StateFile = "state.safetensors";
+    public const string StateFile = CheckpointFiles.StateFile;
 
     /// <summary>Name of the scalar-state file.</summary>
-    public const string JsonFile = "checkpoint.json";
+    public const string JsonFile = CheckpointFiles.JsonFile;
 
     /// <summary>Writes a checkpoint folder <c>checkpoint-&lt;global step&gt;</c> under <paramref name="root"/> atomically and
-    /// deletes older ones beyond <paramref name="keep"/>; returns its path.</summary>
-    public static string Write(string root, TrainingCheckpointState state, IReadOnlyDictionary<string, torch.Tensor> tensors, int keep = 2)
-    {
-        Directory.CreateDirectory(root);
-        string final = Path.Combine(root, $"checkpoint-{state.GlobalStep:D7}");
-        AtomicFile.WriteDirectory(final, temp =>
-        {
-            SafetensorsWriter.Write(Path.Combine(temp, StateFile), tensors, new Dictionary<string, string> { ["format"] = "attndreambooth-checkpoint" });
-            AtomicFile.WriteAllText(Path.Combine(temp, JsonFile), JsonFiles.Serialize(state with { WrittenAt = DateTimeOffset.UtcNow }));
-        });
+    /// deletes older ones of the same run beyond <paramref name="keep"/>; returns its path.</summary>
+    public static string Write(string root, TrainingCheckpointState state, IReadOnlyDictionary<string, torch.Tensor> tensors, int keep = 2) =>
         // Only this run's checkpoints are pruned; another run's in the same folder are never ours to delete.
-        foreach (string stale in List(root).Where(c => SameRun(c, state.RunFingerprint)).Skip(Math.Max(1, keep)))
-        {
-            try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
-        }
-        return final;
-    }
+        CheckpointFiles.Write(root, $"checkpoint-{state.GlobalStep:D7}", state with { WrittenAt = DateTimeOffset.UtcNow }, tensors,
+            "attndreambooth-checkpoint", keep, c => SameRun(c, state.RunFingerprint));
 
     private static bool SameRun(string checkpoint, string fingerprint)
     {
@@ -84,13 +71,7 @@ internal static class TrainingCheckpoint
     }
 
     /// <summary>Complete checkpoint folders under <paramref name="root"/>, newest first.</summary>
-    public static IReadOnlyList<string> List(string root) =>
-        !Directory.Exists(root)
-            ? []
-            : Directory.EnumerateDirectories(root, "checkpoint-*")
-                .Where(d => File.Exists(Path.Combine(d, JsonFile)) && File.Exists(Path.Combine(d, StateFile)))
-                .OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal)
-                .ToArray();
+    public static IReadOnlyList<string> List(string root) => CheckpointFiles.List(root);
 
     /// <summary>The newest complete checkpoint under <paramref name="root"/>, or null.</summary>
     public static string? Latest(string root) => List(root).FirstOrDefault();
@@ -102,19 +83,8 @@ internal static class TrainingCheckpoint
         // In a folder of checkpoints a truncated or corrupt newest one is passed over for the previous valid one.
         string folder = File.Exists(Path.Combine(path, JsonFile)) ? path : CheckpointFolder.LatestValid(path).Checkpoint
             ?? throw new ModelConfigException(path, null, "holds no complete, valid training checkpoint");
-        string jsonPath = Path.Combine(folder, JsonFile);
-        TrainingCheckpointState state;
-        try
-        {
-            state = JsonFiles.Deserialize<TrainingCheckpointState>(File.ReadAllText(jsonPath))
-                ?? throw new ModelConfigException(jsonPath, null, "is empty");
-        }
-        catch (JsonException ex)
-        {
-            throw new ModelConfigException(jsonPath, null, $"is not a valid checkpoint description ({ex.Message})", ex);
-        }
-        if (state.FormatVersion != 1) throw new ModelConfigException(jsonPath, "format_version", $"version {state.FormatVersion} is not supported (expected 1)");
-        using var file = SafetensorsFile.Open(Path.Combine(folder, StateFile));
-        return (state, file.ReadAll());
+        var state = CheckpointFolder.ReadState(folder);
+        CheckpointFiles.RequireFormatVersion(folder, state.FormatVersion);
+        return (state, CheckpointFiles.ReadTensors(folder));
     }
 }
