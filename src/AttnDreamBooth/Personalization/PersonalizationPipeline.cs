@@ -161,9 +161,7 @@ public sealed class PersonalizationPipeline : IDisposable
     public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options, IProgress<GenerationProgress>? progress,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        options ??= new GenerationOptions();
-        options.Validate();
+        options = GenerationOptions.ForCall(prompt, options);
         return RunExclusive(() => GenerateCore(prompt, options, ct, progress), ct);
     }
 
@@ -175,9 +173,7 @@ public sealed class PersonalizationPipeline : IDisposable
     public IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions? options = null, IProgress<GenerationProgress>? progress = null,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        options ??= new GenerationOptions();
-        options.Validate();
+        options = GenerationOptions.ForCall(prompt, options);
         return RunExclusiveHere(() => GenerateCore(prompt, options, ct, progress), ct);
     }
 

@@ -53,6 +53,16 @@ public sealed record GenerationOptions
     /// <summary>Side length of the heatmap grid the layer maps are resized to before averaging.</summary>
     public int HeatmapResolution { get; init; } = 16;
 
+    /// <summary>The options a generation call runs with: <paramref name="options"/> or the defaults, validated, for a non-null
+    /// <paramref name="prompt"/>.</summary>
+    internal static GenerationOptions ForCall(string prompt, GenerationOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        return options;
+    }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for unusable values and <see cref="SchedulerException"/>
     /// for an unknown sampler name.</summary>
     public void Validate()

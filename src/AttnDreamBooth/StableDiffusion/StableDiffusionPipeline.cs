@@ -159,9 +159,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(string prompt, GenerationOptions? options, IProgress<GenerationProgress>? progress,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        options ??= new GenerationOptions();
-        options.Validate();
+        options = GenerationOptions.ForCall(prompt, options);
         return _gate.Run(() => GenerateUngated(prompt, options, progress, ct), this, ct);
     }
 
@@ -170,9 +168,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     public IReadOnlyList<GeneratedImage> Generate(string prompt, GenerationOptions? options = null, IProgress<GenerationProgress>? progress = null,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        options ??= new GenerationOptions();
-        options.Validate();
+        options = GenerationOptions.ForCall(prompt, options);
         return _gate.RunHere(() => GenerateUngated(prompt, options, progress, ct), this, ct);
     }
 
