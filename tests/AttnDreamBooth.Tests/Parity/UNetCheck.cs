@@ -1,16 +1,16 @@
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Parity;
+using AttnDreamBooth.Tests.Models.UNet;
 using TorchSharp;
 using Xunit.Sdk;
-using static AttnDreamBooth.Tests.Models.UNet.UNetParityHelpers;
+using static AttnDreamBooth.Tests.Parity.UNetParityHelpers;
 
-namespace AttnDreamBooth.Tests.Models.UNet;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
 /// "&lt;case&gt;/unet": the U-Net output for per-row and scalar timesteps and every debug intermediate
 /// ("unet.debug.&lt;module path&gt;", captured with forward hooks on that module), plus the heads-per-block facts.
 /// </summary>
-public sealed class UNetParityCheck : IParityCheck
+public sealed class UNetCheck : IParityCheck
 {
     private const string DebugPrefix = "unet.debug.";
 

@@ -1,16 +1,15 @@
 using AttnDreamBooth.Models.Attention;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
-using static AttnDreamBooth.Tests.Models.UNet.UNetParityHelpers;
+using static AttnDreamBooth.Tests.Parity.UNetParityHelpers;
 
-namespace AttnDreamBooth.Tests.Models.UNet;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
 /// "&lt;case&gt;/unet-attention-probs": the cross-attention probabilities recorded through the public recording API
 /// (all token columns) equal the reference "unet.&lt;layer&gt;.attention_probs" [B*heads, H*W, tokens], and the U-Net
 /// output with the recorder installed still equals the reference output.
 /// </summary>
-public sealed class UNetAttentionProbsParityCheck : IParityCheck
+public sealed class UNetAttentionProbsCheck : IParityCheck
 {
     public string Name => "unet-attention-probs";
     public IReadOnlyCollection<string> Components => ["unet"];

@@ -1,13 +1,12 @@
 using AttnDreamBooth.Models.Clip;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using Xunit.Sdk;
 
-namespace AttnDreamBooth.Tests.Models.Clip;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>"&lt;case&gt;/text-encoder": the text encoder loaded from the pipeline folder reproduces last_hidden_state,
 /// pooler_output and every hidden state from the reference input ids.</summary>
-public sealed class TextEncoderParityCheck : IParityCheck
+public sealed class TextEncoderCheck : IParityCheck
 {
     private const string Prefix = "text_encoder.";
     private const string HiddenStatesPrefix = "text_encoder.hidden_states.";

@@ -1,7 +1,7 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Parity;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>A case folder: a direct sub-folder of a fixtures root that holds reference.json.</summary>
 public sealed class FixtureCase

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Parity;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Shared access to a clip_eval case: its model folder, stored images and facts.</summary>
 public static class ClipFixture

@@ -1,6 +1,6 @@
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Parity;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>
 /// Builds the module of one pipeline component from its config file, so the load check and the real-size

@@ -1,9 +1,9 @@
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Tests.Parity;
+using AttnDreamBooth.Tests.Models.Vae;
 using TorchSharp;
 using Xunit.Sdk;
 
-namespace AttnDreamBooth.Tests.Models.Vae;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
 /// "&lt;case&gt;/vae": the VAE loaded from the case's pipeline folder reproduces every <c>vae.*</c> reference tensor:
@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Tests.Models.Vae;
 /// clamped log-variance and std, the latent sample for the stored noise (and for the reference's generator
 /// seed), post_quant_conv's output and the decoded image, batched and sliced.
 /// </summary>
-public sealed class VaeParityCheck : IParityCheck
+public sealed class VaeCheck : IParityCheck
 {
     private const string Prefix = "vae.";
 

@@ -1,6 +1,6 @@
 using System.Reflection;
 
-namespace AttnDreamBooth.Tests;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Repository paths baked into the test assembly at build time, so tests work from any directory.</summary>
 public static class TestPaths
@@ -15,22 +15,4 @@ public static class TestPaths
 
     /// <summary>A fresh empty directory under the system temp folder; deleted by the returned handle.</summary>
     public static TempDirectory CreateTempDirectory() => new();
-}
-
-public sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "adb-tests-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
 }

@@ -1,8 +1,7 @@
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Models.Vae;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Builds <see cref="AutoencoderKL"/> for the load check and the real-size name/shape tests.</summary>
 public sealed class VaeModuleFactory : IComponentModuleFactory

@@ -1,13 +1,12 @@
 using System.Text.Json;
-using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 using Xunit.Sdk;
 
-namespace AttnDreamBooth.Tests.Text;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>"&lt;case&gt;/tokenizer": every prompt of tokenizer_cases.json (unpadded ids, BPE tokens, padded ids, mask)
 /// and the text encoder's input ids built from the case prompts (derived_facts.prompts), all exact.</summary>
-public sealed class TokenizerParityCheck : IParityCheck
+public sealed class TokenizerCheck : IParityCheck
 {
     private const string InputIds = "text_encoder.input_ids";
 

@@ -1,10 +1,9 @@
 using System.Text.Json;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using Xunit.Sdk;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Parity;
 
 /// <summary>
 /// "&lt;case&gt;/method-regularization": the official regularization on the synthetic maps of <c>method.reg.*</c> —
@@ -16,7 +15,7 @@ namespace AttnDreamBooth.Tests.Personalization;
 /// the <c>method.stage*</c> tensors, which need the full pipeline, and listing it here would make the coverage test
 /// demand them.
 /// </remarks>
-public sealed class MethodRegularizationParityCheck : IParityCheck
+public sealed class MethodRegularizationCheck : IParityCheck
 {
     public string Name => "method-regularization";
 

@@ -6,14 +6,13 @@ using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
-using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace AttnDreamBooth.Tests.Limits;
+namespace AttnDreamBooth.Tests.IO;
 
 /// <summary>
 /// Native allocation failures surface as <see cref="TensorAllocationException"/> instead of a bare ExternalException or a

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace AttnDreamBooth.Tests.Parity;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Elementwise pass rule |actual - expected| &lt;= Atol + Rtol * |expected|; Exact means bit-equal.</summary>
 public sealed record Tolerance(bool Exact, double Atol, double Rtol)

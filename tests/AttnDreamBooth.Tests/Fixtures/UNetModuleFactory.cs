@@ -1,8 +1,7 @@
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Models.UNet;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Builds the U-Net of a pipeline's "unet" folder for the load check and the real-size shape tests.</summary>
 public sealed class UNetModuleFactory : IComponentModuleFactory

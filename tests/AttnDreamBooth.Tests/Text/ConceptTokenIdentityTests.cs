@@ -2,10 +2,11 @@ using System.Text.Json.Nodes;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
+using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Text;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Text;
 
 /// <summary>One token-identity rule for training, saving and loading; special tokens are never concept tokens.</summary>
 public sealed class ConceptTokenIdentityTests

@@ -1,8 +1,7 @@
 using AttnDreamBooth.Models.Clip;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Models.Clip;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Builds <see cref="ClipTextModel"/> for the load check and the real-size name/shape tests.</summary>
 public sealed class TextEncoderModuleFactory : IComponentModuleFactory

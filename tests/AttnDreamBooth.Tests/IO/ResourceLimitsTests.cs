@@ -15,7 +15,7 @@ using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Text;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Limits;
+namespace AttnDreamBooth.Tests.IO;
 
 /// <summary>The resource limits are one public record that the entry points take: each limit refuses by default what is
 /// above it, accepts it once raised, and refuses a normal input once lowered; the record refuses non-positive limits and

@@ -1,8 +1,7 @@
 using System.Text.Json;
-using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 
-namespace AttnDreamBooth.Tests.Text;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>One prompt of a case's tokenizer_cases.json with the reference's answers.</summary>
 public sealed record TokenizerCase(string Category, string Text, long[] InputIds, long[] AttentionMask, long[] InputIdsUnpadded, bool Truncated, string[] BpeTokens);

@@ -1,9 +1,8 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Models.UNet;
+namespace AttnDreamBooth.Tests.Parity;
 
 internal static class UNetParityHelpers
 {
