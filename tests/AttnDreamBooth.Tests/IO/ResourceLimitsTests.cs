@@ -10,8 +10,6 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.Cli;
-using AttnDreamBooth.Tests.Evaluation;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Text;
 using TorchSharp;
 

@@ -66,8 +66,8 @@ public sealed class TensorAllocationTests
         var k = randn([2, 3, 6, 8], generator: generator);
         var v = randn([2, 3, 6, 4], generator: generator);
         var scores = AttentionMath.BatchedMatrixProduct(q, k.transpose(-1, -2));
-        Assert.True(Personalization.TinyPipeline.BitEqual(scores, matmul(q, k.transpose(-1, -2))));
-        Assert.True(Personalization.TinyPipeline.BitEqual(AttentionMath.BatchedMatrixProduct(scores, v), matmul(scores, v)));
+        Assert.True(TinyPipeline.BitEqual(scores, matmul(q, k.transpose(-1, -2))));
+        Assert.True(TinyPipeline.BitEqual(AttentionMath.BatchedMatrixProduct(scores, v), matmul(scores, v)));
         Assert.Equal([2L, 3, 5, 4], AttentionMath.BatchedMatrixProduct(scores, v).shape);
     }
 

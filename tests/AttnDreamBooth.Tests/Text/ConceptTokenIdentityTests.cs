@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Text;
 using TorchSharp;
 

@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,7 +1,7 @@
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Concepts trained once for every export test: on the tiny SD 1.x and SD 2.x models with all three stages (so
 /// the U-Net's weights, biases and norms differ from the base), and an existing-token concept ("sks", stage 1 only).</summary>

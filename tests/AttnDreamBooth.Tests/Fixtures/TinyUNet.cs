@@ -1,7 +1,7 @@
 using AttnDreamBooth.Models.UNet;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Models.Attention;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>The tiny SD 2.x fixture U-Net (heads 2/4, linear projections, upcast) and seeded inputs for it.</summary>
 internal static class TinyUNet
@@ -21,17 +21,5 @@ internal static class TinyUNet
         var timesteps = torch.randint(0, 1000, [batch], generator: g, dtype: torch.int64);
         var text = torch.randn([batch, 77, unet.Config.CrossAttentionDim[0]], generator: g);
         return (sample, timesteps, text);
-    }
-}
-
-/// <summary>A processor that delegates to the default one and counts the layers it served (with their grid size).</summary>
-internal sealed class CountingProcessor : AttnDreamBooth.Models.Attention.IAttentionProcessor
-{
-    public List<(string Path, int Height, int Width)> Calls { get; } = [];
-
-    public torch.Tensor Process(AttnDreamBooth.Models.Attention.Attention attn, torch.Tensor hiddenStates, torch.Tensor? encoderHiddenStates, AttnDreamBooth.Models.Attention.AttentionContext context)
-    {
-        Calls.Add((attn.Path, context.Height, context.Width));
-        return AttnDreamBooth.Models.Attention.ScaledDotProductAttentionProcessor.Instance.Process(attn, hiddenStates, encoderHiddenStates, context);
     }
 }

@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Generates test images with SkiaSharp (and hand-made byte patches for EXIF and broken files).</summary>
 internal static class TestImages

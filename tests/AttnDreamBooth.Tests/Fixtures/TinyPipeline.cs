@@ -1,7 +1,7 @@
 using AttnDreamBooth.Personalization;
 using TorchSharp;
 
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>Small, fast training set-ups on the tiny fixture pipelines.</summary>
 internal static class TinyPipeline

@@ -1,4 +1,4 @@
-namespace AttnDreamBooth.Tests.Personalization;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>
 /// Writes a minimal baseline CMYK JPEG (8x8, one flat colour, Adobe APP14 marker) by hand, because SkiaSharp can

@@ -5,7 +5,7 @@ using AttnDreamBooth.Personalization;
 using TorchSharp;
 using RgbImage = AttnDreamBooth.Imaging.RgbImage;
 
-namespace AttnDreamBooth.Tests.Evaluation;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>
 /// A concept on the tiny SD 1.x fixture, trained once per test run with one step per stage (seeded) from the sample dog
@@ -61,10 +61,4 @@ public sealed class TinyConcept : IAsyncLifetime
 public sealed class TinyConceptCollection : ICollectionFixture<TinyConcept>
 {
     public const string Name = "tiny concept";
-}
-
-/// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the reporting thread.</summary>
-public sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
 }

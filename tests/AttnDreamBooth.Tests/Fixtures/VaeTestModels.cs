@@ -1,6 +1,6 @@
 using AttnDreamBooth.Models.Vae;
 
-namespace AttnDreamBooth.Tests.Models.Vae;
+namespace AttnDreamBooth.Tests.Fixtures;
 
 /// <summary>The tiny VAEs of the fixture pipelines (random weights saved by diffusers).</summary>
 internal static class VaeTestModels
