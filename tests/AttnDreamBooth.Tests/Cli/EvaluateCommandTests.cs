@@ -1,7 +1,6 @@
 using System.Text.Json;
 using AttnDreamBooth.Cli;
 using AttnDreamBooth.Evaluation;
-using AttnDreamBooth.Tests.Evaluation;
 using SkiaSharp;
 using AttnDreamBooth.Tests.IO;
 

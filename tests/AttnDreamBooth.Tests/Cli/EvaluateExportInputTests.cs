@@ -1,6 +1,5 @@
 using System.Text.Json;
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Tests.Evaluation;
 
 namespace AttnDreamBooth.Tests.Cli;
 

@@ -1,5 +1,4 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 

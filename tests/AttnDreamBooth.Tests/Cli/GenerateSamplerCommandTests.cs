@@ -1,5 +1,4 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Tests.Evaluation;
 
 namespace AttnDreamBooth.Tests.Cli;
 

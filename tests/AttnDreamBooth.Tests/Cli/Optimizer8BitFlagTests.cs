@@ -1,5 +1,4 @@
 using AttnDreamBooth.Cli;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Tests.Cli;

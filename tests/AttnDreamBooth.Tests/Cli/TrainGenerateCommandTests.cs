@@ -1,7 +1,6 @@
 using System.Text.Json;
 using AttnDreamBooth.Cli;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Cli;
 

@@ -1,7 +1,6 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 

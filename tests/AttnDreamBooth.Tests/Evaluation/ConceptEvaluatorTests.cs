@@ -1,7 +1,6 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Evaluation;

@@ -1,6 +1,5 @@
 using AttnDreamBooth.Imaging;
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Tests.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Tests.Imaging;

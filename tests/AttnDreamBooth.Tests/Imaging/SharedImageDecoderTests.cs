@@ -1,7 +1,6 @@
 using AttnDreamBooth.Imaging;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Personalization;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Tests.Imaging;

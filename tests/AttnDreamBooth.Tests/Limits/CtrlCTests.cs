@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Tests.Limits;

@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 using TorchSharp;
 

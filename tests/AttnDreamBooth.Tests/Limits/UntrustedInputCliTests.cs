@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using AttnDreamBooth.Tests.Personalization;
 
 namespace AttnDreamBooth.Tests.Limits;
 

@@ -1,7 +1,6 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Models.Attention;
 using AttnDreamBooth.Models.UNet;
 using TorchSharp;
 

@@ -4,7 +4,6 @@ using AttnDreamBooth.IO.SingleFile;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Text;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Personalization;

@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using TorchSharp.Modules;
 

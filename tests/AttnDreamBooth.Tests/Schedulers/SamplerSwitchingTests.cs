@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Schedulers;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -25,7 +25,7 @@ public sealed class SchedulerConfigTests
         // diffusers keeps the file's keys that DDPM/DDIM do not take in their config ("hidden" keys); the reference lists them.
         AssertSameConfig(fixture.Manifest.Fact("scheduler.ddpm_effective_config"), WithCarried(config.For(SchedulerClass.Ddpm)), "DDPM");
         AssertSameConfig(fixture.Manifest.Fact("scheduler.ddim_effective_config"), WithCarried(config.For(SchedulerClass.Ddim)), "DDIM");
-        foreach (var (prefix, overrides) in DpmSolverParityCheck.Chains)
+        foreach (var (prefix, overrides) in SchedulerDpmSolverCheck.Chains)
         {
             // The short chain uses the plain chain's config and has no entry of its own.
             if (prefix == "scheduler.dpmsolver_short") continue;

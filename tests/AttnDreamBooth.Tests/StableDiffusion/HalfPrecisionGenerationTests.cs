@@ -30,7 +30,7 @@ public sealed class HalfPrecisionGenerationTests
         Assert.True(max <= 16, $"max |Δ| {max} grey levels");
         Assert.NotEqual(reference[0], half[0]);
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => bf16.TrainAsync(Personalization.TinyPipeline.Dog()));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => bf16.TrainAsync(TinyPipeline.Dog()));
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using AttnDreamBooth.IO;
-using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 
 namespace AttnDreamBooth.Tests.Text;

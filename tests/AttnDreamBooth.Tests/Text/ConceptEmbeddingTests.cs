@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
-using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Text;
 using TorchSharp;
 

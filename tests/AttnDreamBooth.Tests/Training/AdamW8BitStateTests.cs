@@ -1,6 +1,4 @@
 using System.Text.Json;
-using AttnDreamBooth.Tests.Models.Attention;
-using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

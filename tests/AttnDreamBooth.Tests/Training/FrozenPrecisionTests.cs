@@ -1,7 +1,5 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Models.Attention;
-using AttnDreamBooth.Tests.Models.Attention;
-using AttnDreamBooth.Tests.Models.Vae;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using TorchSharp.Modules;

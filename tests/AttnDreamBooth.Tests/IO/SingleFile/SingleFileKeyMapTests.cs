@@ -1,6 +1,5 @@
 using System.Text.Json;
 using AttnDreamBooth.IO.SingleFile;
-using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.IO.SingleFile;
 

@@ -2,7 +2,6 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Blocks;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,4 @@
 using AttnDreamBooth.Models.Lora;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 using TorchSharp.Modules;
 

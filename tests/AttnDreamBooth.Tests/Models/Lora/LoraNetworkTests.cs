@@ -1,7 +1,6 @@
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Personalization;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Models.Lora;

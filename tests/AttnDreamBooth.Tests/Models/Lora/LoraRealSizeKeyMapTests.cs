@@ -1,6 +1,5 @@
 using System.Text.Json;
 using AttnDreamBooth.Models.Lora;
-using AttnDreamBooth.Tests.Parity;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 

@@ -1,6 +1,5 @@
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Lora;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;

@@ -1,5 +1,4 @@
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Models.UNet;

@@ -1,7 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Models.Attention;
-using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,7 +1,6 @@
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Blocks;
 using AttnDreamBooth.Models.UNet;
-using AttnDreamBooth.Tests.Models.Attention;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;

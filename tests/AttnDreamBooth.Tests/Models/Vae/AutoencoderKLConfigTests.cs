@@ -81,5 +81,5 @@ public sealed class AutoencoderKLConfigTests
         Assert.Contains("down_block_types", ex.Message);
     }
 
-    private static TorchSharp.torch.Device ComponentFactoriesMeta => Parity.ComponentFactories.Meta;
+    private static TorchSharp.torch.Device ComponentFactoriesMeta => ComponentFactories.Meta;
 }

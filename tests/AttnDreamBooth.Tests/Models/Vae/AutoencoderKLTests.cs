@@ -10,7 +10,7 @@ public sealed class AutoencoderKLTests
     public void ParameterNamesFollowDiffusers()
     {
         var config = AutoencoderKLConfig.Load(Path.Combine(VaeTestModels.Sd1Folder, "config.json"));
-        using var vae = new AutoencoderKL(config, Parity.ComponentFactories.Meta);
+        using var vae = new AutoencoderKL(config, ComponentFactories.Meta);
         var names = vae.state_dict().Keys.ToHashSet();
 
         Assert.Contains("encoder.mid_block.attentions.0.to_out.0.weight", names);
@@ -29,7 +29,7 @@ public sealed class AutoencoderKLTests
     public void MidBlockWithoutAttentionHasNoAttentionWeights()
     {
         var config = new AutoencoderKLConfig { BlockOutChannels = [32], NormNumGroups = 8, MidBlockAddAttention = false };
-        using var vae = new AutoencoderKL(config, Parity.ComponentFactories.Meta);
+        using var vae = new AutoencoderKL(config, ComponentFactories.Meta);
         Assert.DoesNotContain(vae.state_dict().Keys, k => k.Contains("attentions"));
     }
 
@@ -148,7 +148,7 @@ public sealed class AutoencoderKLTests
             var legacyNames = doc.RootElement.EnumerateObject().Select(p => ToLegacyName(p.Name)).ToArray();
             Assert.Equal(16, legacyNames.Count(VaeWeightNames.IsLegacyName));
 
-            using var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(variant, "vae", "config.json")), Parity.ComponentFactories.Meta);
+            using var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(variant, "vae", "config.json")), ComponentFactories.Meta);
             Assert.Equal(vae.state_dict().Keys.Order(StringComparer.Ordinal), legacyNames.Select(VaeWeightNames.ToCurrentName).Order(StringComparer.Ordinal));
         }
     }

@@ -9,7 +9,7 @@ public sealed class VaeMemoryOptionsTests(ITestOutputHelper output)
     [Fact]
     public void OptionsAreOffByDefault()
     {
-        using var vae = new AutoencoderKL(new AutoencoderKLConfig(), Parity.ComponentFactories.Meta);
+        using var vae = new AutoencoderKL(new AutoencoderKLConfig(), ComponentFactories.Meta);
         Assert.False(vae.UseSlicing);
         Assert.Null(vae.Tiling);
     }
@@ -46,7 +46,7 @@ public sealed class VaeMemoryOptionsTests(ITestOutputHelper output)
             BlockOutChannels = [32, 32, 32, 32],
             DownBlockTypes = Enumerable.Repeat(AutoencoderKLConfig.DownEncoderBlockType, 4).ToArray(),
             UpBlockTypes = Enumerable.Repeat(AutoencoderKLConfig.UpDecoderBlockType, 4).ToArray(),
-        }, Parity.ComponentFactories.Meta);
+        }, ComponentFactories.Meta);
         Assert.Throws<ArgumentException>(() => vae.Tiling = new VaeTilingOptions(4));
         vae.EnableTiling();
         Assert.Equal(vae.Config.SampleSize, vae.Tiling!.TileSampleSize);
