@@ -56,6 +56,19 @@ public sealed record PretrainingRecipe
     /// prediction and min(SNR, γ) / (SNR + 1) for v-prediction (both give the x0 error the weight min(SNR, γ)); 0 disables it.</summary>
     public double MinSnrGamma { get; init; }
 
+    /// <summary>
+    /// Object-weighted U-Net loss (<c>object_loss_weight</c>; 0, the default, is the plain mean squared error). When it is
+    /// λ &gt; 0, each latent element's squared error e is weighted by w = 1 + λ·m, where m ∈ [0, 1] is the union (per-pixel
+    /// maximum) of the objects' coverage masks averaged over each latent pixel's <c>f × f</c> block of image pixels
+    /// (f the VAE's downsampling factor) and broadcast over the latent channels; an image's loss is
+    /// mean(w·e) / mean(w), so its scale stays that of the MSE, and min-SNR weighting and the batch mean apply to it as
+    /// to the MSE. Objects cover a small part of the image and so of the plain loss; this shifts the loss towards them.
+    /// Needs a source that provides object masks (<see cref="IPretrainingSource.ProvidesObjectMasks"/>). Opt-in; the shipped model was trained without it.
+    /// </summary>
+    /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double ObjectLossWeight { get; init; }
+
     /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
     public double MaxGradNorm { get; init; } = 1.0;
 
@@ -93,6 +106,7 @@ public sealed record PretrainingRecipe
         Require(FinalLearningRateFraction is > 0 and <= 1, nameof(FinalLearningRateFraction), "must be in (0, 1]");
         Require(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), "must be in [0, 1)");
         Require(MinSnrGamma >= 0 && double.IsFinite(MinSnrGamma), nameof(MinSnrGamma), "must be a finite number ≥ 0");
+        Require(ObjectLossWeight >= 0 && double.IsFinite(ObjectLossWeight), nameof(ObjectLossWeight), "(object_loss_weight) must be a finite number ≥ 0");
         Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), nameof(MaxGradNorm), "must be a finite number ≥ 0");
         ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
         ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));

@@ -45,6 +45,9 @@ public sealed class ShapesPretrainer
             throw new ArgumentException($"PretrainingOptions.VaeFolder replaces the VAE phase; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
         if (source.ImageSize != recipe.Architecture.ImageSize)
             throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
+        if (recipe.ObjectLossWeight > 0 && !source.ProvidesObjectMasks)
+            throw new ArgumentException($"The recipe's object_loss_weight ({recipe.ObjectLossWeight}) weights the loss by object masks, which the source " +
+                $"({source.GetType().Name}) does not provide (IPretrainingSource.ProvidesObjectMasks); use object_loss_weight 0 or a source with masks.", nameof(source));
         _recipe = recipe;
         _source = source;
         _options = options;
@@ -248,6 +251,9 @@ public sealed class ShapesPretrainer
                         var denominator = _recipe.Scheduler.PredictionType == PredictionType.VPrediction ? snr.add(1) : snr;
                         weights = snr.clamp_max(_recipe.MinSnrGamma).div(denominator);
                     }
+                    var coverage = _recipe.ObjectLossWeight > 0
+                        ? ObjectLossWeighting.CoverageTensor(examples, _recipe.Architecture.ImageSize, _recipe.Architecture.Vae.DownsampleFactor)
+                        : null;
                     double unweighted = double.NaN;
                     loss = Backward(optimizer, () =>
                     {
@@ -255,6 +261,7 @@ public sealed class ShapesPretrainer
                         var prediction = unet.call(noisy, timesteps, hidden);
                         var perSample = prediction.sub(target).square().mean([1, 2, 3]);
                         unweighted = perSample.mean().item<float>();
+                        if (coverage is not null) perSample = ObjectLossWeighting.PerImageLoss(prediction, target, coverage, _recipe.ObjectLossWeight);
                         return perSample.mul(weights).mean();
                     });
                     mse = unweighted;

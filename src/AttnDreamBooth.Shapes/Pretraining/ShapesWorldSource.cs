@@ -17,9 +17,12 @@ public sealed class ShapesWorldSource : IPretrainingSource
     public int ImageSize => _sampler.ImageSize;
 
     /// <inheritdoc />
+    public bool ProvidesObjectMasks => true;
+
+    /// <inheritdoc />
     public PretrainingExample Get(long index)
     {
         var sample = _sampler.Sample(index);
-        return new PretrainingExample(sample.Image, sample.Caption);
+        return new PretrainingExample(sample.Image, sample.Caption) { Masks = sample.Masks };
     }
 }
