@@ -21,8 +21,6 @@ internal static class AdamW8BitOnePassUpdate
 
     private readonly record struct KernelItem(nint Param, nint Grad, nint ExpAvgCodes, nint ExpAvgAbsmax, nint ExpAvgSqCodes, nint ExpAvgSqAbsmax, long Count);
 
-    private readonly record struct Chunk(int Item, long Start, long Count);
-
     /// <summary>Whether <paramref name="t"/> can take the fused kernel.</summary>
     public static bool Supports(AdamW8BitTensors t)
     {
@@ -56,24 +54,7 @@ internal static class AdamW8BitOnePassUpdate
         }
         if (work.Count == 0) return;
         var scalars = s;
-        long total = work.Sum(w => w.Count);
-        int threads = Math.Max(1, get_num_threads());
-        if (threads == 1 || total <= ChunkElements)
-        {
-            foreach (var w in work) Run(w, 0, w.Count, scalars);
-            return;
-        }
-        var chunks = new List<Chunk>((int)(total / ChunkElements) + work.Count);
-        for (int i = 0; i < work.Count; i++)
-        {
-            for (long start = 0; start < work[i].Count; start += ChunkElements)
-                chunks.Add(new Chunk(i, start, Math.Min(ChunkElements, work[i].Count - start)));
-        }
-        Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
-        {
-            var (item, start, count) = chunks[c];
-            Run(work[item], start, count, scalars);
-        });
+        ChunkedParallel.For(work.Select(w => w.Count).ToArray(), ChunkElements, (item, start, count) => Run(work[item], start, count, scalars));
     }
 
     private static unsafe void Run(KernelItem w, long start, long count, in AdamWStepScalars s)

@@ -71,27 +71,11 @@ internal static class AdamWOnePassUpdate
 
     private readonly record struct KernelItem(nint Param, nint Grad, nint ExpAvg, nint ExpAvgSq, long Count);
 
-    private readonly record struct Chunk(int Item, long Start, long Count);
-
     private static unsafe void RunKernel(List<KernelItem> work, AdamWStepScalars s)
     {
         if (work.Count == 0) return;
-        long total = work.Sum(w => w.Count);
-        int threads = Math.Max(1, get_num_threads());
-        if (threads == 1 || total <= ChunkElements)
+        ChunkedParallel.For(work.Select(w => w.Count).ToArray(), ChunkElements, (item, start, count) =>
         {
-            foreach (var w in work) AdamWCpuKernel.Update((float*)w.Param, (float*)w.Grad, (float*)w.ExpAvg, (float*)w.ExpAvgSq, w.Count, s);
-            return;
-        }
-        var chunks = new List<Chunk>((int)(total / ChunkElements) + work.Count);
-        for (int i = 0; i < work.Count; i++)
-        {
-            for (long start = 0; start < work[i].Count; start += ChunkElements)
-                chunks.Add(new Chunk(i, start, Math.Min(ChunkElements, work[i].Count - start)));
-        }
-        Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
-        {
-            var (item, start, count) = chunks[c];
             var w = work[item];
             AdamWCpuKernel.Update((float*)w.Param + start, (float*)w.Grad + start, (float*)w.ExpAvg + start, (float*)w.ExpAvgSq + start, count, s);
         });
