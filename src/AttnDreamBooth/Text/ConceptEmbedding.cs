@@ -250,7 +250,10 @@ internal sealed class ConceptEmbedding : nn.Module
         {
             var hit = ids.eq(_ids[k]);
             isConcept = isConcept.logical_or(hit);
-            row = row.masked_fill(hit, k);
+            // An implicit Scalar can be finalized by the GC while libtorch still reads it (its handle is a bare IntPtr);
+            // a scalar held by `using` lives until the call has returned.
+            using var index = ((long)k).ToScalar();
+            row = row.masked_fill(hit, index);
         }
         long tableRows = TextModel.TokenEmbeddingCount;
         var unknown = ids.ge(tableRows).logical_and(isConcept.logical_not());
@@ -262,7 +265,8 @@ internal sealed class ConceptEmbedding : nn.Module
         Tensor table;
         using (torch.no_grad())
         {
-            table = TextModel.TokenEmbeddings(ids.masked_fill(isConcept, 0));
+            using var zero = 0L.ToScalar();
+            table = TextModel.TokenEmbeddings(ids.masked_fill(isConcept, zero));
         }
         var concept = weight.index_select(0, row.flatten()).view(ids.shape[0], ids.shape[1], weight.shape[1]);
         // A text encoder held in half precision for inference computes in its own dtype; the learned rows stay float32.

@@ -183,6 +183,8 @@ public sealed class ClipTextModel : nn.Module
             ScalarType.Float64 => double.MinValue,
             _ => float.MinValue,
         };
-        return torch.zeros(batch, 1, length, length, dtype: dtype, device: attentionMask.device).masked_fill(allowed.logical_not(), blocked);
+        // Held by `using` so the GC cannot finalize the scalar while libtorch reads it (see ConceptEmbedding.Embed).
+        using var value = blocked.ToScalar();
+        return torch.zeros(batch, 1, length, length, dtype: dtype, device: attentionMask.device).masked_fill(allowed.logical_not(), value);
     }
 }
