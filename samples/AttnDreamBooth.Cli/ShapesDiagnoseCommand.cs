@@ -17,7 +17,7 @@ internal static class ShapesDiagnoseCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the renders and the noise.", DefaultValueFactory = _ => 7 };
         var attributes = new Option<bool>("--attributes")
         {
-            Description = "Also measure which caption words the denoiser uses: the error rise when one attribute of the full caption names another value.",
+            Description = "Also measure which caption words the denoiser uses (the error rise when one attribute of the full caption names another value) and how far each such swap moves the text encoder's output.",
         };
         var command = new Command("diagnose", "Measure how much the denoiser uses its text: epsilon error with the image's own caption, the empty caption and another image's caption.")
         {
@@ -42,6 +42,13 @@ internal static class ShapesDiagnoseCommand
                 foreach (var u in uses)
                     byAttribute.AddRow([u.Timestep.ToString(), $"{u.FullCaption:F4}", .. AttributeUse.Attributes.Select(a => Signed(u.Rise(a)))]);
                 console.Write(byAttribute);
+                var separation = ShapesConditioningProbe.MeasureTextSeparation(components, ShapesWorld.Default, count, parse.GetValue(seed), ct);
+                var moves = new Table { Title = new TableTitle("text encoder: hidden-state move when one word names another value (relative to a token's norm)") }
+                    .AddColumns("attribute", "mean over tokens", "peak token");
+                foreach (var s in separation)
+                    moves.AddRow(s.Attribute, s.MeanMove.ToString("F3", System.Globalization.CultureInfo.InvariantCulture),
+                        s.PeakMove.ToString("F3", System.Globalization.CultureInfo.InvariantCulture));
+                console.Write(moves);
             }
             return Task.FromResult(0);
         }));

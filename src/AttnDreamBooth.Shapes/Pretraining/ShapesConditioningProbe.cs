@@ -77,6 +77,48 @@ public static class ShapesConditioningProbe
             AttributeUse.Attributes.Select((a, i) => (a, errors[k][i + 1])).ToDictionary(p => p.a, p => p.Item2))).ToList();
     }
 
+    /// <summary>
+    /// Whether the text encoder tells the values of each attribute apart: on the captions of <paramref name="images"/>
+    /// single-object renders (the same scenes and swaps as <see cref="MeasureAttributeUse"/> with the same seed) it measures
+    /// how far the last hidden state moves when one attribute names another value. It needs no U-Net pass, so it separates
+    /// "the encoder does not distinguish the words" from "the denoiser does not use what the encoder distinguishes".
+    /// </summary>
+    public static IReadOnlyList<TextSeparation> MeasureTextSeparation(StableDiffusionComponents model, ShapesWorld world, int images = 64,
+        long seed = 7, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(world);
+        ArgumentOutOfRangeException.ThrowIfLessThan(images, 1);
+        var sampler = new ShapesSampler(world, seed,
+            new ShapesSamplerOptions { EmptyCaptionProbability = 0, SecondObjectProbability = 0, ImageSize = model.DefaultResolution });
+        var scenes = Enumerable.Range(0, images).Select(i => sampler.Sample(i).Scene).ToList();
+        var random = new SeededRandom(seed);
+        var full = scenes.Select(s => ShapesCaptions.Full(s)).ToList();
+        var swapped = AttributeUse.Attributes
+            .Select(a => (Attribute: a, Captions: scenes.Select(s => ShapesCaptions.Full(Swap(s, a, world, random))).ToList())).ToList();
+        var device = model.Device;
+        using var _ = no_grad();
+        var sums = new double[swapped.Count, 2];
+        for (int start = 0; start < images; start += BatchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            int count = Math.Min(BatchSize, images - start);
+            Tensor Encode(List<string> captions) =>
+                model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions.GetRange(start, count), device)).LastHiddenState;
+            var reference = Encode(full);
+            // Per image: the mean token norm, so an encoder with large outputs does not look better separated.
+            var scale = reference.square().sum(-1).sqrt().mean([1]);
+            for (int a = 0; a < swapped.Count; a++)
+            {
+                var move = Encode(swapped[a].Captions).sub(reference).square().sum(-1).sqrt();
+                sums[a, 0] += move.mean([1]).div(scale).sum().item<float>();
+                sums[a, 1] += move.amax([1]).div(scale).sum().item<float>();
+            }
+        }
+        return swapped.Select((s, a) => new TextSeparation(s.Attribute, sums[a, 0] / images, sums[a, 1] / images)).ToList();
+    }
+
     /// <summary>The scene with <paramref name="attribute"/> of its (only) object, or its background, replaced by a different value.</summary>
     internal static Scene Swap(Scene scene, string attribute, ShapesWorld world, SeededRandom random)
     {

@@ -1,6 +1,9 @@
 using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
+using AttnDreamBooth.StableDiffusion;
+using AttnDreamBooth.Tests.Shapes.ShippedModel;
 using AttnDreamBooth.Training;
+using TorchSharp;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
@@ -42,6 +45,28 @@ public class ShapesConditioningProbeTests
         var scene = new ShapesSampler(World, 5, new ShapesSamplerOptions { SecondObjectProbability = 0 }).Describe(0).Scene;
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => ShapesConditioningProbe.Swap(scene, "texture", World, new SeededRandom(1)));
         Assert.Contains("texture", e.Message, StringComparison.Ordinal);
+    }
+
+    // An encoder that cannot tell the shape words apart must measure exactly 0 for shape and still see the other words;
+    // made so by giving every shape word the embedding row of "circle" in the shipped model.
+    [Fact]
+    public void TextSeparationIsZeroExactlyForWordsTheEncoderCannotTellApart()
+    {
+        using var model = StableDiffusionComponents.Load(ShippedModelFixture.ModelFolder);
+        var before = ShapesConditioningProbe.MeasureTextSeparation(model, World, images: 8).ToDictionary(s => s.Attribute);
+        Assert.Equal(AttributeUse.Attributes, before.Keys);
+        Assert.True(before["shape"].PeakMove > 0.01, $"shape peak move {before["shape"].PeakMove}");
+        var table = model.TextEncoder.TokenEmbeddingWeight;
+        int Id(string word) => Assert.Single(model.Tokenizer.EncodeWithoutSpecialTokens(word));
+        using (torch.no_grad())
+            foreach (var shape in World.Shapes)
+                table[Id(shape.Word)].copy_(table[Id(World.Shapes[0].Word)]);
+        var after = ShapesConditioningProbe.MeasureTextSeparation(model, World, images: 8).ToDictionary(s => s.Attribute);
+        Assert.Equal(0, after["shape"].MeanMove);
+        Assert.Equal(0, after["shape"].PeakMove);
+        // The other attributes' captions hold the (now merged) shape word too, so their values change but not vanish.
+        foreach (string attribute in AttributeUse.Attributes.Where(a => a != "shape"))
+            Assert.True(after[attribute].PeakMove >= after[attribute].MeanMove && after[attribute].PeakMove > 0.01, attribute);
     }
 
     private static string Value(Scene scene, string attribute)
