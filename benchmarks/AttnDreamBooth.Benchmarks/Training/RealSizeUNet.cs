@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Globalization;
+using AttnDreamBooth.Models.UNet;
+using static TorchSharp.torch;
+
+namespace AttnDreamBooth.Benchmarks.Training;
+
+/// <summary>What the untimed profiling commands share: the real-size SD 2.1-base U-Net with random weights and a
+/// stage-3-like step (every parameter trained, batch 1, 77 text tokens, MSE against a random target).</summary>
+internal sealed class RealSizeUNet : IDisposable
+{
+    public const int TextTokens = 77;
+
+    private RealSizeUNet(UNet2DConditionModel unet, int latent)
+    {
+        Model = unet;
+        Latent = latent;
+        var g = new Generator(1);
+        Latents = randn([1, 4, latent, latent], generator: g);
+        Target = randn([1, 4, latent, latent], generator: g);
+        Timestep = tensor(500L);
+        Text = randn([1, TextTokens, unet.Config.CrossAttentionDim[0]], generator: g);
+    }
+
+    public UNet2DConditionModel Model { get; }
+
+    public int Latent { get; }
+
+    public Tensor Latents { get; }
+
+    public Tensor Target { get; }
+
+    public Tensor Timestep { get; }
+
+    public Tensor Text { get; }
+
+    /// <summary>Builds the model (seed 0) in training mode with every parameter requiring a gradient, as in stage 3.
+    /// <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c> swaps in another config (to smoke-test the command on a tiny model).</summary>
+    public static RealSizeUNet Create(int latent)
+    {
+        manual_seed(0);
+        string config = Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_UNET_CONFIG")
+            ?? Path.Combine(RepoRoot(), "tests", "fixtures", "real-size", "stable-diffusion-2-1-base", "unet", "config.json");
+        var unet = new UNet2DConditionModel(UNetConfig.Load(config), CPU);
+        unet.train();
+        foreach (var p in unet.parameters()) p.requires_grad = true;
+        return new RealSizeUNet(unet, latent);
+    }
+
+    /// <summary>One forward (with the MSE loss) and one backward; gradients accumulate into the kept (zeroed) buffers as
+    /// in training. Returns the two wall-clock times in milliseconds.</summary>
+    public (double Forward, double Backward) Step(Tensor? sample = null)
+    {
+        foreach (var p in Model.parameters()) p.grad?.zero_();
+        using var scope = NewDisposeScope();
+        var watch = Stopwatch.StartNew();
+        var loss = nn.functional.mse_loss(Model.call(sample ?? Latents, Timestep, Text), Target);
+        double forward = watch.Elapsed.TotalMilliseconds;
+        watch.Restart();
+        loss.backward();
+        return (forward, watch.Elapsed.TotalMilliseconds);
+    }
+
+    public static string LoadAverage() =>
+        OperatingSystem.IsLinux() ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted.Length == 0 ? double.NaN
+            : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    public static string Ms(double ms) => ms.ToString("F0", CultureInfo.InvariantCulture);
+
+    public static string Percent(double part, double whole) => (100 * part / whole).ToString("F1", CultureInfo.InvariantCulture) + " %";
+
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AttnDreamBooth.sln"))) return dir.FullName;
+        }
+        throw new DirectoryNotFoundException("Run the benchmarks from inside the repository (AttnDreamBooth.sln not found above " + AppContext.BaseDirectory + ").");
+    }
+
+    public void Dispose()
+    {
+        Latents.Dispose();
+        Target.Dispose();
+        Timestep.Dispose();
+        Text.Dispose();
+        Model.Dispose();
+    }
+}
