@@ -2,7 +2,9 @@ using AttnDreamBooth.Benchmarks.Training;
 using BenchmarkDotNet.Running;
 
 // Pick benchmarks with --filter; see docs/benchmarks.md for the jobs and the recorded results. The first argument
-// "eight-bit-effect" runs the (untimed) training-effect comparison of 8-bit optimizer states instead.
+// "eight-bit-effect" runs the (untimed) training-effect comparison of 8-bit optimizer states instead, and "memory-table"
+// the training memory table (a fresh process per row).
 if (args.Length > 0 && args[0] == EightBitTrainingEffect.Command) return await EightBitTrainingEffect.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == MemoryTable.Command) return MemoryTable.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;
