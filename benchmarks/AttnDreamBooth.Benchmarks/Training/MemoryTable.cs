@@ -145,6 +145,8 @@ internal static class MemoryTable
         int failed = 0;
         foreach (var row in todo)
         {
+            // Another sweep (or a row left running) may have measured it meanwhile.
+            if (ReadResults(output).Any(r => r.Id == row.Id)) continue;
             var start = new ProcessStartInfo { UseShellExecute = false };
             string self = Environment.ProcessPath ?? throw new InvalidOperationException("The program's path is unknown.");
             if (lockFile is not null)

@@ -72,7 +72,7 @@ internal sealed class TrainingMemoryPlan : IDisposable
     private void RestoreUNet()
     {
         if (_castUNet.Count == 0) return;
-        _components.UNet.to(float32);
+        FrozenPrecision.ConvertReleasing(_components.UNet, float32);
         // From the source the pipeline was really built from (a single file's config folder holds no such weights).
         _components.Weights.Restore(_components.UNet, "unet", _castUNet);
         _castUNet = [];
