@@ -238,9 +238,7 @@ internal sealed partial class PersonalizationTrainer
     }
 
     private AdamWOptimizer CreateOptimizer(StageOptions settings, List<(string Name, Parameter Parameter)> trainable) =>
-        new(trainable, settings.Optimizer, settings.LearningRate,
-            _options.EightBitOptimizerStates ? AttnDreamBooth.Training.AdamWStateFormat.BlockwiseInt8 : AttnDreamBooth.Training.AdamWStateFormat.Float32)
-        { MinQuantizedElements = _options.MinQuantizedOptimizerElements };
+        StageOptimizer.Create(trainable, settings, _options);
 
     /// <summary>Train mode (dropout) for the U-Net in the stages that change it, and for the adapters of a LoRA stage.</summary>
     private void SetTrainingModes(TrainingStage stage, StageOptions settings)

@@ -1,14 +1,29 @@
+using AttnDreamBooth.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>
-/// Gradient clipping of one stage, configured from <see cref="StageOptions"/> (the optimizer itself is
-/// <see cref="Training.AdamWOptimizer"/>, whose state can be checkpointed).
+/// The optimizer and the gradient clipping of one stage, configured from <see cref="StageOptions"/> (the optimizer itself is
+/// <see cref="AdamWOptimizer"/>, whose state can be checkpointed).
 /// </summary>
 internal static class StageOptimizer
 {
+    /// <summary>The optimizer a stage trains <paramref name="trainable"/> with: AdamW with the stage's settings, its moments in
+    /// float32 or, with <see cref="TrainingOptions.EightBitOptimizerStates"/>, block-wise 8-bit.</summary>
+    public static AdamWOptimizer Create(IEnumerable<(string Name, Parameter Parameter)> trainable, StageOptions settings, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(trainable);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(options);
+        var format = options.EightBitOptimizerStates ? AdamWStateFormat.BlockwiseInt8 : AdamWStateFormat.Float32;
+        return new AdamWOptimizer(trainable, settings.Optimizer, settings.LearningRate, format)
+        {
+            MinQuantizedElements = options.MinQuantizedOptimizerElements,
+        };
+    }
+
     /// <summary>
     /// Clips the global L2 norm of the gradients of <paramref name="parameters"/> to <see cref="StageOptions.MaxGradNorm"/>
     /// when it is set (no-op otherwise) and returns the norm before clipping (NaN when clipping is off and

@@ -1,4 +1,5 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Training;
@@ -53,15 +54,25 @@ internal sealed class TrainingMemoryPlan : IDisposable
     /// names. Returns true when parameters were cast.</summary>
     public bool AfterSelection(TrainingStage stage, bool lora = false, Func<string, bool>? keepFp32 = null)
     {
-        if (_dtype is not { } dtype || (stage == TrainingStage.UNet && !lora)) return false;
-        _castUNet = FrozenPrecision.Apply(_components.UNet, dtype, keepFp32).Cast;
+        _castUNet = CastFrozenUNet(_components.UNet, _dtype, stage, lora, keepFp32);
         return _castUNet.Count > 0;
+    }
+
+    /// <summary>The rule <see cref="AfterSelection"/> applies, for callers that hold a bare U-Net (the training-memory
+    /// benchmark): casts the U-Net's frozen layers to <paramref name="dtype"/> in stages 1–2 and in a LoRA stage 3, after
+    /// requires_grad was set; a full stage 3 or a null dtype casts nothing. Returns the cast parameters' names.</summary>
+    internal static IReadOnlyList<string> CastFrozenUNet(UNet2DConditionModel unet, ScalarType? dtype, TrainingStage stage, bool lora,
+        Func<string, bool>? keepFp32 = null)
+    {
+        ArgumentNullException.ThrowIfNull(unet);
+        if (dtype is not { } d || (stage == TrainingStage.UNet && !lora)) return [];
+        return FrozenPrecision.Apply(unet, d, keepFp32).Cast;
     }
 
     private void RestoreUNet()
     {
         if (_castUNet.Count == 0) return;
-        _components.UNet.to(float32);
+        FrozenPrecision.ConvertReleasing(_components.UNet, float32);
         // From the source the pipeline was really built from (a single file's config folder holds no such weights).
         _components.Weights.Restore(_components.UNet, "unet", _castUNet);
         _castUNet = [];

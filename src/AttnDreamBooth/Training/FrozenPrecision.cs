@@ -77,8 +77,26 @@ internal static class FrozenPrecision
                     + "train the whole model in float32 instead (do not apply frozen precision to it).");
         }
 
-        foreach (var root in castRoots) root.to(dtype);
+        foreach (var root in castRoots) ConvertReleasing(root, dtype);
         return new FrozenPrecisionResult(dtype, cast, kept);
+    }
+
+    /// <summary>
+    /// <c>module.to(dtype)</c>, then disposes the floating parameters and buffers it replaced. TorchSharp's conversion
+    /// registers new tensors and leaves the old ones to the garbage collector, which does not see native memory: a
+    /// real-size U-Net cast to bf16 kept its float32 weights (3 GiB) alive next to the bf16 copy. Callers must not hold
+    /// the old tensors (select parameters after converting).
+    /// </summary>
+    internal static void ConvertReleasing(nn.Module module, ScalarType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var before = module.parameters().Cast<Tensor>().Concat(module.buffers()).Where(t => t.is_floating_point() && t.dtype != dtype).ToArray();
+        module.to(dtype);
+        var now = new HashSet<Tensor>(module.parameters().Cast<Tensor>().Concat(module.buffers()), ReferenceEqualityComparer.Instance);
+        foreach (var old in before)
+        {
+            if (!now.Contains(old) && !old.IsInvalid) old.Dispose();
+        }
     }
 
     private static string Owner(string parameterName)

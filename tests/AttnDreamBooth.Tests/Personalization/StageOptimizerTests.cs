@@ -72,4 +72,25 @@ public sealed class StageOptimizerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new AdamWOptimizer([("p", p)], new AdamWOptions(), learningRate: -1));
         Assert.Throws<ArgumentException>(() => new AdamWOptimizer([("p", p), ("p", p)], new AdamWOptions(), learningRate: 1e-3));
     }
+
+    [Fact]
+    public void Create_takes_the_stage_settings_and_the_runs_state_format()
+    {
+        var big = new Parameter(torch.ones(5000));
+        var small = new Parameter(torch.ones(100));
+        big.grad = torch.full(5000, 0.5f);
+        small.grad = torch.full(100, 0.5f);
+        var settings = StagePlan.Paper.Stage2;
+        using var plain = StageOptimizer.Create([("big", big), ("small", small)], settings, new TrainingOptions());
+        using var eightBit = StageOptimizer.Create([("big", big), ("small", small)], settings, new TrainingOptions { EightBitOptimizerStates = true });
+        Assert.Equal(settings.LearningRate, plain.LearningRate);
+        Assert.Equal(settings.Optimizer, plain.Options);
+        Assert.Equal(AdamWStateFormat.Float32, plain.StateFormat);
+        Assert.Equal(AdamWStateFormat.BlockwiseInt8, eightBit.StateFormat);
+        plain.Step();
+        eightBit.Step();
+        Assert.Equal(2 * 5100 * 4, plain.StateBytes);
+        // The 5,000-element tensor is quantized (codes + one float32 scale per 256), the 100-element one stays float32.
+        Assert.Equal(2 * (5000 + 4 * 20) + 2 * 100 * 4, eightBit.StateBytes);
+    }
 }

@@ -212,6 +212,26 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CastingReleasesTheReplacedFloat32Tensors()
+    {
+        using var unet = TinyUNet.Load(TestPaths.TinySd2);
+        foreach (var (name, p) in unet.named_parameters()) p.requires_grad = name.Contains(".attn2.to_", StringComparison.Ordinal);
+        var frozen = unet.named_parameters().Where(p => !p.parameter.requires_grad).Select(p => p.parameter).ToArray();
+        var trained = unet.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.parameter).ToArray();
+        FrozenPrecision.Apply(unet, ScalarType.BFloat16);
+        // The float32 originals of the cast layers are freed at once, not left to the garbage collector.
+        Assert.All(frozen, p => Assert.True(p.IsInvalid));
+        Assert.All(trained, p => Assert.False(p.IsInvalid));
+        Assert.All(unet.parameters(), p => Assert.False(p.IsInvalid));
+
+        var half = unet.parameters().Where(p => p.dtype == ScalarType.BFloat16).ToArray();
+        FrozenPrecision.ConvertReleasing(unet, ScalarType.Float32);
+        Assert.All(half, p => Assert.True(p.IsInvalid));
+        Assert.All(unet.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(trained, p => Assert.False(p.IsInvalid));
+    }
+
+    [Fact]
     public void IntegerBuffersKeepTheirType()
     {
         using var scope = NewDisposeScope();
