@@ -37,10 +37,15 @@ internal static class ShapesExperimentCommand
         var classImages = new Option<int?>("--class-images") { Description = "Prior-preservation class images per category (default 100)." };
         var seed = new Option<long>("--seed") { Description = "Training seed of every cell.", DefaultValueFactory = _ => 42 };
         var noStages = new Option<bool>("--no-stage-metrics") { Description = "Do not judge multi-stage methods after each stage." };
+        var loraRank = new Option<int?>("--lora-rank")
+        {
+            Description = "Train LoRA adapters of this rank in stages 2 and 3 of every method instead of fine-tuning the U-Net "
+                + "(at the Shapes LoRA learning rate, 1e-3); compare with a run without it in another --out folder.",
+        };
         var command = new Command("experiment", "Compare personalization methods on Shapes concepts: train each concept with each method, generate the prompts, "
             + "score identity, text and [V] attention; write results.csv/json, summary.md, scatter.png and grids.")
         {
-            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages,
+            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages, loraRank,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -65,6 +70,11 @@ internal static class ShapesExperimentCommand
                 if (parse.GetValue(seeds) is { } n) options = options with { Seeds = n };
                 if (parse.GetValue(stepsScale) is { } x) options = options with { StepsScale = x };
                 if (parse.GetValue(classImages) is { } k) options = options with { ClassImages = k };
+                if (parse.GetValue(loraRank) is { } rank)
+                {
+                    if (rank < 1) throw new ArgumentException($"--lora-rank must be at least 1; got {rank}.");
+                    options = options with { Lora = new AttnDreamBooth.Models.Lora.LoraOptions(Rank: rank) };
+                }
                 options.Validate();
                 return await RunAsync(console, options, ct);
             }

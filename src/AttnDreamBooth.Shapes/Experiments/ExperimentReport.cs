@@ -103,6 +103,7 @@ internal static class ExperimentReport
                 seeds = options.Seeds,
                 stepsScale = options.StepsScale,
                 classImages = options.ClassImages,
+                loraRank = options.Lora?.Rank,
                 stageMetrics = options.StageMetrics,
                 generation = new { g.Sampler, g.Steps, g.GuidanceScale, g.HeatmapResolution, heatmapThreshold = ConceptJudge.HeatmapThreshold },
                 presenceThreshold = ConceptJudge.PresenceThreshold,
@@ -133,7 +134,10 @@ internal static class ExperimentReport
         sb.Append(Inv, $"- Model: `{Path.GetFileName(Path.GetFullPath(options.ModelFolder).TrimEnd(Path.DirectorySeparatorChar))}` (`{modelFingerprint}`), world `{options.World.Name}`\n");
         sb.Append(Inv, $"- Concepts in the tables: {Names(evaluation)}; tuning concept (reported separately): {Names(tuning)}\n");
         sb.Append(Inv, $"- Prompts: {options.Prompts.Count} (complexity {options.Prompts.Min(p => p.Complexity)}–{options.Prompts.Max(p => p.Complexity)}), {options.Seeds} seed(s) per prompt (image i uses seed i)\n");
-        sb.Append(Inv, $"- Sampler: {g.Sampler ?? "dpm++"}, {g.Steps} steps, guidance {g.GuidanceScale:g}; training seed {options.TrainingSeed}; steps scale {options.StepsScale:g}; {options.ClassImages} class images\n");
+        sb.Append(Inv, $"- Sampler: {g.Sampler ?? "dpm++"}, {g.Steps} steps, guidance {g.GuidanceScale:g}; training seed {options.TrainingSeed}; steps scale {options.StepsScale:g}; {options.ClassImages} class images");
+        if (options.Lora is { } lora)
+            sb.Append(Inv, $"; stages 2–3 train LoRA adapters (rank {lora.Rank}, learning rate {ShapesPersonalization.LoraLearningRate:g})");
+        sb.Append('\n');
         sb.Append("- Every number: mean ± half-width of the 95 % confidence interval over concepts × prompts × seeds (images taken as independent).\n\n");
 
         var finals = summary.Where(s => s.AfterStage is null).ToList();

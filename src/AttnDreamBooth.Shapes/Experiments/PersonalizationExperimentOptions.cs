@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 
@@ -60,6 +61,11 @@ public sealed record PersonalizationExperimentOptions
     /// per stage). Methods with the same preset budget keep the same budget.</summary>
     public double StepsScale { get; init; } = 1.0;
 
+    /// <summary>When set, stages 2 and 3 of every method train LoRA adapters of this shape on their default layers
+    /// (<see cref="StagePlan.WithLora(LoraOptions, double?)"/>) at <see cref="ShapesPersonalization.LoraLearningRate"/>,
+    /// instead of fine-tuning the U-Net's weights; null (default) fine-tunes them.</summary>
+    public LoraOptions? Lora { get; init; }
+
     /// <summary>Seed of every training run (the same for all concepts and methods).</summary>
     public long TrainingSeed { get; init; } = 42;
 
@@ -100,13 +106,14 @@ public sealed record PersonalizationExperimentOptions
     }
 
     /// <summary>The plan <paramref name="method"/> trains with: its preset carried over to the Shapes model, the total
-    /// steps scaled by <see cref="StepsScale"/>, prior preservation with <see cref="ClassImages"/> images generated with
+    /// steps scaled by <see cref="StepsScale"/>, LoRA stages with <see cref="Lora"/>, prior preservation with <see cref="ClassImages"/> images generated with
     /// <see cref="Generation"/>'s settings, no checkpoints.</summary>
     public StagePlan PlanFor(PersonalizationMethod method)
     {
         var plan = ShapesPersonalization.Plan(StagePlan.For(method)) with { CheckpointInterval = null };
         int steps = Math.Max(plan.EnabledStages.Count, (int)Math.Round(plan.TotalSteps * StepsScale, MidpointRounding.AwayFromZero));
         plan = plan.WithTotalSteps(steps);
+        if (Lora is { } lora) plan = plan.WithLora(lora, ShapesPersonalization.LoraLearningRate);
         if (plan.PriorPreservation is { } prior)
         {
             plan = plan with

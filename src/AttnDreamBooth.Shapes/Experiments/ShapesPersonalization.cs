@@ -20,6 +20,14 @@ public static class ShapesPersonalization
     /// <summary>The factor applied to the U-Net stages' learning rates.</summary>
     public static double UNetLearningRateScale { get; } = PretrainingRecipe.Default.UNetLearningRate / StableDiffusionLearningRate;
 
+    /// <summary>The learning rate customary for LoRA adapters on Stable Diffusion (diffusers' DreamBooth-LoRA example, the
+    /// CLI's <c>--lora-learning-rate</c> default).</summary>
+    public const double StableDiffusionLoraLearningRate = 1e-4;
+
+    /// <summary>The learning rate of LoRA stages on a Shapes model: <see cref="StableDiffusionLoraLearningRate"/> scaled by
+    /// <see cref="UNetLearningRateScale"/>, the same rule as the full fine-tuning rates.</summary>
+    public static double LoraLearningRate => StableDiffusionLoraLearningRate * UNetLearningRateScale;
+
     /// <summary><paramref name="published"/> carried over to a Shapes model (see the type's remarks).</summary>
     public static StagePlan Plan(StagePlan published)
     {

@@ -128,6 +128,35 @@ public sealed class PersonalizationExperimentTests
         Assert.Equal(resumed.Scores.Count + 1, File.ReadAllLines(dir.File("out/results.csv")).Length);
     }
 
+    // With Lora set, every method's stages 2 and 3 train adapters at the Shapes LoRA rate and nothing else changes; a LoRA
+    // cell is not a reuse of the fine-tuned one, and its trained concept carries adapters instead of a U-Net.
+    [Fact]
+    public async Task LoraOptionsTurnStagesTwoAndThreeIntoAdapterStagesAndKeepTheirCellsApart()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var full = Options(dir.File("out")) with { Methods = [PersonalizationMethod.AttnDreamBooth], Seeds = 1 };
+        var lora = full with { Lora = new AttnDreamBooth.Models.Lora.LoraOptions(Rank: 2) };
+        var fullPlan = full.PlanFor(PersonalizationMethod.AttnDreamBooth);
+        var loraPlan = lora.PlanFor(PersonalizationMethod.AttnDreamBooth);
+        Assert.Null(fullPlan.Stage2.Lora);
+        Assert.Null(fullPlan.Stage3.Lora);
+        foreach (var stage in new[] { loraPlan.Stage2, loraPlan.Stage3 })
+        {
+            Assert.Equal(2, stage.Lora?.Rank);
+            Assert.Equal(1e-3, stage.LearningRate, 12);
+        }
+        Assert.Equal(fullPlan.Stage1, loraPlan.Stage1);
+        Assert.Equal(fullPlan.TotalSteps, loraPlan.TotalSteps);
+        var ti = lora.PlanFor(PersonalizationMethod.TextualInversion);
+        Assert.Equal([TrainingStage.Embedding], ti.EnabledStages);
+
+        var first = await PersonalizationExperiment.RunAsync(full);
+        var second = await PersonalizationExperiment.RunAsync(lora);
+        Assert.False(Assert.Single(second.Cells).Reused);
+        Assert.Contains("LoRA adapters (rank 2", File.ReadAllText(dir.File("out/summary.md")), StringComparison.Ordinal);
+        Assert.Equal(first.Scores.Count, second.Scores.Count);
+    }
+
     /// <summary>Reports on the caller's thread, in order (the cancellation must land before the next cell trains).</summary>
     private sealed class Progress(Action<ExperimentProgress> report) : IProgress<ExperimentProgress>
     {
