@@ -22,15 +22,21 @@ internal static class ShapesQualityCommand
             Description = "Measure the VAE's ceiling instead: render the same held-out scenes, encode and decode them, and analyze the reconstructions (one per prompt; --seeds and --steps do not apply).",
         };
         var output = new Option<string?>("--out") { Description = "Write the full report (every image's prompt and measurements) as JSON here." };
+        var grid = new Option<string?>("--grid")
+        {
+            Description = "Write a PNG grid here: the images the table counts for the first --grid-prompts prompts (a row each, a column per seed), each labelled with what the analyzer measured against what was asked.",
+        };
+        var gridPrompts = new Option<int?>("--grid-prompts") { Description = $"Prompts (rows) in the --grid picture (default {DefaultGridPrompts}, at most --prompts)." };
         var command = new Command("quality", "Generate images for held-out prompts and measure shape, colour, background, position and size with the analyzer.")
         {
-            model, prompts, seeds, steps, reconstruction, output,
+            model, prompts, seeds, steps, reconstruction, output, grid, gridPrompts,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
             QualityReport? report = null;
             int count = parse.GetValue(prompts);
-            if (count is < 1 or > 100_000) throw new ArgumentException($"--prompts must be in [1, 100000]; got {count}.");
+            if (count is < 1 or > 100_000) throw new CliUsageException($"--prompts must be in [1, 100000]; got {count}.");
+            var picture = GridFor(parse.GetValue(grid), parse.GetValue(gridPrompts), count);
             await console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new RemainingTimeColumn()).StartAsync(async ctx =>
             {
                 var task = ctx.AddTask("prompts", maxValue: count);
@@ -38,12 +44,12 @@ internal static class ShapesQualityCommand
                 if (parse.GetValue(reconstruction))
                 {
                     using var components = StableDiffusionComponents.Load(parse.GetValue(model)!, ct: ct);
-                    report = ShapesModelQuality.MeasureReconstruction(components.Vae, ShapesWorld.Default, count, progress: progress, ct: ct);
+                    report = ShapesModelQuality.MeasureReconstruction(components.Vae, ShapesWorld.Default, count, onImage: picture is null ? null : picture.Add, progress: progress, ct: ct);
                     return;
                 }
                 using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).Build(ct);
                 report = await ShapesModelQuality.MeasureAsync(pipeline, ShapesWorld.Default, count, parse.GetValue(seeds),
-                    new GenerationOptions { Steps = parse.GetValue(steps) }, progress: progress, ct: ct);
+                    new GenerationOptions { Steps = parse.GetValue(steps) }, onImage: picture is null ? null : picture.Add, progress: progress, ct: ct);
             });
             var table = new Table().AddColumns("attribute", "correct", "images", "accuracy");
             foreach (var a in report!.Attributes) table.AddRow(a.Attribute, a.Correct.ToString(), a.Total.ToString(), $"{a.Accuracy:P1}");
@@ -53,8 +59,35 @@ internal static class ShapesQualityCommand
                 AttnDreamBooth.IO.AtomicFile.WriteAllText(path, AttnDreamBooth.IO.JsonFiles.Serialize(report));
                 console.MarkupLineInterpolated($"wrote {path}");
             }
+            if (picture is not null)
+            {
+                string gridPath = parse.GetValue(grid)!;
+                picture.Save(gridPath);
+                console.MarkupLineInterpolated($"wrote {gridPath}");
+            }
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Rows of the <c>--grid</c> picture unless <c>--grid-prompts</c> says otherwise (fewer when there are fewer prompts).</summary>
+    public const int DefaultGridPrompts = 12;
+
+    /// <summary>The grid to fill during the measurement (only its prompts' images are kept), or null without <c>--grid</c>;
+    /// checked before any image is generated.</summary>
+    private static ShapesQualityGrid? GridFor(string? path, int? rows, int prompts)
+    {
+        if (path is null)
+        {
+            if (rows is not null) throw new CliUsageException("--grid-prompts sets the rows of the --grid picture; give --grid FILE.png too.");
+            return null;
+        }
+        if (string.IsNullOrWhiteSpace(path) || !path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            throw new CliUsageException($"--grid '{path}' must name a .png file.");
+        if (Directory.Exists(path)) throw new CliUsageException($"--grid '{path}' is a folder; give a file name such as {Path.Combine(path, "quality.png")}.");
+        int n = rows ?? Math.Min(DefaultGridPrompts, prompts);
+        if (n < 1 || n > Math.Min(prompts, ShapesQualityGrid.MaxPrompts))
+            throw new CliUsageException($"--grid-prompts must be in [1, {Math.Min(prompts, ShapesQualityGrid.MaxPrompts)}] (at most --prompts and {ShapesQualityGrid.MaxPrompts}); got {n}.");
+        return new ShapesQualityGrid(n);
     }
 }

@@ -40,10 +40,8 @@ internal static class ExperimentPlots
         float X(double v) => left + (float)((v - x0) / (x1 - x0)) * plotW;
         float Y(double v) => top + plotH - (float)((v - y0) / (y1 - y0)) * plotH;
 
-        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul))
-            ?? throw new InvalidOperationException("SkiaSharp could not create a drawing surface.");
+        using var surface = SkiaFigure.Create(width, height);
         var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true, TextSize = 13 };
         using var small = new SKPaint { Color = new SKColor(0x40, 0x40, 0x40), IsAntialias = true, TextSize = 11 };
         using var grid = new SKPaint { Color = new SKColor(0xdd, 0xdd, 0xdd), StrokeWidth = 1, PathEffect = SKPathEffect.CreateDash([2, 3], 0) };
@@ -104,7 +102,7 @@ internal static class ExperimentPlots
                 canvas.DrawCircle(fx, fy, 5.5f, fill);
             }
         }
-        return Encode(surface);
+        return SkiaFigure.EncodePng(surface);
     }
 
     /// <summary>
@@ -127,13 +125,10 @@ internal static class ExperimentPlots
         int height = header + lines.Length * cellH + footer;
         if ((long)width * height > 200L << 20) throw new InvalidOperationException($"A {width}×{height} grid is too large; use fewer prompts or methods.");
 
-        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul))
-            ?? throw new InvalidOperationException("SkiaSharp could not create a drawing surface.");
+        using var surface = SkiaFigure.Create(width, height);
         var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true, TextSize = 13 };
         using var small = new SKPaint { Color = new SKColor(0x30, 0x30, 0x30), IsAntialias = true, TextSize = 11 };
-        using var pixels = new SKPaint { FilterQuality = SKFilterQuality.None };
         canvas.DrawText($"{concept}: seed {seed}, image above its [V] map", gap, 18, text);
         for (int c = 0; c < columns.Length; c++) canvas.DrawText($"{columns[c] + 1}", label + c * cellW + tile / 2 - 6, header - 6, text);
         for (int l = 0; l < lines.Length; l++)
@@ -148,8 +143,8 @@ internal static class ExperimentPlots
                 var row = shown.FirstOrDefault(r => r.Method == method && r.AfterStage == stage && r.PromptIndex == columns[c]);
                 if (row is null) continue;
                 int x = label + c * cellW;
-                DrawImage(canvas, Path.Combine(root, row.Image), new SKRect(x, y, x + tile, y + tile), pixels);
-                DrawImage(canvas, Path.Combine(root, row.Heatmap), new SKRect(x, y + tile, x + tile, y + 2 * tile), pixels);
+                SkiaFigure.DrawImage(canvas, RgbImage.Load(Path.Combine(root, row.Image)), new SKRect(x, y, x + tile, y + tile));
+                SkiaFigure.DrawImage(canvas, RgbImage.Load(Path.Combine(root, row.Heatmap)), new SKRect(x, y + tile, x + tile, y + 2 * tile));
                 canvas.DrawText($"id {row.Identity.Score.ToString("F2", Inv)} tx {row.Text.ToString("F2", Inv)}", x + 2, y + 2 * tile + 12, small);
             }
         }
@@ -159,13 +154,7 @@ internal static class ExperimentPlots
             canvas.DrawText($"{p + 1}: {ConceptPrompts.Text(prompts[p])}", gap, fy, small);
             fy += line;
         }
-        return Encode(surface);
-    }
-
-    private static void DrawImage(SKCanvas canvas, string path, SKRect target, SKPaint paint)
-    {
-        using var image = RgbImage.Load(path).ToSkImage();
-        canvas.DrawImage(image, target, paint);
+        return SkiaFigure.EncodePng(surface);
     }
 
     private static string Tick(double value) => (Math.Round(value, 1) + 0.0).ToString("F1", Inv);
@@ -184,12 +173,5 @@ internal static class ExperimentPlots
             else lo = Math.Max(0, lo - 0.1);
         }
         return (lo, hi);
-    }
-
-    private static byte[] Encode(SKSurface surface)
-    {
-        using var snapshot = surface.Snapshot();
-        using var data = snapshot.Encode(SKEncodedImageFormat.Png, 100) ?? throw new InvalidOperationException("SkiaSharp could not encode the figure as PNG.");
-        return data.ToArray();
     }
 }

@@ -33,8 +33,11 @@ public static class ShapesModelQuality
 
     /// <summary>Generates <paramref name="seeds"/> images for each of <paramref name="prompts"/> held-out prompts with
     /// <paramref name="options"/> (batch size and seed are set here: seeds 0..seeds-1 per prompt) and scores them.</summary>
+    /// <remarks><c>onImage</c> receives every image with the sample scored from it as it is measured (e.g.
+    /// <see cref="ShapesQualityGrid.Add"/>); the measurement itself keeps no image.</remarks>
     public static async Task<QualityReport> MeasureAsync(PersonalizationPipeline pipeline, ShapesWorld world, int prompts, int seeds,
-        GenerationOptions? options = null, long promptSeed = 20261205, IProgress<int>? progress = null, CancellationToken ct = default)
+        GenerationOptions? options = null, long promptSeed = 20261205, Action<QualityImage>? onImage = null, IProgress<int>? progress = null,
+        CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(world);
@@ -52,7 +55,11 @@ public static class ShapesModelQuality
             string prompt = ShapesCaptions.Full(scene);
             var images = await pipeline.GenerateAsync(prompt, options with { BatchSize = seeds, Seed = 0, HeatmapTokens = [] }, ct).ConfigureAwait(false);
             foreach (var image in images)
-                samples.Add(Score(prompt, image.Seed, target, scene.Background, analyzer.Analyze(image.Image)));
+            {
+                var sample = Score(prompt, image.Seed, target, scene.Background, analyzer.Analyze(image.Image));
+                samples.Add(sample);
+                onImage?.Invoke(new QualityImage(i, sample, image.Image));
+            }
             progress?.Report(i + 1);
         }
         return Report(prompts, seeds, options, samples);
@@ -64,8 +71,9 @@ public static class ShapesModelQuality
     /// the same way. A generated image can read no better than the VAE can reproduce it, so an attribute this measures
     /// low cannot be fixed by training the U-Net longer.
     /// </summary>
+    /// <remarks><c>onImage</c> receives every reconstruction with the sample scored from it (seed 0), as in <see cref="MeasureAsync"/>.</remarks>
     public static QualityReport MeasureReconstruction(AutoencoderKL vae, ShapesWorld world, int prompts, long promptSeed = 20261205,
-        IProgress<int>? progress = null, CancellationToken ct = default)
+        Action<QualityImage>? onImage = null, IProgress<int>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(vae);
         ArgumentNullException.ThrowIfNull(world);
@@ -85,7 +93,9 @@ public static class ShapesModelQuality
             var sample = sampler.Sample(i);
             var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([sample.Image], device)));
             var reconstruction = RgbImageConversions.FromTensor(decoded[0].to(CPU));
-            samples.Add(Score(ShapesCaptions.Full(sample.Scene), 0, sample.Scene.Objects[0], sample.Scene.Background, analyzer.Analyze(reconstruction)));
+            var scored = Score(ShapesCaptions.Full(sample.Scene), 0, sample.Scene.Objects[0], sample.Scene.Background, analyzer.Analyze(reconstruction));
+            samples.Add(scored);
+            onImage?.Invoke(new QualityImage(i, scored, reconstruction));
             progress?.Report(i + 1);
         }
         return Report(prompts, 1, null, samples);
@@ -99,15 +109,24 @@ public static class ShapesModelQuality
             analysis.Background.Name, found?.Shape.Name, found?.Color.Name, found?.Size.Name, found?.Position.Name);
     }
 
-    private static QualityReport Report(int prompts, int seeds, GenerationOptions? options, List<QualitySample> samples)
+    /// <summary>What <paramref name="sample"/> asked for and what the analyzer measured for one of <see cref="AttributeNames"/>
+    /// (measured is null when no object was found); the table and the grid both read it from here.</summary>
+    internal static (string Asked, string? Measured) Attribute(QualitySample sample, string name) => name switch
     {
-        AttributeAccuracy Accuracy(string name, Func<QualitySample, bool> correct) => new(name, samples.Count(correct), samples.Count);
-        return new QualityReport(prompts, seeds, options, [
-            Accuracy("shape", s => s.MeasuredShape == s.Shape),
-            Accuracy("color", s => s.MeasuredColor == s.Color),
-            Accuracy("background", s => s.MeasuredBackground == s.Background),
-            Accuracy("position", s => s.MeasuredPosition == s.Position),
-            Accuracy("size", s => s.MeasuredSize == s.Size),
-        ], samples);
+        "shape" => (sample.Shape, sample.MeasuredShape),
+        "color" => (sample.Color, sample.MeasuredColor),
+        "background" => (sample.Background, sample.MeasuredBackground),
+        "position" => (sample.Position, sample.MeasuredPosition),
+        "size" => (sample.Size, sample.MeasuredSize),
+        _ => throw new ArgumentException($"'{name}' is not a measured attribute ({string.Join(", ", AttributeNames)}).", nameof(name)),
+    };
+
+    internal static bool IsCorrect(QualitySample sample, string name)
+    {
+        var (asked, measured) = Attribute(sample, name);
+        return measured == asked;
     }
+
+    private static QualityReport Report(int prompts, int seeds, GenerationOptions? options, List<QualitySample> samples) =>
+        new(prompts, seeds, options, AttributeNames.Select(name => new AttributeAccuracy(name, samples.Count(s => IsCorrect(s, name)), samples.Count)).ToList(), samples);
 }

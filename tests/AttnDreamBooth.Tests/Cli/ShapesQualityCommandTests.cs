@@ -1,0 +1,45 @@
+using System.Text.Json;
+using AttnDreamBooth.Cli;
+using AttnDreamBooth.Imaging;
+using AttnDreamBooth.Shapes.Pretraining;
+
+namespace AttnDreamBooth.Tests.Cli;
+
+/// <summary><c>shapes quality --grid</c> run in-process on the shipped Shapes model.</summary>
+public sealed class ShapesQualityCommandTests
+{
+    private static string ShippedModel => Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd");
+
+    [Fact]
+    public async Task GridWritesAPictureOfTheFirstPromptsNextToTheTable()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string grid = temp.File("q.png"), json = temp.File("q.json");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "quality", "--model", ShippedModel, "--prompts", "3", "--seeds", "2", "--steps", "3",
+            "--grid", grid, "--grid-prompts", "2", "--out", json], console);
+        Assert.True(exit == 0, text.ToString());
+        Assert.Contains($"wrote {grid}", text.ToString());
+        var picture = RgbImage.Load(grid);
+        var layout = QualityGridLayout.For(rows: 2, columns: 2, 64, 64);
+        Assert.Equal((layout.Width, layout.Height), (picture.Width, picture.Height));
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(6, report.RootElement.GetProperty("samples").GetArrayLength());
+        Assert.Equal(["q.json", "q.png"], Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+    }
+
+    // A missing model folder would fail the run too, so exit 2 naming the option shows the option is checked first.
+    [Theory]
+    [InlineData("--grid-prompts", "--prompts", "3", "--grid", "g.png", "--grid-prompts", "4")]
+    [InlineData("--grid-prompts", "--prompts", "3", "--grid", "g.png", "--grid-prompts", "0")]
+    [InlineData("give --grid", "--prompts", "3", "--grid-prompts", "2")]
+    [InlineData("--grid 'g.jpg'", "--prompts", "3", "--grid", "g.jpg")]
+    public async Task BadGridArgumentsExitWithTheOptionNamed(string expected, params string[] arguments)
+    {
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "quality", "--model", "/nonexistent/model", .. arguments], console);
+        Assert.Equal(2, exit);
+        Assert.Contains(expected, text.ToString());
+        Assert.DoesNotContain("nonexistent", text.ToString());
+    }
+}
