@@ -47,10 +47,11 @@ public static class ShapesModelQuality
         var sampler = new ShapesSampler(world, promptSeed, new ShapesSamplerOptions { HeldOut = HeldOutPolicy.Only, SecondObjectProbability = 0 });
         var analyzer = new ShapesAnalyzer(world);
         var samples = new List<QualitySample>();
+        var indices = DistinctPromptIndices(sampler, prompts, ct);
         for (int i = 0; i < prompts; i++)
         {
             ct.ThrowIfCancellationRequested();
-            var scene = sampler.Describe(i).Scene;
+            var scene = sampler.Describe(indices[i]).Scene;
             var target = scene.Objects[0];
             string prompt = ShapesCaptions.Full(scene);
             var images = await pipeline.GenerateAsync(prompt, options with { BatchSize = seeds, Seed = 0, HeatmapTokens = [] }, ct).ConfigureAwait(false);
@@ -85,12 +86,13 @@ public static class ShapesModelQuality
         var analyzer = new ShapesAnalyzer(world);
         var samples = new List<QualitySample>();
         var device = vae.parameters().First().device;
+        var indices = DistinctPromptIndices(sampler, prompts, ct);
         using var _ = no_grad();
         for (int i = 0; i < prompts; i++)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var sample = sampler.Sample(i);
+            var sample = sampler.Sample(indices[i]);
             var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([sample.Image], device)));
             var reconstruction = RgbImageConversions.FromTensor(decoded[0].to(CPU));
             var scored = Score(ShapesCaptions.Full(sample.Scene), 0, sample.Scene.Objects[0], sample.Scene.Background, analyzer.Analyze(reconstruction));
@@ -99,6 +101,28 @@ public static class ShapesModelQuality
             progress?.Report(i + 1);
         }
         return Report(prompts, 1, null, samples);
+    }
+
+    // The sampler draws held-out scenes independently, so the same full caption comes back (177 distinct texts in the
+    // first 200 draws): a repeated prompt with the same seeds is the same image counted twice. Walking the draws and
+    // keeping the first of each caption keeps the measurement's order and seeds and makes every prompt count once.
+    private static long[] DistinctPromptIndices(ShapesSampler sampler, int prompts, CancellationToken ct)
+    {
+        const int DrawsPerPrompt = 50;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var indices = new long[prompts];
+        int found = 0;
+        for (long index = 0; found < prompts; index++)
+        {
+            if (index >= (long)prompts * DrawsPerPrompt)
+                throw new ArgumentOutOfRangeException(nameof(prompts), prompts,
+                    $"The world's held-out combinations give only {found} distinct full prompts in {index} draws; ask for at most {found}.");
+            if ((index & 1023) == 0)
+                ct.ThrowIfCancellationRequested();
+            if (seen.Add(ShapesCaptions.Full(sampler.Describe(index).Scene)))
+                indices[found++] = index;
+        }
+        return indices;
     }
 
     private static QualitySample Score(string prompt, long seed, SceneObject target, BackgroundSpec background, SceneAnalysis analysis)

@@ -1,0 +1,53 @@
+using AttnDreamBooth.Models.Vae;
+using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Pretraining;
+using TorchSharp;
+
+namespace AttnDreamBooth.Tests.Shapes.Pretraining;
+
+/// <summary>Which held-out prompts the quality measurement uses.</summary>
+public sealed class ShapesModelQualityTests
+{
+    // A VAE this small reconstructs noise in milliseconds; only the prompts are under test here.
+    private static AutoencoderKL TinyVae()
+    {
+        torch.manual_seed(5);
+        return new AutoencoderKL(new AutoencoderKLConfig { BlockOutChannels = [8], NormNumGroups = 4, SampleSize = 64, MidBlockAddAttention = false });
+    }
+
+    // The first 200 held-out draws of the default world hold 177 distinct captions: before the fix, 23 prompts (46 of
+    // the 400 generated images at 2 seeds) were counted twice.
+    [Fact]
+    public void EveryMeasuredPromptIsDistinctAndHeldOut()
+    {
+        using var vae = TinyVae();
+        var world = ShapesWorld.Default;
+        var report = ShapesModelQuality.MeasureReconstruction(vae, world, prompts: 200);
+
+        Assert.Equal(200, report.Samples.Count);
+        Assert.Equal(200, report.Samples.Select(s => s.Prompt).Distinct(StringComparer.Ordinal).Count());
+        static bool Fits(string? held, string actual) => held is null || held == actual;
+        Assert.All(report.Samples, s => Assert.True(world.HeldOut.Any(h => Fits(h.Shape, s.Shape) && Fits(h.Color, s.Color) && Fits(h.Background, s.Background)
+            && Fits(h.Size, s.Size) && Fits(h.Position, s.Position)), $"'{s.Prompt}' is not a held-out combination"));
+
+        // The same prompts, in the same order, whatever the count asked for.
+        var first = ShapesModelQuality.MeasureReconstruction(vae, world, prompts: 30);
+        Assert.Equal(report.Samples.Take(30).Select(s => s.Prompt), first.Samples.Select(s => s.Prompt));
+    }
+
+    [Fact]
+    public void AskingForMoreDistinctPromptsThanTheWorldHoldsIsRefused()
+    {
+        // One held-out triple leaves 4 patterns × 2 sizes × 5 positions = 40 distinct full captions.
+        string json = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "src", "AttnDreamBooth.Shapes", "world.json"));
+        int start = json.IndexOf("\"heldOut\"", StringComparison.Ordinal);
+        int end = json.IndexOf(']', start);
+        var world = ShapesWorld.Parse(json[..start] + "\"heldOut\": [{ \"shape\": \"star\", \"color\": \"red\", \"background\": \"beach\" }" + json[end..]);
+        using var vae = TinyVae();
+
+        Assert.Equal(40, ShapesModelQuality.MeasureReconstruction(vae, world, prompts: 40).Samples.Select(s => s.Prompt).Distinct().Count());
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ShapesModelQuality.MeasureReconstruction(vae, world, prompts: 41));
+        Assert.Equal("prompts", e.ParamName);
+        Assert.Contains("only 40 distinct full prompts", e.Message);
+    }
+}
