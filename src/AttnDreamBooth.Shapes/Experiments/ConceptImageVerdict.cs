@@ -25,6 +25,10 @@ public sealed record ConceptImageVerdict(string Prompt, long Seed, string Expect
     /// analyzer measured.</summary>
     public IReadOnlyList<PromptAttributeCheck> Attributes { get; init; } = [];
 
+    /// <summary>IoU of each layer resolution's thresholded [V] map with that object's mask, keyed by the layers' grid
+    /// height (largest first); a null value when no object was found; empty without per-resolution maps.</summary>
+    public IReadOnlyDictionary<int, double?> HeatmapIoUByResolution { get; init; } = new Dictionary<int, double?>();
+
     /// <summary>The text score: the share of <see cref="Attributes"/> that are as asked, in [0, 1] (0 when there are none).</summary>
     public double TextScore => Attributes.Count == 0 ? 0 : Attributes.Count(a => a.Followed) / (double)Attributes.Count;
 }

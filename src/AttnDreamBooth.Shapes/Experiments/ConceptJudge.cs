@@ -42,7 +42,11 @@ public sealed class ConceptJudge
     /// <param name="promptText">The prompt text as given (recorded in the verdict).</param>
     /// <param name="seed">The image's seed (recorded in the verdict).</param>
     /// <param name="heatmap">The subject token's map: row-major values in [0, 1] on a square grid, or null.</param>
-    public ConceptImageVerdict Judge(RgbImage image, ConceptPrompt prompt, string promptText, long seed, IReadOnlyList<float>? heatmap = null)
+    /// <param name="heatmapsByResolution">The subject token's map per layer resolution (keyed by the layers' grid height,
+    /// as <see cref="StableDiffusion.AttentionHeatmap.ByLayerResolution"/>), each judged like <paramref name="heatmap"/>;
+    /// or null.</param>
+    public ConceptImageVerdict Judge(RgbImage image, ConceptPrompt prompt, string promptText, long seed, IReadOnlyList<float>? heatmap = null,
+        IReadOnlyDictionary<int, IReadOnlyList<float>>? heatmapsByResolution = null)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(prompt);
@@ -66,6 +70,9 @@ public sealed class ConceptJudge
             }
         }
         double? iou = subject is not null && heatmap is not null ? MaskIoU(heatmap, subject.Mask) : null;
+        var iouByResolution = new SortedDictionary<int, double?>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+        foreach (var (h, map) in heatmapsByResolution ?? new Dictionary<int, IReadOnlyList<float>>())
+            iouByResolution[h] = subject is not null ? MaskIoU(map, subject.Mask) : null;
         var checks = prompt.RequestedAttributes.Select(a => new PromptAttributeCheck(a.Key, a.Value, a.Key switch
         {
             PromptAttributes.Background => analysis.Background.Name,
@@ -79,7 +86,7 @@ public sealed class ConceptJudge
         })).ToArray();
         return new ConceptImageVerdict(promptText, seed, prompt.Background.Name, analysis.Background.Name, prompt.Position?.Name,
             subject?.Position.Name, identity, iou)
-        { Attributes = checks };
+        { Attributes = checks, HeatmapIoUByResolution = iouByResolution };
     }
 
     /// <summary>

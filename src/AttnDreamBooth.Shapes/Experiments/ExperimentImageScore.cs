@@ -45,6 +45,14 @@ public sealed record ExperimentImageScore(
     string Image,
     string Heatmap)
 {
+    /// <summary>
+    /// IoU of each layer resolution's thresholded [V] map (<see cref="StableDiffusion.AttentionHeatmap.ByLayerResolution"/>,
+    /// same threshold) with the concept object's mask, keyed by the layers' grid height like <see cref="WordShares"/>; a
+    /// null value when no concept object was found. Empty for rows stored before it was measured (cells of an older run),
+    /// which the reports show as missing.
+    /// </summary>
+    public IReadOnlyDictionary<int, double?> HeatmapIoUByResolution { get; init; } = new Dictionary<int, double?>();
+
     /// <summary>The concept is recognisably there (identity at least <see cref="ConceptJudge.PresenceThreshold"/>).</summary>
     public bool ConceptPresent => Identity.Score >= ConceptJudge.PresenceThreshold;
 }

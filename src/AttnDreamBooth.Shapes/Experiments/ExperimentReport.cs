@@ -15,7 +15,8 @@ internal static class ExperimentReport
     public static IReadOnlyList<string> Write(string root, PersonalizationExperimentOptions options, string modelFingerprint,
         IReadOnlyList<ExperimentImageScore> scores, IReadOnlyList<ExperimentMethodSummary> summary, IReadOnlyList<ExperimentCell> cells)
     {
-        var heights = scores.SelectMany(s => s.WordShares.Keys).Distinct().OrderDescending().ToArray();
+        // Rows of cells stored before per-resolution IoU was measured have none: the same columns, left empty.
+        var heights = scores.SelectMany(s => s.WordShares.Keys.Concat(s.HeatmapIoUByResolution.Keys)).Distinct().OrderDescending().ToArray();
         var files = new List<string>();
         string csv = Path.Combine(root, PersonalizationExperiment.ResultsCsvFile);
         AtomicFile.WriteAllText(csv, Csv(scores, heights));
@@ -55,6 +56,7 @@ internal static class ExperimentReport
             "concept", "category", "tuning", "method", "after_stage", "prompt_index", "prompt", "complexity", "seed", "identity", "reference_identity", "text",
             "concept_present", "v_map_iou",
         };
+        header.AddRange(heights.Select(h => $"v_map_iou_{h}"));
         header.AddRange(heights.Select(h => $"v_share_{h}"));
         header.AddRange(["identity_shape", "identity_palette", "identity_balance", "identity_pattern", "identity_outline", "identity_emblem"]);
         foreach (string a in PromptAttributes.All) header.AddRange([$"{a}_expected", $"{a}_measured"]);
@@ -69,6 +71,7 @@ internal static class ExperimentReport
                 s.PromptIndex.ToString(Inv), s.Prompt, s.Complexity.ToString(Inv), s.Seed.ToString(Inv), N(id.Score), N(s.ReferenceIdentity), N(s.Text),
                 s.ConceptPresent ? "true" : "false", N(s.HeatmapIoU),
             };
+            cells.AddRange(heights.Select(h => s.HeatmapIoUByResolution.TryGetValue(h, out double? v) ? N(v) : ""));
             cells.AddRange(heights.Select(h => s.WordShares.TryGetValue(h, out double v) ? N(v) : ""));
             cells.AddRange([N(id.Shape), N(id.Palette), N(id.Balance), N(id.Pattern), N(id.Outline), N(id.Emblem)]);
             foreach (string a in PromptAttributes.All)
@@ -138,18 +141,21 @@ internal static class ExperimentReport
         if (options.Lora is { } lora)
             sb.Append(Inv, $"; stages 2–3 train LoRA adapters (rank {lora.Rank}, learning rate {ShapesPersonalization.LoraLearningRate:g})");
         sb.Append('\n');
-        sb.Append("- Every number: mean ± half-width of the 95 % confidence interval over concepts × prompts × seeds (images taken as independent).\n\n");
+        sb.Append("- Every number: mean ± half-width of the 95 % confidence interval over concepts × prompts × seeds (images taken as independent).\n");
+        sb.Append("- [V]-map IoU h×h: the IoU of the map of the cross-attention layers with an h×h latent grid alone (same threshold and output grid as the all-layer map).\n");
+        int unmeasured = scores.Count(s => s.HeatmapIoUByResolution.Count == 0);
+        if (unmeasured > 0)
+            sb.Append(Inv, $"- Per-resolution [V]-map IoU is missing for {unmeasured} of {scores.Count} images (cells stored before it was measured): those images are left out of its columns; delete their cells to measure them.\n");
+        sb.Append('\n');
 
         var finals = summary.Where(s => s.AfterStage is null).ToList();
         sb.Append("## Trained models\n\n");
-        sb.Append("| method | steps | images | identity | text | concept present | [V]-map IoU |");
-        foreach (int h in heights) sb.Append(Inv, $" [V] share {h}×{h} |");
-        sb.Append('\n').Append("|---|---|---|---|---|---|---|").Append(string.Concat(heights.Select(_ => "---|"))).Append('\n');
+        sb.Append("| method | steps | images | identity | text | concept present | [V]-map IoU |").Append(ResolutionHeader(heights)).Append('\n');
+        sb.Append("|---|---|---|---|---|---|---|").Append(string.Concat(heights.Select(_ => "---|---|"))).Append('\n');
         foreach (var s in finals)
         {
             sb.Append(Inv, $"| {s.Method.Name()} | {Steps(options.PlanFor(s.Method))} | {s.Identity.Count} | {E(s.Identity)} | {E(s.Text)} | {E(s.ConceptPresence)} | {E(s.HeatmapIoU)} |");
-            foreach (int h in heights) sb.Append(' ').Append(s.WordShares.TryGetValue(h, out var e) ? E(e) : "–").Append(" |");
-            sb.Append('\n');
+            sb.Append(ResolutionCells(s, heights)).Append('\n');
         }
 
         // What a perfect model would score: each (concept, prompt) of the tables once, rendered exactly as asked.
@@ -158,22 +164,20 @@ internal static class ExperimentReport
         {
             var reference = ExperimentEstimate.Of(references);
             sb.Append(Inv, $"| *renders of the prompts (reference)* | – | {reference.Count} | {E(reference)} | 1.000 | {E(ExperimentEstimate.Of(references.Select(r => r >= ConceptJudge.PresenceThreshold ? 1.0 : 0.0)))} | – |");
-            sb.Append(string.Concat(heights.Select(_ => " – |"))).Append('\n');
+            sb.Append(string.Concat(heights.Select(_ => " – | – |"))).Append('\n');
         }
 
         var staged = summary.Where(s => summary.Any(o => o.Method == s.Method && o.AfterStage is not null)).ToList();
         if (staged.Count > 0)
         {
             sb.Append("\n## After each stage\n\n");
-            sb.Append("| method | after | identity | text | concept present | [V]-map IoU |");
-            foreach (int h in heights) sb.Append(Inv, $" [V] share {h}×{h} |");
-            sb.Append('\n').Append("|---|---|---|---|---|---|").Append(string.Concat(heights.Select(_ => "---|"))).Append('\n');
+            sb.Append("| method | after | identity | text | concept present | [V]-map IoU |").Append(ResolutionHeader(heights)).Append('\n');
+            sb.Append("|---|---|---|---|---|---|").Append(string.Concat(heights.Select(_ => "---|---|"))).Append('\n');
             foreach (var s in staged)
             {
                 string after = s.AfterStage is { } st ? $"stage {(int)st}" : $"stage {(int)options.PlanFor(s.Method).EnabledStages[^1]} (trained)";
                 sb.Append(Inv, $"| {s.Method.Name()} | {after} | {E(s.Identity)} | {E(s.Text)} | {E(s.ConceptPresence)} | {E(s.HeatmapIoU)} |");
-                foreach (int h in heights) sb.Append(' ').Append(s.WordShares.TryGetValue(h, out var e) ? E(e) : "–").Append(" |");
-                sb.Append('\n');
+                sb.Append(ResolutionCells(s, heights)).Append('\n');
             }
         }
 
@@ -235,6 +239,14 @@ internal static class ExperimentReport
         sb.AppendJoin(", ", options.Concepts.Select(c => $"`{GridFile(c.Name)}`")).Append(".\n");
         return sb.ToString();
     }
+
+    /// <summary>The per-resolution IoU columns, then the per-resolution share columns.</summary>
+    private static string ResolutionHeader(IReadOnlyList<int> heights) =>
+        string.Concat(heights.Select(h => string.Create(Inv, $" [V]-map IoU {h}×{h} |"))) + string.Concat(heights.Select(h => string.Create(Inv, $" [V] share {h}×{h} |")));
+
+    private static string ResolutionCells(ExperimentMethodSummary s, IReadOnlyList<int> heights) =>
+        string.Concat(heights.Select(h => " " + (s.HeatmapIoUByResolution.TryGetValue(h, out var e) ? E(e) : "–") + " |"))
+        + string.Concat(heights.Select(h => " " + (s.WordShares.TryGetValue(h, out var e) ? E(e) : "–") + " |"));
 
     private static string Names(IReadOnlyList<ConceptSpec> concepts) =>
         concepts.Count == 0 ? "none" : string.Join(", ", concepts.Select(c => $"{c.Name} ({c.Category.Word})"));

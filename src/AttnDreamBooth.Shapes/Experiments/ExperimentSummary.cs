@@ -23,11 +23,16 @@ internal static class ExperimentSummary
     public static ExperimentMethodSummary Summarize(PersonalizationMethod method, TrainingStage? stage, IReadOnlyList<ExperimentImageScore> rows)
     {
         var heights = rows.SelectMany(r => r.WordShares.Keys).Distinct().OrderDescending();
+        var iouHeights = rows.SelectMany(r => r.HeatmapIoUByResolution.Keys).Distinct().OrderDescending();
         return new ExperimentMethodSummary(method, stage,
             ExperimentEstimate.Of(rows.Select(r => r.Identity.Score)),
             ExperimentEstimate.Of(rows.Select(r => r.Text)),
             ExperimentEstimate.Of(rows.Select(r => r.ConceptPresent ? 1.0 : 0.0)),
             ExperimentEstimate.Of(rows.Where(r => r.HeatmapIoU is not null).Select(r => r.HeatmapIoU!.Value)),
-            heights.ToDictionary(h => h, h => ExperimentEstimate.Of(rows.Where(r => r.WordShares.ContainsKey(h)).Select(r => r.WordShares[h]))));
+            heights.ToDictionary(h => h, h => ExperimentEstimate.Of(rows.Where(r => r.WordShares.ContainsKey(h)).Select(r => r.WordShares[h]))))
+        {
+            HeatmapIoUByResolution = iouHeights.ToDictionary(h => h, h => ExperimentEstimate.Of(rows
+                .Select(r => r.HeatmapIoUByResolution.TryGetValue(h, out double? v) ? v : null).OfType<double>())),
+        };
     }
 }

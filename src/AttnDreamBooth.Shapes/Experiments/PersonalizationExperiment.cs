@@ -172,7 +172,8 @@ public static class PersonalizationExperiment
             var prompt = c.Options.Prompts[promptIndex];
             var image = images[k];
             var map = image.Heatmaps.Values.Single();
-            var verdict = judge.Judge(image.Image, prompt, image.Prompt, image.Seed, map.Values);
+            var verdict = judge.Judge(image.Image, prompt, image.Prompt, image.Seed, map.Values,
+                map.ByLayerResolution.ToDictionary(e => e.Key, e => (IReadOnlyList<float>)e.Value.Values));
             string stem = $"p{promptIndex:D2}-s{image.Seed}" + (stage is { } s ? $"-after-stage{(int)s}" : "");
             string imageFile = Path.Combine(c.Folder, "images", stem + ".png");
             string heatmapFile = Path.Combine(c.Folder, "images", stem + "-heatmap.png");
@@ -182,7 +183,8 @@ public static class PersonalizationExperiment
                 references[promptIndex] = reference = judge.Judge(ConceptPrompts.Render(prompt, c.Options.World, c.Concept).Image, prompt, "", 0).Identity.Score;
             scores.Add(new ExperimentImageScore(c.Concept.Name, c.Concept.Category.Word, c.Concept.IsTuning, c.Method, stage, promptIndex,
                 ConceptPrompts.Text(prompt), prompt.Complexity, image.Seed, verdict.Identity, reference, verdict.TextScore, verdict.HeatmapIoU, map.WordShares,
-                verdict.Attributes, Relative(c.Root, imageFile), Relative(c.Root, heatmapFile)));
+                verdict.Attributes, Relative(c.Root, imageFile), Relative(c.Root, heatmapFile))
+            { HeatmapIoUByResolution = verdict.HeatmapIoUByResolution });
         }
         return scores;
     }

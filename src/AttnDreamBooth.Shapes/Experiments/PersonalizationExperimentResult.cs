@@ -72,4 +72,9 @@ public sealed record ExperimentEstimate(double Mean, double HalfWidth, int Count
 /// <param name="HeatmapIoU">[V]-map IoU, over the images where a concept object was found.</param>
 /// <param name="WordShares">[V]'s share of the words' attention, by layer grid height.</param>
 public sealed record ExperimentMethodSummary(PersonalizationMethod Method, TrainingStage? AfterStage, ExperimentEstimate Identity, ExperimentEstimate Text,
-    ExperimentEstimate ConceptPresence, ExperimentEstimate HeatmapIoU, IReadOnlyDictionary<int, ExperimentEstimate> WordShares);
+    ExperimentEstimate ConceptPresence, ExperimentEstimate HeatmapIoU, IReadOnlyDictionary<int, ExperimentEstimate> WordShares)
+{
+    /// <summary>[V]-map IoU per layer resolution (by layer grid height), each over the images where a concept object was
+    /// found and that resolution's IoU was measured (<see cref="ExperimentImageScore.HeatmapIoUByResolution"/>).</summary>
+    public IReadOnlyDictionary<int, ExperimentEstimate> HeatmapIoUByResolution { get; init; } = new Dictionary<int, ExperimentEstimate>();
+}

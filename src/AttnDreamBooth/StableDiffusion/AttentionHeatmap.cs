@@ -37,6 +37,16 @@ public sealed class AttentionHeatmap
     /// </summary>
     public IReadOnlyDictionary<int, double> WordShares { get; init; } = new Dictionary<int, double>();
 
+    /// <summary>
+    /// The token's map per layer resolution: for the cross-attention layers whose latent grid is <c>h</c> cells high (the
+    /// key, as in <see cref="WordShares"/>; largest first), those layers' maps averaged over heads, layers and denoising
+    /// steps (conditional branch only), each resized to the same <see cref="Resolution"/>² grid and normalised to [0, 1]
+    /// on its own like <see cref="Values"/>. <see cref="Values"/> averages all layers, so with a single cross-attention
+    /// resolution the one entry equals it. The entries' own <see cref="WordShares"/> and <see cref="ByLayerResolution"/>
+    /// are empty. Empty when the map was built elsewhere.
+    /// </summary>
+    public IReadOnlyDictionary<int, AttentionHeatmap> ByLayerResolution { get; init; } = new Dictionary<int, AttentionHeatmap>();
+
     /// <summary>The map as a [R, R] float32 tensor (caller disposes).</summary>
     public torch.Tensor ToTensor() => torch.tensor(Values).reshape(Resolution, Resolution);
 

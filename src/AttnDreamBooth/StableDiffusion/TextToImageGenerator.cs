@@ -72,6 +72,7 @@ internal static class TextToImageGenerator
         c.UNet.ResetAttentionProcessors();
         IDisposable? attachment = null;
         Tensor? heatSum = null;
+        var heatSumByHeight = new SortedDictionary<int, Tensor>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
         int heatCount = 0;
         int res = options.HeatmapResolution;
         if (tokens.Length > 0)
@@ -110,9 +111,11 @@ internal static class TextToImageGenerator
                     // Only the conditional half of a guided batch shows where the prompt's tokens attend.
                     var conditional = store.Maps.Select(m => (Probabilities: guided ? m.Probabilities.narrow(0, batch, batch) : m.Probabilities, m.Height, m.Width)).ToArray();
                     var layers = conditional.Select(m => (m.Probabilities.narrow(-1, 0, tokens.Length), m.Height, m.Width)).ToArray();
-                    var averaged = AttentionHeatmaps.Aggregate(layers, res);
+                    var (averaged, byHeight) = AttentionHeatmaps.AggregateByHeight(layers, res);
                     foreach (var (p, h, _) in conditional) wordShares.Add(p, h);
                     heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged);
+                    foreach (var (h, map) in byHeight)
+                        heatSumByHeight[h] = heatSumByHeight.TryGetValue(h, out var sumH) ? sumH.add_(map) : map.MoveToOuterDisposeScope();
                     heatCount++;
                     store.Clear();
                 }
@@ -138,11 +141,15 @@ internal static class TextToImageGenerator
             if (heatSum is not null)
             {
                 var normalized = HeatmapRenderer.Normalize(heatSum[i].div(heatCount)).cpu().contiguous();
+                var normalizedByHeight = heatSumByHeight.Select(e => (Height: e.Key, Maps: HeatmapRenderer.Normalize(e.Value[i].div(heatCount)).cpu().contiguous())).ToArray();
                 for (int k = 0; k < tokens.Length; k++)
                 {
+                    var byResolution = new SortedDictionary<int, AttentionHeatmap>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+                    foreach (var (h, m) in normalizedByHeight) byResolution[h] = new AttentionHeatmap(tokens[k], res, m[k].contiguous().data<float>().ToArray());
                     maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray())
                     {
                         WordShares = wordShares.Shares(i, k),
+                        ByLayerResolution = byResolution,
                     };
                 }
             }

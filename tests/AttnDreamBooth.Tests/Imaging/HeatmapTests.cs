@@ -25,6 +25,29 @@ public sealed class HeatmapTests
     }
 
     [Fact]
+    public void AggregateByHeight_leaves_the_all_layer_maps_bit_identical_and_averages_each_resolution_alone()
+    {
+        torch.manual_seed(5);
+        var fine0 = torch.rand(2, 2, 16, 3).softmax(-1);
+        var coarse = torch.rand(2, 2, 4, 3).softmax(-1);
+        var fine1 = torch.rand(2, 2, 16, 3).softmax(-1);
+        (torch.Tensor, int, int)[] layers = [(fine0, 4, 4), (coarse, 2, 2), (fine1, 4, 4)];
+        var (all, byHeight) = AttentionHeatmaps.AggregateByHeight(layers, 8);
+        Assert.Equal(Bits(AttentionHeatmaps.Aggregate(layers, 8)), Bits(all));
+        Assert.Equal([4, 2], byHeight.Keys);
+        Assert.Equal(Bits(AttentionHeatmaps.Aggregate([layers[0], layers[2]], 8)), Bits(byHeight[4]));
+        Assert.Equal(Bits(AttentionHeatmaps.Aggregate([layers[1]], 8)), Bits(byHeight[2]));
+        // The all-layer map is the layer-count-weighted mean of the resolutions' maps.
+        Assert.True(torch.allclose(byHeight[4].mul(2).add(byHeight[2]).div(3), all, rtol: 1e-6, atol: 1e-7));
+
+        // One resolution: its map is the all-layer map, bit for bit (the same additions in the same order).
+        var (one, oneByHeight) = AttentionHeatmaps.AggregateByHeight([layers[0], layers[2]], 4);
+        Assert.Equal(Bits(one), Bits(Assert.Single(oneByHeight).Value));
+    }
+
+    private static int[] Bits(torch.Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+
+    [Fact]
     public void Normalize_scales_each_map_to_unit_range()
     {
         var n = HeatmapRenderer.Normalize(torch.tensor(new float[] { 0, 2, 4, 6, 5, 5, 5, 5 }).view(2, 2, 2));

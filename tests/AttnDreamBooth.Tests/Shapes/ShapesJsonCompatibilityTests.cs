@@ -132,6 +132,8 @@ public sealed class ShapesJsonCompatibilityTests
         Assert.Equal([2], cell.SkippedPrompts);
         var s = Assert.Single(scores);
         Assert.Equal(TrainingStage.CrossAttention, s.AfterStage);
+        // Stored before the IoU was measured per layer resolution: none, rather than made-up values.
+        Assert.Empty(s.HeatmapIoUByResolution);
         Assert.Equal(("star", 0, "a photo of {}", 1, 7L), (s.Concept, s.PromptIndex, s.Prompt, s.Complexity, s.Seed));
         Assert.Equal(new ConceptIdentity(0.5, 0.6, 0.7, 0.8, 0.9, null, 0.25, new TextureStatistics(0.1, 0.2, 0.3, 40)), s.Identity);
         Assert.Equal((0.75, 0.5, (double?)null), (s.ReferenceIdentity, s.Text, s.HeatmapIoU));

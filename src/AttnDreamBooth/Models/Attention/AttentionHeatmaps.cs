@@ -15,13 +15,33 @@ internal static class AttentionHeatmaps
     /// heatmaps, R = <paramref name="resolution"/>, in float32 on the maps' device.
     /// </summary>
     /// <exception cref="ArgumentException">No layers; a map whose shape does not match its grid, batch or token count.</exception>
-    public static Tensor Aggregate(IReadOnlyList<(Tensor Probabilities, int Height, int Width)> layers, int resolution)
+    public static Tensor Aggregate(IReadOnlyList<(Tensor Probabilities, int Height, int Width)> layers, int resolution) =>
+        Aggregate(layers, resolution, null);
+
+    /// <summary>
+    /// As <see cref="Aggregate(IReadOnlyList{ValueTuple{Tensor, int, int}}, int)"/>, and also the same aggregation over
+    /// each layer resolution's layers alone, keyed by the layers' grid height (largest first), each [B, K, R, R]. The
+    /// all-layer maps are computed exactly as without the split (same operations in the same order).
+    /// </summary>
+    public static (Tensor All, IReadOnlyDictionary<int, Tensor> ByHeight) AggregateByHeight(
+        IReadOnlyList<(Tensor Probabilities, int Height, int Width)> layers, int resolution)
+    {
+        var byHeight = new SortedDictionary<int, Tensor>(DescendingHeights);
+        var all = Aggregate(layers, resolution, byHeight);
+        return (all, byHeight);
+    }
+
+    private static readonly IComparer<int> DescendingHeights = Comparer<int>.Create((a, b) => b.CompareTo(a));
+
+    private static Tensor Aggregate(IReadOnlyList<(Tensor Probabilities, int Height, int Width)> layers, int resolution,
+        IDictionary<int, Tensor>? byHeight)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentOutOfRangeException.ThrowIfLessThan(resolution, 1);
         if (layers.Count == 0) throw new ArgumentException("At least one layer is needed.", nameof(layers));
         using var scope = NewDisposeScope();
         Tensor? sum = null;
+        var groups = new Dictionary<int, (Tensor Sum, int Count)>();
         long batch = -1, tokens = -1;
         for (int i = 0; i < layers.Count; i++)
         {
@@ -37,6 +57,13 @@ internal static class AttentionHeatmaps
                 ? grid
                 : nn.functional.interpolate(grid, size: [resolution, resolution], mode: InterpolationMode.Bilinear, align_corners: false);
             sum = sum is null ? resized : sum.add(resized);
+            // Out-of-place adds: a group's first sum may be the very tensor the all-layer sum started from.
+            if (byHeight is not null)
+                groups[h] = groups.TryGetValue(h, out var g) ? (g.Sum.add(resized), g.Count + 1) : (resized, 1);
+        }
+        if (byHeight is not null)
+        {
+            foreach (var (h, (groupSum, count)) in groups) byHeight[h] = groupSum.div(count).MoveToOuterDisposeScope();
         }
         return sum!.div(layers.Count).MoveToOuterDisposeScope();
     }

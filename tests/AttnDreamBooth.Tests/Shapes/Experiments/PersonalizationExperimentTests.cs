@@ -82,9 +82,38 @@ public sealed class PersonalizationExperimentTests
             if (s.HeatmapIoU is { } iou) Assert.InRange(iou, 0, 1);
             Assert.Equal([16, 8, 4], s.WordShares.Keys);
             Assert.All(s.WordShares.Values, v => Assert.InRange(v, 0, 1));
+            // The IoU is also measured per layer resolution, wherever the all-layer one is.
+            Assert.Equal([16, 8, 4], s.HeatmapIoUByResolution.Keys);
+            Assert.All(s.HeatmapIoUByResolution.Values, v =>
+            {
+                Assert.Equal(s.HeatmapIoU is null, v is null);
+                if (v is { } r) Assert.InRange(r, 0, 1);
+            });
             Assert.Equal(options.Prompts[s.PromptIndex].Complexity, s.Attributes.Count);
         });
+        Assert.Contains(first.Scores, s => s.HeatmapIoU is not null);
         Assert.Equal(options.Methods.Count + 2, first.Summary.Count);
+        Assert.All(first.Summary, s => Assert.Equal([16, 8, 4], s.HeatmapIoUByResolution.Keys));
+
+        // The per-resolution IoU columns of results.csv hold the scores' values; results.json and summary.md carry them.
+        var csv = File.ReadAllLines(dir.File("a/results.csv"));
+        var header = csv[0].Split(',');
+        foreach (int h in new[] { 16, 8, 4 })
+        {
+            int column = Array.IndexOf(header, $"v_map_iou_{h}");
+            Assert.True(column > Array.IndexOf(header, "v_map_iou"), $"v_map_iou_{h}");
+            // The prompts hold no commas, so a plain split finds the columns.
+            var values = csv.Skip(1).Select(line => line.Split(',')[column]).ToArray();
+            Assert.Equal(first.Scores.Select(s => s.HeatmapIoUByResolution[h] is { } v ? v.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : ""), values);
+        }
+        using (var json = JsonDocument.Parse(File.ReadAllText(dir.File("a/results.json"))))
+        {
+            var stored = json.RootElement.GetProperty("scores")[0].GetProperty("heatmap_iou_by_resolution");
+            Assert.Equal(["16", "8", "4"], stored.EnumerateObject().Select(p => p.Name));
+        }
+        string summaryText = File.ReadAllText(dir.File("a/summary.md"));
+        Assert.Contains("| [V]-map IoU | [V]-map IoU 16×16 | [V]-map IoU 8×8 | [V]-map IoU 4×4 | [V] share 16×16 |", summaryText, StringComparison.Ordinal);
+        Assert.DoesNotContain("is missing for", summaryText, StringComparison.Ordinal);
         Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.Training && p.Training is not null);
         Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.ClassImages);
         Assert.DoesNotContain(progress.Items, p => p.Phase == ExperimentPhase.CellReused);
