@@ -70,6 +70,10 @@ internal static class CliApp
         var frozenDType = new Option<string?>("--frozen-dtype") { Description = "Hold frozen weights in bf16 or fp16 during training." };
         frozenDType.AcceptOnlyFromAmong("bf16", "fp16");
         var releaseVae = new Option<bool>("--release-vae") { Description = "Free the VAE once the latents are cached." };
+        var releaseTextEncoder = new Option<bool>("--release-text-encoder")
+        {
+            Description = "Free the text encoder in the stages after the embedding stage (their prompt conditioning is computed once).",
+        };
         var optimizer8Bit = new Option<bool>("--optimizer-8bit") { Description = "Store AdamW's moments in 8 bits (block-wise quantized; ~1/4 of the optimizer memory)." };
         var force = new Option<bool>("--force") { Description = "Use an output folder that holds another run's concept or checkpoints (the concept is replaced)." };
         var loraRank = new Option<int?>("--lora-rank")
@@ -88,7 +92,7 @@ internal static class CliApp
         };
         var command = new Command("train", "Train a concept with AttnDreamBooth's three stages.")
         {
-            model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae,
+            model, images, token, category, output, preset, seed, device, checkpoints, resume, steps, batch, every, gradientCheckpointing, frozenDType, releaseVae, releaseTextEncoder,
             optimizer8Bit, force, loraRank, loraAlpha, loraModules, loraLearningRate, modelConfig,
         };
         command.SetAction((parse, ct) => Guarded(console, async () =>
@@ -122,6 +126,7 @@ internal static class CliApp
                     _ => null,
                 },
                 ReleaseVaeDuringTraining = parse.GetValue(releaseVae),
+                ReleaseTextEncoderDuringTraining = parse.GetValue(releaseTextEncoder),
                 EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
                 OverwriteOtherRuns = overwrite,
             };

@@ -204,7 +204,7 @@ public sealed class PersonalizationPipeline : IDisposable
 
     private const string TrainingAdvice =
         "Lower the batch size or the image resolution, or turn on TrainingOptions.GradientCheckpointing, FrozenWeightsDType, " +
-        "ReleaseVaeDuringTraining or EightBitOptimizerStates; checkpoints written so far are kept.";
+        "ReleaseVaeDuringTraining, ReleaseTextEncoderDuringTraining or EightBitOptimizerStates; checkpoints written so far are kept.";
 
     private const string GenerationAdvice = StableDiffusionPipeline.GenerationAdvice;
 

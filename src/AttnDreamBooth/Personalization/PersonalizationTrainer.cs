@@ -118,7 +118,7 @@ internal sealed partial class PersonalizationTrainer
         using var memory = PlanMemory(latents);
         using var objective = new PersonalizationObjective(_components, _concept, scheduler);
         using var classHidden = EncodeClassPrompt(objective, prior, _components.Device);
-        var run = new StageRun(fingerprint, ct, streams, scheduler, latents, priorStreams, classLatents, promptTokens, objective, classHidden, clock, resume.GlobalStep);
+        using var run = new StageRun(fingerprint, ct, streams, scheduler, latents, priorStreams, classLatents, promptTokens, objective, classHidden, clock, resume.GlobalStep);
         var stages = _plan.EnabledStages;
         for (int si = resume.StageIndex; si < stages.Count; si++)
         {
@@ -131,7 +131,7 @@ internal sealed partial class PersonalizationTrainer
     /// <summary>What every stage and step of one run shares.</summary>
     private sealed class StageRun(string fingerprint, CancellationToken ct, RandomStreams streams, DdpmScheduler scheduler, LatentSource latents,
         RandomStreams? priorStreams, LatentSource? classLatents, (Tensor Ids, Tensor ConceptPosition, Tensor CategoryPosition) prompt,
-        PersonalizationObjective objective, Tensor? classHidden, Stopwatch clock, int globalStep)
+        PersonalizationObjective objective, Tensor? classHidden, Stopwatch clock, int globalStep) : IDisposable
     {
         public string Fingerprint { get; } = fingerprint;
         public CancellationToken Ct { get; } = ct;
@@ -152,6 +152,12 @@ internal sealed partial class PersonalizationTrainer
 
         /// <summary>The global step this process started at (a resumed run's checkpoint).</summary>
         public int StepsAtStart { get; } = globalStep;
+
+        /// <summary>The training prompt's conditioning for the stages after the embedding stage, computed once: the embedding
+        /// and the text encoder are both fixed from then on.</summary>
+        public Tensor? FixedHidden { get; set; }
+
+        public void Dispose() => FixedHidden?.Dispose();
     }
 
     /// <summary>Encodes (and caches, per the data options) the concept images' latents.</summary>
@@ -174,9 +180,26 @@ internal sealed partial class PersonalizationTrainer
     /// <summary>The memory plan of the run; the VAE may go only when nothing renders during training.</summary>
     private TrainingMemoryPlan PlanMemory(LatentSource latents)
     {
-        bool rendersDuringTraining = _render is not null && _options.ValidationPrompts.Count > 0
-            && (_options.ValidationInterval is not null || _plan.EnabledStages.Any(_options.ValidationAfterStages.Contains));
-        return new TrainingMemoryPlan(_components, _options, releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !rendersDuringTraining);
+        long vaeParameters = _components.Vae.parameters().Sum(p => p.numel());
+        var memory = new TrainingMemoryPlan(_components, _options,
+            releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !RendersDuring(_plan.EnabledStages));
+        if (memory.VaeReleased) PipelineLog.WeightsReleased(_logger, "VAE", vaeParameters);
+        return memory;
+    }
+
+    /// <summary>Whether validation images are rendered during any of <paramref name="stages"/> (a render needs the VAE and
+    /// the text encoder).</summary>
+    private bool RendersDuring(IEnumerable<TrainingStage> stages) => _render is not null && _options.ValidationPrompts.Count > 0
+        && (_options.ValidationInterval is not null || stages.Any(_options.ValidationAfterStages.Contains));
+
+    /// <summary>Whether the text encoder may go from stage <paramref name="stageIndex"/> to the end of the run, once that stage's
+    /// conditioning is computed: no stage from there on trains the embedding (stage 1 differentiates through the encoder;
+    /// the trainer creates no text-encoder adapters), and nothing renders. The class prompt's conditioning is computed
+    /// before the first stage.</summary>
+    private bool MayReleaseTextEncoder(int stageIndex)
+    {
+        var rest = _plan.EnabledStages.Skip(stageIndex).ToArray();
+        return _options.ReleaseTextEncoderDuringTraining && !rest.Contains(TrainingStage.Embedding) && !RendersDuring(rest);
     }
 
     /// <summary>Trains stage <paramref name="stageIndex"/> of the enabled stages from <paramref name="firstStep"/>.</summary>
@@ -193,8 +216,17 @@ internal sealed partial class PersonalizationTrainer
         Tensor? fixedHidden = null;
         if (stage != TrainingStage.Embedding)
         {
-            using var _ = no_grad();
-            fixedHidden = run.Objective.EncodePrompt(run.Ids).DetachFromDisposeScope();
+            if (run.FixedHidden is null)
+            {
+                using var _ = no_grad();
+                run.FixedHidden = run.Objective.EncodePrompt(run.Ids).DetachFromDisposeScope();
+            }
+            fixedHidden = run.FixedHidden;
+            if (MayReleaseTextEncoder(stageIndex))
+            {
+                long parameters = _components.TextEncoder.parameters().Sum(p => p.numel());
+                if (memory.ReleaseTextEncoder()) PipelineLog.WeightsReleased(_logger, "text encoder", parameters);
+            }
         }
         try
         {
@@ -212,7 +244,6 @@ internal sealed partial class PersonalizationTrainer
         }
         finally
         {
-            fixedHidden?.Dispose();
             foreach (var (_, p) in trainable) p.requires_grad = false;
         }
     }

@@ -1,9 +1,12 @@
 using AttnDreamBooth.IO;
+using AttnDreamBooth.IO.SingleFile;
+using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Training;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace AttnDreamBooth.Personalization;
@@ -11,10 +14,13 @@ namespace AttnDreamBooth.Personalization;
 /// <summary>
 /// Applies a run's memory options for the duration of training and undoes them afterwards: gradient checkpointing
 /// on the U-Net, half-precision frozen weights (the VAE throughout, the frozen U-Net layers in stages 1–2 and in a LoRA
-/// stage 3), and
-/// releasing the VAE once its latents are cached. Every cast or release is undone by reloading exact float32
-/// weights from the base model, so the trained model carries no rounding of frozen weights.
+/// stage 3), releasing the VAE once its latents are cached, and releasing the text encoder once the conditioning of the
+/// remaining stages is computed. Every cast or release is undone by reloading exact float32 weights from the base model,
+/// so the trained model carries no rounding of frozen weights.
 /// </summary>
+/// <remarks>A released component keeps its module and parameter objects (each parameter's storage is swapped for an empty
+/// one and reallocated before the reload), so references held by callers, the concept embedding or the latent cache stay
+/// valid. Weights changed in memory before training (a merged LoRA) are not what comes back: the base model's are.</remarks>
 internal sealed class TrainingMemoryPlan : IDisposable
 {
     private readonly StableDiffusionComponents _components;
@@ -22,26 +28,39 @@ internal sealed class TrainingMemoryPlan : IDisposable
     private readonly bool _checkpointingBefore;
     private IReadOnlyList<string> _castUNet = [];
     private bool _vaeCast;
-    private bool _vaeReleased;
-    private readonly AutoencoderKLConfig _vaeConfig;
+    private ReleasedWeights? _vaeReleased;
+    private ReleasedWeights? _textEncoderReleased;
+
+    private static readonly StateDictLoadOptions VaeLoad = new() { KeyMap = VaeWeightNames.ToCurrentName };
+    private static readonly StateDictLoadOptions TextEncoderLoad = new() { KeyMap = k => ClipTextModel.IsIgnorableKey(k) ? null : k };
 
     public TrainingMemoryPlan(StableDiffusionComponents components, TrainingOptions options, bool releaseVae)
     {
         _components = components;
         _dtype = options.FrozenWeightsDType;
-        _vaeConfig = components.Vae.Config;
-        _checkpointingBefore = components.UNet.GradientCheckpointing;
-        components.UNet.GradientCheckpointing = options.GradientCheckpointing;
         if (releaseVae)
         {
-            components.Vae.Dispose();
-            _vaeReleased = true;
+            _vaeReleased = Release(components.Vae, SingleFileComponents.Vae, VaeLoad);
         }
         else if (_dtype is { } dtype)
         {
             FrozenPrecision.Apply(components.Vae, dtype);
             _vaeCast = true;
         }
+        _checkpointingBefore = components.UNet.GradientCheckpointing;
+        components.UNet.GradientCheckpointing = options.GradientCheckpointing;
+    }
+
+    /// <summary>Whether the VAE's weights are released until <see cref="Dispose"/>.</summary>
+    public bool VaeReleased => _vaeReleased is not null;
+
+    /// <summary>Frees the text encoder's weights until <see cref="Dispose"/>; the caller has computed every conditioning the
+    /// rest of the run needs (nothing may call the encoder until then). Returns false when they were released already.</summary>
+    public bool ReleaseTextEncoder()
+    {
+        if (_textEncoderReleased is not null) return false;
+        _textEncoderReleased = Release(_components.TextEncoder, SingleFileComponents.TextEncoder, TextEncoderLoad);
+        return true;
     }
 
     /// <summary>Before a stage selects its parameters: what the previous stage held in half precision may be trained
@@ -78,20 +97,66 @@ internal sealed class TrainingMemoryPlan : IDisposable
         _castUNet = [];
     }
 
+    /// <summary>A frozen component whose weights were freed in place, and what reloading them needs.</summary>
+    private sealed record ReleasedWeights(nn.Module Module, string Component, StateDictLoadOptions Load, IReadOnlyList<(Parameter Parameter, long[] Shape)> Shapes);
+
+    /// <summary>Frees <paramref name="module"/>'s parameters in place (each keeps its object, dtype and requires_grad; its
+    /// storage becomes empty). Checks first that the base model can give every one of them back.</summary>
+    private ReleasedWeights Release(nn.Module module, string component, StateDictLoadOptions load)
+    {
+        _components.Weights.Validate(module, component, load);
+        var shapes = module.parameters().Select(p => (p, p.shape)).ToArray();
+        using var _ = no_grad();
+        foreach (var (p, _) in shapes)
+        {
+            using var nothing = empty(0, dtype: p.dtype, device: p.device);
+            p.set_(nothing);
+        }
+        return new ReleasedWeights(module, component, load, shapes);
+    }
+
+    /// <summary>Exact float32 weights back from the base model, into the same module: a released one gets its parameters'
+    /// storage back (the same parameter objects), a cast one is converted to float32 first.</summary>
+    private void Reload(nn.Module module, string component, StateDictLoadOptions load, ReleasedWeights? released)
+    {
+        if (released is not null)
+        {
+            using var _ = no_grad();
+            foreach (var (p, shape) in released.Shapes)
+            {
+                using var storage = empty(shape, dtype: p.dtype, device: p.device);
+                p.set_(storage);
+            }
+        }
+        else
+        {
+            FrozenPrecision.ConvertReleasing(module, float32);
+            foreach (var p in module.parameters()) p.requires_grad = false;
+        }
+        _components.Weights.Load(module, component, load);
+    }
+
     public void Dispose()
     {
         _components.UNet.GradientCheckpointing = _checkpointingBefore;
-        RestoreUNet();
-        if (_vaeReleased || _vaeCast)
+        try
         {
-            var device = _components.Device;
-            if (_vaeCast) _components.Vae.Dispose();
-            var vae = new AutoencoderKL(_vaeConfig, device);
-            _components.Weights.Load(vae, "vae", new StateDictLoadOptions { KeyMap = VaeWeightNames.ToCurrentName });
-            vae.eval();
-            foreach (var p in vae.parameters()) p.requires_grad = false;
-            _components.Vae = vae;
-            _vaeCast = _vaeReleased = false;
+            RestoreUNet();
+            if (_vaeReleased is not null || _vaeCast)
+            {
+                var released = _vaeReleased;
+                _vaeCast = false;
+                _vaeReleased = null;
+                Reload(_components.Vae, SingleFileComponents.Vae, VaeLoad, released);
+            }
+        }
+        finally
+        {
+            if (_textEncoderReleased is { } text)
+            {
+                _textEncoderReleased = null;
+                Reload(text.Module, text.Component, text.Load, text);
+            }
         }
     }
 }

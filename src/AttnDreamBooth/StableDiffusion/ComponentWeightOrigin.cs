@@ -7,7 +7,7 @@ namespace AttnDreamBooth.StableDiffusion;
 /// <summary>
 /// Where a pipeline's networks really got their weights: a diffusers folder, or an original-layout single file read
 /// against a config folder. Training reloads exact float32 weights from here after holding frozen layers in half
-/// precision or releasing the VAE — never from <see cref="StableDiffusionComponents.Folder"/>, which for a single file
+/// precision or releasing the VAE or the text encoder — never from <see cref="StableDiffusionComponents.Folder"/>, which for a single file
 /// holds configs only (or unrelated weights).
 /// </summary>
 internal sealed class ComponentWeightOrigin
@@ -64,6 +64,15 @@ internal sealed class ComponentWeightOrigin
                 destination.copy_(value);
             }
         }
+    }
+
+    /// <summary>Checks, from the stored headers only, that <see cref="Load"/> would fill <paramref name="module"/> as it is now
+    /// (keys and shapes), so weights are freed only when they can be given back.</summary>
+    /// <exception cref="InvalidWeightsException">Missing, unexpected or mis-shaped keys.</exception>
+    public void Validate(torch.nn.Module module, string component, StateDictLoadOptions? options = null)
+    {
+        var (source, owner) = _open(component);
+        using (owner) StateDictLoader.Validate(module, source, options);
     }
 
     /// <summary>Loads a whole component strictly into <paramref name="module"/>.</summary>

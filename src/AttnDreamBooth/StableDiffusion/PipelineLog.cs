@@ -52,4 +52,7 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "The concept '{Concept}' was trained on the base model '{Recorded}' but is loaded onto '{Actual}'; check that they are the same weights (PersonalizedModelLoadOptions.VerifyBaseModel compares their fingerprints)")]
     public static partial void BaseModelNameDiffers(ILogger logger, string concept, string recorded, string actual);
+
+    [LoggerMessage(EventId = 116, Level = LogLevel.Information, Message = "Released the {Component}'s weights ({Parameters:N0} parameters) until training ends")]
+    public static partial void WeightsReleased(ILogger logger, string component, long parameters);
 }

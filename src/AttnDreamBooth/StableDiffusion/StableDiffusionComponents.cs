@@ -55,14 +55,16 @@ public sealed class StableDiffusionComponents : IDisposable
     /// <summary>The CLIP tokenizer (concept tokens are added to it).</summary>
     public ClipTokenizer Tokenizer { get; }
 
-    /// <summary>The CLIP text encoder (frozen).</summary>
+    /// <summary>The CLIP text encoder (frozen). Training may release and reload its weights, in the same parameter objects
+    /// (<c>TrainingOptions.ReleaseTextEncoderDuringTraining</c>).</summary>
     public ClipTextModel TextEncoder { get; }
 
     /// <summary>The denoising U-Net.</summary>
     public UNet2DConditionModel UNet { get; }
 
-    /// <summary>The VAE (frozen). Training may release and reload it (<c>TrainingOptions.ReleaseVaeDuringTraining</c>).</summary>
-    public AutoencoderKL Vae { get; internal set; }
+    /// <summary>The VAE (frozen). Training may release and reload its weights, in the same module
+    /// (<c>TrainingOptions.ReleaseVaeDuringTraining</c>).</summary>
+    public AutoencoderKL Vae { get; }
 
     /// <summary>The scheduler configuration; training and samplers are built from it.</summary>
     public SchedulerConfig SchedulerConfig { get; }

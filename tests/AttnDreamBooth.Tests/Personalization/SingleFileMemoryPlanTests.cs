@@ -7,9 +7,9 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Tests.Personalization;
 
 /// <summary>
-/// Training from a single file with the memory options reloads exact weights from that file, not from the config
-/// folder: the config folder here holds decoy weights (the real ones halved), so restoring from it would be caught
-/// bit for bit, and a weight-less config folder would throw.
+/// Training from a single file with the memory options (frozen precision, releasing the VAE and the text encoder) reloads
+/// exact weights from that file, not from the config folder: the config folder here holds decoy weights (the real ones
+/// halved), so restoring from it would be caught bit for bit, and a weight-less config folder would throw.
 /// </summary>
 public sealed class SingleFileMemoryPlanTests
 {
@@ -47,13 +47,14 @@ public sealed class SingleFileMemoryPlanTests
 
     [Theory]
     [MemberData(nameof(MemoryOptions))]
-    public async Task SingleFileTrainingMatchesTheFolderRunBitForBit(string dtype, bool releaseVae, bool checkpointing, bool decoyWeights)
+    public async Task SingleFileTrainingMatchesTheFolderRunBitForBit(string dtype, bool release, bool checkpointing, bool decoyWeights)
     {
         var fixture = FixtureRoots.Get("tiny-sd1");
         using var temp = TestPaths.CreateTempDirectory();
         string configs = DecoyConfigs(fixture.PipelineFolder, temp.File("configs"), decoyWeights);
         var plan = TinyPipeline.Plan(1, 2, 1);
-        var options = TinyPipeline.Options() with { FrozenWeightsDType = DType(dtype), ReleaseVaeDuringTraining = releaseVae, GradientCheckpointing = checkpointing };
+        var options = TinyPipeline.Options() with { FrozenWeightsDType = DType(dtype), ReleaseVaeDuringTraining = release,
+            ReleaseTextEncoderDuringTraining = release, GradientCheckpointing = checkpointing };
 
         using var fromFolder = TinyPipeline.Build(plan, options, fixture.PipelineFolder);
         await fromFolder.TrainAsync(TinyPipeline.Dog());
