@@ -29,23 +29,10 @@ internal static class EightBitTrainingEffect
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int[] steps = [30, 30, 30];
-        string? output = null;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--steps" when i + 1 < args.Length:
-                    steps = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-                    break;
-                case "--out" when i + 1 < args.Length:
-                    output = args[++i];
-                    break;
-                default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: {Command} [--steps s1,s2,s3] [--out folder]");
-                    return 2;
-            }
-        }
+        var options = CommandOptions.Parse(args, Command, "[--steps s1,s2,s3] [--out folder]", "--steps", "--out");
+        if (options is null) return 2;
+        int[] steps = options.Integers("--steps") ?? [30, 30, 30];
+        string? output = options.Text("--out");
         if (steps.Length != 3 || steps.Any(s => s < 1)) throw new ArgumentException("--steps needs three positive step counts (stages 1, 2, 3).", nameof(args));
 
         string root = RepoRoot();

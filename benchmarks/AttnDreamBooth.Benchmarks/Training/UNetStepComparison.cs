@@ -29,31 +29,13 @@ internal static class UNetStepComparison
 
     public static int Run(string[] args)
     {
-        int[] latents = [32];
-        int rounds = 4;
-        string[] names = All.Select(v => v.Name).ToArray();
-        string? output = null;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--latents" when i + 1 < args.Length:
-                    latents = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-                    break;
-                case "--rounds" when i + 1 < args.Length:
-                    rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
-                    break;
-                case "--variants" when i + 1 < args.Length:
-                    names = args[++i].Split(',');
-                    break;
-                case "--out" when i + 1 < args.Length:
-                    output = args[++i];
-                    break;
-                default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: {Command} [--latents 32] [--rounds 4] [--variants {string.Join(',', All.Select(v => v.Name))}] [--out file.md]");
-                    return 2;
-            }
-        }
+        var options = CommandOptions.Parse(args, Command, $"[--latents 32] [--rounds 4] [--variants {string.Join(',', All.Select(v => v.Name))}] [--out file.md]",
+            "--latents", "--rounds", "--variants", "--out");
+        if (options is null) return 2;
+        int[] latents = options.Integers("--latents") ?? [32];
+        int rounds = options.Integer("--rounds") ?? 4;
+        string[] names = options.List("--variants") ?? All.Select(v => v.Name).ToArray();
+        string? output = options.Text("--out");
         var variants = names.Select(n => All.Single(v => v.Name == n)).ToArray();
         var report = new StringBuilder();
         foreach (int latent in latents)

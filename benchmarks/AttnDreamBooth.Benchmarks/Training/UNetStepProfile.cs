@@ -21,27 +21,11 @@ internal static class UNetStepProfile
 
     public static int Run(string[] args)
     {
-        int[] latents = [32, 64];
-        int rounds = 3;
-        string? output = null;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--latents" when i + 1 < args.Length:
-                    latents = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-                    break;
-                case "--rounds" when i + 1 < args.Length:
-                    rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
-                    break;
-                case "--out" when i + 1 < args.Length:
-                    output = args[++i];
-                    break;
-                default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: {Command} [--latents 32,64] [--rounds 3] [--out file.md]");
-                    return 2;
-            }
-        }
+        var options = CommandOptions.Parse(args, Command, "[--latents 32,64] [--rounds 3] [--out file.md]", "--latents", "--rounds", "--out");
+        if (options is null) return 2;
+        int[] latents = options.Integers("--latents") ?? [32, 64];
+        int rounds = options.Integer("--rounds") ?? 3;
+        string? output = options.Text("--out");
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture, $"libtorch threads: {get_num_threads()}; rounds: {rounds}; {Environment.ProcessorCount} logical CPUs.");
         foreach (int latent in latents)
