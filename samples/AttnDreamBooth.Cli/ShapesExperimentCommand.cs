@@ -157,10 +157,13 @@ internal static class ShapesExperimentCommand
             console.MarkupLineInterpolated($"[yellow]Cancelled.[/] Finished cells stay in {TerminalText.Safe(Path.GetFullPath(options.OutputFolder))}; the same command continues with the others.");
             return 130;
         }
-        var table = new Table().AddColumns("method", "after", "images", "identity", "text", "concept present", "[[V]]-map IoU");
+        var heights = result.Summary.SelectMany(s => s.HeatmapIoUByResolution.Keys).Distinct().OrderDescending().ToArray();
+        var table = new Table().AddColumns(["method", "after", "images", "identity", "text", "concept present", "[[V]]-map IoU",
+            .. heights.Select(h => string.Create(CultureInfo.InvariantCulture, $"IoU {h}×{h}"))]);
         foreach (var s in result.Summary)
-            table.AddRow(s.Method.Name(), s.AfterStage is { } st ? $"stage {(int)st}" : "trained", s.Identity.Count.ToString(CultureInfo.InvariantCulture),
-                F(s.Identity), F(s.Text), F(s.ConceptPresence), F(s.HeatmapIoU));
+            table.AddRow([s.Method.Name(), s.AfterStage is { } st ? $"stage {(int)st}" : "trained", s.Identity.Count.ToString(CultureInfo.InvariantCulture),
+                F(s.Identity), F(s.Text), F(s.ConceptPresence), F(s.HeatmapIoU),
+                .. heights.Select(h => s.HeatmapIoUByResolution.TryGetValue(h, out var e) ? F(e) : "–")]);
         console.Write(table);
         int reused = result.Cells.Count(c => c.Reused);
         console.MarkupLineInterpolated($"{result.Cells.Count - reused} cell(s) run, {reused} reused; the tables exclude tuning concepts.");

@@ -217,14 +217,15 @@ internal static class ExperimentReport
         foreach (var (title, concepts) in new[] { ("Per concept", evaluation), ("Tuning concept (not in the tables above)", tuning) })
         {
             if (concepts.Count == 0) continue;
-            sb.Append(Inv, $"\n## {title}\n\n| concept | method | identity | text | concept present | [V]-map IoU |\n|---|---|---|---|---|---|\n");
+            sb.Append(Inv, $"\n## {title}\n\n| concept | method | identity | text | concept present | [V]-map IoU |{ResolutionHeader(heights)}\n|---|---|---|---|---|---|")
+                .Append(string.Concat(Enumerable.Repeat("---|", 2 * heights.Count))).Append('\n');
             foreach (var c in concepts)
                 foreach (var m in options.Methods)
                 {
                     var rows = scores.Where(s => s.Concept == c.Name && s.Method == m && s.AfterStage is null).ToList();
                     if (rows.Count == 0) continue;
                     var e = ExperimentSummary.Summarize(m, null, rows);
-                    sb.Append(Inv, $"| {c.Name} | {m.Name()} | {E(e.Identity)} | {E(e.Text)} | {E(e.ConceptPresence)} | {E(e.HeatmapIoU)} |\n");
+                    sb.Append(Inv, $"| {c.Name} | {m.Name()} | {E(e.Identity)} | {E(e.Text)} | {E(e.ConceptPresence)} | {E(e.HeatmapIoU)} |{ResolutionCells(e, heights)}\n");
                 }
         }
 

@@ -72,7 +72,7 @@ internal static class TextToImageGenerator
         c.UNet.ResetAttentionProcessors();
         IDisposable? attachment = null;
         Tensor? heatSum = null;
-        var heatSumByHeight = new SortedDictionary<int, Tensor>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+        var heatSumByHeight = new SortedDictionary<int, Tensor>(AttentionHeatmaps.DescendingHeights);
         int heatCount = 0;
         int res = options.HeatmapResolution;
         if (tokens.Length > 0)
@@ -144,7 +144,7 @@ internal static class TextToImageGenerator
                 var normalizedByHeight = heatSumByHeight.Select(e => (Height: e.Key, Maps: HeatmapRenderer.Normalize(e.Value[i].div(heatCount)).cpu().contiguous())).ToArray();
                 for (int k = 0; k < tokens.Length; k++)
                 {
-                    var byResolution = new SortedDictionary<int, AttentionHeatmap>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+                    var byResolution = new SortedDictionary<int, AttentionHeatmap>(AttentionHeatmaps.DescendingHeights);
                     foreach (var (h, m) in normalizedByHeight) byResolution[h] = new AttentionHeatmap(tokens[k], res, m[k].contiguous().data<float>().ToArray());
                     maps[tokens[k]] = new AttentionHeatmap(tokens[k], res, normalized[k].contiguous().data<float>().ToArray())
                     {

@@ -1,3 +1,4 @@
+using AttnDreamBooth.Models.Attention;
 using static TorchSharp.torch;
 
 namespace AttnDreamBooth.StableDiffusion;
@@ -12,7 +13,7 @@ internal sealed class WordShareAccumulator
     private readonly int _tokens;
     private readonly int _words;
     private readonly bool[] _isWord;
-    private readonly SortedDictionary<int, (double[,] Sum, int Count)> _byHeight = new(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+    private readonly SortedDictionary<int, (double[,] Sum, int Count)> _byHeight = new(AttentionHeatmaps.DescendingHeights);
 
     /// <param name="tokenPositions">The heatmap tokens' positions in the prompt.</param>
     /// <param name="wordPositions">The positions of the prompt's words.</param>
@@ -46,7 +47,7 @@ internal sealed class WordShareAccumulator
     /// (largest first); empty when the token is not one of the words.</summary>
     public IReadOnlyDictionary<int, double> Shares(int row, int token)
     {
-        var result = new SortedDictionary<int, double>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+        var result = new SortedDictionary<int, double>(AttentionHeatmaps.DescendingHeights);
         if (!_isWord[token]) return result;
         foreach (var (height, (sum, count)) in _byHeight) result[height] = sum[row, token] / count;
         return result;

@@ -31,7 +31,8 @@ internal static class AttentionHeatmaps
         return (all, byHeight);
     }
 
-    private static readonly IComparer<int> DescendingHeights = Comparer<int>.Create((a, b) => b.CompareTo(a));
+    /// <summary>Orders latent grid heights from the finest resolution down, the order every per-resolution map is kept in.</summary>
+    internal static readonly IComparer<int> DescendingHeights = Comparer<int>.Create((a, b) => b.CompareTo(a));
 
     private static Tensor Aggregate(IReadOnlyList<(Tensor Probabilities, int Height, int Width)> layers, int resolution,
         IDictionary<int, Tensor>? byHeight)

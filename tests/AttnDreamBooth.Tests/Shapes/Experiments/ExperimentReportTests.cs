@@ -10,8 +10,8 @@ public sealed class ExperimentReportTests
 {
     private static readonly ShapesWorld World = ShapesWorld.Default;
 
-    private static ExperimentImageScore Row(long seed, double? iou, IReadOnlyDictionary<int, double?> byResolution) =>
-        new("star", "star", false, PersonalizationMethod.TextualInversion, null, 0, "a photo of a {}", 0, seed, ConceptIdentity.None, 0.9, 1,
+    private static ExperimentImageScore Row(long seed, double? iou, IReadOnlyDictionary<int, double?> byResolution, string concept = "star") =>
+        new(concept, "star", false, PersonalizationMethod.TextualInversion, null, 0, "a photo of a {}", 0, seed, ConceptIdentity.None, 0.9, 1,
             iou, new Dictionary<int, double> { [16] = 0.25, [8] = 0.5 }, [], $"i{seed}.png", $"h{seed}.png")
         { HeatmapIoUByResolution = byResolution };
 
@@ -57,5 +57,42 @@ public sealed class ExperimentReportTests
         string row = markdown.Split('\n').Single(l => l.StartsWith("| ti |", StringComparison.Ordinal) && l.Contains("0.375", StringComparison.Ordinal));
         var cells = row.Split('|', StringSplitOptions.TrimEntries);
         Assert.Equal(("0.292 ± 0.474", "0.375 ± 1.588", "0.500 ± 3.176"), (cells[7], cells[8], cells[9]));
+    }
+
+    [Fact]
+    public void PerConceptTableCarriesThePerResolutionColumns()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var concept = ConceptSpec.Load(Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "galaxy-star.json"), World);
+        Assert.False(concept.IsTuning);
+        ExperimentImageScore[] scores =
+        [
+            Row(0, 0.5, new Dictionary<int, double?> { [16] = 0.25, [8] = 0.75 }, concept.Name),
+            Row(1, 0.25, new Dictionary<int, double?> { [16] = 0.5, [8] = 0.25 }, concept.Name),
+        ];
+        // The concept's grid draws each row's image and heatmap.
+        foreach (string file in scores.SelectMany(s => new[] { s.Image, s.Heatmap }))
+            new AttnDreamBooth.Imaging.RgbImage(8, 8, new byte[8 * 8 * 3]).SavePng(dir.File(file));
+        var methods = new[] { PersonalizationMethod.TextualInversion };
+        var options = new PersonalizationExperimentOptions
+        {
+            ModelFolder = dir.File("model"),
+            Concepts = [concept],
+            Prompts = [ConceptPrompts.Parse("a photo of a {V} on the beach", World)],
+            OutputFolder = dir.Path,
+            Methods = methods,
+        };
+        ExperimentReport.Write(dir.Path, options, "sha256:0", scores, ExperimentSummary.Summarize(scores, methods), []);
+
+        var lines = File.ReadAllText(dir.File(PersonalizationExperiment.SummaryFile)).Split('\n');
+        int heading = Array.IndexOf(lines, "## Per concept");
+        Assert.True(heading > 0);
+        var header = lines[heading + 2].Split('|', StringSplitOptions.TrimEntries);
+        Assert.Equal(["concept", "method", "identity", "text", "concept present", "[V]-map IoU", "[V]-map IoU 16×16", "[V]-map IoU 8×8", "[V] share 16×16", "[V] share 8×8"],
+            header[1..^1]);
+        Assert.Equal(header.Length, lines[heading + 3].Split('|').Length);
+        var row = lines[heading + 4].Split('|', StringSplitOptions.TrimEntries);
+        Assert.Equal((concept.Name, "ti"), (row[1], row[2]));
+        Assert.Equal(("0.375 ± 1.588", "0.375 ± 1.588", "0.500 ± 3.176", "0.250 ± 0.000", "0.500 ± 0.000"), (row[6], row[7], row[8], row[9], row[10]));
     }
 }
