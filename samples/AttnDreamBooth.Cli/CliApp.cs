@@ -139,7 +139,8 @@ internal static class CliApp
                 .Build(ct);
             TrainOutput.RequireWritable(outDir, pipeline);
             string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir, plan) : null;
-            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, deviceName));
+            int encodes = training.Data.FreshAugmentationEveryStep ? 0 : concept.Images.Count * training.Data.VariantsPerImage;
+            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, deviceName) with { LatentEncodes = encodes });
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));

@@ -39,6 +39,10 @@ internal sealed record TrainingEstimate
     public required string Device { get; init; }
     public required bool OnCpu { get; init; }
 
+    /// <summary>VAE encodes of the photos' augmented variants before the first step (photos × variants per photo; 0 when
+    /// unknown or encoded afresh every step). Not in <see cref="Total"/>: a convolutional encoder runs at a rate of its own.</summary>
+    public int LatentEncodes { get; init; }
+
     /// <summary>The rate the estimate assumes for <see cref="Device"/>.</summary>
     public required double FlopsPerSecond { get; init; }
 
@@ -110,7 +114,9 @@ internal sealed record TrainingEstimate
     public string? Warning()
     {
         if (!OnCpu || UNetParameters < RealSizeParameters) return null;
-        return $"This is a real-size model ({UNetParameters / 1e6:F0} M U-Net parameters) on the CPU: training takes about {Duration(Total)}. " +
+        // Measured: 80 encodes at 512 px took 13 min on the busy 2-core machine, more than two stage-3 steps.
+        string encodes = LatentEncodes > 0 ? $" Before the first step it encodes the photos' {LatentEncodes} augmented variants with the VAE, several seconds each." : "";
+        return $"This is a real-size model ({UNetParameters / 1e6:F0} M U-Net parameters) on the CPU: training takes about {Duration(Total)}.{encodes} " +
                "Train on a GPU (--device cuda), or for a quick try use the Shapes model (--model samples/models/shapes-sd, minutes on a CPU) " +
                "or fewer steps (--steps 10,10,20 --batch-size 1).";
     }

@@ -331,6 +331,8 @@ public sealed class ShapesPretrainer
         {
             if (_recipe.MaxGradNorm > 0)
             {
+                // Reading .grad makes a handle on each gradient: dispose them now, not when the garbage collector runs.
+                using var scope = NewDisposeScope();
                 nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter).Where(p => p.grad is not null), _recipe.MaxGradNorm);
             }
         }
@@ -346,7 +348,7 @@ public sealed class ShapesPretrainer
             {
                 if (optimizer is not null)
                 {
-                    foreach (var (name, t) in optimizer.StateTensors())
+                    foreach (var (name, t) in optimizer.StateViews())
                     {
                         tensors["optimizer." + name] = t;
                         owned.Add(t);

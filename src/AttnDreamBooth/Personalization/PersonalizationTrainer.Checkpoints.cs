@@ -109,7 +109,7 @@ internal sealed partial class PersonalizationTrainer
             foreach (var (name, p) in _lora.named_parameters()) tensors[LoraStatePrefix + name] = p.detach().cpu();
             if (_loraDropout is not null) tensors[LoraDropoutState] = _loraDropout.get_state().clone();
         }
-        foreach (var (name, t) in optimizer.StateTensors()) tensors["optim." + name] = t;
+        foreach (var (name, t) in optimizer.StateViews()) tensors["optim." + name] = t;
         foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
         if (_priorStreams is not null)
         {

@@ -33,12 +33,14 @@ internal static class StageOptimizer
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
+        // Each read of .grad is a new handle on the gradient; one left to the garbage collector keeps the gradient's memory
+        // after the optimizer drops it (the trainer calls this outside any scope).
+        using var scope = torch.NewDisposeScope();
         var withGrad = parameters.Where(p => p.grad is not null).ToArray();
         if (withGrad.Length == 0) return 0.0;
         if (options.MaxGradNorm is double max)
             return torch.nn.utils.clip_grad_norm_(withGrad, max);
         if (!measure) return double.NaN;
-        using var scope = torch.NewDisposeScope();
         var total = torch.zeros(1, torch.float64, withGrad[0].device);
         foreach (var p in withGrad) total = total.add(p.grad!.to_type(torch.float64).square().sum());
         return Math.Sqrt(total.item<double>());

@@ -11,8 +11,8 @@ internal static partial class PipelineLog
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Validated {Count} concept images for '{Token}' ({Category})")]
     public static partial void ImagesValidated(ILogger logger, int count, string token, string category);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Encoded {Count} augmented variants to latents")]
-    public static partial void LatentsCached(ILogger logger, int count);
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Encoded {Count} augmented variants to latents in {Elapsed}")]
+    public static partial void LatentsCached(ILogger logger, int count, TimeSpan elapsed);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Stage {Stage} ({Name}): {Steps} steps, lr {LearningRate}, batch {BatchSize}, {TrainableTensors} trainable tensors ({TrainableElements:N0} values)")]
     public static partial void StageStarted(ILogger logger, int stage, string name, int steps, double learningRate, int batchSize, int trainableTensors, long trainableElements);
@@ -52,6 +52,9 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 115, Level = LogLevel.Warning, Message = "The concept '{Concept}' was trained on the base model '{Recorded}' but is loaded onto '{Actual}'; check that they are the same weights (PersonalizedModelLoadOptions.VerifyBaseModel compares their fingerprints)")]
     public static partial void BaseModelNameDiffers(ILogger logger, string concept, string recorded, string actual);
+
+    [LoggerMessage(EventId = 117, Level = LogLevel.Information, Message = "Encoding {Count} augmented variants of {Images} concept images with the VAE before the first step")]
+    public static partial void CachingLatents(ILogger logger, int count, int images);
 
     [LoggerMessage(EventId = 116, Level = LogLevel.Information, Message = "Released the {Component}'s weights ({Parameters:N0} parameters) until training ends")]
     public static partial void WeightsReleased(ILogger logger, string component, long parameters);

@@ -73,6 +73,9 @@ public sealed class TrainingEstimateTests
         Assert.Contains("--device cuda", warning);
         Assert.Contains("--model samples/models/shapes-sd", warning);
         Assert.Contains("--steps 10,10,20", warning);
+        // The latent cache is named only when the caller says how many encodes it takes.
+        Assert.DoesNotContain("augmented variants", warning);
+        Assert.Contains("encodes the photos' 80 augmented variants with the VAE", (estimate with { LatentEncodes = 80 }).Warning());
     }
 
     [Fact]
