@@ -128,7 +128,16 @@ internal sealed partial class PersonalizationTrainer
             HasLora = _lora is not null,
             LossHistory = _lossHistory.ToArray(),
         };
-        _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);
+        try
+        {
+            _lastCheckpoint = TrainingCheckpoint.Write(_options.CheckpointDirectory!, state, tensors, _options.KeepCheckpoints);
+        }
+        finally
+        {
+            // Handles on live weights and moments: left to the garbage collector, they would keep a finished stage's
+            // optimizer moments (1.6–6.5 GiB for SD 2.1) alive after the optimizer is disposed.
+            foreach (var t in tensors.Values) t.Dispose();
+        }
         _lastCheckpointGlobalStep = globalStep;
         PipelineLog.CheckpointWritten(_logger, _lastCheckpoint);
         return _lastCheckpoint;
