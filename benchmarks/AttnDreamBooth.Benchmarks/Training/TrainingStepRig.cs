@@ -108,15 +108,7 @@ internal sealed class TrainingStepRig : IDisposable
         {
             if (_keepGradients) foreach (var p in _trainable) p.grad?.zero_();
             var text = _concept is null ? _text : cat([_text[.., ..5], _concept.unsqueeze(0), _text[.., 7..]], 1);
-            var prediction = UNet.call(_latents, _timestep, text);
-            var regularizer = zeros([]);
-            foreach (var map in _store.Maps)
-            {
-                var mean = map.Probabilities.mean([1L, 2L]);
-                regularizer = regularizer + (mean[.., 0] - mean[.., 1]).pow(2).sum();
-            }
-            var loss = nn.functional.mse_loss(prediction, _target) + regularizer.mul(1e-2);
-            loss.backward();
+            Loss(UNet, _store, _latents, _timestep, text, _target).backward();
             forwardBackward = clock.Elapsed.TotalSeconds;
             afterBackward?.Invoke();
             StageOptimizer.ClipGradients(_trainable, _settings);
@@ -125,6 +117,20 @@ internal sealed class TrainingStepRig : IDisposable
             _store.Clear();
         }
         return (forwardBackward, clock.Elapsed.TotalSeconds - forwardBackward);
+    }
+
+    /// <summary>The step's loss: the prediction's MSE plus a map loss over the two recorded tokens of every attn2 layer (a
+    /// stand-in of the regularization's cost; its value is irrelevant). Clears nothing: the caller clears the store.</summary>
+    public static Tensor Loss(UNet2DConditionModel unet, AttentionMapStore store, Tensor latents, Tensor timestep, Tensor text, Tensor target)
+    {
+        var prediction = unet.call(latents, timestep, text);
+        var regularizer = zeros([]);
+        foreach (var map in store.Maps)
+        {
+            var mean = map.Probabilities.mean([1L, 2L]);
+            regularizer = regularizer + (mean[.., 0] - mean[.., 1]).pow(2).sum();
+        }
+        return nn.functional.mse_loss(prediction, target) + regularizer.mul(1e-2);
     }
 
     /// <summary>The repository root (the folder holding AttnDreamBooth.sln above the program).</summary>

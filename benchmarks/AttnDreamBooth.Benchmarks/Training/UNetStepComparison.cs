@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using AttnDreamBooth.Models.Blocks;
+using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -18,14 +20,29 @@ internal static class UNetStepComparison
     /// <summary>An alternative: what to switch on before its step and off after it, and the sample it feeds.</summary>
     private sealed record Variant(string Name, Action<RealSizeUNet> On, Action<RealSizeUNet> Off, Func<RealSizeUNet, Tensor>? Sample = null);
 
-    // Channels-last is applied from outside the model: the convolution weights (and their gradient buffers, so that
-    // accumulation keeps one layout) and the sample get NHWC strides, and libtorch's CPU kernels carry the layout on.
-    // Changes inside the library's modules are compared by adding a variant here around a switch while experimenting.
+    // "channels-last" is the library's own layout change (TrainingOptions.ChannelsLast: the convolution weights and their
+    // gradient buffers get NHWC strides); the "-input" variants also or only lay the sample out so. The other variants
+    // flip the library's ExecutionSwitches, alternatives to diffusers' op order that measured no faster.
     private static readonly Variant[] All =
     [
         new("baseline", _ => { }, _ => { }),
-        new("channels-last", n => ConvWeights(n, ChannelsLast), n => ConvWeights(n, t => t.contiguous()), n => ChannelsLast(n.Latents)),
+        new("channels-last", n => ChannelsLastLayout.Apply(n.Model), n => ChannelsLastLayout.Undo(n.Model)),
+        new("channels-last-input", _ => { }, _ => { }, n => ChannelsLastLayout.ToChannelsLast(n.Latents)),
+        new("channels-last-both", n => ChannelsLastLayout.Apply(n.Model), n => ChannelsLastLayout.Undo(n.Model), n => ChannelsLastLayout.ToChannelsLast(n.Latents)),
+        new("in-place-resnet", _ => ExecutionSwitches.InPlaceResnet = true, _ => ExecutionSwitches.InPlaceResnet = false),
+        new("in-place-adds", _ => ExecutionSwitches.InPlaceTransformerAdds = true, _ => ExecutionSwitches.InPlaceTransformerAdds = false),
+        new("output-view", _ => ExecutionSwitches.TransformerOutputAsView = true, _ => ExecutionSwitches.TransformerOutputAsView = false),
+        new("in-place-all", _ => InPlace(true), _ => InPlace(false)),
+        new("matmul-conv-64", _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 64, _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 0),
+        new("matmul-conv-256", _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 256, _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 0),
+        new("matmul-conv-1024", _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 1024, _ => ExecutionSwitches.MatmulConvolutionMaxPixels = 0),
     ];
+
+    private static void InPlace(bool on)
+    {
+        ExecutionSwitches.InPlaceResnet = on;
+        ExecutionSwitches.InPlaceTransformerAdds = on;
+    }
 
     public static int Run(string[] args)
     {
@@ -54,6 +71,9 @@ internal static class UNetStepComparison
         net.Step();
         var differences = new Dictionary<string, string>();
         Tensor? reference = null;
+        float scale = float.NaN;
+        var gradients = new Dictionary<string, string>();
+        Tensor[]? referenceGradients = null;
         foreach (var v in variants)
         {
             v.On(net);
@@ -62,10 +82,15 @@ internal static class UNetStepComparison
                 using (no_grad())
                 {
                     var prediction = net.Model.call(v.Sample?.Invoke(net) ?? net.Latents, net.Timestep, net.Text).contiguous();
-                    reference ??= prediction;
+                    if (reference is null)
+                    {
+                        reference = prediction;
+                        scale = prediction.abs().max().item<float>();
+                    }
                     differences[v.Name] = (prediction - reference).abs().max().item<float>().ToString("G3", CultureInfo.InvariantCulture);
                 }
-                net.Step(v.Sample?.Invoke(net)); // warm-up in this variant
+                net.Step(v.Sample?.Invoke(net)); // warm-up in this variant, and the gradients to compare
+                gradients[v.Name] = CompareGradients(net, ref referenceGradients);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -76,6 +101,7 @@ internal static class UNetStepComparison
                 v.Off(net);
             }
         }
+        foreach (var g in referenceGradients ?? []) g.Dispose();
         var usable = variants.Where(v => !differences[v.Name].StartsWith("fails", StringComparison.Ordinal)).ToArray();
         var times = usable.ToDictionary(v => v.Name, _ => new List<(double Forward, double Backward)>());
         for (int round = 0; round < rounds; round++)
@@ -99,40 +125,46 @@ internal static class UNetStepComparison
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"### {latent}×{latent} latents, {rounds} rounds");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; the baseline's prediction has max |value| {scale.ToString("G3", CultureInfo.InvariantCulture)} (the scale of the |Δ| column).");
         text.AppendLine();
-        text.AppendLine("| variant | prediction max \\|Δ\\| vs baseline | forward ms (median) | backward ms (median) | fwd+bwd vs first variant | every step (fwd+bwd ms) |");
-        text.AppendLine("|---|---:|---:|---:|---:|---|");
+        text.AppendLine("| variant | prediction max \\|Δ\\| vs baseline | gradients: max relative Δ | forward ms (median) | backward ms (median) | fwd+bwd vs first variant | every step (fwd+bwd ms) |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---|");
         double? first = null;
         foreach (var v in variants)
         {
             if (!times.TryGetValue(v.Name, out var list))
             {
-                text.AppendLine(CultureInfo.InvariantCulture, $"| {v.Name} | {differences[v.Name]} | | | | |");
+                text.AppendLine(CultureInfo.InvariantCulture, $"| {v.Name} | {differences[v.Name]} | | | | | |");
                 continue;
             }
             double f = RealSizeUNet.Median(list.Select(s => s.Forward)), b = RealSizeUNet.Median(list.Select(s => s.Backward));
             double total = RealSizeUNet.Median(list.Select(s => s.Forward + s.Backward));
             first ??= total;
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {v.Name} | {differences[v.Name]} | {RealSizeUNet.Ms(f)} | {RealSizeUNet.Ms(b)} | "
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {v.Name} | {differences[v.Name]} | {gradients[v.Name]} | {RealSizeUNet.Ms(f)} | {RealSizeUNet.Ms(b)} | "
                 + $"{(total / first.Value).ToString("F3", CultureInfo.InvariantCulture)} | {string.Join(", ", list.Select(s => RealSizeUNet.Ms(s.Forward + s.Backward)))} |");
         }
         return text.ToString();
     }
 
-    /// <summary>A 4-D tensor with channels-last strides (NHWC in memory, NCHW in shape), which libtorch's CPU convolution,
-    /// group norm and elementwise kernels keep. TorchSharp has no memory-format argument; the strides say it.</summary>
-    private static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-
-    private static void ConvWeights(RealSizeUNet net, Func<Tensor, Tensor> layout)
+    /// <summary>The largest ‖g − g_baseline‖ / ‖g_baseline‖ over the parameters after a variant's step (the first call keeps
+    /// the baseline's gradients): a layout or kernel change must leave the gradients as they were, not only the
+    /// prediction.</summary>
+    private static string CompareGradients(RealSizeUNet net, ref Tensor[]? reference)
     {
         using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        foreach (var conv in net.Model.modules().OfType<Conv2d>())
+        var grads = net.Model.parameters().Select(p => p.grad).ToArray();
+        if (reference is null)
         {
-            var w = conv.weight!;
-            w.set_(layout(w));
-            if (w.grad is { } grad) grad.set_(layout(grad));
+            reference = grads.Select(g => g!.detach().contiguous().clone().DetachFromDisposeScope()).ToArray();
+            return "0";
         }
+        double worst = 0;
+        for (int i = 0; i < grads.Length; i++)
+        {
+            double norm = reference[i].norm().item<float>();
+            double delta = (grads[i]! - reference[i]).norm().item<float>();
+            worst = Math.Max(worst, norm > 0 ? delta / norm : delta);
+        }
+        return worst.ToString("G3", CultureInfo.InvariantCulture);
     }
 }

@@ -188,6 +188,7 @@ internal sealed partial class PersonalizationTrainer
         var memory = new TrainingMemoryPlan(_components, _options,
             releaseVae: _options.ReleaseVaeDuringTraining && latents.CachedCount > 0 && !RendersDuring(_plan.EnabledStages));
         if (memory.VaeReleased) PipelineLog.WeightsReleased(_logger, "VAE", vaeParameters);
+        if (memory.ChannelsLastWeights > 0) PipelineLog.ChannelsLastApplied(_logger, memory.ChannelsLastWeights);
         return memory;
     }
 

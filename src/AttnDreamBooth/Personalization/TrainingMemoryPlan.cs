@@ -12,10 +12,10 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>
-/// Applies a run's memory options for the duration of training and undoes them afterwards: gradient checkpointing
-/// on the U-Net, half-precision frozen weights (the VAE throughout, the frozen U-Net layers in stages 1–2 and in a LoRA
-/// stage 3), releasing the VAE once its latents are cached, and releasing the text encoder once the conditioning of the
-/// remaining stages is computed. Every cast or release is undone by reloading exact float32 weights from the base model,
+/// Applies a run's memory and layout options for the duration of training and undoes them afterwards: gradient
+/// checkpointing and channels-last convolution weights on the U-Net, half-precision frozen weights (the VAE throughout,
+/// the frozen U-Net layers in stages 1–2 and in a LoRA stage 3), releasing the VAE once its latents are cached, and
+/// releasing the text encoder once the conditioning of the remaining stages is computed. Every cast or release is undone by reloading exact float32 weights from the base model,
 /// so the trained model carries no rounding of frozen weights.
 /// </summary>
 /// <remarks>A released component keeps its module and parameter objects (each parameter's storage is swapped for an empty
@@ -49,7 +49,12 @@ internal sealed class TrainingMemoryPlan : IDisposable
         }
         _checkpointingBefore = components.UNet.GradientCheckpointing;
         components.UNet.GradientCheckpointing = options.GradientCheckpointing;
+        // Before any stage: gradients and optimizer moments are then allocated in the same layout as their weights.
+        if (options.ChannelsLast) ChannelsLastWeights = ChannelsLastLayout.Apply(components.UNet);
     }
+
+    /// <summary>How many U-Net convolution weights were laid out channels-last until <see cref="Dispose"/>.</summary>
+    public int ChannelsLastWeights { get; }
 
     /// <summary>Whether the VAE's weights are released until <see cref="Dispose"/>.</summary>
     public bool VaeReleased => _vaeReleased is not null;
@@ -139,6 +144,7 @@ internal sealed class TrainingMemoryPlan : IDisposable
     public void Dispose()
     {
         _components.UNet.GradientCheckpointing = _checkpointingBefore;
+        if (ChannelsLastWeights > 0) ChannelsLastLayout.Undo(_components.UNet);
         try
         {
             RestoreUNet();

@@ -56,6 +56,9 @@ internal static partial class PipelineLog
     [LoggerMessage(EventId = 117, Level = LogLevel.Information, Message = "Encoding {Count} augmented variants of {Images} concept images with the VAE before the first step")]
     public static partial void CachingLatents(ILogger logger, int count, int images);
 
+    [LoggerMessage(EventId = 118, Level = LogLevel.Information, Message = "Laid {Weights} U-Net convolution weights out channels-last until training ends")]
+    public static partial void ChannelsLastApplied(ILogger logger, int weights);
+
     [LoggerMessage(EventId = 116, Level = LogLevel.Information, Message = "Released the {Component}'s weights ({Parameters:N0} parameters) until training ends")]
     public static partial void WeightsReleased(ILogger logger, string component, long parameters);
 }

@@ -22,8 +22,8 @@ internal sealed class Downsample2D : Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
-        if (_padding != 0) return conv.call(input);
+        if (_padding != 0) return NarrowChannelConvolution.Apply(conv, input, stride: 2, padding: _padding);
         using var padded = functional.pad(input, [0, 1, 0, 1]);
-        return conv.call(padded);
+        return NarrowChannelConvolution.Apply(conv, padded, stride: 2, padding: 0);
     }
 }

@@ -21,6 +21,7 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
     private readonly Conv2d? conv_shortcut;
     private readonly double _outputScaleFactor;
     private readonly Func<Tensor, Tensor> _activation;
+    private readonly bool _silu;
 
     /// <summary>Creates the block.</summary>
     /// <param name="inChannels">Input channels.</param>
@@ -44,6 +45,7 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
         if (inChannels != outChannels) conv_shortcut = Conv2d(inChannels, outChannels, 1, device: device);
         _outputScaleFactor = outputScaleFactor;
         _activation = activation ?? (x => functional.silu(x));
+        _silu = activation is null;
         RegisterComponents();
     }
 
@@ -52,16 +54,31 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor input, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.call(_activation(norm1.call(input)));
+        bool inPlace = _silu && ExecutionSwitches.InPlaceResnet;
+        var h = Convolve(conv1, Activate(norm1.call(input), inPlace));
         if (time_emb_proj is not null)
         {
             ArgumentNullException.ThrowIfNull(temb);
             h = h.add(time_emb_proj.call(_activation(temb)).unsqueeze(-1).unsqueeze(-1));
         }
-        h = conv2.call(dropout.call(_activation(norm2.call(h))));
+        h = Convolve(conv2, dropout.call(Activate(norm2.call(h), inPlace)));
         var shortcut = conv_shortcut is null ? input : conv_shortcut.call(input);
-        var output = shortcut.add(h);
+        var output = inPlace ? h.add_(shortcut) : shortcut.add(h);
         if (_outputScaleFactor != 1.0) output = output.div(_outputScaleFactor);
         return output.MoveToOuterDisposeScope();
     }
+
+    // A 3×3, stride-1, padding-1 convolution as unfold + one matmul (same result up to float summation order).
+    private static Tensor Convolve(Conv2d conv, Tensor x)
+    {
+        int limit = ExecutionSwitches.MatmulConvolutionMaxPixels;
+        if (limit <= 0 || x.shape[2] * x.shape[3] > limit) return NarrowChannelConvolution.Apply(conv, x);
+        var weight = conv.weight!;
+        var columns = functional.unfold(x, 3, padding: 1);
+        var y = weight.view(weight.shape[0], -1).matmul(columns);
+        if (conv.bias is { } bias) y = y.add(bias.view(1, -1, 1));
+        return y.view(x.shape[0], weight.shape[0], x.shape[2], x.shape[3]);
+    }
+
+    private Tensor Activate(Tensor x, bool inPlace) => inPlace ? functional.silu(x, inplace: true) : _activation(x);
 }

@@ -24,6 +24,6 @@ internal sealed class Upsample2D : Module<Tensor, long[]?, Tensor>
         var up = outputSize is null
             ? functional.interpolate(input, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)
             : functional.interpolate(input, size: outputSize, mode: InterpolationMode.Nearest);
-        return conv.call(up).MoveToOuterDisposeScope();
+        return NarrowChannelConvolution.Apply(conv, up).MoveToOuterDisposeScope();
     }
 }

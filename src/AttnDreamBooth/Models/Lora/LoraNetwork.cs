@@ -175,7 +175,12 @@ public sealed class LoraNetwork : nn.Module
         {
             foreach (var a in _adapters)
             {
-                a.Install(Layer(a.Component, a.ModulePath));
+                var layer = Layer(a.Component, a.ModulePath);
+                // The library's models compute such a convolution without calling the module (a libtorch bug,
+                // NarrowChannelConvolution), so the adapter's hook would never run and it would silently do nothing.
+                if (layer is Conv2d conv && NarrowChannelConvolution.Reroutes(conv))
+                    throw LoraErrors.Target(a.ModulePath, $"its {conv.weight!.shape[0]} output channels (not a multiple of 16) take a workaround path that LoRA cannot hook.");
+                a.Install(layer);
                 done.Add(a);
                 // Gradient checkpointing recomputes the U-Net's blocks and must differentiate the adapters inside them too.
                 HostOf(a)?.AttachHookedParameters(a.ModulePath, [a.DownWeight, a.UpWeight]);

@@ -1,4 +1,5 @@
 using AttnDreamBooth.Models.Attention;
+using AttnDreamBooth.Models.Blocks;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -40,7 +41,8 @@ internal sealed class BasicTransformerBlock : Module<Tensor, Tensor, AttentionCo
         using var scope = NewDisposeScope();
         var h = attn1.call(norm1.call(hiddenStates), null, context).add(hiddenStates);
         h = attn2.call(norm2.call(h), encoderHiddenStates, context).add(h);
-        h = ff.call(norm3.call(h)).add(h);
+        var fed = ff.call(norm3.call(h));
+        h = ExecutionSwitches.InPlaceTransformerAdds ? fed.add_(h) : fed.add(h);
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -57,13 +57,16 @@ internal sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
         if (_linearProjection)
         {
             tokens = proj_out.call(tokens);
-            output = tokens.reshape(b, height, width, tokens.shape[2]).permute(0, 3, 1, 2).contiguous();
+            output = tokens.reshape(b, height, width, tokens.shape[2]).permute(0, 3, 1, 2);
+            if (!ExecutionSwitches.TransformerOutputAsView) output = output.contiguous();
         }
         else
         {
             var map = tokens.reshape(b, height, width, tokens.shape[2]).permute(0, 3, 1, 2).contiguous();
             output = proj_out.call(map);
         }
-        return output.add(hiddenStates).MoveToOuterDisposeScope();
+        // In place only into a tensor this method made: proj_out's output or the contiguous copy, never the view.
+        bool inPlace = ExecutionSwitches.InPlaceTransformerAdds && (!_linearProjection || !ExecutionSwitches.TransformerOutputAsView);
+        return (inPlace ? output.add_(hiddenStates) : output.add(hiddenStates)).MoveToOuterDisposeScope();
     }
 }

@@ -200,7 +200,7 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
         var tEmb = time_proj.call(t).to_type(sample.dtype);
         var emb = time_embedding.call(tEmb);
 
-        var h = conv_in.call(sample);
+        var h = NarrowChannelConvolution.Apply(conv_in, sample);
         var skips = new List<Tensor> { h };
         var checkpoint = GradientCheckpointing && is_grad_enabled()
             ? new BlockCheckpointRunner(_attentionLayers.Select(a => a.Processor).OfType<IAttentionMapRecorder>())

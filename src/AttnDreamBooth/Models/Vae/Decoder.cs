@@ -45,7 +45,7 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
         if (latents.dim() != 4 || latents.shape[1] != _latentChannels)
             throw new ArgumentException($"The VAE decoder expects latents [B, {_latentChannels}, h, w], got [{string.Join(", ", latents.shape)}].", nameof(latents));
         using var scope = NewDisposeScope();
-        var h = conv_in.call(latents);
+        var h = NarrowChannelConvolution.Apply(conv_in, latents);
         h = mid_block.call(h);
         foreach (var block in up_blocks) h = block.call(h);
         h = NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));

@@ -45,7 +45,7 @@ internal sealed class Encoder : nn.Module<Tensor, Tensor>
         if (images.dim() != 4 || images.shape[1] != _inChannels)
             throw new ArgumentException($"The VAE encoder expects images [B, {_inChannels}, H, W], got [{string.Join(", ", images.shape)}].", nameof(images));
         using var scope = NewDisposeScope();
-        var h = conv_in.call(images);
+        var h = NarrowChannelConvolution.Apply(conv_in, images);
         foreach (var block in down_blocks) h = block.call(h);
         h = mid_block.call(h);
         h = NarrowChannelConvolution.Apply(conv_out, _activation(conv_norm_out.call(h)));
