@@ -51,9 +51,9 @@ public sealed record TrainingOptions
     public bool EightBitOptimizerStates { get; init; }
 
     /// <summary>Lay the U-Net's convolution weights out channels-last (NHWC in memory) while training, and back when training
-    /// ends: libtorch's CPU convolutions then take their channels-last kernels, which measured a 2.1× faster SD 2.1 training
-    /// step at 32×32 latents and 1.13× at 64×64 on a 2-core CPU (docs/benchmarks.md). Values are unchanged; results differ
-    /// from the standard layout by float summation order only. Not with <see cref="EightBitOptimizerStates"/>: the fused
+    /// ends: libtorch's CPU convolutions then take their channels-last kernels. On a 2-core CPU an SD 2.1 stage-3 step
+    /// as the trainer runs it took 0.82× the time at 32×32 latents and gained nothing at 64×64 (docs/benchmarks.md).
+    /// Values are unchanged; results differ from the standard layout by float summation order only. Not with <see cref="EightBitOptimizerStates"/>: the fused
     /// 8-bit update walks parameters in their standard order. A checkpoint resumes with either setting, bit-identically
     /// with the one that wrote it.</summary>
     public bool ChannelsLast { get; init; }

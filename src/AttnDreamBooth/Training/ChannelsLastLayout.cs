@@ -6,8 +6,8 @@ namespace AttnDreamBooth.Training;
 
 /// <summary>
 /// Lays a module's 2-D convolution weights out channels-last (NHWC in memory, NCHW in shape) and back. libtorch's CPU
-/// convolution then runs its channels-last kernels in forward and backward, which measured 2.1× faster for the SD 2.1
-/// U-Net's training step at 32×32 latents and 1.13× at 64×64 (docs/benchmarks.md, "Where the step's time goes").
+/// convolution then runs its channels-last kernels in forward and backward, which made the SD 2.1 U-Net's
+/// stage-3 step, as the trainer runs it, 0.82× as long at 32×32 latents and no faster at 64×64 (docs/benchmarks.md).
 /// </summary>
 /// <remarks>Only the memory order changes: every value, shape and parameter object stays as it was (the storage is swapped
 /// in place with <c>set_</c>, so optimizers and hooks holding the parameters stay valid), and a gradient already attached is
