@@ -179,7 +179,7 @@ public sealed class LoraNetwork : nn.Module
                 // The library's models compute such a convolution without calling the module (a libtorch bug,
                 // NarrowChannelConvolution), so the adapter's hook would never run and it would silently do nothing.
                 if (layer is Conv2d conv && NarrowChannelConvolution.Reroutes(conv))
-                    throw LoraErrors.Target(a.ModulePath, $"its {conv.weight!.shape[0]} output channels (not a multiple of 16) take a workaround path that LoRA cannot hook.");
+                    throw LoraErrors.Target(a.ModulePath, $"{NarrowChannelConvolution.Reason(conv)} take a workaround path that LoRA cannot hook.");
                 a.Install(layer);
                 done.Add(a);
                 // Gradient checkpointing recomputes the U-Net's blocks and must differentiate the adapters inside them too.

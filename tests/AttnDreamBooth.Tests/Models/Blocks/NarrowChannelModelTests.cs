@@ -11,7 +11,9 @@ namespace AttnDreamBooth.Tests.Models.Blocks;
 /// Models with 8-channel blocks (the Shapes world's tiny architecture) run every spatial convolution — resnets, down- and
 /// upsamplers, <c>conv_in</c> — through <see cref="AttnDreamBooth.Models.Blocks.NarrowChannelConvolution"/>: libtorch's
 /// AVX-512 CPU kernel returns NaN or wrong input gradients for such convolutions on some CPUs, in about half the calls.
-/// The float32 input gradient of the whole model must match the same model in float64, several times over.
+/// An up-block resnet of an [8, 16] U-Net takes 16 + 8 = 24 concatenated channels, whose float32 forward pass the same
+/// kernel gets wrong. The float32 output and input gradient of the whole model must match the same model in float64,
+/// several times over, each time after NaN-filled memory was freed (the wrong paths read lanes they never wrote).
 /// </summary>
 public sealed class NarrowChannelModelTests
 {
@@ -36,6 +38,23 @@ public sealed class NarrowChannelModelTests
         }, dir);
         manual_seed(3);
         using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
+        var text = randn([2, 7, 32], generator: new Generator(5));
+        AssertInputGradientMatches(unet, randn([2, 4, 16, 16], generator: new Generator(4)), x => unet.call(x, tensor(10L), text.to_type(x.dtype)));
+    }
+
+    [Fact]
+    public void AUNetWhoseUpBlockConcatenates24ChannelsMatchesFloat64()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        string path = Config("unet", c =>
+        {
+            c["block_out_channels"] = new JsonArray(8, 16);
+            c["attention_head_dim"] = new JsonArray(2, 2);
+            c["norm_num_groups"] = 4;
+        }, dir);
+        manual_seed(3);
+        using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
+        Assert.Equal(24, unet.named_parameters().Single(p => p.name == "up_blocks.0.resnets.2.conv1.weight").parameter.shape[1]);
         var text = randn([2, 7, 32], generator: new Generator(5));
         AssertInputGradientMatches(unet, randn([2, 4, 16, 16], generator: new Generator(4)), x => unet.call(x, tensor(10L), text.to_type(x.dtype)));
     }
@@ -66,7 +85,8 @@ public sealed class NarrowChannelModelTests
             c["norm_num_groups"] = 4;
         }, dir);
         using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
-        // conv_in (4 → 8 channels) and the 8-channel resnets: their hooks would never run.
+        // conv_in (4 → 8 channels), the 8-channel resnets and the up-block resnet that takes 16 + 8 channels: their
+        // hooks would never run.
         using var narrow = LoraNetwork.Create(unet, ["down_blocks.0.resnets.0.conv1"], null, [], new LoraOptions(Rank: 2));
         var error = Assert.Throws<ArgumentException>(narrow.Install);
         Assert.Contains("down_blocks.0.resnets.0.conv1", error.Message);
@@ -74,6 +94,8 @@ public sealed class NarrowChannelModelTests
         // 16 output channels take the module's own path: the adapter installs.
         using var wide = LoraNetwork.Create(unet, ["down_blocks.1.resnets.0.conv1"], null, [], new LoraOptions(Rank: 2));
         wide.Install();
+        using var concatenated = LoraNetwork.Create(unet, ["up_blocks.0.resnets.2.conv1"], null, [], new LoraOptions(Rank: 2));
+        Assert.Contains("24 input channels", Assert.Throws<ArgumentException>(concatenated.Install).Message);
     }
 
     private static void AssertInputGradientMatches(nn.Module model, Tensor input, Func<Tensor, Tensor> forward)
@@ -81,14 +103,21 @@ public sealed class NarrowChannelModelTests
         var upstream = randn(forward(input).shape, generator: new Generator(9));
         model.to(ScalarType.Float64);
         var x64 = input.to_type(ScalarType.Float64).requires_grad_(true);
-        forward(x64).mul(upstream.to_type(ScalarType.Float64)).sum().backward();
+        var output64 = forward(x64);
+        output64.mul(upstream.to_type(ScalarType.Float64)).sum().backward();
         var expected = x64.grad!.detach().clone();
+        var expectedOutput = output64.detach().clone();
         model.to(ScalarType.Float32);
         for (int run = 0; run < 4; run++)
         {
             using var scope = NewDisposeScope();
             var x = input.detach().clone().requires_grad_(true);
-            forward(x).mul(upstream).sum().backward();
+            FreedMemory.PoisonWithNaN();
+            var output = forward(x);
+            FreedMemory.PoisonWithNaN();
+            output.mul(upstream).sum().backward();
+            var outputError = (output.detach().to_type(ScalarType.Float64) - expectedOutput).abs().max().item<double>();
+            Assert.True(outputError <= 1e-4 * expectedOutput.abs().max().item<double>(), $"run {run}: output max |error| {outputError}");
             var got = x.grad!.to_type(ScalarType.Float64);
             Assert.True(got.isfinite().all().item<bool>(), $"run {run}: non-finite input gradient");
             double error = (got - expected).abs().max().item<double>(), scale = expected.abs().max().item<double>();
