@@ -16,6 +16,8 @@ internal static class CliApp
 
     public static async Task<int> RunAsync(string[] args, IAnsiConsole? console = null, CancellationToken ct = default)
     {
+        // libtorch reads its huge-page switch at its first allocation: let the library set it before any tensor exists.
+        System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(typeof(AttnDreamBoothException).Module.ModuleHandle);
         console ??= AnsiConsole.Console;
         Arguments.Value = args;
         var root = new RootCommand("AttnDreamBooth: personalize Stable Diffusion with a few photos. Without a command, runs the demo on the bundled tiny model.");

@@ -60,6 +60,9 @@ internal static class MemoryTable
         public required double[] ForwardBackwardSeconds { get; init; }
         public required double[] OptimizerSeconds { get; init; }
         public required int TorchThreads { get; init; }
+        /// <summary>libtorch's huge-page switch during the row (<c>THP_MEM_ALLOC_ENABLE</c>); null in rows recorded
+        /// before the library turned it on by default, which ran without it.</summary>
+        public string? HugePages { get; init; }
         public required string LoadBefore { get; init; }
         public required string LoadAfter { get; init; }
         public required DateTimeOffset StartedUtc { get; init; }
@@ -242,6 +245,7 @@ internal static class MemoryTable
             ForwardBackwardSeconds = forwardBackward,
             OptimizerSeconds = optimizer,
             TorchThreads = get_num_threads(),
+            HugePages = AttnDreamBooth.HugePages.NativeValue(AttnDreamBooth.HugePages.Variable) ?? "unset",
             LoadBefore = loadBefore,
             LoadAfter = LoadAverage(),
             StartedUtc = started,

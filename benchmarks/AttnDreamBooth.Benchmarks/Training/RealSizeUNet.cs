@@ -64,6 +64,11 @@ internal sealed class RealSizeUNet : IDisposable
     public static string LoadAverage() =>
         OperatingSystem.IsLinux() ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
+    /// <summary>libtorch's huge-page switch as the native side sees it (the library sets it to 1 when it loads, unless
+    /// the process was started with a value).</summary>
+    public static string HugePagesSetting() =>
+        $"{HugePages.Variable}={HugePages.NativeValue(HugePages.Variable) ?? "unset"}";
+
     public static double Median(IEnumerable<double> values)
     {
         var sorted = values.OrderBy(v => v).ToArray();

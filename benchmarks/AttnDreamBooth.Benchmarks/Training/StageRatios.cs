@@ -216,7 +216,7 @@ internal static class StageRatios
         text.AppendLine();
         text.AppendLine(c, $"### {latent}×{latent} latents, {rounds} rounds, {(channelsLast ? "channels-last" : "standard")} layout");
         text.AppendLine();
-        text.AppendLine(c, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC at the end.");
+        text.AppendLine(c, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; huge pages {RealSizeUNet.HugePagesSetting()}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC at the end.");
         text.AppendLine();
         double forward = Median(inference);
         double matmul = Math.Min(matmulBefore, matmulAfter);

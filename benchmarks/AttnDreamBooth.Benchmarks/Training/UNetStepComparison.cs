@@ -125,7 +125,7 @@ internal static class UNetStepComparison
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"### {latent}×{latent} latents, {rounds} rounds");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; the baseline's prediction has max |value| {scale.ToString("G3", CultureInfo.InvariantCulture)} (the scale of the |Δ| column).");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; huge pages {RealSizeUNet.HugePagesSetting()}; the baseline's prediction has max |value| {scale.ToString("G3", CultureInfo.InvariantCulture)} (the scale of the |Δ| column).");
         text.AppendLine();
         text.AppendLine("| variant | prediction max \\|Δ\\| vs baseline | gradients: max relative Δ | forward ms (median) | backward ms (median) | fwd+bwd vs first variant | every step (fwd+bwd ms) |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---|");

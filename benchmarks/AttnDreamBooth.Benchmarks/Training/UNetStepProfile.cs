@@ -27,7 +27,7 @@ internal static class UNetStepProfile
         int rounds = options.Integer("--rounds") ?? 3;
         string? output = options.Text("--out");
         var report = new StringBuilder();
-        report.AppendLine(CultureInfo.InvariantCulture, $"libtorch threads: {get_num_threads()}; rounds: {rounds}; {Environment.ProcessorCount} logical CPUs.");
+        report.AppendLine(CultureInfo.InvariantCulture, $"libtorch threads: {get_num_threads()}; huge pages {RealSizeUNet.HugePagesSetting()}; rounds: {rounds}; {Environment.ProcessorCount} logical CPUs.");
         foreach (int latent in latents)
         {
             report.Append(Profile(latent, rounds));
