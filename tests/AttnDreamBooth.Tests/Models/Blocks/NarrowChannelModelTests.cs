@@ -29,32 +29,34 @@ public sealed class NarrowChannelModelTests
     [Fact]
     public void AnEightChannelUNetsInputGradientMatchesFloat64()
     {
-        using var dir = TestPaths.CreateTempDirectory();
-        string path = Config("unet", c =>
-        {
-            c["block_out_channels"] = new JsonArray(8, 8);
-            c["attention_head_dim"] = new JsonArray(2, 2);
-            c["norm_num_groups"] = 4;
-        }, dir);
-        manual_seed(3);
-        using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
-        var text = randn([2, 7, 32], generator: new Generator(5));
-        AssertInputGradientMatches(unet, randn([2, 4, 16, 16], generator: new Generator(4)), x => unet.call(x, tensor(10L), text.to_type(x.dtype)));
+        using var unet = NarrowUNet(8, 8);
+        AssertUNetMatches(unet);
     }
 
     [Fact]
     public void AUNetWhoseUpBlockConcatenates24ChannelsMatchesFloat64()
     {
+        using var unet = NarrowUNet(8, 16);
+        Assert.Equal(24, unet.named_parameters().Single(p => p.name == "up_blocks.0.resnets.2.conv1.weight").parameter.shape[1]);
+        AssertUNetMatches(unet);
+    }
+
+    /// <summary>The tiny SD 2.x U-Net with two blocks of the given widths (4 groups, 2 heads), seeded.</summary>
+    private static UNet2DConditionModel NarrowUNet(int first, int second)
+    {
         using var dir = TestPaths.CreateTempDirectory();
         string path = Config("unet", c =>
         {
-            c["block_out_channels"] = new JsonArray(8, 16);
+            c["block_out_channels"] = new JsonArray(first, second);
             c["attention_head_dim"] = new JsonArray(2, 2);
             c["norm_num_groups"] = 4;
         }, dir);
         manual_seed(3);
-        using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
-        Assert.Equal(24, unet.named_parameters().Single(p => p.name == "up_blocks.0.resnets.2.conv1.weight").parameter.shape[1]);
+        return new UNet2DConditionModel(UNetConfig.Load(path), CPU);
+    }
+
+    private static void AssertUNetMatches(UNet2DConditionModel unet)
+    {
         var text = randn([2, 7, 32], generator: new Generator(5));
         AssertInputGradientMatches(unet, randn([2, 4, 16, 16], generator: new Generator(4)), x => unet.call(x, tensor(10L), text.to_type(x.dtype)));
     }
@@ -77,14 +79,7 @@ public sealed class NarrowChannelModelTests
     [Fact]
     public void LoraRefusesTheConvolutionsThatTakeTheWorkaroundPath()
     {
-        using var dir = TestPaths.CreateTempDirectory();
-        string path = Config("unet", c =>
-        {
-            c["block_out_channels"] = new JsonArray(8, 16);
-            c["attention_head_dim"] = new JsonArray(2, 2);
-            c["norm_num_groups"] = 4;
-        }, dir);
-        using var unet = new UNet2DConditionModel(UNetConfig.Load(path), CPU);
+        using var unet = NarrowUNet(8, 16);
         // conv_in (4 → 8 channels), the 8-channel resnets and the up-block resnet that takes 16 + 8 channels: their
         // hooks would never run.
         using var narrow = LoraNetwork.Create(unet, ["down_blocks.0.resnets.0.conv1"], null, [], new LoraOptions(Rank: 2));
