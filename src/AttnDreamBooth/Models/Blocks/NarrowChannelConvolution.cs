@@ -29,7 +29,7 @@ internal static class NarrowChannelConvolution
     {
         ArgumentNullException.ThrowIfNull(conv);
         var shape = conv.weight!.shape;
-        return (shape[2] > 1 || shape[3] > 1) && (NarrowOutput(shape[0]) || NarrowInput(shape[1]));
+        return Spatial(shape) && (NarrowOutput(shape[0]) || NarrowInput(shape[1]));
     }
 
     /// <summary>Why <see cref="Reroutes"/> holds for <paramref name="conv"/>, for error messages.</summary>
@@ -41,6 +41,8 @@ internal static class NarrowChannelConvolution
             : $"its {shape[1]} input channels (more than 16, not a multiple of 16)";
     }
 
+    private static bool Spatial(long[] weightShape) => weightShape[2] > 1 || weightShape[3] > 1;
+
     private static bool NarrowOutput(long channels) => channels % 16 != 0;
 
     private static bool NarrowInput(long channels) => channels > 16 && channels % 16 != 0;
@@ -50,7 +52,7 @@ internal static class NarrowChannelConvolution
     public static Tensor Apply(Conv2d conv, Tensor input, long stride = 1, long? padding = null)
     {
         Tensor weight = conv.weight!;
-        bool spatial = weight.shape[2] > 1 || weight.shape[3] > 1;
+        bool spatial = Spatial(weight.shape);
         long outChannels = weight.shape[0], inChannels = weight.shape[1];
         bool padOutput = spatial && NarrowOutput(outChannels)
             && (weight.dtype == ScalarType.BFloat16 || (is_grad_enabled() && input.requires_grad));
