@@ -1,5 +1,6 @@
 using AttnDreamBooth.Imaging;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -22,7 +23,7 @@ public static class ImageBatch
             image.Pixels.CopyTo(bytes, i * w * h * 3);
         }
         using var scope = torch.NewDisposeScope();
-        var t = torch.tensor(bytes, [images.Count, h, w, 3]).permute(0, 3, 1, 2).to_type(torch.float32).div_(127.5).sub_(1.0).contiguous();
+        var t = torch.tensor(bytes, [images.Count, h, w, 3]).permute(0, 3, 1, 2).to_type(torch.float32).div_(Kept(127.5)).sub_(Kept(1.0)).contiguous();
         if (device is not null) t = t.to(device);
         return t.MoveToOuterDisposeScope();
     }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -57,8 +58,8 @@ internal static class ObjectLossWeighting
     public static Tensor PerImageLoss(Tensor prediction, Tensor target, Tensor coverage, double weight)
     {
         using var scope = NewDisposeScope();
-        var w = coverage.to_type(prediction.dtype).mul(weight).add(1);
-        var err = prediction.sub(target).square();
+        var w = coverage.to_type(prediction.dtype).mul(Kept(weight)).add(Kept(1), One);
+        var err = prediction.sub(target).pow(Kept(2));
         return err.mul(w).mean([1, 2, 3]).div(w.mean([1, 2, 3])).MoveToOuterDisposeScope();
     }
 }

@@ -3,6 +3,7 @@ using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -108,10 +109,10 @@ public static class ShapesConditioningProbe
                 model.TextEncoder.Forward(model.Tokenizer.EncodeToTensor(captions.GetRange(start, count), device)).LastHiddenState;
             var reference = Encode(full);
             // Per image: the mean token norm, so an encoder with large outputs does not look better separated.
-            var scale = reference.square().sum(-1).sqrt().mean([1]);
+            var scale = reference.pow(Kept(2)).sum(-1).sqrt().mean([1]);
             for (int a = 0; a < swapped.Count; a++)
             {
-                var move = Encode(swapped[a].Captions).sub(reference).square().sum(-1).sqrt();
+                var move = Encode(swapped[a].Captions).sub(reference).pow(Kept(2)).sum(-1).sqrt();
                 sums[a, 0] += move.mean([1]).div(scale).sum().item<float>();
                 sums[a, 1] += move.amax([1]).div(scale).sum().item<float>();
             }
@@ -170,7 +171,7 @@ public static class ShapesConditioningProbe
                 using var scope = NewDisposeScope();
                 var batch = samples.Skip(start).Take(BatchSize).ToList();
                 using var posterior = model.Vae.Encode(ImageBatch.ToTensor(batch.Select(s => s.Image).ToList(), device));
-                var latents = posterior.Mean.mul(model.Vae.ScalingFactor).MoveToOuterDisposeScope();
+                var latents = posterior.Mean.mul(Kept(model.Vae.ScalingFactor)).MoveToOuterDisposeScope();
                 int first = start;
                 var hidden = captionSets.Select(set => model.TextEncoder
                     .Forward(model.Tokenizer.EncodeToTensor(set.Skip(first).Take(batch.Count).ToList(), device))
@@ -188,12 +189,12 @@ public static class ShapesConditioningProbe
                 {
                     using var scope = NewDisposeScope();
                     var noise = randn(b.Latents.shape, generator: generator).to(device);
-                    var steps = full([b.Count], t, ScalarType.Int64, device: device);
+                    var steps = full([b.Count], Kept(t), ScalarType.Int64, device: device);
                     var noisy = scheduler.AddNoise(b.Latents, noise, steps);
                     // Every prediction type is compared in epsilon units.
                     for (int c = 0; c < captionSets.Count; c++)
                         sums[c] += SampleOps.Predict(scheduler.PredictionType, model.UNet.call(noisy, steps, b.Hidden[c]), noisy, sqrtAlpha, sqrtBeta).Epsilon
-                            .sub(noise).square().mean([1, 2, 3]).sum().item<float>();
+                            .sub(noise).pow(Kept(2)).mean([1, 2, 3]).sum().item<float>();
                 }
                 result[k] = sums.Select(s => s / images).ToArray();
             }

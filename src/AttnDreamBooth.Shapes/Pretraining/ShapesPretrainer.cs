@@ -6,6 +6,7 @@ using AttnDreamBooth.Text;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -167,9 +168,9 @@ public sealed class ShapesPretrainer
                         using var posterior = vae.Encode(x);
                         var reconstruction = vae.Decode(posterior.SampleWithNoise(sampleNoise));
                         var difference = reconstruction.sub(x);
-                        var rec = difference.abs().mean().add(difference.square().mean());
-                        var kl = posterior.Mean.square().add(posterior.Var).sub(1).sub(posterior.LogVar).sum([1, 2, 3]).mean().mul(0.5 / pixels);
-                        return rec.add(kl.mul(_recipe.VaeKlWeight));
+                        var rec = difference.abs().mean().add(difference.pow(Kept(2)).mean(), One);
+                        var kl = posterior.Mean.pow(Kept(2)).add(posterior.Var, One).sub(Kept(1)).sub(posterior.LogVar).sum([1, 2, 3]).mean().mul(Kept(0.5 / pixels));
+                        return rec.add(kl.mul(Kept(_recipe.VaeKlWeight)), One);
                     });
                     Clip(optimizer);
                     optimizer.Step();
@@ -236,7 +237,7 @@ public sealed class ShapesPretrainer
                     using (no_grad())
                     {
                         using var posterior = vae.Encode(ImageBatch.ToTensor(examples.Select(e => e.Image).ToArray()));
-                        latents = posterior.Sample(streams.LatentSample).mul(scaling);
+                        latents = posterior.Sample(streams.LatentSample).mul(Kept(scaling));
                     }
                     var noise = randn(latents.shape, generator: streams.Noise);
                     var timesteps = scheduler.SampleTimesteps(batch, streams.Timesteps);
@@ -247,9 +248,9 @@ public sealed class ShapesPretrainer
                     if (_recipe.MinSnrGamma > 0)
                     {
                         var a = alphasCumprod.index_select(0, timesteps);
-                        var snr = a.div(a.neg().add(1));
-                        var denominator = _recipe.Scheduler.PredictionType == PredictionType.VPrediction ? snr.add(1) : snr;
-                        weights = snr.clamp_max(_recipe.MinSnrGamma).div(denominator);
+                        var snr = a.div(a.neg().add(Kept(1), One));
+                        var denominator = _recipe.Scheduler.PredictionType == PredictionType.VPrediction ? snr.add(Kept(1), One) : snr;
+                        weights = snr.clamp_max(Kept(_recipe.MinSnrGamma)).div(denominator);
                     }
                     var coverage = _recipe.ObjectLossWeight > 0
                         ? ObjectLossWeighting.CoverageTensor(examples, _recipe.Architecture.ImageSize, _recipe.Architecture.Vae.DownsampleFactor)
@@ -259,7 +260,7 @@ public sealed class ShapesPretrainer
                     {
                         var hidden = textEncoder.Forward(ids).LastHiddenState;
                         var prediction = unet.call(noisy, timesteps, hidden);
-                        var perSample = prediction.sub(target).square().mean([1, 2, 3]);
+                        var perSample = prediction.sub(target).pow(Kept(2)).mean([1, 2, 3]);
                         unweighted = perSample.mean().item<float>();
                         if (coverage is not null) perSample = ObjectLossWeighting.PerImageLoss(prediction, target, coverage, _recipe.ObjectLossWeight);
                         return perSample.mul(weights).mean();

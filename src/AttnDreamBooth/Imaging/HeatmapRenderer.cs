@@ -1,4 +1,5 @@
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Imaging;
 
@@ -50,7 +51,7 @@ internal static class HeatmapRenderer
         var flat = maps.to_type(torch.ScalarType.Float32).flatten(-2);
         var min = flat.amin([-1], keepdim: true);
         var range = flat.amax([-1], keepdim: true).sub(min);
-        var scaled = flat.sub(min).div(range.clamp_min(1e-12));
+        var scaled = flat.sub(min).div(range.clamp_min(Kept(1e-12)));
         return scaled.view(maps.shape).MoveToOuterDisposeScope();
     }
 
@@ -60,7 +61,7 @@ internal static class HeatmapRenderer
         var map = Normalize(heatmap.detach()).unsqueeze(0).unsqueeze(0);
         if (map.shape[2] != height || map.shape[3] != width)
             map = torch.nn.functional.interpolate(map, size: [height, width], mode: torch.InterpolationMode.Bilinear, align_corners: false);
-        return map.clamp(0, 1).contiguous().cpu().data<float>().ToArray();
+        return map.clamp(Kept(0), Kept(1)).contiguous().cpu().data<float>().ToArray();
     }
 
     // Classic jet: piecewise-linear blue -> cyan -> yellow -> red.

@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using SkiaSharp;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Imaging;
 
@@ -20,7 +21,7 @@ internal static class RgbImageConversions
         if (t.dim() != 3 || t.shape[0] != 3)
             throw new ArgumentException($"An image tensor must be [3, H, W] or [1, 3, H, W]; got [{string.Join(", ", image.shape)}].", nameof(image));
         int h = (int)t.shape[1], w = (int)t.shape[2];
-        var hwc = t.detach().to_type(torch.float32).div(2).add(0.5).clamp(0, 1).mul(255).round().to_type(torch.uint8).permute(1, 2, 0).contiguous().cpu();
+        var hwc = t.detach().to_type(torch.float32).div(Kept(2)).add(Kept(0.5), One).clamp(Kept(0), Kept(1)).mul(Kept(255)).round().to_type(torch.uint8).permute(1, 2, 0).contiguous().cpu();
         return new RgbImage(w, h, hwc.data<byte>().ToArray());
     }
 

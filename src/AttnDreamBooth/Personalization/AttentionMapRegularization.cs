@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -124,13 +125,13 @@ internal sealed class AttentionMapRegularization
         {
             var v = Promote(layer.Concept);
             var c = Promote(layer.Category);
-            var rowTerms = v.mean(dims).sub(c.mean(dims)).square().mul(meanWeight);
+            var rowTerms = v.mean(dims).sub(c.mean(dims)).pow(Kept(2)).mul(Kept(meanWeight));
             // A zero weight adds exactly 0 to every row, so skipping it changes no bit and saves two reductions.
             if (varianceWeight != 0.0)
-                rowTerms = rowTerms.add(v.var(dims, unbiased: true).sub(c.var(dims, unbiased: true)).square().mul(varianceWeight));
-            for (long b = 0; b < rowTerms.shape[0]; b++) loss = loss.add(rowTerms[b]);
+                rowTerms = rowTerms.add(v.var(dims, unbiased: true).sub(c.var(dims, unbiased: true)).pow(Kept(2)).mul(Kept(varianceWeight)), One);
+            for (long b = 0; b < rowTerms.shape[0]; b++) loss = loss.add(rowTerms[b], One);
         }
-        return loss.div(layers.Count).MoveToOuterDisposeScope();
+        return loss.div(Kept(layers.Count)).MoveToOuterDisposeScope();
     }
 
     private static Tensor Promote(Tensor t) =>

@@ -2,6 +2,7 @@ using AttnDreamBooth.Models.Vae;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -85,7 +86,7 @@ internal sealed class LatentSource : IDisposable
         }
         // Noise is drawn on the CPU and moved: the same seed gives the same run on any device.
         var eps = randn(mean.shape, dtype: float32, generator: streams.LatentSample);
-        return mean.add(std.mul(eps)).mul(_vae.ScalingFactor).to(device).MoveToOuterDisposeScope();
+        return mean.add(std.mul(eps), One).mul(Kept(_vae.ScalingFactor)).to(device).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -4,6 +4,7 @@ using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -93,13 +94,13 @@ internal sealed class PersonalizationObjective : IDisposable
         }
         _store.Clear();
         var attentionTerm = attention.to_type(float32);
-        var loss = mse.add(attentionTerm);
+        var loss = mse.add(attentionTerm, One);
         double priorMse = 0;
         if (prior is { Weight: > 0 })
         {
             var classMse = ComputeClassLoss(prior);
             priorMse = classMse.item<float>();
-            loss = loss.add(classMse.mul(prior.Weight));
+            loss = loss.add(classMse.mul(Kept(prior.Weight)), One);
         }
         var result = new TrainingLoss(loss.MoveToOuterDisposeScope(), attentionTerm.MoveToOuterDisposeScope(), mse.item<float>(), attentionTerm.item<float>(),
             prediction.detach().MoveToOuterDisposeScope(), hidden.detach().MoveToOuterDisposeScope())

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -310,7 +311,7 @@ internal sealed partial class PersonalizationTrainer
             var loss = run.Objective.Compute(batch, settings.RegularizationWeights, hidden, classBatch);
             if (!double.IsFinite(loss.Mse) || !double.IsFinite(loss.Attention) || !double.IsFinite(loss.PriorMse))
                 throw NonFiniteValuesException.Training((int)stage, step, loss.Mse, loss.Attention, _lastCheckpoint);
-            (accumulation == 1 ? loss.Loss : loss.Loss.div(accumulation)).backward();
+            (accumulation == 1 ? loss.Loss : loss.Loss.div(Kept(accumulation))).backward();
             mseSum += loss.Mse;
             attentionSum += loss.Attention;
             priorSum += loss.PriorMse;

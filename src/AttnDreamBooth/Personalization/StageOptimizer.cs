@@ -1,6 +1,7 @@
 using AttnDreamBooth.Training;
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Personalization;
 
@@ -42,7 +43,7 @@ internal static class StageOptimizer
             return torch.nn.utils.clip_grad_norm_(withGrad, max);
         if (!measure) return double.NaN;
         var total = torch.zeros(1, torch.float64, withGrad[0].device);
-        foreach (var p in withGrad) total = total.add(p.grad!.to_type(torch.float64).square().sum());
+        foreach (var p in withGrad) total = total.add(p.grad!.to_type(torch.float64).pow(Kept(2)).sum(), One);
         return Math.Sqrt(total.item<double>());
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -112,15 +113,15 @@ internal sealed class DdimScheduler : IDiffusionSampler, ITrainingNoiseScheduler
         float betaProdPrev = 1f - alphaProdPrev;
         float variance = betaProdPrev / betaProd * (1f - alphaProd / alphaProdPrev);
         float stdDev = (float)eta * MathF.Sqrt(variance);
-        if (useClippedModelOutput) epsilon = sample.sub(x0.mul(sqrtAlpha)).div(sqrtBeta);
+        if (useClippedModelOutput) epsilon = sample.sub(x0.mul(Kept(sqrtAlpha))).div(Kept(sqrtBeta));
 
-        var direction = epsilon.mul(MathF.Sqrt(1f - alphaProdPrev - stdDev * stdDev));
-        var prevSample = x0.mul(MathF.Sqrt(alphaProdPrev)).add(direction);
+        var direction = epsilon.mul(Kept(MathF.Sqrt(1f - alphaProdPrev - stdDev * stdDev)));
+        var prevSample = x0.mul(Kept(MathF.Sqrt(alphaProdPrev))).add(direction, One);
         if (eta > 0)
         {
             var noise = varianceNoise?.to_type(modelOutput.dtype).to(modelOutput.device)
                 ?? randn(modelOutput.shape, dtype: modelOutput.dtype, device: generator is null ? modelOutput.device : CPU, generator: generator).to(modelOutput.device);
-            prevSample = prevSample.add(noise.mul(stdDev));
+            prevSample = prevSample.add(noise.mul(Kept(stdDev)), One);
         }
         StepIndex++;
         return new SchedulerStepOutput(prevSample.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -165,7 +166,7 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
 
         float x0Coefficient = MathF.Sqrt(alphaProdPrev) * currentBeta / betaProd;
         float sampleCoefficient = MathF.Sqrt(currentAlpha) * betaProdPrev / betaProd;
-        mean = x0.mul(x0Coefficient).add(sample.mul(sampleCoefficient));
+        mean = x0.mul(Kept(x0Coefficient)).add(sample.mul(Kept(sampleCoefficient)), One);
 
         var prevSample = mean;
         if (timestep > 0 && noise is not null)
@@ -173,14 +174,14 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
             var (_, _, posterior) = Coefficients(timestep);
             Tensor scaledNoise = VarianceType switch
             {
-                DdpmVarianceType.FixedSmall => noise.mul(MathF.Sqrt(posterior)),
-                DdpmVarianceType.FixedSmallLog => noise.mul(ScalarMath.Exp(0.5f * ScalarMath.Log(posterior))),
-                DdpmVarianceType.FixedLarge => noise.mul(MathF.Sqrt(currentBeta)),
+                DdpmVarianceType.FixedSmall => noise.mul(Kept(MathF.Sqrt(posterior))),
+                DdpmVarianceType.FixedSmallLog => noise.mul(Kept(ScalarMath.Exp(0.5f * ScalarMath.Log(posterior)))),
+                DdpmVarianceType.FixedLarge => noise.mul(Kept(MathF.Sqrt(currentBeta))),
                 DdpmVarianceType.Learned => predictedVariance!.sqrt().mul(noise),
-                DdpmVarianceType.LearnedRange => LearnedRangeLogVariance(predictedVariance!, posterior, currentBeta).mul(0.5).exp().mul(noise),
+                DdpmVarianceType.LearnedRange => LearnedRangeLogVariance(predictedVariance!, posterior, currentBeta).mul(Kept(0.5)).exp().mul(noise),
                 _ => throw UnsupportedVariance(),
             };
-            prevSample = mean.add(scaledNoise);
+            prevSample = mean.add(scaledNoise, One);
         }
         return new SchedulerStepOutput(prevSample, x0);
     }
@@ -189,8 +190,8 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
     private static Tensor LearnedRangeLogVariance(Tensor predicted, float posterior, float currentBeta)
     {
         float minLog = ScalarMath.Log(posterior), maxLog = ScalarMath.Log(currentBeta);
-        var frac = predicted.add(1).div(2);
-        return frac.mul(maxLog).add(frac.neg().add(1).mul(minLog));
+        var frac = predicted.add(Kept(1), One).div(Kept(2));
+        return frac.mul(Kept(maxLog)).add(frac.neg().add(Kept(1), One).mul(Kept(minLog)), One);
     }
 
     private (float AlphaProdPrev, float CurrentBeta, float Posterior) Coefficients(long timestep)

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -51,7 +52,7 @@ internal sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
         bool lowerOrderSecond = index == n - 2 && Config.LowerOrderFinal && n < 15;
         var (alpha, sigmaT) = AlphaSigma(Sigmas[index]);
         var x0 = DataPrediction(modelOutput, sample, index);
-        var epsilon = sample.sub(x0.mul(alpha)).div(sigmaT);
+        var epsilon = sample.sub(x0.mul(Kept(alpha))).div(Kept(sigmaT));
         _history[0]?.Dispose();
         for (int k = 0; k < _history.Length - 1; k++) _history[k] = _history[k + 1];
         _history[^1] = epsilon.alias().DetachFromDisposeScope();
@@ -71,7 +72,7 @@ internal sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
         var (alphaT, sigmaT) = AlphaSigma(Sigmas[i + 1]);
         var (alphaS, _) = AlphaSigma(Sigmas[i]);
         float h = Lambda(i + 1) - Lambda(i);
-        return x.mul(alphaT / alphaS).sub(_history[^1]!.mul(sigmaT * (ScalarMath.Exp(h) - 1f)));
+        return x.mul(Kept(alphaT / alphaS)).sub(_history[^1]!.mul(Kept(sigmaT * (ScalarMath.Exp(h) - 1f))));
     }
 
     // rho = sigma_t / alpha, which for these schedules is the step's sigma itself.
@@ -90,7 +91,7 @@ internal sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
         static double Ind(double t, double b, double c) => t * (-Math.Log(c) + Math.Log(t) - 1) / (Math.Log(b) - Math.Log(c));
         double coef1 = Ind(rhoT, rhoS0, rhoS1) - Ind(rhoS0, rhoS0, rhoS1);
         double coef2 = Ind(rhoT, rhoS1, rhoS0) - Ind(rhoS0, rhoS1, rhoS0);
-        return x.div(alphaS0).add(_history[^1]!.mul((float)coef1)).add(_history[^2]!.mul((float)coef2)).mul(alphaT);
+        return x.div(Kept(alphaS0)).add(_history[^1]!.mul(Kept((float)coef1)), One).add(_history[^2]!.mul(Kept((float)coef2)), One).mul(Kept(alphaT));
     }
 
     private Tensor ThirdOrder(Tensor x, int i)
@@ -107,10 +108,10 @@ internal sealed class DeisMultistepScheduler : ExponentialIntegratorSampler
         double coef1 = Ind(rhoT, rhoS0, rhoS1, rhoS2) - Ind(rhoS0, rhoS0, rhoS1, rhoS2);
         double coef2 = Ind(rhoT, rhoS1, rhoS2, rhoS0) - Ind(rhoS0, rhoS1, rhoS2, rhoS0);
         double coef3 = Ind(rhoT, rhoS2, rhoS0, rhoS1) - Ind(rhoS0, rhoS2, rhoS0, rhoS1);
-        return x.div(alphaS0)
-            .add(_history[^1]!.mul((float)coef1))
-            .add(_history[^2]!.mul((float)coef2))
-            .add(_history[^3]!.mul((float)coef3))
-            .mul(alphaT);
+        return x.div(Kept(alphaS0))
+            .add(_history[^1]!.mul(Kept((float)coef1)), One)
+            .add(_history[^2]!.mul(Kept((float)coef2)), One)
+            .add(_history[^3]!.mul(Kept((float)coef3)), One)
+            .mul(Kept(alphaT));
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -204,13 +205,13 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         var epsilon = PredictionType switch
         {
             PredictionType.Epsilon => modelOutput.alias(),
-            PredictionType.Sample => sample.sub(modelOutput.mul(alpha)).div(sigmaT),
-            PredictionType.VPrediction => modelOutput.mul(alpha).add(sample.mul(sigmaT)),
+            PredictionType.Sample => sample.sub(modelOutput.mul(Kept(alpha))).div(Kept(sigmaT)),
+            PredictionType.VPrediction => modelOutput.mul(Kept(alpha)).add(sample.mul(Kept(sigmaT)), One),
             _ => throw new InvalidOperationException($"unknown prediction type {PredictionType}"),
         };
         if (!Config.Thresholding) return epsilon;
-        var thresholded = SampleOps.Threshold(sample.sub(epsilon.mul(sigmaT)).div(alpha), Config.DynamicThresholdingRatio, Config.SampleMaxValue);
-        return sample.sub(thresholded.mul(alpha)).div(sigmaT);
+        var thresholded = SampleOps.Threshold(sample.sub(epsilon.mul(Kept(sigmaT))).div(Kept(alpha)), Config.DynamicThresholdingRatio, Config.SampleMaxValue);
+        return sample.sub(thresholded.mul(Kept(alpha))).div(Kept(sigmaT));
     }
 
     private Tensor FirstOrder(Tensor m0, Tensor sample, int i) =>
@@ -226,20 +227,20 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         float h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1;
         float r0 = h0 / h;
         // With Karras sigmas the last step has h = 0: r0 is infinite, 1 / r0 = 0, and the step returns its input.
-        var d1 = m0.sub(m1).mul(1f / r0);
+        var d1 = m0.sub(m1).mul(Kept(1f / r0));
         if (Config.AlgorithmType == DpmSolverAlgorithm.DpmSolverPlusPlus)
         {
             float c = alphaT * (ScalarMath.Exp(-h) - 1f);
-            var x = sample.mul(sigmaT / sigmaS0).sub(m0.mul(c));
+            var x = sample.mul(Kept(sigmaT / sigmaS0)).sub(m0.mul(Kept(c)));
             return Config.SolverType == DpmSolverType.Midpoint
-                ? x.sub(d1.mul(0.5f * c))
-                : x.add(d1.mul(alphaT * ((ScalarMath.Exp(-h) - 1f) / h + 1f)));
+                ? x.sub(d1.mul(Kept(0.5f * c)))
+                : x.add(d1.mul(Kept(alphaT * ((ScalarMath.Exp(-h) - 1f) / h + 1f))), One);
         }
         float e = sigmaT * (ScalarMath.Exp(h) - 1f);
-        var y = sample.mul(alphaT / alphaS0).sub(m0.mul(e));
+        var y = sample.mul(Kept(alphaT / alphaS0)).sub(m0.mul(Kept(e)));
         return Config.SolverType == DpmSolverType.Midpoint
-            ? y.sub(d1.mul(0.5f * e))
-            : y.sub(d1.mul(sigmaT * ((ScalarMath.Exp(h) - 1f) / h - 1f)));
+            ? y.sub(d1.mul(Kept(0.5f * e)))
+            : y.sub(d1.mul(Kept(sigmaT * ((ScalarMath.Exp(h) - 1f) / h - 1f))));
     }
 
     private Tensor ThirdOrder(Tensor sample, int i)
@@ -253,23 +254,23 @@ internal sealed class DpmSolverMultistepScheduler : IDiffusionSampler
         Tensor m0 = _history[^1]!, m1 = _history[^2]!, m2 = _history[^3]!;
         float h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
         float r0 = h0 / h, r1 = h1 / h;
-        var d10 = m0.sub(m1).mul(1f / r0);
-        var d11 = m1.sub(m2).mul(1f / r1);
-        var d1 = d10.add(d10.sub(d11).mul(r0 / (r0 + r1)));
-        var d2 = d10.sub(d11).mul(1f / (r0 + r1));
+        var d10 = m0.sub(m1).mul(Kept(1f / r0));
+        var d11 = m1.sub(m2).mul(Kept(1f / r1));
+        var d1 = d10.add(d10.sub(d11).mul(Kept(r0 / (r0 + r1))), One);
+        var d2 = d10.sub(d11).mul(Kept(1f / (r0 + r1)));
         if (Config.AlgorithmType == DpmSolverAlgorithm.DpmSolverPlusPlus)
         {
             float em = ScalarMath.Exp(-h) - 1f;
-            return sample.mul(sigmaT / sigmaS0)
-                .sub(m0.mul(alphaT * em))
-                .add(d1.mul(alphaT * (em / h + 1f)))
-                .sub(d2.mul(alphaT * ((em + h) / (h * h) - 0.5f)));
+            return sample.mul(Kept(sigmaT / sigmaS0))
+                .sub(m0.mul(Kept(alphaT * em)))
+                .add(d1.mul(Kept(alphaT * (em / h + 1f))), One)
+                .sub(d2.mul(Kept(alphaT * ((em + h) / (h * h) - 0.5f))));
         }
         float ep = ScalarMath.Exp(h) - 1f;
-        return sample.mul(alphaT / alphaS0)
-            .sub(m0.mul(sigmaT * ep))
-            .sub(d1.mul(sigmaT * (ep / h - 1f)))
-            .sub(d2.mul(sigmaT * ((ep - h) / (h * h) - 0.5f)));
+        return sample.mul(Kept(alphaT / alphaS0))
+            .sub(m0.mul(Kept(sigmaT * ep)))
+            .sub(d1.mul(Kept(sigmaT * (ep / h - 1f))))
+            .sub(d2.mul(Kept(sigmaT * ((ep - h) / (h * h) - 0.5f))));
     }
 
     // How many of the noisiest timesteps lambda_min_clipped removes (diffusers: searchsorted on the flipped lambda table).

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -122,8 +123,8 @@ internal sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSample
         return PredictionType switch
         {
             PredictionType.Epsilon => modelOutput.alias(),
-            PredictionType.Sample => sample.sub(modelOutput.mul(alpha)).div(sigmaT),
-            PredictionType.VPrediction => modelOutput.mul(alpha).add(sample.mul(sigmaT)),
+            PredictionType.Sample => sample.sub(modelOutput.mul(Kept(alpha))).div(Kept(sigmaT)),
+            PredictionType.VPrediction => modelOutput.mul(Kept(alpha)).add(sample.mul(Kept(sigmaT)), One),
             _ => throw new InvalidOperationException($"unknown prediction type {PredictionType}"),
         };
     }
@@ -142,17 +143,17 @@ internal sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSample
         float h = lambdaT - lambdaS1, h0 = lambdaS0 - lambdaS1;
         float r0 = h0 / h;
         var d0 = m1;
-        var d1 = m0.sub(m1).mul(1f / r0);
+        var d1 = m0.sub(m1).mul(Kept(1f / r0));
         bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
         if (DataMode)
         {
             float c = alphaT * (ScalarMath.Exp(-h) - 1f);
-            var y = x.mul(sigmaT / sigmaS1).sub(d0.mul(c));
-            return midpoint ? y.sub(d1.mul(0.5f * c)) : y.add(d1.mul(alphaT * ((ScalarMath.Exp(-h) - 1f) / h + 1f)));
+            var y = x.mul(Kept(sigmaT / sigmaS1)).sub(d0.mul(Kept(c)));
+            return midpoint ? y.sub(d1.mul(Kept(0.5f * c))) : y.add(d1.mul(Kept(alphaT * ((ScalarMath.Exp(-h) - 1f) / h + 1f))), One);
         }
         float e = sigmaT * (ScalarMath.Exp(h) - 1f);
-        var z = x.mul(alphaT / alphaS1).sub(d0.mul(e));
-        return midpoint ? z.sub(d1.mul(0.5f * e)) : z.sub(d1.mul(sigmaT * ((ScalarMath.Exp(h) - 1f) / h - 1f)));
+        var z = x.mul(Kept(alphaT / alphaS1)).sub(d0.mul(Kept(e)));
+        return midpoint ? z.sub(d1.mul(Kept(0.5f * e))) : z.sub(d1.mul(Kept(sigmaT * ((ScalarMath.Exp(h) - 1f) / h - 1f))));
     }
 
     // From the sample saved two steps back (at sigma s2) to sigma t, with the evaluations at s2, s1 and s0.
@@ -165,23 +166,23 @@ internal sealed class DpmSolverSinglestepScheduler : ExponentialIntegratorSample
         float h = lambdaT - lambdaS2, h0 = lambdaS0 - lambdaS2, h1 = lambdaS1 - lambdaS2;
         float r0 = h0 / h, r1 = h1 / h;
         var d0 = m2;
-        var d10 = m1.sub(m2).mul(1f / r1);
-        var d11 = m0.sub(m2).mul(1f / r0);
-        var d1 = d10.mul(r0).sub(d11.mul(r1)).div(r0 - r1);
-        var d2 = d11.sub(d10).mul(2f).div(r0 - r1);
+        var d10 = m1.sub(m2).mul(Kept(1f / r1));
+        var d11 = m0.sub(m2).mul(Kept(1f / r0));
+        var d1 = d10.mul(Kept(r0)).sub(d11.mul(Kept(r1))).div(Kept(r0 - r1));
+        var d2 = d11.sub(d10).mul(Kept(2f)).div(Kept(r0 - r1));
         bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
         if (DataMode)
         {
             float em = ScalarMath.Exp(-h) - 1f;
-            var y = x.mul(sigmaT / sigmaS2).sub(d0.mul(alphaT * em));
+            var y = x.mul(Kept(sigmaT / sigmaS2)).sub(d0.mul(Kept(alphaT * em)));
             return midpoint
-                ? y.add(d11.mul(alphaT * (em / h + 1f)))
-                : y.add(d1.mul(alphaT * (em / h + 1f))).sub(d2.mul(alphaT * ((em + h) / (h * h) - 0.5f)));
+                ? y.add(d11.mul(Kept(alphaT * (em / h + 1f))), One)
+                : y.add(d1.mul(Kept(alphaT * (em / h + 1f))), One).sub(d2.mul(Kept(alphaT * ((em + h) / (h * h) - 0.5f))));
         }
         float ep = ScalarMath.Exp(h) - 1f;
-        var z = x.mul(alphaT / alphaS2).sub(d0.mul(sigmaT * ep));
+        var z = x.mul(Kept(alphaT / alphaS2)).sub(d0.mul(Kept(sigmaT * ep)));
         return midpoint
-            ? z.sub(d11.mul(sigmaT * (ep / h - 1f)))
-            : z.sub(d1.mul(sigmaT * (ep / h - 1f))).sub(d2.mul(sigmaT * ((ep - h) / (h * h) - 0.5f)));
+            ? z.sub(d11.mul(Kept(sigmaT * (ep / h - 1f))))
+            : z.sub(d1.mul(Kept(sigmaT * (ep / h - 1f)))).sub(d2.mul(Kept(sigmaT * ((ep - h) / (h * h) - 0.5f))));
     }
 }

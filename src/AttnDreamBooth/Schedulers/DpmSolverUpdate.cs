@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -29,7 +30,7 @@ internal static class DpmSolverUpdate
         var (alphaS, sigmaSS) = AlphaSigma(sigmaS);
         float h = Lambda(alphaT, sigmaTT) - Lambda(alphaS, sigmaSS);
         return dataPrediction
-            ? sample.mul(sigmaTT / sigmaSS).sub(m0.mul(alphaT * (ScalarMath.Exp(-h) - 1f)))
-            : sample.mul(alphaT / alphaS).sub(m0.mul(sigmaTT * (ScalarMath.Exp(h) - 1f)));
+            ? sample.mul(Kept(sigmaTT / sigmaSS)).sub(m0.mul(Kept(alphaT * (ScalarMath.Exp(-h) - 1f))))
+            : sample.mul(Kept(alphaT / alphaS)).sub(m0.mul(Kept(sigmaTT * (ScalarMath.Exp(h) - 1f))));
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -45,9 +46,9 @@ internal sealed class EulerAncestralDiscreteScheduler : KDiffusionSampler
         var x0 = PredictX0(modelOutput, sample, from);
         float up = MathF.Sqrt(to * to * (from * from - to * to) / (from * from));
         float down = MathF.Sqrt(to * to - up * up);
-        var prev = sample.add(sample.sub(x0).div(from).mul(down - from));
+        var prev = sample.add(sample.sub(x0).div(Kept(from)).mul(Kept(down - from)), One);
         noise = noise?.to(modelOutput.dtype, modelOutput.device)
             ?? randn(modelOutput.shape, dtype: modelOutput.dtype, device: generator is null ? modelOutput.device : CPU, generator: generator).to(modelOutput.device);
-        return (prev.add(noise.mul(up)), x0);
+        return (prev.add(noise.mul(Kept(up)), One), x0);
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -42,7 +43,7 @@ internal sealed class EulerDiscreteScheduler : KDiffusionSampler
     {
         float sigma = Sigmas[index];
         var x0 = PredictX0(modelOutput, sample, sigma);
-        var derivative = sample.sub(x0).div(sigma);
-        return (sample.add(derivative.mul(Sigmas[index + 1] - sigma)), x0);
+        var derivative = sample.sub(x0).div(Kept(sigma));
+        return (sample.add(derivative.mul(Kept(Sigmas[index + 1] - sigma)), One), x0);
     }
 }

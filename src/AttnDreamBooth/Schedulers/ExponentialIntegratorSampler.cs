@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -146,9 +147,9 @@ internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
         var (alpha, sigmaT) = AlphaSigma(_sigmas[k]);
         var x0 = PredictionType switch
         {
-            PredictionType.Epsilon => sample.sub(modelOutput.mul(sigmaT)).div(alpha),
+            PredictionType.Epsilon => sample.sub(modelOutput.mul(Kept(sigmaT))).div(Kept(alpha)),
             PredictionType.Sample => modelOutput.alias(),
-            PredictionType.VPrediction => sample.mul(alpha).sub(modelOutput.mul(sigmaT)),
+            PredictionType.VPrediction => sample.mul(Kept(alpha)).sub(modelOutput.mul(Kept(sigmaT))),
             _ => throw new InvalidOperationException($"unknown prediction type {PredictionType}"),
         };
         return Config.Thresholding ? SampleOps.Threshold(x0, Config.DynamicThresholdingRatio, Config.SampleMaxValue) : x0;
@@ -171,7 +172,7 @@ internal abstract class ExponentialIntegratorSampler : IDiffusionSampler
         shape[0] = pairs.Length;
         var alpha = tensor(pairs.Select(p => p.Alpha).ToArray(), device: originalSamples.device).to_type(originalSamples.dtype).reshape(shape);
         var sigmaT = tensor(pairs.Select(p => p.SigmaT).ToArray(), device: originalSamples.device).to_type(originalSamples.dtype).reshape(shape);
-        return alpha.mul(originalSamples).add(sigmaT.mul(noise)).MoveToOuterDisposeScope();
+        return alpha.mul(originalSamples).add(sigmaT.mul(noise), One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -62,17 +63,17 @@ internal sealed class HeunDiscreteScheduler : KDiffusionSampler
         float sigma = first ? Sigmas[index] : Sigmas[index - 1];
         float next = first ? Sigmas[index + 1] : Sigmas[index];
         var x0 = PredictX0(modelOutput, sample, first ? sigma : next);
-        if (Config.ClipSample) x0 = x0.clamp(-Config.ClipSampleRange, Config.ClipSampleRange);
+        if (Config.ClipSample) x0 = x0.clamp(Kept(-Config.ClipSampleRange), Kept(Config.ClipSampleRange));
         if (first)
         {
-            var derivative = sample.sub(x0).div(sigma);
+            var derivative = sample.sub(x0).div(Kept(sigma));
             _dt = next - sigma;
             _derivative = derivative.alias().DetachFromDisposeScope();
             _sample = sample.alias().DetachFromDisposeScope();
-            return (sample.add(derivative.mul(_dt)), null);
+            return (sample.add(derivative.mul(Kept(_dt)), One), null);
         }
-        var average = _derivative!.add(sample.sub(x0).div(next)).div(2f);
-        var prev = _sample!.add(average.mul(_dt));
+        var average = _derivative!.add(sample.sub(x0).div(Kept(next)), One).div(Kept(2f));
+        var prev = _sample!.add(average.mul(Kept(_dt)), One);
         _derivative.Dispose();
         _sample.Dispose();
         _derivative = null;

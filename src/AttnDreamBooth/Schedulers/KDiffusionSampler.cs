@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -117,7 +118,7 @@ internal abstract class KDiffusionSampler : IDiffusionSampler
         ArgumentNullException.ThrowIfNull(sample);
         CheckTimestep(timestep);
         float sigma = InputSigma(StepIndex);
-        return sample.div(MathF.Sqrt(sigma * sigma + 1f));
+        return sample.div(Kept(MathF.Sqrt(sigma * sigma + 1f)));
     }
 
     /// <inheritdoc/>
@@ -146,8 +147,8 @@ internal abstract class KDiffusionSampler : IDiffusionSampler
     /// <summary>x0 from the model output at <paramref name="sigma"/> (epsilon: x - sigma m; v: the VE form; sample: m).</summary>
     private protected Tensor PredictX0(Tensor modelOutput, Tensor sample, float sigma) => PredictionType switch
     {
-        PredictionType.Epsilon => sample.sub(modelOutput.mul(sigma)),
-        PredictionType.VPrediction => modelOutput.mul(-sigma / MathF.Sqrt(sigma * sigma + 1f)).add(sample.div(sigma * sigma + 1f)),
+        PredictionType.Epsilon => sample.sub(modelOutput.mul(Kept(sigma))),
+        PredictionType.VPrediction => modelOutput.mul(Kept(-sigma / MathF.Sqrt(sigma * sigma + 1f))).add(sample.div(Kept(sigma * sigma + 1f)), One),
         PredictionType.Sample => modelOutput.alias(),
         _ => throw new InvalidOperationException($"unknown prediction type {PredictionType}"),
     };
@@ -169,7 +170,7 @@ internal abstract class KDiffusionSampler : IDiffusionSampler
         long[] shape = Enumerable.Repeat(1L, (int)originalSamples.dim()).ToArray();
         shape[0] = sigmas.Length;
         var sigma = tensor(sigmas, device: originalSamples.device).to_type(originalSamples.dtype).reshape(shape);
-        return originalSamples.add(noise.mul(sigma)).MoveToOuterDisposeScope();
+        return originalSamples.add(noise.mul(sigma), One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The index into <see cref="Sigmas"/> that <see cref="AddNoise"/> uses for <paramref name="timestep"/>.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -85,13 +86,13 @@ internal sealed class KDpm2DiscreteScheduler : KDiffusionSampler
         if (StateInFirstOrder)
         {
             float sigma = Sigmas[index], interpol = _sigmasInterpol[index + 1];
-            var derivative = sample.sub(PredictX0(modelOutput, sample, sigma)).div(sigma);
+            var derivative = sample.sub(PredictX0(modelOutput, sample, sigma)).div(Kept(sigma));
             _sample = sample.alias().DetachFromDisposeScope();
-            return (sample.add(derivative.mul(interpol - sigma)), null);
+            return (sample.add(derivative.mul(Kept(interpol - sigma)), One), null);
         }
         float from = Sigmas[index - 1], mid = _sigmasInterpol[index], to = Sigmas[index];
-        var midDerivative = sample.sub(PredictX0(modelOutput, sample, mid)).div(mid);
-        var prev = _sample!.add(midDerivative.mul(to - from));
+        var midDerivative = sample.sub(PredictX0(modelOutput, sample, mid)).div(Kept(mid));
+        var prev = _sample!.add(midDerivative.mul(Kept(to - from)), One);
         _sample.Dispose();
         _sample = null;
         return (prev, null);

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -68,7 +69,7 @@ internal sealed class LmsDiscreteScheduler : KDiffusionSampler
     {
         float sigma = Sigmas[index];
         var x0 = PredictX0(modelOutput, sample, sigma);
-        _derivatives.Add(sample.sub(x0).div(sigma).DetachFromDisposeScope());
+        _derivatives.Add(sample.sub(x0).div(Kept(sigma)).DetachFromDisposeScope());
         if (_derivatives.Count > MaxOrder)
         {
             _derivatives[0].Dispose();
@@ -79,9 +80,9 @@ internal sealed class LmsDiscreteScheduler : KDiffusionSampler
         Tensor? sum = null;
         for (int j = 0; j < order; j++)
         {
-            var term = _derivatives[^(j + 1)].mul((float)coefficients[j]);
-            sum = sum is null ? term : sum.add(term);
+            var term = _derivatives[^(j + 1)].mul(Kept((float)coefficients[j]));
+            sum = sum is null ? term : sum.add(term, One);
         }
-        return (sample.add(sum!), x0);
+        return (sample.add(sum!, One), x0);
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -19,7 +20,7 @@ internal sealed class NoiseSchedule
     {
         _betas = betas;
         using var scope = NewDisposeScope();
-        var alphas = tensor(betas).neg().add(1f);
+        var alphas = tensor(betas).neg().add(Kept(1f), One);
         _alphas = alphas.data<float>().ToArray();
         // torch.cumprod (it accumulates in double and rounds each entry to float32): the reference's table exactly.
         _alphasCumprod = alphas.cumprod(0).data<float>().ToArray();
@@ -91,7 +92,7 @@ internal sealed class NoiseSchedule
     {
         using var scope = NewDisposeScope();
         var (sqrtAlpha, sqrtOneMinusAlpha) = Coefficients(originalSamples, noise, timesteps, nameof(originalSamples));
-        return sqrtAlpha.mul(originalSamples).add(sqrtOneMinusAlpha.mul(noise)).MoveToOuterDisposeScope();
+        return sqrtAlpha.mul(originalSamples).add(sqrtOneMinusAlpha.mul(noise), One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The v-prediction target: sqrt(a_t) * noise - sqrt(1 - a_t) * x0.</summary>
@@ -128,7 +129,7 @@ internal sealed class NoiseSchedule
         var table = AlphasCumprodTensor(samples.device, samples.dtype);
         var alpha = table.index_select(0, t.to(samples.device));
         var sqrtAlpha = alpha.sqrt();
-        var sqrtOneMinusAlpha = alpha.neg().add(1).sqrt();
+        var sqrtOneMinusAlpha = alpha.neg().add(Kept(1), One).sqrt();
         long[] shape = new long[Math.Max(samples.dim(), 1)];
         Array.Fill(shape, 1L);
         shape[0] = t.shape[0];

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -144,7 +145,7 @@ internal sealed class PndmScheduler : IDiffusionSampler
         switch (counter % 4)
         {
             case 0:
-                Accumulate(modelOutput.mul(1.0 / 6));
+                Accumulate(modelOutput.mul(Kept(1.0 / 6)));
                 _ets.Add(modelOutput.alias().DetachFromDisposeScope());
                 _curSample?.Dispose();
                 _curSample = sample.alias().DetachFromDisposeScope();
@@ -152,11 +153,11 @@ internal sealed class PndmScheduler : IDiffusionSampler
                 break;
             case 1:
             case 2:
-                Accumulate(modelOutput.mul(1.0 / 3));
+                Accumulate(modelOutput.mul(Kept(1.0 / 3)));
                 e = modelOutput;
                 break;
             default:
-                e = _curModelOutput!.add(modelOutput.mul(1.0 / 6));
+                e = _curModelOutput!.add(modelOutput.mul(Kept(1.0 / 6)), One);
                 _curModelOutput.Dispose();
                 _curModelOutput = null;
                 break;
@@ -166,7 +167,7 @@ internal sealed class PndmScheduler : IDiffusionSampler
 
     private void Accumulate(Tensor term)
     {
-        var sum = _curModelOutput is null ? term : _curModelOutput.add(term);
+        var sum = _curModelOutput is null ? term : _curModelOutput.add(term, One);
         _curModelOutput?.Dispose();
         _curModelOutput = sum.DetachFromDisposeScope();
     }
@@ -204,22 +205,22 @@ internal sealed class PndmScheduler : IDiffusionSampler
         else if (_ets.Count == 1 && counter == 1)
         {
             // The repeated timestep: average the two predictions and redo the first step from its start.
-            e = modelOutput.add(_ets[^1]).div(2);
+            e = modelOutput.add(_ets[^1], One).div(Kept(2));
             stored = _curSample!;
             sample = stored;
             _curSample = null;
         }
         else if (_ets.Count == 2)
         {
-            e = _ets[^1].mul(3).sub(_ets[^2]).div(2);
+            e = _ets[^1].mul(Kept(3)).sub(_ets[^2]).div(Kept(2));
         }
         else if (_ets.Count == 3)
         {
-            e = _ets[^1].mul(23).sub(_ets[^2].mul(16)).add(_ets[^3].mul(5)).div(12);
+            e = _ets[^1].mul(Kept(23)).sub(_ets[^2].mul(Kept(16))).add(_ets[^3].mul(Kept(5)), One).div(Kept(12));
         }
         else
         {
-            e = _ets[^1].mul(55).sub(_ets[^2].mul(59)).add(_ets[^3].mul(37)).sub(_ets[^4].mul(9)).mul(1.0 / 24);
+            e = _ets[^1].mul(Kept(55)).sub(_ets[^2].mul(Kept(59))).add(_ets[^3].mul(Kept(37)), One).sub(_ets[^4].mul(Kept(9))).mul(Kept(1.0 / 24));
         }
         var result = Transfer(sample, timestep, prevTimestep, e);
         stored?.Dispose();
@@ -233,10 +234,10 @@ internal sealed class PndmScheduler : IDiffusionSampler
         float alphaPrev = prevTimestep >= 0 ? Schedule.AlphaCumprodAt(prevTimestep) : FinalAlphaCumprod;
         float beta = 1f - alpha, betaPrev = 1f - alphaPrev;
         if (PredictionType == PredictionType.VPrediction)
-            modelOutput = modelOutput.mul(MathF.Sqrt(alpha)).add(sample.mul(MathF.Sqrt(beta)));
+            modelOutput = modelOutput.mul(Kept(MathF.Sqrt(alpha))).add(sample.mul(Kept(MathF.Sqrt(beta))), One);
         float sampleCoefficient = MathF.Sqrt(alphaPrev / alpha);
         float denominator = alpha * MathF.Sqrt(betaPrev) + MathF.Sqrt(alpha * beta * alphaPrev);
-        return sample.mul(sampleCoefficient).sub(modelOutput.mul(alphaPrev - alpha).div(denominator));
+        return sample.mul(Kept(sampleCoefficient)).sub(modelOutput.mul(Kept(alphaPrev - alpha)).div(Kept(denominator)));
     }
 
     /// <summary>The forward process (DDPM's formula): sqrt(a_t) x0 + sqrt(1 - a_t) noise for any training timestep.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -9,9 +10,9 @@ internal static class SampleOps
     /// <summary>x0 and epsilon from the model output, with a_t given through sqrt(a_t) and sqrt(1 - a_t).</summary>
     public static (Tensor X0, Tensor Epsilon) Predict(PredictionType type, Tensor modelOutput, Tensor sample, float sqrtAlpha, float sqrtBeta) => type switch
     {
-        PredictionType.Epsilon => (sample.sub(modelOutput.mul(sqrtBeta)).div(sqrtAlpha), modelOutput),
-        PredictionType.Sample => (modelOutput.alias(), sample.sub(modelOutput.mul(sqrtAlpha)).div(sqrtBeta)),
-        PredictionType.VPrediction => (sample.mul(sqrtAlpha).sub(modelOutput.mul(sqrtBeta)), modelOutput.mul(sqrtAlpha).add(sample.mul(sqrtBeta))),
+        PredictionType.Epsilon => (sample.sub(modelOutput.mul(Kept(sqrtBeta))).div(Kept(sqrtAlpha)), modelOutput),
+        PredictionType.Sample => (modelOutput.alias(), sample.sub(modelOutput.mul(Kept(sqrtAlpha))).div(Kept(sqrtBeta))),
+        PredictionType.VPrediction => (sample.mul(Kept(sqrtAlpha)).sub(modelOutput.mul(Kept(sqrtBeta))), modelOutput.mul(Kept(sqrtAlpha)).add(sample.mul(Kept(sqrtBeta)), One)),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown prediction type"),
     };
 
@@ -22,7 +23,7 @@ internal static class SampleOps
         var x = dtype is ScalarType.Float32 or ScalarType.Float64 ? x0 : x0.to_type(ScalarType.Float32);
         long batch = x.shape[0];
         var flat = x.reshape(batch, -1);
-        var s = flat.abs().quantile(tensor(ratio, dtype: x.dtype, device: x.device), dim: 1).clamp(1.0, maxValue).unsqueeze(1);
+        var s = flat.abs().quantile(tensor(ratio, dtype: x.dtype, device: x.device), dim: 1).clamp(Kept(1.0), Kept(maxValue)).unsqueeze(1);
         var result = flat.clamp(s.neg(), s).div(s).reshape(x0.shape);
         return result.dtype == dtype ? result : result.to_type(dtype);
     }
@@ -31,7 +32,7 @@ internal static class SampleOps
     public static Tensor ClipOrThreshold(SchedulerConfig config, Tensor x0, bool allowClip)
     {
         if (config.Thresholding) return Threshold(x0, config.DynamicThresholdingRatio, config.SampleMaxValue);
-        if (allowClip && config.ClipSample) return x0.clamp(-config.ClipSampleRange, config.ClipSampleRange);
+        if (allowClip && config.ClipSample) return x0.clamp(Kept(-config.ClipSampleRange), Kept(config.ClipSampleRange));
         return x0;
     }
 

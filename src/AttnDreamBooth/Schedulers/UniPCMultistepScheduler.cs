@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Schedulers;
 
@@ -77,8 +78,8 @@ internal sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
         return PredictionType switch
         {
             PredictionType.Epsilon => modelOutput.alias(),
-            PredictionType.Sample => sample.sub(modelOutput.mul(alpha)).div(sigmaT),
-            PredictionType.VPrediction => modelOutput.mul(alpha).add(sample.mul(sigmaT)),
+            PredictionType.Sample => sample.sub(modelOutput.mul(Kept(alpha))).div(Kept(sigmaT)),
+            PredictionType.VPrediction => modelOutput.mul(Kept(alpha)).add(sample.mul(Kept(sigmaT)), One),
             _ => throw new InvalidOperationException($"unknown prediction type {PredictionType}"),
         };
     }
@@ -136,8 +137,8 @@ internal sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
         var (alphaT, sigmaT) = AlphaSigma(Sigmas[t]);
         var (alphaS, sigmaS) = AlphaSigma(Sigmas[s]);
         return Config.PredictX0
-            ? (x.mul(sigmaT / sigmaS).sub(m0.mul(alphaT * phi1)), alphaT * b)
-            : (x.mul(alphaT / alphaS).sub(m0.mul(sigmaT * phi1)), sigmaT * b);
+            ? (x.mul(Kept(sigmaT / sigmaS)).sub(m0.mul(Kept(alphaT * phi1))), alphaT * b)
+            : (x.mul(Kept(alphaT / alphaS)).sub(m0.mul(Kept(sigmaT * phi1))), sigmaT * b);
     }
 
     private Tensor Predictor(Tensor x, int order, int index)
@@ -152,16 +153,16 @@ internal sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
         for (int k = 1; k < order; k++)
         {
             rks[k - 1] = (Lambda(index - k) - lambdaS0) / h;
-            d1s.Add(_history[^(k + 1)]!.sub(m0).div(rks[k - 1]));
+            d1s.Add(_history[^(k + 1)]!.sub(m0).div(Kept(rks[k - 1])));
         }
         rks[order - 1] = 1f;
         var (phi1, b, rhs) = Coefficients(h, order);
         var (baseline, weight) = Baseline(x, m0, index + 1, index, phi1, b);
         if (d1s.Count == 0) return baseline;
         float[] rhos = order == 2 ? [0.5f] : Solve(rks, rhs, order - 1);
-        Tensor residual = d1s[0].mul(rhos[0]);
-        for (int k = 1; k < d1s.Count; k++) residual = residual.add(d1s[k].mul(rhos[k]));
-        return baseline.sub(residual.mul(weight));
+        Tensor residual = d1s[0].mul(Kept(rhos[0]));
+        for (int k = 1; k < d1s.Count; k++) residual = residual.add(d1s[k].mul(Kept(rhos[k])), One);
+        return baseline.sub(residual.mul(Kept(weight)));
     }
 
     private Tensor Corrector(Tensor modelThis, Tensor lastSample, int order, int index)
@@ -174,14 +175,14 @@ internal sealed class UniPCMultistepScheduler : ExponentialIntegratorSampler
         for (int k = 1; k < order; k++)
         {
             rks[k - 1] = (Lambda(index - (k + 1)) - lambdaS0) / h;
-            d1s.Add(_history[^(k + 1)]!.sub(m0).div(rks[k - 1]));
+            d1s.Add(_history[^(k + 1)]!.sub(m0).div(Kept(rks[k - 1])));
         }
         rks[order - 1] = 1f;
         var (phi1, b, rhs) = Coefficients(h, order);
         var (baseline, weight) = Baseline(lastSample, m0, index, index - 1, phi1, b);
         float[] rhos = order == 1 ? [0.5f] : Solve(rks, rhs, order);
-        Tensor residual = modelThis.sub(m0).mul(rhos[^1]);
-        for (int k = 0; k < d1s.Count; k++) residual = d1s[k].mul(rhos[k]).add(residual);
-        return baseline.sub(residual.mul(weight));
+        Tensor residual = modelThis.sub(m0).mul(Kept(rhos[^1]));
+        for (int k = 0; k < d1s.Count; k++) residual = d1s[k].mul(Kept(rhos[k])).add(residual, One);
+        return baseline.sub(residual.mul(Kept(weight)));
     }
 }

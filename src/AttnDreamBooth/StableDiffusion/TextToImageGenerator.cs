@@ -4,6 +4,7 @@ using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.Text;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.StableDiffusion;
 
@@ -55,7 +56,7 @@ internal static class TextToImageGenerator
             using var g = new Generator((ulong)(options.Seed + i));
             noise.Add(randn([1, c.UNet.Config.InChannels, latentH, latentW], dtype: float32, generator: g));
         }
-        var latents = cat(noise, 0).to(device).mul(sampler.InitNoiseSigma);
+        var latents = cat(noise, 0).to(device).mul(Kept(sampler.InitNoiseSigma));
         var stepGenerator = new Generator((ulong)options.Seed);
 
         // Heatmap recording: the positions of the requested tokens in the prompt, recorded on every cross-attention layer,
@@ -98,7 +99,7 @@ internal static class TextToImageGenerator
                 if (guided)
                 {
                     var parts = prediction.chunk(2, 0);
-                    prediction = parts[0].add(parts[1].sub(parts[0]).mul(options.GuidanceScale));
+                    prediction = parts[0].add(parts[1].sub(parts[0]).mul(Kept(options.GuidanceScale)), One);
                 }
                 var next = sampler is DdimScheduler ddim && options.Eta > 0
                     ? ddim.Step(prediction, t, latents, options.Eta, generator: stepGenerator).PrevSample
@@ -113,9 +114,9 @@ internal static class TextToImageGenerator
                     var layers = conditional.Select(m => (m.Probabilities.narrow(-1, 0, tokens.Length), m.Height, m.Width)).ToArray();
                     var (averaged, byHeight) = AttentionHeatmaps.AggregateByHeight(layers, res);
                     foreach (var (p, h, _) in conditional) wordShares.Add(p, h);
-                    heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged);
+                    heatSum = heatSum is null ? averaged.MoveToOuterDisposeScope() : heatSum.add_(averaged, One);
                     foreach (var (h, map) in byHeight)
-                        heatSumByHeight[h] = heatSumByHeight.TryGetValue(h, out var sumH) ? sumH.add_(map) : map.MoveToOuterDisposeScope();
+                        heatSumByHeight[h] = heatSumByHeight.TryGetValue(h, out var sumH) ? sumH.add_(map, One) : map.MoveToOuterDisposeScope();
                     heatCount++;
                     store.Clear();
                 }
@@ -133,15 +134,15 @@ internal static class TextToImageGenerator
             c.UNet.SetAttentionProcessor(callerProcessors);
         }
 
-        var images = c.Vae.Decode(latents.div(c.Vae.ScalingFactor).to_type(c.Vae.parameters().First().dtype)).to_type(float32).cpu();
+        var images = c.Vae.Decode(latents.div(Kept(c.Vae.ScalingFactor)).to_type(c.Vae.parameters().First().dtype)).to_type(float32).cpu();
         var results = new List<GeneratedImage>();
         for (int i = 0; i < batch; i++)
         {
             var maps = new Dictionary<string, AttentionHeatmap>(StringComparer.Ordinal);
             if (heatSum is not null)
             {
-                var normalized = HeatmapRenderer.Normalize(heatSum[i].div(heatCount)).cpu().contiguous();
-                var normalizedByHeight = heatSumByHeight.Select(e => (Height: e.Key, Maps: HeatmapRenderer.Normalize(e.Value[i].div(heatCount)).cpu().contiguous())).ToArray();
+                var normalized = HeatmapRenderer.Normalize(heatSum[i].div(Kept(heatCount))).cpu().contiguous();
+                var normalizedByHeight = heatSumByHeight.Select(e => (Height: e.Key, Maps: HeatmapRenderer.Normalize(e.Value[i].div(Kept(heatCount))).cpu().contiguous())).ToArray();
                 for (int k = 0; k < tokens.Length; k++)
                 {
                     var byResolution = new SortedDictionary<int, AttentionHeatmap>(AttentionHeatmaps.DescendingHeights);

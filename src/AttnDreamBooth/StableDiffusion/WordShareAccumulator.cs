@@ -1,5 +1,6 @@
 using AttnDreamBooth.Models.Attention;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.StableDiffusion;
 
@@ -31,7 +32,7 @@ internal sealed class WordShareAccumulator
         if (_tokens == 0 || _words == 0) return;
         using var scope = NewDisposeScope();
         var p = probabilities.detach().to_type(ScalarType.Float64).mean([1]);
-        var words = p.narrow(-1, _tokens, _words).sum([-1], keepdim: true).clamp_min(1e-30);
+        var words = p.narrow(-1, _tokens, _words).sum([-1], keepdim: true).clamp_min(Kept(1e-30));
         var shares = p.narrow(-1, 0, _tokens).div(words).mean([1]).cpu();
         int batch = (int)shares.shape[0];
         var values = shares.contiguous().data<double>().ToArray();

@@ -3,6 +3,7 @@ using AttnDreamBooth.Models.Clip;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Text;
 
@@ -248,7 +249,7 @@ internal sealed class ConceptEmbedding : nn.Module
         var row = torch.zeros_like(ids);
         for (int k = 0; k < _ids.Length; k++)
         {
-            var hit = ids.eq(_ids[k]);
+            var hit = ids.eq(Kept(_ids[k]));
             isConcept = isConcept.logical_or(hit);
             // An implicit Scalar can be finalized by the GC while libtorch still reads it (its handle is a bare IntPtr);
             // a scalar held by `using` lives until the call has returned.
@@ -256,7 +257,7 @@ internal sealed class ConceptEmbedding : nn.Module
             row = row.masked_fill(hit, index);
         }
         long tableRows = TextModel.TokenEmbeddingCount;
-        var unknown = ids.ge(tableRows).logical_and(isConcept.logical_not());
+        var unknown = ids.ge(Kept(tableRows)).logical_and(isConcept.logical_not());
         if (unknown.any().item<bool>())
         {
             long bad = ids.masked_select(unknown)[0].item<long>();
@@ -283,7 +284,7 @@ internal sealed class ConceptEmbedding : nn.Module
         if (row < 0 || row >= _ids.Length) throw new ArgumentOutOfRangeException(nameof(row), row, $"the embedding has {_ids.Length} rows");
         if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be [batch, length], got [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
         using var scope = torch.NewDisposeScope();
-        var hits = inputIds.eq(_ids[row]);
+        var hits = inputIds.eq(Kept(_ids[row]));
         var present = hits.any(1);
         if (!present.all().item<bool>())
         {

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Training;
 
@@ -14,10 +15,10 @@ internal static class AdamWMultiOpUpdate
     public static void Apply(torch.Tensor master, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq, in AdamWStepScalars s)
     {
         using var scope = torch.NewDisposeScope();
-        master.mul_(s.Decay);
-        expAvg.mul_(s.Beta1).add_(grad, alpha: s.OneMinusBeta1);
-        expAvgSq.mul_(s.Beta2).addcmul_(grad, grad, value: s.OneMinusBeta2);
-        var denom = expAvgSq.sqrt().div_(s.BiasCorrection2Sqrt).add_(s.Epsilon);
-        master.addcdiv_(expAvg, denom, value: -s.StepSize);
+        master.mul_(Kept(s.Decay));
+        expAvg.mul_(Kept(s.Beta1)).add_(grad, alpha: Kept(s.OneMinusBeta1));
+        expAvgSq.mul_(Kept(s.Beta2)).addcmul_(grad, grad, value: Kept(s.OneMinusBeta2));
+        var denom = expAvgSq.sqrt().div_(Kept(s.BiasCorrection2Sqrt)).add_(Kept(s.Epsilon), One);
+        master.addcdiv_(expAvg, denom, value: Kept(-s.StepSize));
     }
 }

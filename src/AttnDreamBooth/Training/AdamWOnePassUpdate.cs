@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Training;
 
@@ -54,12 +55,12 @@ internal static class AdamWOnePassUpdate
     {
         using var scope = NewDisposeScope();
         double correction2 = s.BiasCorrection2Sqrt;
-        t.Param.mul_(s.Decay);
+        t.Param.mul_(Kept(s.Decay));
         using (var weight = tensor(s.OneMinusBeta1, dtype: t.ExpAvg.dtype, device: t.ExpAvg.device))
             t.ExpAvg.lerp_(t.Grad, weight);
-        t.ExpAvgSq.mul_(s.Beta2).addcmul_(t.Grad, t.Grad, value: s.OneMinusBeta2);
-        var denom = t.ExpAvgSq.sqrt().add_(s.Epsilon * correction2);
-        t.Param.addcdiv_(t.ExpAvg, denom, value: -s.StepSize * correction2);
+        t.ExpAvgSq.mul_(Kept(s.Beta2)).addcmul_(t.Grad, t.Grad, value: Kept(s.OneMinusBeta2));
+        var denom = t.ExpAvgSq.sqrt().add_(Kept(s.Epsilon * correction2), One);
+        t.Param.addcdiv_(t.ExpAvg, denom, value: Kept(-s.StepSize * correction2));
     }
 
     /// <summary>Whether <see cref="Apply"/> would send these tensors through the C# kernel (for tests).</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Training;
 
@@ -315,7 +316,7 @@ internal sealed class AdamWOptimizer : IDisposable
                 throw new ArgumentException($"Optimizer state '{name}{moment}{AbsmaxKey}' must be float32 [{blocks}] (blocks of {BlockwiseQuantizedTensor.BlockSize}); it is {absmax.dtype} [{string.Join(",", absmax.shape)}].", "tensors");
             using (var scope = torch.NewDisposeScope())
             {
-                if (!absmax.isfinite().all().item<bool>() || absmax.lt(0).any().item<bool>())
+                if (!absmax.isfinite().all().item<bool>() || absmax.lt(Kept(0)).any().item<bool>())
                     throw new ArgumentException($"Optimizer state '{name}{moment}{AbsmaxKey}' holds negative or non-finite block scales.", "tensors");
             }
             return BlockwiseQuantizedTensor.FromStored(codes, absmax, signed, p.device);

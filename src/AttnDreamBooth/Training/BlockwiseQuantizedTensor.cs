@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Training;
 
@@ -49,7 +50,7 @@ internal sealed class BlockwiseQuantizedTensor : IDisposable
     {
         byte zeroCode = (byte)IndexOfZero(DynamicQuantizationMap.For(signed));
         return new BlockwiseQuantizedTensor(
-            full([count], zeroCode, dtype: ScalarType.Byte, device: device).DetachFromDisposeScope(),
+            full([count], Kept(zeroCode), dtype: ScalarType.Byte, device: device).DetachFromDisposeScope(),
             zeros([BlockCount(count)], dtype: ScalarType.Float32, device: device).DetachFromDisposeScope(),
             signed);
     }
@@ -81,7 +82,7 @@ internal sealed class BlockwiseQuantizedTensor : IDisposable
         var absmax = parts.Count == 1 ? parts[0] : cat(parts, 0);
         Absmax.copy_(absmax);
         // An all-zero block has scale 0; dividing by 1 instead keeps its codes at exactly 0 (0 · scale on the way back).
-        var divisor = where(absmax.eq(0), ones_like(absmax), absmax);
+        var divisor = where(absmax.eq(Kept(0)), ones_like(absmax), absmax);
         var normalized = flat.clone();
         ForEachBlockGroup(normalized, divisor, (block, scale) => block.div_(scale));
         Codes.copy_(normalized.bucketize(maps.Boundaries(Signed, Codes.device), outInt32: true));

@@ -3,6 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Attention;
 
@@ -158,7 +159,7 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         var tokens = normalized.reshape(b, c, h * w).transpose(1, 2);
         var attended = forward(tokens, encoderHiddenStates, new AttentionContext(checked((int)h), checked((int)w)));
         var output = attended.transpose(1, 2).reshape(b, c, h, w);
-        if (group_norm is not null) output = output.add(image);
+        if (group_norm is not null) output = output.add(image, One);
         return output.MoveToOuterDisposeScope();
     }
 

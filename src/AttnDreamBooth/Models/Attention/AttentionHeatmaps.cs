@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Attention;
 
@@ -57,15 +58,15 @@ internal static class AttentionHeatmaps
             var resized = h == resolution && w == resolution
                 ? grid
                 : nn.functional.interpolate(grid, size: [resolution, resolution], mode: InterpolationMode.Bilinear, align_corners: false);
-            sum = sum is null ? resized : sum.add(resized);
+            sum = sum is null ? resized : sum.add(resized, One);
             // Out-of-place adds: a group's first sum may be the very tensor the all-layer sum started from.
             if (byHeight is not null)
-                groups[h] = groups.TryGetValue(h, out var g) ? (g.Sum.add(resized), g.Count + 1) : (resized, 1);
+                groups[h] = groups.TryGetValue(h, out var g) ? (g.Sum.add(resized, One), g.Count + 1) : (resized, 1);
         }
         if (byHeight is not null)
         {
-            foreach (var (h, (groupSum, count)) in groups) byHeight[h] = groupSum.div(count).MoveToOuterDisposeScope();
+            foreach (var (h, (groupSum, count)) in groups) byHeight[h] = groupSum.div(Kept(count)).MoveToOuterDisposeScope();
         }
-        return sum!.div(layers.Count).MoveToOuterDisposeScope();
+        return sum!.div(Kept(layers.Count)).MoveToOuterDisposeScope();
     }
 }

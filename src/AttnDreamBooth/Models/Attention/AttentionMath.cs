@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Attention;
 
@@ -30,7 +31,7 @@ internal static class AttentionMath
             v = v.to_type(ScalarType.Float32);
         }
         // Scaling q (head_dim wide) is cheaper than scaling the scores (keys wide) when keys > head_dim.
-        var scores = BatchedMatrixProduct(q.mul(scale), k.transpose(-1, -2));
+        var scores = BatchedMatrixProduct(q.mul(Kept(scale)), k.transpose(-1, -2));
         var probs = scores.softmax(-1);
         var output = BatchedMatrixProduct(probs, v);
         return (output.dtype == dtype ? output : output.to_type(dtype), probs);

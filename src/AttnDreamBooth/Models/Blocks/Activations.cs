@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Blocks;
 
@@ -31,9 +32,9 @@ internal static class Activations
         ["swish"] = new(x => nn.functional.silu(x), Diffusers: true, Transformers: true),
         ["gelu"] = new(x => nn.functional.gelu(x), Diffusers: true, Transformers: true),
         ["relu"] = new(x => nn.functional.relu(x), Diffusers: true, Transformers: true),
-        ["mish"] = new(x => x.mul(nn.functional.softplus(x).tanh()), Diffusers: true, Transformers: true),
+        ["mish"] = new(x => x.mul(Softplus(x).tanh()), Diffusers: true, Transformers: true),
         // OpenAI CLIP's sigmoid approximation of GELU.
-        ["quick_gelu"] = new(x => x * torch.sigmoid(x * 1.702), Diffusers: false, Transformers: true),
+        ["quick_gelu"] = new(x => x * torch.sigmoid(x.mul(Kept(1.702))), Diffusers: false, Transformers: true),
         ["gelu_new"] = new(TanhGelu, Diffusers: false, Transformers: true),
         ["gelu_pytorch_tanh"] = new(TanhGelu, Diffusers: false, Transformers: true),
     };
@@ -66,10 +67,14 @@ internal static class Activations
         return Table[name].Apply;
     }
 
+    // PyTorch's softplus (beta 1, threshold 20) from operations that take kept scalars (TorchSharp's own passes
+    // temporaries): the input itself above the threshold, clamped below it so exp cannot overflow into the gradient.
+    private static Tensor Softplus(Tensor x) => where(x.gt(Kept(20)), x, x.clamp_max(Kept(20)).exp().log1p());
+
     private static Tensor TanhGelu(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var inner = (x + x.pow(3) * 0.044715) * Math.Sqrt(2.0 / Math.PI);
-        return (x * 0.5 * (torch.tanh(inner) + 1.0)).MoveToOuterDisposeScope();
+        var inner = x.add(x.pow(Kept(3)).mul(Kept(0.044715)), One).mul(Kept(Math.Sqrt(2.0 / Math.PI)));
+        return (x.mul(Kept(0.5)) * (torch.tanh(inner).add(Kept(1.0), One))).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Blocks;
 
@@ -15,7 +16,7 @@ internal static class GroupNormalization
         var norm = nn.GroupNorm(groups, channels, eps: eps, affine: true, device: device);
         using (no_grad())
         {
-            norm.weight!.fill_(1.0);
+            norm.weight!.fill_(Kept(1.0));
             norm.bias!.zero_();
         }
         return norm;

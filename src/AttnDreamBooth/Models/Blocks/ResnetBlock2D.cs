@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Blocks;
 
@@ -59,12 +60,12 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
         if (time_emb_proj is not null)
         {
             ArgumentNullException.ThrowIfNull(temb);
-            h = h.add(time_emb_proj.call(_activation(temb)).unsqueeze(-1).unsqueeze(-1));
+            h = h.add(time_emb_proj.call(_activation(temb)).unsqueeze(-1).unsqueeze(-1), One);
         }
         h = Convolve(conv2, dropout.call(Activate(norm2.call(h), inPlace)));
         var shortcut = conv_shortcut is null ? input : conv_shortcut.call(input);
-        var output = inPlace ? h.add_(shortcut) : shortcut.add(h);
-        if (_outputScaleFactor != 1.0) output = output.div(_outputScaleFactor);
+        var output = inPlace ? h.add_(shortcut, One) : shortcut.add(h, One);
+        if (_outputScaleFactor != 1.0) output = output.div(Kept(_outputScaleFactor));
         return output.MoveToOuterDisposeScope();
     }
 
@@ -76,7 +77,7 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
         var weight = conv.weight!;
         var columns = functional.unfold(x, 3, padding: 1);
         var y = weight.view(weight.shape[0], -1).matmul(columns);
-        if (conv.bias is { } bias) y = y.add(bias.view(1, -1, 1));
+        if (conv.bias is { } bias) y = y.add(bias.view(1, -1, 1), One);
         return y.view(x.shape[0], weight.shape[0], x.shape[2], x.shape[3]);
     }
 

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -25,8 +26,8 @@ internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor hiddenStates, Tensor? additiveMask)
     {
         using var scope = torch.NewDisposeScope();
-        var afterAttention = hiddenStates + self_attn.call(layer_norm1.call(hiddenStates), additiveMask);
-        var output = afterAttention + mlp.call(layer_norm2.call(afterAttention));
+        var afterAttention = hiddenStates.add(self_attn.call(layer_norm1.call(hiddenStates), additiveMask), One);
+        var output = afterAttention.add(mlp.call(layer_norm2.call(afterAttention)), One);
         return output.MoveToOuterDisposeScope();
     }
 }

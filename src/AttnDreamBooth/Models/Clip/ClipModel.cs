@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -29,7 +30,7 @@ internal sealed class ClipModel : torch.nn.Module
             new ClipVisionTransformer(config.Vision, device),
             torch.nn.Linear(config.Vision.HiddenSize, config.ProjectionDim, hasBias: false, device: device),
             torch.nn.Linear(config.TextHiddenSize, config.ProjectionDim, hasBias: false, device: device)));
-        logit_scale = new Parameter(torch.full(Array.Empty<long>(), config.LogitScaleInitValue, device: device));
+        logit_scale = new Parameter(torch.full(Array.Empty<long>(), Kept(config.LogitScaleInitValue), device: device));
         RegisterComponents();
     }
 

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -28,7 +29,7 @@ internal sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long length = inputsEmbeds.shape[1];
-        var positions = torch.arange(length, dtype: ScalarType.Int64, device: inputsEmbeds.device);
-        return (inputsEmbeds + position_embedding.call(positions).unsqueeze(0)).MoveToOuterDisposeScope();
+        var positions = torch.arange(Kept(0), Kept(length), Kept(1), dtype: ScalarType.Int64, device: inputsEmbeds.device);
+        return (inputsEmbeds.add(position_embedding.call(positions).unsqueeze(0), One)).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -39,7 +40,7 @@ internal static class ClipTextInitialization
             };
             if (std is double s) parameter.normal_(0, s);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
-            else if (name.Contains("layer_norm", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+            else if (name.Contains("layer_norm", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal)) parameter.fill_(Kept(1.0));
             else throw new InvalidOperationException($"No initialisation rule for the CLIP text parameter '{name}'.");
         }
     }

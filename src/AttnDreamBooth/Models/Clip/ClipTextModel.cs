@@ -3,6 +3,7 @@ using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -132,7 +133,7 @@ public sealed class ClipTextModel : nn.Module
 
         var poolAt = Config.EosTokenId == 2
             ? ids.argmax(-1)
-            : ids.eq(Config.EosTokenId).to_type(ScalarType.Int32).argmax(-1);
+            : ids.eq(Kept(Config.EosTokenId)).to_type(ScalarType.Int32).argmax(-1);
         var pooled = last.gather(1, poolAt.view(batch, 1, 1).expand(batch, 1, HiddenSize)).squeeze(1);
 
         return new ClipTextOutput(last.MoveToOuterDisposeScope(), pooled.MoveToOuterDisposeScope(), hidden?.Select(h => h.MoveToOuterDisposeScope()).ToArray());
@@ -173,7 +174,7 @@ public sealed class ClipTextModel : nn.Module
     private static Tensor BuildMask(Tensor attentionMask, ScalarType dtype)
     {
         long batch = attentionMask.shape[0], length = attentionMask.shape[1];
-        var keys = attentionMask.ne(0);
+        var keys = attentionMask.ne(Kept(0));
         var causal = torch.ones(length, length, dtype: ScalarType.Bool, device: attentionMask.device).tril();
         var allowed = causal.unsqueeze(0).logical_and(keys.unsqueeze(1)).unsqueeze(1);
         double blocked = dtype switch

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Clip;
 
@@ -30,7 +31,7 @@ internal sealed class ClipVisionEmbeddings : torch.nn.Module<torch.Tensor, torch
         long batch = patches.shape[0];
         var cls = class_embedding.expand(batch, 1, -1);
         var tokens = torch.cat([cls, patches], 1);
-        var positions = torch.arange(tokens.shape[1], dtype: torch.int64, device: tokens.device);
-        return (tokens + position_embedding.call(positions).unsqueeze(0)).MoveToOuterDisposeScope();
+        var positions = torch.arange(Kept(0), Kept(tokens.shape[1]), Kept(1), dtype: torch.int64, device: tokens.device);
+        return (tokens.add(position_embedding.call(positions).unsqueeze(0), One)).MoveToOuterDisposeScope();
     }
 }

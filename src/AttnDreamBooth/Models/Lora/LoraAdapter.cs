@@ -3,6 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Lora;
 
@@ -117,14 +118,14 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
         var x = input.dtype == DownWeight.dtype ? input : input.to_type(DownWeight.dtype);
         if (Dropout > 0 && training) x = ApplyDropout(x);
         var h = lora_up.call(Down(x));
-        return h.mul(Alpha / Rank).MoveToOuterDisposeScope();
+        return h.mul(Kept(Alpha / Rank)).MoveToOuterDisposeScope();
     }
 
     private Tensor ApplyDropout(Tensor x)
     {
         if (DropoutGenerator is not { } generator) return functional.dropout(x, Dropout, training: true);
-        var keep = rand(x.shape, dtype: ScalarType.Float32, generator: generator).ge(Dropout).to(x.device);
-        return x.mul(keep.to_type(x.dtype)).div(1 - Dropout);
+        var keep = rand(x.shape, dtype: ScalarType.Float32, generator: generator).ge(Kept(Dropout)).to(x.device);
+        return x.mul(keep.to_type(x.dtype)).div(Kept(1 - Dropout));
     }
 
     /// <summary>The down projection. A k×k down conv has rank-many output channels, which libtorch's CPU kernel gets
@@ -146,7 +147,7 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
         double bound = 1.0 / Math.Sqrt(DownWeight[0].numel());
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var values = rand(DownWeight.shape, dtype: ScalarType.Float32, generator: generator).mul(2 * bound).sub(bound);
+        var values = rand(DownWeight.shape, dtype: ScalarType.Float32, generator: generator).mul(Kept(2 * bound)).sub(Kept(bound));
         DownWeight.copy_(values.to(DownWeight.dtype).to(DownWeight.device));
         UpWeight.zero_();
     }
@@ -155,9 +156,9 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
     public Tensor WeightDelta(double scale)
     {
         using var scope = NewDisposeScope();
-        var up = UpWeight.detach().to_type(ScalarType.Float32).flatten(1).mul(Alpha / Rank);
+        var up = UpWeight.detach().to_type(ScalarType.Float32).flatten(1).mul(Kept(Alpha / Rank));
         var down = DownWeight.detach().to_type(ScalarType.Float32).flatten(1);
-        return up.mm(down).mul(scale).reshape(Shape.WeightShape).MoveToOuterDisposeScope();
+        return up.mm(down).mul(Kept(scale)).reshape(Shape.WeightShape).MoveToOuterDisposeScope();
     }
 
     /// <summary>Puts the forward hook on <paramref name="layer"/> (the layer at <see cref="ModulePath"/>).</summary>
@@ -197,7 +198,7 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
         using (no_grad())
         {
             var delta = WeightDelta(s);
-            weight.copy_(weight.to_type(ScalarType.Float32).add(delta).to_type(weight.dtype));
+            weight.copy_(weight.to_type(ScalarType.Float32).add(delta, One).to_type(weight.dtype));
         }
         _mergedScale = s;
     }
@@ -223,8 +224,8 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
         if (IsMerged || Scale == 0) return output;
         using var scope = NewDisposeScope();
         var update = call(input);
-        if (Scale != 1) update = update.mul(Scale);
-        return output.add(update.dtype == output.dtype ? update : update.to_type(output.dtype)).MoveToOuterDisposeScope();
+        if (Scale != 1) update = update.mul(Kept(Scale));
+        return output.add(update.dtype == output.dtype ? update : update.to_type(output.dtype), One).MoveToOuterDisposeScope();
     }
 
     internal static Parameter WeightOf(Module<Tensor, Tensor> layer) => layer switch

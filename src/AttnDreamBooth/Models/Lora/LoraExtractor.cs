@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Lora;
 
@@ -88,16 +89,16 @@ internal static class LoraExtractor
         if (deltaNorm <= options.MinRelativeDelta * baseNorm || deltaNorm == 0) return null;
 
         var (u, s, vh) = linalg.svd(delta, fullMatrices: false);
-        var energy = s.square();
+        var energy = s.pow(Kept(2));
         double total = energy.sum().item<double>();
         int maxRank = (int)s.shape[0];
         int rank;
         if (options.Rank is { } fixedRank) rank = Math.Min(fixedRank, maxRank);
         else
         {
-            var cumulative = energy.cumsum(0).div(total);
+            var cumulative = energy.cumsum(0).div(Kept(total));
             // Smallest k with kept energy ≥ threshold (the 1e-12 absorbs the rounding of a threshold of exactly 1).
-            long reach = cumulative.lt(options.EnergyThreshold!.Value - 1e-12).sum().item<long>() + 1;
+            long reach = cumulative.lt(Kept(options.EnergyThreshold!.Value - 1e-12)).sum().item<long>() + 1;
             rank = (int)Math.Min(Math.Min(reach, options.MaxRank), maxRank);
         }
         var root = s[..rank].sqrt();

@@ -2,6 +2,7 @@ using System.Globalization;
 using AttnDreamBooth.IO;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Lora;
 
@@ -220,7 +221,7 @@ internal static class LoraFile
                     string prefix = LoraComponentNames.DiffusersPrefix(a.Component) + a.ModulePath
                         + (a.Component == LoraComponent.UNet ? ".lora." : ".lora_linear_layer.");
                     tensors[prefix + "down.weight"] = down;
-                    tensors[prefix + "up.weight"] = a.Alpha == a.Rank ? up : up.mul(a.Alpha / a.Rank).to_type(up.dtype);
+                    tensors[prefix + "up.weight"] = a.Alpha == a.Rank ? up : up.mul(Kept(a.Alpha / a.Rank)).to_type(up.dtype);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(format), format, "Unknown LoRA file format.");

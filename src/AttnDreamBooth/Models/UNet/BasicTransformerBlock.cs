@@ -3,6 +3,7 @@ using AttnDreamBooth.Models.Blocks;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.UNet;
 
@@ -39,10 +40,10 @@ internal sealed class BasicTransformerBlock : Module<Tensor, Tensor, AttentionCo
     public override Tensor forward(Tensor hiddenStates, Tensor encoderHiddenStates, AttentionContext context)
     {
         using var scope = NewDisposeScope();
-        var h = attn1.call(norm1.call(hiddenStates), null, context).add(hiddenStates);
-        h = attn2.call(norm2.call(h), encoderHiddenStates, context).add(h);
+        var h = attn1.call(norm1.call(hiddenStates), null, context).add(hiddenStates, One);
+        h = attn2.call(norm2.call(h), encoderHiddenStates, context).add(h, One);
         var fed = ff.call(norm3.call(h));
-        h = ExecutionSwitches.InPlaceTransformerAdds ? fed.add_(h) : fed.add(h);
+        h = ExecutionSwitches.InPlaceTransformerAdds ? fed.add_(h, One) : fed.add(h, One);
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.UNet;
 
@@ -30,7 +31,7 @@ internal sealed class Timesteps : Module<Tensor, Tensor>
         if (timesteps.dim() != 1) throw new ArgumentException($"Timesteps must be 1-D [B], got [{string.Join(", ", timesteps.shape)}].", nameof(timesteps));
         using var scope = NewDisposeScope();
         int half = _channels / 2;
-        var exponent = arange(0, half, dtype: ScalarType.Float32, device: timesteps.device).mul(-Math.Log(10000.0)).div(half - _freqShift);
+        var exponent = arange(Kept(0), Kept(half), Kept(1), dtype: ScalarType.Float32, device: timesteps.device).mul(Kept(-Math.Log(10000.0))).div(Kept(half - _freqShift));
         var args = timesteps.unsqueeze(1).to_type(ScalarType.Float32).mul(exponent.exp().unsqueeze(0));
         var emb = _flipSinToCos ? cat([args.cos(), args.sin()], 1) : cat([args.sin(), args.cos()], 1);
         if (_channels % 2 == 1) emb = nn.functional.pad(emb, [0, 1, 0, 0]);

@@ -3,6 +3,7 @@ using AttnDreamBooth.Models.Blocks;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.UNet;
 
@@ -67,6 +68,6 @@ internal sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
         }
         // In place only into a tensor this method made: proj_out's output or the contiguous copy, never the view.
         bool inPlace = ExecutionSwitches.InPlaceTransformerAdds && (!_linearProjection || !ExecutionSwitches.TransformerOutputAsView);
-        return (inPlace ? output.add_(hiddenStates) : output.add(hiddenStates)).MoveToOuterDisposeScope();
+        return (inPlace ? output.add_(hiddenStates, One) : output.add(hiddenStates, One)).MoveToOuterDisposeScope();
     }
 }

@@ -5,6 +5,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.UNet;
 
@@ -196,7 +197,7 @@ public sealed partial class UNet2DConditionModel : Module<Tensor, Tensor, Tensor
         if (callerIsFloating && callerType != modelType) sample = sample.to_type(modelType);
 
         var t = timestep.reshape(-1).to(sample.device).expand(batch);
-        if (Config.CenterInputSample) sample = sample.mul(2.0).sub(1.0);
+        if (Config.CenterInputSample) sample = sample.mul(Kept(2.0)).sub(Kept(1.0));
         var tEmb = time_proj.call(t).to_type(sample.dtype);
         var emb = time_embedding.call(tEmb);
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Vae;
 
@@ -22,9 +23,9 @@ internal sealed class DiagonalGaussianDistribution : IDisposable
         Parameters = parameters;
         var halves = parameters.chunk(2, dim: 1);
         Mean = halves[0];
-        LogVar = halves[1].clamp(VaeConstants.LogVarMin, VaeConstants.LogVarMax);
+        LogVar = halves[1].clamp(Kept(VaeConstants.LogVarMin), Kept(VaeConstants.LogVarMax));
         halves[1].Dispose();
-        Std = LogVar.mul(0.5).exp();
+        Std = LogVar.mul(Kept(0.5)).exp();
         Var = LogVar.exp();
     }
 
@@ -63,7 +64,7 @@ internal sealed class DiagonalGaussianDistribution : IDisposable
         ArgumentNullException.ThrowIfNull(noise);
         if (!noise.shape.SequenceEqual(Mean.shape))
             throw new ArgumentException($"The noise has shape [{string.Join(", ", noise.shape)}], expected [{string.Join(", ", Mean.shape)}].", nameof(noise));
-        return Mean.addcmul(Std, noise, 1.0);
+        return Mean.addcmul(Std, noise, Kept(1.0));
     }
 
     /// <summary>The mode of the distribution, i.e. the mean (a new handle on the same storage).</summary>

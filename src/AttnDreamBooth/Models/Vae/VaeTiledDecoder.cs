@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Models.Vae;
 
@@ -53,8 +54,8 @@ internal static class VaeTiledDecoder
         if (e == 0) return b;
         var shape = Enumerable.Repeat(1L, (int)b.dim()).ToArray();
         shape[dim] = e;
-        var weight = arange(e, dtype: float64, device: b.device).div(e).to_type(b.dtype).reshape(shape);
-        var head = a.narrow(dim, a.shape[dim] - e, e).mul(weight.neg().add(1)).add(b.narrow(dim, 0, e).mul(weight));
+        var weight = arange(Kept(0), Kept(e), Kept(1), dtype: float64, device: b.device).div(Kept(e)).to_type(b.dtype).reshape(shape);
+        var head = a.narrow(dim, a.shape[dim] - e, e).mul(weight.neg().add(Kept(1), One)).add(b.narrow(dim, 0, e).mul(weight), One);
         var rest = b.narrow(dim, e, b.shape[dim] - e);
         return cat([head, rest], dim);
     }

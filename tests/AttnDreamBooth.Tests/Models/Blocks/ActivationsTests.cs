@@ -41,6 +41,19 @@ public sealed class ActivationsTests
     }
 
     [Fact]
+    public void MishUsesPyTorchsSoftplusThresholdAndKeepsGradientsFinite()
+    {
+        using var scope = NewDisposeScope();
+        var x = torch.tensor(new[] { -30.0, -5, 0, 5, 19.5, 20, 20.5, 100, 1000 }, requires_grad: true);
+        var y = Activations.Get("mish", ActivationNaming.Diffusers, "act_fn")(x);
+        var v = x.detach();
+        var softplus = torch.where(v > 20, v, torch.log1p(torch.exp(v)));
+        Assert.True(y.detach().allclose(v * torch.tanh(softplus)));
+        y.sum().backward();
+        Assert.True(torch.isfinite(x.grad!).all().item<bool>());
+    }
+
+    [Fact]
     public void UnknownNamesAreOneTypedExceptionNamingTheField()
     {
         var vaeFile = Assert.Throws<ModelConfigException>(() => AutoencoderKLConfig.FromReader(ConfigReader.Parse("{\"act_fn\": \"quick_gelu\"}", "vae/config.json")));
