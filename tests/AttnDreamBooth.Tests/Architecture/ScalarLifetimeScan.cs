@@ -58,6 +58,10 @@ internal static class ScalarLifetimeScan
     {
         using var module = ModuleDefinition.ReadModule(assemblyPath, new ReaderParameters { ReadSymbols = true });
         var found = new List<string>();
+        // A module whose forward passes a temporary is reached through Module.call, which the call graph cannot follow,
+        // so creating one (its constructor or a factory returning it) counts.
+        var unsafeModules = unsafeTorchSharp.Where(n => n.Contains("::forward(", StringComparison.Ordinal))
+            .Select(n => n[(n.IndexOf(' ') + 1)..n.IndexOf("::", StringComparison.Ordinal)]).ToHashSet(StringComparer.Ordinal);
         var types = module.GetTypes().Where(t => t.FullName.StartsWith(typePrefix, StringComparison.Ordinal) && t.FullName != KeeperType);
         foreach (var method in types.SelectMany(t => t.Methods).Where(m => m.HasBody))
         {
@@ -68,6 +72,9 @@ internal static class ScalarLifetimeScan
                     found.Add($"{Describe(method, at)}: converts {callee.Parameters[0].ParameterType.Name} to Scalar implicitly for {Consumer(at)}");
                 else if (unsafeTorchSharp.Contains(callee.FullName))
                     found.Add($"{Describe(method, at)}: calls {callee.DeclaringType.Name}::{callee.Name}({string.Join(", ", callee.Parameters.Select(p => p.ParameterType.Name))})");
+                string? made = callee.Name == ".ctor" ? callee.DeclaringType.FullName : callee.ReturnType.FullName;
+                if (made is not null && unsafeModules.Contains(made))
+                    found.Add($"{Describe(method, at)}: uses {callee.DeclaringType.Name}::{callee.Name}, a module whose forward passes a temporary Scalar");
                 if (callee.Name == "ToScalar" && callee.DeclaringType.FullName == ScalarFactories) created++;
                 if (DisposesScalar(callee, at, method)) disposed++;
             }

@@ -45,6 +45,7 @@ public sealed class ScalarLifetimeTests
         Assert.Equal("calls Tensor::op_Addition(Tensor, Tensor)", Of(nameof(ScalarLifetimeSamples.Operator)));
         Assert.Equal("calls Tensor::square()", Of(nameof(ScalarLifetimeSamples.Square)));
         Assert.Equal("creates 1 Scalar(s) but disposes 0", Of(nameof(ScalarLifetimeSamples.Undisposed)));
+        Assert.Equal("uses nn::LeakyReLU, a module whose forward passes a temporary Scalar", Of(nameof(ScalarLifetimeSamples.ModuleWithTemporaries)));
         Assert.Equal("", Of(nameof(ScalarLifetimeSamples.Disposed)));
         Assert.Equal("", Of(nameof(ScalarLifetimeSamples.KeptOperands)));
         Assert.Contains(found, v => v.StartsWith("ScalarLifetimeTests.cs:", StringComparison.Ordinal));
@@ -131,6 +132,8 @@ internal static class ScalarLifetimeSamples
         var s = 2.ToScalar();
         return x.mul(s);
     }
+
+    internal static Tensor ModuleWithTemporaries(Tensor x) => nn.LeakyReLU().call(x);
 
     internal static Tensor Disposed(Tensor x)
     {
