@@ -158,7 +158,10 @@ public sealed class Attention : Module<Tensor, Tensor?, AttentionContext?, Tenso
         var normalized = group_norm is null ? image : group_norm.call(image);
         var tokens = normalized.reshape(b, c, h * w).transpose(1, 2);
         var attended = forward(tokens, encoderHiddenStates, new AttentionContext(checked((int)h), checked((int)w)));
-        var output = attended.transpose(1, 2).reshape(b, c, h, w);
+        // Back in the standard layout: the transposed tokens reshape into a channels-last view (as in diffusers), and the
+        // layers after it would then run in that layout, where libtorch's GroupNorm backward with few channels per group
+        // was most of a Shapes VAE training step.
+        var output = attended.transpose(1, 2).reshape(b, c, h, w).contiguous();
         if (group_norm is not null) output = output.add(image, One);
         return output.MoveToOuterDisposeScope();
     }

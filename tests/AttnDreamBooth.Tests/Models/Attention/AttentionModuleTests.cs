@@ -47,6 +47,32 @@ public sealed class AttentionModuleTests
     }
 
     [Fact]
+    public void AnImageLayerReturnsTheStandardLayoutWithDiffusersValues()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        using var attn = AttentionModule.SpatialSelfAttention(channels: 16, groups: 16, eps: 1e-6, device: null);
+        var image = torch.randn([2, 16, 6, 5], generator: new torch.Generator(12));
+        using var noGrad = torch.no_grad();
+        var output = attn.call(image, null, null);
+
+        // diffusers: group norm, tokens, attention, then transpose(-1, -2).reshape(...) (a channels-last view) + residual.
+        // Its GroupNorm starts as the identity map (weight 1, bias 0).
+        var tokens = torch.nn.functional.group_norm(image, 16, eps: 1e-6).reshape(2, 16, 30).transpose(1, 2);
+        var q = attn.ToQ.call(tokens);
+        var k = attn.ToK.call(tokens);
+        var v = attn.ToV.call(tokens);
+        var weights = torch.matmul(q, k.transpose(-1, -2)).div(4.0).softmax(-1);
+        var attended = attn.ToOut.call(torch.matmul(weights, v));
+        var reference = attended.transpose(-1, -2).reshape(2, 16, 6, 5) + image;
+
+        Assert.True(output.allclose(reference, rtol: 1e-5, atol: 1e-6));
+        // The standard layout, not the channels-last view the reshape makes: the layers after it (GroupNorm, convolutions)
+        // run much slower on that view with few channels per group (docs/shapes-world.md, pretraining time).
+        Assert.True(output.is_contiguous());
+    }
+
+    [Fact]
     public void UpcastComputesHalfInputsInFloat32()
     {
         using var scope = torch.NewDisposeScope();
