@@ -38,8 +38,6 @@ internal static class KeptScalars
 
     internal static Scalar Kept(byte value) => Keep(value.ToScalar());
 
-    internal static Scalar Kept(bool value) => Keep(value.ToScalar());
-
     private static Scalar Keep(Scalar scalar)
     {
         var ring = _ring ??= new Scalar?[Capacity];

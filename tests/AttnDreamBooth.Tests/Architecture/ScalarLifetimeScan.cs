@@ -75,7 +75,7 @@ internal static class ScalarLifetimeScan
                 string? made = callee.Name == ".ctor" ? callee.DeclaringType.FullName : callee.ReturnType.FullName;
                 if (made is not null && unsafeModules.Contains(made))
                     found.Add($"{Describe(method, at)}: uses {callee.DeclaringType.Name}::{callee.Name}, a module whose forward passes a temporary Scalar");
-                if (callee.Name == "ToScalar" && callee.DeclaringType.FullName == ScalarFactories) created++;
+                if (IsToScalar(callee)) created++;
                 if (DisposesScalar(callee, at, method)) disposed++;
             }
             if (created > disposed && !StoresScalar(method))
@@ -102,8 +102,9 @@ internal static class ScalarLifetimeScan
     private static bool IsImplicitConversion(MethodReference m) =>
         m.Name == "op_Implicit" && m.DeclaringType.FullName == ScalarType && m.ReturnType.FullName == ScalarType;
 
-    private static bool CreatesScalar(MethodReference m) =>
-        IsImplicitConversion(m) || (m.Name == "ToScalar" && m.DeclaringType.FullName == ScalarFactories);
+    private static bool IsToScalar(MethodReference m) => m.Name == "ToScalar" && m.DeclaringType.FullName == ScalarFactories;
+
+    private static bool CreatesScalar(MethodReference m) => IsImplicitConversion(m) || IsToScalar(m);
 
     // `using` disposes through IDisposable, so the receiver's type is read from the local loaded just before the call.
     private static bool DisposesScalar(MethodReference m, Instruction at, MethodDefinition method)
