@@ -19,7 +19,7 @@ public static class DiffusersConfigFiles
 
 
     /// <summary><c>model_index.json</c> of a StableDiffusionPipeline without safety checker.</summary>
-    public static string ModelIndex() => Serialize(new JsonObject
+    public static string ModelIndex(ShapesSchedulerSettings scheduler) => Serialize(new JsonObject
     {
         ["_class_name"] = "StableDiffusionPipeline",
         ["_diffusers_version"] = DiffusersVersion,
@@ -27,7 +27,7 @@ public static class DiffusersConfigFiles
         ["image_encoder"] = new JsonArray(null, null),
         ["requires_safety_checker"] = false,
         ["safety_checker"] = new JsonArray(null, null),
-        ["scheduler"] = new JsonArray("diffusers", "DPMSolverMultistepScheduler"),
+        ["scheduler"] = new JsonArray("diffusers", SchedulerClassName(scheduler)),
         ["text_encoder"] = new JsonArray("transformers", "CLIPTextModel"),
         ["tokenizer"] = new JsonArray("transformers", "CLIPTokenizer"),
         ["unet"] = new JsonArray("diffusers", "UNet2DConditionModel"),
@@ -127,10 +127,18 @@ public static class DiffusersConfigFiles
         });
     }
 
-    /// <summary><c>scheduler/scheduler_config.json</c>: DPM-Solver++ (2M) over SD's scaled-linear schedule, epsilon prediction.</summary>
+    private static string SchedulerClassName(ShapesSchedulerSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return s.ZeroTerminalSnr ? "DDIMScheduler" : "DPMSolverMultistepScheduler";
+    }
+
+    /// <summary><c>scheduler/scheduler_config.json</c>: DPM-Solver++ (2M) over SD's scaled-linear schedule; with
+    /// <see cref="ShapesSchedulerSettings.ZeroTerminalSnr"/>, DDIM over the rescaled schedule from its last timestep.</summary>
     public static string Scheduler(ShapesSchedulerSettings s)
     {
         ArgumentNullException.ThrowIfNull(s);
+        if (s.ZeroTerminalSnr) return ZeroTerminalSnrScheduler(s);
         return Serialize(new JsonObject
         {
             ["_class_name"] = "DPMSolverMultistepScheduler",
@@ -155,6 +163,29 @@ public static class DiffusersConfigFiles
             ["use_karras_sigmas"] = false,
         });
     }
+
+    // DPM-Solver in diffusers 0.24 cannot rescale its schedule; DDIM can, and trailing spacing starts it at the
+    // zero-signal timestep, where the model learnt to draw from the prompt alone.
+    private static string ZeroTerminalSnrScheduler(ShapesSchedulerSettings s) => Serialize(new JsonObject
+    {
+        ["_class_name"] = "DDIMScheduler",
+        ["_diffusers_version"] = DiffusersVersion,
+        ["beta_end"] = s.BetaEnd,
+        ["beta_schedule"] = "scaled_linear",
+        ["beta_start"] = s.BetaStart,
+        ["clip_sample"] = false,
+        ["clip_sample_range"] = 1.0,
+        ["dynamic_thresholding_ratio"] = 0.995,
+        ["num_train_timesteps"] = s.NumTrainTimesteps,
+        ["prediction_type"] = (string)Schedulers.SchedulerConfigKeys.ToDiffusersValue(s.PredictionType)!,
+        ["rescale_betas_zero_snr"] = true,
+        ["sample_max_value"] = 1.0,
+        ["set_alpha_to_one"] = false,
+        ["steps_offset"] = 1,
+        ["thresholding"] = false,
+        ["timestep_spacing"] = "trailing",
+        ["trained_betas"] = null,
+    });
 
     private static JsonNode IntOrList(IReadOnlyList<int> values) =>
         values.Count > 0 && values.All(v => v == values[0]) ? JsonValue.Create(values[0]) : List(values);

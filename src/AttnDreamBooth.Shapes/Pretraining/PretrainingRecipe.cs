@@ -112,6 +112,8 @@ public sealed record PretrainingRecipe
         ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));
         Require(Scheduler.PredictionType is Schedulers.PredictionType.Epsilon or Schedulers.PredictionType.VPrediction, nameof(Scheduler),
             "must predict epsilon or v (PredictionType)");
+        Require(!Scheduler.ZeroTerminalSnr || Scheduler.PredictionType == Schedulers.PredictionType.VPrediction, nameof(Scheduler),
+            "(zero_terminal_snr) needs v-prediction: at zero signal the noise is the input and epsilon cannot be learnt from it");
     }
 
     /// <summary>The learning rate of step <paramref name="step"/> (0-based) of a phase of <paramref name="steps"/> steps with peak <paramref name="peak"/>.</summary>
@@ -182,4 +184,16 @@ public sealed record ShapesSchedulerSettings
 
     /// <summary>What the U-Net predicts (written as <c>prediction_type</c>, so every sampler reads it back).</summary>
     public Schedulers.PredictionType PredictionType { get; init; } = Schedulers.PredictionType.VPrediction;
+
+    /// <summary>
+    /// Rescale the schedule so that its last timestep has no signal left (Lin et al. 2023, "Common diffusion noise
+    /// schedules and sample steps are flawed"; <c>zero_terminal_snr</c>). SD's schedule keeps √ᾱ = 0.068 at t = 999, so
+    /// a denoiser can read where the object is from the noisy latent itself instead of from the prompt, and a sampler
+    /// that starts from pure noise then places it wherever the noise suggests. Training adds noise with the rescaled
+    /// schedule and the model's sampler is written as DDIM with <c>rescale_betas_zero_snr</c> and trailing spacing (the
+    /// sampler diffusers 0.24 offers for such a schedule). Needs v-prediction: epsilon is not defined at zero signal.
+    /// </summary>
+    /// <remarks>Left out of the JSON when false, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool ZeroTerminalSnr { get; init; }
 }

@@ -157,7 +157,7 @@ public static class ShapesConditioningProbe
         IReadOnlyList<IReadOnlyList<string>> captionSets, IReadOnlyList<int> timesteps, long seed, CancellationToken ct)
     {
         int images = samples.Count;
-        using var scheduler = DdpmScheduler.FromConfig(model.SchedulerConfig.For(SchedulerClass.Ddpm));
+        using var scheduler = DdpmScheduler.ForTraining(model.SchedulerConfig);
         using var generator = new Generator().manual_seed(seed);
         var result = new double[timesteps.Count][];
         using var _ = no_grad();

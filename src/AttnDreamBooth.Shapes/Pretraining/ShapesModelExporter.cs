@@ -55,7 +55,7 @@ public static class ShapesModelExporter
         IReadOnlyList<ManifestFile> files = [];
         AtomicFile.WriteDirectory(outputFolder, temp =>
         {
-            AtomicFile.WriteAllText(Path.Combine(temp, "model_index.json"), DiffusersConfigFiles.ModelIndex());
+            AtomicFile.WriteAllText(Path.Combine(temp, "model_index.json"), DiffusersConfigFiles.ModelIndex(recipe.Scheduler));
             AtomicFile.WriteAllText(Path.Combine(temp, "scheduler", "scheduler_config.json"), DiffusersConfigFiles.Scheduler(recipe.Scheduler));
             AtomicFile.WriteAllText(Path.Combine(temp, "vae", "config.json"), DiffusersConfigFiles.Vae(architecture.Vae));
             AtomicFile.WriteAllText(Path.Combine(temp, "unet", "config.json"), DiffusersConfigFiles.UNet(architecture.UNet));

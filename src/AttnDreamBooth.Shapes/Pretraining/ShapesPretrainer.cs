@@ -212,7 +212,7 @@ public sealed class ShapesPretrainer
                 .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
             using var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
-            using var scheduler = DdpmScheduler.FromConfig(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)).For(SchedulerClass.Ddpm));
+            using var scheduler = DdpmScheduler.ForTraining(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)));
             using var alphasCumprod = scheduler.Schedule.AlphasCumprodTensor();
             var losses = state.UNetLosses.ToList();
             var mses = state.UNetMse.ToList();

@@ -104,7 +104,7 @@ internal sealed partial class PersonalizationTrainer
         if (_plan.UsesPriorPreservation && prior is null) throw new ArgumentNullException(nameof(prior), "The plan uses prior preservation but no class images were given.");
         if (_options.CheckpointDirectory is { } checkpointRoot) PrepareCheckpointFolder(checkpointRoot, fingerprint);
         using var streams = new RandomStreams(_options.Seed);
-        using var scheduler = DdpmScheduler.FromConfig(_components.SchedulerConfig);
+        using var scheduler = DdpmScheduler.ForTraining(_components.SchedulerConfig);
         using var latents = CacheLatents(imageCount, augment, streams);
         // The class batches draw from streams of their own, so prior preservation leaves the instance batches unchanged.
         using var priorStreams = _plan.UsesPriorPreservation ? new RandomStreams(PriorSeed(_options.Seed)) : null;

@@ -16,10 +16,10 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
     private long[] _timesteps;
     private int? _inferenceSteps;
 
-    private DdpmScheduler(SchedulerConfig config)
+    private DdpmScheduler(SchedulerConfig config, NoiseSchedule schedule)
     {
         Config = config;
-        Schedule = NoiseSchedule.FromConfig(config);
+        Schedule = schedule;
         _timesteps = FullSchedule();
     }
 
@@ -27,7 +27,20 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
     public static DdpmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DdpmScheduler(config.For(SchedulerClass.Ddpm));
+        var ddpm = config.For(SchedulerClass.Ddpm);
+        return new DdpmScheduler(ddpm, NoiseSchedule.FromConfig(ddpm));
+    }
+
+    /// <summary>
+    /// The scheduler that adds training noise to a model whose sampler is <paramref name="config"/>: as
+    /// <see cref="FromConfig"/>, but a config asking for zero terminal SNR (<c>rescale_betas_zero_snr</c>) gets the
+    /// rescaled schedule it was sampled with (see <see cref="NoiseSchedule.ForTraining"/>).
+    /// </summary>
+    public static DdpmScheduler ForTraining(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var ddpm = config.For(SchedulerClass.Ddpm);
+        return new DdpmScheduler(ddpm, NoiseSchedule.ForTraining(ddpm));
     }
 
     /// <inheritdoc/>

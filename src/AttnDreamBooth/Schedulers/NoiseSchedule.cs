@@ -51,6 +51,19 @@ internal sealed class NoiseSchedule
         return schedule;
     }
 
+    /// <summary>
+    /// The schedule a model was trained with: as <see cref="FromConfig"/>, except that <c>rescale_betas_zero_snr</c> is
+    /// honoured whatever the config's class. diffusers 0.24 knows the key on DDIM only, so its DDPM would add noise
+    /// with the unrescaled schedule to a model whose sampler ends at zero signal, and fine-tuning would teach that
+    /// model timesteps it never saw.
+    /// </summary>
+    internal static NoiseSchedule ForTraining(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var schedule = FromConfig(config);
+        return config.Class != SchedulerClass.Ddim && config.RescaleBetasZeroSnr ? schedule.RescaledToZeroTerminalSnr() : schedule;
+    }
+
     /// <summary>Builds a schedule from its parameters.</summary>
     public static NoiseSchedule Create(int numTrainTimesteps, double betaStart, double betaEnd, BetaSchedule schedule)
     {

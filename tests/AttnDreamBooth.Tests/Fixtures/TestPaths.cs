@@ -15,4 +15,12 @@ public static class TestPaths
 
     /// <summary>A fresh empty directory under the system temp folder; deleted by the returned handle.</summary>
     public static TempDirectory CreateTempDirectory() => new();
+
+    /// <summary>Copies a folder and everything under it (e.g. a fixture model to edit one of its files).</summary>
+    public static void CopyDirectory(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        foreach (string dir in Directory.GetDirectories(source)) CopyDirectory(dir, Path.Combine(target, Path.GetFileName(dir)));
+    }
 }

@@ -129,7 +129,7 @@ public sealed class DiffusersExportTests(TrainedConcepts concepts)
     {
         using var temp = TestPaths.CreateTempDirectory();
         string baseCopy = temp.File("base");
-        CopyDirectory(TestPaths.TinySd1, baseCopy);
+        TestPaths.CopyDirectory(TestPaths.TinySd1, baseCopy);
         foreach (var (file, key) in new[] { ("text_encoder/config.json", "_name_or_path"), ("tokenizer/tokenizer_config.json", "name_or_path") })
         {
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(baseCopy, file)))!.AsObject();
@@ -145,13 +145,6 @@ public sealed class DiffusersExportTests(TrainedConcepts concepts)
         Assert.False(tokenizerConfig.ContainsKey("name_or_path"));
         Assert.Equal("quick_gelu", textConfig["hidden_act"]!.GetValue<string>());
         Assert.Equal("CLIPTokenizer", tokenizerConfig["tokenizer_class"]!.GetValue<string>());
-    }
-
-    private static void CopyDirectory(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        foreach (string dir in Directory.GetDirectories(source)) CopyDirectory(dir, Path.Combine(target, Path.GetFileName(dir)));
     }
 
     [Fact]

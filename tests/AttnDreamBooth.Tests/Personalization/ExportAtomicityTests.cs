@@ -64,7 +64,7 @@ public sealed class ExportAtomicityTests(TrainedConcepts concepts)
     {
         using var temp = TestPaths.CreateTempDirectory();
         string baseCopy = temp.File("base");
-        CopyDirectory(TestPaths.TinySd1, baseCopy);
+        TestPaths.CopyDirectory(TestPaths.TinySd1, baseCopy);
         using var pipeline = PersonalizationPipeline.FromPretrained(baseCopy).Build();
         var model = await PersonalizedModel.LoadAsync(concepts.Sd1, pipeline);
         var files = Directory.GetFiles(baseCopy, "*", SearchOption.AllDirectories).Order().ToArray();
@@ -74,13 +74,6 @@ public sealed class ExportAtomicityTests(TrainedConcepts concepts)
             Assert.Contains("holds the base model", error.Message);
         }
         Assert.Equal(files, Directory.GetFiles(baseCopy, "*", SearchOption.AllDirectories).Order());
-    }
-
-    private static void CopyDirectory(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        foreach (string dir in Directory.GetDirectories(source)) CopyDirectory(dir, Path.Combine(target, Path.GetFileName(dir)));
     }
 
     private sealed class Inline(Action<ConceptExportProgress> report) : IProgress<ConceptExportProgress>

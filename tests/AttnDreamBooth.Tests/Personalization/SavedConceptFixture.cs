@@ -22,7 +22,7 @@ public sealed class SavedConceptFixture : IDisposable
     public string CopyTo(TempDirectory temp, string name = "concept")
     {
         string target = temp.File(name);
-        CopyDirectory(Folder, target);
+        TestPaths.CopyDirectory(Folder, target);
         return target;
     }
 
@@ -36,12 +36,5 @@ public sealed class SavedConceptFixture : IDisposable
         edit(tensors);
         SafetensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });
         foreach (var t in tensors.Values) t.Dispose();
-    }
-
-    private static void CopyDirectory(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        foreach (string dir in Directory.GetDirectories(source)) CopyDirectory(dir, Path.Combine(target, Path.GetFileName(dir)));
     }
 }

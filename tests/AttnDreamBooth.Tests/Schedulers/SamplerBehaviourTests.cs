@@ -414,6 +414,12 @@ public sealed class SamplerBehaviourTests
         // DDPM in diffusers 0.24 has no such option: the key is carried, not applied.
         using var ddpm = DdpmScheduler.FromConfig(config);
         Assert.Equal(plain.Schedule.AlphasCumprod[^1], ddpm.Schedule.AlphasCumprod[^1]);
+        // Training noise follows the schedule the model samples with, whichever class its config names.
+        using var training = DdpmScheduler.ForTraining(config);
+        Assert.Equal(ddim.Schedule.AlphasCumprod, training.Schedule.AlphasCumprod);
+        Assert.True(ddpm.Config.RescaleBetasZeroSnr && training.Config.RescaleBetasZeroSnr);
+        using var plainTraining = DdpmScheduler.ForTraining(Sd1);
+        Assert.Equal(plain.Schedule.AlphasCumprod, plainTraining.Schedule.AlphasCumprod);
     }
 
     private static (float Alpha, float Sigma) AlphaSigma(float sigma)

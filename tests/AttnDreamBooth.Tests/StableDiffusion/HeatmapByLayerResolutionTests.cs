@@ -45,7 +45,7 @@ public sealed class HeatmapByLayerResolutionTests
     {
         using var dir = TestPaths.CreateTempDirectory();
         string model = dir.File("one-resolution");
-        CopyFolder(TestPaths.TinySd1, model);
+        TestPaths.CopyDirectory(TestPaths.TinySd1, model);
         // A single-block U-Net never downsamples: its down, mid and up cross-attention layers share one latent grid.
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "unet", "config.json")))!.AsObject();
         config["block_out_channels"] = new JsonArray(32);
@@ -63,15 +63,5 @@ public sealed class HeatmapByLayerResolutionTests
         Assert.Equal(map.WordShares.Keys, [only.Key]);
         Assert.True(map.Values.Max() - map.Values.Min() > 0.5f, "the map is not flat");
         Assert.Equal(map.Values, only.Value.Values);
-    }
-
-    private static void CopyFolder(string from, string to)
-    {
-        foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
     }
 }
