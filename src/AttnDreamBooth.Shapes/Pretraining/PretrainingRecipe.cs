@@ -75,8 +75,9 @@ public sealed record PretrainingRecipe
     /// <summary>AdamW's betas, epsilon and weight decay.</summary>
     public AdamWOptions Optimizer { get; init; } = new() { WeightDecay = 1e-2 };
 
-    /// <summary>The scheduler: SD's scaled-linear noise schedule over 1000 steps, epsilon prediction. Written as a
-    /// DPM-Solver++ config so diffusers' pipeline and this library's generation default to the same sampler.</summary>
+    /// <summary>The scheduler: SD's scaled-linear noise schedule over 1000 steps, v-prediction, optionally rescaled to
+    /// zero terminal SNR. Written as a DPM-Solver++ config (DDIM when rescaled) so diffusers' pipeline and this
+    /// library's generation default to the same sampler.</summary>
     public ShapesSchedulerSettings Scheduler { get; init; } = new();
 
     /// <summary>The recipe of the shipped model.</summary>
