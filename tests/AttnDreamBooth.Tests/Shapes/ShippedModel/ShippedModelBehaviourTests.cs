@@ -15,6 +15,7 @@ namespace AttnDreamBooth.Tests.Shapes.ShippedModel;
 public class ShippedModelBehaviourTests(ShippedModelFixture fixture) : IClassFixture<ShippedModelFixture>
 {
     private const double AttributeThreshold = 0.5;
+    private const double PositionThreshold = 0.4;
     private const double TextGainThreshold = 0.05;
     private const double ContextThreshold = 0.5;
     private const double HeatmapIoUThreshold = 0.3;
@@ -59,6 +60,8 @@ public class ShippedModelBehaviourTests(ShippedModelFixture fixture) : IClassFix
         // Shape is not asserted: the shipped model does not yet draw it as asked (docs/shapes-world.md).
         Assert.True(Accuracy("color") >= AttributeThreshold, $"colour {Accuracy("color"):P0}");
         Assert.True(Accuracy("background") >= AttributeThreshold, $"background {Accuracy("background"):P0}");
+        // Twice chance (five positions): a model that places the object where the starting noise suggests stays near 20 %.
+        Assert.True(Accuracy("position") >= PositionThreshold, $"position {Accuracy("position"):P0}");
     }
 
     // The VAE bounds what any generated image can show. A VAE with random weights reconstructs noise (background
