@@ -44,11 +44,7 @@ internal sealed class NoiseSchedule
     public static NoiseSchedule FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var schedule = config.TrainedBetas is { } trained
-            ? new NoiseSchedule(trained.Select(b => (float)b).ToArray())
-            : Create(config.NumTrainTimesteps, config.BetaStart, config.BetaEnd, config.BetaSchedule);
-        if (config.Class == SchedulerClass.Ddim && config.RescaleBetasZeroSnr) schedule = schedule.RescaledToZeroTerminalSnr();
-        return schedule;
+        return Build(config, honourZeroSnrRescale: config.Class == SchedulerClass.Ddim);
     }
 
     /// <summary>
@@ -60,8 +56,15 @@ internal sealed class NoiseSchedule
     internal static NoiseSchedule ForTraining(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var schedule = FromConfig(config);
-        return config.Class != SchedulerClass.Ddim && config.RescaleBetasZeroSnr ? schedule.RescaledToZeroTerminalSnr() : schedule;
+        return Build(config, honourZeroSnrRescale: true);
+    }
+
+    private static NoiseSchedule Build(SchedulerConfig config, bool honourZeroSnrRescale)
+    {
+        var schedule = config.TrainedBetas is { } trained
+            ? new NoiseSchedule(trained.Select(b => (float)b).ToArray())
+            : Create(config.NumTrainTimesteps, config.BetaStart, config.BetaEnd, config.BetaSchedule);
+        return honourZeroSnrRescale && config.RescaleBetasZeroSnr ? schedule.RescaledToZeroTerminalSnr() : schedule;
     }
 
     /// <summary>Builds a schedule from its parameters.</summary>

@@ -11,7 +11,7 @@ namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 [Collection(PretrainingCollection.Name)]
 public sealed class ShapesPretrainerTests
 {
-    private static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");
+    internal static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");
 
     internal static PretrainingRecipe TinyRecipe(long seed = 11) => PretrainingRecipe.Default with
     {
@@ -24,7 +24,7 @@ public sealed class ShapesPretrainerTests
         WarmupSteps = 1,
     };
 
-    private static ShapesPretrainer Trainer(PretrainingRecipe recipe, string checkpoints, bool resume = false) =>
+    internal static ShapesPretrainer Trainer(PretrainingRecipe recipe, string checkpoints, bool resume = false) =>
         new(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize),
             new PretrainingOptions { CheckpointDirectory = checkpoints, TokenizerFolder = Tokenizer, Resume = resume, CheckpointEverySteps = 2 });
 

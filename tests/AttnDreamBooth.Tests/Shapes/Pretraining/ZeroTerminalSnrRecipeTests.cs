@@ -1,6 +1,5 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Schedulers;
-using AttnDreamBooth.Shapes;
 using AttnDreamBooth.Shapes.Pretraining;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
@@ -12,7 +11,6 @@ namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 [Collection(PretrainingCollection.Name)]
 public sealed class ZeroTerminalSnrRecipeTests
 {
-    private static readonly string Tokenizer = Path.Combine(TestPaths.TinySd1, "tokenizer");
     private static readonly ShapesSchedulerSettings ZeroSnr = new() { ZeroTerminalSnr = true };
 
     [Fact]
@@ -61,22 +59,18 @@ public sealed class ZeroTerminalSnrRecipeTests
         using var temp = TestPaths.CreateTempDirectory();
         var plain = ShapesPretrainerTests.TinyRecipe(seed: 5);
         var rescaled = plain with { Scheduler = ZeroSnr };
-        var a = await Trainer(plain, temp.File("plain")).RunAsync();
-        var b = await Trainer(rescaled, temp.File("rescaled")).RunAsync();
+        var a = await ShapesPretrainerTests.Trainer(plain, temp.File("plain")).RunAsync();
+        var b = await ShapesPretrainerTests.Trainer(rescaled, temp.File("rescaled")).RunAsync();
         Assert.Equal(a.State.VaeLosses, b.State.VaeLosses);
         // Same images, noise and timesteps, other signal levels: the first U-Net loss differs before any update.
         Assert.NotEqual(a.State.UNetLosses[0], b.State.UNetLosses[0]);
         Assert.All(b.State.UNetLosses, l => Assert.True(double.IsFinite(l) && l > 0));
 
         string model = temp.File("model");
-        ShapesModelExporter.Export(b.CheckpointPath, Tokenizer, model);
+        ShapesModelExporter.Export(b.CheckpointPath, ShapesPretrainerTests.Tokenizer, model);
         var exported = SchedulerConfig.Load(Path.Combine(model, "scheduler", "scheduler_config.json"));
         Assert.Equal(SchedulerClass.Ddim, exported.Class);
         Assert.True(exported.RescaleBetasZeroSnr);
         Assert.Equal(TimestepSpacing.Trailing, exported.TimestepSpacing);
     }
-
-    private static ShapesPretrainer Trainer(PretrainingRecipe recipe, string checkpoints) =>
-        new(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize),
-            new PretrainingOptions { CheckpointDirectory = checkpoints, TokenizerFolder = Tokenizer, CheckpointEverySteps = 10 });
 }
