@@ -35,7 +35,11 @@ public sealed record ObjectAnalysis(
     PatternSpec Pattern,
     TextureStatistics Texture,
     SizeSpec Size,
-    PositionSpec Position);
+    PositionSpec Position)
+{
+    /// <summary>Every shape with its fitted template's IoU, best first, as the analyzer ranked them (null when built by hand).</summary>
+    internal (ShapeSpec Shape, double IoU)[]? ShapeRanking { get; init; }
+}
 
 /// <summary>
 /// Statistics of the two-colour texture inside an object: each inner pixel is labelled "fill" or "ink" by which end

@@ -25,7 +25,8 @@ public sealed partial class ShapesAnalyzer
         var mask = new bool[w * h];
         for (int i = 0; i < mask.Length; i++) mask[i] = obj.Mask.Coverage[i] >= 128;
 
-        var ranked = _templates.Rank(mask, w, h, obj.Bounds);
+        var ranked = obj.ShapeRanking
+            ?? RankShapes(image, [.. Enumerable.Range(0, mask.Length).Where(i => mask[i])], ClassifyBackground(image).Segments);
         double shape = ranked[0].Shape == concept.Category ? 1 : ranked.First(r => r.Shape == concept.Category).IoU / ranked[0].IoU;
 
         // The mask's side includes the outer half of the outline stroke.

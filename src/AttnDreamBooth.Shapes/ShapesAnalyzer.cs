@@ -48,7 +48,7 @@ public sealed partial class ShapesAnalyzer
         var (background, segments, error) = ClassifyBackground(image);
         var foreground = Foreground(image, segments);
         var objects = Components(foreground, image.Width, image.Height)
-            .Select(c => Measure(image, Refine(image, c, segments, out double area), area))
+            .Select(c => Measure(image, Refine(image, c, segments, out double area), area, segments))
             .ToArray();
         return new SceneAnalysis(image.Width, image.Height, background, error, objects);
     }
@@ -143,6 +143,39 @@ public sealed partial class ShapesAnalyzer
     /// </summary>
     private static List<int> Refine(RgbImage image, List<int> pixels, IReadOnlyList<(RgbColor A, RgbColor B)> segments, out double area)
     {
+        var kept = PeelRim(image, pixels, segments, out area, out _);
+        return kept.Count > 0 ? kept : pixels;
+    }
+
+    // Passes of rim peeling after the first for the silhouette the shape is read from: a blurred object's
+    // low-coverage band is up to ~3 pixels wide (VAE decodes), and a concave corner filled by it is not a rim pixel
+    // until the layer outside it is gone.
+    private const int SilhouettePasses = 3;
+
+    /// <summary>
+    /// The silhouette the shape is read from: <paramref name="mask"/> (already peeled once by <see cref="Refine"/>)
+    /// peeled again while a pass drops pixels. On sharp renders the rim is one pixel wide and nothing more goes; on
+    /// blurry images the band of partial coverage left inside the first rim (filled concave corners, a ring's
+    /// blurred hole edge) goes too. <paramref name="area"/> is the coverage mass kept.
+    /// </summary>
+    private static List<int> Silhouette(RgbImage image, List<int> mask, IReadOnlyList<(RgbColor A, RgbColor B)> segments, out double area)
+    {
+        var current = mask;
+        area = -1;
+        for (int pass = 0; pass < SilhouettePasses; pass++)
+        {
+            var next = PeelRim(image, current, segments, out double passArea, out int dropped);
+            if (next.Count == 0) break;
+            (current, area) = (next, passArea);
+            if (dropped == 0) break;
+        }
+        if (area < 0) area = current.Count;
+        return current;
+    }
+
+    /// <summary>One pass of <see cref="Refine"/>: the component's rim pixels kept when at least half covered.</summary>
+    private static List<int> PeelRim(RgbImage image, List<int> pixels, IReadOnlyList<(RgbColor A, RgbColor B)> segments, out double area, out int dropped)
+    {
         int w = image.Width, h = image.Height;
         var px = image.Pixels;
         var inComponent = new bool[w * h];
@@ -193,10 +226,11 @@ public sealed partial class ShapesAnalyzer
             area += alpha;
             if (alpha >= 0.5) kept.Add(p);
         }
-        return kept.Count > 0 ? kept : pixels;
+        dropped = pixels.Count - kept.Count;
+        return kept;
     }
 
-    private ObjectAnalysis Measure(RgbImage image, List<int> pixels, double area)
+    private ObjectAnalysis Measure(RgbImage image, List<int> pixels, double area, IReadOnlyList<(RgbColor A, RgbColor B)> segments)
     {
         int w = image.Width, h = image.Height;
         var mask = new bool[w * h];
@@ -212,7 +246,7 @@ public sealed partial class ShapesAnalyzer
             sy += y + 0.5;
         }
         var bounds = new PixelBounds(minX, minY, maxX - minX + 1, maxY - minY + 1);
-        var ranked = _templates.Rank(mask, w, h, bounds);
+        var ranked = RankShapes(image, pixels, segments);
         var inner = Erode(mask, w, h);
         var (color, colorError) = ClassifyColor(image, inner);
         var texture = TextureReader.Measure(BlendParameters(image, inner, color.Fill, color.Ink), w, h);
@@ -225,7 +259,23 @@ public sealed partial class ShapesAnalyzer
         var coverage = new byte[w * h];
         for (int i = 0; i < mask.Length; i++) if (mask[i]) coverage[i] = 255;
         return new ObjectAnalysis(new ObjectMask(w, h, coverage), area, sx / pixels.Count, sy / pixels.Count, bounds,
-            ranked[0].Shape, ranked[0].IoU, color, colorError, pattern, texture, size, position);
+            ranked[0].Shape, ranked[0].IoU, color, colorError, pattern, texture, size, position) { ShapeRanking = ranked };
+    }
+
+    /// <summary>The shapes ranked for the object <paramref name="pixels"/>: its silhouette fitted by each template at the silhouette's coverage mass and centroid.</summary>
+    private (ShapeSpec Shape, double IoU)[] RankShapes(RgbImage image, List<int> pixels, IReadOnlyList<(RgbColor A, RgbColor B)> segments)
+    {
+        int w = image.Width, h = image.Height;
+        var silhouette = Silhouette(image, pixels, segments, out double mass);
+        var mask = new bool[w * h];
+        double sx = 0, sy = 0;
+        foreach (int p in silhouette)
+        {
+            mask[p] = true;
+            sx += p % w + 0.5;
+            sy += p / w + 0.5;
+        }
+        return _templates.Rank(mask, w, h, mass, sx / silhouette.Count, sy / silhouette.Count);
     }
 
     /// <summary>The world colour whose fill–ink segment the inner pixels lie closest to on average.</summary>

@@ -73,6 +73,34 @@ public class ShapesAnalyzerRobustnessTests
             Assert.True(report[a].Accuracy >= 0.95, $"{a}: {report[a].Correct}/{report[a].Total}");
     }
 
+    // Strong blur rounds corners and cuts tips, so the silhouette's bounds are not the shape's. Normalising the mask by
+    // its bounds read 219 of these 244 shapes right (89.8 %; 89.5 % of the documented seed's 1,257); fitting each
+    // template at the object's coverage mass and centroid, blurred like the image, reads all of them.
+    [Fact]
+    public void ShapesOfStronglyBlurredRendersAreReadByTheirFittedTemplates()
+    {
+        var report = AnalyzerAccuracy.Measure(ShapesWorld.Default, seed: 7, count: 200, degradation: new ImageDegradation(1.0, 8));
+        Assert.True(report["shape"].Accuracy >= 0.97, $"shape: {report["shape"].Correct}/{report["shape"].Total}; first mistakes: {string.Join("; ", report.Mistakes.Where(m => m.Attribute == "shape").Take(3))}");
+    }
+
+    // Blur fills concave corners and a ring's hole edge with pixels of partial coverage that are not on the component's
+    // rim, so one rim pass leaves a rounder blob; the silhouette peels them, and the fitted templates are blurred too.
+    // The bounds-normalised reading took this ring for a circle and this star for a diamond.
+    [Theory]
+    [InlineData("cross", "red", "gray")]
+    [InlineData("ring", "orange", "blue")]
+    [InlineData("star", "purple", "yellow")]
+    public void ABlurredObjectKeepsItsShape(string shape, string color, string background)
+    {
+        var w = ShapesWorld.Default;
+        var obj = new SceneObject(w.Shape(shape), w.Color(color), w.Pattern("solid"), w.Size("small"), w.Position("centre"), 0.5, 0.5, 0.3);
+        var render = ShapesRenderer.Render(new Scene(w.Background(background), 1, [obj])).Image;
+        var blurred = new ImageDegradation(1.3, 0).Apply(render, 1);
+        var measured = Assert.Single(new ShapesAnalyzer(w).Analyze(blurred).Objects);
+        Assert.Equal(shape, measured.Shape.Name);
+        Assert.True(measured.ShapeIoU > 0.8, $"IoU {measured.ShapeIoU}");
+    }
+
     [Fact]
     public void DegradationIsDeterministicAndChangesThePixels()
     {
