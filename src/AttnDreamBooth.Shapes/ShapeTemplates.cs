@@ -141,18 +141,13 @@ internal sealed class ShapeTemplates
             double sum = 0;
             for (int k = -r; k <= r; k++) sum += kernel[k + r] = Math.Exp(-k * k / (2 * sigma * sigma));
             for (int k = 0; k < kernel.Length; k++) kernel[k] /= sum;
-            var rows = new double[image.Length];
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                {
-                    double acc = 0;
-                    for (int k = -r; k <= r; k++)
-                    {
-                        int xx = x + k;
-                        if ((uint)xx < (uint)w) acc += kernel[k + r] * image[y * w + xx];
-                    }
-                    rows[y * w + x] = acc;
-                }
+            return Convolve(Convolve(image, w, h, kernel, 1, 0), w, h, kernel, 0, 1);
+        }
+
+        // One pass of the separable Gaussian along (dx, dy); outside the patch counts as zero coverage.
+        private static double[] Convolve(double[] image, int w, int h, double[] kernel, int dx, int dy)
+        {
+            int r = kernel.Length / 2;
             var result = new double[image.Length];
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
@@ -160,8 +155,8 @@ internal sealed class ShapeTemplates
                     double acc = 0;
                     for (int k = -r; k <= r; k++)
                     {
-                        int yy = y + k;
-                        if ((uint)yy < (uint)h) acc += kernel[k + r] * rows[yy * w + x];
+                        int xx = x + k * dx, yy = y + k * dy;
+                        if ((uint)xx < (uint)w && (uint)yy < (uint)h) acc += kernel[k + r] * image[yy * w + xx];
                     }
                     result[y * w + x] = acc;
                 }
