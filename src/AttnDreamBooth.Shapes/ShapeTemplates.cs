@@ -35,7 +35,7 @@ internal sealed class ShapeTemplates
         for (int i = 0; i < mask.Length; i++) if (mask[i]) maskCount++;
         if (maskCount == 0 || area <= 0) return [.. _templates.Select(t => (t.Shape, 0.0))];
         return [.. _templates
-            .Select(t => (t.Shape, IoU: BlurSigmas.Max(s => t.FitIoU(mask, width, height, maskCount, area, centerX, centerY, s))))
+            .Select(t => (t.Shape, IoU: t.FitIoU(mask, width, height, maskCount, area, centerX, centerY)))
             .OrderByDescending(r => r.IoU)];
     }
 
@@ -82,11 +82,12 @@ internal sealed class ShapeTemplates
 
         public ShapeSpec Shape { get; }
 
-        public double FitIoU(bool[] mask, int width, int height, int maskCount, double area, double centerX, double centerY, double sigma)
+        /// <summary>The best IoU with <paramref name="mask"/> over <see cref="BlurSigmas"/> of this template placed at the object's mass and centroid.</summary>
+        public double FitIoU(bool[] mask, int width, int height, int maskCount, double area, double centerX, double centerY)
         {
             // Template units per image pixel, so that the template's coverage area equals the object's.
             double f = Math.Sqrt(_area / area);
-            int margin = (int)Math.Ceiling(3 * sigma) + 1;
+            int margin = (int)Math.Ceiling(3 * BlurSigmas.Max()) + 1;
             int x0 = (int)Math.Floor(centerX + (_minX - _centerX) / f) - margin;
             int y0 = (int)Math.Floor(centerY + (_minY - _centerY) / f) - margin;
             int x1 = (int)Math.Ceiling(centerX + (_maxX - _centerX) / f) + margin;
@@ -102,23 +103,28 @@ internal sealed class ShapeTemplates
                     coverage[v * pw + u] = (Integral(sb, tb) - Integral(sa, tb) - Integral(sb, ta) + Integral(sa, ta)) / (f * f);
                 }
             }
-            if (sigma > 0) coverage = Blur(coverage, pw, ph, sigma);
 
-            int inter = 0, templateCount = 0;
-            for (int v = 0; v < ph; v++)
+            double best = 0;
+            foreach (double sigma in BlurSigmas)
             {
-                int y = y0 + v;
-                if ((uint)y >= (uint)height) continue;
-                for (int u = 0; u < pw; u++)
+                var blurred = sigma > 0 ? Blur(coverage, pw, ph, sigma) : coverage;
+                int inter = 0, templateCount = 0;
+                for (int v = 0; v < ph; v++)
                 {
-                    int x = x0 + u;
-                    if ((uint)x >= (uint)width || coverage[v * pw + u] < 0.5) continue;
-                    templateCount++;
-                    if (mask[y * width + x]) inter++;
+                    int y = y0 + v;
+                    if ((uint)y >= (uint)height) continue;
+                    for (int u = 0; u < pw; u++)
+                    {
+                        int x = x0 + u;
+                        if ((uint)x >= (uint)width || blurred[v * pw + u] < 0.5) continue;
+                        templateCount++;
+                        if (mask[y * width + x]) inter++;
+                    }
                 }
+                int union = maskCount + templateCount - inter;
+                if (union > 0) best = Math.Max(best, inter / (double)union);
             }
-            int union = maskCount + templateCount - inter;
-            return union == 0 ? 0 : inter / (double)union;
+            return best;
         }
 
         // The integral image between grid points: bilinear interpolation is exact for coverage constant per cell.
