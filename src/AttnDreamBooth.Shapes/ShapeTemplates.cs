@@ -5,8 +5,8 @@ namespace AttnDreamBooth.Shapes;
 /// <summary>
 /// Ranks the world's shapes for an observed silhouette by fitting each shape's template to it. A generated (or
 /// VAE-decoded) image is blurred: corners round off and tips fall below half coverage, so the silhouette's bounds
-/// are not the shape's. Blur keeps an object's coverage mass and centroid, so each template is placed at the
-/// object's coverage area and centroid, its exact pixel coverage is blurred by each of a few widths and cut at half
+/// are not the shape's. Blur moves an object's coverage mass and centroid little, so each template is placed at the
+/// silhouette's coverage area and centroid, its exact pixel coverage is blurred by each of a few widths and cut at half
 /// coverage, as the analyzer's mask is, and compared with the mask by IoU. Shapes are never rotated in the world.
 /// </summary>
 internal sealed class ShapeTemplates
