@@ -21,10 +21,11 @@ internal static class ShapesPretrainCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = $"CLIP tokenizer folder (default: the repository's {TokenizerFolder})." };
         var recipeFile = new Option<string?>("--recipe") { Description = "A recipe JSON (as written into checkpoints and the model's manifest) instead of the default recipe; --seed and --steps still apply when given." };
         var vaeFrom = new Option<string?>("--vae-from") { Description = "Start from this trained VAE folder instead of training one (implies VAE steps 0)." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining from this Shapes model folder (its VAE, text encoder and U-Net) under the recipe's fresh optimizer and schedule (implies VAE steps 0)." };
         var every = new Option<int>("--checkpoint-minutes") { Description = "Minutes between checkpoints.", DefaultValueFactory = _ => 4 };
         var command = new Command("pretrain", "Pretrain the Shapes text-to-image model (VAE, then text encoder + U-Net) from scratch.")
         {
-            output, resume, seed, steps, tiny, export, tokenizer, every, recipeFile, vaeFrom,
+            output, resume, seed, steps, tiny, export, tokenizer, every, recipeFile, vaeFrom, initFrom,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -32,8 +33,9 @@ internal static class ShapesPretrainCommand
             var recipe = parse.GetValue(recipeFile) is { } recipePath
                 ? PretrainingRecipe.FromJson(File.ReadAllText(AttnDreamBooth.IO.RegularFile.Require(recipePath)))
                 : PretrainingRecipe.Default;
-            if (parse.GetResult(seed) is not null || parse.GetValue(recipeFile) is null) recipe = recipe with { Seed = parse.GetValue(seed) };
-            if (parse.GetValue(vaeFrom) is not null) recipe = recipe with { VaeSteps = 0 };
+            // An option with a default value has an (implicit) result even when not given: only a typed --seed replaces a recipe file's seed.
+            if (parse.GetResult(seed) is { Implicit: false } || parse.GetValue(recipeFile) is null) recipe = recipe with { Seed = parse.GetValue(seed) };
+            if (parse.GetValue(vaeFrom) is not null || parse.GetValue(initFrom) is not null) recipe = recipe with { VaeSteps = 0 };
             if (parse.GetValue(tiny)) recipe = recipe with { Architecture = ShapesModelArchitecture.Tiny, VaeBatchSize = 8, UNetBatchSize = 8 };
             if (parse.GetValue(steps) is { } s)
             {
@@ -51,6 +53,7 @@ internal static class ShapesPretrainCommand
                 Resume = parse.GetValue(resume),
                 CheckpointInterval = TimeSpan.FromMinutes(parse.GetValue(every)),
                 VaeFolder = parse.GetValue(vaeFrom),
+                InitialModelFolder = parse.GetValue(initFrom),
             };
             var source = new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize);
             var trainer = new ShapesPretrainer(recipe, source, options);

@@ -39,9 +39,22 @@ internal static class ObjectLossWeighting
         return coverage;
     }
 
-    /// <summary>The latent coverage of every example as float32 [B, 1, h, w].</summary>
+    /// <summary>The latent coverage of every example as float32 [B, 1, h, w], each value replaced by the maximum over the
+    /// (2·<paramref name="dilation"/> + 1)² latent pixels around it when <paramref name="dilation"/> &gt; 0.</summary>
     /// <exception cref="InvalidOperationException">An example carries no masks.</exception>
-    public static Tensor CoverageTensor(IReadOnlyList<PretrainingExample> examples, int imageSize, int factor)
+    public static Tensor CoverageTensor(IReadOnlyList<PretrainingExample> examples, int imageSize, int factor, int dilation = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(dilation);
+        var coverage = Coverage(examples, imageSize, factor);
+        if (dilation == 0) return coverage;
+        using (coverage)
+        {
+            // Max pooling pads with −∞, so pixels at the border see only the image.
+            return nn.functional.max_pool2d(coverage, 2 * dilation + 1, stride: 1, padding: dilation);
+        }
+    }
+
+    private static Tensor Coverage(IReadOnlyList<PretrainingExample> examples, int imageSize, int factor)
     {
         int side = imageSize / factor;
         var values = new float[examples.Count * side * side];

@@ -30,6 +30,14 @@ public sealed record PretrainingOptions
     /// checkpoints then carry that VAE, so a resumed run does not need the folder again.</summary>
     public string? VaeFolder { get; init; }
 
+    /// <summary>A Shapes model folder (diffusers layout, as <see cref="ShapesModelExporter"/> writes it, the recipe's
+    /// architecture) to continue from: its VAE is used frozen as with <see cref="VaeFolder"/>, with the latent scaling
+    /// factor of its <c>vae/config.json</c> (the one its denoiser was trained with), and the text encoder and U-Net start
+    /// from its weights instead of fresh ones, under the recipe's fresh optimizer and learning-rate schedule. The recipe
+    /// must have <c>VaeSteps = 0</c>; not together with <see cref="VaeFolder"/>. Checkpoints carry the weights, so a
+    /// resumed run does not need the folder again.</summary>
+    public string? InitialModelFolder { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
     public void Validate()
     {
@@ -38,6 +46,8 @@ public sealed record PretrainingOptions
         if (CheckpointInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, "must be positive");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "must not be negative");
         if (IntraOpThreads is < 1) throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "must be at least 1");
+        if (VaeFolder is not null && InitialModelFolder is not null)
+            throw new ArgumentException("PretrainingOptions.VaeFolder and InitialModelFolder both name a VAE to start from; give one of them.", nameof(InitialModelFolder));
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "must be at least 1");
     }
 }

@@ -44,6 +44,8 @@ public sealed class ShapesPretrainer
         options.Validate();
         if (options.VaeFolder is not null && recipe.VaeSteps != 0)
             throw new ArgumentException($"PretrainingOptions.VaeFolder replaces the VAE phase; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
+        if (options.InitialModelFolder is not null && recipe.VaeSteps != 0)
+            throw new ArgumentException($"PretrainingOptions.InitialModelFolder brings its own VAE; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
         if (source.ImageSize != recipe.Architecture.ImageSize)
             throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
         if (recipe.ObjectLossWeight > 0 && !source.ProvidesObjectMasks)
@@ -100,9 +102,11 @@ public sealed class ShapesPretrainer
         {
             LoadPretrainedVae(networks, vaeFolder);
         }
+        double? scaling = null;
+        if (!_options.Resume && _options.InitialModelFolder is { } modelFolder) scaling = LoadInitialModel(networks, modelFolder);
         try
         {
-            var session = new Session(this, networks, streams, tokenizer, progress, ct);
+            var session = new Session(this, networks, streams, tokenizer, progress, ct) { KnownScalingFactor = scaling };
             if (state.Phase == PretrainingPhase.Vae) state = session.TrainVae(state, resumeTensors);
             state = session.TrainUNet(state, state.StepInPhase > 0 ? resumeTensors : null);
             return new PretrainingResult(session.LastCheckpoint ?? PretrainingCheckpoint.Latest(_options.CheckpointDirectory)!, state);
@@ -127,6 +131,37 @@ public sealed class ShapesPretrainer
         }
     }
 
+    /// <summary>Copies a model folder's three networks into <paramref name="networks"/>; returns its VAE's scaling factor.</summary>
+    private static double LoadInitialModel(ShapesNetworks networks, string folder)
+    {
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var owners = new List<nn.Module>();
+        try
+        {
+            var vae = Models.Vae.AutoencoderKL.FromFolder(Path.Combine(folder, "vae"));
+            owners.Add(vae);
+            var textEncoder = Models.Clip.ClipTextModel.FromFolder(Path.Combine(folder, "text_encoder"));
+            owners.Add(textEncoder);
+            var unet = Models.UNet.UNet2DConditionModel.FromFolder(Path.Combine(folder, "unet"));
+            owners.Add(unet);
+            foreach (var (module, prefix) in new (nn.Module, string)[] { (vae, ShapesNetworks.VaePrefix), (textEncoder, ShapesNetworks.TextEncoderPrefix), (unet, ShapesNetworks.UNetPrefix) })
+                foreach (var (name, tensor) in module.state_dict()) tensors[prefix + name] = tensor;
+            networks.Load(tensors, includeVae: true, includeDenoiser: true);
+            double scaling = vae.ScalingFactor;
+            if (!(scaling > 0) || !double.IsFinite(scaling))
+                throw new ModelConfigException(Path.Combine(folder, "vae", "config.json"), "scaling_factor", $"is {scaling}; a model to continue from needs its measured positive latent scale");
+            return scaling;
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"The model in '{folder}' does not fit the recipe's architecture: {ex.Message}", nameof(PretrainingOptions.InitialModelFolder), ex);
+        }
+        finally
+        {
+            foreach (var m in owners) m.Dispose();
+        }
+    }
+
     /// <summary>The state of one process's run: the networks, streams and timing.</summary>
     private sealed class Session(ShapesPretrainer owner, ShapesNetworks networks, RandomStreams streams, ClipTokenizer tokenizer,
         IProgress<PretrainingProgress>? progress, CancellationToken ct)
@@ -137,6 +172,9 @@ public sealed class ShapesPretrainer
         private double _vaeSecondsPerStep;
 
         public string? LastCheckpoint { get; private set; }
+
+        /// <summary>The latent scale of a VAE that comes with a model to continue from (measured afresh when null).</summary>
+        public double? KnownScalingFactor { get; init; }
 
         public PretrainingCheckpointState TrainVae(PretrainingCheckpointState state, IReadOnlyDictionary<string, Tensor>? resume)
         {
@@ -191,7 +229,7 @@ public sealed class ShapesPretrainer
             foreach (var p in vae.parameters()) p.requires_grad = false;
             vae.eval();
             // The phase boundary: measure the latent scale once and start the U-Net phase from a checkpoint.
-            double scaling = MeasureScalingFactor();
+            double scaling = KnownScalingFactor ?? MeasureScalingFactor();
             state = state with { Phase = PretrainingPhase.UNet, StepInPhase = 0, ScalingFactor = scaling, VaeLosses = losses, VaeSeconds = seconds + clock.Elapsed.TotalSeconds };
             Save(state, optimizer: null, includeDenoiser: true);
             return state;
@@ -253,7 +291,7 @@ public sealed class ShapesPretrainer
                         weights = snr.clamp_max(Kept(_recipe.MinSnrGamma)).div(denominator);
                     }
                     var coverage = _recipe.ObjectLossWeight > 0
-                        ? ObjectLossWeighting.CoverageTensor(examples, _recipe.Architecture.ImageSize, _recipe.Architecture.Vae.DownsampleFactor)
+                        ? ObjectLossWeighting.CoverageTensor(examples, _recipe.Architecture.ImageSize, _recipe.Architecture.Vae.DownsampleFactor, _recipe.ObjectLossDilation)
                         : null;
                     double unweighted = double.NaN;
                     loss = Backward(optimizer, () =>

@@ -49,6 +49,23 @@ public sealed class ShapesCommandTests
     }
 
     [Fact]
+    public async Task PretrainKeepsTheSeedOfARecipeFileUnlessSeedIsTyped()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string recipe = Path.Combine(temp.Path, "recipe.json");
+        File.WriteAllText(recipe, (AttnDreamBooth.Shapes.Pretraining.PretrainingRecipe.Default with { Seed = 77, WarmupSteps = 1 }).ToJson());
+        foreach (var (extra, expected) in new (string[], long)[] { ([], 77), (["--seed", "5"], 5) })
+        {
+            string outDir = Path.Combine(temp.Path, $"run-{expected}");
+            var (console, text) = CapturedConsole.Create();
+            int exit = await CliApp.RunAsync(["shapes", "pretrain", "--tiny", "--recipe", recipe, "--steps", "1,1", "--out", outDir, .. extra], console);
+            Assert.True(exit == 0, text.ToString());
+            using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "model", "manifest.json")));
+            Assert.Equal(expected, manifest.RootElement.GetProperty("seed").GetInt64());
+        }
+    }
+
+    [Fact]
     public async Task RenderingAConceptWritesItsPhotosAndAnalyzeScoresTheirIdentity()
     {
         using var temp = TestPaths.CreateTempDirectory();

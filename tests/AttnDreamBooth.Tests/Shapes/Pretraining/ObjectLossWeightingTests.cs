@@ -95,6 +95,83 @@ public sealed class ObjectLossWeightingTests
     }
 
     [Fact]
+    public void ADilatedCoverageIsTheLargestCoverageWithinTheRadiusAndStopsAtTheBorder()
+    {
+        // An 8×8 image at factor 2 gives a 4×4 latent grid: latent pixel (1, 1) fully covered, (3, 3) a quarter.
+        var coverage = new byte[64];
+        foreach (int y in new[] { 2, 3 })
+            foreach (int x in new[] { 2, 3 }) coverage[y * 8 + x] = 255;
+        coverage[7 * 8 + 7] = 255;
+        var example = new PretrainingExample(new AttnDreamBooth.Imaging.RgbImage(8, 8, new byte[8 * 8 * 3]), "a square") { Masks = [new ObjectMask(8, 8, coverage)] };
+        using var scope = torch.NewDisposeScope();
+        var plain = ObjectLossWeighting.CoverageTensor([example], 8, 2).data<float>().ToArray();
+        var dilated = ObjectLossWeighting.CoverageTensor([example], 8, 2, dilation: 1).data<float>().ToArray();
+        Assert.Equal([0f, 0f, 0f, 0f, 0f, 1f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0.25f], plain);
+        Assert.Equal([
+            1f, 1f, 1f, 0f,
+            1f, 1f, 1f, 0f,
+            1f, 1f, 1f, 0.25f,
+            0f, 0f, 0.25f, 0.25f,
+        ], dilated);
+        Assert.Equal(Enumerable.Repeat(1f, 16), ObjectLossWeighting.CoverageTensor([example], 8, 2, dilation: 2).data<float>().ToArray().Select(v => v > 0 ? 1f : 0f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ObjectLossWeighting.CoverageTensor([example], 8, 2, dilation: -1));
+    }
+
+    [Fact]
+    public void TheDilationIsValidatedNamingItsKeyAndLeftOutOfTheJsonWhenZero()
+    {
+        var weighted = PretrainingRecipe.Default with { ObjectLossWeight = 4 };
+        Assert.DoesNotContain("object_loss_dilation", weighted.ToJson());
+        var dilated = weighted with { ObjectLossDilation = 1 };
+        Assert.Contains("\"object_loss_dilation\": 1", dilated.ToJson());
+        Assert.Equal(dilated, PretrainingRecipe.FromJson(dilated.ToJson()) with { Architecture = dilated.Architecture });
+        Assert.NotEqual(weighted.Fingerprint(), dilated.Fingerprint());
+        foreach (int bad in new[] { -1, 5 })
+            Assert.Contains("object_loss_dilation", Assert.Throws<ArgumentException>(() => (weighted with { ObjectLossDilation = bad }).Validate()).Message);
+        Assert.Contains("object_loss_weight", Assert.Throws<ArgumentException>(() => (PretrainingRecipe.Default with { ObjectLossDilation = 1 }).Validate()).Message);
+    }
+
+    [Fact]
+    public async Task ADilatedRunWeightsTheLossDifferentlyFromTheUndilatedOneAndResumesBitIdentically()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var weighted = ShapesPretrainerTests.TinyRecipe(seed: 5) with { ObjectLossWeight = 4 };
+        var recipe = weighted with { ObjectLossDilation = 1 };
+        var undilated = await Trainer(weighted, Source(weighted), temp.File("undilated")).RunAsync();
+        var straight = await Trainer(recipe, Source(recipe), temp.File("straight")).RunAsync();
+        Assert.Equal(undilated.State.UNetMse[0], straight.State.UNetMse[0]);
+        Assert.NotEqual(undilated.State.UNetLosses[0], straight.State.UNetLosses[0]);
+
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer(recipe, Source(recipe), temp.File("resumed"), checkpointEvery: 1).RunAsync(new Recorder(p =>
+        {
+            if (p.GlobalStep == 4) cts.Cancel();
+        }), cts.Token);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        var resumed = await Trainer(recipe, Source(recipe), temp.File("resumed"), resume: true).RunAsync();
+        Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
+        AssertSameTensors(straight.CheckpointPath, resumed.CheckpointPath);
+    }
+
+    [Fact]
+    public void TheContinuationRecipesAreTheZeroSnrRecipeAtALowerRateAndTheLastIsTheShippedModels()
+    {
+        var zeroSnr = PretrainingRecipe.Default with
+        {
+            VaeSteps = 0, ObjectLossWeight = 4, Scheduler = new ShapesSchedulerSettings { ZeroTerminalSnr = true },
+            UNetSteps = 1500, UNetLearningRate = 3e-4,
+        };
+        var dilated = zeroSnr with { ObjectLossDilation = 1 };
+        string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
+        Assert.Equal(zeroSnr.ToJson(), File.ReadAllText(Path.Combine(folder, "continue-1500.json")).TrimEnd());
+        Assert.Equal(dilated.ToJson(), File.ReadAllText(Path.Combine(folder, "continue-1500-dilated.json")).TrimEnd());
+        Assert.Equal((dilated with { UNetSteps = 2500 }).ToJson(), File.ReadAllText(Path.Combine(folder, "continue-2500-dilated.json")).TrimEnd());
+        // The shipped model is the last continuation's export.
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd", "manifest.json")));
+        Assert.Equal((dilated with { UNetSteps = 2500 }).Fingerprint(), manifest.RootElement.GetProperty("recipe_fingerprint").GetString());
+    }
+
+    [Fact]
     public void TheSampleObjectWeightRecipeIsTheDefaultWithAWeightOfFourAndIsSpeltAsRecipesAreWritten()
     {
         string json = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes", "object-weight-4.json"));

@@ -176,6 +176,60 @@ public sealed class ShapesPretrainerTests
     }
 
     [Fact]
+    public async Task ARunContinuedFromAModelFolderStartsFromAllThreeNetworksAndTheFoldersLatentScale()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var first = await Trainer(TinyRecipe(seed: 8) with { UNetSteps = 2 }, temp.File("first")).RunAsync();
+        string model = temp.File("model");
+        ShapesModelExporter.Export(first.CheckpointPath, Tokenizer, model);
+        var options = new PretrainingOptions { CheckpointDirectory = temp.File("second"), TokenizerFolder = Tokenizer, InitialModelFolder = model };
+        // No U-Net steps: the final checkpoint holds exactly what was loaded.
+        var recipe = TinyRecipe(seed: 9) with { VaeSteps = 0, UNetSteps = 0 };
+        var loaded = await new ShapesPretrainer(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize), options).RunAsync();
+
+        var a = PretrainingCheckpoint.ReadTensors(first.CheckpointPath);
+        var b = PretrainingCheckpoint.ReadTensors(loaded.CheckpointPath);
+        foreach (string prefix in new[] { ShapesNetworks.VaePrefix, ShapesNetworks.TextEncoderPrefix, ShapesNetworks.UNetPrefix })
+        {
+            var keys = a.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(keys);
+            // The folder holds half precision, so the copy equals the trained networks to fp16 rounding.
+            foreach (string key in keys) Assert.True(a[key].allclose(b[key], rtol: 1e-3, atol: 1e-3), $"{key} is not the folder's");
+        }
+        // A fresh run of seed 9 would not have these weights: the text encoder's token table differs from a fresh one.
+        var fresh = await Trainer(recipe with { VaeSteps = 1 }, temp.File("fresh")).RunAsync();
+        string table = ShapesNetworks.TextEncoderPrefix + "text_model.embeddings.token_embedding.weight";
+        Assert.False(PretrainingCheckpoint.ReadTensors(fresh.CheckpointPath)[table].allclose(b[table], rtol: 1e-3, atol: 1e-3));
+        // The scale the folder's denoiser was trained with, as written (to float32) in its vae/config.json.
+        Assert.Equal(first.State.ScalingFactor, loaded.State.ScalingFactor, 6);
+
+        var continued = await new ShapesPretrainer(recipe with { UNetSteps = 2 }, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize),
+            options with { CheckpointDirectory = temp.File("third") }).RunAsync();
+        Assert.Equal(2, continued.State.UNetLosses.Count);
+        Assert.All(continued.State.UNetLosses, l => Assert.True(double.IsFinite(l) && l > 0));
+    }
+
+    [Fact]
+    public void AModelFolderToContinueFromIsRefusedWithAVaePhaseWithAVaeFolderOrForAnotherArchitecture()
+    {
+        var source = new ShapesWorldSource(ShapesWorld.Default, 1, 32);
+        var options = new PretrainingOptions { CheckpointDirectory = "ck", TokenizerFolder = Tokenizer, InitialModelFolder = "model" };
+        Assert.Contains("VaeSteps = 0", Assert.Throws<ArgumentException>(() => new ShapesPretrainer(TinyRecipe(), source, options)).Message);
+        Assert.Contains("InitialModelFolder", Assert.Throws<ArgumentException>(() => (options with { VaeFolder = "vae" }).Validate()).Message);
+    }
+
+    [Fact]
+    public async Task AModelFolderOfAnotherArchitectureIsRefusedNamingTheFolder()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var options = new PretrainingOptions { CheckpointDirectory = temp.File("ck"), TokenizerFolder = Tokenizer, InitialModelFolder = TestPaths.TinySd1 };
+        var recipe = TinyRecipe() with { VaeSteps = 0 };
+        var ex = await Assert.ThrowsAnyAsync<Exception>(() => new ShapesPretrainer(recipe, new ShapesWorldSource(ShapesWorld.Default, 1, recipe.Architecture.ImageSize), options).RunAsync());
+        Assert.True(ex is ArgumentException or ModelConfigException, ex.GetType().Name);
+        Assert.Contains(TestPaths.TinySd1, ex.Message);
+    }
+
+    [Fact]
     public void TheLearningRateWarmsUpLinearlyThenFollowsACosineToItsFloor()
     {
         var recipe = PretrainingRecipe.Default with { WarmupSteps = 10, FinalLearningRateFraction = 0.1 };
