@@ -87,6 +87,7 @@ public sealed class ShapesPretrainer
         using var streams = new RandomStreams(_recipe.Seed);
         var state = new PretrainingCheckpointState { RecipeFingerprint = _recipe.Fingerprint(), RecipeJson = _recipe.ToJson() };
         Dictionary<string, Tensor>? resumeTensors = null;
+        double? scaling = null;
         if (_options.Resume)
         {
             var (folder, stored) = PretrainingCheckpoint.ReadState(_options.CheckpointDirectory);
@@ -102,8 +103,10 @@ public sealed class ShapesPretrainer
         {
             LoadPretrainedVae(networks, vaeFolder);
         }
-        double? scaling = null;
-        if (!_options.Resume && _options.InitialModelFolder is { } modelFolder) scaling = LoadInitialModel(networks, modelFolder);
+        else if (_options.InitialModelFolder is { } modelFolder)
+        {
+            scaling = LoadInitialModel(networks, modelFolder);
+        }
         try
         {
             var session = new Session(this, networks, streams, tokenizer, progress, ct) { KnownScalingFactor = scaling };

@@ -141,16 +141,7 @@ public sealed class ObjectLossWeightingTests
         var straight = await Trainer(recipe, Source(recipe), temp.File("straight")).RunAsync();
         Assert.Equal(undilated.State.UNetMse[0], straight.State.UNetMse[0]);
         Assert.NotEqual(undilated.State.UNetLosses[0], straight.State.UNetLosses[0]);
-
-        using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, Source(recipe), temp.File("resumed"), checkpointEvery: 1).RunAsync(new Recorder(p =>
-        {
-            if (p.GlobalStep == 4) cts.Cancel();
-        }), cts.Token);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
-        var resumed = await Trainer(recipe, Source(recipe), temp.File("resumed"), resume: true).RunAsync();
-        Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
-        AssertSameTensors(straight.CheckpointPath, resumed.CheckpointPath);
+        await AssertAnInterruptedRunResumesTo(straight, recipe, temp.File("resumed"));
     }
 
     [Fact]
@@ -208,16 +199,22 @@ public sealed class ObjectLossWeightingTests
         Assert.Equal(unweighted.State.UNetMse[0], straight.State.UNetMse[0]);
         Assert.NotEqual(unweighted.State.UNetLosses[0], straight.State.UNetLosses[0]);
         Assert.All(straight.State.UNetLosses, l => Assert.True(double.IsFinite(l) && l > 0));
+        await AssertAnInterruptedRunResumesTo(straight, recipe, temp.File("resumed"));
+    }
 
+    /// <summary>Runs <paramref name="recipe"/> in <paramref name="folder"/>, cancels it after its first U-Net step, resumes
+    /// it, and asserts it ends exactly as the uninterrupted run <paramref name="straight"/>.</summary>
+    private static async Task AssertAnInterruptedRunResumesTo(PretrainingResult straight, PretrainingRecipe recipe, string folder)
+    {
         using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, Source(recipe), temp.File("resumed"), checkpointEvery: 1).RunAsync(new Recorder(p =>
+        var interrupted = Trainer(recipe, Source(recipe), folder, checkpointEvery: 1).RunAsync(new Recorder(p =>
         {
-            if (p.GlobalStep == 4) cts.Cancel();
+            if (p.GlobalStep == recipe.VaeSteps + 1) cts.Cancel();
         }), cts.Token);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
-        var (_, stopped) = PretrainingCheckpoint.ReadState(temp.File("resumed"));
+        var (_, stopped) = PretrainingCheckpoint.ReadState(folder);
         Assert.Single(stopped.UNetLosses);
-        var resumed = await Trainer(recipe, Source(recipe), temp.File("resumed"), resume: true).RunAsync();
+        var resumed = await Trainer(recipe, Source(recipe), folder, resume: true).RunAsync();
         Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
         Assert.Equal(straight.State.UNetMse, resumed.State.UNetMse);
         AssertSameTensors(straight.CheckpointPath, resumed.CheckpointPath);
