@@ -86,7 +86,7 @@ internal static class ShapesExperimentCommand
         return command;
     }
 
-    private static IReadOnlyList<ConceptSpec> LoadConcepts(IEnumerable<string> sources, ShapesWorld world)
+    internal static IReadOnlyList<ConceptSpec> LoadConcepts(IEnumerable<string> sources, ShapesWorld world)
     {
         var specs = new List<ConceptSpec>();
         foreach (string source in sources)

@@ -20,8 +20,8 @@ internal static class ShapesPretrainCommand
         var export = new Option<string?>("--export") { Description = "Model folder to write when training finishes (default: <out>/model)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = $"CLIP tokenizer folder (default: the repository's {TokenizerFolder})." };
         var recipeFile = new Option<string?>("--recipe") { Description = "A recipe JSON (as written into checkpoints and the model's manifest) instead of the default recipe; --seed and --steps still apply when given." };
-        var vaeFrom = new Option<string?>("--vae-from") { Description = "Start from this trained VAE folder instead of training one (implies VAE steps 0)." };
-        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining from this Shapes model folder (its VAE, text encoder and U-Net) under the recipe's fresh optimizer and schedule (implies VAE steps 0)." };
+        var vaeFrom = new Option<string?>("--vae-from") { Description = "Start from this trained VAE folder instead of training one (VAE steps 0 unless --recipe or --steps gives a VAE phase, which then fine-tunes the folder's VAE)." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining from this Shapes model folder (its VAE, text encoder and U-Net) under the recipe's fresh optimizer and schedule (VAE steps 0 unless --recipe or --steps gives a VAE phase, which then fine-tunes the folder's VAE)." };
         var every = new Option<int>("--checkpoint-minutes") { Description = "Minutes between checkpoints.", DefaultValueFactory = _ => 4 };
         var command = new Command("pretrain", "Pretrain the Shapes text-to-image model (VAE, then text encoder + U-Net) from scratch.")
         {
@@ -35,7 +35,8 @@ internal static class ShapesPretrainCommand
                 : PretrainingRecipe.Default;
             // An option with a default value has an (implicit) result even when not given: only a typed --seed replaces a recipe file's seed.
             if (parse.GetResult(seed) is { Implicit: false } || parse.GetValue(recipeFile) is null) recipe = recipe with { Seed = parse.GetValue(seed) };
-            if (parse.GetValue(vaeFrom) is not null || parse.GetValue(initFrom) is not null) recipe = recipe with { VaeSteps = 0 };
+            // A recipe file given with --init-from keeps its VAE phase: it fine-tunes the folder's VAE.
+            if (parse.GetValue(vaeFrom) is not null || (parse.GetValue(initFrom) is not null && parse.GetValue(recipeFile) is null)) recipe = recipe with { VaeSteps = 0 };
             if (parse.GetValue(tiny)) recipe = recipe with { Architecture = ShapesModelArchitecture.Tiny, VaeBatchSize = 8, UNetBatchSize = 8 };
             if (parse.GetValue(steps) is { } s)
             {

@@ -21,6 +21,12 @@ internal static class ShapesQualityCommand
         {
             Description = "Measure the VAE's ceiling instead: render the same held-out scenes, encode and decode them, and analyze the reconstructions (one per prompt; --seeds and --steps do not apply).",
         };
+        var conceptReconstruction = new Option<string[]>("--concept-reconstruction")
+        {
+            Description = "Measure the VAE's ceiling for personalization instead: the concept identity of its reconstructions of each concept's photos "
+                + "(concept spec files or folders of them); --grid shows each concept's photos and reconstructions.",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var output = new Option<string?>("--out") { Description = "Write the full report (every image's prompt and measurements) as JSON here." };
         var grid = new Option<string?>("--grid")
         {
@@ -29,10 +35,16 @@ internal static class ShapesQualityCommand
         var gridPrompts = new Option<int?>("--grid-prompts") { Description = $"Prompts (rows) in the --grid picture (default {DefaultGridPrompts}, at most --prompts)." };
         var command = new Command("quality", "Generate images for held-out prompts and measure shape, colour, background, position and size with the analyzer.")
         {
-            model, prompts, seeds, steps, reconstruction, output, grid, gridPrompts,
+            model, prompts, seeds, steps, reconstruction, conceptReconstruction, output, grid, gridPrompts,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
+            if (parse.GetValue(conceptReconstruction) is { Length: > 0 } conceptSources)
+            {
+                if (parse.GetValue(reconstruction) || parse.GetValue(gridPrompts) is not null)
+                    throw new CliUsageException("--concept-reconstruction measures concepts' photos; it does not combine with --reconstruction or --grid-prompts.");
+                return MeasureConcepts(console, parse.GetValue(model)!, conceptSources, parse.GetValue(output), parse.GetValue(grid), ct);
+            }
             QualityReport? report = null;
             int count = parse.GetValue(prompts);
             if (count is < 1 or > 100_000) throw new CliUsageException($"--prompts must be in [1, 100000]; got {count}.");
@@ -68,6 +80,43 @@ internal static class ShapesQualityCommand
             return 0;
         }));
         return command;
+    }
+
+    private static int MeasureConcepts(IAnsiConsole console, string model, IEnumerable<string> sources, string? output, string? grid, CancellationToken ct)
+    {
+        if (grid is not null && (string.IsNullOrWhiteSpace(grid) || !grid.EndsWith(".png", StringComparison.OrdinalIgnoreCase) || Directory.Exists(grid)))
+            throw new CliUsageException($"--grid '{grid}' must name a .png file.");
+        var world = ShapesWorld.Default;
+        var concepts = ShapesExperimentCommand.LoadConcepts(sources, world);
+        using var components = StableDiffusionComponents.Load(model, ct: ct);
+        var results = ShapesModelQuality.MeasureConceptReconstruction(components.Vae, world, concepts, ct);
+        var table = new Table().AddColumns("concept", "photos' identity", "reconstructions' identity", $"reconstructions ≥ {AttnDreamBooth.Shapes.Experiments.ConceptJudge.PresenceThreshold}");
+        foreach (var r in results)
+            table.AddRow(Markup.Escape(r.Concept), $"{r.PhotoIdentity:F3}", $"{r.ReconstructionIdentity:F3}", $"{r.ReconstructionsPresent} of {r.Reconstructions.Count}");
+        console.Write(table);
+        console.MarkupLineInterpolated($"mean over {results.Count} concept(s): photos {results.Average(r => r.PhotoIdentity):F3}, reconstructions {results.Average(r => r.ReconstructionIdentity):F3}");
+        if (output is not null)
+        {
+            AttnDreamBooth.IO.AtomicFile.WriteAllText(output, AttnDreamBooth.IO.JsonFiles.Serialize(results));
+            console.MarkupLineInterpolated($"wrote {output}");
+        }
+        if (grid is not null)
+        {
+            // A row per concept: each photo followed by its reconstruction.
+            var photos = concepts.Select(c => c.RenderPhotos(world, components.Vae.Config.SampleSize)).ToList();
+            int columns = 2 * photos.Max(p => p.Count);
+            var cells = new List<AttnDreamBooth.Imaging.RgbImage>();
+            for (int i = 0; i < results.Count; i++)
+            {
+                var row = photos[i].Zip(results[i].Images, (p, r) => new[] { p.Image, r }).SelectMany(x => x).ToList();
+                var blank = new AttnDreamBooth.Imaging.RgbImage(row[0].Width, row[0].Height, new byte[row[0].Width * row[0].Height * 3]);
+                while (row.Count < columns) row.Add(blank);
+                cells.AddRange(row);
+            }
+            ShapesImageGrid.Compose(cells, columns, scale: 2).SavePng(grid);
+            console.MarkupLineInterpolated($"wrote {grid}");
+        }
+        return 0;
     }
 
     /// <summary>Rows of the <c>--grid</c> picture unless <c>--grid-prompts</c> says otherwise (fewer when there are fewer prompts).</summary>

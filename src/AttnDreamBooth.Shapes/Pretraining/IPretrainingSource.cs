@@ -27,4 +27,17 @@ public interface IPretrainingSource
 
     /// <summary>The example at <paramref name="index"/> (any non-negative value).</summary>
     PretrainingExample Get(long index);
+
+    /// <summary>Whether <see cref="GetWithNovelAppearance"/> is implemented, which a recipe with
+    /// <see cref="PretrainingRecipe.VaeNovelAppearanceShare"/> &gt; 0 needs.</summary>
+    bool ProvidesNovelAppearances => false;
+
+    /// <summary>
+    /// An image for the VAE phase only, never captioned: the example at <paramref name="index"/> with its objects in an
+    /// appearance (colours, pattern, outline, emblem) that no caption describes, so the autoencoder learns to encode more
+    /// than the captioned world shows — what a personalized concept brings. Deterministic in the index.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The source does not provide them (<see cref="ProvidesNovelAppearances"/> is false).</exception>
+    RgbImage GetWithNovelAppearance(long index) =>
+        throw new NotSupportedException($"{GetType().Name} does not provide novel appearances (IPretrainingSource.ProvidesNovelAppearances is false).");
 }

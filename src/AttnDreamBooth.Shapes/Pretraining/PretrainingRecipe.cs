@@ -33,6 +33,18 @@ public sealed record PretrainingRecipe
     /// (the reconstruction loss is a per-pixel mean), so it only keeps the latent scale bounded.</summary>
     public double VaeKlWeight { get; init; } = 1e-5;
 
+    /// <summary>
+    /// Share of each VAE batch drawn with novel appearances (<c>vae_novel_appearance_share</c>, 0–1; 0, the default, trains
+    /// on the captioned renders alone): the first round(share × batch) images of a step come from
+    /// <see cref="IPretrainingSource.GetWithNovelAppearance"/>, objects in random colours, outlines and emblems that no
+    /// caption names. Why: a VAE trained on the world's nine colours alone encodes every other colour as one of them (a
+    /// mint-green concept came back purple), so no personalization could show a concept's own look. The latent scale is
+    /// still measured on captioned renders. Needs a source that provides them (<see cref="IPretrainingSource.ProvidesNovelAppearances"/>).
+    /// </summary>
+    /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double VaeNovelAppearanceShare { get; init; }
+
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
     public int UNetSteps { get; init; } = 2000;
 
@@ -115,6 +127,7 @@ public sealed record PretrainingRecipe
         Require(VaeLearningRate > 0 && double.IsFinite(VaeLearningRate), nameof(VaeLearningRate), "must be positive and finite");
         Require(UNetLearningRate > 0 && double.IsFinite(UNetLearningRate), nameof(UNetLearningRate), "must be positive and finite");
         Require(VaeKlWeight >= 0 && double.IsFinite(VaeKlWeight), nameof(VaeKlWeight), "must be a finite number ≥ 0");
+        Require(VaeNovelAppearanceShare is >= 0 and <= 1, nameof(VaeNovelAppearanceShare), "(vae_novel_appearance_share) must be between 0 and 1");
         Require(WarmupSteps >= 0, nameof(WarmupSteps), "must not be negative");
         Require(FinalLearningRateFraction is > 0 and <= 1, nameof(FinalLearningRateFraction), "must be in (0, 1]");
         Require(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), "must be in [0, 1)");

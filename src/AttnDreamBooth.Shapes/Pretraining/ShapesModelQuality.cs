@@ -103,6 +103,40 @@ public static class ShapesModelQuality
         return Report(prompts, 1, null, samples);
     }
 
+    /// <summary>
+    /// The ceiling the VAE puts on personalization: renders each concept's photos, encodes them to the posterior's mode,
+    /// decodes, and scores the concept identity (<see cref="ShapesAnalyzer.Identify(RgbImage, ConceptSpec)"/>) of the
+    /// photos and of their reconstructions. A personalized model generates through the same decoder, so a concept whose
+    /// reconstructions score below <see cref="Experiments.ConceptJudge.PresenceThreshold"/> cannot be judged present
+    /// whatever the training.
+    /// </summary>
+    public static IReadOnlyList<ConceptReconstruction> MeasureConceptReconstruction(AutoencoderKL vae, ShapesWorld world, IReadOnlyList<ConceptSpec> concepts,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(vae);
+        ArgumentNullException.ThrowIfNull(world);
+        ArgumentNullException.ThrowIfNull(concepts);
+        var analyzer = new ShapesAnalyzer(world);
+        var device = vae.parameters().First().device;
+        var results = new List<ConceptReconstruction>();
+        using var _ = no_grad();
+        foreach (var concept in concepts)
+        {
+            ct.ThrowIfCancellationRequested();
+            var photos = concept.RenderPhotos(world, vae.Config.SampleSize).Select(p => p.Image).ToList();
+            var reconstructions = new List<RgbImage>();
+            foreach (var photo in photos)
+            {
+                using var scope = NewDisposeScope();
+                var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([photo], device)));
+                reconstructions.Add(RgbImageConversions.FromTensor(decoded[0].to(CPU)));
+            }
+            results.Add(new ConceptReconstruction(concept.Name, [.. photos.Select(p => analyzer.Identify(p, concept))],
+                [.. reconstructions.Select(r => analyzer.Identify(r, concept))], reconstructions));
+        }
+        return results;
+    }
+
     // The sampler draws held-out scenes independently, so the same full caption comes back (177 distinct texts in the
     // first 200 draws): a repeated prompt with the same seeds is the same image counted twice. Walking the draws and
     // keeping the first of each caption keeps the measurement's order and seeds and makes every prompt count once.

@@ -44,13 +44,14 @@ public sealed class ShapesPretrainer
         options.Validate();
         if (options.VaeFolder is not null && recipe.VaeSteps != 0)
             throw new ArgumentException($"PretrainingOptions.VaeFolder replaces the VAE phase; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
-        if (options.InitialModelFolder is not null && recipe.VaeSteps != 0)
-            throw new ArgumentException($"PretrainingOptions.InitialModelFolder brings its own VAE; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
         if (source.ImageSize != recipe.Architecture.ImageSize)
             throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
         if (recipe.ObjectLossWeight > 0 && !source.ProvidesObjectMasks)
             throw new ArgumentException($"The recipe's object_loss_weight ({recipe.ObjectLossWeight}) weights the loss by object masks, which the source " +
                 $"({source.GetType().Name}) does not provide (IPretrainingSource.ProvidesObjectMasks); use object_loss_weight 0 or a source with masks.", nameof(source));
+        if (recipe.VaeNovelAppearanceShare > 0 && !source.ProvidesNovelAppearances)
+            throw new ArgumentException($"The recipe's vae_novel_appearance_share ({recipe.VaeNovelAppearanceShare}) draws images with novel appearances, which the source " +
+                $"({source.GetType().Name}) does not provide (IPretrainingSource.ProvidesNovelAppearances); use 0 or a source that does.", nameof(source));
         _recipe = recipe;
         _source = source;
         _options = options;
@@ -88,6 +89,8 @@ public sealed class ShapesPretrainer
         var state = new PretrainingCheckpointState { RecipeFingerprint = _recipe.Fingerprint(), RecipeJson = _recipe.ToJson() };
         Dictionary<string, Tensor>? resumeTensors = null;
         double? scaling = null;
+        // A run continued from a model folder carries its text encoder and U-Net through the VAE phase's checkpoints too.
+        bool carriesDenoiser = false;
         if (_options.Resume)
         {
             var (folder, stored) = PretrainingCheckpoint.ReadState(_options.CheckpointDirectory);
@@ -96,7 +99,8 @@ public sealed class ShapesPretrainer
                     "belongs to a run with a different recipe (architecture, seed, steps or hyper-parameters); start a new run in another folder or pass the same settings");
             state = stored;
             resumeTensors = PretrainingCheckpoint.ReadTensors(folder);
-            networks.Load(resumeTensors, includeVae: true, includeDenoiser: state.Phase == PretrainingPhase.UNet);
+            carriesDenoiser = resumeTensors.Keys.Any(k => k.StartsWith(ShapesNetworks.UNetPrefix, StringComparison.Ordinal));
+            networks.Load(resumeTensors, includeVae: true, includeDenoiser: state.Phase == PretrainingPhase.UNet || carriesDenoiser);
             streams.LoadState(resumeTensors);
         }
         else if (_options.VaeFolder is { } vaeFolder)
@@ -105,11 +109,14 @@ public sealed class ShapesPretrainer
         }
         else if (_options.InitialModelFolder is { } modelFolder)
         {
-            scaling = LoadInitialModel(networks, modelFolder);
+            double folderScaling = LoadInitialModel(networks, modelFolder);
+            carriesDenoiser = true;
+            // A VAE phase changes the VAE, so its latent scale is measured again at the phase boundary.
+            if (_recipe.VaeSteps == 0) scaling = folderScaling;
         }
         try
         {
-            var session = new Session(this, networks, streams, tokenizer, progress, ct) { KnownScalingFactor = scaling };
+            var session = new Session(this, networks, streams, tokenizer, progress, ct) { KnownScalingFactor = scaling, CarriesDenoiser = carriesDenoiser };
             if (state.Phase == PretrainingPhase.Vae) state = session.TrainVae(state, resumeTensors);
             state = session.TrainUNet(state, state.StepInPhase > 0 ? resumeTensors : null);
             return new PretrainingResult(session.LastCheckpoint ?? PretrainingCheckpoint.Latest(_options.CheckpointDirectory)!, state);
@@ -122,46 +129,48 @@ public sealed class ShapesPretrainer
 
     private static void LoadPretrainedVae(ShapesNetworks networks, string folder)
     {
-        using var pretrained = Models.Vae.AutoencoderKL.FromFolder(folder);
-        var tensors = pretrained.state_dict().ToDictionary(p => ShapesNetworks.VaePrefix + p.Key, p => p.Value, StringComparer.Ordinal);
-        try
-        {
-            networks.Load(tensors, includeVae: true, includeDenoiser: false);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new ArgumentException($"The VAE in '{folder}' does not fit the recipe's VAE architecture: {ex.Message}", nameof(PretrainingOptions.VaeFolder), ex);
-        }
+        using var vae = Models.Vae.AutoencoderKL.FromFolder(folder);
+        CopyInto(networks, [(vae, ShapesNetworks.VaePrefix)], includeDenoiser: false,
+            $"The VAE in '{folder}' does not fit the recipe's VAE architecture", nameof(PretrainingOptions.VaeFolder));
     }
 
     /// <summary>Copies a model folder's three networks into <paramref name="networks"/>; returns its VAE's scaling factor.</summary>
     private static double LoadInitialModel(ShapesNetworks networks, string folder)
     {
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var owners = new List<nn.Module>();
         try
         {
             var vae = Models.Vae.AutoencoderKL.FromFolder(Path.Combine(folder, "vae"));
             owners.Add(vae);
-            var textEncoder = Models.Clip.ClipTextModel.FromFolder(Path.Combine(folder, "text_encoder"));
-            owners.Add(textEncoder);
-            var unet = Models.UNet.UNet2DConditionModel.FromFolder(Path.Combine(folder, "unet"));
-            owners.Add(unet);
-            foreach (var (module, prefix) in new (nn.Module, string)[] { (vae, ShapesNetworks.VaePrefix), (textEncoder, ShapesNetworks.TextEncoderPrefix), (unet, ShapesNetworks.UNetPrefix) })
-                foreach (var (name, tensor) in module.state_dict()) tensors[prefix + name] = tensor;
-            networks.Load(tensors, includeVae: true, includeDenoiser: true);
+            owners.Add(Models.Clip.ClipTextModel.FromFolder(Path.Combine(folder, "text_encoder")));
+            owners.Add(Models.UNet.UNet2DConditionModel.FromFolder(Path.Combine(folder, "unet")));
+            CopyInto(networks, [(owners[0], ShapesNetworks.VaePrefix), (owners[1], ShapesNetworks.TextEncoderPrefix), (owners[2], ShapesNetworks.UNetPrefix)],
+                includeDenoiser: true, $"The model in '{folder}' does not fit the recipe's architecture", nameof(PretrainingOptions.InitialModelFolder));
             double scaling = vae.ScalingFactor;
             if (!(scaling > 0) || !double.IsFinite(scaling))
                 throw new ModelConfigException(Path.Combine(folder, "vae", "config.json"), "scaling_factor", $"is {scaling}; a model to continue from needs its measured positive latent scale");
             return scaling;
         }
-        catch (ArgumentException ex)
-        {
-            throw new ArgumentException($"The model in '{folder}' does not fit the recipe's architecture: {ex.Message}", nameof(PretrainingOptions.InitialModelFolder), ex);
-        }
         finally
         {
             foreach (var m in owners) m.Dispose();
+        }
+    }
+
+    /// <summary>Copies loaded modules' weights into <paramref name="networks"/> under their prefixes (the VAE always
+    /// included); an architecture mismatch becomes an <see cref="ArgumentException"/> on <paramref name="option"/>.</summary>
+    private static void CopyInto(ShapesNetworks networks, (nn.Module Module, string Prefix)[] parts, bool includeDenoiser, string mismatch, string option)
+    {
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (module, prefix) in parts)
+            foreach (var (name, tensor) in module.state_dict()) tensors[prefix + name] = tensor;
+        try
+        {
+            networks.Load(tensors, includeVae: true, includeDenoiser);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"{mismatch}: {ex.Message}", option, ex);
         }
     }
 
@@ -178,6 +187,9 @@ public sealed class ShapesPretrainer
 
         /// <summary>The latent scale of a VAE that comes with a model to continue from (measured afresh when null).</summary>
         public double? KnownScalingFactor { get; init; }
+
+        /// <summary>The text encoder and U-Net hold trained weights before the U-Net phase, so every checkpoint keeps them.</summary>
+        public bool CarriesDenoiser { get; init; }
 
         public PretrainingCheckpointState TrainVae(PretrainingCheckpointState state, IReadOnlyDictionary<string, Tensor>? resume)
         {
@@ -201,7 +213,7 @@ public sealed class ShapesPretrainer
                 double loss;
                 using (var scope = NewDisposeScope())
                 {
-                    var x = ImageBatch.ToTensor(Images((long)step * batch, batch));
+                    var x = ImageBatch.ToTensor(VaeImages((long)step * batch, batch));
                     var sampleNoise = randn([batch, _recipe.Architecture.Vae.LatentChannels, _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor,
                         _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor], generator: streams.LatentSample);
                     loss = Backward(optimizer, () =>
@@ -225,7 +237,7 @@ public sealed class ShapesPretrainer
                 string? checkpoint = null;
                 if (step + 1 < steps && ShouldCheckpoint(step + 1))
                 {
-                    checkpoint = Save(state, optimizer, includeDenoiser: false);
+                    checkpoint = Save(state, optimizer, includeDenoiser: CarriesDenoiser);
                 }
                 progress?.Report(new PretrainingProgress(PretrainingPhase.Vae, step + 1, steps, step + 1, _recipe.TotalSteps, loss, lr, _vaeSecondsPerStep, eta) { CheckpointPath = checkpoint });
             }
@@ -341,6 +353,22 @@ public sealed class ShapesPretrainer
 
         private List<RgbImage> Images(long start, int count) => Examples(start, count).Select(e => e.Image).ToList();
 
+        /// <summary>A VAE batch: its first round(share × count) images in novel appearances, the rest captioned renders.</summary>
+        private List<RgbImage> VaeImages(long start, int count)
+        {
+            int novel = (int)Math.Round(_recipe.VaeNovelAppearanceShare * count, MidpointRounding.AwayFromZero);
+            var images = new List<RgbImage>(count);
+            for (int i = 0; i < novel; i++)
+            {
+                var image = owner._source.GetWithNovelAppearance(start + i) ?? throw new InvalidOperationException($"The pretraining source returned no novel-appearance image for index {start + i}.");
+                if (image.Width != _recipe.Architecture.ImageSize || image.Height != _recipe.Architecture.ImageSize)
+                    throw new InvalidOperationException($"The pretraining source returned a {image.Width}×{image.Height} novel-appearance image for index {start + i}; expected {_recipe.Architecture.ImageSize}².");
+                images.Add(image);
+            }
+            images.AddRange(Images(start + novel, count - novel));
+            return images;
+        }
+
         private PretrainingExample[] Examples(long start, int count)
         {
             var examples = new PretrainingExample[count];
@@ -414,7 +442,7 @@ public sealed class ShapesPretrainer
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
         private void Cancel(PretrainingCheckpointState state, AdamWOptimizer optimizer)
         {
-            Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet);
+            Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet || CarriesDenoiser);
             ct.ThrowIfCancellationRequested();
             throw new OperationCanceledException(ct);
         }

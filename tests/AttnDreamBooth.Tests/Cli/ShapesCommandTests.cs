@@ -66,6 +66,49 @@ public sealed class ShapesCommandTests
     }
 
     [Fact]
+    public async Task PretrainFromAModelFolderKeepsTheVaePhaseOfARecipeFile()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var (console, text) = CapturedConsole.Create();
+        Assert.True(await CliApp.RunAsync(["shapes", "pretrain", "--tiny", "--steps", "1,1", "--out", temp.File("first")], console) == 0, text.ToString());
+        string recipe = temp.File("recipe.json");
+        File.WriteAllText(recipe, (AttnDreamBooth.Shapes.Pretraining.PretrainingRecipe.Default with { VaeSteps = 2, UNetSteps = 1, WarmupSteps = 1, VaeNovelAppearanceShare = 0.5 }).ToJson());
+        (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "pretrain", "--tiny", "--recipe", recipe, "--init-from", Path.Combine(temp.File("first"), "model"), "--out", temp.File("second")], console);
+        Assert.True(exit == 0, text.ToString());
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.File("second"), "model", "manifest.json")));
+        Assert.Equal(2, manifest.RootElement.GetProperty("recipe").GetProperty("vae_steps").GetInt32());
+        Assert.Equal(0.5, manifest.RootElement.GetProperty("recipe").GetProperty("vae_novel_appearance_share").GetDouble());
+    }
+
+    [Fact]
+    public async Task QualityMeasuresTheVaesReconstructionsOfConceptPhotos()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string concept = Path.Combine(TestPaths.RepoRoot, "samples", "concepts", "mint-ring.json");
+        string model = Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "quality", "--model", model, "--concept-reconstruction", concept,
+            "--out", temp.File("ceiling.json"), "--grid", temp.File("ceiling.png")], console);
+        Assert.True(exit == 0, text.ToString());
+        Assert.Contains("mint-ring", text.ToString());
+        using var doc = JsonDocument.Parse(File.ReadAllText(temp.File("ceiling.json")));
+        var entry = Assert.Single(doc.RootElement.EnumerateArray());
+        Assert.Equal(5, entry.GetProperty("reconstructions").GetArrayLength());
+        double photos = entry.GetProperty("photo_identity").GetDouble();
+        Assert.True(photos >= 0.85, $"photos' identity {photos}");
+        double reconstructions = entry.GetProperty("reconstruction_identity").GetDouble();
+        Assert.InRange(reconstructions, 0, 1);
+        // A row of five photo / reconstruction pairs, each 64 px at scale 2.
+        var grid = AttnDreamBooth.Imaging.RgbImage.Load(temp.File("ceiling.png"));
+        Assert.True(grid.Width >= 10 * 128 && grid.Height >= 128, $"{grid.Width}×{grid.Height}");
+
+        (console, text) = CapturedConsole.Create();
+        Assert.Equal(2, await CliApp.RunAsync(["shapes", "quality", "--model", model, "--concept-reconstruction", concept, "--reconstruction"], console));
+        Assert.Contains("--concept-reconstruction", text.ToString());
+    }
+
+    [Fact]
     public async Task RenderingAConceptWritesItsPhotosAndAnalyzeScoresTheirIdentity()
     {
         using var temp = TestPaths.CreateTempDirectory();

@@ -207,7 +207,7 @@ public sealed class ObjectLossWeightingTests
     private static async Task AssertAnInterruptedRunResumesTo(PretrainingResult straight, PretrainingRecipe recipe, string folder)
     {
         using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, Source(recipe), folder, checkpointEvery: 1).RunAsync(new Recorder(p =>
+        var interrupted = Trainer(recipe, Source(recipe), folder, checkpointEvery: 1).RunAsync(new ShapesPretrainerTests.Recorder(p =>
         {
             if (p.GlobalStep == recipe.VaeSteps + 1) cts.Cancel();
         }), cts.Token);
@@ -215,9 +215,7 @@ public sealed class ObjectLossWeightingTests
         var (_, stopped) = PretrainingCheckpoint.ReadState(folder);
         Assert.Single(stopped.UNetLosses);
         var resumed = await Trainer(recipe, Source(recipe), folder, resume: true).RunAsync();
-        Assert.Equal(straight.State.UNetLosses, resumed.State.UNetLosses);
-        Assert.Equal(straight.State.UNetMse, resumed.State.UNetMse);
-        AssertSameTensors(straight.CheckpointPath, resumed.CheckpointPath);
+        ShapesPretrainerTests.AssertSameRun(straight, resumed);
     }
 
     private static ShapesWorldSource Source(PretrainingRecipe recipe) => new(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize);
@@ -240,10 +238,5 @@ public sealed class ObjectLossWeightingTests
         public int ImageSize => inner.ImageSize;
 
         public PretrainingExample Get(long index) => inner.Get(index) with { Masks = null };
-    }
-
-    private sealed class Recorder(Action<PretrainingProgress> report) : IProgress<PretrainingProgress>
-    {
-        public void Report(PretrainingProgress value) => report(value);
     }
 }
