@@ -114,13 +114,17 @@ internal static class ShapesCommand
         var world = WorldOption();
         var concept = new Option<string?>("--concept") { Description = "Also score each image's identity against this concept spec." };
         var output = new Option<string?>("--out") { Description = "Write the JSON here instead of to the console." };
+        var blur = new Option<double>("--blur") { Description = "Gaussian blur sigma in pixels applied to each image before analysis (robustness check).", DefaultValueFactory = _ => 0 };
         var inputs = new Argument<string[]>("images") { Description = "PNG/JPEG files or folders of them.", Arity = ArgumentArity.OneOrMore };
         var command = new Command("analyze", "Measure background, objects (mask, centroid, area, shape, colour, pattern, size, position) and optionally a concept's identity; prints JSON.")
         {
-            world, concept, output, inputs,
+            world, concept, output, blur, inputs,
         };
         command.SetAction((parse, ct) => Guarded(console, () =>
         {
+            double blurSigma = parse.GetValue(blur);
+            if (!(blurSigma >= 0 && blurSigma <= 4)) throw new ArgumentException($"--blur must be in [0, 4]; got {blurSigma}.");
+            var degradation = blurSigma > 0 ? new ImageDegradation(blurSigma, 0) : null;
             var w = LoadWorld(parse.GetValue(world));
             var spec = parse.GetValue(concept) is { } c ? ConceptSpec.Load(c, w) : null;
             var analyzer = new ShapesAnalyzer(w);
@@ -129,6 +133,7 @@ internal static class ShapesCommand
             {
                 ct.ThrowIfCancellationRequested();
                 var image = LoadBounded(file);
+                if (degradation is not null) image = degradation.Apply(image, seed: 0);
                 var analysis = analyzer.Analyze(image);
                 var node = ShapesJson.Analysis(analysis);
                 node.Insert(0, "file", file);

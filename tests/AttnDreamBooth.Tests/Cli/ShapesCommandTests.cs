@@ -123,6 +123,16 @@ public sealed class ShapesCommandTests
         using var doc = JsonDocument.Parse(text.ToString());
         double score = doc.RootElement[0].GetProperty("identity").GetProperty("score").GetDouble();
         Assert.True(score >= 0.85, $"identity {score}");
+
+        // --blur analyzes a blurred copy: the same photo scores lower, and an impossible sigma is refused.
+        (console, text) = CapturedConsole.Create();
+        Assert.Equal(0, await CliApp.RunAsync(["shapes", "analyze", Path.Combine(outDir, "00000.png"), "--concept", concept, "--blur", "1.5"], console));
+        using var blurred = JsonDocument.Parse(text.ToString());
+        double blurredScore = blurred.RootElement[0].GetProperty("identity").GetProperty("score").GetDouble();
+        Assert.True(blurredScore < score, $"identity {blurredScore} blurred, {score} sharp");
+        (console, text) = CapturedConsole.Create();
+        Assert.Equal(2, await CliApp.RunAsync(["shapes", "analyze", Path.Combine(outDir, "00000.png"), "--blur", "9"], console));
+        Assert.Contains("--blur", text.ToString());
     }
 
     [Fact]
