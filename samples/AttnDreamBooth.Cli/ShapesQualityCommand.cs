@@ -84,8 +84,7 @@ internal static class ShapesQualityCommand
 
     private static int MeasureConcepts(IAnsiConsole console, string model, IEnumerable<string> sources, string? output, string? grid, CancellationToken ct)
     {
-        if (grid is not null && (string.IsNullOrWhiteSpace(grid) || !grid.EndsWith(".png", StringComparison.OrdinalIgnoreCase) || Directory.Exists(grid)))
-            throw new CliUsageException($"--grid '{grid}' must name a .png file.");
+        if (grid is not null) RequirePngFile(grid);
         var world = ShapesWorld.Default;
         var concepts = ShapesExperimentCommand.LoadConcepts(sources, world);
         using var components = StableDiffusionComponents.Load(model, ct: ct);
@@ -103,12 +102,11 @@ internal static class ShapesQualityCommand
         if (grid is not null)
         {
             // A row per concept: each photo followed by its reconstruction.
-            var photos = concepts.Select(c => c.RenderPhotos(world, components.Vae.Config.SampleSize)).ToList();
-            int columns = 2 * photos.Max(p => p.Count);
+            int columns = 2 * results.Max(r => r.Images.Count);
             var cells = new List<AttnDreamBooth.Imaging.RgbImage>();
-            for (int i = 0; i < results.Count; i++)
+            foreach (var result in results)
             {
-                var row = photos[i].Zip(results[i].Images, (p, r) => new[] { p.Image, r }).SelectMany(x => x).ToList();
+                var row = result.PhotoImages.Zip(result.Images, (p, r) => new[] { p, r }).SelectMany(x => x).ToList();
                 var blank = new AttnDreamBooth.Imaging.RgbImage(row[0].Width, row[0].Height, new byte[row[0].Width * row[0].Height * 3]);
                 while (row.Count < columns) row.Add(blank);
                 cells.AddRange(row);
@@ -131,12 +129,17 @@ internal static class ShapesQualityCommand
             if (rows is not null) throw new CliUsageException("--grid-prompts sets the rows of the --grid picture; give --grid FILE.png too.");
             return null;
         }
-        if (string.IsNullOrWhiteSpace(path) || !path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
-            throw new CliUsageException($"--grid '{path}' must name a .png file.");
-        if (Directory.Exists(path)) throw new CliUsageException($"--grid '{path}' is a folder; give a file name such as {Path.Combine(path, "quality.png")}.");
+        RequirePngFile(path);
         int n = rows ?? Math.Min(DefaultGridPrompts, prompts);
         if (n < 1 || n > Math.Min(prompts, ShapesQualityGrid.MaxPrompts))
             throw new CliUsageException($"--grid-prompts must be in [1, {Math.Min(prompts, ShapesQualityGrid.MaxPrompts)}] (at most --prompts and {ShapesQualityGrid.MaxPrompts}); got {n}.");
         return new ShapesQualityGrid(n);
+    }
+
+    private static void RequirePngFile(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path) || !path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            throw new CliUsageException($"--grid '{path}' must name a .png file.");
+        if (Directory.Exists(path)) throw new CliUsageException($"--grid '{path}' is a folder; give a file name such as {Path.Combine(path, "quality.png")}.");
     }
 }

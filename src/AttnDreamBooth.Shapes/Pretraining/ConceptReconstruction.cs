@@ -8,9 +8,10 @@ namespace AttnDreamBooth.Shapes.Pretraining;
 /// <param name="Concept">The concept's name.</param>
 /// <param name="Photos">Identity of each photo.</param>
 /// <param name="Reconstructions">Identity of each photo's reconstruction.</param>
-/// <param name="Images">The reconstructions.</param>
+/// <param name="PhotoImages">The photos.</param>
+/// <param name="Images">The reconstructions, one per photo.</param>
 public sealed record ConceptReconstruction(string Concept, IReadOnlyList<ConceptIdentity> Photos, IReadOnlyList<ConceptIdentity> Reconstructions,
-    [property: JsonIgnore] IReadOnlyList<RgbImage> Images)
+    [property: JsonIgnore] IReadOnlyList<RgbImage> PhotoImages, [property: JsonIgnore] IReadOnlyList<RgbImage> Images)
 {
     /// <summary>Mean identity of the photos.</summary>
     public double PhotoIdentity => Photos.Average(p => p.Score);

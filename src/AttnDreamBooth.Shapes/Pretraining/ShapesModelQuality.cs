@@ -91,10 +91,8 @@ public static class ShapesModelQuality
         for (int i = 0; i < prompts; i++)
         {
             ct.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
             var sample = sampler.Sample(indices[i]);
-            var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([sample.Image], device)));
-            var reconstruction = RgbImageConversions.FromTensor(decoded[0].to(CPU));
+            var reconstruction = Reconstruct(vae, sample.Image, device);
             var scored = Score(ShapesCaptions.Full(sample.Scene), 0, sample.Scene.Objects[0], sample.Scene.Background, analyzer.Analyze(reconstruction));
             samples.Add(scored);
             onImage?.Invoke(new QualityImage(i, scored, reconstruction));
@@ -124,17 +122,19 @@ public static class ShapesModelQuality
         {
             ct.ThrowIfCancellationRequested();
             var photos = concept.RenderPhotos(world, vae.Config.SampleSize).Select(p => p.Image).ToList();
-            var reconstructions = new List<RgbImage>();
-            foreach (var photo in photos)
-            {
-                using var scope = NewDisposeScope();
-                var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([photo], device)));
-                reconstructions.Add(RgbImageConversions.FromTensor(decoded[0].to(CPU)));
-            }
+            var reconstructions = photos.Select(p => Reconstruct(vae, p, device)).ToList();
             results.Add(new ConceptReconstruction(concept.Name, [.. photos.Select(p => analyzer.Identify(p, concept))],
-                [.. reconstructions.Select(r => analyzer.Identify(r, concept))], reconstructions));
+                [.. reconstructions.Select(r => analyzer.Identify(r, concept))], photos, reconstructions));
         }
         return results;
+    }
+
+    /// <summary>The image encoded to the posterior's mode and decoded (call under no_grad).</summary>
+    private static RgbImage Reconstruct(AutoencoderKL vae, RgbImage image, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([image], device)));
+        return RgbImageConversions.FromTensor(decoded[0].to(CPU));
     }
 
     // The sampler draws held-out scenes independently, so the same full caption comes back (177 distinct texts in the
