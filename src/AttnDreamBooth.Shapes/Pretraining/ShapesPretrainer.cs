@@ -63,7 +63,9 @@ public sealed class ShapesPretrainer
     public Task<PretrainingResult> RunAsync(IProgress<PretrainingProgress>? progress = null, CancellationToken ct = default) =>
         Task.Factory.StartNew(() => Run(progress, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    private PretrainingResult Run(IProgress<PretrainingProgress>? progress, CancellationToken ct)
+    private PretrainingResult Run(IProgress<PretrainingProgress>? progress, CancellationToken ct) => TensorRoots.Run(() => RunRooted(progress, ct));
+
+    private PretrainingResult RunRooted(IProgress<PretrainingProgress>? progress, CancellationToken ct)
     {
         if (_options.IntraOpThreads is not int wanted) return RunWithThreads(progress, ct);
         int threads = get_num_threads();
@@ -412,31 +414,17 @@ public sealed class ShapesPretrainer
 
         private string Save(PretrainingCheckpointState state, AdamWOptimizer? optimizer, bool includeDenoiser)
         {
+            // The moments' views and the random states are released when the file is written.
+            using var scope = NewDisposeScope();
             var tensors = networks.StateTensors(includeVae: true, includeDenoiser: includeDenoiser);
-            var owned = new List<Tensor>();
-            try
+            if (optimizer is not null)
             {
-                if (optimizer is not null)
-                {
-                    foreach (var (name, t) in optimizer.StateViews())
-                    {
-                        tensors["optimizer." + name] = t;
-                        owned.Add(t);
-                    }
-                }
-                foreach (var (name, t) in streams.SaveState())
-                {
-                    tensors[name] = t;
-                    owned.Add(t);
-                }
-                LastCheckpoint = PretrainingCheckpoint.Write(_options.CheckpointDirectory, state, tensors, _options.KeepCheckpoints);
-                _sinceCheckpoint.Restart();
-                return LastCheckpoint;
+                foreach (var (name, t) in optimizer.StateViews()) tensors["optimizer." + name] = t;
             }
-            finally
-            {
-                foreach (var t in owned) t.Dispose();
-            }
+            foreach (var (name, t) in streams.SaveState()) tensors[name] = t;
+            LastCheckpoint = PretrainingCheckpoint.Write(_options.CheckpointDirectory, state, tensors, _options.KeepCheckpoints);
+            _sinceCheckpoint.Restart();
+            return LastCheckpoint;
         }
 
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]

@@ -142,9 +142,12 @@ public sealed class PersonalizationPipelineBuilder
     {
         _training.Validate();
         StableDiffusionPipeline.CheckDType(_dtype, _device);
-        var components = _load(_device, _loggerFactory, _checkFiniteWeights, _limits, ct);
-        if (_dtype != torch.ScalarType.Float32) components.ConvertTo(_dtype);
-        return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
+        return TensorRoots.Run(() =>
+        {
+            var components = _load(_device, _loggerFactory, _checkFiniteWeights, _limits, ct);
+            if (_dtype != torch.ScalarType.Float32) components.ConvertTo(_dtype);
+            return new PersonalizationPipeline(components, _plan, _training, _loggerFactory);
+        });
     }
 
     /// <summary>Loads the model on a worker thread and returns the pipeline.</summary>

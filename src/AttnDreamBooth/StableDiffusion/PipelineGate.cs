@@ -2,7 +2,8 @@ namespace AttnDreamBooth.StableDiffusion;
 
 /// <summary>
 /// One call at a time on a pipeline, and no disposal under a running call (that would free tensors it is using).
-/// Long calls run on one dedicated thread: TorchSharp's dispose scopes and grad mode are per thread.
+/// Long calls run on one dedicated thread: TorchSharp's dispose scopes and grad mode are per thread. Every call runs
+/// under <see cref="TensorRoots"/>, so no tensor it makes can be finalized under a native call.
 /// </summary>
 /// <param name="busyMessage">The message when a call is already running.</param>
 /// <param name="disposeBusyMessage">The message when the pipeline is disposed during a call.</param>
@@ -66,7 +67,7 @@ internal sealed class PipelineGate(string busyMessage, string disposeBusyMessage
         try
         {
             ct.ThrowIfCancellationRequested();
-            return work();
+            return TensorRoots.Run(work);
         }
         finally
         {

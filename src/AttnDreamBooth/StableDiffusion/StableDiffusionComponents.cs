@@ -107,6 +107,10 @@ public sealed class StableDiffusionComponents : IDisposable
         LoadFolder(modelFolder, device, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
     internal static StableDiffusionComponents LoadFolder(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights,
+        ResourceLimits limits, CancellationToken ct) =>
+        TensorRoots.Run(() => LoadFolderRooted(modelFolder, device, loggerFactory, checkFiniteWeights, limits, ct));
+
+    private static StableDiffusionComponents LoadFolderRooted(string modelFolder, torch.Device? device, ILoggerFactory? loggerFactory, bool checkFiniteWeights,
         ResourceLimits limits, CancellationToken ct)
     {
         using var scope = ResourceLimits.Use(limits);
@@ -158,6 +162,10 @@ public sealed class StableDiffusionComponents : IDisposable
         LoadSingleFileChecked(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights: true, limits ?? ResourceLimits.Default, ct);
 
     internal static StableDiffusionComponents LoadSingleFileChecked(string checkpointPath, string configFolder, torch.Device? device,
+        SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, ResourceLimits limits, CancellationToken ct) =>
+        TensorRoots.Run(() => LoadSingleFileRooted(checkpointPath, configFolder, device, options, loggerFactory, checkFiniteWeights, limits, ct));
+
+    private static StableDiffusionComponents LoadSingleFileRooted(string checkpointPath, string configFolder, torch.Device? device,
         SingleFileLoadOptions? options, ILoggerFactory? loggerFactory, bool checkFiniteWeights, ResourceLimits limits, CancellationToken ct)
     {
         using var scope = ResourceLimits.Use(limits);

@@ -47,8 +47,11 @@ internal sealed class RandomStreams : IDisposable
     /// <summary>Every stream's state as a byte tensor, keyed "rng.&lt;name&gt;".</summary>
     public Dictionary<string, torch.Tensor> SaveState()
     {
+        // get_state() hands out a handle of its own; the scope disposes it once cloned.
+        using var scope = torch.NewDisposeScope();
         var state = _generators.ToDictionary(p => "rng." + p.Key, p => p.Value.get_state().clone());
         state["rng.augmentation"] = torch.tensor(Augmentation.GetState().Select(v => unchecked((long)v)).ToArray());
+        scope.MoveToOuter(state.Values);
         return state;
     }
 
