@@ -147,6 +147,37 @@ public sealed class TensorRootsTests
     }
 
     [Fact]
+    public void TestCodeOnATestThreadIsHeldByTheThreadsRoot()
+    {
+        // TensorRootPerTestThreadAttribute ran before this test on this thread.
+        long before = CreatedOutsideScopes;
+        using var t = torch.ones(2).add(KeptScalars.Kept(1f), KeptScalars.One);
+        Assert.Equal(before, CreatedOutsideScopes);
+    }
+
+    [Fact]
+    public async Task TheNextTestOnAThreadHandsThePreviousTestsTensorsBackUndisposed()
+    {
+        var method = typeof(TensorRootsTests).GetMethod(nameof(TestCodeOnATestThreadIsHeldByTheThreadsRoot))!;
+        var (alive, outside, detached) = await OnFreshThread(() =>
+        {
+            var root = new TensorRootPerTestThreadAttribute();
+            root.Before(method);
+            long outsideBefore = CreatedOutsideScopes;
+            var t = torch.ones(3).mul(KeptScalars.Kept(2f));
+            long outsideAfter = CreatedOutsideScopes;
+            long detachedBefore = DisposeScopeManager.Statistics.DetachedFromScopeCount;
+            root.Before(method);
+            return (t, outsideAfter - outsideBefore, DisposeScopeManager.Statistics.DetachedFromScopeCount - detachedBefore);
+        });
+        Assert.Equal(0, outside);
+        // ones(3) and the product.
+        Assert.Equal(2, detached);
+        Assert.False(alive.IsInvalid);
+        alive.Dispose();
+    }
+
+    [Fact]
     public async Task LoadingAModelMakesNoTensorOutsideAScope()
     {
         var (folder, builder) = await OnFreshThread(() =>
