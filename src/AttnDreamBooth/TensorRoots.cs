@@ -43,15 +43,4 @@ internal static class TensorRoots
             scope.Dispose();
         }
     }
-
-    /// <summary>Runs <paramref name="work"/> under a rooting scope (see the class remarks).</summary>
-    internal static void Run(Action work)
-    {
-        ArgumentNullException.ThrowIfNull(work);
-        Run<object?>(() =>
-        {
-            work();
-            return null;
-        });
-    }
 }

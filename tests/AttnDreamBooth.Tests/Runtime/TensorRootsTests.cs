@@ -82,11 +82,11 @@ public sealed class TensorRootsTests
             int heldAfterInner = -1;
             TensorRoots.Run(() =>
             {
-                TensorRoots.Run(() => inner = torch.ones(2));
-                heldAfterInner = TensorRoots.HeldOnThisThread;
+                inner = TensorRoots.Run(() => torch.ones(2));
+                return heldAfterInner = TensorRoots.HeldOnThisThread;
             });
             torch.Tensor? lost = null;
-            Assert.Throws<InvalidOperationException>(() => TensorRoots.Run(() =>
+            Assert.Throws<InvalidOperationException>(() => TensorRoots.Run<int>(() =>
             {
                 lost = torch.ones(1);
                 throw new InvalidOperationException("the work failed");
