@@ -53,8 +53,10 @@ internal static class ScalarLifetimeScan
     }
 
     /// <summary>Every place in <paramref name="assemblyPath"/> (in types whose full name starts with
-    /// <paramref name="typePrefix"/>) that breaks the rule, as "file:line Type::Method: reason".</summary>
-    internal static List<string> Violations(string assemblyPath, HashSet<string> unsafeTorchSharp, string typePrefix = "")
+    /// <paramref name="typePrefix"/> and not with <paramref name="exceptTypePrefix"/>) that breaks the rule, as
+    /// "file:line Type::Method: reason".</summary>
+    internal static List<string> Violations(string assemblyPath, HashSet<string> unsafeTorchSharp, string typePrefix = "",
+        string? exceptTypePrefix = null)
     {
         using var module = ModuleDefinition.ReadModule(assemblyPath, new ReaderParameters { ReadSymbols = true });
         var found = new List<string>();
@@ -62,7 +64,8 @@ internal static class ScalarLifetimeScan
         // so creating one (its constructor or a factory returning it) counts.
         var unsafeModules = unsafeTorchSharp.Where(n => n.Contains("::forward(", StringComparison.Ordinal))
             .Select(n => n[(n.IndexOf(' ') + 1)..n.IndexOf("::", StringComparison.Ordinal)]).ToHashSet(StringComparer.Ordinal);
-        var types = module.GetTypes().Where(t => t.FullName.StartsWith(typePrefix, StringComparison.Ordinal) && t.FullName != KeeperType);
+        var types = module.GetTypes().Where(t => t.FullName.StartsWith(typePrefix, StringComparison.Ordinal) && t.FullName != KeeperType
+            && (exceptTypePrefix is null || !t.FullName.StartsWith(exceptTypePrefix, StringComparison.Ordinal)));
         foreach (var method in types.SelectMany(t => t.Methods).Where(m => m.HasBody))
         {
             int created = 0, disposed = 0;

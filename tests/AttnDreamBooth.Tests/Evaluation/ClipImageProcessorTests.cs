@@ -1,6 +1,7 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Imaging;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Evaluation;
 
@@ -73,7 +74,7 @@ public sealed class ClipImageProcessorTests
         var ex = Assert.Throws<ModelConfigException>(() => ClipImageProcessorConfig.FromReader(ConfigReader.Parse("{\"resample\": 2}")));
         Assert.Equal("resample", ex.Key);
         Assert.Throws<ArgumentException>(() => new RgbImage(2, 1, new byte[5]));
-        Assert.Throws<ArgumentException>(() => RgbImageDecoding.FromHwcTensor(TorchSharp.torch.full(2, 2, 3, 1.5f)));
+        Assert.Throws<ArgumentException>(() => RgbImageDecoding.FromHwcTensor(TorchSharp.torch.full(2, 2, 3, Kept(1.5f))));
     }
 
     [Fact]

@@ -12,6 +12,7 @@ using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Tests.Cli;
 using AttnDreamBooth.Text;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.IO;
 
@@ -113,8 +114,8 @@ public sealed partial class ResourceLimitsTests
         int width;
         using (var probe = StableDiffusionComponents.Load(TestPaths.TinySd1)) width = (int)probe.TextEncoder.HiddenSize;
         string big = dir.File("big.safetensors"), normal = dir.File("normal.safetensors");
-        SafetensorsWriter.Write(big, new Dictionary<string, torch.Tensor> { ["<big>"] = torch.full(1100, width, 0.25f) });
-        SafetensorsWriter.Write(normal, new Dictionary<string, torch.Tensor> { ["<normal>"] = torch.full(3, width, 0.25f) });
+        SafetensorsWriter.Write(big, new Dictionary<string, torch.Tensor> { ["<big>"] = torch.full(1100, width, Kept(0.25f)) });
+        SafetensorsWriter.Write(normal, new Dictionary<string, torch.Tensor> { ["<normal>"] = torch.full(3, width, Kept(0.25f)) });
 
         using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build())
         {

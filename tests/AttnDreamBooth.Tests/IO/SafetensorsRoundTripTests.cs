@@ -1,5 +1,6 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.IO;
 
@@ -16,11 +17,11 @@ public sealed class SafetensorsRoundTripTests
             ["f64"] = torch.randn([4], dtype: torch.float64, generator: generator),
             ["f16"] = torch.randn([2, 2, 3], generator: generator).to_type(torch.float16),
             ["bf16"] = torch.randn([7], generator: generator).to_type(torch.bfloat16),
-            ["i64"] = torch.arange(-5, 6, dtype: torch.int64),
-            ["i32"] = torch.arange(-3, 3, dtype: torch.int32),
-            ["i16"] = torch.arange(-2, 2, dtype: torch.int16),
-            ["i8"] = torch.arange(-128, 127, 17, dtype: torch.int8),
-            ["u8"] = torch.arange(0, 255, 13, dtype: torch.uint8),
+            ["i64"] = torch.arange(Kept(-5), Kept(6), Kept(1), dtype: torch.int64),
+            ["i32"] = torch.arange(Kept(-3), Kept(3), Kept(1), dtype: torch.int32),
+            ["i16"] = torch.arange(Kept(-2), Kept(2), Kept(1), dtype: torch.int16),
+            ["i8"] = torch.arange(Kept(-128), Kept(127), Kept(17), dtype: torch.int8),
+            ["u8"] = torch.arange(Kept(0), Kept(255), Kept(13), dtype: torch.uint8),
             ["bool"] = torch.tensor(new[] { true, false, true }),
             ["scalar"] = torch.tensor(3.5f),
             ["empty"] = torch.zeros([0, 4]),

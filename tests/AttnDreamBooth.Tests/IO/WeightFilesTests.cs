@@ -1,12 +1,13 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.IO;
 
 public sealed class WeightFilesTests
 {
     private static void WriteWeights(string path, params (string Name, float Value)[] tensors) =>
-        SafetensorsWriter.Write(path, tensors.ToDictionary(t => t.Name, t => torch.full([2], t.Value)));
+        SafetensorsWriter.Write(path, tensors.ToDictionary(t => t.Name, t => torch.full([2], Kept(t.Value))));
 
     private static void WriteIndex(string path, string json) => File.WriteAllText(path, json);
 

@@ -2,6 +2,7 @@ using AttnDreamBooth.Imaging;
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Imaging;
 
@@ -12,7 +13,7 @@ public sealed class HeatmapTests
     {
         // Layer 0: 4x4 grid, 2 heads, token 1 holds the pixel index in head 0 and 0 in head 1 -> mean = index / 2.
         var fine = torch.zeros(1, 2, 16, 3);
-        fine[0, 0, torch.TensorIndex.Colon, 1] = torch.arange(16, dtype: torch.float32);
+        fine[0, 0, torch.TensorIndex.Colon, 1] = torch.arange(Kept(0), Kept(16), Kept(1), dtype: torch.float32);
         // Layer 1: 2x2 grid, constant 3 on token 1 -> stays 3 after bilinear resizing.
         var coarse = torch.zeros(1, 2, 4, 3);
         coarse[0, torch.TensorIndex.Colon, torch.TensorIndex.Colon, 1] = torch.tensor(3f);
@@ -38,7 +39,7 @@ public sealed class HeatmapTests
         Assert.Equal(Bits(AttentionHeatmaps.Aggregate([layers[0], layers[2]], 8)), Bits(byHeight[4]));
         Assert.Equal(Bits(AttentionHeatmaps.Aggregate([layers[1]], 8)), Bits(byHeight[2]));
         // The all-layer map is the layer-count-weighted mean of the resolutions' maps.
-        Assert.True(torch.allclose(byHeight[4].mul(2).add(byHeight[2]).div(3), all, rtol: 1e-6, atol: 1e-7));
+        Assert.True(torch.allclose(byHeight[4].mul(Kept(2)).add(byHeight[2], One).div(Kept(3)), all, rtol: 1e-6, atol: 1e-7));
 
         // One resolution: its map is the all-layer map, bit for bit (the same additions in the same order).
         var (one, oneByHeight) = AttentionHeatmaps.AggregateByHeight([layers[0], layers[2]], 4);

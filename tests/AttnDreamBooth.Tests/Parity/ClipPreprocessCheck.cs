@@ -1,6 +1,7 @@
 using AttnDreamBooth.Evaluation;
 using AttnDreamBooth.Imaging;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Parity;
 
@@ -54,7 +55,7 @@ public sealed class ClipPreprocessCheck : IParityCheck
                 x = torch.nn.functional.interpolate(x, [h, w], mode: torch.InterpolationMode.Bicubic, align_corners: false, antialias: true);
             var (top, left) = processor.CropOffsets(h, w);
             x = x[.., .., torch.TensorIndex.Slice(top, top + config.CropHeight), torch.TensorIndex.Slice(left, left + config.CropWidth)];
-            outputs.Add((x.squeeze(0) / 255f - mean) / std);
+            outputs.Add((x.squeeze(0).div(Kept(255f)) - mean) / std);
         }
         return torch.stack(outputs);
     }

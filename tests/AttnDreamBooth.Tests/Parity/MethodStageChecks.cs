@@ -5,6 +5,7 @@ using AttnDreamBooth.Text;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Parity;
 
@@ -89,7 +90,7 @@ public abstract class MethodStageCheck : IParityCheck
                 string probe = ctx.Manifest.Tensors.Keys.First(k => k.StartsWith(Prefix + "grad.", StringComparison.Ordinal))[(Prefix + "grad.").Length..];
                 var parameter = trainable.Single(p => p.Name == "unet." + probe).Parameter;
                 ctx.AssertClose(Prefix + "grad." + probe, parameter.grad!);
-                double sumSq = trainable.Sum(p => p.Parameter.grad is null ? 0 : p.Parameter.grad.to_type(float64).pow(2).sum().item<double>());
+                double sumSq = trainable.Sum(p => p.Parameter.grad is null ? 0 : p.Parameter.grad.to_type(float64).pow(Kept(2)).sum().item<double>());
                 if (Stage == 2) ctx.AssertClose("method.stage2.grad_sq_sum", tensor(sumSq, dtype: float64));
                 else ctx.AssertClose("method.stage3.grad_norm", tensor(Math.Sqrt(sumSq), dtype: float64));
                 optimizer.Step();

@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using TorchSharp;
 using Xunit.Sdk;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Parity;
 
@@ -59,9 +60,9 @@ public sealed class ParityContext : IDisposable
         if (!a.isfinite().all().item<bool>())
             throw new XunitException($"{Case.Name}: '{name}' contains NaN or Inf");
         var diff = a.sub(x).abs();
-        var bound = x.abs().mul(spec.Tolerance.Rtol).add(spec.Tolerance.Atol);
+        var bound = x.abs().mul(Kept(spec.Tolerance.Rtol)).add(Kept(spec.Tolerance.Atol), One);
         double maxAbsErr = diff.max().item<double>();
-        double maxRel = diff.div(x.abs().clamp_min(1e-30)).max().item<double>();
+        double maxRel = diff.div(x.abs().clamp_min(Kept(1e-30))).max().item<double>();
         if (!diff.le(bound).all().item<bool>())
         {
             long failing = diff.gt(bound).sum().item<long>();

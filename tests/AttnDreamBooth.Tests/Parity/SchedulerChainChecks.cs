@@ -3,6 +3,7 @@ using AttnDreamBooth.Schedulers;
 using TorchSharp;
 using Xunit.Sdk;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Parity;
 
@@ -110,7 +111,7 @@ public abstract class SchedulerChainCheck : IParityCheck
                 var modelInput = sampler.ScaleModelInput(sample, t);
                 // The fake model sees the reference's timestep (as the fixture README prescribes).
                 float coefficient = (float)(b0 + b1 * referenceTimesteps[i] / 1000.0);
-                var modelOutput = modelInput.mul(a).add(pattern.mul(coefficient));
+                var modelOutput = modelInput.mul(Kept(a)).add(pattern.mul(Kept(coefficient)), One);
                 var step = noises is not null
                     ? ((EulerAncestralDiscreteScheduler)sampler).Step(modelOutput, sampler.ModelTimesteps[i], sample, noises[i])
                     : sampler.Step(modelOutput, t, sample);

@@ -1,6 +1,7 @@
 using AttnDreamBooth.Personalization;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -115,15 +116,15 @@ public sealed class AttentionMapRegularizationTests
                 double varV = av.var().item<double>(), varC = ac.var().item<double>();
                 double common = 2 * wMean * (muV - muC) / n;
                 double varFactor = 4 * wVar * (varV - varC) / (n - 1);
-                var expectedV = av.sub(muV).mul(varFactor).add(common).div(layers);
-                var expectedC = ac.sub(muC).mul(varFactor).add(common).div(-layers);
+                var expectedV = av.sub(Kept(muV)).mul(Kept(varFactor)).add(Kept(common), One).div(Kept(layers));
+                var expectedC = ac.sub(Kept(muC)).mul(Kept(varFactor)).add(Kept(common), One).div(Kept(-layers));
                 AssertAllClose(expectedV, g[row, TensorIndex.Colon, TensorIndex.Colon, v]);
                 AssertAllClose(expectedC, g[row, TensorIndex.Colon, TensorIndex.Colon, c]);
                 Assert.True(expectedV.abs().max().item<double>() > 0);
                 for (long other = 0; other < k; other++)
                 {
                     if (other == v || other == c) continue;
-                    Assert.True(g[row, TensorIndex.Colon, TensorIndex.Colon, other].eq(0).all().item<bool>(), $"column {other} of row {row} got gradient");
+                    Assert.True(g[row, TensorIndex.Colon, TensorIndex.Colon, other].eq(Kept(0)).all().item<bool>(), $"column {other} of row {row} got gradient");
                 }
             }
         }
@@ -138,17 +139,17 @@ public sealed class AttentionMapRegularizationTests
         var frozen = torch.randn([5, 4], generator: gen);                      // 5 tokens; row 2 is [V], row 3 the category
         var conceptRow = torch.randn([1, 4], generator: gen).requires_grad_(true);
         var keys = torch.cat([frozen[..2], conceptRow, frozen[3..]], 0);        // [tokens, d]
-        var probabilities = torch.softmax(torch.matmul(queries, keys.t()).div(2.0), -1);
+        var probabilities = torch.softmax(torch.matmul(queries, keys.t()).div(Kept(2.0)), -1);
         var loss = new AttentionMapRegularization(AttentionRegularizationWeights.EmbeddingStage)
             .Compute([probabilities], tensor(new long[] { 2 }), tensor(new long[] { 3 }));
         loss.backward();
         Assert.True(loss.item<float>() > 0);
         Assert.True(conceptRow.grad!.abs().max().item<float>() > 0, "the regularization must send gradient to the [V] embedding");
 
-        using (torch.no_grad()) conceptRow.sub_(conceptRow.grad.mul(10));
+        using (torch.no_grad()) conceptRow.sub_(conceptRow.grad.mul(Kept(10)));
         var keysAfter = torch.cat([frozen[..2], conceptRow, frozen[3..]], 0);
         var after = new AttentionMapRegularization(AttentionRegularizationWeights.EmbeddingStage)
-            .Compute([torch.softmax(torch.matmul(queries, keysAfter.t()).div(2.0), -1)], tensor(new long[] { 2 }), tensor(new long[] { 3 }));
+            .Compute([torch.softmax(torch.matmul(queries, keysAfter.t()).div(Kept(2.0)), -1)], tensor(new long[] { 2 }), tensor(new long[] { 3 }));
         Assert.True(after.item<float>() < loss.item<float>(), "a gradient step on [V] must reduce the regularization");
     }
 

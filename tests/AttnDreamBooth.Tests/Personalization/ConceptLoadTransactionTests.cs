@@ -4,6 +4,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 using AttnDreamBooth.Text;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -149,7 +150,7 @@ public sealed class ConceptLoadTransactionTests(SavedConceptFixture saved) : ICl
         SavedConceptFixture.Rewrite(Path.Combine(folder, PersonalizedModel.EmbeddingFile), t =>
         {
             var key = t.Keys.Single();
-            t[key] = torch.full(t[key].shape, float.NaN);
+            t[key] = torch.full(t[key].shape, Kept(float.NaN));
         });
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         await PersonalizedModel.LoadAsync(folder, pipeline, new PersonalizedModelLoadOptions { CheckFiniteWeights = false });

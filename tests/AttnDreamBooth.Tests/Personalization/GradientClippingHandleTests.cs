@@ -2,6 +2,7 @@ using AttnDreamBooth.Personalization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -20,7 +21,7 @@ public sealed class GradientClippingHandleTests
     {
         var generator = new Generator(5);
         var parameters = Enumerable.Range(0, 4).Select(i => new Parameter(randn([16, 8], generator: generator))).ToArray();
-        foreach (var p in parameters) p.grad = randn([16, 8], generator: generator).mul(10);
+        foreach (var p in parameters) p.grad = randn([16, 8], generator: generator).mul(Kept(10));
         var settings = StagePlan.Paper[TrainingStage.UNet] with { MaxGradNorm = maxGradNorm };
         var statistics = DisposeScopeManager.Statistics;
         long before = statistics.ThreadTotalLiveCount;
@@ -33,7 +34,7 @@ public sealed class GradientClippingHandleTests
         if (maxGradNorm is double max)
         {
             using var scope = NewDisposeScope();
-            double clipped = Math.Sqrt(parameters.Sum(p => p.grad!.square().sum().item<float>()));
+            double clipped = Math.Sqrt(parameters.Sum(p => p.grad!.pow(Kept(2)).sum().item<float>()));
             Assert.Equal(max, clipped, 1e-4);
         }
         foreach (var p in parameters) p.Dispose();

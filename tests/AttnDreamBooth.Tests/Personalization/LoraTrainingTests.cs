@@ -4,6 +4,7 @@ using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -48,7 +49,7 @@ public sealed class LoraTrainingTests
             if (adapters.TryGetValue(name, out var adapter))
             {
                 using var delta = adapter.WeightDelta(1.0);
-                using var expected = unetBefore[name].add(delta);
+                using var expected = unetBefore[name].add(delta, One);
                 Assert.True(TinyPipeline.BitEqual(expected, after), $"{name} is not base + LoRA update");
             }
             else

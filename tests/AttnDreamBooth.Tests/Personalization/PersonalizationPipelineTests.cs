@@ -6,6 +6,7 @@ using AttnDreamBooth.Text;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -205,7 +206,7 @@ public sealed class PersonalizationPipelineTests
             if (p.GlobalStep == 2)
             {
                 using var _ = no_grad();
-                convIn[0, 0, 0, 0].fill_(float.NaN);
+                convIn[0, 0, 0, 0].fill_(Kept(float.NaN));
             }
         });
         var error = await Assert.ThrowsAsync<NonFiniteValuesException>(() => pipeline.TrainAsync(TinyPipeline.Dog(), progress));

@@ -5,6 +5,7 @@ using AttnDreamBooth.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 using AttnDreamBooth.Tests.IO;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -183,7 +184,7 @@ public sealed class PriorPreservationTests
         using (no_grad())
         {
             var prediction = components.UNet.call(scheduler.AddNoise(classLatents, classNoise, classTimesteps), classTimesteps, classHidden);
-            classMse = prediction.sub(classNoise).square().mean().item<float>();
+            classMse = prediction.sub(classNoise).pow(Kept(2)).mean().item<float>();
         }
         Assert.True(classMse > 0);
 

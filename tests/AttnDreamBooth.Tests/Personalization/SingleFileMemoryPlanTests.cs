@@ -3,6 +3,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Tests.Parity;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -38,7 +39,7 @@ public sealed class SingleFileMemoryPlanTests
         foreach (string component in new[] { "unet", "vae", "text_encoder" })
         {
             using var source = StateDictSource.OpenComponent(Path.Combine(pipeline, component));
-            var halved = source.Names.ToDictionary(n => n, n => { using var t = source.Read(n); return t.is_floating_point() ? t.mul(0.5) : t.clone(); });
+            var halved = source.Names.ToDictionary(n => n, n => { using var t = source.Read(n); return t.is_floating_point() ? t.mul(Kept(0.5)) : t.clone(); });
             SafetensorsWriter.Write(Path.Combine(destination, component, Path.GetFileName(source.FilePaths[0])), halved);
             foreach (var t in halved.Values) t.Dispose();
         }

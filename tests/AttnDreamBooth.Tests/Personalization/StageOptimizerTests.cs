@@ -4,6 +4,7 @@ using AttnDreamBooth.Tests.Parity;
 using AttnDreamBooth.Training;
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -78,8 +79,8 @@ public sealed class StageOptimizerTests
     {
         var big = new Parameter(torch.ones(5000));
         var small = new Parameter(torch.ones(100));
-        big.grad = torch.full(5000, 0.5f);
-        small.grad = torch.full(100, 0.5f);
+        big.grad = torch.full(5000, Kept(0.5f));
+        small.grad = torch.full(100, Kept(0.5f));
         var settings = StagePlan.Paper.Stage2;
         using var plain = StageOptimizer.Create([("big", big), ("small", small)], settings, new TrainingOptions());
         using var eightBit = StageOptimizer.Create([("big", big), ("small", small)], settings, new TrainingOptions { EightBitOptimizerStates = true });

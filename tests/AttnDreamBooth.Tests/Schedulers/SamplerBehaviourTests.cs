@@ -1,6 +1,7 @@
 using AttnDreamBooth.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Schedulers;
 
@@ -125,7 +126,7 @@ public sealed class SamplerBehaviourTests
         // x_t = sqrt(a) x0 + sqrt(1 - a) noise and v = sqrt(a) noise - sqrt(1 - a) x0 give back x0 = sqrt(a) x_t - sqrt(1 - a) v.
         var xt = ddpm.AddNoise(x0, noise, t);
         var a = ddpm.Schedule.AlphasCumprodTensor().index_select(0, t).reshape(3, 1, 1, 1);
-        var back = a.sqrt().mul(xt).sub(a.neg().add(1).sqrt().mul(ddpm.GetVelocity(x0, noise, t)));
+        var back = a.sqrt().mul(xt).sub(a.neg().add(Kept(1), One).sqrt().mul(ddpm.GetVelocity(x0, noise, t)));
         Assert.True(back.allclose(x0, rtol: 0, atol: 1e-5));
         Assert.Throws<ArgumentOutOfRangeException>(() => ddpm.AddNoise(x0, noise, tensor(new long[] { 0, 1, 1000 })));
         Assert.Throws<ArgumentException>(() => ddpm.AddNoise(x0, noise[..2], t));
@@ -162,24 +163,24 @@ public sealed class SamplerBehaviourTests
         });
         using var dpm = DpmSolverMultistepScheduler.FromConfig(config);
         dpm.SetTimesteps(12);
-        var target = randn(1, 4, 4, 4, generator: new Generator(20)).clamp(-1, 1);
+        var target = randn(1, 4, 4, 4, generator: new Generator(20)).clamp(Kept(-1), Kept(1));
         var eps0 = randn(1, 4, 4, 4, generator: new Generator(21));
         var (a0, s0) = AlphaSigma(dpm.Sigmas[0]);
-        var x = target.mul(a0).add(eps0.mul(s0));
+        var x = target.mul(Kept(a0)).add(eps0.mul(Kept(s0)), One);
         for (int i = 0; i < dpm.Timesteps.Count; i++)
         {
             var (alpha, sigma) = AlphaSigma(dpm.Sigmas[i]);
-            var eps = x.sub(target.mul(alpha)).div(sigma);
+            var eps = x.sub(target.mul(Kept(alpha))).div(Kept(sigma));
             var output = prediction switch
             {
                 "epsilon" => eps,
-                "v_prediction" => eps.mul(alpha).sub(target.mul(sigma)),
+                "v_prediction" => eps.mul(Kept(alpha)).sub(target.mul(Kept(sigma))),
                 _ => target,
             };
             x = dpm.Step(output, dpm.Timesteps[i], x).PrevSample;
         }
         var (aN, sN) = AlphaSigma(dpm.Sigmas[^1]);
-        var expected = target.mul(aN).add(eps0.mul(sN));
+        var expected = target.mul(Kept(aN)).add(eps0.mul(Kept(sN)), One);
         double error = x.sub(expected).abs().max().item<float>();
         Assert.True(error < 1e-4, $"ended {error:g3} away from the exact solution");
     }
@@ -226,22 +227,22 @@ public sealed class SamplerBehaviourTests
         var z = randn(1, 4, 8, 8, generator: new Generator(22));
         float Spread(float alpha, float sigma) => MathF.Sqrt(alpha * alpha * s2 + sigma * sigma);
         var (a0, g0) = AlphaSigma(dpm.Sigmas[0]);
-        var x = z.mul(Spread(a0, g0)).add(a0 * mu);
+        var x = z.mul(Kept(Spread(a0, g0))).add(Kept(a0 * mu), One);
         for (int i = 0; i < dpm.Timesteps.Count; i++)
         {
             var (alpha, sigma) = AlphaSigma(dpm.Sigmas[i]);
-            var x0 = x.sub(alpha * mu).mul(alpha * s2 / (alpha * alpha * s2 + sigma * sigma)).add(mu);
-            var eps = x.sub(x0.mul(alpha)).div(sigma);
+            var x0 = x.sub(Kept(alpha * mu)).mul(Kept(alpha * s2 / (alpha * alpha * s2 + sigma * sigma))).add(Kept(mu), One);
+            var eps = x.sub(x0.mul(Kept(alpha))).div(Kept(sigma));
             var output = prediction switch
             {
                 "epsilon" => eps,
-                "v_prediction" => eps.mul(alpha).sub(x0.mul(sigma)),
+                "v_prediction" => eps.mul(Kept(alpha)).sub(x0.mul(Kept(sigma))),
                 _ => x0,
             };
             x = dpm.Step(output, dpm.Timesteps[i], x).PrevSample;
         }
         var (aN, gN) = AlphaSigma(dpm.Sigmas[^1]);
-        var expected = z.mul(Spread(aN, gN)).add(aN * mu);
+        var expected = z.mul(Kept(Spread(aN, gN))).add(Kept(aN * mu), One);
         return x.sub(expected).abs().max().item<float>();
     }
 
@@ -251,12 +252,12 @@ public sealed class SamplerBehaviourTests
         using var scope = NewDisposeScope();
         using var ddim = DdimScheduler.FromConfig(Sd1);
         ddim.SetTimesteps(25);
-        var target = randn(1, 4, 4, 4, generator: new Generator(30)).clamp(-1, 1);
+        var target = randn(1, 4, 4, 4, generator: new Generator(30)).clamp(Kept(-1), Kept(1));
         var eps0 = randn(1, 4, 4, 4, generator: new Generator(31));
         float a0 = ddim.Schedule.AlphasCumprod[(int)ddim.Timesteps[0]];
-        var x = target.mul(MathF.Sqrt(a0)).add(eps0.mul(MathF.Sqrt(1 - a0)));
+        var x = target.mul(Kept(MathF.Sqrt(a0))).add(eps0.mul(Kept(MathF.Sqrt(1 - a0))), One);
         foreach (long t in ddim.Timesteps) x = ddim.Step(eps0, t, x).PrevSample;
-        var expected = target.mul(MathF.Sqrt(ddim.FinalAlphaCumprod)).add(eps0.mul(MathF.Sqrt(1 - ddim.FinalAlphaCumprod)));
+        var expected = target.mul(Kept(MathF.Sqrt(ddim.FinalAlphaCumprod))).add(eps0.mul(Kept(MathF.Sqrt(1 - ddim.FinalAlphaCumprod))), One);
         Assert.True(x.allclose(expected, rtol: 0, atol: 1e-4));
     }
 
@@ -303,7 +304,7 @@ public sealed class SamplerBehaviourTests
         for (int i = 0; i < 6; i++)
         {
             using var stepScope = NewDisposeScope();
-            var output = outputs[i].mul(1f);
+            var output = outputs[i].mul(Kept(1f));
             x = scoped.Step(output, scoped.Timesteps[i], x).PrevSample.MoveToOuterDisposeScope();
         }
         Assert.True(x.eq(expected).all().item<bool>());
@@ -338,7 +339,7 @@ public sealed class SamplerBehaviourTests
     public void ClippingAndThresholdingBoundThePredictedSample()
     {
         using var scope = NewDisposeScope();
-        var sample = randn(2, 4, 8, 8, generator: new Generator(60)).mul(3);
+        var sample = randn(2, 4, 8, 8, generator: new Generator(60)).mul(Kept(3));
         var eps = randn(2, 4, 8, 8, generator: new Generator(61));
         var clipping = SchedulerConfig.Parse("""{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}""");
         using var ddim = DdimScheduler.FromConfig(clipping);
@@ -346,7 +347,7 @@ public sealed class SamplerBehaviourTests
         ddim.SetTimesteps(10);
         var x0 = ddim.Step(eps, ddim.Timesteps[^1], sample).PredOriginalSample!;
         Assert.True(x0.abs().max().item<float>() <= 1f);
-        Assert.True(x0.abs().eq(1f).any().item<bool>());
+        Assert.True(x0.abs().eq(Kept(1f)).any().item<bool>());
 
         using var thresholded = DdimScheduler.FromConfig(clipping.With(new Dictionary<string, object?> { ["thresholding"] = true, ["sample_max_value"] = 2.0 }));
         thresholded.SetTimesteps(10);

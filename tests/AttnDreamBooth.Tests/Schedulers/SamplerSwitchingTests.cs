@@ -2,6 +2,7 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Schedulers;
 
@@ -117,7 +118,7 @@ public sealed class SamplerSwitchingTests
         {
             // ScaleModelInput may return its argument (identity scaling): not disposed here.
             var input = sampler.ScaleModelInput(x, sampler.Timesteps[i]);
-            sampler.Step(input.mul(0.5), sampler.Timesteps[i], x, new Generator(4)).PrevSample.Dispose();
+            sampler.Step(input.mul(Kept(0.5)), sampler.Timesteps[i], x, new Generator(4)).PrevSample.Dispose();
         }
         Assert.Throws<SchedulerException>(() => sampler.Step(x, sampler.Timesteps[^1], x));
     }
@@ -205,13 +206,13 @@ public sealed class SamplerSwitchingTests
     private static Tensor Run(IDiffusionSampler sampler, int seed)
     {
         using var scope = NewDisposeScope();
-        var sample = randn([1, 4, 3, 5], generator: new Generator((ulong)seed)).mul(sampler.InitNoiseSigma);
+        var sample = randn([1, 4, 3, 5], generator: new Generator((ulong)seed)).mul(Kept(sampler.InitNoiseSigma));
         var pattern = randn([1, 4, 3, 5], generator: new Generator((ulong)seed + 1));
         using var g = new Generator(77);
         for (int i = 0; i < sampler.Timesteps.Count; i++)
         {
             long t = sampler.Timesteps[i];
-            var output = sampler.ScaleModelInput(sample, t).mul(0.875).add(pattern.mul(0.25 - 0.5 * sampler.ModelTimesteps[i] / 1000));
+            var output = sampler.ScaleModelInput(sample, t).mul(Kept(0.875)).add(pattern.mul(Kept(0.25 - 0.5 * sampler.ModelTimesteps[i] / 1000)), One);
             sample = sampler.Step(output, t, sample, g).PrevSample;
         }
         return sample.MoveToOuterDisposeScope();

@@ -2,6 +2,7 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Text;
 
@@ -54,7 +55,7 @@ public sealed class ConceptEmbeddingTests
         using var expected = reference.ReadTensor("method.stage1.encoder_hidden_states");
         var tolerance = facts.Tensors["method.stage1.encoder_hidden_states"].Tolerance;
         var error = output.LastHiddenState.sub(expected).abs();
-        var bound = expected.abs().mul(tolerance.Rtol).add(tolerance.Atol);
+        var bound = expected.abs().mul(Kept(tolerance.Rtol)).add(Kept(tolerance.Atol), One);
         Assert.True(error.le(bound).all().item<bool>(), $"max abs error {error.max().item<float>()}");
     }
 
@@ -114,7 +115,7 @@ public sealed class ConceptEmbeddingTests
         using var optimizer = torch.optim.SGD(concept.parameters(), 0.5);
         using (var scope = torch.NewDisposeScope())
         {
-            concept.Encode(ids).LastHiddenState.pow(2).mean().backward();
+            concept.Encode(ids).LastHiddenState.pow(Kept(2)).mean().backward();
             optimizer.step();
         }
         Assert.True(model.TokenEmbeddingWeight.detach()[48136].bytes.SequenceEqual(row.bytes));
@@ -134,7 +135,7 @@ public sealed class ConceptEmbeddingTests
         string path = dir.File(LearnedEmbeddings.DiffusersFileName);
         var (tokenizer, model) = Load(TestPaths.TinySd2);
         using var concept = ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("new_concept_v0", "dog"), ConceptToken.Existing("sks", "cat"));
-        using (torch.no_grad()) concept.Weight.add_(torch.randn(concept.Weight.shape, generator: new torch.Generator(3)));
+        using (torch.no_grad()) concept.Weight.add_(torch.randn(concept.Weight.shape, generator: new torch.Generator(3)), One);
         await concept.SaveAsync(path);
 
         using (var file = SafetensorsFile.Open(path))
@@ -227,7 +228,7 @@ public sealed class ConceptEmbeddingTests
     {
         var (tokenizer, model) = Load(TestPaths.TinySd1);
         using var concept = ConceptEmbedding.Create(tokenizer, model, ConceptToken.New("new_concept_v0", "dog"));
-        using (torch.no_grad()) concept.Weight.mul_(1.5);
+        using (torch.no_grad()) concept.Weight.mul_(Kept(1.5));
         using var ids = tokenizer.EncodeToTensor(["a photo of a new_concept_v0 dog"]);
         using var noGrad = torch.no_grad();
         using var spliced = concept.Encode(ids);

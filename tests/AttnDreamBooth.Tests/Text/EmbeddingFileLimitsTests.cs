@@ -2,6 +2,7 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Text;
 
@@ -43,7 +44,7 @@ public sealed class EmbeddingFileLimitsTests
     {
         using var dir = TestPaths.CreateTempDirectory();
         var (tokenizer, model) = Load();
-        string path = Write(dir, new() { ["<thing>"] = torch.full(1, model.HiddenSize, 0.5).to_type(dtype) });
+        string path = Write(dir, new() { ["<thing>"] = torch.full(1, model.HiddenSize, Kept(0.5)).to_type(dtype) });
         using var embedding = ConceptEmbedding.Load(path, tokenizer, model);
         Assert.Equal(0.5f, embedding.Weight[0, 0].item<float>());
     }
@@ -113,7 +114,7 @@ public sealed class EmbeddingFileLimitsTests
         using var dir = TestPaths.CreateTempDirectory();
         var (tokenizer, model) = Load();
         const int rows = 20_000;
-        string path = Write(dir, new() { ["<many>"] = torch.arange(rows * (long)model.HiddenSize, dtype: torch.float32).view(rows, model.HiddenSize) });
+        string path = Write(dir, new() { ["<many>"] = torch.arange(Kept(0L), Kept(rows * (long)model.HiddenSize), Kept(1L), dtype: torch.float32).view(rows, model.HiddenSize) });
         var options = new LearnedEmbeddingsReadOptions { MaxRows = rows };
         using var embedding = await Bounded.RunAsync(() => ConceptEmbedding.Load(path, tokenizer, model, null, options), TimeSpan.FromSeconds(60), "loading 20,000 embedding rows");
         Assert.Equal(rows, embedding.TokenIds.Distinct().Count());

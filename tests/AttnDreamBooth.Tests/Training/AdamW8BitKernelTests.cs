@@ -2,6 +2,7 @@ using AttnDreamBooth.Tests.Personalization;
 using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Training;
 
@@ -243,7 +244,7 @@ public sealed class AdamW8BitKernelTests
                 using var q = BlockwiseQuantizedTensor.FromStored(after[key + ".codes"], after[key + ".absmax"], signed, CPU);
                 var error = q.Dequantize(maps).sub(exact[key]).abs().view(-1);
                 var scale = after[key + ".absmax"].repeat_interleave(256).narrow(0, 0, n);
-                var relative = error.div(scale.clamp_min(1e-30f)).max().item<float>();
+                var relative = error.div(scale.clamp_min(Kept(1e-30f))).max().item<float>();
                 worst[signed] = Math.Max(worst[signed], relative);
             }
         }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Training;
 
@@ -47,7 +48,7 @@ public sealed class AdamW8BitStateTests
         using var scope = NewDisposeScope();
         var generator = new Generator((ulong)n);
         // Values over eight decades; the second moment is never negative.
-        var values = randn([n], generator: generator).mul(rand([n], generator: generator).mul(8).sub(8).mul(Math.Log(10)).exp());
+        var values = randn([n], generator: generator).mul(rand([n], generator: generator).mul(Kept(8)).sub(Kept(8)).mul(Kept(Math.Log(10))).exp());
         if (!signed) values = values.abs();
         if (n > 300) values[TensorIndex.Slice(256, 512)] = zeros(256); // an all-zero block
         using var maps = new QuantizationMaps();
@@ -227,8 +228,8 @@ public sealed class AdamW8BitStateTests
         Rejects("w.exp_avg.codes", zeros(5000, dtype: int32), "must be uint8 [5000]");
         Rejects("w.exp_avg.codes", zeros(4999, dtype: ScalarType.Byte), "must be uint8 [5000]");
         Rejects("w.exp_avg_sq.absmax", zeros(19), "must be float32 [20]");
-        Rejects("w.exp_avg_sq.absmax", full_like(quantized["w.exp_avg_sq.absmax"], -1f), "negative or non-finite");
-        Rejects("w.exp_avg.absmax", full_like(quantized["w.exp_avg.absmax"], float.NaN), "negative or non-finite");
+        Rejects("w.exp_avg_sq.absmax", full_like(quantized["w.exp_avg_sq.absmax"], Kept(-1f)), "negative or non-finite");
+        Rejects("w.exp_avg.absmax", full_like(quantized["w.exp_avg.absmax"], Kept(float.NaN)), "negative or non-finite");
         Rejects("w.momentum", zeros(3), "Unrecognised optimizer state tensor 'w.momentum'");
         Rejects("other.exp_avg.codes", zeros(3, dtype: ScalarType.Byte), "'other', which this optimizer does not train");
         var missing = new Dictionary<string, Tensor>(quantized);

@@ -5,6 +5,7 @@ using AttnDreamBooth.Text;
 using AttnDreamBooth.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Training;
 
@@ -99,7 +100,7 @@ public sealed class AdamWOnePassTests
         p.grad = zeros_like(p);
         optimizer.Step();
         // m = v = 0 and g = 0: the update is 0 / (0 + ε), so only the decoupled decay acts (here exact in double).
-        Assert.True(AdamWTestMath.MaxUlps(p.detach(), start.to(float64).mul(1 - 1e-3 * 1e-2).to(float32)) == 0);
+        Assert.True(AdamWTestMath.MaxUlps(p.detach(), start.to(float64).mul(Kept(1 - 1e-3 * 1e-2)).to(float32)) == 0);
         Assert.Equal(0f, optimizer.StateTensors()["p.exp_avg"].abs().max().item<float>());
     }
 
@@ -212,9 +213,9 @@ public sealed class AdamWOnePassTests
     internal static Tensor Gradient(long[] shape, int step, Generator generator)
     {
         if (step % 7 == 0) return zeros(shape);
-        var scale = rand(shape, generator: generator).mul(6).sub(6).mul(Math.Log(10)).exp();
+        var scale = rand(shape, generator: generator).mul(Kept(6)).sub(Kept(6)).mul(Kept(Math.Log(10))).exp();
         var g = randn(shape, generator: generator).mul(scale);
-        return g.mul(rand(shape, generator: generator).gt(0.1));
+        return g.mul(rand(shape, generator: generator).gt(Kept(0.1)));
     }
 
     /// <summary>Each parameter's value, gradient and moments before a step (zeros before the first).</summary>

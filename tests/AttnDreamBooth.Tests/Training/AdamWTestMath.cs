@@ -1,5 +1,6 @@
 using AttnDreamBooth.Training;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Training;
 
@@ -19,15 +20,15 @@ internal static class AdamWTestMath
         var G = g.to(float64);
         var M = m.to(float64);
         var V = v.to(float64);
-        var m1 = M.mul(s.Beta1).add(G.mul(s.OneMinusBeta1));
-        var v1 = V.mul(s.Beta2).add(G.mul(G).mul(s.OneMinusBeta2));
-        var denom = v1.sqrt().div(s.BiasCorrection2Sqrt).add(s.Epsilon);
-        var update = m1.mul(s.StepSize).div(denom);
-        var p1 = P.mul(s.Decay).sub(update);
+        var m1 = M.mul(Kept(s.Beta1)).add(G.mul(Kept(s.OneMinusBeta1)), One);
+        var v1 = V.mul(Kept(s.Beta2)).add(G.mul(G).mul(Kept(s.OneMinusBeta2)), One);
+        var denom = v1.sqrt().div(Kept(s.BiasCorrection2Sqrt)).add(Kept(s.Epsilon), One);
+        var update = m1.mul(Kept(s.StepSize)).div(denom);
+        var p1 = P.mul(Kept(s.Decay)).sub(update);
         // What each float32 operation of a whole-tensor path rounds: the terms it adds, not the (possibly cancelled) sum.
-        var mScale = M.abs().mul(s.Beta1).add(G.abs().mul(s.OneMinusBeta1));
-        var vScale = V.mul(s.Beta2).add(G.mul(G).mul(s.OneMinusBeta2));
-        var pScale = P.abs().mul(s.Decay).add(update.abs()).add(mScale.mul(s.StepSize).div(denom));
+        var mScale = M.abs().mul(Kept(s.Beta1)).add(G.abs().mul(Kept(s.OneMinusBeta1)), One);
+        var vScale = V.mul(Kept(s.Beta2)).add(G.mul(G).mul(Kept(s.OneMinusBeta2)), One);
+        var pScale = P.abs().mul(Kept(s.Decay)).add(update.abs(), One).add(mScale.mul(Kept(s.StepSize)).div(denom), One);
         return new Float64Step(
             p1.to(float32).MoveToOuterDisposeScope(), m1.to(float32).MoveToOuterDisposeScope(), v1.to(float32).MoveToOuterDisposeScope(),
             pScale.MoveToOuterDisposeScope(), mScale.MoveToOuterDisposeScope(), vScale.MoveToOuterDisposeScope());
@@ -55,7 +56,7 @@ internal static class AdamWTestMath
         using var scope = NewDisposeScope();
         var diff = a.to(float64).sub(b.to(float64)).abs();
         // A zero scale (all terms zero) must give an exact result; 1e-300 keeps 0/0 out of the maximum.
-        var ratio = diff.div(scale.clamp_min(1e-300).mul(Float32Roundoff));
+        var ratio = diff.div(scale.clamp_min(Kept(1e-300)).mul(Kept(Float32Roundoff)));
         return ratio.max().item<double>();
     }
 

@@ -5,6 +5,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Training;
 
@@ -94,8 +95,8 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         var prediction = unet.call(sample, t, text);
         Assert.Equal(ScalarType.Float32, prediction.dtype);
         Assert.All(store.Maps, m => Assert.Equal(ScalarType.Float32, m.Probabilities.dtype));
-        var mapLoss = store.Maps.Select(m => m.Probabilities.mean([1L, 2L])).Select(m => (m[.., 0] - m[.., 1]).pow(2).sum()).Aggregate((a, b) => a + b);
-        var loss = nn.functional.mse_loss(prediction, target) + mapLoss;
+        var mapLoss = store.Maps.Select(m => m.Probabilities.mean([1L, 2L])).Select(m => (m[.., 0] - m[.., 1]).pow(Kept(2)).sum()).Aggregate((a, b) => a.add(b, One));
+        var loss = nn.functional.mse_loss(prediction, target).add(mapLoss, One);
         Assert.Equal(ScalarType.Float32, loss.dtype);
         loss.backward();
 
@@ -136,7 +137,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         using var vae = VaeTestModels.LoadSd2();
         vae.eval();
         foreach (var p in vae.parameters()) p.requires_grad = false;
-        var images = rand([1, 3, 32, 32], generator: new Generator(8)).mul(2).sub(1);
+        var images = rand([1, 3, 32, 32], generator: new Generator(8)).mul(Kept(2)).sub(Kept(1));
         using var noGrad = no_grad();
         var mean = vae.Encode(images).Mean;
         var decoded = vae.Decode(mean);
@@ -248,7 +249,7 @@ public sealed class FrozenPrecisionTests(ITestOutputHelper output)
         public BufferedEmbedding() : base(nameof(BufferedEmbedding))
         {
             register_parameter("weight", new Parameter(randn(10, 4)));
-            register_buffer("position_ids", arange(10L));
+            register_buffer("position_ids", arange(Kept(0L), Kept(10L), Kept(1L)));
         }
 
         public override Tensor forward(Tensor input) => get_parameter("weight")!.index_select(0, input);

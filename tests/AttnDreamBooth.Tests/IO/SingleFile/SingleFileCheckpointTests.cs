@@ -3,6 +3,7 @@ using AttnDreamBooth.IO.SingleFile;
 using AttnDreamBooth.Tests.Parity;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.IO.SingleFile;
 
@@ -159,7 +160,7 @@ public sealed class SingleFileCheckpointTests
             foreach (string key in SingleFileKeyMap.DdpmBufferKeys) t[key] = torch.ones(1000);
             t["model_ema.decay"] = torch.tensor(0.9999f);
             t["model_ema.num_updates"] = torch.tensor(10L);
-            t["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77L).unsqueeze(0);
+            t["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(Kept(0L), Kept(77L), Kept(1L)).unsqueeze(0);
             t[SingleFileKeyMap.EmaKeyOf("model.diffusion_model.input_blocks.0.0.weight")] = t["model.diffusion_model.input_blocks.0.0.weight"].clone();
         });
         var logger = new ListLogger();
@@ -178,7 +179,7 @@ public sealed class SingleFileCheckpointTests
         string path = Variant(temp, "tiny-sd1", t =>
         {
             foreach (string key in t.Keys.Where(k => k.StartsWith("model.diffusion_model.", StringComparison.Ordinal)).ToArray())
-                t[SingleFileKeyMap.EmaKeyOf(key)] = t[key].add(1.0f);
+                t[SingleFileKeyMap.EmaKeyOf(key)] = t[key].add(Kept(1.0f), One);
         });
         var architecture = SingleFileArchitecture.FromFolder(TestPaths.TinySd1);
         using var plain = SingleFileCheckpoint.Open(path, architecture);
@@ -189,7 +190,7 @@ public sealed class SingleFileCheckpointTests
         Assert.Equal(plainUnet.Names.Order(), emaUnet.Names.Order());
         using var a = plainUnet.Read("conv_in.weight");
         using var b = emaUnet.Read("conv_in.weight");
-        Assert.True(b.sub(a).sub(1.0f).abs().max().item<float>() < 1e-6f);
+        Assert.True(b.sub(a).sub(Kept(1.0f)).abs().max().item<float>() < 1e-6f);
         Assert.StartsWith("model_ema.", emaUnet.StoredKeyOf("conv_in.weight"), StringComparison.Ordinal);
 
         // A pruned file (no EMA copies) cannot serve an EMA request.

@@ -1,6 +1,7 @@
 using AttnDreamBooth.Models.Attention;
 using TorchSharp;
 using AttentionModule = AttnDreamBooth.Models.Attention.Attention;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Attention;
 
@@ -39,7 +40,7 @@ public sealed class AttentionModuleTests
         // Naive reference: softmax(Q K^T / sqrt(d)) per head.
         var q = attn.ToQ.call(x).view(2, 30, 4, 8).transpose(1, 2);
         var k = attn.ToK.call(text).view(2, 77, 4, 8).transpose(1, 2);
-        var reference = torch.matmul(q, k.transpose(-1, -2)).div(Math.Sqrt(8)).softmax(-1);
+        var reference = torch.matmul(q, k.transpose(-1, -2)).div(Kept(Math.Sqrt(8))).softmax(-1);
         var map = Assert.Single(store.Maps);
         Assert.Equal("", map.LayerPath);
         Assert.Equal((6, 5), (map.Height, map.Width));
@@ -62,9 +63,9 @@ public sealed class AttentionModuleTests
         var q = attn.ToQ.call(tokens);
         var k = attn.ToK.call(tokens);
         var v = attn.ToV.call(tokens);
-        var weights = torch.matmul(q, k.transpose(-1, -2)).div(4.0).softmax(-1);
+        var weights = torch.matmul(q, k.transpose(-1, -2)).div(Kept(4.0)).softmax(-1);
         var attended = attn.ToOut.call(torch.matmul(weights, v));
-        var reference = attended.transpose(-1, -2).reshape(2, 16, 6, 5) + image;
+        var reference = attended.transpose(-1, -2).reshape(2, 16, 6, 5).add(image, One);
 
         Assert.True(output.allclose(reference, rtol: 1e-5, atol: 1e-6));
         // The standard layout, not the channels-last view the reshape makes: the layers after it (GroupNorm, convolutions)

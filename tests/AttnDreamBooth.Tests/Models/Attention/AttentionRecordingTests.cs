@@ -1,5 +1,6 @@
 using AttnDreamBooth.Models.Attention;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Attention;
 
@@ -106,7 +107,7 @@ public sealed class AttentionRecordingTests
             var p = map.Probabilities;
             var mean = p.mean([1L, 2L]);
             var variance = p.var([1L, 2L]);
-            loss = loss + (mean[.., 0] - mean[.., 1]).pow(2).sum() + (variance[.., 0] - variance[.., 1]).pow(2).sum();
+            loss = loss.add((mean[.., 0] - mean[.., 1]).pow(Kept(2)).sum(), One).add((variance[.., 0] - variance[.., 1]).pow(Kept(2)).sum(), One);
         }
         loss.backward();
 

@@ -4,6 +4,7 @@ using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.Vae;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Blocks;
 
@@ -28,14 +29,14 @@ public sealed class ActivationsTests
         using var scope = NewDisposeScope();
         var x = torch.linspace(-6, 6, 241, dtype: ScalarType.Float64);
         Tensor Apply(string name) => Activations.Get(name, ActivationNaming.Transformers, "hidden_act")(x);
-        var erfGelu = x * 0.5 * (torch.special.erf(x / Math.Sqrt(2)) + 1);
-        var tanhGelu = x * 0.5 * (torch.tanh((x + x.pow(3) * 0.044715) * Math.Sqrt(2 / Math.PI)) + 1);
+        var erfGelu = x.mul(Kept(0.5)).mul(torch.special.erf(x.div(Kept(Math.Sqrt(2)))).add(Kept(1), One));
+        var tanhGelu = x.mul(Kept(0.5)).mul(torch.tanh(x.add(x.pow(Kept(3)).mul(Kept(0.044715)), One).mul(Kept(Math.Sqrt(2 / Math.PI)))).add(Kept(1), One));
         Assert.True(Apply("silu").allclose(x * torch.sigmoid(x)));
         Assert.True(Apply("swish").eq(Apply("silu")).all().item<bool>());
         Assert.True(Apply("gelu").allclose(erfGelu));
-        Assert.True(Apply("relu").eq(x.clamp_min(0)).all().item<bool>());
+        Assert.True(Apply("relu").eq(x.clamp_min(Kept(0))).all().item<bool>());
         Assert.True(Apply("mish").allclose(x * torch.tanh(torch.log1p(torch.exp(x)))));
-        Assert.True(Apply("quick_gelu").allclose(x * torch.sigmoid(x * 1.702)));
+        Assert.True(Apply("quick_gelu").allclose(x * torch.sigmoid(x.mul(Kept(1.702)))));
         Assert.True(Apply("gelu_new").allclose(tanhGelu));
         Assert.True(Apply("gelu_pytorch_tanh").eq(Apply("gelu_new")).all().item<bool>());
     }
@@ -47,7 +48,7 @@ public sealed class ActivationsTests
         var x = torch.tensor(new[] { -30.0, -5, 0, 5, 19.5, 20, 20.5, 100, 1000 }, requires_grad: true);
         var y = Activations.Get("mish", ActivationNaming.Diffusers, "act_fn")(x);
         var v = x.detach();
-        var softplus = torch.where(v > 20, v, torch.log1p(torch.exp(v)));
+        var softplus = torch.where(v.gt(Kept(20)), v, torch.log1p(torch.exp(v)));
         Assert.True(y.detach().allclose(v * torch.tanh(softplus)));
         y.sum().backward();
         Assert.True(torch.isfinite(x.grad!).all().item<bool>());

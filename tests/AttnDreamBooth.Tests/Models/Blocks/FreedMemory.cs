@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Blocks;
 
@@ -13,7 +14,7 @@ internal static class FreedMemory
     {
         for (int power = 10; power <= 20; power++)
         {
-            using var junk = full([1L << power], float.NaN, ScalarType.Float32);
+            using var junk = full([1L << power], Kept(float.NaN), ScalarType.Float32);
         }
     }
 }

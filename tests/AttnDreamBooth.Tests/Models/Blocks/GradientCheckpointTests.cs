@@ -1,6 +1,7 @@
 using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Blocks;
 
@@ -20,18 +21,18 @@ public sealed class GradientCheckpointTests
         var x = randn([4, 6], generator: generator);
         var context = randn([4, 6], generator: generator);
 
-        Tensor Fn(Tensor?[] i) => block.call(i[0]!.add(i[1]!.mul(0.5)));
+        Tensor Fn(Tensor?[] i) => block.call(i[0]!.add(i[1]!.mul(Kept(0.5)), One));
 
         var plainX = x.clone().requires_grad_(true);
         var plainC = context.clone().requires_grad_(true);
-        Fn([plainX, plainC]).pow(2).sum().backward();
+        Fn([plainX, plainC]).pow(Kept(2)).sum().backward();
         var plainGrads = block.parameters().Select(p => p.grad!.clone()).ToArray();
         foreach (var p in block.parameters()) p.grad = null;
 
         var ckX = x.clone().requires_grad_(true);
         var ckC = context.clone().requires_grad_(true);
         var outputs = GradientCheckpoint.Run(i => [Fn(i)], [ckX, ckC], block.parameters());
-        outputs[0].pow(2).sum().backward();
+        outputs[0].pow(Kept(2)).sum().backward();
 
         Assert.True(plainX.grad!.allclose(ckX.grad!, rtol: 0, atol: 0), "input gradient");
         Assert.True(plainC.grad!.allclose(ckC.grad!, rtol: 0, atol: 0), "context gradient");

@@ -1,6 +1,7 @@
 using AttnDreamBooth.Models.Blocks;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Blocks;
 
@@ -21,7 +22,7 @@ public sealed class NarrowChannelConvolutionTests
     {
         using var scope = NewDisposeScope();
         var conv = nn.Conv2d(32, outChannels, 3, padding: 1);
-        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)outChannels)) * 0.05);
+        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)outChannels)).mul(Kept(0.05)));
         var input = randn([1, 32, 16, 16], generator: new Generator(7));
         var reference = nn.functional.conv2d(input.to_type(ScalarType.Float64), conv.weight!.to_type(ScalarType.Float64), conv.bias!.to_type(ScalarType.Float64), padding: [1, 1]);
         conv.to(ScalarType.BFloat16);
@@ -41,7 +42,7 @@ public sealed class NarrowChannelConvolutionTests
     {
         using var scope = NewDisposeScope();
         var conv = nn.Conv2d(32, outChannels, 3, padding: 1);
-        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)outChannels)) * 0.05);
+        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)outChannels)).mul(Kept(0.05)));
         var input = randn([2, 32, 8, 8], generator: new Generator(11)).requires_grad_(true);
         var upstream = randn([2, outChannels, 8, 8], generator: new Generator(12));
         NarrowChannelConvolution.Apply(conv, input).mul(upstream).sum().backward();
@@ -63,7 +64,7 @@ public sealed class NarrowChannelConvolutionTests
     public void Float32ForwardAndGradientsMatchFloat64WhenFreedMemoryHeldNaN(long inChannels, long outChannels, long stride)
     {
         var conv = nn.Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1);
-        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)(inChannels * 100 + outChannels))) * 0.1);
+        using (no_grad()) foreach (var p in conv.parameters()) p.copy_(randn(p.shape, generator: new Generator((ulong)(inChannels * 100 + outChannels))).mul(Kept(0.1)));
         var input = randn([4, inChannels, 16, 16], generator: new Generator(21));
         long side = 16 / stride;
         var upstream = randn([4, outChannels, side, side], generator: new Generator(22));

@@ -1,5 +1,6 @@
 using AttnDreamBooth.Models.Clip;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Clip;
 
@@ -35,7 +36,7 @@ public sealed class ClipTextInitializationTests
         Assert.InRange(Std("layers.0.mlp.fc2.weight"), 0.058, 0.067);
         Assert.All(a.Where(p => p.Key.EndsWith(".bias", StringComparison.Ordinal)), p => Assert.Equal(0, p.Value.abs().max().item<float>()));
         Assert.All(a.Where(p => p.Key.Contains("layer_norm", StringComparison.Ordinal) && p.Key.EndsWith(".weight", StringComparison.Ordinal)),
-            p => Assert.True(p.Value.eq(1).all().item<bool>(), p.Key));
+            p => Assert.True(p.Value.eq(Kept(1)).all().item<bool>(), p.Key));
 
         var b = Initialised(3);
         var c = Initialised(4);

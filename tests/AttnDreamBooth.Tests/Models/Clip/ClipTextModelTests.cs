@@ -2,6 +2,7 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Text;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Clip;
 
@@ -81,7 +82,7 @@ public sealed class ClipTextModelTests
         using var model = new ClipTextModel(ClipTextConfig.Load(Path.Combine(Encoder(TestPaths.TinySd1), "config.json")));
         Assert.Throws<ArgumentNullException>(() => model.Forward(null));
         Assert.Throws<ArgumentException>(() => model.Forward(torch.zeros(1, 78, dtype: torch.int64)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(torch.full(1, 5, 49408L, dtype: torch.int64)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(torch.full(1, 5, Kept(49408L), dtype: torch.int64)));
         Assert.Throws<ArgumentException>(() => model.Forward(torch.zeros(1, 5, dtype: torch.int64), torch.zeros(1, 5, 31)));
         Assert.Throws<ArgumentException>(() => model.Forward(torch.zeros(1, 5, dtype: torch.float32)));
     }
@@ -93,7 +94,7 @@ public sealed class ClipTextModelTests
         using var model = ClipTextModel.FromFolder(Encoder(TestPaths.TinySd1));
         File.Copy(Path.Combine(Encoder(TestPaths.TinySd1), "config.json"), dir.File("config.json"));
         var tensors = model.state_dict().ToDictionary(p => p.Key, p => p.Value);
-        tensors[ClipTextModel.PositionIdsKey] = torch.arange(77, dtype: torch.int64).unsqueeze(0);
+        tensors[ClipTextModel.PositionIdsKey] = torch.arange(Kept(0), Kept(77), Kept(1), dtype: torch.int64).unsqueeze(0);
         SafetensorsWriter.Write(dir.File("model.safetensors"), tensors);
 
         using var reloaded = ClipTextModel.FromFolder(dir.Path, dtype: torch.float64);

@@ -2,6 +2,7 @@ using AttnDreamBooth.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -30,7 +31,7 @@ public sealed class LoraAdapterTests
         Assert.True(layer.call(x).equal(plain).all().item<bool>());
         var (down, up) = Fill(adapter, 5);
         adapter.Scale = 0.7;
-        var expected = plain.add(x.matmul(down.t()).matmul(up.t()).mul(0.7 * 1.5 / 3));
+        var expected = plain.add(x.matmul(down.t()).matmul(up.t()).mul(Kept(0.7 * 1.5 / 3)), One);
         var got = layer.call(x);
         Assert.True(got.allclose(expected, rtol: 1e-5, atol: 1e-5), $"max diff {got.sub(expected).abs().max().item<float>()}");
         Assert.False(got.allclose(plain, atol: 1e-3));
@@ -38,7 +39,7 @@ public sealed class LoraAdapterTests
         // Merged: same function, the hook adds nothing, and the weight is W + s (alpha/r) up down.
         var w0 = layer.weight!.detach().clone();
         adapter.Merge();
-        Assert.True(layer.weight!.allclose(w0.add(up.matmul(down).mul(0.7 * 0.5)), atol: 1e-6));
+        Assert.True(layer.weight!.allclose(w0.add(up.matmul(down).mul(Kept(0.7 * 0.5)), One), atol: 1e-6));
         Assert.True(layer.call(x).allclose(expected, rtol: 1e-5, atol: 1e-5));
         Assert.Throws<InvalidOperationException>(() => adapter.Scale = 1);
         adapter.Unmerge();
@@ -68,7 +69,7 @@ public sealed class LoraAdapterTests
         adapter.Install(layer);
         var (down, up) = Fill(adapter, 6);
         var delta = up.flatten(1).matmul(down.flatten(1)).reshape(7, 5, kernel, kernel);
-        var expected = nn.functional.conv2d(x, layer.weight.add(delta), layer.bias, strides: [stride, stride], padding: [padding, padding]);
+        var expected = nn.functional.conv2d(x, layer.weight.add(delta, One), layer.bias, strides: [stride, stride], padding: [padding, padding]);
         var got = layer.call(x);
         Assert.Equal(expected.shape, got.shape);
         Assert.True(got.allclose(expected, rtol: 1e-4, atol: 1e-4), $"max diff {got.sub(expected).abs().max().item<float>()}");

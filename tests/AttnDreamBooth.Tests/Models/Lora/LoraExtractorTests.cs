@@ -1,6 +1,7 @@
 using AttnDreamBooth.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -13,9 +14,9 @@ public sealed class LoraExtractorTests
         var w = layer is Linear l ? l.weight! : ((Conv2d)layer).weight;
         var g = new torch.Generator((ulong)seed);
         var up = torch.randn([w.shape[0], rank], generator: g);
-        var down = torch.randn([rank, w[0].numel()], generator: g).div(10);
+        var down = torch.randn([rank, w[0].numel()], generator: g).div(Kept(10));
         var delta = up.matmul(down).reshape(w.shape);
-        using (torch.no_grad()) w.add_(delta);
+        using (torch.no_grad()) w.add_(delta, One);
         return delta;
     }
 
@@ -89,8 +90,8 @@ public sealed class LoraExtractorTests
         {
             var layer = LoraTargets.Layers(tuned).Single(l => l.Path == path).Layer;
             var w = layer is Linear l ? l.weight! : ((Conv2d)layer).weight;
-            var d = torch.randn(w.shape, generator: g).mul(0.05);
-            using (torch.no_grad()) w.add_(d);
+            var d = torch.randn(w.shape, generator: g).mul(Kept(0.05));
+            using (torch.no_grad()) w.add_(d, One);
             deltas[path] = d.to_type(torch.float64).flatten(1);
         }
         foreach (int rank in new[] { 1, 5, 12 })
@@ -99,7 +100,7 @@ public sealed class LoraExtractorTests
             Assert.Equal(2, extraction.Layers.Count);
             foreach (var (path, d) in deltas)
             {
-                var s = torch.linalg.svdvals(d).square();
+                var s = torch.linalg.svdvals(d).pow(Kept(2));
                 double expected = Math.Sqrt(s[rank..].sum().item<double>() / s.sum().item<double>());
                 var layer = extraction.Layers.Single(l => l.ModulePath == path);
                 Assert.Equal(rank, layer.Rank);
@@ -114,9 +115,9 @@ public sealed class LoraExtractorTests
         using var byEnergy = LoraExtractor.Extract(baseUNet, tuned, null, null, new LoraExtractionOptions(Rank: null, EnergyThreshold: 0.5));
         foreach (var (path, d) in deltas)
         {
-            var s = torch.linalg.svdvals(d).square();
+            var s = torch.linalg.svdvals(d).pow(Kept(2));
             var kept = s.cumsum(0).div(s.sum());
-            int want = (int)kept.lt(0.5).sum().item<long>() + 1;
+            int want = (int)kept.lt(Kept(0.5)).sum().item<long>() + 1;
             Assert.Equal(want, byEnergy.Layers.Single(l => l.ModulePath == path).Rank);
             Assert.True(byEnergy.Layers.Single(l => l.ModulePath == path).DiscardedEnergyError <= Math.Sqrt(0.5) + 1e-9);
         }

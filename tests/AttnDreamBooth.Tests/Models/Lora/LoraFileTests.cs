@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Lora;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -142,7 +143,7 @@ public sealed class LoraFileTests
         using var network = LoraNetwork.Load(file, unet, null);
         Assert.Equal(3, network.Adapters.Count);
         var q = network.Find(LoraComponent.UNet, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q")!;
-        Assert.True(q.WeightDelta(1).allclose(up.matmul(down).mul(0.5), atol: 1e-6));
+        Assert.True(q.WeightDelta(1).allclose(up.matmul(down).mul(Kept(0.5)), atol: 1e-6));
         var proj = network.Find(LoraComponent.UNet, "down_blocks.0.attentions.0.proj_in")!;
         Assert.Equal(LoraLayerKind.Linear, proj.Kind);
         Assert.True(proj.WeightDelta(1).allclose(up.matmul(down), atol: 1e-6));

@@ -2,6 +2,7 @@ using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Personalization;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -88,7 +89,7 @@ public sealed class LoraNetworkTests
         // The maps depend on every layer's query and key projections.
         foreach (var a in network.Adapters.Where(a => a.ModulePath.EndsWith("to_q", StringComparison.Ordinal) || a.ModulePath.EndsWith("to_k", StringComparison.Ordinal)))
             Assert.True(a.UpWeight.grad is not null && a.UpWeight.grad.abs().sum().item<float>() > 0, a.ModulePath);
-        output.square().mean().backward();
+        output.pow(Kept(2)).mean().backward();
         Assert.All(network.parameters(), p => Assert.True(p.grad is not null && p.grad.abs().sum().item<float>() > 0));
         Assert.All(unet.parameters(), p => Assert.Null(p.grad));
         network.Remove();

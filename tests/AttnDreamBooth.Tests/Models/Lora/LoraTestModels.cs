@@ -2,6 +2,7 @@ using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.Lora;
 using AttnDreamBooth.Models.UNet;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -29,8 +30,8 @@ internal static class LoraTestModels
         using var noGrad = torch.no_grad();
         foreach (var a in network.Adapters)
         {
-            a.DownWeight.copy_(torch.randn(a.DownWeight.shape, generator: g).div(Math.Sqrt(a.DownWeight[0].numel())));
-            a.UpWeight.copy_(torch.randn(a.UpWeight.shape, generator: g).mul(upStd));
+            a.DownWeight.copy_(torch.randn(a.DownWeight.shape, generator: g).div(Kept(Math.Sqrt(a.DownWeight[0].numel()))));
+            a.UpWeight.copy_(torch.randn(a.UpWeight.shape, generator: g).mul(Kept(upStd)));
         }
     }
 

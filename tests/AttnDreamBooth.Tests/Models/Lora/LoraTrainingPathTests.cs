@@ -3,6 +3,7 @@ using AttnDreamBooth.Models.Lora;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Lora;
 
@@ -26,9 +27,9 @@ public sealed class LoraTrainingPathTests(ITestOutputHelper output)
         foreach (var map in store.Maps)
         {
             var mean = map.Probabilities.mean([1L, 2L]);
-            mapLoss = mapLoss + (mean[.., 0] - mean[.., 1]).pow(2).sum();
+            mapLoss = mapLoss.add((mean[.., 0] - mean[.., 1]).pow(Kept(2)).sum(), One);
         }
-        (nn.functional.mse_loss(prediction, target) + mapLoss).backward();
+        nn.functional.mse_loss(prediction, target).add(mapLoss, One).backward();
         unet.GradientCheckpointing = false;
         return network.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
     }
@@ -79,8 +80,8 @@ public sealed class LoraTrainingPathTests(ITestOutputHelper output)
         var adapter = network.Adapters.Single();
         using (no_grad())
         {
-            adapter.DownWeight.copy_(randn(adapter.DownWeight.shape, generator: g).mul(0.2));
-            adapter.UpWeight.copy_(randn(adapter.UpWeight.shape, generator: g).mul(0.2));
+            adapter.DownWeight.copy_(randn(adapter.DownWeight.shape, generator: g).mul(Kept(0.2)));
+            adapter.UpWeight.copy_(randn(adapter.UpWeight.shape, generator: g).mul(Kept(0.2)));
         }
         var x = randn([2, 32, 8, 8], generator: g).requires_grad_(true);
         var weights = randn([2, 40, 8, 8], generator: g);
@@ -91,7 +92,7 @@ public sealed class LoraTrainingPathTests(ITestOutputHelper output)
         var down64 = adapter.DownWeight.detach().to_type(ScalarType.Float64).requires_grad_(true);
         var up64 = adapter.UpWeight.detach().to_type(ScalarType.Float64);
         var h = nn.functional.conv2d(x64, down64, padding: [kernel / 2, kernel / 2]);
-        nn.functional.conv2d(h, up64).mul(adapter.Alpha / adapter.Rank).mul(weights.to_type(ScalarType.Float64)).sum().backward();
+        nn.functional.conv2d(h, up64).mul(Kept(adapter.Alpha / adapter.Rank)).mul(weights.to_type(ScalarType.Float64)).sum().backward();
 
         AssertClose("input", x64.grad!, x.grad!);
         AssertClose("lora_down", down64.grad!, adapter.DownWeight.grad!);

@@ -4,6 +4,7 @@ using AttnDreamBooth.Models.UNet;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.UNet;
 
@@ -56,9 +57,9 @@ public sealed class UNetCheckpointingTests(ITestOutputHelper output)
         {
             var mean = map.Probabilities.mean([1L, 2L]);
             var variance = map.Probabilities.var([1L, 2L]);
-            mapLoss = mapLoss + (mean[.., 0] - mean[.., 1]).pow(2).sum() + (variance[.., 0] - variance[.., 1]).pow(2).sum();
+            mapLoss = mapLoss.add((mean[.., 0] - mean[.., 1]).pow(Kept(2)).sum(), One).add((variance[.., 0] - variance[.., 1]).pow(Kept(2)).sum(), One);
         }
-        var loss = lossKind == LossKind.MapsOnly ? mapLoss : nn.functional.mse_loss(prediction, target) + mapLoss.mul(0.5);
+        var loss = lossKind == LossKind.MapsOnly ? mapLoss : nn.functional.mse_loss(prediction, target).add(mapLoss.mul(Kept(0.5)), One);
         loss.backward();
         Assert.False(GradientCheckpoint.IsRecomputing);
 
@@ -165,7 +166,7 @@ public sealed class UNetCheckpointingTests(ITestOutputHelper output)
         using var session = unet.Attach(store, AttentionTokenSelection.Positions(1, 2));
         unet.GradientCheckpointing = true;
         unet.call(sample, t, text);
-        var loss = store.Maps.Select(m => m.Probabilities.pow(2).sum()).Aggregate((a, b) => a + b);
+        var loss = store.Maps.Select(m => m.Probabilities.pow(Kept(2)).sum()).Aggregate((a, b) => a.add(b, One));
 
         // The next step's settings, set before this step's backward: the recomputation must still record two tokens.
         session.Tokens = AttentionTokenSelection.Positions(4);
@@ -196,7 +197,7 @@ public sealed class UNetCheckpointingTests(ITestOutputHelper output)
         {
             var (q, k, v) = attn.ProjectHeads(hiddenStates, encoderHiddenStates);
             var (output, probabilities) = AttentionMath.Explicit(q, k, v, attn.Scale);
-            if (Store.IsRecording) Store.Add(new RecordedAttentionMap(attn.Path, context.Height, context.Width, probabilities.mul(Factor)));
+            if (Store.IsRecording) Store.Add(new RecordedAttentionMap(attn.Path, context.Height, context.Width, probabilities.mul(Kept(Factor))));
             return attn.ProjectOut(output);
         }
     }
@@ -214,7 +215,7 @@ public sealed class UNetCheckpointingTests(ITestOutputHelper output)
             Assert.True(unet.SetAttentionProcessor(info => info.IsCrossAttention ? recorder : null) > 0);
             unet.GradientCheckpointing = checkpointing;
             unet.call(sample, t, text);
-            var loss = store.Maps.Select(m => m.Probabilities.pow(2).sum()).Aggregate((a, b) => a + b);
+            var loss = store.Maps.Select(m => m.Probabilities.pow(Kept(2)).sum()).Aggregate((a, b) => a.add(b, One));
             // The next batch's setting, made before this batch's backward: a recomputation at factor 0 would record
             // zeros and pass no gradient to the weights.
             recorder.Factor = 0;

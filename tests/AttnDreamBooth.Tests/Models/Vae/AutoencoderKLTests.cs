@@ -1,6 +1,7 @@
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Vae;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Vae;
 
@@ -39,7 +40,7 @@ public sealed class AutoencoderKLTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using var vae = VaeTestModels.LoadSd2();
-        var images = torch.rand([2, 3, 20, 36], generator: new torch.Generator(11)).mul(2).sub(1);
+        var images = torch.rand([2, 3, 20, 36], generator: new torch.Generator(11)).mul(Kept(2)).sub(Kept(1));
 
         using var posterior = vae.Encode(images);
         int f = vae.DownsampleFactor;
@@ -56,7 +57,7 @@ public sealed class AutoencoderKLTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using var vae = VaeTestModels.LoadSd1();
-        var images = torch.rand([2, 3, 16, 24], generator: new torch.Generator(3)).mul(2).sub(1);
+        var images = torch.rand([2, 3, 16, 24], generator: new torch.Generator(3)).mul(Kept(2)).sub(Kept(1));
         using var posterior = vae.Encode(images);
 
         Assert.Equal(Bytes(posterior.Mean), Bytes(vae.EncodeLatents(images)));
@@ -113,7 +114,7 @@ public sealed class AutoencoderKLTests
 
         using var current = VaeTestModels.LoadSd1();
         using var old = AutoencoderKL.FromFolder(dir.Path);
-        var images = torch.rand([2, 3, 16, 24], generator: new torch.Generator(5)).mul(2).sub(1);
+        var images = torch.rand([2, 3, 16, 24], generator: new torch.Generator(5)).mul(Kept(2)).sub(Kept(1));
         var latents = torch.randn([2, 4, 8, 12], generator: new torch.Generator(6));
 
         using var a = current.Encode(images);

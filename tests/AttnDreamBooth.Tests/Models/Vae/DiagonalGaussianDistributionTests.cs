@@ -1,5 +1,6 @@
 using AttnDreamBooth.Models.Vae;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Vae;
 
@@ -32,7 +33,7 @@ public sealed class DiagonalGaussianDistributionTests
 
         var sample = dist.Sample(new torch.Generator(42));
         var noise = torch.randn([2, 4, 3, 5], generator: new torch.Generator(42));
-        var expected = dist.Mean.add(dist.Std.mul(noise));
+        var expected = dist.Mean.add(dist.Std.mul(noise), One);
 
         Assert.Equal([2L, 4, 3, 5], sample.shape);
         Assert.True(sample.sub(expected).abs().max().item<float>() <= 1e-6f);

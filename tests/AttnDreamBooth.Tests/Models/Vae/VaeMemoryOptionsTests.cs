@@ -1,6 +1,7 @@
 using AttnDreamBooth.Models.Vae;
 using TorchSharp;
 using Xunit.Abstractions;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Models.Vae;
 
@@ -20,7 +21,7 @@ public sealed class VaeMemoryOptionsTests(ITestOutputHelper output)
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using var vae = VaeTestModels.LoadSd1();
-        var images = torch.rand([3, 3, 16, 20], generator: new torch.Generator(3)).mul(2).sub(1);
+        var images = torch.rand([3, 3, 16, 20], generator: new torch.Generator(3)).mul(Kept(2)).sub(Kept(1));
         var latents = torch.randn([3, 4, 8, 10], generator: new torch.Generator(4));
 
         using var batchedPosterior = vae.Encode(images);
@@ -133,7 +134,7 @@ public sealed class VaeMemoryOptionsTests(ITestOutputHelper output)
         using var vae = VaeTestModels.LoadSd2();
         var latents = torch.randn([1, 4, 20, 20], generator: new torch.Generator(13)).requires_grad_();
         vae.Tiling = new VaeTilingOptions(16);
-        vae.Decode(latents).square().mean().backward();
+        vae.Decode(latents).pow(Kept(2)).mean().backward();
         Assert.NotNull(latents.grad);
         Assert.True(latents.grad!.abs().sum().item<float>() > 0);
     }
@@ -168,14 +169,14 @@ public sealed class VaeMemoryOptionsTests(ITestOutputHelper output)
                     var a = rows[i - 1][j];
                     long e = Math.Min(Math.Min(a.shape[2], tile.shape[2]), blend);
                     for (long y = 0; y < e; y++)
-                        tile[.., .., (int)y, ..] = a[.., .., (int)(a.shape[2] - e + y), ..].mul(1 - (double)y / e).add(tile[.., .., (int)y, ..].mul((double)y / e));
+                        tile[.., .., (int)y, ..] = a[.., .., (int)(a.shape[2] - e + y), ..].mul(Kept(1 - (double)y / e)).add(tile[.., .., (int)y, ..].mul(Kept((double)y / e)), One);
                 }
                 if (j > 0)
                 {
                     var a = rows[i][j - 1];
                     long e = Math.Min(Math.Min(a.shape[3], tile.shape[3]), blend);
                     for (long x = 0; x < e; x++)
-                        tile[.., .., .., (int)x] = a[.., .., .., (int)(a.shape[3] - e + x)].mul(1 - (double)x / e).add(tile[.., .., .., (int)x].mul((double)x / e));
+                        tile[.., .., .., (int)x] = a[.., .., .., (int)(a.shape[3] - e + x)].mul(Kept(1 - (double)x / e)).add(tile[.., .., .., (int)x].mul(Kept((double)x / e)), One);
                 }
                 resultRow.Add(tile[.., .., ..(int)Math.Min(rowLimit, tile.shape[2]), ..(int)Math.Min(rowLimit, tile.shape[3])]);
             }
