@@ -56,7 +56,7 @@ public sealed class ConceptEvaluatorTests
         var (evaluator, request, tower, fixture) = Setup(caseName);
         using var model = evaluator.Clip;
         var reports = new List<EvaluationProgress>();
-        var scores = await evaluator.ScoreAsync(request, new SyncProgress(reports.Add));
+        var scores = await evaluator.ScoreAsync(request, new InlineProgress<EvaluationProgress>(reports.Add));
 
         using var reference = fixture.OpenReference();
         using var identity = reference.ReadTensor("clip.scores.identity");
@@ -169,8 +169,4 @@ public sealed class ConceptEvaluatorTests
         Assert.Throws<ModelConfigException>(() => ClipVisionConfig.FromReader(ConfigReader.Parse("{\"image_size\": 100, \"patch_size\": 32}")));
     }
 
-    private sealed class SyncProgress(Action<EvaluationProgress> report) : IProgress<EvaluationProgress>
-    {
-        public void Report(EvaluationProgress value) => report(value);
-    }
 }

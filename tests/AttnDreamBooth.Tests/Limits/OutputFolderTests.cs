@@ -175,7 +175,7 @@ public sealed class OutputFolderTests
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var proceed = new ManualResetEventSlim();
         // The training thread waits inside its first progress report until the test has tried to dispose.
-        var progress = new SynchronousProgressForTests<TrainingProgress>(_ =>
+        var progress = new InlineProgress<TrainingProgress>(_ =>
         {
             started.TrySetResult();
             proceed.Wait(TimeSpan.FromMinutes(2));
@@ -191,8 +191,4 @@ public sealed class OutputFolderTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => pipeline.GenerateAsync("a dog"));
     }
 
-    private sealed class SynchronousProgressForTests<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -16,11 +16,6 @@ public sealed class ChannelsLastTrainingTests
 {
     private const string Conv = "down_blocks.0.resnets.0.conv1.weight";
 
-    private sealed class Collect(Action<TrainingProgress> then) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => then(value);
-    }
-
     [Fact]
     public void TheLayoutChangesOnlyTheMemoryOrderOfConvolutionWeightsAndTheirGradients()
     {
@@ -100,7 +95,7 @@ public sealed class ChannelsLastTrainingTests
         using var cts = new CancellationTokenSource();
         using (var first = TinyPipeline.Build(plan, checkpointing))
         {
-            var stop = new Collect(p => { if (p.GlobalStep == 5) cts.Cancel(); });
+            var stop = new InlineProgress<TrainingProgress>(p => { if (p.GlobalStep == 5) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.TrainAsync(TinyPipeline.Dog(), stop, cts.Token));
             Assert.True(first.Components.UNet.parameters().All(p => p.is_contiguous()), "a cancelled run lays the weights back");
         }
@@ -127,7 +122,7 @@ public sealed class ChannelsLastTrainingTests
         using var pipeline = TinyPipeline.Build(plan, options);
         var during = new List<bool>();
         // Looked up at every step: a cast to half precision replaces the parameter objects.
-        var model = await pipeline.TrainAsync(TinyPipeline.Dog(), new Collect(_ =>
+        var model = await pipeline.TrainAsync(TinyPipeline.Dog(), new InlineProgress<TrainingProgress>(_ =>
             during.Add(ChannelsLastLayout.IsChannelsLast(pipeline.Components.UNet.named_parameters().Single(p => p.name == Conv).parameter))));
         Assert.All(pipeline.Components.UNet.parameters(), p => Assert.True(p.is_contiguous(), "the standard layout is back after training"));
         return (model.LossHistory.ToArray(), TinyPipeline.Snapshot(pipeline.Components.UNet), during);

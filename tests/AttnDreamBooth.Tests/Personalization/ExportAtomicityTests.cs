@@ -40,7 +40,7 @@ public sealed class ExportAtomicityTests(TrainedConcepts concepts)
 
         using (var cts = new CancellationTokenSource())
         {
-            var progress = new Inline(p => { if (p.Stage == "writing vae") cts.Cancel(); });
+            var progress = new InlineProgress<ConceptExportProgress>(p => { if (p.Stage == "writing vae") cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => model.ExportAsync(export, null, progress, cts.Token));
         }
         Assert.False(Directory.Exists(export));
@@ -50,7 +50,7 @@ public sealed class ExportAtomicityTests(TrainedConcepts concepts)
         var before = Directory.GetFiles(export).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
         using (var cts = new CancellationTokenSource())
         {
-            var progress = new Inline(p => { if (p.Stage == "writing text_encoder") cts.Cancel(); });
+            var progress = new InlineProgress<ConceptExportProgress>(p => { if (p.Stage == "writing text_encoder") cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
                 model.ExportAsync(export, new ConceptExportOptions { Overwrite = true }, progress, cts.Token));
         }
@@ -76,8 +76,4 @@ public sealed class ExportAtomicityTests(TrainedConcepts concepts)
         Assert.Equal(files, Directory.GetFiles(baseCopy, "*", SearchOption.AllDirectories).Order());
     }
 
-    private sealed class Inline(Action<ConceptExportProgress> report) : IProgress<ConceptExportProgress>
-    {
-        public void Report(ConceptExportProgress value) => report(value);
-    }
 }

@@ -16,7 +16,7 @@ public sealed class HostThreadingAndHeatmapKeyTests
         using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(1, 0, 0), TinyPipeline.Options(dir.File("ckpt")));
         int caller = Environment.CurrentManagedThreadId;
         var progressThreads = new List<int>();
-        var model = pipeline.Train(TinyPipeline.Dog(), new SynchronousProgress<TrainingProgress>(_ => progressThreads.Add(Environment.CurrentManagedThreadId)));
+        var model = pipeline.Train(TinyPipeline.Dog(), new InlineProgress<TrainingProgress>(_ => progressThreads.Add(Environment.CurrentManagedThreadId)));
         Assert.Equal([caller], progressThreads.Distinct());
         Assert.Equal("dog", model.Category);
 
@@ -41,8 +41,4 @@ public sealed class HostThreadingAndHeatmapKeyTests
         Assert.Empty(withoutToken[0].Heatmaps);
     }
 
-    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -60,7 +60,7 @@ public sealed class LoraResumeTests
         using var cts = new CancellationTokenSource();
         using (var pipeline = TinyPipeline.Build(plan, TinyPipeline.Options(checkpoints)))
         {
-            var progress = new SynchronousProgress<TrainingProgress>(p => { if (p.GlobalStep == cancelAfterGlobalStep) cts.Cancel(); });
+            var progress = new InlineProgress<TrainingProgress>(p => { if (p.GlobalStep == cancelAfterGlobalStep) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.TrainAsync(TinyPipeline.Dog(), progress, cts.Token));
             Assert.Null(pipeline.ConceptLora);
             if (kind == "lora") AssertBaseOutput(pipeline);
@@ -113,8 +113,4 @@ public sealed class LoraResumeTests
         return stream.ToArray();
     }
 
-    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -7,12 +7,6 @@ public sealed class PersonalizationMethodTrainingTests
 {
     public enum UNetScope { None, CrossAttention, All }
 
-    private sealed class Collect<T> : IProgress<T>
-    {
-        public List<T> Items { get; } = [];
-        public void Report(T value) => Items.Add(value);
-    }
-
     // What each method must train, written out rather than derived from its plan so that a wrong preset fails here.
     public static TheoryData<PersonalizationMethod, bool, UNetScope, string, bool, bool> Expectations() => new()
     {
@@ -38,8 +32,8 @@ public sealed class PersonalizationMethodTrainingTests
         var unetBefore = TinyPipeline.Snapshot(pipeline.Components.UNet);
         var textBefore = TinyPipeline.Snapshot(pipeline.Components.TextEncoder);
         var vaeBefore = TinyPipeline.Snapshot(pipeline.Components.Vae);
-        var progress = new Collect<TrainingProgress>();
-        var classProgress = new Collect<ClassImageProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
+        var classProgress = new RecordingProgress<ClassImageProgress>();
 
         var model = await pipeline.TrainAsync(TinyPipeline.Dog(), progress, classImageProgress: classProgress);
 
@@ -85,7 +79,7 @@ public sealed class PersonalizationMethodTrainingTests
     {
         var plan = TinyMethods.Plan(PersonalizationMethod.DreamBooth) with { IdentifierToken = null };
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan).WithTrainingOptions(TinyPipeline.Options()).Build();
-        var classProgress = new Collect<ClassImageProgress>();
+        var classProgress = new RecordingProgress<ClassImageProgress>();
         var error = await Assert.ThrowsAsync<ArgumentException>(() => pipeline.TrainAsync(TinyPipeline.Dog(), classImageProgress: classProgress));
         Assert.Contains("new_concept_v0", error.Message);
         Assert.Contains("sks", error.Message);

@@ -12,17 +12,6 @@ namespace AttnDreamBooth.Tests.Personalization;
 
 public sealed class PersonalizationPipelineTests
 {
-    private sealed class Collect<T> : IProgress<T>
-    {
-        private readonly Action<T>? _then;
-        public Collect(Action<T>? then = null) => _then = then;
-        public List<T> Items { get; } = [];
-        public void Report(T value)
-        {
-            Items.Add(value);
-            _then?.Invoke(value);
-        }
-    }
 
     [Theory]
     [InlineData(1)]
@@ -62,7 +51,7 @@ public sealed class PersonalizationPipelineTests
     public async Task ProgressReportsEveryStepWithBothLossParts()
     {
         using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(2, 2, 1), TinyPipeline.Options());
-        var progress = new Collect<TrainingProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
         await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
 
         Assert.Equal(5, progress.Items.Count);
@@ -159,7 +148,7 @@ public sealed class PersonalizationPipelineTests
         using var cts = new CancellationTokenSource();
         using (var pipeline = TinyPipeline.Build(plan, TinyPipeline.Options(dir.File("ckpt"))))
         {
-            var progress = new Collect<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
+            var progress = new RecordingProgress<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.TrainAsync(TinyPipeline.Dog(), progress, cts.Token));
             Assert.Equal(3, progress.Items.Count);
             Assert.Null(pipeline.Concept);
@@ -201,7 +190,7 @@ public sealed class PersonalizationPipelineTests
         using var dir = TestPaths.CreateTempDirectory();
         using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(3, 0, 0), TinyPipeline.Options(dir.File("ckpt")));
         var convIn = pipeline.Components.UNet.state_dict()["conv_in.weight"];
-        var progress = new Collect<TrainingProgress>(p =>
+        var progress = new RecordingProgress<TrainingProgress>(p =>
         {
             if (p.GlobalStep == 2)
             {
@@ -267,7 +256,7 @@ public sealed class PersonalizationPipelineTests
     {
         using var pipeline = TinyPipeline.Build(TinyPipeline.Plan(1, 1, 1), TinyPipeline.Options(), TestPaths.TinySd2);
         Assert.Equal(PredictionType.VPrediction, pipeline.Components.SchedulerConfig.PredictionType);
-        var progress = new Collect<TrainingProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
         await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
         Assert.Equal(3, progress.Items.Count);
         var images = await pipeline.GenerateAsync("a {}", new GenerationOptions { Steps = 2, Sampler = "ddim", Width = 64, Height = 48 });
@@ -286,7 +275,7 @@ public sealed class PersonalizationPipelineTests
             ValidationGeneration = new GenerationOptions { Steps = 2, Seed = 9 },
         };
         using var pipeline = TinyPipeline.Build(plan, options);
-        var progress = new Collect<TrainingProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
         await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
 
         Assert.Equal(2, progress.Items.Count);
@@ -324,7 +313,7 @@ public sealed class PersonalizationPipelineTests
         double fp32FirstLoss;
         using (var plain = TinyPipeline.Build(plan, TinyPipeline.Options()))
         {
-            var progress = new Collect<TrainingProgress>();
+            var progress = new RecordingProgress<TrainingProgress>();
             await plain.TrainAsync(TinyPipeline.Dog(), progress);
             fp32FirstLoss = progress.Items[0].Loss;
         }
@@ -334,7 +323,7 @@ public sealed class PersonalizationPipelineTests
         var unetBefore = TinyPipeline.Snapshot(pipeline.Components.UNet);
         var vaeBefore = TinyPipeline.Snapshot(pipeline.Components.Vae);
         var during = new List<(TrainingStage Stage, ScalarType Frozen, ScalarType Attn2, bool Checkpointing)>();
-        var lean = new Collect<TrainingProgress>(p =>
+        var lean = new RecordingProgress<TrainingProgress>(p =>
         {
             var state = pipeline.Components.UNet.state_dict();
             during.Add((p.Stage, state["conv_in.weight"].dtype, state[attn2].dtype, pipeline.Components.UNet.GradientCheckpointing));

@@ -11,17 +11,6 @@ namespace AttnDreamBooth.Tests.Personalization;
 
 public sealed class PriorPreservationTests
 {
-    private sealed class Collect<T> : IProgress<T>
-    {
-        private readonly Action<T>? _then;
-        public Collect(Action<T>? then = null) => _then = then;
-        public List<T> Items { get; } = [];
-        public void Report(T value)
-        {
-            Items.Add(value);
-            _then?.Invoke(value);
-        }
-    }
 
     private static PersonalizationPipeline Build(PriorPreservationOptions prior, string? cache, long seed = 7, Func<StagePlan, StagePlan>? change = null)
     {
@@ -31,10 +20,10 @@ public sealed class PriorPreservationTests
         return PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan).WithTrainingOptions(options).Build();
     }
 
-    private static async Task<(ClassImageSet Set, List<ClassImageProgress> Progress)> Prepare(PriorPreservationOptions prior, string? cache)
+    private static async Task<(ClassImageSet Set, IReadOnlyList<ClassImageProgress> Progress)> Prepare(PriorPreservationOptions prior, string? cache)
     {
         using var pipeline = Build(prior, cache);
-        var progress = new Collect<ClassImageProgress>();
+        var progress = new RecordingProgress<ClassImageProgress>();
         var set = await pipeline.PrepareClassImagesAsync("dog", progress);
         return (set, progress.Items);
     }
@@ -128,7 +117,7 @@ public sealed class PriorPreservationTests
         using var cts = new CancellationTokenSource();
         using (var pipeline = Build(TinyMethods.Prior(count: 3), cache))
         {
-            var progress = new Collect<ClassImageProgress>(p => { if (p.Completed == 2) cts.Cancel(); });
+            var progress = new RecordingProgress<ClassImageProgress>(p => { if (p.Completed == 2) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.PrepareClassImagesAsync("dog", progress, cts.Token));
             Assert.Single(progress.Items);
         }
@@ -251,13 +240,13 @@ public sealed class PriorPreservationTests
         using var cts = new CancellationTokenSource();
         using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan).WithTrainingOptions(options).Build())
         {
-            var progress = new Collect<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
+            var progress = new RecordingProgress<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.TrainAsync(TinyPipeline.Dog(), progress, cts.Token));
             Assert.Equal(TrainingStage.UNet, progress.Items[^1].Stage);
         }
         using (var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan).WithTrainingOptions(options).ResumeFrom(dir.File("ckpt")).Build())
         {
-            var classProgress = new Collect<ClassImageProgress>();
+            var classProgress = new RecordingProgress<ClassImageProgress>();
             var model = await pipeline.TrainAsync(TinyPipeline.Dog(), classImageProgress: classProgress);
             Assert.True(Assert.Single(classProgress.Items).FromCache);
             Assert.Equal(reference.Losses, model.LossHistory);
@@ -265,10 +254,10 @@ public sealed class PriorPreservationTests
         }
     }
 
-    private static async Task<(IReadOnlyList<double> Losses, List<TrainingProgress> Progress, byte[] Weights)> Train(StagePlan plan, long seed = 7)
+    private static async Task<(IReadOnlyList<double> Losses, IReadOnlyList<TrainingProgress> Progress, byte[] Weights)> Train(StagePlan plan, long seed = 7)
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan).WithTrainingOptions(TinyPipeline.Options(seed: seed)).Build();
-        var progress = new Collect<TrainingProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
         var model = await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
         return (model.LossHistory.ToArray(), progress.Items, PersonalizationPipelineTests.Fingerprint(pipeline));
     }

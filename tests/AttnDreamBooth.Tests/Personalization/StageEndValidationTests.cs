@@ -5,11 +5,6 @@ namespace AttnDreamBooth.Tests.Personalization;
 
 public sealed class StageEndValidationTests
 {
-    private sealed class Collect<T> : IProgress<T>
-    {
-        public List<T> Items { get; } = [];
-        public void Report(T value) => Items.Add(value);
-    }
 
     [Fact]
     public async Task ValidationAfterStagesRendersAtTheEndOfExactlyThoseStagesAndLeavesTrainingUnchanged()
@@ -21,7 +16,7 @@ public sealed class StageEndValidationTests
             ValidationAfterStages = [TrainingStage.Embedding, TrainingStage.CrossAttention],
             ValidationGeneration = new GenerationOptions { Steps = 2, Seed = 4, BatchSize = 2, HeatmapTokens = ["{}"] },
         };
-        var progress = new Collect<TrainingProgress>();
+        var progress = new RecordingProgress<TrainingProgress>();
         IReadOnlyList<double> losses;
         using (var pipeline = TinyPipeline.Build(plan, withRenders))
         {

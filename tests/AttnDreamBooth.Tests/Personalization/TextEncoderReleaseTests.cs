@@ -14,16 +14,6 @@ namespace AttnDreamBooth.Tests.Personalization;
 /// </summary>
 public sealed class TextEncoderReleaseTests
 {
-    private sealed class Collect<T>(Action<T>? then = null) : IProgress<T>
-    {
-        public List<T> Items { get; } = [];
-
-        public void Report(T value)
-        {
-            Items.Add(value);
-            then?.Invoke(value);
-        }
-    }
 
     /// <summary>A run's result: its losses, the concept row and U-Net as bytes, and per step whether the encoder was released.</summary>
     private sealed record Outcome(IReadOnlyList<double> Losses, byte[] Weights, IReadOnlyList<(TrainingStage Stage, bool Released)> During);
@@ -72,7 +62,7 @@ public sealed class TextEncoderReleaseTests
         var before = Capture(pipeline.Components);
         long full = Elements(pipeline.Components);
         var during = new List<(TrainingStage, bool)>();
-        var progress = new Collect<TrainingProgress>(p => during.Add((p.Stage, Released(pipeline.Components, full, p))));
+        var progress = new RecordingProgress<TrainingProgress>(p => during.Add((p.Stage, Released(pipeline.Components, full, p))));
         var model = await pipeline.TrainAsync(TinyPipeline.Dog(), progress);
         AssertRestored(pipeline.Components, before);
         return new Outcome(model.LossHistory.ToArray(), PersonalizationPipelineTests.Fingerprint(pipeline), during);
@@ -142,7 +132,7 @@ public sealed class TextEncoderReleaseTests
         long full = Elements(pipeline.Components);
         using var cts = new CancellationTokenSource();
         bool releasedAtStop = false;
-        var progress = new Collect<TrainingProgress>(p =>
+        var progress = new RecordingProgress<TrainingProgress>(p =>
         {
             if (p.GlobalStep != 3) return;
             releasedAtStop = Released(pipeline.Components, full, p);
@@ -169,7 +159,7 @@ public sealed class TextEncoderReleaseTests
         using var cts = new CancellationTokenSource();
         using (var first = TinyPipeline.Build(plan, options))
         {
-            var progress = new Collect<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
+            var progress = new RecordingProgress<TrainingProgress>(p => { if (p.GlobalStep == 3) cts.Cancel(); });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.TrainAsync(TinyPipeline.Dog(), progress, cts.Token));
         }
         var (state, _) = TrainingCheckpoint.Read(TrainingCheckpoint.Latest(dir.File("ckpt"))!);
@@ -179,7 +169,7 @@ public sealed class TextEncoderReleaseTests
         var before = Capture(resumed.Components);
         long full = Elements(resumed.Components);
         var during = new List<(TrainingStage, bool)>();
-        var model = await resumed.TrainAsync(TinyPipeline.Dog(), new Collect<TrainingProgress>(p => during.Add((p.Stage, Released(resumed.Components, full, p)))));
+        var model = await resumed.TrainAsync(TinyPipeline.Dog(), new RecordingProgress<TrainingProgress>(p => during.Add((p.Stage, Released(resumed.Components, full, p)))));
 
         Assert.Equal([(TrainingStage.CrossAttention, true), (TrainingStage.UNet, true), (TrainingStage.UNet, true)], during);
         Assert.Equal(reference.Losses, model.LossHistory);

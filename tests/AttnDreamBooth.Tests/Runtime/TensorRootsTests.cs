@@ -16,10 +16,6 @@ namespace AttnDreamBooth.Tests.Runtime;
 /// </summary>
 public sealed class TensorRootsTests
 {
-    private sealed class Calls<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 
     private static long CreatedOutsideScopes => DisposeScopeManager.Statistics.CreatedOutsideScopeCount;
 
@@ -111,7 +107,7 @@ public sealed class TensorRootsTests
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).WithStages(plan)
             .WithTrainingOptions(TinyPipeline.Options(temp.File("checkpoints"))).Build();
         var steps = new List<(TrainingStage Stage, long Outside, int Held)>();
-        var model = await pipeline.TrainAsync(TinyPipeline.Dog(), new Calls<TrainingProgress>(p => steps.Add((p.Stage, CreatedOutsideScopes, TensorRoots.HeldOnThisThread))));
+        var model = await pipeline.TrainAsync(TinyPipeline.Dog(), new InlineProgress<TrainingProgress>(p => steps.Add((p.Stage, CreatedOutsideScopes, TensorRoots.HeldOnThisThread))));
 
         var sampling = new List<(long Outside, int Held)>();
         var generation = new GenerationOptions
@@ -138,7 +134,7 @@ public sealed class TensorRootsTests
         var trainer = new ShapesPretrainer(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, recipe.Architecture.ImageSize),
             new PretrainingOptions { CheckpointDirectory = temp.File("checkpoints"), TokenizerFolder = ShapesPretrainerTests.Tokenizer, CheckpointEverySteps = 1 });
         var steps = new List<(PretrainingPhase Phase, long Outside, int Held)>();
-        await trainer.RunAsync(new Calls<PretrainingProgress>(p => steps.Add((p.Phase, CreatedOutsideScopes, TensorRoots.HeldOnThisThread))));
+        await trainer.RunAsync(new InlineProgress<PretrainingProgress>(p => steps.Add((p.Phase, CreatedOutsideScopes, TensorRoots.HeldOnThisThread))));
 
         Assert.Equal(recipe.TotalSteps, steps.Count);
         Assert.All(steps, s => Assert.Equal(0, s.Outside));

@@ -9,19 +9,13 @@ public sealed class GenerationSamplerProgressTests
 {
     private static GenerationOptions Small(int steps = 3) => new() { Steps = steps, Width = 64, Height = 48, BatchSize = 2, Seed = 4 };
 
-    private sealed class Recorder<T> : IProgress<T>
-    {
-        public List<T> Items { get; } = [];
-        public void Report(T value) => Items.Add(value);
-    }
-
     [Fact]
     public async Task ProgressReportsEveryStepInOrderAndTheResultDoesNotDependOnIt()
     {
         using var pipeline = PersonalizationPipeline.FromPretrained(TestPaths.TinySd1).Build();
         var plain = await pipeline.GenerateAsync("a dog", Small() with { Sampler = "heun" });
 
-        var progress = new Recorder<GenerationProgress>();
+        var progress = new RecordingProgress<GenerationProgress>();
         var steps = new List<(int Step, int Total, double Timestep, long[] Shape)>();
         var options = Small() with
         {

@@ -15,15 +15,6 @@ public sealed class PersonalizationExperimentTests
     private static readonly ShapesWorld World = ShapesWorld.Default;
     private static string ShapesModel => Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd");
 
-    private sealed class Collect<T> : IProgress<T>
-    {
-        public List<T> Items { get; } = [];
-        public void Report(T value)
-        {
-            lock (Items) Items.Add(value);
-        }
-    }
-
     private static PersonalizationExperimentOptions Options(string output) => new()
     {
         ModelFolder = ShapesModel,
@@ -48,7 +39,7 @@ public sealed class PersonalizationExperimentTests
         using var dir = TestPaths.CreateTempDirectory();
         var options = Options(dir.File("a"));
         Assert.Equal([3, 3, 3], options.Methods.Select(m => options.PlanFor(m).TotalSteps));
-        var progress = new Collect<ExperimentProgress>();
+        var progress = new RecordingProgress<ExperimentProgress>();
         var first = await PersonalizationExperiment.RunAsync(options, progress);
 
         // Files: the report, a grid, and per cell its stored results and every image with its map.
@@ -125,7 +116,7 @@ public sealed class PersonalizationExperimentTests
             File.ReadAllBytes(Path.Combine(second.OutputFolder, second.Scores[^1].Image)));
 
         // Again in the first folder: every cell is reused, nothing is trained, the results are unchanged.
-        var again = new Collect<ExperimentProgress>();
+        var again = new RecordingProgress<ExperimentProgress>();
         var third = await PersonalizationExperiment.RunAsync(options, again);
         Assert.All(third.Cells, c => Assert.True(c.Reused));
         Assert.DoesNotContain(again.Items, p => p.Phase is ExperimentPhase.Training or ExperimentPhase.Generating);
@@ -143,7 +134,7 @@ public sealed class PersonalizationExperimentTests
         using var dir = TestPaths.CreateTempDirectory();
         var options = Options(dir.File("out")) with { Methods = [PersonalizationMethod.TextualInversion, PersonalizationMethod.AttnDreamBooth], Seeds = 1 };
         using var cts = new CancellationTokenSource();
-        var stop = new Progress(p =>
+        var stop = new InlineProgress<ExperimentProgress>(p =>
         {
             if (p.Phase == ExperimentPhase.CellStarted && p.Cell == 2) cts.Cancel();
         });
@@ -184,12 +175,6 @@ public sealed class PersonalizationExperimentTests
         Assert.False(Assert.Single(second.Cells).Reused);
         Assert.Contains("LoRA adapters (rank 2", File.ReadAllText(dir.File("out/summary.md")), StringComparison.Ordinal);
         Assert.Equal(first.Scores.Count, second.Scores.Count);
-    }
-
-    /// <summary>Reports on the caller's thread, in order (the cancellation must land before the next cell trains).</summary>
-    private sealed class Progress(Action<ExperimentProgress> report) : IProgress<ExperimentProgress>
-    {
-        public void Report(ExperimentProgress value) => report(value);
     }
 
     [Fact]

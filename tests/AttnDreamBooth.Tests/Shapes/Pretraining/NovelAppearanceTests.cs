@@ -93,7 +93,7 @@ public sealed class NovelAppearanceTests
         Assert.NotEqual(plain.State.VaeLosses[0], straight.State.VaeLosses[0]);
 
         using var cts = new CancellationTokenSource();
-        var interrupted = ShapesPretrainerTests.Trainer(recipe, temp.File("resumed")).RunAsync(new ShapesPretrainerTests.Recorder(p =>
+        var interrupted = ShapesPretrainerTests.Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
         {
             if (p.GlobalStep == 2) cts.Cancel();
         }), cts.Token);
@@ -131,7 +131,7 @@ public sealed class NovelAppearanceTests
         // Interrupted inside the VAE phase and resumed without naming the folder: the checkpoint carried the denoiser.
         using var cts = new CancellationTokenSource();
         var interrupted = new ShapesPretrainer(recipe, Source(recipe), options with { CheckpointDirectory = temp.File("resumed") }).RunAsync(
-            new ShapesPretrainerTests.Recorder(p =>
+            new InlineProgress<PretrainingProgress>(p =>
             {
                 if (p.GlobalStep == 1) cts.Cancel();
             }), cts.Token);

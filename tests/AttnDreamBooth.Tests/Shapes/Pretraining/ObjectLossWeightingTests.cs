@@ -207,7 +207,7 @@ public sealed class ObjectLossWeightingTests
     private static async Task AssertAnInterruptedRunResumesTo(PretrainingResult straight, PretrainingRecipe recipe, string folder)
     {
         using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, Source(recipe), folder, checkpointEvery: 1).RunAsync(new ShapesPretrainerTests.Recorder(p =>
+        var interrupted = Trainer(recipe, Source(recipe), folder, checkpointEvery: 1).RunAsync(new InlineProgress<PretrainingProgress>(p =>
         {
             if (p.GlobalStep == recipe.VaeSteps + 1) cts.Cancel();
         }), cts.Token);

@@ -97,7 +97,7 @@ public sealed class ShapesModelExportTests : IAsyncLifetime
         using var cts = new CancellationTokenSource();
         var run = new ShapesPretrainer(recipe, new ShapesWorldSource(ShapesWorld.Default, recipe.Seed, 32),
             new PretrainingOptions { CheckpointDirectory = _temp.File("partial"), TokenizerFolder = Tokenizer })
-            .RunAsync(new Stop(p => { if (p.GlobalStep == 2) cts.Cancel(); }), cts.Token);
+            .RunAsync(new InlineProgress<PretrainingProgress>(p => { if (p.GlobalStep == 2) cts.Cancel(); }), cts.Token);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
         var ex = Assert.Throws<ModelConfigException>(() => ShapesModelExporter.Export(_temp.File("partial"), Tokenizer, _temp.File("m1")));
         Assert.Contains("step 1 of 3", ex.Message);
@@ -105,8 +105,4 @@ public sealed class ShapesModelExportTests : IAsyncLifetime
         Assert.Contains("\"complete\": false", File.ReadAllText(Path.Combine(_temp.File("m2"), ShapesModelManifest.FileName)));
     }
 
-    private sealed class Stop(Action<PretrainingProgress> report) : IProgress<PretrainingProgress>
-    {
-        public void Report(PretrainingProgress value) => report(value);
-    }
 }

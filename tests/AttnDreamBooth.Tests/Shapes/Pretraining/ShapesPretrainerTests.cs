@@ -34,7 +34,7 @@ public sealed class ShapesPretrainerTests
         using var temp = TestPaths.CreateTempDirectory();
         var recipe = TinyRecipe();
         var reports = new List<PretrainingProgress>();
-        var result = await Trainer(recipe, temp.File("ck")).RunAsync(new Recorder(reports.Add));
+        var result = await Trainer(recipe, temp.File("ck")).RunAsync(new InlineProgress<PretrainingProgress>(reports.Add));
 
         Assert.Equal(Enumerable.Range(1, recipe.TotalSteps), reports.Select(r => r.GlobalStep));
         Assert.Equal([PretrainingPhase.Vae, PretrainingPhase.Vae, PretrainingPhase.Vae, PretrainingPhase.UNet, PretrainingPhase.UNet, PretrainingPhase.UNet], reports.Select(r => r.Phase));
@@ -60,7 +60,7 @@ public sealed class ShapesPretrainerTests
         var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
 
         using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new Recorder(p =>
+        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
         {
             if (p.GlobalStep == stopAfter) cts.Cancel();
         }), cts.Token);
@@ -94,7 +94,7 @@ public sealed class ShapesPretrainerTests
         var recipe = TinyRecipe(seed: 5);
         var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
         using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new Recorder(p =>
+        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
         {
             if (p.GlobalStep == 4) cts.Cancel();
         }), cts.Token);
@@ -246,8 +246,4 @@ public sealed class ShapesPretrainerTests
         Assert.Equal(0.1, recipe.LearningRateAt(1.0, 110, 110), 12);
     }
 
-    internal sealed class Recorder(Action<PretrainingProgress> report) : IProgress<PretrainingProgress>
-    {
-        public void Report(PretrainingProgress value) => report(value);
-    }
 }
