@@ -149,7 +149,9 @@ internal static class CliApp
             TrainOutput.RequireWritable(outDir, pipeline);
             string? resumeFrom = parse.GetValue(resume) ? TrainOutput.ResumePoint(console, checkpointDir, plan) : null;
             int encodes = training.Data.FreshAugmentationEveryStep ? 0 : concept.Images.Count * training.Data.VariantsPerImage;
-            TrainOutput.PrintEstimate(console, TrainingEstimate.For(pipeline, plan, deviceName) with { LatentEncodes = encodes });
+            var estimate = TrainingEstimate.For(pipeline, plan, deviceName) with { LatentEncodes = encodes };
+            TrainOutput.PrintEstimate(console, estimate);
+            if (estimate.RealSizeOnCpu) NativeHeap.ReturnLargeBlocksToTheSystem();
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));

@@ -110,10 +110,13 @@ internal sealed record TrainingEstimate
         ];
     }
 
+    /// <summary>A real-size model (<see cref="RealSizeParameters"/>) about to train on the CPU.</summary>
+    public bool RealSizeOnCpu => OnCpu && UNetParameters >= RealSizeParameters;
+
     /// <summary>The warning for a real-size model on the CPU, with what to do instead; null otherwise.</summary>
     public string? Warning()
     {
-        if (!OnCpu || UNetParameters < RealSizeParameters) return null;
+        if (!RealSizeOnCpu) return null;
         // Measured: 80 encodes at 512 px took 13 min on the busy 2-core machine, more than two stage-3 steps.
         string encodes = LatentEncodes > 0 ? $" Before the first step it encodes the photos' {LatentEncodes} augmented variants with the VAE, several seconds each." : "";
         return $"This is a real-size model ({UNetParameters / 1e6:F0} M U-Net parameters) on the CPU: training takes about {Duration(Total)}.{encodes} " +

@@ -66,6 +66,7 @@ public sealed class TrainingEstimateTests
         Assert.Equal(seconds, estimate.Total.TotalSeconds, 1e-6 * seconds);
         Assert.True(estimate.Total > TimeSpan.FromHours(10), $"{estimate.Total}");
 
+        Assert.True(estimate.RealSizeOnCpu);
         string? warning = estimate.Warning();
         Assert.NotNull(warning);
         Assert.StartsWith("This is a real-size model (866 M U-Net parameters) on the CPU: training takes about ", warning);
@@ -127,6 +128,7 @@ public sealed class TrainingEstimateTests
     public void NoWarningOnAGpuOrForASmallModel()
     {
         Assert.Null(RealSize("cuda", StagePlan.Paper).Warning());
+        Assert.False(RealSize("cuda", StagePlan.Paper).RealSizeOnCpu);
         Assert.Null(RealSize("cuda:1", StagePlan.Fast).Warning());
         Assert.Equal(60 + 100 + 200, RealSize("cuda", StagePlan.Fast).Plan.TotalSteps);
 
@@ -134,6 +136,7 @@ public sealed class TrainingEstimateTests
         var tiny = TrainingEstimate.Create(unet, text, 2, [8, 8], 32, 32, StagePlan.Paper, "cpu", cpuThreads: 2);
         Assert.True(tiny.UNetParameters < TrainingEstimate.RealSizeParameters);
         Assert.Null(tiny.Warning());
+        Assert.False(tiny.RealSizeOnCpu);
     }
 
     [Fact]
