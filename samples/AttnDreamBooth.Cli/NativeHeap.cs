@@ -10,8 +10,9 @@ namespace AttnDreamBooth.Cli;
 /// <remarks>
 /// Why: libtorch takes most U-Net tensors from glibc's heaps (below glibc's mmap threshold, which raises itself up to
 /// 32 MiB as large blocks are freed), and a block freed there stays in the process. A whole real-size stage-3 run
-/// (512 px, checkpointing, 8-bit states) peaked at 10.00 GiB with glibc's defaults and at 8.96 GiB with the threshold
-/// fixed, its steps no slower (docs/training-at-scale.md, "Whole runs at real size"). Only there: small models' tensors
+/// (512 px, checkpointing, 8-bit states) peaked at 10.00 GiB with glibc's defaults, at 8.96 GiB with the threshold
+/// fixed from the start and at 9.39 GiB with it fixed, as the CLI does, after loading the model; its steps were no
+/// slower (docs/training-at-scale.md, "Whole runs at real size"). Only there: small models' tensors
 /// of a few MiB, allocated and freed at every step, would each cost fresh page faults (a 128 KiB threshold made the
 /// Shapes pretraining 2.5× slower, docs/shapes-world.md). The CLI sets it, not the library: it changes the allocator of
 /// the whole process, which is the host application's call.
