@@ -42,10 +42,14 @@ internal static class ShapesExperimentCommand
             Description = "Train LoRA adapters of this rank in stages 2 and 3 of every method instead of fine-tuning the U-Net "
                 + "(at the Shapes LoRA learning rate, 1e-3); compare with a run without it in another --out folder.",
         };
+        var optimizer8Bit = new Option<bool>("--optimizer-8bit")
+        {
+            Description = "Train every cell with 8-bit AdamW moments (block-wise quantized); compare with a run without it in another --out folder.",
+        };
         var command = new Command("experiment", "Compare personalization methods on Shapes concepts: train each concept with each method, generate the prompts, "
             + "score identity, text and [V] attention; write results.csv/json, summary.md, scatter.png and grids.")
         {
-            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages, loraRank,
+            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages, loraRank, optimizer8Bit,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -64,6 +68,7 @@ internal static class ShapesExperimentCommand
                     World = world,
                     TrainingSeed = parse.GetValue(seed),
                     StageMetrics = !parse.GetValue(noStages),
+                    EightBitOptimizerStates = parse.GetValue(optimizer8Bit),
                 };
                 if (parse.GetValue(methods) is { } names) options = options with { Methods = PersonalizationMethods.ParseList(names) };
                 if (parse.GetValue(quick)) options = options.Quick();

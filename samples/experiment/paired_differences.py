@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""Paired differences between methods of one `shapes experiment` run.
+"""Paired differences between methods of one `shapes experiment` run, or between two runs of the same methods.
 
 Reads DIR/results.csv and, for each method other than the reference, takes the difference of every score on the same
 concept, prompt and seed (the trained model's images only, not the stage ends), and prints its mean and the half-width
 of a normal 95 % interval as a markdown table. Pairs where either image has no value (an image without an object has no
 [V]-map IoU) are left out and counted separately.
 
+With --against OTHER (another --out folder of the same concepts and prompts, run with one setting changed, e.g.
+--optimizer-8bit), every method found in both runs is compared with itself instead: DIR − OTHER on the same concept,
+prompt, seed and stage end, and the two runs' training losses step by step, per stage (from each cell's cell.json).
+
     python3 samples/experiment/paired_differences.py DIR [--reference attndreambooth]
+    python3 samples/experiment/paired_differences.py DIR --against OTHER
 """
 import argparse
 import csv
+import glob
+import json
 import math
+import os
 import statistics
 import sys
 
@@ -18,13 +26,84 @@ SCORES = [("text", "text"), ("identity", "identity"), ("v_map_iou", "[V]-map IoU
           ("v_share_16", "[V] share 16×16"), ("v_share_8", "[V] share 8×8"), ("v_share_4", "[V] share 4×4")]
 
 
+def read_rows(folder, stage_ends):
+    with open(f"{folder}/results.csv", newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if (stage_ends or r["after_stage"] == "") and r["tuning"].lower() != "true"]
+
+
+def estimate(d):
+    """Mean ± half-width of a normal 95 % interval, as the tables print it; "–" for fewer than two values."""
+    if len(d) < 2:
+        return "–"
+    half = 1.96 * statistics.stdev(d) / math.sqrt(len(d))
+    return f"{statistics.mean(d):+.3f}".replace("-", "−") + f" ± {half:.3f}"
+
+
+def stage_steps(folder):
+    """Each method's steps per stage, in stage order, from the run's results.json."""
+    with open(f"{folder}/results.json", encoding="utf-8") as f:
+        settings = json.load(f)["settings"]
+    return {m["method"]: [int(v) for _, v in sorted(m["steps"].items(), key=lambda kv: int(kv[0]))] for m in settings["methods"]}
+
+
+def losses(folder, method):
+    """Each concept's training losses of one method, from its cell file."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(folder, "cells", "*", method, "cell.json"))):
+        with open(path, encoding="utf-8") as f:
+            found[os.path.basename(os.path.dirname(os.path.dirname(path)))] = json.load(f)["loss_history"]
+    return found
+
+
+def against(folder, other):
+    rows = read_rows(folder, stage_ends=True)
+    others = {(r["concept"], r["method"], r["after_stage"], r["prompt_index"], r["seed"]): r for r in read_rows(other, stage_ends=True)}
+    groups = list(dict.fromkeys((r["method"], r["after_stage"]) for r in rows))
+    print(f"| method, images after | pairs | " + " | ".join(label for _, label in SCORES) + " |")
+    print("|---|---|" + "---|" * len(SCORES))
+    for method, stage in groups:
+        pairs = [(r, others[k]) for r in rows
+                 if r["method"] == method and r["after_stage"] == stage
+                 and (k := (r["concept"], method, stage, r["prompt_index"], r["seed"])) in others]
+        if not pairs:
+            continue
+        cells = []
+        for key, _ in SCORES:
+            d = [float(a[key]) - float(b[key]) for a, b in pairs if a[key] != "" and b[key] != ""]
+            cells.append(estimate(d) + (f" ({len(d)} pairs)" if 2 <= len(d) < len(pairs) else ""))
+        print(f"| {method}, {'stage ' + stage if stage else 'training'} | {len(pairs)} | " + " | ".join(cells) + " |")
+
+    steps = stage_steps(folder)
+    if steps != stage_steps(other):
+        sys.exit(f"{folder} and {other} trained with different steps per stage; their losses are not compared")
+    print()
+    print("| method | stage | steps × concepts | max \\|Δloss\\| | mean \\|Δloss\\| | mean loss (OTHER) |")
+    print("|---|---|---|---:|---:|---:|")
+    for method in dict.fromkeys(m for m, _ in groups):
+        mine, theirs = losses(folder, method), losses(other, method)
+        concepts = [c for c in mine if c in theirs]
+        start = 0
+        for stage, n in enumerate(steps[method], start=1):
+            d, ref = [], []
+            for c in concepts:
+                a, b = mine[c][start:start + n], theirs[c][start:start + n]
+                d.extend(abs(x - y) for x, y in zip(a, b))
+                ref.extend(b)
+            start += n
+            if d:
+                print(f"| {method} | {stage} | {n} × {len(concepts)} | {max(d):.3g} | {statistics.mean(d):.3g} | {statistics.mean(ref):.3g} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="the experiment's --out folder")
     parser.add_argument("--reference", default="attndreambooth", help="the method the others are compared with")
+    parser.add_argument("--against", metavar="OTHER", help="another run's --out folder: compare each method with itself there")
     args = parser.parse_args()
-    with open(f"{args.folder}/results.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["after_stage"] == "" and r["tuning"].lower() != "true"]
+    if args.against:
+        against(args.folder, args.against)
+        return
+    rows = read_rows(args.folder, stage_ends=False)
     images = {(r["concept"], r["method"], r["prompt_index"], r["seed"]): r for r in rows}
     methods = list(dict.fromkeys(r["method"] for r in rows))
     if args.reference not in methods:
@@ -45,11 +124,7 @@ def main():
                     continue
                 if row[key] != "" and ref[key] != "":
                     d.append(float(row[key]) - float(ref[key]))
-            if len(d) < 2:
-                cells.append("–")
-                continue
-            half = 1.96 * statistics.stdev(d) / math.sqrt(len(d))
-            cells.append(f"{statistics.mean(d):+.3f}".replace("-", "−") + f" ± {half:.3f}" + (f" ({len(d)} pairs)" if len(d) < pairs else ""))
+            cells.append(estimate(d) + (f" ({len(d)} pairs)" if 2 <= len(d) < pairs else ""))
         print(f"| {method} | {pairs} | " + " | ".join(cells) + " |")
 
 

@@ -39,6 +39,7 @@ internal static class ExperimentFingerprint
             prompts = prompts.Select(i => $"{i}:{ConceptPrompts.Text(options.Prompts[i])}").ToArray(),
             seeds = options.Seeds,
             stageMetrics = options.StageMetrics,
+            eightBitStates = options.EightBitOptimizerStates,
             generation = new { g.Steps, g.GuidanceScale, g.Sampler, g.Eta, g.NegativePrompt, g.Width, g.Height, g.HeatmapResolution },
         };
         return Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(description)));

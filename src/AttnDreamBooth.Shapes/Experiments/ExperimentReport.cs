@@ -107,6 +107,7 @@ internal static class ExperimentReport
                 stepsScale = options.StepsScale,
                 classImages = options.ClassImages,
                 loraRank = options.Lora?.Rank,
+                eightBitOptimizerStates = options.EightBitOptimizerStates,
                 stageMetrics = options.StageMetrics,
                 generation = new { g.Sampler, g.Steps, g.GuidanceScale, g.HeatmapResolution, heatmapThreshold = ConceptJudge.HeatmapThreshold },
                 presenceThreshold = ConceptJudge.PresenceThreshold,
@@ -140,6 +141,7 @@ internal static class ExperimentReport
         sb.Append(Inv, $"- Sampler: {g.Sampler ?? "dpm++"}, {g.Steps} steps, guidance {g.GuidanceScale:g}; training seed {options.TrainingSeed}; steps scale {options.StepsScale:g}; {options.ClassImages} class images");
         if (options.Lora is { } lora)
             sb.Append(Inv, $"; stages 2–3 train LoRA adapters (rank {lora.Rank}, learning rate {ShapesPersonalization.LoraLearningRate:g})");
+        if (options.EightBitOptimizerStates) sb.Append("; AdamW moments in 8 bits");
         sb.Append('\n');
         sb.Append("- Every number: mean ± half-width of the 95 % confidence interval over concepts × prompts × seeds (images taken as independent).\n");
         sb.Append("- [V]-map IoU h×h: the IoU of the map of the cross-attention layers with an h×h latent grid alone (same threshold and output grid as the all-layer map).\n");

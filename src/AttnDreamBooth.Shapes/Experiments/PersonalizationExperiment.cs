@@ -115,6 +115,7 @@ public static class PersonalizationExperiment
         var generation = options.Generation with { BatchSize = options.Seeds, Seed = 0, HeatmapTokens = [ConceptToken] };
         var training = ShapesPersonalization.TrainingOptions(options.TrainingSeed) with
         {
+            EightBitOptimizerStates = options.EightBitOptimizerStates,
             ClassImageDirectory = plan.UsesPriorPreservation ? Path.Combine(c.Root, "class-images", c.Concept.Category.Word) : null,
             ValidationPrompts = stageEnds.Length > 0 ? prompts.Select(p => p.Template).ToArray() : [],
             ValidationGeneration = generation,

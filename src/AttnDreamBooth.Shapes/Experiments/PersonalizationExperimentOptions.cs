@@ -66,6 +66,10 @@ public sealed record PersonalizationExperimentOptions
     /// instead of fine-tuning the U-Net's weights; null (default) fine-tunes them.</summary>
     public LoraOptions? Lora { get; init; }
 
+    /// <summary>When set, every cell trains with 8-bit AdamW moments (<see cref="TrainingOptions.EightBitOptimizerStates"/>);
+    /// false (default) keeps them in float32. Compare with a run without it in another output folder.</summary>
+    public bool EightBitOptimizerStates { get; init; }
+
     /// <summary>Seed of every training run (the same for all concepts and methods).</summary>
     public long TrainingSeed { get; init; } = 42;
 

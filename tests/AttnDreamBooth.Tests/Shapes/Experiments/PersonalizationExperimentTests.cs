@@ -177,6 +177,44 @@ public sealed class PersonalizationExperimentTests
         Assert.Equal(first.Scores.Count, second.Scores.Count);
     }
 
+    // With EightBitOptimizerStates set, every cell trains with 8-bit AdamW moments: its cell is not a reuse of the float32
+    // one, the reports say so, and the training itself changes — the first loss (before any update) is the float32 run's,
+    // later ones are not (a stage's first update reads fresh float32 moments; the quantized ones take over from its second).
+    [Fact]
+    public async Task EightBitOptimizerStatesReachTheTrainerAndKeepTheirCellsApart()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        var float32 = Options(dir.File("out")) with
+        {
+            Methods = [PersonalizationMethod.AttnDreamBooth],
+            Seeds = 1,
+            StepsScale = 12.0 / StagePlan.ReferenceTotalSteps,
+            StageMetrics = false,
+        };
+        var eightBit = float32 with { EightBitOptimizerStates = true };
+        Assert.Equal(float32.PlanFor(PersonalizationMethod.AttnDreamBooth), eightBit.PlanFor(PersonalizationMethod.AttnDreamBooth));
+        Assert.True(float32.PlanFor(PersonalizationMethod.AttnDreamBooth).Stage3.Steps >= 3);
+
+        await PersonalizationExperiment.RunAsync(float32);
+        var float32Losses = StoredLosses(dir.File("out/cells/galaxy-star/attndreambooth/cell.json"));
+        var second = await PersonalizationExperiment.RunAsync(eightBit);
+        var eightBitLosses = StoredLosses(dir.File("out/cells/galaxy-star/attndreambooth/cell.json"));
+
+        Assert.False(Assert.Single(second.Cells).Reused);
+        Assert.Contains("AdamW moments in 8 bits", File.ReadAllText(dir.File("out/summary.md")), StringComparison.Ordinal);
+        using (var json = JsonDocument.Parse(File.ReadAllText(dir.File("out/results.json"))))
+            Assert.True(json.RootElement.GetProperty("settings").GetProperty("eight_bit_optimizer_states").GetBoolean());
+        Assert.Equal(float32Losses.Length, eightBitLosses.Length);
+        Assert.Equal(float32Losses[0], eightBitLosses[0]);
+        Assert.Contains(Enumerable.Range(0, float32Losses.Length), i => float32Losses[i] != eightBitLosses[i]);
+    }
+
+    private static double[] StoredLosses(string cellFile)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(cellFile));
+        return json.RootElement.GetProperty("loss_history").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+    }
+
     [Fact]
     public async Task TheCommandRunsOnAConceptSpecAndAPromptFileItHasNeverSeen()
     {
@@ -200,7 +238,7 @@ public sealed class PersonalizationExperimentTests
         int exit = await CliApp.RunAsync(
         [
             "shapes", "experiment", "--concepts", dir.File("concepts"), "--prompts", dir.File("my-prompts.txt"), "--out", dir.File("out"),
-            "--model", ShapesModel, "--methods", "ti", "--seeds", "1", "--steps-scale", "0.003",
+            "--model", ShapesModel, "--methods", "ti", "--seeds", "1", "--steps-scale", "0.003", "--optimizer-8bit",
         ], console);
         Assert.True(exit == 0, text.ToString());
         var rows = File.ReadAllLines(dir.File("out/results.csv"));
@@ -209,6 +247,7 @@ public sealed class PersonalizationExperimentTests
         Assert.StartsWith("teal-diamond,diamond,false,ti,,1,a picture of a small {V} next to a blue heart on a yellow background,4,0,", rows[2]);
         Assert.True(File.Exists(dir.File("out/grid-teal-diamond.png")));
         Assert.Contains("teal-diamond (diamond)", File.ReadAllText(dir.File("out/summary.md")));
+        Assert.Contains("AdamW moments in 8 bits", File.ReadAllText(dir.File("out/summary.md")));
         Assert.Contains("1 cell(s) run, 0 reused", text.ToString());
     }
 
