@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Training;
@@ -18,6 +19,10 @@ namespace AttnDreamBooth.Benchmarks.Training;
 /// checkpointing, the map recorder on every attn2 layer); and the no-grad forward's rate against a float32 matmul's,
 /// measured in the same process before and after. Not a BenchmarkDotNet job:
 /// <c>dotnet run -c Release -- stage-ratios [--latents 32,64] [--rounds 3] [--out file.md]</c>.
+/// With <c>--pairs N</c> it compares the product as it was with the product as it is, which one process cannot do
+/// (libtorch reads its huge-page switch once): N pairs of child processes, one "before" (huge pages off, multi-op AdamW)
+/// and one "now" (huge pages on, the stages as the trainer runs them), their order alternating from pair to pair, each
+/// pair's ratios taken between its two processes (<see cref="PairedProcesses"/>).
 /// </summary>
 internal static class StageRatios
 {
@@ -25,41 +30,93 @@ internal static class StageRatios
     private const int MatmulSide = 3072;
 
     /// <param name="Standard">Runs in the standard layout whatever the run's layout (the step as it was).</param>
-    private sealed record Variant(string Name, TrainingStage Stage, AdamWUpdatePath Path, bool Standard);
+    /// <param name="Before">The step as it was before the one-pass optimizer (<c>--variants before</c>).</param>
+    private sealed record Variant(string Name, TrainingStage Stage, AdamWUpdatePath Path, bool Standard, bool Before);
+
+    internal const string BeforeName = "stage 3, multi-op AdamW, standard layout (before)";
+    internal const string Stage3Name = "stage 3 (now)";
+    internal const string Stage2Name = "stage 2 (now)";
 
     private static readonly Variant[] Variants =
     [
-        new("stage 3, multi-op AdamW, standard layout (before)", TrainingStage.UNet, AdamWUpdatePath.MultiOp, Standard: true),
-        new("stage 3 (now)", TrainingStage.UNet, AdamWUpdatePath.OnePass, Standard: false),
-        new("stage 2 (now)", TrainingStage.CrossAttention, AdamWUpdatePath.OnePass, Standard: false),
+        new(BeforeName, TrainingStage.UNet, AdamWUpdatePath.MultiOp, Standard: true, Before: true),
+        new(Stage3Name, TrainingStage.UNet, AdamWUpdatePath.OnePass, Standard: false, Before: false),
+        new(Stage2Name, TrainingStage.CrossAttention, AdamWUpdatePath.OnePass, Standard: false, Before: false),
     ];
+
+    /// <summary>One step's parts in seconds.</summary>
+    internal sealed record StepTimes(double Forward, double Backward, double Optimizer)
+    {
+        public double Step => Forward + Backward + Optimizer;
+    }
+
+    /// <summary>What one process measured at one latent size (also the <c>--json</c> file's entries).</summary>
+    internal sealed record Measurement(int Latent, int Rounds, bool ChannelsLast, string HugePages, string LoadBefore, string LoadAfter,
+        double MatmulBefore, double MatmulAfter, double ForwardGflop, IReadOnlyList<double> Inference, IReadOnlyDictionary<string, List<StepTimes>> Times,
+        DateTime EndUtc)
+    {
+        public double ForwardShareOfMatmul => ForwardGflop / RealSizeUNet.Median(Inference) / Math.Min(MatmulBefore, MatmulAfter);
+
+        public double MedianStep(string variant) => RealSizeUNet.Median(Times[variant].Select(t => t.Step));
+
+        public double MedianPart(string variant, Func<StepTimes, double> part) => RealSizeUNet.Median(Times[variant].Select(part));
+    }
 
     public static int Run(string[] args)
     {
-        var options = CommandOptions.Parse(args, Command, "[--latents 32,64] [--rounds 3] [--layout standard|channels-last] [--out file.md]",
-            "--latents", "--rounds", "--layout", "--out");
+        var options = CommandOptions.Parse(args, Command,
+            "[--latents 32,64] [--rounds 3] [--layout standard|channels-last] [--variants all|before|now] [--pairs N] [--out file.md] [--json file.json]",
+            "--latents", "--rounds", "--layout", "--variants", "--pairs", "--out", "--json");
         if (options is null) return 2;
         int[] latents = options.Integers("--latents") ?? [32, 64];
         int rounds = options.Integer("--rounds") ?? 3;
         string? output = options.Text("--out");
+        string? json = options.Text("--json");
         string layout = options.Text("--layout") ?? "standard";
+        string which = options.Text("--variants") ?? "all";
         if (layout is not ("standard" or "channels-last"))
         {
             Console.Error.WriteLine($"--layout must be standard or channels-last, not '{layout}'.");
             return 2;
         }
+        if (which is not ("all" or "before" or "now"))
+        {
+            Console.Error.WriteLine($"--variants must be all, before or now, not '{which}'.");
+            return 2;
+        }
+        if (latents.Length == 0 || latents.Any(l => l is < 8 or > 128) || rounds is < 1 or > 50)
+        {
+            Console.Error.WriteLine("--latents must be sides between 8 and 128 and --rounds between 1 and 50.");
+            return 2;
+        }
+        if (options.Integer("--pairs") is { } pairs)
+        {
+            if (pairs is < 1 or > 10 || which != "all" || layout != "standard" || json is not null)
+            {
+                Console.Error.WriteLine("--pairs takes 1 to 10 pairs and chooses the variants, layout and files of its processes itself (no --variants, --layout or --json).");
+                return 2;
+            }
+            return PairedProcesses.Run(latents, rounds, pairs, output);
+        }
+        var chosen = Variants.Where(v => which == "all" || v.Before == (which == "before")).ToArray();
         var report = new StringBuilder();
+        var measured = new List<Measurement>();
         foreach (int latent in latents)
         {
-            report.Append(Measure(latent, rounds, layout == "channels-last"));
+            var m = Measure(latent, rounds, layout == "channels-last", chosen);
+            measured.Add(m);
+            report.Append(Report(m));
             Console.WriteLine(report.ToString());
             // Written after every size, so a stopped sweep keeps what it measured.
             if (output is not null) File.WriteAllText(output, report.ToString());
+            if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(measured, JsonOptions));
         }
         return 0;
     }
 
-    private static string Measure(int latent, int rounds, bool channelsLast)
+    internal static JsonSerializerOptions JsonOptions { get; } = new() { WriteIndented = true };
+
+    private static Measurement Measure(int latent, int rounds, bool channelsLast, Variant[] variants)
     {
         string loadBefore = RealSizeUNet.LoadAverage();
         double matmulBefore = MatmulRate();
@@ -82,7 +139,7 @@ internal static class StageRatios
         var named = net.Model.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
         var training = new TrainingOptions();
         var optimizers = new Dictionary<TrainingStage, (AdamWOptimizer Optimizer, Parameter[] Trainable, StageOptions Settings)>();
-        foreach (var stage in Variants.Select(v => v.Stage).Distinct())
+        foreach (var stage in variants.Select(v => v.Stage).Distinct())
         {
             var trainable = StageParameters.Select(stage, named);
             var settings = StagePlan.Paper[stage];
@@ -90,15 +147,15 @@ internal static class StageRatios
         }
         using var store = new AttentionMapStore();
         using var session = net.Model.Attach(store, AttentionTokenSelection.Positions(5, 6));
-        var times = Variants.ToDictionary(v => v.Name, _ => new List<(double Forward, double Backward, double Optimizer)>());
+        var times = variants.ToDictionary(v => v.Name, _ => new List<StepTimes>());
         try
         {
             // Warm-up, last variant first: stage 3 "now" allocates the moments in the run's layout before "before" steps.
-            foreach (var v in Variants.Reverse()) Step(net, store, v, optimizers[v.Stage]);
+            foreach (var v in variants.Reverse()) Step(net, store, v, optimizers[v.Stage]);
             for (int round = 0; round < rounds; round++)
             {
-                foreach (var v in Variants) times[v.Name].Add(Step(net, store, v, optimizers[v.Stage]));
-                Console.Error.WriteLine($"{latent}x{latent}: round {round + 1}/{rounds}: " + string.Join(", ", Variants.Select(v =>
+                foreach (var v in variants) times[v.Name].Add(Step(net, store, v, optimizers[v.Stage]));
+                Console.Error.WriteLine($"{latent}x{latent}: round {round + 1}/{rounds}: " + string.Join(", ", variants.Select(v =>
                     $"{v.Name} {Seconds(times[v.Name][^1].Forward)}+{Seconds(times[v.Name][^1].Backward)}+{Seconds(times[v.Name][^1].Optimizer)} s"))
                     + $" (load {RealSizeUNet.LoadAverage()})");
             }
@@ -108,12 +165,13 @@ internal static class StageRatios
             foreach (var (optimizer, _, _) in optimizers.Values) optimizer.Dispose();
         }
         double matmulAfter = MatmulRate();
-        return Report(latent, rounds, channelsLast, loadBefore, matmulBefore, matmulAfter, forwardGflop, inference, times);
+        return new Measurement(latent, rounds, channelsLast, RealSizeUNet.HugePagesSetting(), loadBefore, RealSizeUNet.LoadAverage(), matmulBefore, matmulAfter,
+            forwardGflop, inference, times, DateTime.UtcNow);
     }
 
     /// <summary>One step of <paramref name="v"/>'s stage, as the trainer runs it: the stage's parameters require a gradient
     /// and the rest do not, forward + loss, backward, the stage's clipping, AdamW, gradients dropped.</summary>
-    private static (double Forward, double Backward, double Optimizer) Step(RealSizeUNet net, AttentionMapStore store, Variant v,
+    private static StepTimes Step(RealSizeUNet net, AttentionMapStore store, Variant v,
         (AdamWOptimizer Optimizer, Parameter[] Trainable, StageOptions Settings) stage)
     {
         StageParameters.Freeze(v.Stage, net.Model.named_parameters().Select(p => (p.name, p.parameter)));
@@ -128,7 +186,7 @@ internal static class StageRatios
         }
     }
 
-    private static (double Forward, double Backward, double Optimizer) TimedStep(RealSizeUNet net, AttentionMapStore store, Variant v,
+    private static StepTimes TimedStep(RealSizeUNet net, AttentionMapStore store, Variant v,
         (AdamWOptimizer Optimizer, Parameter[] Trainable, StageOptions Settings) stage)
     {
         stage.Optimizer.UpdatePath = v.Path;
@@ -142,7 +200,7 @@ internal static class StageRatios
         stage.Optimizer.Step();
         stage.Optimizer.ZeroGrad();
         store.Clear();
-        return (forward, backward, clock.Elapsed.TotalSeconds - forward - backward);
+        return new StepTimes(forward, backward, clock.Elapsed.TotalSeconds - forward - backward);
     }
 
     /// <summary>GFLOP/s of a float32 <c>mm</c> of two square matrices (median of 7 after a warm-up), with libtorch's
@@ -207,41 +265,40 @@ internal static class StageRatios
         return flops;
     }
 
-    private static string Report(int latent, int rounds, bool channelsLast, string loadBefore, double matmulBefore, double matmulAfter, double forwardGflop,
-        List<double> inference, Dictionary<string, List<(double Forward, double Backward, double Optimizer)>> times)
+    private static string Report(Measurement m)
     {
-        static double Median(IEnumerable<double> values) => RealSizeUNet.Median(values);
         var text = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
+        string layout = m.ChannelsLast ? "channels-last" : "standard";
         text.AppendLine();
-        text.AppendLine(c, $"### {latent}×{latent} latents, {rounds} rounds, {(channelsLast ? "channels-last" : "standard")} layout");
+        text.AppendLine(c, $"### {m.Latent}×{m.Latent} latents, {m.Rounds} rounds, {layout} layout");
         text.AppendLine();
-        text.AppendLine(c, $"Load average before / after: {loadBefore} / {RealSizeUNet.LoadAverage()}; libtorch threads {get_num_threads()}; huge pages {RealSizeUNet.HugePagesSetting()}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC at the end.");
+        text.AppendLine(c, $"Load average before / after: {m.LoadBefore} / {m.LoadAfter}; libtorch threads {get_num_threads()}; huge pages {m.HugePages}; {m.EndUtc:yyyy-MM-dd HH:mm} UTC at the end.");
         text.AppendLine();
-        double forward = Median(inference);
-        double matmul = Math.Min(matmulBefore, matmulAfter);
-        text.AppendLine(c, $"Forward (no grad, {(channelsLast ? "channels-last" : "standard")} layout): {forwardGflop:F1} GFLOP counted, median {forward:F2} s of {string.Join(", ", inference.Select(Seconds))} s "
-            + $"= {forwardGflop / forward:F1} GFLOP/s; float32 {MatmulSide}² matmul {matmulBefore:F1} GFLOP/s before, {matmulAfter:F1} after "
-            + $"→ forward at **{100 * forwardGflop / forward / matmul:F0} %** of the lower matmul rate ({100 * forwardGflop / forward / Math.Max(matmulBefore, matmulAfter):F0} % of the higher).");
+        double forward = RealSizeUNet.Median(m.Inference);
+        text.AppendLine(c, $"Forward (no grad, {layout} layout): {m.ForwardGflop:F1} GFLOP counted, median {forward:F2} s of {string.Join(", ", m.Inference.Select(Seconds))} s "
+            + $"= {m.ForwardGflop / forward:F1} GFLOP/s; float32 {MatmulSide}² matmul {m.MatmulBefore:F1} GFLOP/s before, {m.MatmulAfter:F1} after "
+            + $"→ forward at **{100 * m.ForwardShareOfMatmul:F0} %** of the lower matmul rate ({100 * m.ForwardGflop / forward / Math.Max(m.MatmulBefore, m.MatmulAfter):F0} % of the higher).");
         text.AppendLine();
         text.AppendLine("| step | forward s | backward s | clip + AdamW s | step s (median) | every step (s) |");
         text.AppendLine("|---|---:|---:|---:|---:|---|");
-        var totals = new Dictionary<string, double>();
-        foreach (var (name, list) in times)
+        foreach (var (name, list) in m.Times)
         {
-            totals[name] = Median(list.Select(s => s.Forward + s.Backward + s.Optimizer));
-            text.AppendLine(c, $"| {name} | {Seconds(Median(list.Select(s => s.Forward)))} | {Seconds(Median(list.Select(s => s.Backward)))} | "
-                + $"{Seconds(Median(list.Select(s => s.Optimizer)))} | {Seconds(totals[name])} | {string.Join(", ", list.Select(s => Seconds(s.Forward + s.Backward + s.Optimizer)))} |");
+            text.AppendLine(c, $"| {name} | {Seconds(m.MedianPart(name, t => t.Forward))} | {Seconds(m.MedianPart(name, t => t.Backward))} | "
+                + $"{Seconds(m.MedianPart(name, t => t.Optimizer))} | {Seconds(m.MedianStep(name))} | {string.Join(", ", list.Select(t => Seconds(t.Step)))} |");
         }
         text.AppendLine();
-        var before = times[Variants[0].Name];
-        var now = times[Variants[1].Name];
-        text.AppendLine(c, $"Stage 3 now / before: **{totals[Variants[1].Name] / totals[Variants[0].Name]:F3}** by medians "
-            + $"(per round: {string.Join(", ", now.Zip(before, (n, b) => ((n.Forward + n.Backward + n.Optimizer) / (b.Forward + b.Backward + b.Optimizer)).ToString("F3", c)))}); "
-            + $"AdamW alone now / before: **{Median(now.Select(s => s.Optimizer)) / Median(before.Select(s => s.Optimizer)):F3}**. "
-            + $"Stage 2 / stage 3 now: **{totals[Variants[2].Name] / totals[Variants[1].Name]:F3}**.");
+        if (m.Times.Count == Variants.Length)
+        {
+            var before = m.Times[BeforeName];
+            var now = m.Times[Stage3Name];
+            text.AppendLine(c, $"Stage 3 now / before: **{m.MedianStep(Stage3Name) / m.MedianStep(BeforeName):F3}** by medians "
+                + $"(per round: {string.Join(", ", now.Zip(before, (n, b) => (n.Step / b.Step).ToString("F3", c)))}); "
+                + $"AdamW alone now / before: **{m.MedianPart(Stage3Name, t => t.Optimizer) / m.MedianPart(BeforeName, t => t.Optimizer):F3}**. "
+                + $"Stage 2 / stage 3 now: **{m.MedianStep(Stage2Name) / m.MedianStep(Stage3Name):F3}**.");
+        }
         return text.ToString();
     }
 
-    private static string Seconds(double s) => s.ToString("F2", CultureInfo.InvariantCulture);
+    internal static string Seconds(double s) => s.ToString("F2", CultureInfo.InvariantCulture);
 }
