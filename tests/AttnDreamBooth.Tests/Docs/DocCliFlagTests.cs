@@ -54,9 +54,11 @@ public sealed partial class DocCliFlagTests
         Assert.DoesNotContain("--sampler", help.Options["train"]);
     }
 
-    // Flags of other tools that the docs name on their own in prose.
+    // Flags of other tools that the docs name on their own in prose (dotnet, BenchmarkDotNet, the benchmarks program's
+    // measurement commands, the experiment's Python helper).
     private static readonly HashSet<string> NotCli =
-        ["--project", "--filter", "--no-build", "--configfile", "--name", "--inProcess", "--launchCount", "--warmupCount", "--iterationCount"];
+        ["--project", "--filter", "--no-build", "--configfile", "--name", "--inProcess", "--launchCount", "--warmupCount", "--iterationCount",
+         "--variants", "--json", "--pixels"];
 
     /// <summary>CLI invocations: lines of fenced blocks and inline spans that run AttnDreamBooth.Cli (the arguments
     /// after <c>--</c>), and inline spans or lines that start with a CLI command (`train --resume`, `… shapes render …`).</summary>
