@@ -29,38 +29,33 @@ internal static class PairedProcesses
         Directory.CreateDirectory(work);
         var measured = new List<(int Pair, Side First, IReadOnlyList<StageRatios.Measurement> Before, IReadOnlyList<StageRatios.Measurement> Now)>();
         var raw = new StringBuilder();
-        try
+        for (int pair = 1; pair <= pairs; pair++)
         {
-            for (int pair = 1; pair <= pairs; pair++)
+            var order = pair % 2 == 1 ? new[] { Before, Now } : new[] { Now, Before };
+            var results = new Dictionary<Side, IReadOnlyList<StageRatios.Measurement>>();
+            foreach (var side in order)
             {
-                var order = pair % 2 == 1 ? new[] { Before, Now } : new[] { Now, Before };
-                var results = new Dictionary<Side, IReadOnlyList<StageRatios.Measurement>>();
-                foreach (var side in order)
+                string json = Path.Combine(work, $"pair{pair}-{side.Name}.json");
+                string markdown = Path.Combine(work, $"pair{pair}-{side.Name}.md");
+                Console.Error.WriteLine($"pair {pair}/{pairs}: {side.Name} process ({HugePages.Variable}={side.HugePages}) starting {DateTime.UtcNow:HH:mm:ss} UTC");
+                int exit = RunChild(side, latents, rounds, json, markdown);
+                if (exit != 0)
                 {
-                    string json = Path.Combine(work, $"pair{pair}-{side.Name}.json");
-                    string markdown = Path.Combine(work, $"pair{pair}-{side.Name}.md");
-                    Console.Error.WriteLine($"pair {pair}/{pairs}: {side.Name} process ({HugePages.Variable}={side.HugePages}) starting {DateTime.UtcNow:HH:mm:ss} UTC");
-                    int exit = RunChild(side, latents, rounds, json, markdown);
-                    if (exit != 0)
-                    {
-                        Console.Error.WriteLine($"The {side.Name} process of pair {pair} exited with {exit}; its partial report is in {work}.");
-                        return exit;
-                    }
-                    results[side] = JsonSerializer.Deserialize<List<StageRatios.Measurement>>(File.ReadAllText(json), StageRatios.JsonOptions)
-                        ?? throw new InvalidDataException($"{json} holds no measurements.");
-                    raw.AppendLine(CultureInfo.InvariantCulture, $"\n## Pair {pair}, {side.Name} process\n").Append(File.ReadAllText(markdown));
+                    Console.Error.WriteLine($"The {side.Name} process of pair {pair} exited with {exit}; its partial report is in {work}.");
+                    return exit;
                 }
-                measured.Add((pair, order[0], results[Before], results[Now]));
-                string report = Report(latents, rounds, pairs, measured) + "\n# The processes' own reports\n" + raw;
-                Console.WriteLine(report);
-                // Written after every pair, so a stopped run keeps what it measured.
-                if (output is not null) AtomicText(output, report);
+                results[side] = JsonSerializer.Deserialize<List<StageRatios.Measurement>>(File.ReadAllText(json), StageRatios.JsonOptions)
+                    ?? throw new InvalidDataException($"{json} holds no measurements.");
+                raw.AppendLine(CultureInfo.InvariantCulture, $"\n## Pair {pair}, {side.Name} process\n").Append(File.ReadAllText(markdown));
             }
+            measured.Add((pair, order[0], results[Before], results[Now]));
+            string report = Report(latents, rounds, pairs, measured) + "\n# The processes' own reports\n" + raw;
+            Console.WriteLine(report);
+            // Written after every pair, so a stopped run keeps what it measured.
+            if (output is not null) AtomicText(output, report);
         }
-        finally
-        {
-            Directory.Delete(work, recursive: true);
-        }
+        // Kept when a process fails (its partial report is there); not needed once every report is in the output.
+        Directory.Delete(work, recursive: true);
         return 0;
     }
 
