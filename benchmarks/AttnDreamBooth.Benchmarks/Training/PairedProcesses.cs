@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using AttnDreamBooth;
+using AttnDreamBooth.IO;
 
 namespace AttnDreamBooth.Benchmarks.Training;
 
@@ -52,7 +52,7 @@ internal static class PairedProcesses
             string report = Report(latents, rounds, pairs, measured) + "\n# The processes' own reports\n" + raw;
             Console.WriteLine(report);
             // Written after every pair, so a stopped run keeps what it measured.
-            if (output is not null) AtomicText(output, report);
+            if (output is not null) AtomicFile.WriteAllText(output, report);
         }
         // Kept when a process fails (its partial report is there); not needed once every report is in the output.
         Directory.Delete(work, recursive: true);
@@ -135,12 +135,5 @@ internal static class PairedProcesses
         int met = list.Count(meets);
         string which = met == list.Count ? "**met**" : met == 0 ? "**missed**" : $"**met in {met} of {list.Count}**";
         return $"{which} ({string.Join(", ", list.Select(v => v.ToString(format, CultureInfo.InvariantCulture) + unit))})";
-    }
-
-    private static void AtomicText(string path, string text)
-    {
-        string temp = path + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, path, overwrite: true);
     }
 }
