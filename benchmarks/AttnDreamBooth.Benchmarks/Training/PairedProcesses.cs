@@ -101,12 +101,10 @@ internal static class PairedProcesses
             {
                 var b = before.Single(m => m.Latent == latent);
                 var n = now.Single(m => m.Latent == latent);
-                const string B = StageRatios.BeforeName, S3 = StageRatios.Stage3Name, S2 = StageRatios.Stage2Name;
-                double stage3 = n.MedianStep(S3) / b.MedianStep(B);
-                double adamW = n.MedianPart(S3, t => t.Optimizer) / b.MedianPart(B, t => t.Optimizer);
-                double stage2 = n.MedianStep(S2) / n.MedianStep(S3);
+                var (stage3, adamW, stage2) = StageRatios.Ratios(b, n);
                 (ratios.TryGetValue(latent, out var list) ? list : ratios[latent] = []).Add((stage3, adamW, stage2, n.ForwardShareOfMatmul));
-                text.AppendLine(c, $"| {pair} | {first.Name} | {latent}×{latent} | {Parts(b, B)} | {Parts(n, S3)} | {StageRatios.Seconds(n.MedianStep(S2))} | "
+                text.AppendLine(c, $"| {pair} | {first.Name} | {latent}×{latent} | {Parts(b, StageRatios.BeforeName)} | {Parts(n, StageRatios.Stage3Name)} | "
+                    + $"{StageRatios.Seconds(n.MedianStep(StageRatios.Stage2Name))} | "
                     + $"{stage3:F3} | {adamW:F3} | {stage2:F3} | {100 * n.ForwardShareOfMatmul:F0} % | {100 * b.ForwardShareOfMatmul:F0} % |");
             }
         }

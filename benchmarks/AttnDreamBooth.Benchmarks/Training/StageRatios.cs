@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Attention;
 using AttnDreamBooth.Personalization;
 using AttnDreamBooth.Training;
@@ -62,6 +63,13 @@ internal static class StageRatios
         public double MedianPart(string variant, Func<StepTimes, double> part) => RealSizeUNet.Median(Times[variant].Select(part));
     }
 
+    /// <summary>The issue's three step ratios by medians: stage 3 now over before, the AdamW update now over before, and
+    /// stage 2 over stage 3 now — "before" and "now" measured in one process or in two.</summary>
+    internal static (double Stage3, double AdamW, double Stage2) Ratios(Measurement before, Measurement now) =>
+        (now.MedianStep(Stage3Name) / before.MedianStep(BeforeName),
+         now.MedianPart(Stage3Name, t => t.Optimizer) / before.MedianPart(BeforeName, t => t.Optimizer),
+         now.MedianStep(Stage2Name) / now.MedianStep(Stage3Name));
+
     public static int Run(string[] args)
     {
         var options = CommandOptions.Parse(args, Command,
@@ -108,8 +116,8 @@ internal static class StageRatios
             report.Append(Report(m));
             Console.WriteLine(report.ToString());
             // Written after every size, so a stopped sweep keeps what it measured.
-            if (output is not null) File.WriteAllText(output, report.ToString());
-            if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(measured, JsonOptions));
+            if (output is not null) AtomicFile.WriteAllText(output, report.ToString());
+            if (json is not null) AtomicFile.WriteAllText(json, JsonSerializer.Serialize(measured, JsonOptions));
         }
         return 0;
     }
@@ -290,12 +298,10 @@ internal static class StageRatios
         text.AppendLine();
         if (m.Times.Count == Variants.Length)
         {
-            var before = m.Times[BeforeName];
-            var now = m.Times[Stage3Name];
-            text.AppendLine(c, $"Stage 3 now / before: **{m.MedianStep(Stage3Name) / m.MedianStep(BeforeName):F3}** by medians "
-                + $"(per round: {string.Join(", ", now.Zip(before, (n, b) => (n.Step / b.Step).ToString("F3", c)))}); "
-                + $"AdamW alone now / before: **{m.MedianPart(Stage3Name, t => t.Optimizer) / m.MedianPart(BeforeName, t => t.Optimizer):F3}**. "
-                + $"Stage 2 / stage 3 now: **{m.MedianStep(Stage2Name) / m.MedianStep(Stage3Name):F3}**.");
+            var (stage3, adamW, stage2) = Ratios(m, m);
+            text.AppendLine(c, $"Stage 3 now / before: **{stage3:F3}** by medians "
+                + $"(per round: {string.Join(", ", m.Times[Stage3Name].Zip(m.Times[BeforeName], (n, b) => (n.Step / b.Step).ToString("F3", c)))}); "
+                + $"AdamW alone now / before: **{adamW:F3}**. Stage 2 / stage 3 now: **{stage2:F3}**.");
         }
         return text.ToString();
     }
