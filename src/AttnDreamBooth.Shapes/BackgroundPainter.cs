@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Training;
 using SkiaSharp;
 
 namespace AttnDreamBooth.Shapes;
@@ -13,7 +12,7 @@ internal static class BackgroundPainter
 {
     public static void Paint(SKCanvas canvas, BackgroundSpec background, long seed, int size)
     {
-        var rng = new SeededRandom(seed);
+        var rng = new WorldRandom(seed);
         float s = size;
         switch (background.Kind)
         {
@@ -64,7 +63,7 @@ internal static class BackgroundPainter
     private static SKPaint Fill(RgbColor c) => new() { Color = ToSk(c), IsAntialias = true, Style = SKPaintStyle.Fill };
 
     /// <summary>Fills everything below a gentle sine horizon at <paramref name="level"/> (fraction of the side).</summary>
-    private static void FillBelowWave(SKCanvas canvas, RgbColor color, float s, float level, float amplitude, SeededRandom rng)
+    private static void FillBelowWave(SKCanvas canvas, RgbColor color, float s, float level, float amplitude, WorldRandom rng)
     {
         double phase = rng.NextDouble(0, 2 * Math.PI), cycles = rng.NextDouble(0.8, 1.6);
         using var path = new SKPath();
@@ -83,7 +82,7 @@ internal static class BackgroundPainter
     }
 
     /// <summary>A crescent in an upper corner: a moon disc with a sky-coloured disc cut out of it.</summary>
-    private static void DrawMoon(SKCanvas canvas, RgbColor moon, RgbColor sky, float s, SeededRandom rng)
+    private static void DrawMoon(SKCanvas canvas, RgbColor moon, RgbColor sky, float s, WorldRandom rng)
     {
         bool left = rng.NextBool(0.5);
         float r = 0.075f * s;

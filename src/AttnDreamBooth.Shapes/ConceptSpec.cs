@@ -1,6 +1,5 @@
 using System.Text.Json;
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 
@@ -120,7 +119,7 @@ public sealed record ConceptSpec(string Name, string Description, ShapeSpec Cate
     {
         ArgumentNullException.ThrowIfNull(world);
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        var rng = new SeededRandom(ShapesSampler.Mix(Photos.Seed, index));
+        var rng = new WorldRandom(ShapesSampler.Mix(Photos.Seed, index));
         var background = Photos.Backgrounds[index % Photos.Backgrounds.Count];
         var position = Photos.Positions[index % Photos.Positions.Count];
         var size = Photos.Sizes[index % Photos.Sizes.Count];

@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 
@@ -29,7 +28,7 @@ public sealed record ImageDegradation(double BlurSigma, double NoiseSigma)
             values = Convolve(values, w, h, kernel, horizontal: true);
             values = Convolve(values, w, h, kernel, horizontal: false);
         }
-        var rng = new SeededRandom(seed);
+        var rng = new WorldRandom(seed);
         var pixels = new byte[values.Length];
         for (int i = 0; i < values.Length; i++)
         {

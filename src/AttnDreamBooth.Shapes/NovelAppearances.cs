@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 
@@ -10,7 +9,7 @@ internal static class NovelAppearances
     /// An appearance with uniformly random colours (fill, pattern ink, outline, emblem), a random world pattern, an
     /// outline two times in three and an emblem one time in two, with widths and sizes inside what concept specs allow.
     /// </summary>
-    public static ConceptAppearance Draw(ShapesWorld world, SeededRandom rng)
+    public static ConceptAppearance Draw(ShapesWorld world, WorldRandom rng)
     {
         RgbColor Color() => new((byte)rng.NextInt(256), (byte)rng.NextInt(256), (byte)rng.NextInt(256));
         var primary = Color();

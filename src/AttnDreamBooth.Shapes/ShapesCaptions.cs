@@ -1,5 +1,4 @@
 using System.Text;
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 
@@ -11,7 +10,7 @@ namespace AttnDreamBooth.Shapes;
 public static class ShapesCaptions
 {
     /// <summary>A caption with attribute words kept with the rule's probabilities (draws from <paramref name="random"/> in a fixed order).</summary>
-    internal static string Describe(Scene scene, CaptionSpec rules, SeededRandom random)
+    internal static string Describe(Scene scene, CaptionSpec rules, WorldRandom random)
     {
         ArgumentNullException.ThrowIfNull(scene);
         ArgumentNullException.ThrowIfNull(rules);

@@ -142,7 +142,8 @@ public static class ShapesRenderer
         return coverage;
     }
 
-    private static RgbImage ToRgb(SKBitmap bitmap)
+    /// <summary>The RGB bytes of an opaque RGBA8888 bitmap (alpha dropped).</summary>
+    internal static RgbImage ToRgb(SKBitmap bitmap)
     {
         int w = bitmap.Width, h = bitmap.Height;
         var rgb = new byte[w * h * 3];

@@ -1,4 +1,3 @@
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes;
 
@@ -59,7 +58,7 @@ public sealed class ShapesSampler
     public (Scene Scene, string Caption) Describe(long index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        var rng = new SeededRandom(Mix(_seed, index));
+        var rng = new WorldRandom(Mix(_seed, index));
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
             var scene = Options.HeldOut == HeldOutPolicy.Only ? DrawHeldOutScene(rng) : DrawScene(rng);
@@ -74,7 +73,7 @@ public sealed class ShapesSampler
         throw new InvalidOperationException($"No admissible scene found for sample {index} in {MaxAttempts} attempts: the held-out list or contrast rules of world '{_world.Name}' exclude (almost) everything.");
     }
 
-    private Scene? DrawScene(SeededRandom rng)
+    private Scene? DrawScene(WorldRandom rng)
     {
         var background = Pick(rng, _world.Backgrounds);
         long backgroundSeed = unchecked((long)rng.NextUInt64());
@@ -86,7 +85,7 @@ public sealed class ShapesSampler
         return new Scene(background, backgroundSeed, [first, second]);
     }
 
-    private Scene? DrawHeldOutScene(SeededRandom rng)
+    private Scene? DrawHeldOutScene(WorldRandom rng)
     {
         var h = Pick(rng, _world.HeldOut);
         var background = h.Background is null ? Pick(rng, _world.Backgrounds) : _world.Background(h.Background);
@@ -99,7 +98,7 @@ public sealed class ShapesSampler
         return new Scene(background, backgroundSeed, [obj]);
     }
 
-    private SceneObject DrawObject(SeededRandom rng, BackgroundSpec background, ShapeSpec? shape, ColorSpec? color, PatternSpec? pattern, SizeSpec? size, PositionSpec? position, ShapeSpec? avoidShape)
+    private SceneObject DrawObject(WorldRandom rng, BackgroundSpec background, ShapeSpec? shape, ColorSpec? color, PatternSpec? pattern, SizeSpec? size, PositionSpec? position, ShapeSpec? avoidShape)
     {
         if (shape is null)
         {
@@ -119,7 +118,7 @@ public sealed class ShapesSampler
         return new SceneObject(shape, color, pattern, size, position, cx, cy, side);
     }
 
-    private static T Pick<T>(SeededRandom rng, IReadOnlyList<T> items) => items[rng.NextInt(items.Count)];
+    private static T Pick<T>(WorldRandom rng, IReadOnlyList<T> items) => items[rng.NextInt(items.Count)];
 
     /// <summary>One well-mixed 64-bit seed per (seed, index), so neighbouring indices give unrelated streams.</summary>
     internal static long Mix(long seed, long index)

@@ -19,7 +19,8 @@ internal static class SkiaFigure
     public static void DrawImage(SKCanvas canvas, RgbImage image, SKRect target)
     {
         using var paint = new SKPaint { FilterQuality = SKFilterQuality.None };
-        using var skImage = image.ToSkImage();
+        // Through PNG (lossless): the library's public image type carries no Skia conversion.
+        using var skImage = SKImage.FromEncodedData(image.EncodePng()) ?? throw new InvalidOperationException("SkiaSharp could not read the image back.");
         canvas.DrawImage(skImage, target, paint);
     }
 

@@ -17,26 +17,31 @@ namespace AttnDreamBooth;
 /// consumed by a call on the thread that created it, and no expression creates that many scalars before its call runs.
 /// The architecture test <c>ScalarLifetimeTests</c> reads the IL and rejects any other way of handing libtorch a Scalar.
 /// </remarks>
-internal static class KeptScalars
+public static class KeptScalars
 {
     /// <summary>How many scalars a thread keeps alive at once.</summary>
     internal const int Capacity = 64;
 
     /// <summary>The integer 1, alive for the whole process (the alpha of an unscaled <c>add</c> or <c>sub</c>).</summary>
-    internal static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar One = 1.ToScalar();
 
     [ThreadStatic] private static Scalar?[]? _ring;
     [ThreadStatic] private static int _next;
 
-    internal static Scalar Kept(double value) => Keep(value.ToScalar());
+    /// <summary>A scalar holding <paramref name="value"/>, kept alive on this thread until libtorch has read it.</summary>
+    public static Scalar Kept(double value) => Keep(value.ToScalar());
 
-    internal static Scalar Kept(float value) => Keep(value.ToScalar());
+    /// <inheritdoc cref="Kept(double)"/>
+    public static Scalar Kept(float value) => Keep(value.ToScalar());
 
-    internal static Scalar Kept(long value) => Keep(value.ToScalar());
+    /// <inheritdoc cref="Kept(double)"/>
+    public static Scalar Kept(long value) => Keep(value.ToScalar());
 
-    internal static Scalar Kept(int value) => Keep(value.ToScalar());
+    /// <inheritdoc cref="Kept(double)"/>
+    public static Scalar Kept(int value) => Keep(value.ToScalar());
 
-    internal static Scalar Kept(byte value) => Keep(value.ToScalar());
+    /// <inheritdoc cref="Kept(double)"/>
+    public static Scalar Kept(byte value) => Keep(value.ToScalar());
 
     private static Scalar Keep(Scalar scalar)
     {

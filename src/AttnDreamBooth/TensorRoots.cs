@@ -15,7 +15,7 @@ namespace AttnDreamBooth;
 /// thread). Inside a scope every tensor is reachable from the scope, so none can be finalized under a call. The scope
 /// is per thread, as TorchSharp's are: wrap the work on the thread that runs it.
 /// </remarks>
-internal static class TensorRoots
+public static class TensorRoots
 {
     [ThreadStatic] private static DisposeScope? _root;
 
@@ -24,7 +24,7 @@ internal static class TensorRoots
     internal static int HeldOnThisThread => _root?.DisposablesCount ?? 0;
 
     /// <summary>Runs <paramref name="work"/> under a rooting scope (see the class remarks).</summary>
-    internal static T Run<T>(Func<T> work)
+    public static T Run<T>(Func<T> work)
     {
         ArgumentNullException.ThrowIfNull(work);
         var outer = _root;

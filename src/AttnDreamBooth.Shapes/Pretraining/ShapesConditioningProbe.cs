@@ -1,6 +1,5 @@
 using AttnDreamBooth.Schedulers;
 using AttnDreamBooth.StableDiffusion;
-using AttnDreamBooth.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 using static AttnDreamBooth.KeptScalars;
@@ -69,7 +68,7 @@ public static class ShapesConditioningProbe
         var sampler = new ShapesSampler(world, seed,
             new ShapesSamplerOptions { EmptyCaptionProbability = 0, SecondObjectProbability = 0, ImageSize = model.DefaultResolution });
         var samples = Enumerable.Range(0, images).Select(i => sampler.Sample(i)).ToList();
-        var random = new SeededRandom(seed);
+        var random = new WorldRandom(seed);
         var captionSets = new List<List<string>> { samples.Select(s => ShapesCaptions.Full(s.Scene)).ToList() };
         foreach (string attribute in AttributeUse.Attributes)
             captionSets.Add(samples.Select(s => ShapesCaptions.Full(Swap(s.Scene, attribute, world, random))).ToList());
@@ -93,7 +92,7 @@ public static class ShapesConditioningProbe
         var sampler = new ShapesSampler(world, seed,
             new ShapesSamplerOptions { EmptyCaptionProbability = 0, SecondObjectProbability = 0, ImageSize = model.DefaultResolution });
         var scenes = Enumerable.Range(0, images).Select(i => sampler.Sample(i).Scene).ToList();
-        var random = new SeededRandom(seed);
+        var random = new WorldRandom(seed);
         var full = scenes.Select(s => ShapesCaptions.Full(s)).ToList();
         var swapped = AttributeUse.Attributes
             .Select(a => (Attribute: a, Captions: scenes.Select(s => ShapesCaptions.Full(Swap(s, a, world, random))).ToList())).ToList();
@@ -121,7 +120,7 @@ public static class ShapesConditioningProbe
     }
 
     /// <summary>The scene with <paramref name="attribute"/> of its (only) object, or its background, replaced by a different value.</summary>
-    internal static Scene Swap(Scene scene, string attribute, ShapesWorld world, SeededRandom random)
+    internal static Scene Swap(Scene scene, string attribute, ShapesWorld world, WorldRandom random)
     {
         var o = scene.Objects[0];
         return attribute switch
@@ -137,7 +136,7 @@ public static class ShapesConditioningProbe
     }
 
     // Uniform over the values other than the current one.
-    private static T Other<T>(IReadOnlyList<T> values, T current, SeededRandom random) where T : class
+    private static T Other<T>(IReadOnlyList<T> values, T current, WorldRandom random) where T : class
     {
         int index = random.NextInt(values.Count - 1);
         int currentIndex = IndexOf(values, current);
@@ -157,7 +156,7 @@ public static class ShapesConditioningProbe
         IReadOnlyList<IReadOnlyList<string>> captionSets, IReadOnlyList<int> timesteps, long seed, CancellationToken ct)
     {
         int images = samples.Count;
-        using var scheduler = DdpmScheduler.ForTraining(model.SchedulerConfig);
+        using var scheduler = DiffusionSamplers.ForTraining(model.SchedulerConfig);
         using var generator = new Generator().manual_seed(seed);
         var result = new double[timesteps.Count][];
         using var _ = no_grad();
@@ -183,8 +182,6 @@ public static class ShapesConditioningProbe
                 ct.ThrowIfCancellationRequested();
                 int t = timesteps[k];
                 var sums = new double[captionSets.Count];
-                float sqrtAlpha = MathF.Sqrt(scheduler.Schedule.AlphasCumprod[t]);
-                float sqrtBeta = MathF.Sqrt(1 - scheduler.Schedule.AlphasCumprod[t]);
                 foreach (var b in batches)
                 {
                     using var scope = NewDisposeScope();
@@ -193,7 +190,7 @@ public static class ShapesConditioningProbe
                     var noisy = scheduler.AddNoise(b.Latents, noise, steps);
                     // Every prediction type is compared in epsilon units.
                     for (int c = 0; c < captionSets.Count; c++)
-                        sums[c] += SampleOps.Predict(scheduler.PredictionType, model.UNet.call(noisy, steps, b.Hidden[c]), noisy, sqrtAlpha, sqrtBeta).Epsilon
+                        sums[c] += scheduler.PredictedNoise(model.UNet.call(noisy, steps, b.Hidden[c]), noisy, t)
                             .sub(noise).pow(Kept(2)).mean([1, 2, 3]).sum().item<float>();
                 }
                 result[k] = sums.Select(s => s / images).ToArray();

@@ -134,7 +134,7 @@ public static class ShapesModelQuality
     {
         using var scope = NewDisposeScope();
         var decoded = vae.Decode(vae.EncodeLatents(ImageBatch.ToTensor([image], device)));
-        return RgbImageConversions.FromTensor(decoded[0].to(CPU));
+        return RgbImage.FromTensor(decoded[0].to(CPU));
     }
 
     // The sampler draws held-out scenes independently, so the same full caption comes back (177 distinct texts in the

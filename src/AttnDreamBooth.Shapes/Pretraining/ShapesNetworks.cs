@@ -34,7 +34,7 @@ public sealed class ShapesNetworks : IDisposable
         Vae = new AutoencoderKL(architecture.Vae);
         torch.random.manual_seed(unchecked(seed * 6364136223846793005L + 1442695040888963407L));
         TextEncoder = new ClipTextModel(architecture.TextEncoder);
-        ClipTextInitialization.Apply(TextEncoder);
+        TextEncoder.InitializeWeights();
         UNet = new UNet2DConditionModel(architecture.UNet);
     }
 

@@ -87,7 +87,7 @@ public sealed class ShapesPretrainer
         if (tokenizer.VocabularySize > _recipe.Architecture.TextEncoder.VocabSize)
             throw new ArgumentException($"The tokenizer in '{_options.TokenizerFolder}' has {tokenizer.VocabularySize} tokens; the text encoder only {_recipe.Architecture.TextEncoder.VocabSize}.");
         using var networks = new ShapesNetworks(_recipe.Architecture, _recipe.Seed);
-        using var streams = new RandomStreams(_recipe.Seed);
+        using var streams = new PretrainingRandom(_recipe.Seed);
         var state = new PretrainingCheckpointState { RecipeFingerprint = _recipe.Fingerprint(), RecipeJson = _recipe.ToJson() };
         Dictionary<string, Tensor>? resumeTensors = null;
         double? scaling = null;
@@ -177,7 +177,7 @@ public sealed class ShapesPretrainer
     }
 
     /// <summary>The state of one process's run: the networks, streams and timing.</summary>
-    private sealed class Session(ShapesPretrainer owner, ShapesNetworks networks, RandomStreams streams, ClipTokenizer tokenizer,
+    private sealed class Session(ShapesPretrainer owner, ShapesNetworks networks, PretrainingRandom streams, ClipTokenizer tokenizer,
         IProgress<PretrainingProgress>? progress, CancellationToken ct)
     {
         private readonly PretrainingRecipe _recipe = owner._recipe;
@@ -267,8 +267,8 @@ public sealed class ShapesPretrainer
                 .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
             using var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
-            using var scheduler = DdpmScheduler.ForTraining(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)));
-            using var alphasCumprod = scheduler.Schedule.AlphasCumprodTensor();
+            using var scheduler = DiffusionSamplers.ForTraining(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)));
+            using var alphasCumprod = tensor(scheduler.AlphasCumprod.ToArray());
             var losses = state.UNetLosses.ToList();
             var mses = state.UNetMse.ToList();
             int steps = _recipe.UNetSteps;

@@ -44,8 +44,10 @@ public sealed class ShapesQualityGrid
     /// <exception cref="InvalidOperationException">No image was added, or the images differ in size.</exception>
     public RgbImage Render()
     {
-        using var bitmap = SKBitmap.Decode(RenderPng()) ?? throw new InvalidOperationException("SkiaSharp could not read back the grid.");
-        return RgbImageDecoding.FromBitmap(bitmap);
+        using var codec = SKCodec.Create(new SKMemoryStream(RenderPng())) ?? throw new InvalidOperationException("SkiaSharp could not read back the grid.");
+        var rgba = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = SKBitmap.Decode(codec, rgba) ?? throw new InvalidOperationException("SkiaSharp could not read back the grid.");
+        return ShapesRenderer.ToRgb(bitmap);
     }
 
     /// <summary>Writes the grid as a PNG file atomically (temporary file + rename).</summary>

@@ -1,5 +1,4 @@
 using AttnDreamBooth.Imaging;
-using AttnDreamBooth.Training;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -45,7 +44,7 @@ public sealed class ShapesWorldSource : IPretrainingSource
     public RgbImage GetWithNovelAppearance(long index)
     {
         var scene = _sampler.Describe(index).Scene;
-        var rng = new SeededRandom(ShapesSampler.Mix(_seed ^ NovelAppearanceSalt, index));
+        var rng = new WorldRandom(ShapesSampler.Mix(_seed ^ NovelAppearanceSalt, index));
         var restyled = scene with { Objects = [.. scene.Objects.Select(o => o with { Concept = NovelAppearances.Draw(_world, rng) })] };
         return ShapesRenderer.Render(restyled, ImageSize).Image;
     }

@@ -4,7 +4,7 @@ namespace AttnDreamBooth.IO;
 /// Writes files so a reader never sees a half-written one and a crash never destroys the previous version:
 /// the content goes to a temporary file in the same directory, is flushed to disk, then renamed over the target.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>Test seam: runs between moving the old folder aside and moving the new one in (scoped to the caller's flow).</summary>
     internal static readonly AsyncLocal<Action<string>?> SwapFault = new();

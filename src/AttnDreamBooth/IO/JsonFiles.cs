@@ -12,7 +12,7 @@ namespace AttnDreamBooth.IO;
 /// indented, non-ASCII text unescaped, non-finite numbers as <c>"NaN"</c> / <c>"Infinity"</c>. Earlier versions wrote
 /// some files in PascalCase or camelCase; <see cref="Deserialize{T}(string, JsonSerializerOptions?)"/> reads those too.
 /// </summary>
-internal static class JsonFiles
+public static class JsonFiles
 {
     /// <summary>snake_case, with "UNet" and "IoU" kept as one word each (<c>unet_steps</c>, <c>heatmap_iou</c>), as
     /// diffusers spells its <c>unet</c> folder.</summary>

@@ -5,7 +5,7 @@ using TorchSharp;
 namespace AttnDreamBooth.IO;
 
 /// <summary>Writes tensors to the safetensors format, atomically (temp file + rename).</summary>
-internal static class SafetensorsWriter
+public static class SafetensorsWriter
 {
     /// <summary>Writes <paramref name="tensors"/> (any device, any supported dtype) to <paramref name="path"/>.
     /// Entries are ordered by name; the header is padded with spaces to a multiple of 8 bytes.</summary>

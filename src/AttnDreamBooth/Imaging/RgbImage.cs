@@ -59,4 +59,12 @@ public sealed class RgbImage
 
     /// <summary>Writes the image as PNG, atomically.</summary>
     public void SavePng(string path) => RgbImageConversions.SavePng(this, path);
+
+    /// <summary>
+    /// The image of a [3, H, W] (or [1, 3, H, W]) tensor with values in [−1, 1], e.g. what
+    /// <see cref="Models.Vae.AutoencoderKL.Decode"/> returns: (x / 2 + 0.5) clamped to [0, 1], × 255, rounded, as diffusers'
+    /// post-processing does.
+    /// </summary>
+    /// <exception cref="ArgumentException">The tensor is not [3, H, W] or [1, 3, H, W].</exception>
+    public static RgbImage FromTensor(TorchSharp.torch.Tensor image) => RgbImageConversions.FromTensor(image);
 }

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Personalization;
 
 /// <summary>Names, groups and parsing of <see cref="PersonalizationMethod"/> (for command lines, file names and tables).</summary>
-internal static class PersonalizationMethods
+public static class PersonalizationMethods
 {
     private static readonly (PersonalizationMethod Method, string Name)[] Names =
     [

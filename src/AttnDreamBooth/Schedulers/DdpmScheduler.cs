@@ -232,6 +232,13 @@ internal sealed class DdpmScheduler : IDiffusionSampler, ITrainingNoiseScheduler
     /// <inheritdoc/>
     public Tensor SampleTimesteps(int batch, Generator? generator = null, Device? device = null) => TrainingTargets.SampleTimesteps(NumTrainTimesteps, batch, generator, device);
 
+    /// <inheritdoc/>
+    public IReadOnlyList<float> AlphasCumprod => Schedule.AlphasCumprod;
+
+    /// <inheritdoc/>
+    public Tensor PredictedNoise(Tensor modelOutput, Tensor sample, long timestep) =>
+        TrainingTargets.PredictedNoise(Schedule, PredictionType, modelOutput, sample, timestep);
+
     /// <summary>Holds no tensors; nothing to release.</summary>
     public void Dispose()
     {

@@ -71,6 +71,13 @@ public static class DiffusionSamplers
         return Create(config.Class, config);
     }
 
+    /// <summary>
+    /// The noise scheduler for training a model whose sampler is <paramref name="config"/> (diffusers'
+    /// <c>DDPMScheduler.from_config</c> in a training script): the config's schedule and prediction type, and a config
+    /// asking for zero terminal SNR (<c>rescale_betas_zero_snr</c>) gets the rescaled schedule it is sampled with.
+    /// </summary>
+    public static ITrainingNoiseScheduler ForTraining(SchedulerConfig config) => DdpmScheduler.ForTraining(config);
+
     /// <summary>Builds a sampler of class <paramref name="target"/> from any config (diffusers <c>Target.from_config(config)</c>).</summary>
     internal static IDiffusionSampler Create(SchedulerClass target, SchedulerConfig config)
     {

@@ -52,8 +52,11 @@ public interface IDiffusionSampler : IDisposable
     void Reset();
 }
 
-/// <summary>The training side of a scheduler: the forward process and the regression target.</summary>
-internal interface ITrainingNoiseScheduler
+/// <summary>
+/// The training side of a scheduler: the forward process, the regression target and the noise schedule, for a training
+/// loop of one's own (<see cref="DiffusionSamplers.ForTraining"/>). Dispose it when training ends.
+/// </summary>
+public interface ITrainingNoiseScheduler : IDisposable
 {
     /// <summary>Number of training timesteps T.</summary>
     int NumTrainTimesteps { get; }
@@ -72,4 +75,14 @@ internal interface ITrainingNoiseScheduler
 
     /// <summary>Timesteps drawn uniformly from [0, T), int64 [batch].</summary>
     torch.Tensor SampleTimesteps(int batch, torch.Generator? generator = null, torch.Device? device = null);
+
+    /// <summary>The cumulative signal fraction a_t of every training timestep (float32, T entries), as
+    /// <see cref="AddNoise"/> uses it: the basis of SNR-weighted losses, SNR(t) = a_t / (1 - a_t).</summary>
+    IReadOnlyList<float> AlphasCumprod { get; }
+
+    /// <summary>The noise that <paramref name="modelOutput"/> implies for <paramref name="sample"/> x_t at
+    /// <paramref name="timestep"/>, whatever <see cref="PredictionType"/> the model predicts (a new tensor): compares
+    /// models of different prediction types in the same units.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timestep"/> is outside [0, T).</exception>
+    torch.Tensor PredictedNoise(torch.Tensor modelOutput, torch.Tensor sample, long timestep);
 }

@@ -22,6 +22,19 @@ internal static class TrainingTargets
         return device is null || generator is null ? t : t.to(device);
     }
 
+    public static Tensor PredictedNoise(NoiseSchedule schedule, PredictionType type, Tensor modelOutput, Tensor sample, long timestep)
+    {
+        ArgumentNullException.ThrowIfNull(modelOutput);
+        ArgumentNullException.ThrowIfNull(sample);
+        if (timestep < 0 || timestep >= schedule.NumTrainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(timestep), timestep, $"must be in [0, {schedule.NumTrainTimesteps})");
+        float alpha = schedule.AlphasCumprod[(int)timestep];
+        using var scope = NewDisposeScope();
+        var (_, epsilon) = SampleOps.Predict(type, modelOutput, sample, MathF.Sqrt(alpha), MathF.Sqrt(1 - alpha));
+        // An epsilon model's output is its own noise estimate: hand out a new handle, not the caller's tensor.
+        return (ReferenceEquals(epsilon, modelOutput) ? epsilon.alias() : epsilon).MoveToOuterDisposeScope();
+    }
+
     private static Tensor CheckedAlias(Tensor target, Tensor other)
     {
         ArgumentNullException.ThrowIfNull(target);

@@ -13,7 +13,7 @@ namespace AttnDreamBooth.Training;
 /// With <see cref="AdamWStateFormat.BlockwiseInt8"/> the moments are stored in 8 bits between steps; on the CPU a fused
 /// kernel dequantizes, updates and re-quantizes them block by block, bit-identical to the tensor-op path elsewhere.
 /// </summary>
-internal sealed class AdamWOptimizer : IDisposable
+public sealed class AdamWOptimizer : IDisposable
 {
     /// <summary>Tensors with fewer elements keep float32 moments under <see cref="AdamWStateFormat.BlockwiseInt8"/>
     /// (bitsandbytes' <c>min_8bit_size</c>): biases and norms, a negligible share of the memory.</summary>
@@ -218,7 +218,7 @@ internal sealed class AdamWOptimizer : IDisposable
     /// writing a checkpoint right away — the copies cost as much memory again as the moments (6.45 GiB for SD 2.1's
     /// U-Net in float32), at the moment a stage-3 run is at its largest.
     /// </summary>
-    internal Dictionary<string, torch.Tensor> StateViews()
+    public Dictionary<string, torch.Tensor> StateViews()
     {
         static torch.Tensor View(torch.Tensor t)
         {

@@ -1,7 +1,7 @@
 namespace AttnDreamBooth.Training;
 
 /// <summary>How an AdamW optimizer stores its two moments.</summary>
-internal enum AdamWStateFormat
+public enum AdamWStateFormat
 {
     /// <summary>float32 moments: 8 bytes per trained parameter (PyTorch's AdamW).</summary>
     Float32,

@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Training;
 /// place, so a kill at any moment leaves the previous checkpoint intact and never a half-written one that looks complete.
 /// Folder names sort oldest to newest, so "newest" is the last name in ordinal order.
 /// </summary>
-internal static class CheckpointFiles
+public static class CheckpointFiles
 {
     /// <summary>Name of the tensor file.</summary>
     public const string StateFile = "state.safetensors";
@@ -18,14 +18,35 @@ internal static class CheckpointFiles
     /// <summary>Name of the description file.</summary>
     public const string JsonFile = "checkpoint.json";
 
+    private const string FolderPrefix = "checkpoint-";
+
     // A description holds scalars and loss curves; anything larger is not one.
     private const long MaxDescriptionBytes = 64L << 20;
 
     /// <summary>Writes <paramref name="folderName"/> under <paramref name="root"/> atomically, then deletes the complete
     /// checkpoints that <paramref name="prunable"/> accepts beyond the newest <paramref name="keep"/>; returns the folder.</summary>
+    /// <param name="root">The run's checkpoint folder (created if missing).</param>
+    /// <param name="folderName">The checkpoint's own folder name: <c>checkpoint-</c> followed by a suffix that sorts
+    /// after every earlier checkpoint's (e.g. a zero-padded step number).</param>
+    /// <param name="state">The description, written as <c>checkpoint.json</c> in the spelling of <see cref="JsonFiles"/>.</param>
+    /// <param name="tensors">The tensors, written as <c>state.safetensors</c>.</param>
+    /// <param name="format">The safetensors <c>format</c> metadata value (<c>pt</c> for PyTorch tensors).</param>
+    /// <param name="keep">How many of the newest prunable checkpoints to keep (at least 1).</param>
+    /// <param name="prunable">Which complete checkpoint folders may be deleted (by path).</param>
+    /// <exception cref="ArgumentException"><paramref name="folderName"/> does not start with <c>checkpoint-</c> or is not a
+    /// single folder name.</exception>
     public static string Write<TState>(string root, string folderName, TState state, IReadOnlyDictionary<string, torch.Tensor> tensors,
         string format, int keep, Func<string, bool> prunable)
     {
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        ArgumentNullException.ThrowIfNull(folderName);
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(format);
+        ArgumentNullException.ThrowIfNull(prunable);
+        // List finds only "checkpoint-*" folders directly under the root: any other name would be written and never found.
+        if (!folderName.StartsWith(FolderPrefix, StringComparison.Ordinal) || folderName.Length == FolderPrefix.Length
+            || folderName.IndexOfAny(['/', '\\']) >= 0 || folderName.Contains("..", StringComparison.Ordinal))
+            throw new ArgumentException($"A checkpoint folder name is '{FolderPrefix}' plus a suffix, one path component; got '{folderName}'.", nameof(folderName));
         Directory.CreateDirectory(root);
         string final = Path.Combine(root, folderName);
         AtomicFile.WriteDirectory(final, temp =>
@@ -44,7 +65,7 @@ internal static class CheckpointFiles
     public static IReadOnlyList<string> List(string root) =>
         !Directory.Exists(root)
             ? []
-            : Directory.EnumerateDirectories(root, "checkpoint-*")
+            : Directory.EnumerateDirectories(root, FolderPrefix + "*")
                 .Where(d => File.Exists(Path.Combine(d, JsonFile)) && File.Exists(Path.Combine(d, StateFile)))
                 .OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal)
                 .ToArray();

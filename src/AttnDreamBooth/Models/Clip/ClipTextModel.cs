@@ -160,6 +160,16 @@ public sealed class ClipTextModel : nn.Module
         foreach (var p in parameters()) p.requires_grad = requiresGrad;
     }
 
+    /// <summary>
+    /// Re-initialises every parameter in place as transformers does for training a CLIP text model from scratch:
+    /// embeddings N(0, 0.02²), attention and MLP weights with standard deviations scaled by the width and depth, zero
+    /// biases, unit LayerNorms. Draws from libtorch's default generator: seed it first (<c>torch.manual_seed</c>) for
+    /// reproducible weights.
+    /// </summary>
+    /// <param name="factor">transformers' <c>initializer_factor</c> (1.0 in every released CLIP).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="factor"/> is not positive and finite.</exception>
+    public void InitializeWeights(double factor = 1.0) => ClipTextInitialization.Apply(this, factor);
+
     private void ValidateIds(Tensor ids, string name)
     {
         if (ids.dtype is not (ScalarType.Int64 or ScalarType.Int32))

@@ -139,7 +139,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// <summary>Encodes images [B, in_channels, H, W] in [-1, 1] to the posterior over latents
     /// [B, latent_channels, H / f, W / f]. Dispose the result (or let the enclosing dispose scope do it).</summary>
     /// <exception cref="ArgumentException">When the images are not [B, in_channels, H, W].</exception>
-    internal DiagonalGaussianDistribution Encode(Tensor images)
+    public DiagonalGaussianDistribution Encode(Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() != 4 || images.shape[1] != Config.InChannels)

@@ -10,7 +10,7 @@ namespace AttnDreamBooth.Models.Vae;
 /// is clamped to [-30, 20] as the reference does. Latents are unscaled: multiply by
 /// <see cref="AutoencoderKLConfig.ScalingFactor"/> before feeding them to the U-Net.
 /// </summary>
-internal sealed class DiagonalGaussianDistribution : IDisposable
+public sealed class DiagonalGaussianDistribution : IDisposable
 {
     /// <summary>Wraps <paramref name="parameters"/> (the moments; not copied, not disposed by the caller while
     /// this object is in use).</summary>

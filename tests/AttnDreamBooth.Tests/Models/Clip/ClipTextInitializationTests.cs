@@ -18,7 +18,7 @@ public sealed class ClipTextInitializationTests
     {
         var model = new ClipTextModel(Config);
         torch.random.manual_seed(seed);
-        ClipTextInitialization.Apply(model);
+        model.InitializeWeights();
         return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
     }
 
@@ -48,7 +48,7 @@ public sealed class ClipTextInitializationTests
     public void ANonPositiveFactorIsRefused()
     {
         using var model = new ClipTextModel(Config);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ClipTextInitialization.Apply(model, 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ClipTextInitialization.Apply(model, double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.InitializeWeights(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.InitializeWeights(double.NaN));
     }
 }

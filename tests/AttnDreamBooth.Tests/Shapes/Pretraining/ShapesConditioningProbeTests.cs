@@ -22,7 +22,7 @@ public class ShapesConditioningProbeTests
     public void ASwapChangesOnlyItsAttributeAndReachesEveryOtherValue(string attribute)
     {
         var sampler = new ShapesSampler(World, 5, new ShapesSamplerOptions { SecondObjectProbability = 0 });
-        var random = new SeededRandom(3);
+        var random = new WorldRandom(3);
         var seen = new HashSet<string>();
         for (int i = 0; i < 200; i++)
         {
@@ -43,7 +43,7 @@ public class ShapesConditioningProbeTests
     public void AnUnknownAttributeIsRefused()
     {
         var scene = new ShapesSampler(World, 5, new ShapesSamplerOptions { SecondObjectProbability = 0 }).Describe(0).Scene;
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ShapesConditioningProbe.Swap(scene, "texture", World, new SeededRandom(1)));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ShapesConditioningProbe.Swap(scene, "texture", World, new WorldRandom(1)));
         Assert.Contains("texture", e.Message, StringComparison.Ordinal);
     }
 
