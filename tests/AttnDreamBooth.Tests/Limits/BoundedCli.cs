@@ -30,16 +30,29 @@ internal static class BoundedCli
     /// <param name="limitAddressSpace">Run under prlimit --as (with a GC heap limit, which the runtime needs to start under
     /// it). Training runs pass false and bound memory by polling <see cref="RequireWorkingSetBelow"/> instead: the GC heap
     /// limit makes training hit a pre-existing NaN (see the report on branch limits).</param>
-    public static Process Start(IEnumerable<string> args, bool limitAddressSpace = true)
+    /// <param name="interruptible">Start the CLI with SIGINT at its default action, as a terminal starts a command. A test
+    /// run launched as a background job without job control (<c>(dotnet test &amp;)</c> in a script) ignores SIGINT, its
+    /// children inherit that, and .NET honours it: Ctrl-C tests would then test nothing. (<c>env --default-signal</c>,
+    /// GNU coreutils 8.31 or later; exec's, so the process id stays the CLI's.)</param>
+    public static Process Start(IEnumerable<string> args, bool limitAddressSpace = true, bool interruptible = false)
     {
-        var info = new ProcessStartInfo(limitAddressSpace ? "prlimit" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(limitAddressSpace ? "prlimit" : interruptible ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (limitAddressSpace)
         {
             info.ArgumentList.Add($"--as={AddressSpaceBytes}");
             info.ArgumentList.Add("--");
-            info.ArgumentList.Add("dotnet");
+            if (interruptible) info.ArgumentList.Add("env");
             // The GC would otherwise reserve far more address space than the limit allows; the managed heap stays small.
             info.Environment["DOTNET_GCHeapHardLimit"] = "0x30000000";
+        }
+        if (interruptible)
+        {
+            info.ArgumentList.Add("--default-signal=INT");
+            info.ArgumentList.Add("dotnet");
+        }
+        else if (limitAddressSpace)
+        {
+            info.ArgumentList.Add("dotnet");
         }
         info.ArgumentList.Add(CliAssembly);
         foreach (string a in args) info.ArgumentList.Add(a);

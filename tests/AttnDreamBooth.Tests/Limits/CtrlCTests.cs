@@ -32,7 +32,7 @@ public sealed partial class CtrlCTests
         using var dir = TestPaths.CreateTempDirectory();
         string output = dir.File("out");
         string checkpoints = Path.Combine(output, "checkpoints");
-        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false);
+        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false, interruptible: true);
         var text = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
@@ -105,7 +105,7 @@ public sealed partial class CtrlCTests
         using var dir = TestPaths.CreateTempDirectory();
         string output = dir.File("out");
         string checkpoints = Path.Combine(output, "checkpoints");
-        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false);
+        using var process = BoundedCli.Start(Train(output), limitAddressSpace: false, interruptible: true);
         var text = new System.Text.StringBuilder();
         var clock = Stopwatch.StartNew();
         TimeSpan? secondSignalAt = null;
