@@ -11,15 +11,15 @@ internal sealed class RealSizeUNet : IDisposable
 {
     public const int TextTokens = 77;
 
-    private RealSizeUNet(UNet2DConditionModel unet, int latent)
+    private RealSizeUNet(UNet2DConditionModel unet, int latent, int batch)
     {
         Model = unet;
         Latent = latent;
         var g = new Generator(1);
-        Latents = randn([1, 4, latent, latent], generator: g);
-        Target = randn([1, 4, latent, latent], generator: g);
+        Latents = randn([batch, 4, latent, latent], generator: g);
+        Target = randn([batch, 4, latent, latent], generator: g);
         Timestep = tensor(500L);
-        Text = randn([1, TextTokens, unet.Config.CrossAttentionDim[0]], generator: g);
+        Text = randn([batch, TextTokens, unet.Config.CrossAttentionDim[0]], generator: g);
     }
 
     public UNet2DConditionModel Model { get; }
@@ -36,15 +36,17 @@ internal sealed class RealSizeUNet : IDisposable
 
     /// <summary>Builds the model (seed 0) in training mode with every parameter requiring a gradient, as in stage 3.
     /// <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c> swaps in another config (to smoke-test the command on a tiny model).</summary>
-    public static RealSizeUNet Create(int latent)
+    /// <summary>The U-Net config the commands build: SD 2.1-base's, or <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c>.</summary>
+    public static string ConfigPath => Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_UNET_CONFIG")
+        ?? Path.Combine(RepoRoot(), "tests", "fixtures", "real-size", "stable-diffusion-2-1-base", "unet", "config.json");
+
+    public static RealSizeUNet Create(int latent, int batch = 1)
     {
         manual_seed(0);
-        string config = Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_UNET_CONFIG")
-            ?? Path.Combine(RepoRoot(), "tests", "fixtures", "real-size", "stable-diffusion-2-1-base", "unet", "config.json");
-        var unet = new UNet2DConditionModel(UNetConfig.Load(config), CPU);
+        var unet = new UNet2DConditionModel(UNetConfig.Load(ConfigPath), CPU);
         unet.train();
         foreach (var p in unet.parameters()) p.requires_grad = true;
-        return new RealSizeUNet(unet, latent);
+        return new RealSizeUNet(unet, latent, batch);
     }
 
     /// <summary>One forward (with the MSE loss) and one backward; gradients accumulate into the kept (zeroed) buffers as

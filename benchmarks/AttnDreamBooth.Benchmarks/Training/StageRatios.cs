@@ -56,6 +56,9 @@ internal static class StageRatios
         double MatmulBefore, double MatmulAfter, double ForwardGflop, IReadOnlyList<double> Inference, IReadOnlyDictionary<string, List<StepTimes>> Times,
         DateTime EndUtc)
     {
+        /// <summary>Images per step (1 unless <c>--batch</c> said otherwise).</summary>
+        public int Batch { get; init; } = 1;
+
         public double ForwardShareOfMatmul => ForwardGflop / RealSizeUNet.Median(Inference) / Math.Min(MatmulBefore, MatmulAfter);
 
         public double MedianStep(string variant) => RealSizeUNet.Median(Times[variant].Select(t => t.Step));
@@ -73,11 +76,12 @@ internal static class StageRatios
     public static int Run(string[] args)
     {
         var options = CommandOptions.Parse(args, Command,
-            "[--latents 32,64] [--rounds 3] [--layout standard|channels-last] [--variants all|before|now] [--pairs N] [--out file.md] [--json file.json]",
-            "--latents", "--rounds", "--layout", "--variants", "--pairs", "--out", "--json");
+            "[--latents 32,64] [--batch 1] [--rounds 3] [--layout standard|channels-last] [--variants all|before|now] [--pairs N] [--out file.md] [--json file.json]",
+            "--latents", "--batch", "--rounds", "--layout", "--variants", "--pairs", "--out", "--json");
         if (options is null) return 2;
         int[] latents = options.Integers("--latents") ?? [32, 64];
         int rounds = options.Integer("--rounds") ?? 3;
+        int batch = options.Integer("--batch") ?? 1;
         string? output = options.Text("--out");
         string? json = options.Text("--json");
         string layout = options.Text("--layout") ?? "standard";
@@ -92,16 +96,16 @@ internal static class StageRatios
             Console.Error.WriteLine($"--variants must be all, before or now, not '{which}'.");
             return 2;
         }
-        if (latents.Length == 0 || latents.Any(l => l is < 8 or > 128) || rounds is < 1 or > 50)
+        if (latents.Length == 0 || latents.Any(l => l is < 8 or > 128) || rounds is < 1 or > 50 || batch is < 1 or > 64)
         {
-            Console.Error.WriteLine("--latents must be sides between 8 and 128 and --rounds between 1 and 50.");
+            Console.Error.WriteLine("--latents must be sides between 8 and 128, --batch between 1 and 64 and --rounds between 1 and 50.");
             return 2;
         }
         if (options.Integer("--pairs") is { } pairs)
         {
-            if (pairs is < 1 or > 10 || which != "all" || layout != "standard" || json is not null)
+            if (pairs is < 1 or > 10 || which != "all" || layout != "standard" || json is not null || batch != 1)
             {
-                Console.Error.WriteLine("--pairs takes 1 to 10 pairs and chooses the variants, layout and files of its processes itself (no --variants, --layout or --json).");
+                Console.Error.WriteLine("--pairs takes 1 to 10 pairs and chooses the variants, layout and files of its processes itself (no --variants, --layout, --json or --batch).");
                 return 2;
             }
             return PairedProcesses.Run(latents, rounds, pairs, output);
@@ -111,7 +115,7 @@ internal static class StageRatios
         var measured = new List<Measurement>();
         foreach (int latent in latents)
         {
-            var m = Measure(latent, rounds, layout == "channels-last", chosen);
+            var m = Measure(latent, batch, rounds, layout == "channels-last", chosen);
             measured.Add(m);
             report.Append(Report(m));
             Console.WriteLine(report.ToString());
@@ -124,11 +128,11 @@ internal static class StageRatios
 
     internal static JsonSerializerOptions JsonOptions { get; } = new() { WriteIndented = true };
 
-    private static Measurement Measure(int latent, int rounds, bool channelsLast, Variant[] variants)
+    private static Measurement Measure(int latent, int batch, int rounds, bool channelsLast, Variant[] variants)
     {
         string loadBefore = RealSizeUNet.LoadAverage();
         double matmulBefore = MatmulRate();
-        using var net = RealSizeUNet.Create(latent);
+        using var net = RealSizeUNet.Create(latent, batch);
         double forwardGflop = ForwardFlops(net) / 1e9;
         // The trainer's layout option (TrainingOptions.ChannelsLast), before the optimizers exist, so that the moments take
         // the weights' layout as in training; the "before" variant lays the weights back for its own step (its multi-op
@@ -174,7 +178,7 @@ internal static class StageRatios
         }
         double matmulAfter = MatmulRate();
         return new Measurement(latent, rounds, channelsLast, RealSizeUNet.HugePagesSetting(), loadBefore, RealSizeUNet.LoadAverage(), matmulBefore, matmulAfter,
-            forwardGflop, inference, times, DateTime.UtcNow);
+            forwardGflop, inference, times, DateTime.UtcNow) { Batch = batch };
     }
 
     /// <summary>One step of <paramref name="v"/>'s stage, as the trainer runs it: the stage's parameters require a gradient
@@ -279,9 +283,9 @@ internal static class StageRatios
         var c = CultureInfo.InvariantCulture;
         string layout = m.ChannelsLast ? "channels-last" : "standard";
         text.AppendLine();
-        text.AppendLine(c, $"### {m.Latent}×{m.Latent} latents, {m.Rounds} rounds, {layout} layout");
+        text.AppendLine(c, $"### {m.Latent}×{m.Latent} latents, {m.Rounds} rounds, {layout} layout{(m.Batch == 1 ? "" : $", batch {m.Batch}")}");
         text.AppendLine();
-        text.AppendLine(c, $"Load average before / after: {m.LoadBefore} / {m.LoadAfter}; libtorch threads {get_num_threads()}; huge pages {m.HugePages}; {m.EndUtc:yyyy-MM-dd HH:mm} UTC at the end.");
+        text.AppendLine(c, $"Load average before / after: {m.LoadBefore} / {m.LoadAfter}; libtorch threads {get_num_threads()}; huge pages {m.HugePages}; {m.EndUtc:yyyy-MM-dd HH:mm} UTC at the end; U-Net config {RealSizeUNet.ConfigPath}.");
         text.AppendLine();
         double forward = RealSizeUNet.Median(m.Inference);
         text.AppendLine(c, $"Forward (no grad, {layout} layout): {m.ForwardGflop:F1} GFLOP counted, median {forward:F2} s of {string.Join(", ", m.Inference.Select(Seconds))} s "
