@@ -4,7 +4,6 @@ using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.Clip;
 using AttnDreamBooth.Models.UNet;
 using AttnDreamBooth.Models.Vae;
-using AttnDreamBooth.Schedulers;
 
 namespace AttnDreamBooth.Shapes.Pretraining;
 
@@ -152,7 +151,7 @@ public static class DiffusersConfigFiles
             ["dynamic_thresholding_ratio"] = 0.995,
             ["lower_order_final"] = true,
             ["num_train_timesteps"] = s.NumTrainTimesteps,
-            ["prediction_type"] = PredictionTypeValue(s.PredictionType),
+            ["prediction_type"] = JsonFiles.EnumValue(s.PredictionType),
             ["sample_max_value"] = 1.0,
             ["set_alpha_to_one"] = false,
             ["solver_order"] = 2,
@@ -178,7 +177,7 @@ public static class DiffusersConfigFiles
         ["clip_sample_range"] = 1.0,
         ["dynamic_thresholding_ratio"] = 0.995,
         ["num_train_timesteps"] = s.NumTrainTimesteps,
-        ["prediction_type"] = PredictionTypeValue(s.PredictionType),
+        ["prediction_type"] = JsonFiles.EnumValue(s.PredictionType),
         ["rescale_betas_zero_snr"] = true,
         ["sample_max_value"] = 1.0,
         ["set_alpha_to_one"] = false,
@@ -187,14 +186,6 @@ public static class DiffusersConfigFiles
         ["timestep_spacing"] = "trailing",
         ["trained_betas"] = null,
     });
-
-    private static string PredictionTypeValue(PredictionType type) => type switch
-    {
-        PredictionType.Epsilon => "epsilon",
-        PredictionType.VPrediction => "v_prediction",
-        PredictionType.Sample => "sample",
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown prediction type"),
-    };
 
     private static JsonNode IntOrList(IReadOnlyList<int> values) =>
         values.Count > 0 && values.All(v => v == values[0]) ? JsonValue.Create(values[0]) : List(values);
