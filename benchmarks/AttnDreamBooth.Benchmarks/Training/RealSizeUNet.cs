@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace AttnDreamBooth.Benchmarks.Training;
 
 /// <summary>What the untimed profiling commands share: the real-size SD 2.1-base U-Net with random weights and a
-/// stage-3-like step (every parameter trained, batch 1, 77 text tokens, MSE against a random target).</summary>
+/// stage-3-like step (every parameter trained, batch 1 unless a command asks for more, 77 text tokens, MSE against a
+/// random target).</summary>
 internal sealed class RealSizeUNet : IDisposable
 {
     public const int TextTokens = 77;
@@ -34,12 +35,13 @@ internal sealed class RealSizeUNet : IDisposable
 
     public Tensor Text { get; }
 
-    /// <summary>Builds the model (seed 0) in training mode with every parameter requiring a gradient, as in stage 3.
-    /// <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c> swaps in another config (to smoke-test the command on a tiny model).</summary>
-    /// <summary>The U-Net config the commands build: SD 2.1-base's, or <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c>.</summary>
+    /// <summary>The U-Net config the commands build: SD 2.1-base's, or <c>ATTNDREAMBOOTH_BENCH_UNET_CONFIG</c> (another
+    /// model's, or a tiny one to smoke-test a command).</summary>
     public static string ConfigPath => Environment.GetEnvironmentVariable("ATTNDREAMBOOTH_BENCH_UNET_CONFIG")
         ?? Path.Combine(RepoRoot(), "tests", "fixtures", "real-size", "stable-diffusion-2-1-base", "unet", "config.json");
 
+    /// <summary>Builds the model of <see cref="ConfigPath"/> (seed 0) in training mode with every parameter requiring a
+    /// gradient, as in stage 3, with inputs of <paramref name="batch"/> images.</summary>
     public static RealSizeUNet Create(int latent, int batch = 1)
     {
         manual_seed(0);
