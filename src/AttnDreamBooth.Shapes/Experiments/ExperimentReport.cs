@@ -216,6 +216,8 @@ internal static class ExperimentReport
             }
         }
 
+        AppendEmbeddingMovement(sb, options, cells);
+
         foreach (var (title, concepts) in new[] { ("Per concept", evaluation), ("Tuning concept (not in the tables above)", tuning) })
         {
             if (concepts.Count == 0) continue;
@@ -241,6 +243,33 @@ internal static class ExperimentReport
         sb.Append(Inv, $"\nFiles: `{PersonalizationExperiment.ResultsCsvFile}` (one row per image), `{PersonalizationExperiment.ResultsJsonFile}` (every raw score), `{PersonalizationExperiment.ScatterFile}`, ");
         sb.AppendJoin(", ", options.Concepts.Select(c => $"`{GridFile(c.Name)}`")).Append(".\n");
         return sb.ToString();
+    }
+
+    /// <summary>How far each stage moved the embedding (<see cref="ExperimentCell.EmbeddingMovement"/>), per method over the
+    /// non-tuning concepts whose cells measured it.</summary>
+    private static void AppendEmbeddingMovement(StringBuilder sb, PersonalizationExperimentOptions options, IReadOnlyList<ExperimentCell> cells)
+    {
+        var tuning = options.Concepts.Where(c => c.IsTuning).Select(c => c.Name).ToHashSet();
+        var measured = cells.Where(c => c.EmbeddingMovement is not null && !tuning.Contains(c.Concept)).ToList();
+        if (measured.Count == 0) return;
+        var stages = measured.SelectMany(c => c.EmbeddingMovement!.Keys).Distinct().Order().ToArray();
+        sb.Append("\n## Embedding movement per stage (‖end − start‖ / ‖initial row‖)\n\n| method | concepts |");
+        foreach (var st in stages) sb.Append(Inv, $" stage {(int)st} |");
+        sb.Append('\n').Append("|---|---|").Append(string.Concat(stages.Select(_ => "---|"))).Append('\n');
+        foreach (var m in options.Methods)
+        {
+            var rows = measured.Where(c => c.Method == m).ToList();
+            if (rows.Count == 0) continue;
+            sb.Append(Inv, $"| {m.Name()} | {rows.Count} |");
+            foreach (var st in stages)
+            {
+                var values = rows.Where(c => c.EmbeddingMovement!.ContainsKey(st)).Select(c => c.EmbeddingMovement![st]);
+                sb.Append(' ').Append(E(ExperimentEstimate.Of(values))).Append(" |");
+            }
+            sb.Append('\n');
+        }
+        int missing = cells.Count(c => c.EmbeddingMovement is null && !tuning.Contains(c.Concept));
+        if (missing > 0) sb.Append(Inv, $"\n{missing} cells were stored before the movement was measured and are left out; delete them to measure it.\n");
     }
 
     /// <summary>The per-resolution IoU columns, then the per-resolution share columns.</summary>

@@ -123,9 +123,11 @@ public static class PersonalizationExperiment
         };
         var progressTemplate = new ExperimentProgress(ExperimentPhase.Training, 0, 0, "", c.Method, TimeSpan.Zero);
         var stageImages = new List<(TrainingStage Stage, IReadOnlyList<GeneratedImage> Images)>();
+        var stageEmbeddings = new List<(TrainingStage Stage, IReadOnlyList<float> Rows)>();
         var trainingProgress = new InlineProgress<TrainingProgress>(p =>
         {
             if (p.ValidationImages is { } images && p.Step == p.StageSteps) stageImages.Add((p.Stage, images));
+            if (p.StageEndEmbedding is { } rows) stageEmbeddings.Add((p.Stage, rows));
             c.Report(progressTemplate with { Training = p, Completed = p.GlobalStep, Total = p.TotalSteps });
         });
         var classProgress = new InlineProgress<ClassImageProgress>(p =>
@@ -133,6 +135,7 @@ public static class PersonalizationExperiment
 
         var trainClock = Stopwatch.StartNew();
         using var pipeline = PersonalizationPipeline.FromPretrained(c.Model).WithStages(plan).WithTrainingOptions(training).Build(ct);
+        var initialEmbedding = InitialEmbedding(pipeline, plan, c.Concept.Category.Word);
         var trained = await pipeline.TrainAsync(Concept.FromFolder(c.Photos, c.Concept.Category.Word), trainingProgress, ct, classImageProgress: classProgress)
             .ConfigureAwait(false);
         trainClock.Stop();
@@ -154,8 +157,43 @@ public static class PersonalizationExperiment
         foreach (var (stage, stageSet) in stageImages) scores.AddRange(Judge(c, judge, stageSet, stage));
         scores.AddRange(Judge(c, judge, final, null));
         generationClock.Stop();
-        var cell = new ExperimentCell(c.Concept.Name, c.Method, Reused: false, plan.TotalSteps, trainClock.Elapsed, generationClock.Elapsed, skipped);
+        var cell = new ExperimentCell(c.Concept.Name, c.Method, Reused: false, plan.TotalSteps, trainClock.Elapsed, generationClock.Elapsed, skipped)
+        {
+            EmbeddingMovement = EmbeddingMovement(initialEmbedding, stageEmbeddings),
+        };
         return (scores, cell, trained.LossHistory.ToArray());
+    }
+
+    /// <summary>The row the plan's concept embedding starts from: the category word's first token, or the identifier token's
+    /// own row (<see cref="EmbeddingInitialization"/>).</summary>
+    private static float[] InitialEmbedding(PersonalizationPipeline pipeline, StagePlan plan, string category)
+    {
+        string word = plan.EmbeddingInitialization == EmbeddingInitialization.IdentifierToken && plan.IdentifierToken is { } token ? token : category;
+        int id = pipeline.Components.Tokenizer.EncodeWithoutSpecialTokens(word)[0];
+        using var row = pipeline.Components.TextEncoder.TokenEmbeddingWeight[id].detach().cpu();
+        return row.data<float>().ToArray();
+    }
+
+    /// <summary>How far each stage moved the embedding: ‖end − start‖ / ‖initial‖, each stage starting where the one before
+    /// ended and the first at <paramref name="initial"/> (repeated for every row of a multi-row concept).</summary>
+    internal static IReadOnlyDictionary<TrainingStage, double> EmbeddingMovement(IReadOnlyList<float> initial,
+        IReadOnlyList<(TrainingStage Stage, IReadOnlyList<float> Rows)> stageEnds)
+    {
+        double scale = Math.Sqrt(initial.Sum(v => (double)v * v));
+        var movement = new Dictionary<TrainingStage, double>();
+        IReadOnlyList<float>? start = null;
+        foreach (var (stage, rows) in stageEnds)
+        {
+            double squared = 0;
+            for (int i = 0; i < rows.Count; i++)
+            {
+                double d = rows[i] - (start is null ? initial[i % initial.Count] : start[i]);
+                squared += d * d;
+            }
+            movement[stage] = Math.Sqrt(squared / (rows.Count / initial.Count)) / scale;
+            start = rows;
+        }
+        return movement;
     }
 
     /// <summary>Scores a set of images (prompt-major, <see cref="PersonalizationExperimentOptions.Seeds"/> per prompt) and

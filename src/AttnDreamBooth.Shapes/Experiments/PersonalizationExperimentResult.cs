@@ -25,7 +25,13 @@ public sealed record PersonalizationExperimentResult(
 /// <param name="Generation">Time spent generating and judging, as measured when the cell ran.</param>
 /// <param name="SkippedPrompts">Indices of the prompts the concept skipped (backgrounds it lacks contrast with).</param>
 public sealed record ExperimentCell(string Concept, PersonalizationMethod Method, bool Reused, int Steps, TimeSpan Training, TimeSpan Generation,
-    IReadOnlyList<int> SkippedPrompts);
+    IReadOnlyList<int> SkippedPrompts)
+{
+    /// <summary>How far each enabled stage moved the concept's embedding, relative to the row it started from:
+    /// ‖e_end − e_start‖ / ‖e_initial‖, each stage starting where the one before ended (for a concept of several rows, the
+    /// root mean over rows). 0 for a stage that does not train the embedding. Null for cells stored before it was measured.</summary>
+    public IReadOnlyDictionary<TrainingStage, double>? EmbeddingMovement { get; init; }
+}
 
 /// <summary>A mean with the half-width of its 95 % confidence interval (Student's t over the samples, taken as
 /// independent).</summary>

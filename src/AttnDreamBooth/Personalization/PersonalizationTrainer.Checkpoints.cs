@@ -103,7 +103,7 @@ internal sealed partial class PersonalizationTrainer
         // SD 2.1) alive after the optimizer is disposed.
         using var scope = NewDisposeScope();
         bool hasUNet = upToNow.Any(s => s != TrainingStage.Embedding && _plan[s].Lora is null);
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["concept.embedding"] = _concept.Weight.detach().cpu() };
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { [EmbeddingStateName] = _concept.Weight.detach().cpu() };
         if (hasUNet)
         {
             foreach (var (name, p) in _components.UNet.named_parameters()) tensors["unet." + name] = p.detach().cpu();
@@ -141,7 +141,7 @@ internal sealed partial class PersonalizationTrainer
     private void RestoreParameters(IReadOnlyDictionary<string, Tensor> tensors, bool hasUNet)
     {
         using var _ = no_grad();
-        if (!tensors.TryGetValue("concept.embedding", out var embedding) || !embedding.shape.SequenceEqual(_concept.Weight.shape))
+        if (!tensors.TryGetValue(EmbeddingStateName, out var embedding) || !embedding.shape.SequenceEqual(_concept.Weight.shape))
             throw new InvalidOperationException("The checkpoint's concept embedding is missing or has the wrong shape.");
         _concept.Weight.copy_(embedding);
         if (!hasUNet) return;

@@ -199,13 +199,13 @@ internal sealed partial class PersonalizationTrainer
         && (_options.ValidationInterval is not null || stages.Any(_options.ValidationAfterStages.Contains));
 
     /// <summary>Whether the text encoder may go from stage <paramref name="stageIndex"/> to the end of the run, once that stage's
-    /// conditioning is computed: no stage from there on trains the embedding (stage 1 differentiates through the encoder;
+    /// conditioning is computed: no stage from there on trains the embedding (such a stage differentiates through the encoder;
     /// the trainer creates no text-encoder adapters), and nothing renders. The class prompt's conditioning is computed
     /// before the first stage.</summary>
     private bool MayReleaseTextEncoder(int stageIndex)
     {
         var rest = _plan.EnabledStages.Skip(stageIndex).ToArray();
-        return _options.ReleaseTextEncoderDuringTraining && !rest.Contains(TrainingStage.Embedding) && !RendersDuring(rest);
+        return _options.ReleaseTextEncoderDuringTraining && !rest.Any(_plan.TrainsEmbedding) && !RendersDuring(rest);
     }
 
     /// <summary>Trains stage <paramref name="stageIndex"/> of the enabled stages from <paramref name="firstStep"/>.</summary>
@@ -218,9 +218,15 @@ internal sealed partial class PersonalizationTrainer
         using var optimizer = CreateOptimizer(settings, trainable);
         if (resume?.Tensors is not null && firstStep > 0) RestoreOptimizer(optimizer, resume, firstStep);
         SetTrainingModes(stage, settings);
-        // The embedding is fixed after stage 1, so the conditioning is computed once for stages 2 and 3.
+        // A stage that keeps the embedding fixed conditions every step on the same prompt encoding, computed once and shared
+        // with the following such stages; one that trains the embedding encodes in every step and makes that encoding stale.
         Tensor? fixedHidden = null;
-        if (stage != TrainingStage.Embedding)
+        if (_plan.TrainsEmbedding(stage))
+        {
+            run.FixedHidden?.Dispose();
+            run.FixedHidden = null;
+        }
+        else
         {
             if (run.FixedHidden is null)
             {
@@ -346,7 +352,14 @@ internal sealed partial class PersonalizationTrainer
         TimeSpan? eta = done > 0 ? TimeSpan.FromTicks(elapsed.Ticks / done * (totalSteps - run.GlobalStep)) : null;
         _progress?.Report(new TrainingProgress(stage, step, settings.Steps, run.GlobalStep, totalSteps,
             total, mse, attention, settings.LearningRate, elapsed, eta)
-        { CheckpointPath = checkpoint, ValidationImages = validation, PriorLoss = priorLoss });
+        { CheckpointPath = checkpoint, ValidationImages = validation, PriorLoss = priorLoss, StageEndEmbedding = stageEnd ? EmbeddingRows() : null });
+    }
+
+    /// <summary>A CPU copy of the concept's embedding rows, row by row.</summary>
+    private float[] EmbeddingRows()
+    {
+        using var scope = NewDisposeScope();
+        return _concept.Weight.detach().to(float32).cpu().contiguous().data<float>().ToArray();
     }
 
     /// <summary>Eval mode, exact float32 weights back, the adapters merged (kept when the concept is saved as embedding + LoRA).</summary>
@@ -362,16 +375,29 @@ internal sealed partial class PersonalizationTrainer
     /// <summary>The parameters a stage trains, by checkpoint name; everything else is frozen.</summary>
     internal List<(string Name, Parameter Parameter)> SelectTrainable(TrainingStage stage)
     {
-        bool embedding = stage == TrainingStage.Embedding;
+        bool embedding = _plan.TrainsEmbedding(stage);
         _concept.Weight.requires_grad = embedding;
         if (!embedding) _concept.Weight.grad = null;
-        if (!embedding && _plan[stage].Lora is not null) return SelectAdapters(stage);
+        List<(string, Parameter)> trainable = embedding ? [(EmbeddingStateName, _concept.Weight)] : [];
+        if (stage == TrainingStage.Embedding)
+        {
+            StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
+            if (_lora is not null) FreezeAdapters(_ => false);
+            return trainable;
+        }
+        if (_plan[stage].Lora is not null)
+        {
+            trainable.AddRange(SelectAdapters(stage));
+            return trainable;
+        }
         var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
         if (_lora is not null) FreezeAdapters(_ => false);
-        return embedding
-            ? [("concept.embedding", _concept.Weight)]
-            : unet.Select(p => ("unet." + p.Name, p.Parameter)).ToList();
+        trainable.AddRange(unet.Select(p => ("unet." + p.Name, p.Parameter)));
+        return trainable;
     }
+
+    /// <summary>The concept embedding's name in checkpoints and in the optimizer's state.</summary>
+    private const string EmbeddingStateName = "concept.embedding";
 
     /// <summary>For a LoRA stage holding frozen weights in half precision: the parameters an earlier full fine-tuning stage
     /// trained must keep their float32 values (the memory plan restores cast weights from the base model).</summary>

@@ -62,6 +62,15 @@ public sealed record StageOptions
     [JsonConverter(typeof(JsonStringEnumConverter<LoraUNetModules>))]
     public LoraUNetModules LoraModules { get; init; }
 
+    /// <summary>Stages 2 and 3 only: also train the concept's embedding rows in this stage, jointly with the stage's U-Net
+    /// weights (or adapters) and at its <see cref="LearningRate"/> (one optimizer, one gradient-norm clip over both), as
+    /// two-stage recipes such as Break-A-Scene's do. False (the default, and the official method) keeps the embedding as
+    /// the stages before left it. Stage 1 trains the embedding whatever this says. A stage that trains the embedding runs
+    /// the text encoder in every step (its conditioning cannot be computed once), and the text encoder is not released
+    /// before it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool TrainEmbedding { get; init; }
+
     /// <summary>Samples that contribute to one optimizer step.</summary>
     [JsonIgnore]
     public int EffectiveBatchSize => BatchSize * GradientAccumulationSteps;

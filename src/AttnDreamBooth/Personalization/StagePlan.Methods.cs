@@ -47,14 +47,15 @@ public sealed partial record StagePlan
 
     /// <summary>
     /// TI+DB: Textual Inversion of a new token (160 steps, as AttnDreamBooth's stages 1 and 2 together), then DreamBooth
-    /// fine-tuning of the whole U-Net with that token fixed (500 steps, as AttnDreamBooth's stage 3), with prior
+    /// fine-tuning of the whole U-Net (500 steps, as AttnDreamBooth's stage 3) in which the token's embedding keeps
+    /// training jointly at the fine-tuning learning rate (<see cref="StageOptions.TrainEmbedding"/>), with prior
     /// preservation as <see cref="DreamBooth"/>; no attention regularization.
     /// </summary>
     public static StagePlan TextualInversionDreamBooth => Paper with
     {
         Stage1 = TextualInversionStage(160),
         Stage2 = Paper.Stage2 with { Enabled = false },
-        Stage3 = DreamBoothStage(500),
+        Stage3 = DreamBoothStage(500) with { TrainEmbedding = true },
         PriorPreservation = new PriorPreservationOptions(),
     };
 

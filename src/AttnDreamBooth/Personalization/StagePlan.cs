@@ -88,6 +88,10 @@ public sealed partial record StagePlan
     public IReadOnlyList<TrainingStage> EnabledStages =>
         AllStages.Where(s => this[s].Enabled).ToArray();
 
+    /// <summary>Whether <paramref name="stage"/> trains the concept's embedding rows: stage 1 always, stages 2 and 3 when
+    /// their <see cref="StageOptions.TrainEmbedding"/> says so.</summary>
+    internal bool TrainsEmbedding(TrainingStage stage) => stage == TrainingStage.Embedding || this[stage].TrainEmbedding;
+
     /// <summary>Optimizer steps over all enabled stages.</summary>
     [JsonIgnore]
     public int TotalSteps => EnabledStages.Sum(s => this[s].Steps);

@@ -40,6 +40,12 @@ public sealed record TrainingProgress(
     /// stage has no prior-preservation weight).</summary>
     public double PriorLoss { get; init; }
 
+    /// <summary>At the last step of every stage: the concept's embedding rows as the stage left them ([tokens × hidden size],
+    /// row by row, float32); null at other steps. Comparing stage ends (and the rows training started from) shows how far
+    /// each stage moved the embedding: stage 1 always trains it, stages 2 and 3 only with
+    /// <see cref="StageOptions.TrainEmbedding"/>.</summary>
+    public IReadOnlyList<float>? StageEndEmbedding { get; init; }
+
     /// <summary>The checkpoint written at this step, if one was.</summary>
     public string? CheckpointPath { get; init; }
 }

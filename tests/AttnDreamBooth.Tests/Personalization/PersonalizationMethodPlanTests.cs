@@ -77,7 +77,7 @@ public sealed class PersonalizationMethodPlanTests
         Assert.Equal(StagePlan.Paper.Stage3.Steps, p.Stage3.Steps);
         Assert.Equal(StagePlan.ReferenceTotalSteps, p.TotalSteps);
         Assert.Equal(StagePlan.TextualInversion.Stage1 with { Steps = 160 }, p.Stage1);
-        Assert.Equal(StagePlan.DreamBooth.Stage3 with { Steps = 500 }, p.Stage3);
+        Assert.Equal(StagePlan.DreamBooth.Stage3 with { Steps = 500, TrainEmbedding = true }, p.Stage3);
         Assert.Equal(0, p.Stage1.PriorLossWeight);
         Assert.Null(p.IdentifierToken);
         Assert.Equal(EmbeddingInitialization.CategoryWord, p.EmbeddingInitialization);
@@ -132,7 +132,7 @@ public sealed class PersonalizationMethodPlanTests
     {
         // A plan written before these settings existed must keep its JSON, and so its run fingerprint.
         string json = StagePlan.Paper.ToJson();
-        foreach (string key in new[] { "prior_loss_weight", "identifier_token", "embedding_initialization", "prior_preservation" })
+        foreach (string key in new[] { "prior_loss_weight", "identifier_token", "embedding_initialization", "prior_preservation", "train_embedding" })
             Assert.DoesNotContain(key, json, StringComparison.Ordinal);
         string db = StagePlan.DreamBooth.ToJson();
         Assert.Contains("\"embedding_initialization\": \"identifier_token\"", db, StringComparison.Ordinal);

@@ -108,6 +108,16 @@ public sealed class PersonalizationExperimentTests
         Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.Training && p.Training is not null);
         Assert.Contains(progress.Items, p => p.Phase == ExperimentPhase.ClassImages);
         Assert.DoesNotContain(progress.Items, p => p.Phase == ExperimentPhase.CellReused);
+        // The embedding moves in the stages that train it and in no other.
+        var movement = first.Cells.ToDictionary(c => c.Method, c => c.EmbeddingMovement!);
+        Assert.Equal([TrainingStage.Embedding], movement[PersonalizationMethod.TextualInversion].Keys);
+        Assert.True(movement[PersonalizationMethod.TextualInversion][TrainingStage.Embedding] > 0);
+        Assert.Equal(0.0, Assert.Single(movement[PersonalizationMethod.DreamBooth]).Value);
+        var attn = movement[PersonalizationMethod.AttnDreamBooth];
+        Assert.True(attn[TrainingStage.Embedding] > 0);
+        Assert.Equal(0.0, attn[TrainingStage.CrossAttention]);
+        Assert.Equal(0.0, attn[TrainingStage.UNet]);
+        Assert.Contains("## Embedding movement per stage", summaryText, StringComparison.Ordinal);
 
         // The same settings in another folder: the same numbers, image for image.
         var second = await PersonalizationExperiment.RunAsync(options with { OutputFolder = dir.File("b") });
@@ -119,6 +129,7 @@ public sealed class PersonalizationExperimentTests
         var again = new RecordingProgress<ExperimentProgress>();
         var third = await PersonalizationExperiment.RunAsync(options, again);
         Assert.All(third.Cells, c => Assert.True(c.Reused));
+        Assert.Equal(first.Cells.Select(c => c.EmbeddingMovement), third.Cells.Select(c => c.EmbeddingMovement));
         Assert.DoesNotContain(again.Items, p => p.Phase is ExperimentPhase.Training or ExperimentPhase.Generating);
         Assert.Equal(File.ReadAllText(dir.File("b/results.csv")), File.ReadAllText(dir.File("a/results.csv")));
 
