@@ -46,10 +46,15 @@ internal static class ShapesExperimentCommand
         {
             Description = "Train every cell with 8-bit AdamW moments (block-wise quantized); compare with a run without it in another --out folder.",
         };
+        var learningRateScales = new Option<string?>("--lr-scale")
+        {
+            Description = "Multiply stages' learning rates in every method's plan, e.g. 2=0.1 or 2=0.1,3=0.5 (a diagnostic; compare with a run "
+                + "without it in another --out folder).",
+        };
         var command = new Command("experiment", "Compare personalization methods on Shapes concepts: train each concept with each method, generate the prompts, "
             + "score identity, text and [V] attention; write results.csv/json, summary.md, scatter.png and grids.")
         {
-            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages, loraRank, optimizer8Bit,
+            concepts, prompts, output, methods, quick, model, seeds, stepsScale, classImages, seed, noStages, loraRank, optimizer8Bit, learningRateScales,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -80,6 +85,7 @@ internal static class ShapesExperimentCommand
                     if (rank < 1) throw new ArgumentException($"--lora-rank must be at least 1; got {rank}.");
                     options = options with { Lora = new AttnDreamBooth.Models.Lora.LoraOptions(Rank: rank) };
                 }
+                if (parse.GetValue(learningRateScales) is { } scales) options = options with { LearningRateScales = ParseLearningRateScales(scales) };
                 options.Validate();
                 return await RunAsync(console, options, ct);
             }
@@ -89,6 +95,21 @@ internal static class ShapesExperimentCommand
             }
         }, parse));
         return command;
+    }
+
+    /// <summary>Reads <c>--lr-scale</c>: comma-separated <c>stage=factor</c> pairs, stages 1–3, each at most once.</summary>
+    internal static IReadOnlyDictionary<TrainingStage, double> ParseLearningRateScales(string text)
+    {
+        var scales = new Dictionary<TrainingStage, double>();
+        foreach (string item in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var parts = item.Split('=', StringSplitOptions.TrimEntries);
+            if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int stage) || stage is < 1 or > 3
+                || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double factor) || !(factor > 0 && factor <= 1e3))
+                throw new ArgumentException($"--lr-scale: '{item}' is not stage=factor with a stage 1–3 and a factor in (0, 1000] (e.g. 2=0.1).");
+            if (!scales.TryAdd((TrainingStage)stage, factor)) throw new ArgumentException($"--lr-scale names stage {stage} twice.");
+        }
+        return scales;
     }
 
     internal static IReadOnlyList<ConceptSpec> LoadConcepts(IEnumerable<string> sources, ShapesWorld world)

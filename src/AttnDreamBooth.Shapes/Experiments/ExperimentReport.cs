@@ -108,6 +108,7 @@ internal static class ExperimentReport
                 classImages = options.ClassImages,
                 loraRank = options.Lora?.Rank,
                 eightBitOptimizerStates = options.EightBitOptimizerStates,
+                learningRateScales = options.LearningRateScales?.OrderBy(p => p.Key).ToDictionary(p => ((int)p.Key).ToString(Inv), p => p.Value),
                 stageMetrics = options.StageMetrics,
                 generation = new { g.Sampler, g.Steps, g.GuidanceScale, g.HeatmapResolution, heatmapThreshold = ConceptJudge.HeatmapThreshold },
                 presenceThreshold = ConceptJudge.PresenceThreshold,
@@ -142,6 +143,8 @@ internal static class ExperimentReport
         if (options.Lora is { } lora)
             sb.Append(Inv, $"; stages 2–3 train LoRA adapters (rank {lora.Rank}, learning rate {ShapesPersonalization.LoraLearningRate:g})");
         if (options.EightBitOptimizerStates) sb.Append("; AdamW moments in 8 bits");
+        foreach (var (stage, scale) in (options.LearningRateScales ?? new Dictionary<TrainingStage, double>()).OrderBy(p => p.Key))
+            sb.Append(Inv, $"; stage {(int)stage}'s learning rate × {scale:g}");
         sb.Append('\n');
         sb.Append("- Every number: mean ± half-width of the 95 % confidence interval over concepts × prompts × seeds (images taken as independent).\n");
         sb.Append("- [V]-map IoU h×h: the IoU of the map of the cross-attention layers with an h×h latent grid alone (same threshold and output grid as the all-layer map).\n");

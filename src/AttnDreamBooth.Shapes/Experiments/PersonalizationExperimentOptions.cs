@@ -70,6 +70,11 @@ public sealed record PersonalizationExperimentOptions
     /// false (default) keeps them in float32. Compare with a run without it in another output folder.</summary>
     public bool EightBitOptimizerStates { get; init; }
 
+    /// <summary>Multiplies the learning rate of the named stages in every method's plan (e.g. stage 2 × 0.1), after the
+    /// carry-over to the Shapes model: a diagnostic of how a stage's rate shapes the results, not a tuning of one method.
+    /// Compare with a run without it in another output folder. Null or empty (default) changes nothing.</summary>
+    public IReadOnlyDictionary<TrainingStage, double>? LearningRateScales { get; init; }
+
     /// <summary>Seed of every training run (the same for all concepts and methods).</summary>
     public long TrainingSeed { get; init; } = 42;
 
@@ -117,6 +122,8 @@ public sealed record PersonalizationExperimentOptions
         var plan = ShapesPersonalization.Plan(StagePlan.For(method)) with { CheckpointInterval = null };
         int steps = Math.Max(plan.EnabledStages.Count, (int)Math.Round(plan.TotalSteps * StepsScale, MidpointRounding.AwayFromZero));
         plan = plan.WithTotalSteps(steps);
+        foreach (var (stage, scale) in LearningRateScales ?? new Dictionary<TrainingStage, double>())
+            plan = plan.With(stage, s => s with { LearningRate = s.LearningRate * scale });
         if (Lora is { } lora) plan = plan.WithLora(lora, ShapesPersonalization.LoraLearningRate);
         if (plan.PriorPreservation is { } prior)
         {
@@ -164,6 +171,11 @@ public sealed record PersonalizationExperimentOptions
         if (!(StepsScale > 0 && StepsScale <= 100)) throw new ArgumentOutOfRangeException(nameof(StepsScale), StepsScale, "must be in (0, 100]");
         if (ClassImages is < 1 or > PriorPreservationOptions.MaxClassImages)
             throw new ArgumentOutOfRangeException(nameof(ClassImages), ClassImages, $"must be between 1 and {PriorPreservationOptions.MaxClassImages}");
+        foreach (var (stage, scale) in LearningRateScales ?? new Dictionary<TrainingStage, double>())
+        {
+            if (!Enum.IsDefined(stage)) throw new ArgumentOutOfRangeException(nameof(LearningRateScales), stage, "Unknown training stage.");
+            if (!(scale > 0 && scale <= 1e3)) throw new ArgumentOutOfRangeException(nameof(LearningRateScales), scale, $"stage {(int)stage}'s scale must be in (0, 1000]");
+        }
         Generation.Validate();
         foreach (var m in Methods) PlanFor(m).Validate();
     }

@@ -249,7 +249,7 @@ public sealed class PersonalizationExperimentTests
         int exit = await CliApp.RunAsync(
         [
             "shapes", "experiment", "--concepts", dir.File("concepts"), "--prompts", dir.File("my-prompts.txt"), "--out", dir.File("out"),
-            "--model", ShapesModel, "--methods", "ti", "--seeds", "1", "--steps-scale", "0.003", "--optimizer-8bit",
+            "--model", ShapesModel, "--methods", "ti", "--seeds", "1", "--steps-scale", "0.003", "--optimizer-8bit", "--lr-scale", "1=0.5",
         ], console);
         Assert.True(exit == 0, text.ToString());
         var rows = File.ReadAllLines(dir.File("out/results.csv"));
@@ -259,7 +259,35 @@ public sealed class PersonalizationExperimentTests
         Assert.True(File.Exists(dir.File("out/grid-teal-diamond.png")));
         Assert.Contains("teal-diamond (diamond)", File.ReadAllText(dir.File("out/summary.md")));
         Assert.Contains("AdamW moments in 8 bits", File.ReadAllText(dir.File("out/summary.md")));
+        Assert.Contains("stage 1's learning rate × 0.5", File.ReadAllText(dir.File("out/summary.md")));
+        using (var json = JsonDocument.Parse(File.ReadAllText(dir.File("out/results.json"))))
+        {
+            var settings = json.RootElement.GetProperty("settings");
+            Assert.Equal(0.5, settings.GetProperty("learning_rate_scales").GetProperty("1").GetDouble());
+            var stage1 = settings.GetProperty("methods")[0].GetProperty("plan").GetProperty("stage1");
+            Assert.Equal(StagePlan.TextualInversionLearningRate * 0.5, stage1.GetProperty("learning_rate").GetDouble(), 12);
+        }
         Assert.Contains("1 cell(s) run, 0 reused", text.ToString());
+    }
+
+    [Fact]
+    public void LearningRateScalesMultiplyTheNamedStagesOfEveryPlanAndNothingElse()
+    {
+        var plain = Options("out") with { Methods = [PersonalizationMethod.AttnDreamBooth, PersonalizationMethod.TextualInversionDreamBooth] };
+        var scaled = plain with { LearningRateScales = AttnDreamBooth.Cli.ShapesExperimentCommand.ParseLearningRateScales("2=0.1, 3=2") };
+        foreach (var method in plain.Methods)
+        {
+            var a = plain.PlanFor(method);
+            var b = scaled.PlanFor(method);
+            Assert.Equal(a.Stage1, b.Stage1);
+            Assert.Equal(a.Stage2 with { LearningRate = a.Stage2.LearningRate * 0.1 }, b.Stage2);
+            Assert.Equal(a.Stage3 with { LearningRate = a.Stage3.LearningRate * 2 }, b.Stage3);
+        }
+        scaled.Validate();
+        Assert.Throws<ArgumentOutOfRangeException>(() => (plain with { LearningRateScales = new Dictionary<TrainingStage, double> { [TrainingStage.CrossAttention] = 0 } }).Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => (plain with { LearningRateScales = new Dictionary<TrainingStage, double> { [(TrainingStage)7] = 1 } }).Validate());
+        foreach (string bad in new[] { "2", "4=1", "2=0", "2=x", "2=0.1,2=0.2", "0=1", "2=1e9" })
+            Assert.Throws<ArgumentException>(() => AttnDreamBooth.Cli.ShapesExperimentCommand.ParseLearningRateScales(bad));
     }
 
     [Fact]
