@@ -140,6 +140,10 @@ internal static class CliApp
                 OverwriteOtherRuns = overwrite,
             };
             TrainOutput.PrintHeader(console, parse.GetValue(model)!, concept, parse.GetValue(images)!, outDir, deviceName, parse.GetValue(preset)!.Trim().ToLowerInvariant(), plan);
+            // Before loading when the headers tell: what loading frees would otherwise stay in glibc's heaps (10.08 GB peak
+            // with the threshold set after loading, 9.62 GB with it set at start; docs/training-at-scale.md).
+            bool heapSet = deviceName == "cpu" && UNetSizeOnDisk.Parameters(parse.GetValue(model)!) >= TrainingEstimate.RealSizeParameters
+                && NativeHeap.ReturnLargeBlocksToTheSystem();
             using var pipeline = builder
                 .OnDevice(deviceName)
                 .WithResourceLimits(CliLimits.From(parse))
@@ -151,7 +155,7 @@ internal static class CliApp
             int encodes = training.Data.FreshAugmentationEveryStep ? 0 : concept.Images.Count * training.Data.VariantsPerImage;
             var estimate = TrainingEstimate.For(pipeline, plan, deviceName) with { LatentEncodes = encodes };
             TrainOutput.PrintEstimate(console, estimate);
-            if (estimate.RealSizeOnCpu) NativeHeap.ReturnLargeBlocksToTheSystem();
+            if (estimate.RealSizeOnCpu && !heapSet) NativeHeap.ReturnLargeBlocksToTheSystem();
             var trained = await TrainWithProgressAsync(console, pipeline, concept, resumeFrom, ct);
             await trained.SaveAsync(Path.Combine(outDir, "concept"), overwrite, ct);
             LossPlot.Save(trained.LossHistory, StageStarts(plan), Path.Combine(outDir, "loss.png"));
