@@ -5,7 +5,8 @@ namespace AttnDreamBooth.Cli;
 /// <summary>
 /// Has glibc map every native allocation of 1 MiB or more on its own (<c>mallopt(M_MMAP_THRESHOLD, 1 MiB)</c>), so the
 /// memory of a freed tensor goes back to the system, unless the process was started with a threshold of its own. The
-/// <c>train</c> command does it before a real-size model trains on the CPU.
+/// <c>train</c> command does it for a real-size model on the CPU: before loading it when the U-Net's safetensors headers
+/// give its size (<see cref="UNetSizeOnDisk"/>), otherwise once it is loaded.
 /// </summary>
 /// <remarks>
 /// Why: libtorch takes most U-Net tensors from glibc's heaps (below glibc's mmap threshold, which raises itself up to
