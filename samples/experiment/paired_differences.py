@@ -147,12 +147,15 @@ def against(folder, other, pixels):
         print("\n".join(pixel_rows))
 
     steps, tuning = settings(folder)
-    if steps != settings(other)[0]:
-        sys.exit(f"{folder} and {other} trained with different steps per stage; their losses are not compared")
+    other_steps = settings(other)[0]
+    compared = [m for m in dict.fromkeys(m for m, _ in groups) if m in steps and m in other_steps]
+    differ = [m for m in compared if steps[m] != other_steps[m]]
+    if differ:
+        sys.exit(f"{folder} and {other} trained {', '.join(differ)} with different steps per stage; their losses are not compared")
     print()
     print("| method | stage | steps × concepts | max \\|Δloss\\| | mean \\|Δloss\\| | mean loss (OTHER) |")
     print("|---|---|---|---:|---:|---:|")
-    for method in dict.fromkeys(m for m, _ in groups):
+    for method in compared:
         mine, theirs = losses(folder, method, tuning), losses(other, method, tuning)
         concepts = [c for c in mine if c in theirs]
         start = 0
