@@ -140,8 +140,9 @@ internal static class CliApp
                 OverwriteOtherRuns = overwrite,
             };
             TrainOutput.PrintHeader(console, parse.GetValue(model)!, concept, parse.GetValue(images)!, outDir, deviceName, parse.GetValue(preset)!.Trim().ToLowerInvariant(), plan);
-            // Before loading when the headers tell: what loading frees would otherwise stay in glibc's heaps (10.08 GB peak
-            // with the threshold set after loading, 9.62 GB with it set at start; docs/training-at-scale.md).
+            // Before loading when the headers tell: what loading frees would otherwise stay in glibc's heaps (a whole
+            // real-size stage-3 run peaked at 10.04–10.08 GB with the threshold set after loading, 9.61 GB with it set
+            // before; docs/training-at-scale.md).
             bool heapSet = deviceName == "cpu" && UNetSizeOnDisk.Parameters(parse.GetValue(model)!) >= TrainingEstimate.RealSizeParameters
                 && NativeHeap.ReturnLargeBlocksToTheSystem();
             using var pipeline = builder

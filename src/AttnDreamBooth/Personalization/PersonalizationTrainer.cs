@@ -379,17 +379,12 @@ internal sealed partial class PersonalizationTrainer
         _concept.Weight.requires_grad = embedding;
         if (!embedding) _concept.Weight.grad = null;
         List<(string, Parameter)> trainable = embedding ? [(EmbeddingStateName, _concept.Weight)] : [];
-        if (stage == TrainingStage.Embedding)
-        {
-            StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
-            if (_lora is not null) FreezeAdapters(_ => false);
-            return trainable;
-        }
-        if (_plan[stage].Lora is not null)
+        if (stage != TrainingStage.Embedding && _plan[stage].Lora is not null)
         {
             trainable.AddRange(SelectAdapters(stage));
             return trainable;
         }
+        // Stage 1 freezes every U-Net weight: the rule selects none.
         var unet = StageParameters.Freeze(stage, _components.UNet.named_parameters().Select(p => (p.name, p.parameter)));
         if (_lora is not null) FreezeAdapters(_ => false);
         trainable.AddRange(unet.Select(p => ("unet." + p.Name, p.Parameter)));
