@@ -14,9 +14,20 @@ internal static class ShapesQualityCommand
     public static Command Create(IAnsiConsole console)
     {
         var model = new Option<string>("--model") { Description = "The model folder (e.g. samples/models/shapes-sd).", Required = true };
-        var prompts = new Option<int>("--prompts") { Description = "Held-out-combination prompts.", DefaultValueFactory = _ => 200 };
+        var prompts = new Option<int>("--prompts") { Description = "Prompts (built from held-out combinations unless --combinations seen).", DefaultValueFactory = _ => 200 };
         var seeds = new Option<int>("--seeds") { Description = "Images (seeds) per prompt.", DefaultValueFactory = _ => 2 };
         var steps = new Option<int>("--steps") { Description = "Denoising steps (default: the library's default).", DefaultValueFactory = _ => new GenerationOptions().Steps };
+        var guidance = new Option<double>("--guidance")
+        {
+            Description = $"Classifier-free guidance scale (default {ShapesModelQuality.DefaultGuidanceScale:g}, the shipped model's, chosen on the seen combinations).",
+            DefaultValueFactory = _ => ShapesModelQuality.DefaultGuidanceScale,
+        };
+        var combinations = new Option<string>("--combinations")
+        {
+            Description = "Which combinations the prompts are built from: held-out (never rendered in pretraining; the quality measurement) "
+                + "or seen (a development split of combinations pretraining saw, for choosing settings without looking at the held-out prompts).",
+            DefaultValueFactory = _ => "held-out",
+        };
         var reconstruction = new Option<bool>("--reconstruction")
         {
             Description = "Measure the VAE's ceiling instead: render the same held-out scenes, encode and decode them, and analyze the reconstructions (one per prompt; --seeds and --steps do not apply).",
@@ -35,7 +46,7 @@ internal static class ShapesQualityCommand
         var gridPrompts = new Option<int?>("--grid-prompts") { Description = $"Prompts (rows) in the --grid picture (default {DefaultGridPrompts}, at most --prompts)." };
         var command = new Command("quality", "Generate images for held-out prompts and measure shape, colour, background, position and size with the analyzer.")
         {
-            model, prompts, seeds, steps, reconstruction, conceptReconstruction, output, grid, gridPrompts,
+            model, prompts, seeds, steps, guidance, combinations, reconstruction, conceptReconstruction, output, grid, gridPrompts,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -48,6 +59,16 @@ internal static class ShapesQualityCommand
             QualityReport? report = null;
             int count = parse.GetValue(prompts);
             if (count is < 1 or > 100_000) throw new CliUsageException($"--prompts must be in [1, 100000]; got {count}.");
+            double scale = parse.GetValue(guidance);
+            if (!double.IsFinite(scale) || scale < 0) throw new CliUsageException($"--guidance must be a finite number ≥ 0; got {scale}.");
+            var split = parse.GetValue(combinations) switch
+            {
+                "held-out" => HeldOutPolicy.Only,
+                "seen" => HeldOutPolicy.Exclude,
+                var other => throw new CliUsageException($"--combinations must be held-out or seen; got '{other}'."),
+            };
+            if (parse.GetValue(reconstruction) && split != HeldOutPolicy.Only)
+                throw new CliUsageException("--reconstruction measures the held-out scenes; it does not combine with --combinations seen.");
             var picture = GridFor(parse.GetValue(grid), parse.GetValue(gridPrompts), count);
             await console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new RemainingTimeColumn()).StartAsync(async ctx =>
             {
@@ -61,7 +82,8 @@ internal static class ShapesQualityCommand
                 }
                 using var pipeline = PersonalizationPipeline.FromPretrained(parse.GetValue(model)!).Build(ct);
                 report = await ShapesModelQuality.MeasureAsync(pipeline, ShapesWorld.Default, count, parse.GetValue(seeds),
-                    new GenerationOptions { Steps = parse.GetValue(steps) }, onImage: picture is null ? null : picture.Add, progress: progress, ct: ct);
+                    new GenerationOptions { Steps = parse.GetValue(steps), GuidanceScale = scale }, onImage: picture is null ? null : picture.Add, progress: progress,
+                    combinations: split, ct: ct);
             });
             var table = new Table().AddColumns("attribute", "correct", "images", "accuracy");
             foreach (var a in report!.Attributes) table.AddRow(a.Attribute, a.Correct.ToString(), a.Total.ToString(), $"{a.Accuracy:P1}");

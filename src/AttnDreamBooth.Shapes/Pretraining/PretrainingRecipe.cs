@@ -93,6 +93,17 @@ public sealed record PretrainingRecipe
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int ObjectLossDilation { get; init; }
 
+    /// <summary>
+    /// Decay of an exponential moving average of the text encoder's and U-Net's weights over the U-Net phase
+    /// (<c>unet_ema_decay</c>; 0, the default, keeps none). Each step the average moves towards the weights by
+    /// 1 − d, with d = min(decay, (1 + n) / (10 + n)) at update n (diffusers' <c>EMAModel</c> warm-up); the average is
+    /// checkpointed and is what the model folder receives (<see cref="ShapesModelExporter.Export"/>). Why: the last
+    /// weights of a run carry the noise of its last steps; diffusion models are usually sampled from such an average.
+    /// </summary>
+    /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double UNetEmaDecay { get; init; }
+
     /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
     public double MaxGradNorm { get; init; } = 1.0;
 
@@ -136,6 +147,7 @@ public sealed record PretrainingRecipe
         Require(ObjectLossDilation is >= 0 and <= 4, nameof(ObjectLossDilation), "(object_loss_dilation) must be between 0 and 4 latent pixels");
         Require(ObjectLossDilation == 0 || ObjectLossWeight > 0, nameof(ObjectLossDilation), "(object_loss_dilation) dilates the object weighting, so it needs object_loss_weight > 0");
         Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), nameof(MaxGradNorm), "must be a finite number ≥ 0");
+        Require(UNetEmaDecay is >= 0 and < 1, nameof(UNetEmaDecay), "(unet_ema_decay) must be in [0, 1)");
         ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
         ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));
         Require(Scheduler.PredictionType is Schedulers.PredictionType.Epsilon or Schedulers.PredictionType.VPrediction, nameof(Scheduler),

@@ -20,10 +20,13 @@ public static class ShapesModelExporter
     /// <param name="dtype">Float16 (default) or Float32 for the floating-point weights.</param>
     /// <param name="allowIncomplete">Export even if the U-Net phase has not finished (it must have started).</param>
     /// <param name="notes">Free-form key/value notes for the manifest (e.g. the command that trained it).</param>
+    /// <param name="lastWeights">When the run kept a weight average (<see cref="PretrainingRecipe.UNetEmaDecay"/>), export the
+    /// last weights instead of the average (which is the default). The manifest says which were written.</param>
     /// <returns>The files written and their hashes.</returns>
-    /// <exception cref="ModelConfigException">No checkpoint, or it has not reached (or finished) the U-Net phase.</exception>
+    /// <exception cref="ModelConfigException">No checkpoint, or it has not reached (or finished) the U-Net phase, or its weight average is missing or broken.</exception>
     public static IReadOnlyList<ManifestFile> Export(string checkpoint, string tokenizerFolder, string outputFolder,
-        torch.ScalarType dtype = torch.ScalarType.Float16, bool allowIncomplete = false, IReadOnlyDictionary<string, string>? notes = null)
+        torch.ScalarType dtype = torch.ScalarType.Float16, bool allowIncomplete = false, IReadOnlyDictionary<string, string>? notes = null,
+        bool lastWeights = false)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
         ArgumentException.ThrowIfNullOrWhiteSpace(tokenizerFolder);
@@ -43,9 +46,11 @@ public static class ShapesModelExporter
         var architecture = recipe.Architecture with { Vae = recipe.Architecture.Vae with { ScalingFactor = state.ScalingFactor } };
         using var networks = new ShapesNetworks(architecture, recipe.Seed);
         var tensors = PretrainingCheckpoint.ReadTensors(folder);
+        bool averaged = recipe.UNetEmaDecay > 0 && !lastWeights;
         try
         {
             networks.Load(tensors);
+            if (averaged) LoadAverage(networks, tensors, Path.Combine(folder, PretrainingCheckpoint.StateFile));
         }
         finally
         {
@@ -66,7 +71,8 @@ public static class ShapesModelExporter
             Directory.CreateDirectory(Path.Combine(temp, "tokenizer"));
             foreach (string file in TokenizerFiles) File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(temp, "tokenizer", file));
             files = ShapesModelManifest.HashFiles(temp);
-            AtomicFile.WriteAllText(Path.Combine(temp, ShapesModelManifest.FileName), ShapesModelManifest.Build(recipe, state, dtypeName, files, notes));
+            AtomicFile.WriteAllText(Path.Combine(temp, ShapesModelManifest.FileName), ShapesModelManifest.Build(recipe, state, dtypeName, files, notes,
+                recipe.UNetEmaDecay > 0 ? (averaged ? "average" : "last") : null));
         });
         return files;
     }
@@ -88,6 +94,22 @@ public static class ShapesModelExporter
         if (recipe.Fingerprint() != state.RecipeFingerprint)
             throw new ModelConfigException(jsonPath, "recipe_json", "does not reproduce the recorded fingerprint (the recipe format changed)");
         return recipe;
+    }
+
+    // The averaged parameters replace the last ones; buffers (which are not trained) stay as loaded.
+    private static void LoadAverage(ShapesNetworks networks, IReadOnlyDictionary<string, torch.Tensor> tensors, string stateFile)
+    {
+        using var _ = torch.no_grad();
+        var parameters = ShapesNetworks.NamedParameters(networks.TextEncoder, ShapesNetworks.TextEncoderPrefix)
+            .Concat(ShapesNetworks.NamedParameters(networks.UNet, ShapesNetworks.UNetPrefix));
+        foreach (var (name, parameter) in parameters)
+        {
+            if (!tensors.TryGetValue(WeightAverage.Prefix + name, out var average))
+                throw new ModelConfigException(stateFile, WeightAverage.Prefix + name, "the run keeps a weight average (unet_ema_decay > 0) but the checkpoint lacks this tensor");
+            if (!average.shape.SequenceEqual(parameter.shape))
+                throw new ModelConfigException(stateFile, WeightAverage.Prefix + name, $"is [{string.Join(", ", average.shape)}], the model's parameter [{string.Join(", ", parameter.shape)}]");
+            parameter.copy_(average);
+        }
     }
 
     private static void WriteWeights(string path, torch.nn.Module module, torch.ScalarType dtype)

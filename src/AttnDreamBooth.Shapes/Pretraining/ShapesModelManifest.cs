@@ -76,7 +76,8 @@ public static class ShapesModelManifest
         return problems;
     }
 
-    internal static string Build(PretrainingRecipe recipe, PretrainingCheckpointState state, string dtype, IReadOnlyList<ManifestFile> files, IReadOnlyDictionary<string, string>? notes)
+    internal static string Build(PretrainingRecipe recipe, PretrainingCheckpointState state, string dtype, IReadOnlyList<ManifestFile> files, IReadOnlyDictionary<string, string>? notes,
+        string? weights = null)
     {
         static double Tail(IReadOnlyList<double> values) => values.Count == 0 ? double.NaN : values.Skip(Math.Max(0, values.Count - 50)).Average();
         var recipeNode = JsonNode.Parse(recipe.ToJson())!;
@@ -103,6 +104,9 @@ public static class ShapesModelManifest
             ["total_bytes"] = files.Sum(f => f.Bytes),
             ["files"] = new JsonArray(files.Select(f => (JsonNode?)new JsonObject { ["path"] = f.Path, ["bytes"] = f.Bytes, ["sha256"] = f.Sha256 }).ToArray()),
         };
+        // Only runs that kept a weight average say which weights the folder holds ("average" or "last"), so the manifests
+        // of runs without one are written as before.
+        if (weights is not null) o["denoiser_weights"] = weights;
         if (notes is { Count: > 0 })
         {
             var n = new JsonObject();

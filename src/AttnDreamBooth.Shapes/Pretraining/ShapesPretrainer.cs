@@ -267,6 +267,7 @@ public sealed class ShapesPretrainer
                 .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
             using var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
+            using var average = _recipe.UNetEmaDecay > 0 ? new WeightAverage(named, _recipe.UNetEmaDecay, resume) : null;
             using var scheduler = DiffusionSamplers.ForTraining(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)));
             using var alphasCumprod = tensor(scheduler.AlphasCumprod.ToArray());
             var losses = state.UNetLosses.ToList();
@@ -279,7 +280,7 @@ public sealed class ShapesPretrainer
             double seconds = state.UNetSeconds;
             for (int step = state.StepInPhase; step < steps; step++)
             {
-                if (ct.IsCancellationRequested) Cancel(state with { UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer);
+                if (ct.IsCancellationRequested) Cancel(state with { UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer, average);
                 double lr = _recipe.LearningRateAt(_recipe.UNetLearningRate, step, steps);
                 optimizer.LearningRate = lr;
                 double loss, mse;
@@ -323,6 +324,7 @@ public sealed class ShapesPretrainer
                     mse = unweighted;
                     Clip(optimizer);
                     optimizer.Step();
+                    average?.Update(step);
                 }
                 EnsureFinite(loss, PretrainingPhase.UNet, step);
                 losses.Add(loss);
@@ -333,12 +335,12 @@ public sealed class ShapesPretrainer
                 string? checkpoint = null;
                 if (step + 1 == steps || ShouldCheckpoint(step + 1))
                 {
-                    checkpoint = Save(state, optimizer, includeDenoiser: true);
+                    checkpoint = Save(state, optimizer, includeDenoiser: true, average);
                 }
                 progress?.Report(new PretrainingProgress(PretrainingPhase.UNet, step + 1, steps, _recipe.VaeSteps + step + 1, _recipe.TotalSteps, loss, lr, perStep,
                     TimeSpan.FromSeconds(perStep * (steps - step - 1))) { CheckpointPath = checkpoint });
             }
-            if (steps == 0 || LastCheckpoint is null || state.StepInPhase != steps) LastCheckpoint = Save(state, optimizer, includeDenoiser: true);
+            if (steps == 0 || LastCheckpoint is null || state.StepInPhase != steps) LastCheckpoint = Save(state, optimizer, includeDenoiser: true, average);
             return state;
         }
 
@@ -412,11 +414,15 @@ public sealed class ShapesPretrainer
         private bool ShouldCheckpoint(int completedInPhase) =>
             (_options.CheckpointEverySteps > 0 && completedInPhase % _options.CheckpointEverySteps == 0) || _sinceCheckpoint.Elapsed >= _options.CheckpointInterval;
 
-        private string Save(PretrainingCheckpointState state, AdamWOptimizer? optimizer, bool includeDenoiser)
+        private string Save(PretrainingCheckpointState state, AdamWOptimizer? optimizer, bool includeDenoiser, WeightAverage? average = null)
         {
             // The moments' views and the random states are released when the file is written.
             using var scope = NewDisposeScope();
             var tensors = networks.StateTensors(includeVae: true, includeDenoiser: includeDenoiser);
+            if (average is not null)
+            {
+                foreach (var (name, t) in average.Tensors()) tensors[name] = t;
+            }
             if (optimizer is not null)
             {
                 foreach (var (name, t) in optimizer.StateViews()) tensors["optimizer." + name] = t;
@@ -428,9 +434,9 @@ public sealed class ShapesPretrainer
         }
 
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-        private void Cancel(PretrainingCheckpointState state, AdamWOptimizer optimizer)
+        private void Cancel(PretrainingCheckpointState state, AdamWOptimizer optimizer, WeightAverage? average = null)
         {
-            Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet || CarriesDenoiser);
+            Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet || CarriesDenoiser, average);
             ct.ThrowIfCancellationRequested();
             throw new OperationCanceledException(ct);
         }

@@ -25,7 +25,24 @@ public sealed class ShapesQualityCommandTests
         Assert.Equal((layout.Width, layout.Height), (picture.Width, picture.Height));
         using var report = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(6, report.RootElement.GetProperty("samples").GetArrayLength());
+        // Without --guidance the shipped model's chosen scale is used, not the library's 7.5.
+        Assert.Equal(ShapesModelQuality.DefaultGuidanceScale, report.RootElement.GetProperty("options").GetProperty("guidance_scale").GetDouble());
+        Assert.Equal("only", report.RootElement.GetProperty("combinations").GetString(), ignoreCase: true);
         Assert.Equal(["q.json", "q.png"], Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task SeenCombinationsAndTheGuidanceScaleReachTheReport()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        string json = temp.File("seen.json");
+        var (console, text) = CapturedConsole.Create();
+        int exit = await CliApp.RunAsync(["shapes", "quality", "--model", ShippedModel, "--prompts", "2", "--seeds", "1", "--steps", "2",
+            "--combinations", "seen", "--guidance", "3.5", "--out", json], console);
+        Assert.True(exit == 0, text.ToString());
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(3.5, report.RootElement.GetProperty("options").GetProperty("guidance_scale").GetDouble());
+        Assert.Equal("exclude", report.RootElement.GetProperty("combinations").GetString(), ignoreCase: true);
     }
 
     // A missing model folder would fail the run too, so exit 2 naming the option shows the option is checked first.
@@ -34,6 +51,10 @@ public sealed class ShapesQualityCommandTests
     [InlineData("--grid-prompts", "--prompts", "3", "--grid", "g.png", "--grid-prompts", "0")]
     [InlineData("give --grid", "--prompts", "3", "--grid-prompts", "2")]
     [InlineData("--grid 'g.jpg'", "--prompts", "3", "--grid", "g.jpg")]
+    [InlineData("--guidance", "--guidance", "-1")]
+    [InlineData("--guidance", "--guidance", "NaN")]
+    [InlineData("--combinations seen", "--reconstruction", "--combinations", "seen")]
+    [InlineData("--combinations", "--combinations", "unseen")]
     public async Task BadGridArgumentsExitWithTheOptionNamed(string expected, params string[] arguments)
     {
         var (console, text) = CapturedConsole.Create();
