@@ -38,7 +38,8 @@ internal sealed class WeightAverage : IDisposable
                     throw new ArgumentException($"'{Prefix + name}' is [{string.Join(", ", saved.shape)}] in the checkpoint, [{string.Join(", ", parameter.shape)}] in the model.", nameof(stored));
                 source = saved;
             }
-            _entries[i] = (parameter, source.detach().to(float32, parameter.device, copy: true));
+            using var detached = source.detach();
+            _entries[i] = (parameter, detached.to(float32, parameter.device, copy: true));
         }
     }
 
