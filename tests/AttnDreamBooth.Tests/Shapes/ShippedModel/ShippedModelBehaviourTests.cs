@@ -57,11 +57,26 @@ public class ShippedModelBehaviourTests(ShippedModelFixture fixture) : IClassFix
         var report = await ShapesModelQuality.MeasureAsync(pipeline, ShippedModelFixture.World, prompts: 24, seeds: 1,
             ShapesPersonalization.Generation with { HeatmapTokens = [] });
         double Accuracy(string name) => report.Attributes.Single(a => a.Attribute == name).Accuracy;
-        // Shape is not asserted: the shipped model does not yet draw it as asked (docs/shapes-world.md).
+        // Shape is not asserted at the experiments' guidance of 7.5 (80.7 % on 400 images); see the next test for the model's own.
         Assert.True(Accuracy("color") >= AttributeThreshold, $"colour {Accuracy("color"):P0}");
         Assert.True(Accuracy("background") >= AttributeThreshold, $"background {Accuracy("background"):P0}");
         // Twice chance (five positions): a model that places the object where the starting noise suggests stays near 20 %.
         Assert.True(Accuracy("position") >= PositionThreshold, $"position {Accuracy("position"):P0}");
+    }
+
+    // The same 24 held-out prompts with the sampler settings the quality table is measured with (50 steps, the model's
+    // guidance of 2, chosen on seen combinations). These two thresholds were set after that 400-image measurement (shape
+    // 90.0 %, colour 99.3 %), far below it and far above chance (1/8, 1/9): they test that the asked shape is drawn at
+    // all, which a model that ignores its prompt cannot do, not the table's bars.
+    [Fact]
+    public async Task AtItsOwnGuidanceTheModelDrawsTheAskedShapeAndColour()
+    {
+        using var pipeline = PersonalizationPipeline.FromPretrained(ShippedModelFixture.ModelFolder).Build();
+        var report = await ShapesModelQuality.MeasureAsync(pipeline, ShippedModelFixture.World, prompts: 24, seeds: 1,
+            new GenerationOptions { GuidanceScale = ShapesModelQuality.DefaultGuidanceScale });
+        double Accuracy(string name) => report.Attributes.Single(a => a.Attribute == name).Accuracy;
+        Assert.True(Accuracy("shape") >= 0.6, $"shape {Accuracy("shape"):P0}");
+        Assert.True(Accuracy("color") >= 0.8, $"colour {Accuracy("color"):P0}");
     }
 
     // The VAE bounds what any generated image can show. A VAE with random weights reconstructs noise (background
