@@ -88,6 +88,10 @@ internal static class ShapesQualityCommand
             var table = new Table().AddColumns("attribute", "correct", "images", "accuracy");
             foreach (var a in report!.Attributes) table.AddRow(a.Attribute, a.Correct.ToString(), a.Total.ToString(), $"{a.Accuracy:P1}");
             console.Write(table);
+            if (report.Options is { } used)
+                console.MarkupLineInterpolated($"{report.Samples.Count} images of {(split == HeldOutPolicy.Only ? "held-out" : "seen")} combinations; {used.Steps} steps, guidance {used.GuidanceScale:g}");
+            else
+                console.MarkupLineInterpolated($"{report.Samples.Count} VAE reconstructions of held-out scenes");
             if (parse.GetValue(output) is { } path)
             {
                 AttnDreamBooth.IO.AtomicFile.WriteAllText(path, AttnDreamBooth.IO.JsonFiles.Serialize(report));

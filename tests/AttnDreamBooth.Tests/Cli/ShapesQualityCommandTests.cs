@@ -43,6 +43,7 @@ public sealed class ShapesQualityCommandTests
         using var report = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(3.5, report.RootElement.GetProperty("options").GetProperty("guidance_scale").GetDouble());
         Assert.Equal("exclude", report.RootElement.GetProperty("combinations").GetString(), ignoreCase: true);
+        Assert.Contains("2 images of seen combinations; 2 steps, guidance 3.5", text.ToString());
     }
 
     // A missing model folder would fail the run too, so exit 2 naming the option shows the option is checked first.
