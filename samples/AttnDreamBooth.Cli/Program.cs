@@ -1,4 +1,4 @@
 using AttnDreamBooth.Cli;
 
 using var interruption = new Interruption();
-return await CliApp.RunAsync(args, console: null, interruption.Token);
+return interruption.ExitCode(await CliApp.RunAsync(args, console: null, interruption.Token));

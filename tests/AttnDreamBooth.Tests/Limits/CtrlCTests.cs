@@ -9,6 +9,7 @@ namespace AttnDreamBooth.Tests.Limits;
 /// <summary>
 /// Ctrl-C on a real CLI child process (SIGINT, under the 6 GiB address-space limit and a timeout): the run finishes its
 /// step, writes a checkpoint of it, says where it stopped and how to resume, and exits 130; the resume says what it resumed.
+/// SIGTERM stops it the same way and exits 143.
 /// A second Ctrl-C while that step and checkpoint are still being finished ends the process at once.
 /// </summary>
 public sealed partial class CtrlCTests
@@ -20,9 +21,9 @@ public sealed partial class CtrlCTests
         ["train", "--model", TestPaths.TinySd1, "--images", TinyPipeline.DogPhotos, "--category", "dog", "--out", output,
          "--steps", "3,30,3", "--batch-size", "1", "--checkpoint-every", "1000", "--seed", "5"];
 
-    private static void Signal(Process process)
+    private static void Signal(Process process, string signal)
     {
-        using var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        using var kill = Process.Start("kill", ["-" + signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
         kill.WaitForExit();
     }
 
@@ -31,6 +32,28 @@ public sealed partial class CtrlCTests
     {
         using var dir = TestPaths.CreateTempDirectory();
         string output = dir.File("out");
+        var state = StopInsideStageTwo(output, "INT", 130);
+
+        var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
+        Assert.True(resumed.ExitCode == 0, resumed.Output);
+        Assert.Contains($"at stage {state.Stage} {(TrainingStage)state.Stage} step {state.StepInStage}/", resumed.Output);
+        Assert.Contains($"(step {state.GlobalStep}/", resumed.Output);
+        Assert.True(Directory.Exists(Path.Combine(output, "concept")));
+    }
+
+    // `kill`, a service manager or a container stop send SIGTERM, and a background job (`nohup … &`) ignores SIGINT: the
+    // orderly stop must not depend on Ctrl-C. (Resuming its checkpoint is the Ctrl-C case's: the checkpoint is the same.)
+    [Fact]
+    public void SigtermCheckpointsTheCurrentStepLikeCtrlCAndExits143()
+    {
+        using var dir = TestPaths.CreateTempDirectory();
+        StopInsideStageTwo(dir.File("out"), "TERM", 143);
+    }
+
+    /// <summary>Starts a training run, sends <paramref name="signal"/> inside stage 2 and checks the orderly stop: the exit
+    /// status, the "Cancelled at … resume with" line, and a checkpoint of the step it names.</summary>
+    private static TrainingCheckpointState StopInsideStageTwo(string output, string signal, int expectedExit)
+    {
         string checkpoints = Path.Combine(output, "checkpoints");
         using var process = BoundedCli.Start(Train(output), limitAddressSpace: false, interruptible: true);
         var text = new System.Text.StringBuilder();
@@ -52,16 +75,17 @@ public sealed partial class CtrlCTests
             Thread.Sleep(20);
         }
         Thread.Sleep(1500);
-        Signal(process);
+        Signal(process, signal);
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
         {
             process.Kill(entireProcessTree: true);
-            lock (text) Assert.Fail($"the run did not stop within 2 minutes of Ctrl-C:\n{text}");
+            lock (text) Assert.Fail($"the run did not stop within 2 minutes of SIG{signal}:\n{text}");
         }
         process.WaitForExit();
         string log;
         lock (text) log = text.ToString();
-        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{log}");
+        Assert.True(process.ExitCode == expectedExit, $"exit {process.ExitCode}:\n{log}");
+        Assert.Contains("Stopping after the current step and writing a checkpoint", log);
         var match = CancelledLine().Match(log);
         Assert.True(match.Success, $"no 'Cancelled at stage s step k; resume with: …' line:\n{log}");
         int stage = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
@@ -71,12 +95,7 @@ public sealed partial class CtrlCTests
         // At step 0 of stage 2 the end-of-stage-1 checkpoint already holds everything; otherwise the cancelled step's.
         Assert.Equal(step == 0 ? (1, 3, 3) : (2, step, 3 + step), (state.Stage, state.StepInStage, state.GlobalStep));
         Assert.False(Directory.Exists(Path.Combine(output, "concept")));
-
-        var resumed = BoundedCli.Run([.. Train(output), "--resume"], TimeSpan.FromMinutes(6), limitAddressSpace: false);
-        Assert.True(resumed.ExitCode == 0, resumed.Output);
-        Assert.Contains($"at stage {state.Stage} {(TrainingStage)state.Stage} step {state.StepInStage}/", resumed.Output);
-        Assert.Contains($"(step {state.GlobalStep}/", resumed.Output);
-        Assert.True(Directory.Exists(Path.Combine(output, "concept")));
+        return state;
     }
 
     private const int SigInt = 2;
