@@ -1,0 +1,25 @@
+using AttnDreamBooth.Shapes.Pretraining;
+
+namespace AttnDreamBooth.Tests.Shapes.Pretraining;
+
+/// <summary>The recipe of the one-command, from-scratch run (docs/shapes-world.md, "One command from scratch"): the file
+/// is the documented recipe, spelt as recipes are written.</summary>
+public sealed class OneCommandRecipeTests
+{
+    [Fact]
+    public void TheOneCommandRecipeIsTheShippedLineagesSettingsInOneUninterruptedRun()
+    {
+        // The shipped model's VAE phase (6,000 steps) and its U-Net settings (object weight 4 dilated by 1, zero terminal
+        // SNR) from the first step, with the peak learning rate of a run from scratch and a weight average.
+        var recipe = PretrainingRecipe.Default with
+        {
+            VaeSteps = 6000, UNetSteps = 5000, ObjectLossWeight = 4, ObjectLossDilation = 1,
+            Scheduler = new ShapesSchedulerSettings { ZeroTerminalSnr = true }, UNetEmaDecay = 0.999,
+        };
+        string json = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes", "one-command.json"));
+        Assert.Equal(recipe.ToJson(), json.TrimEnd());
+        var read = PretrainingRecipe.FromJson(json);
+        Assert.Equal(recipe.Fingerprint(), read.Fingerprint());
+        Assert.Equal((20261204L, 1e-3, 1e-3), (read.Seed, read.VaeLearningRate, read.UNetLearningRate));
+    }
+}
