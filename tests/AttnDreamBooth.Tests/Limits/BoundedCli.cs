@@ -34,7 +34,9 @@ internal static class BoundedCli
     /// run launched as a background job without job control (<c>(dotnet test &amp;)</c> in a script) ignores SIGINT, its
     /// children inherit that, and .NET honours it: Ctrl-C tests would then test nothing. (<c>env --default-signal</c>,
     /// GNU coreutils 8.31 or later; exec's, so the process id stays the CLI's.)</param>
-    public static Process Start(IEnumerable<string> args, bool limitAddressSpace = true, bool interruptible = false)
+    /// <param name="environment">Variables set for the child on top of this process's environment.</param>
+    public static Process Start(IEnumerable<string> args, bool limitAddressSpace = true, bool interruptible = false,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(limitAddressSpace ? "prlimit" : interruptible ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (limitAddressSpace)
@@ -57,6 +59,7 @@ internal static class BoundedCli
         info.ArgumentList.Add(CliAssembly);
         foreach (string a in args) info.ArgumentList.Add(a);
         info.Environment["COLUMNS"] = "400";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 
@@ -81,10 +84,11 @@ internal static class BoundedCli
     }
 
     /// <summary>Runs to completion within <paramref name="timeout"/> (killed and failed otherwise).</summary>
-    public static Result Run(IEnumerable<string> args, TimeSpan? timeout = null, bool limitAddressSpace = true)
+    public static Result Run(IEnumerable<string> args, TimeSpan? timeout = null, bool limitAddressSpace = true,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var clock = Stopwatch.StartNew();
-        using var process = Start(args, limitAddressSpace);
+        using var process = Start(args, limitAddressSpace, environment: environment);
         var output = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };

@@ -43,7 +43,11 @@ internal sealed class ResnetBlock2D : Module<Tensor, Tensor?, Tensor>
         norm2 = GroupNormalization.Create(groups, outChannels, eps, device);
         dropout = Dropout(dropoutProbability);
         conv2 = Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, device: device);
-        if (inChannels != outChannels) conv_shortcut = Conv2d(inChannels, outChannels, 1, device: device);
+        if (inChannels != outChannels)
+        {
+            conv_shortcut = Conv2d(inChannels, outChannels, 1, device: device);
+            Nnpack.TurnOff();
+        }
         _outputScaleFactor = outputScaleFactor;
         _activation = activation ?? (x => functional.silu(x));
         _silu = activation is null;

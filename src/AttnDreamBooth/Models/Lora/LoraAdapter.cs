@@ -54,6 +54,7 @@ internal sealed class LoraAdapter : Module<Tensor, Tensor>
             lora_down = Conv2d(shape.In, Rank, (shape.KernelH, shape.KernelW), stride: shape.Stride, padding: shape.Padding, dilation: shape.Dilation,
                 bias: false, device: shape.Device);
             lora_up = Conv2d(Rank, shape.Out, (1, 1), bias: false, device: shape.Device);
+            Nnpack.TurnOff();
         }
         using (no_grad()) UpWeight.zero_();
         RegisterComponents();

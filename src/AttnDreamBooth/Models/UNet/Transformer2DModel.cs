@@ -32,6 +32,7 @@ internal sealed class Transformer2DModel : Module<Tensor, Tensor, Tensor>
         transformer_blocks = new ModuleList<BasicTransformerBlock>(Enumerable.Range(0, layers)
             .Select(_ => new BasicTransformerBlock(inner, heads, headDim, crossAttentionDim, upcastAttention, dropout, device)).ToArray());
         proj_out = useLinearProjection ? Linear(inner, inChannels, device: device) : Conv2d(inner, inChannels, 1, device: device);
+        if (!useLinearProjection) Nnpack.TurnOff();
         RegisterComponents();
     }
 

@@ -33,6 +33,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
             () => (new Encoder(config, device), new Decoder(config, device)));
         quant_conv = nn.Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, kernel_size: 1, device: device);
         post_quant_conv = nn.Conv2d(config.LatentChannels, config.LatentChannels, kernel_size: 1, device: device);
+        Nnpack.TurnOff();
         RegisterComponents();
     }
 
