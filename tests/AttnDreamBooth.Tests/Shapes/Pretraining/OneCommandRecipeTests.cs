@@ -22,4 +22,17 @@ public sealed class OneCommandRecipeTests
         Assert.Equal(recipe.Fingerprint(), read.Fingerprint());
         Assert.Equal((20261204L, 1e-3, 1e-3), (read.Seed, read.VaeLearningRate, read.UNetLearningRate));
     }
+
+    [Fact]
+    public void TheLowerPeakProbeDiffersFromTheOneCommandRecipeOnlyInTheUNetPhasesPeakLearningRate()
+    {
+        // docs/shapes-world.md, "The one-command recipe at a 3e-4 peak": the comparison is only fair if nothing else moved.
+        string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
+        var oneCommand = PretrainingRecipe.FromJson(File.ReadAllText(Path.Combine(folder, "one-command.json")));
+        string json = File.ReadAllText(Path.Combine(folder, "one-command-3e-4.json"));
+        var probe = PretrainingRecipe.FromJson(json);
+        Assert.Equal((oneCommand with { UNetLearningRate = 3e-4 }).ToJson(), json.TrimEnd());
+        Assert.NotEqual(oneCommand.Fingerprint(), probe.Fingerprint());
+        Assert.Equal((20261204L, 1e-3, 3e-4), (probe.Seed, probe.VaeLearningRate, probe.UNetLearningRate));
+    }
 }
