@@ -70,6 +70,7 @@ internal static class ShapesPretrainCommand
                     var unetTask = ctx.AddTask("text encoder + U-Net", maxValue: Math.Max(1, recipe.UNetSteps));
                     if (recipe.VaeSteps == 0) vaeTask.Value = 1;
                     int lastLogged = -1;
+                    var logLine = LogLineSink(console, Console.IsErrorRedirected);
                     var progress = new SynchronousProgress<PretrainingProgress>(p =>
                     {
                         var task = p.Phase == PretrainingPhase.Vae ? vaeTask : unetTask;
@@ -83,7 +84,7 @@ internal static class ShapesPretrainCommand
                             if (p.GlobalStep != lastLogged)
                             {
                                 lastLogged = p.GlobalStep;
-                                Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {p.Phase} step {p.Step}/{p.PhaseSteps} loss {p.Loss:F5} lr {p.LearningRate:G3} {p.SecondsPerStep:F2} s/step eta {eta}{(p.CheckpointPath is null ? "" : " checkpoint " + p.CheckpointPath)}");
+                                logLine($"[{DateTime.UtcNow:HH:mm:ss}] {p.Phase} step {p.Step}/{p.PhaseSteps} loss {p.Loss:F5} lr {p.LearningRate:G3} {p.SecondsPerStep:F2} s/step eta {eta}{(p.CheckpointPath is null ? "" : " checkpoint " + p.CheckpointPath)}");
                             }
                         }
                     });
@@ -98,6 +99,16 @@ internal static class ShapesPretrainCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Where the plain progress lines go. Standard error keeps them for the log file of a background run; but
+    /// when standard error is the terminal the live progress bars are drawn on, a line written there lands inside the
+    /// bars' region and the next redraw smears it across the screen, so it goes through the console instead, which prints
+    /// it above the bars.</summary>
+    internal static Action<string> LogLineSink(IAnsiConsole console, bool errorRedirected)
+    {
+        if (console.Profile.Capabilities.Interactive && !errorRedirected) return line => console.WriteLine(line);
+        return Console.Error.WriteLine;
     }
 
     internal static string FindRepoRoot()
