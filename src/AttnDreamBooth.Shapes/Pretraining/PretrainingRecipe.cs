@@ -104,6 +104,25 @@ public sealed record PretrainingRecipe
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double UNetEmaDecay { get; init; }
 
+    /// <summary>
+    /// A warm restart of the U-Net phase (<c>unet_restart_step</c>; 0, the default, has none): from this step on, the
+    /// phase runs a fresh AdamW (zero moments, bias correction from its first step) and a new warm-up and cosine over
+    /// the remaining steps, to the peak <see cref="UNetRestartLearningRate"/>; the steps before it follow the warm-up and
+    /// cosine over those steps alone, to <see cref="UNetLearningRate"/>. Why: the shipped model's chain learnt shape at a
+    /// 1e-3 peak and position only after restarting at 3e-4 with a fresh optimizer, and one uninterrupted run at either
+    /// peak learnt only one of the two (docs/shapes-world.md, "The one-command recipe at a 3e-4 peak"); this puts both
+    /// into one command. The weight average, if any, runs on through the restart.
+    /// </summary>
+    /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int UNetRestartStep { get; init; }
+
+    /// <summary>Peak learning rate after the restart at <see cref="UNetRestartStep"/> (<c>unet_restart_learning_rate</c>;
+    /// required with a restart, 0 without one).</summary>
+    /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double UNetRestartLearningRate { get; init; }
+
     /// <summary>Gradient-norm clipping threshold (0 disables it).</summary>
     public double MaxGradNorm { get; init; } = 1.0;
 
@@ -148,6 +167,10 @@ public sealed record PretrainingRecipe
         Require(ObjectLossDilation == 0 || ObjectLossWeight > 0, nameof(ObjectLossDilation), "(object_loss_dilation) dilates the object weighting, so it needs object_loss_weight > 0");
         Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), nameof(MaxGradNorm), "must be a finite number ≥ 0");
         Require(UNetEmaDecay is >= 0 and < 1, nameof(UNetEmaDecay), "(unet_ema_decay) must be in [0, 1)");
+        Require(UNetRestartStep == 0 || (UNetRestartStep > 0 && UNetRestartStep < UNetSteps), nameof(UNetRestartStep),
+            $"(unet_restart_step) must be 0 (no restart) or a step inside the U-Net phase, between 1 and {Math.Max(0, UNetSteps - 1)}");
+        Require(UNetRestartStep == 0 ? UNetRestartLearningRate == 0 : UNetRestartLearningRate > 0 && double.IsFinite(UNetRestartLearningRate),
+            nameof(UNetRestartLearningRate), "(unet_restart_learning_rate) must be positive and finite with a restart, and 0 without one");
         ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
         ArgumentNullException.ThrowIfNull(Scheduler, nameof(Scheduler));
         Require(Scheduler.PredictionType is Schedulers.PredictionType.Epsilon or Schedulers.PredictionType.VPrediction, nameof(Scheduler),
@@ -164,6 +187,15 @@ public sealed record PretrainingRecipe
         double progress = Math.Clamp((double)(step - WarmupSteps) / decaySteps, 0, 1);
         double floor = FinalLearningRateFraction;
         return peak * (floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+    }
+
+    /// <summary>The learning rate of step <paramref name="step"/> (0-based) of the U-Net phase, with its restart if it has one.</summary>
+    public double UNetLearningRateAt(int step)
+    {
+        if (UNetRestartStep <= 0) return LearningRateAt(UNetLearningRate, step, UNetSteps);
+        return step < UNetRestartStep
+            ? LearningRateAt(UNetLearningRate, step, UNetRestartStep)
+            : LearningRateAt(UNetRestartLearningRate, step - UNetRestartStep, UNetSteps - UNetRestartStep);
     }
 
     /// <summary>The recipe as indented JSON with snake_case names and enum values (written into checkpoints and the

@@ -265,8 +265,11 @@ public sealed class ShapesPretrainer
             foreach (var p in unet.parameters()) p.requires_grad = true;
             var named = ShapesNetworks.NamedParameters(textEncoder, ShapesNetworks.TextEncoderPrefix)
                 .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
-            using var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
-            if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
+            int restart = _recipe.UNetRestartStep;
+            var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
+            using var ownsOptimizer = new OptimizerHolder(optimizer);
+            // After the restart the checkpointed moments are the restarted optimizer's, and so is its step count.
+            if (resume is not null) optimizer.LoadState(OptimizerState(resume), restart > 0 && state.StepInPhase > restart ? state.StepInPhase - restart : state.StepInPhase);
             using var average = _recipe.UNetEmaDecay > 0 ? new WeightAverage(named, _recipe.UNetEmaDecay, resume) : null;
             using var scheduler = DiffusionSamplers.ForTraining(SchedulerConfig.Parse(DiffusersConfigFiles.Scheduler(_recipe.Scheduler)));
             using var alphasCumprod = tensor(scheduler.AlphasCumprod.ToArray());
@@ -281,7 +284,11 @@ public sealed class ShapesPretrainer
             for (int step = state.StepInPhase; step < steps; step++)
             {
                 if (ct.IsCancellationRequested) Cancel(state with { UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer, average);
-                double lr = _recipe.LearningRateAt(_recipe.UNetLearningRate, step, steps);
+                if (restart > 0 && step == restart)
+                {
+                    optimizer = ownsOptimizer.Replace(new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetRestartLearningRate));
+                }
+                double lr = _recipe.UNetLearningRateAt(step);
                 optimizer.LearningRate = lr;
                 double loss, mse;
                 using (var scope = NewDisposeScope())
@@ -342,6 +349,21 @@ public sealed class ShapesPretrainer
             }
             if (steps == 0 || LastCheckpoint is null || state.StepInPhase != steps) LastCheckpoint = Save(state, optimizer, includeDenoiser: true, average);
             return state;
+        }
+
+        /// <summary>Disposes whichever optimizer the U-Net phase holds last (a restart replaces the first).</summary>
+        private sealed class OptimizerHolder(AdamWOptimizer optimizer) : IDisposable
+        {
+            private AdamWOptimizer _current = optimizer;
+
+            public AdamWOptimizer Replace(AdamWOptimizer next)
+            {
+                _current.Dispose();
+                _current = next;
+                return next;
+            }
+
+            public void Dispose() => _current.Dispose();
         }
 
         /// <summary>Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss (unless it is not finite).</summary>
