@@ -1,5 +1,4 @@
 using AttnDreamBooth.Cli;
-using Spectre.Console;
 
 namespace AttnDreamBooth.Tests.Cli;
 
@@ -16,7 +15,7 @@ public sealed class ShapesPretrainLogLineTests
     [Fact]
     public void OnAnInteractiveTerminalTheLineGoesThroughTheConsole()
     {
-        var (console, output) = Console(interactive: true);
+        var (console, output) = CapturedConsole.Create(interactive: true);
         ShapesPretrainCommand.LogLineSink(console, errorRedirected: false)(Line);
         Assert.Contains(Line, output.ToString());
     }
@@ -27,22 +26,8 @@ public sealed class ShapesPretrainLogLineTests
     [InlineData(false, true)]
     public void WithStandardErrorRedirectedOrWithoutLiveBarsTheLineStaysOffTheConsole(bool interactive, bool errorRedirected)
     {
-        var (console, output) = Console(interactive);
+        var (console, output) = CapturedConsole.Create(interactive);
         ShapesPretrainCommand.LogLineSink(console, errorRedirected)(Line);
         Assert.DoesNotContain(Line, output.ToString());
-    }
-
-    private static (IAnsiConsole Console, StringWriter Output) Console(bool interactive)
-    {
-        var writer = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No,
-            Out = new AnsiConsoleOutput(writer),
-        });
-        console.Profile.Width = 200;
-        return (console, writer);
     }
 }
