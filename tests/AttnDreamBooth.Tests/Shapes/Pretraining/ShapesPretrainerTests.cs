@@ -59,18 +59,25 @@ public sealed class ShapesPretrainerTests
         var recipe = TinyRecipe(seed: 5);
         var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
 
-        using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
-        {
-            if (p.GlobalStep == stopAfter) cts.Cancel();
-        }), cts.Token);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        await InterruptAfterAsync(recipe, temp.File("resumed"), stopAfter);
         var (_, stopped) = PretrainingCheckpoint.ReadState(temp.File("resumed"));
         Assert.Equal(stopAfter, stopped.VaeLosses.Count + stopped.UNetLosses.Count);
 
         var resumed = await Trainer(recipe, temp.File("resumed"), resume: true).RunAsync();
         AssertSameRun(straight, resumed);
         Assert.Contains(PretrainingCheckpoint.ReadTensors(resumed.CheckpointPath).Keys, k => k.StartsWith("optimizer.unet.", StringComparison.Ordinal));
+    }
+
+    /// <summary>Runs <paramref name="recipe"/> with its checkpoints in <paramref name="checkpoints"/> and cancels it once
+    /// global step <paramref name="stopAfter"/> is reported; asserts that it stopped by the cancellation.</summary>
+    internal static async Task InterruptAfterAsync(PretrainingRecipe recipe, string checkpoints, int stopAfter)
+    {
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer(recipe, checkpoints).RunAsync(new InlineProgress<PretrainingProgress>(p =>
+        {
+            if (p.GlobalStep == stopAfter) cts.Cancel();
+        }), cts.Token);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
     }
 
     /// <summary>Asserts that a resumed run ended exactly as the uninterrupted one: losses, latent scale and every
@@ -93,12 +100,7 @@ public sealed class ShapesPretrainerTests
         using var temp = TestPaths.CreateTempDirectory();
         var recipe = TinyRecipe(seed: 5);
         var straight = await Trainer(recipe, temp.File("straight")).RunAsync();
-        using var cts = new CancellationTokenSource();
-        var interrupted = Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
-        {
-            if (p.GlobalStep == 4) cts.Cancel();
-        }), cts.Token);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        await InterruptAfterAsync(recipe, temp.File("resumed"), 4);
 
         // Rewrite the checkpoint as the earlier writers did (C# names, enums as in C#; the recipe in .NET's snake_case),
         // then check that the spelling is the one of the files those versions wrote (tests/fixtures/written-before-snake-case).

@@ -90,12 +90,7 @@ public sealed class UNetRestartTests
         var recipe = Restarting(seed: 9, steps: 5);
         var straight = await ShapesPretrainerTests.Trainer(recipe, temp.File("straight")).RunAsync();
 
-        using var cts = new CancellationTokenSource();
-        var interrupted = ShapesPretrainerTests.Trainer(recipe, temp.File("resumed")).RunAsync(new InlineProgress<PretrainingProgress>(p =>
-        {
-            if (p.GlobalStep == stopAfter) cts.Cancel();
-        }), cts.Token);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        await ShapesPretrainerTests.InterruptAfterAsync(recipe, temp.File("resumed"), stopAfter);
         var (_, stopped) = PretrainingCheckpoint.ReadState(temp.File("resumed"));
         Assert.Equal(stopAfter - recipe.VaeSteps, stopped.UNetLosses.Count);
 
