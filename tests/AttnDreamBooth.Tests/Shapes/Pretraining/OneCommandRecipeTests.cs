@@ -35,4 +35,21 @@ public sealed class OneCommandRecipeTests
         Assert.NotEqual(oneCommand.Fingerprint(), probe.Fingerprint());
         Assert.Equal((20261204L, 1e-3, 3e-4), (probe.Seed, probe.VaeLearningRate, probe.UNetLearningRate));
     }
+
+    [Fact]
+    public void TheRestartRecipeIsTheOneCommandRecipeWithAWarmRestartAt3000StepsTo3e4()
+    {
+        // docs/shapes-world.md, "One command with a warm restart": the 1e-3 phase of the one-command run for 3,000
+        // steps, then a fresh optimizer at the 3e-4 peak for the remaining 2,000; nothing else moved.
+        string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
+        var oneCommand = PretrainingRecipe.FromJson(File.ReadAllText(Path.Combine(folder, "one-command.json")));
+        string json = File.ReadAllText(Path.Combine(folder, "one-command-restart.json"));
+        var restart = PretrainingRecipe.FromJson(json);
+        Assert.Equal((oneCommand with { UNetRestartStep = 3000, UNetRestartLearningRate = 3e-4 }).ToJson(), json.TrimEnd());
+        Assert.Equal(5000, restart.UNetSteps);
+        Assert.Equal(1e-4, restart.UNetLearningRateAt(2999), 9);
+        Assert.Equal(3e-6, restart.UNetLearningRateAt(3000), 12);
+        Assert.Equal(3e-4, restart.UNetLearningRateAt(3099), 12);
+        Assert.Equal(3e-5, restart.UNetLearningRateAt(4999), 9);
+    }
 }
