@@ -16,7 +16,7 @@ public sealed class OneCommandRecipeTests
             VaeSteps = 6000, UNetSteps = 5000, ObjectLossWeight = 4, ObjectLossDilation = 1,
             Scheduler = new ShapesSchedulerSettings { ZeroTerminalSnr = true }, UNetEmaDecay = 0.999,
         };
-        string json = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes", "one-command.json"));
+        string json = File.ReadAllText(Path.Combine(RecipeFolder, "one-command.json"));
         Assert.Equal(recipe.ToJson(), json.TrimEnd());
         var read = PretrainingRecipe.FromJson(json);
         Assert.Equal(recipe.Fingerprint(), read.Fingerprint());
@@ -27,9 +27,7 @@ public sealed class OneCommandRecipeTests
     public void TheLowerPeakProbeDiffersFromTheOneCommandRecipeOnlyInTheUNetPhasesPeakLearningRate()
     {
         // docs/shapes-world.md, "The one-command recipe at a 3e-4 peak": the comparison is only fair if nothing else moved.
-        string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
-        var oneCommand = PretrainingRecipe.FromJson(File.ReadAllText(Path.Combine(folder, "one-command.json")));
-        string json = File.ReadAllText(Path.Combine(folder, "one-command-3e-4.json"));
+        var (oneCommand, json) = ReadBesideTheOneCommandRecipe("one-command-3e-4.json");
         var probe = PretrainingRecipe.FromJson(json);
         Assert.Equal((oneCommand with { UNetLearningRate = 3e-4 }).ToJson(), json.TrimEnd());
         Assert.NotEqual(oneCommand.Fingerprint(), probe.Fingerprint());
@@ -41,9 +39,7 @@ public sealed class OneCommandRecipeTests
     {
         // docs/shapes-world.md, "One command with a warm restart": the 1e-3 phase of the one-command run for 3,000
         // steps, then a fresh optimizer at the 3e-4 peak for the remaining 2,000; nothing else moved.
-        string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
-        var oneCommand = PretrainingRecipe.FromJson(File.ReadAllText(Path.Combine(folder, "one-command.json")));
-        string json = File.ReadAllText(Path.Combine(folder, "one-command-restart.json"));
+        var (oneCommand, json) = ReadBesideTheOneCommandRecipe("one-command-restart.json");
         var restart = PretrainingRecipe.FromJson(json);
         Assert.Equal((oneCommand with { UNetRestartStep = 3000, UNetRestartLearningRate = 3e-4 }).ToJson(), json.TrimEnd());
         Assert.Equal(5000, restart.UNetSteps);
@@ -52,4 +48,10 @@ public sealed class OneCommandRecipeTests
         Assert.Equal(3e-4, restart.UNetLearningRateAt(3099), 12);
         Assert.Equal(3e-5, restart.UNetLearningRateAt(4999), 9);
     }
+
+    private static string RecipeFolder => Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
+
+    /// <summary>The one-command recipe and the text of a variant of it in the same folder.</summary>
+    private static (PretrainingRecipe OneCommand, string VariantJson) ReadBesideTheOneCommandRecipe(string variant) =>
+        (PretrainingRecipe.FromJson(File.ReadAllText(Path.Combine(RecipeFolder, "one-command.json"))), File.ReadAllText(Path.Combine(RecipeFolder, variant)));
 }
