@@ -110,8 +110,10 @@ public sealed record PretrainingRecipe
     /// the remaining steps, to the peak <see cref="UNetRestartLearningRate"/>; the steps before it follow the warm-up and
     /// cosine over those steps alone, to <see cref="UNetLearningRate"/>. Why: the shipped model's chain learnt shape at a
     /// 1e-3 peak and position only after restarting at 3e-4 with a fresh optimizer, and one uninterrupted run at either
-    /// peak learnt only one of the two (docs/shapes-world.md, "The one-command recipe at a 3e-4 peak"); this puts both
-    /// into one command. The weight average, if any, runs on through the restart.
+    /// peak learnt only one of the two (docs/shapes-world.md, "The one-command recipe at a 3e-4 peak"). Run once inside
+    /// one command (3,000 steps at 1e-3, then 2,000 at 3e-4) it did not do what the chain's restart did: position stayed
+    /// one learnt word (docs/shapes-world.md, "One command with a warm restart"). The weight average, if any, runs on
+    /// through the restart.
     /// </summary>
     /// <remarks>Left out of the JSON when 0, so recipes without it keep their fingerprint.</remarks>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]

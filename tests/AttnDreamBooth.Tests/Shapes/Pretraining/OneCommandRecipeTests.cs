@@ -49,6 +49,19 @@ public sealed class OneCommandRecipeTests
         Assert.Equal(3e-5, restart.UNetLearningRateAt(4999), 9);
     }
 
+    [Fact]
+    public void TheBatch16RecipeIsTheOneCommandRecipeWithHalfTheBatchAndEightThousandSteps()
+    {
+        // docs/shapes-world.md, "One command at batch 16": more updates in the same hour, nothing else moved (the
+        // schedule's warm-up and cosine stretch over the longer run by themselves).
+        var (oneCommand, json) = ReadBesideTheOneCommandRecipe("one-command-batch-16.json");
+        var small = PretrainingRecipe.FromJson(json);
+        Assert.Equal((oneCommand with { UNetBatchSize = 16, UNetSteps = 8000 }).ToJson(), json.TrimEnd());
+        Assert.Equal(1e-3, small.UNetLearningRateAt(100), 12);
+        Assert.Equal(1e-4, small.UNetLearningRateAt(7999), 9);
+        Assert.True(small.UNetLearningRateAt(4000) > 5e-4);
+    }
+
     private static string RecipeFolder => Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
 
     /// <summary>The one-command recipe and the text of a variant of it in the same folder.</summary>
