@@ -38,6 +38,9 @@ public sealed partial class ShapesAnalyzer
         // Palette: pattern colours, emblem and the blends between them (the core lies inside the outline).
         var colors = new List<(RgbColor, RgbColor)> { (look.Primary, look.Secondary) };
         if (look.Emblem is not null) colors.AddRange([(look.Primary, look.EmblemColor), (look.Secondary, look.EmblemColor)]);
+        // A blurred stroke bleeds into the core's outer pixels, so blends with the outline colour are the concept's too,
+        // as long as they are mostly pattern (an object in the outline colour alone is not the concept's palette).
+        RgbColor[] patternColors = [look.Primary, look.Secondary];
         int coreCount = 0, explained = 0, onPattern = 0, secondary = 0;
         var t = new double[mask.Length];
         for (int i = 0; i < mask.Length; i++)
@@ -46,7 +49,8 @@ public sealed partial class ShapesAnalyzer
             if (!core[i]) continue;
             coreCount++;
             double r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2];
-            if (ColorGeometry.DistanceToSegments(r, g, b, colors) <= tolerance) explained++;
+            if (ColorGeometry.DistanceToSegments(r, g, b, colors) <= tolerance
+                || (look.OutlineWidth > 0 && LeansTowards(r, g, b, look.Outline, patternColors, tolerance, towardsOthers: true))) explained++;
             // Pattern pixels: on the primary–secondary blend and not nearer the outline colour.
             var c = new RgbColor((byte)r, (byte)g, (byte)b);
             bool outlineLike = look.OutlineWidth > 0 && ColorGeometry.Distance(c, look.Outline) < Math.Min(ColorGeometry.Distance(c, look.Primary), ColorGeometry.Distance(c, look.Secondary));
@@ -76,20 +80,32 @@ public sealed partial class ShapesAnalyzer
         double? outline = null;
         if (look.OutlineWidth > 0)
         {
-            // The second pixel layer from the edge: inside the outline stroke, past the anti-aliased rim.
-            var inner = Erode(mask, w, h, 1);
-            var deep = Erode(mask, w, h, 2);
-            int band = 0, hits = 0;
+            // Blur spreads the stroke into what it borders (the pattern inside, the background outside), so a stroke pixel
+            // is any blend of the outline colour with those that is nearer the outline's end. A rim pixel counts when such
+            // a pixel lies within the stroke's width plus one pixel of it.
+            // A pixel no nearer the outline colour than the background is the background's (on a background close to
+            // the outline colour, any object's blurred rim would otherwise read as a stroke).
+            var backgroundSegments = ClassifyBackground(image).Segments;
+            var borders = new List<RgbColor> { look.Primary, look.Secondary };
+            foreach (var (a, b) in backgroundSegments) borders.AddRange([a, b]);
+            var stroke = new bool[mask.Length];
             for (int i = 0; i < mask.Length; i++)
             {
-                if (!inner[i] || deep[i]) continue;
-                band++;
-                var c = new RgbColor(px[3 * i], px[3 * i + 1], px[3 * i + 2]);
-                double d = ColorGeometry.Distance(c, look.Outline);
-                if (d <= tolerance || (d < ColorGeometry.Distance(c, look.Primary) && d < ColorGeometry.Distance(c, look.Secondary)
-                    && ColorGeometry.DistanceToSegments(c.R, c.G, c.B, colors) <= tolerance)) hits++;
+                if (!mask[i]) continue;
+                double r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2];
+                stroke[i] = LeansTowards(r, g, b, look.Outline, borders, tolerance)
+                    && ColorGeometry.Distance(new RgbColor(px[3 * i], px[3 * i + 1], px[3 * i + 2]), look.Outline) < ColorGeometry.DistanceToSegments(r, g, b, backgroundSegments);
             }
-            outline = band == 0 ? 0 : hits / (double)band;
+            var near = Dilate(stroke, w, h, outlinePx + 1);
+            var inner = Erode(mask, w, h, 1);
+            int rim = 0, hits = 0;
+            for (int i = 0; i < mask.Length; i++)
+            {
+                if (!mask[i] || inner[i]) continue;
+                rim++;
+                if (near[i]) hits++;
+            }
+            outline = rim == 0 ? 0 : hits / (double)rim;
         }
 
         double? emblem = null;
@@ -105,7 +121,8 @@ public sealed partial class ShapesAnalyzer
             {
                 if (!area[i]) continue;
                 n++;
-                if (ColorGeometry.Distance(new RgbColor(px[3 * i], px[3 * i + 1], px[3 * i + 2]), look.EmblemColor) <= tolerance) hits++;
+                // Blurred, the emblem blends with the pattern around it.
+                if (LeansTowards(px[3 * i], px[3 * i + 1], px[3 * i + 2], look.EmblemColor, [look.Primary, look.Secondary], tolerance)) hits++;
             }
             emblem = n == 0 ? 0 : hits / (double)n;
         }
@@ -114,5 +131,39 @@ public sealed partial class ShapesAnalyzer
         if (outline is { } o) parts.Add(o);
         if (emblem is { } e) parts.Add(e);
         return new ConceptIdentity(parts.Average(), shape, palette, balance, pattern, outline, emblem, texture);
+    }
+
+    /// <summary>Whether (r, g, b) is within <paramref name="tolerance"/> of a blend of <paramref name="color"/> with one of
+    /// <paramref name="others"/> that holds at least half of <paramref name="color"/> (with <paramref name="towardsOthers"/>:
+    /// at least half of the other colour).</summary>
+    private static bool LeansTowards(double r, double g, double b, RgbColor color, IReadOnlyList<RgbColor> others, double tolerance, bool towardsOthers = false)
+    {
+        foreach (var other in others)
+        {
+            if (ColorGeometry.DistanceToSegment(r, g, b, color, other, out double t) <= tolerance && (towardsOthers ? t >= 0.5 : t <= 0.5)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Grows <paramref name="mask"/> by <paramref name="radius"/> pixels (Chebyshev distance).</summary>
+    private static bool[] Dilate(bool[] mask, int w, int h, int radius)
+    {
+        var rows = new bool[mask.Length];
+        for (int y = 0; y < h; y++)
+        {
+            int last = int.MinValue / 2;
+            for (int x = 0; x < w; x++) { if (mask[y * w + x]) last = x; rows[y * w + x] = x - last <= radius; }
+            last = int.MaxValue / 2;
+            for (int x = w - 1; x >= 0; x--) { if (mask[y * w + x]) last = x; if (last - x <= radius) rows[y * w + x] = true; }
+        }
+        var result = new bool[mask.Length];
+        for (int x = 0; x < w; x++)
+        {
+            int last = int.MinValue / 2;
+            for (int y = 0; y < h; y++) { if (rows[y * w + x]) last = y; result[y * w + x] = y - last <= radius; }
+            last = int.MaxValue / 2;
+            for (int y = h - 1; y >= 0; y--) { if (rows[y * w + x]) last = y; if (last - y <= radius) result[y * w + x] = true; }
+        }
+        return result;
     }
 }

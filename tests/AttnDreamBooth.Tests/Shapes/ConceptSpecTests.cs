@@ -1,4 +1,5 @@
 using AttnDreamBooth.Shapes;
+using AttnDreamBooth.Shapes.Experiments;
 
 namespace AttnDreamBooth.Tests.Shapes;
 
@@ -36,8 +37,8 @@ public class ConceptSpecTests
         }
     }
 
-    // Thresholds: the concept's own renders score ≥ 0.85 (measured 0.85–0.99 across the shipped concepts), objects of
-    // the same category from the pretraining world and other concepts score ≤ 0.6 (measured ≤ 0.58).
+    // Thresholds: the concept's own renders score ≥ 0.85 (measured 0.90–0.99 across the shipped concepts), objects of
+    // the same category from the pretraining world and other concepts score ≤ 0.6 (measured ≤ 0.55).
     [Fact]
     public void IdentityIsHighOnTheConceptAndLowOnOtherObjectsOfItsCategory()
     {
@@ -63,6 +64,54 @@ public class ConceptSpecTests
             foreach (var other in concepts.Where(o => o != concept && o.Category == concept.Category))
                 foreach (var photo in other.RenderPhotos(World))
                     Assert.True(analyzer.Identify(photo.Image, concept).Score <= 0.6, $"{concept.Name} vs {other.Name}");
+        }
+    }
+
+    // A decoder blurs what it draws by about a pixel (the shipped VAE's reconstructions, docs/shapes-world.md, "What caps
+    // a concept"), so the identity must still tell the concept from its category there. Renders of ten photos per concept
+    // from a plan seed of their own, blurred by σ = 1 px, must count as present (≥ 0.7, the presence threshold); world
+    // objects of the category and the category's other concepts, blurred the same, must stay ≤ 0.6. The identity's
+    // blur handling was developed on other seeds (plan seed 9001, world seed 9002), not on these.
+    [Fact]
+    public void IdentityHoldsOnRendersBlurredByAPixelAndStaysLowOnBlurredObjectsOfTheCategory()
+    {
+        var concepts = ConceptSpec.LoadFolder(Folder, World);
+        var analyzer = new ShapesAnalyzer(World);
+        var blur = new ImageDegradation(1.0, 0);
+        var sampler = new ShapesSampler(World, 5151, new ShapesSamplerOptions { SecondObjectProbability = 0 });
+        foreach (var concept in concepts)
+        {
+            var photos = (concept with { Photos = concept.Photos with { Count = 10, Seed = 5150 } }).RenderPhotos(World);
+            for (int i = 0; i < photos.Count; i++)
+            {
+                var id = analyzer.Identify(blur.Apply(photos[i].Image, i), concept);
+                Assert.True(id.Score >= 0.7, $"{concept.Name}, blurred photo {i}: {id}");
+            }
+            int checkedObjects = 0;
+            for (int i = 0; checkedObjects < 25; i++)
+            {
+                var scene = sampler.Describe(i).Scene;
+                if (scene.Objects[0].Shape != concept.Category) continue;
+                checkedObjects++;
+                var id = analyzer.Identify(blur.Apply(ShapesRenderer.Render(scene).Image, i), concept);
+                Assert.True(id.Score <= 0.6, $"{concept.Name} vs blurred world {ShapesCaptions.Full(scene)}: {id}");
+            }
+            foreach (var other in concepts.Where(o => o != concept && o.Category == concept.Category))
+                foreach (var photo in other.RenderPhotos(World))
+                    Assert.True(analyzer.Identify(blur.Apply(photo.Image, 0), concept).Score <= 0.6, $"{concept.Name} vs blurred {other.Name}");
+            // Random appearances of the category (random colours, a world pattern, an outline two times in three, an
+            // emblem one time in two) can come close to a concept by chance; none may count as the concept.
+            var rng = new WorldRandom(5152);
+            for (int k = 0; k < 10; k++)
+            {
+                var lookalike = concept with { Appearance = NovelAppearances.Draw(World, rng), Photos = concept.Photos with { Count = 1, Seed = 5160 + k } };
+                var image = lookalike.RenderPhotos(World)[0].Image;
+                foreach (var degraded in new[] { image, blur.Apply(image, k) })
+                {
+                    var id = analyzer.Identify(degraded, concept);
+                    Assert.True(id.Score < ConceptJudge.PresenceThreshold, $"{concept.Name} vs random appearance {k}: {id}");
+                }
+            }
         }
     }
 
