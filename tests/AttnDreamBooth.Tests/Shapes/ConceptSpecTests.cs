@@ -52,12 +52,8 @@ public class ConceptSpecTests
                 var id = analyzer.Identify(photo.Image, concept);
                 Assert.True(id.Score >= 0.85, $"{concept.Name} on its own photo: {id}");
             }
-            int checkedObjects = 0;
-            for (int i = 0; checkedObjects < 25; i++)
+            foreach (var (_, scene) in WorldScenesOf(sampler, concept.Category, 25))
             {
-                var scene = sampler.Describe(i).Scene;
-                if (scene.Objects[0].Shape != concept.Category) continue;
-                checkedObjects++;
                 var id = analyzer.Identify(ShapesRenderer.Render(scene).Image, concept);
                 Assert.True(id.Score <= 0.6, $"{concept.Name} vs world {ShapesCaptions.Full(scene)}: {id}");
             }
@@ -87,12 +83,8 @@ public class ConceptSpecTests
                 var id = analyzer.Identify(blur.Apply(photos[i].Image, i), concept);
                 Assert.True(id.Score >= 0.7, $"{concept.Name}, blurred photo {i}: {id}");
             }
-            int checkedObjects = 0;
-            for (int i = 0; checkedObjects < 25; i++)
+            foreach (var (i, scene) in WorldScenesOf(sampler, concept.Category, 25))
             {
-                var scene = sampler.Describe(i).Scene;
-                if (scene.Objects[0].Shape != concept.Category) continue;
-                checkedObjects++;
                 var id = analyzer.Identify(blur.Apply(ShapesRenderer.Render(scene).Image, i), concept);
                 Assert.True(id.Score <= 0.6, $"{concept.Name} vs blurred world {ShapesCaptions.Full(scene)}: {id}");
             }
@@ -152,5 +144,18 @@ public class ConceptSpecTests
             """;
         var e = Assert.Throws<InvalidShapesSpecException>(() => ConceptSpec.Parse(json, World, "plain.json"));
         Assert.Contains("what pretraining already shows (a red striped object)", e.Message);
+    }
+
+    /// <summary>The first <paramref name="count"/> scenes of <paramref name="sampler"/> whose object is of <paramref name="category"/>, with their indices.</summary>
+    private static IEnumerable<(long Index, Scene Scene)> WorldScenesOf(ShapesSampler sampler, ShapeSpec category, int count)
+    {
+        int found = 0;
+        for (long i = 0; found < count; i++)
+        {
+            var scene = sampler.Describe(i).Scene;
+            if (scene.Objects[0].Shape != category) continue;
+            found++;
+            yield return (i, scene);
+        }
     }
 }
