@@ -81,10 +81,10 @@ public sealed partial class ShapesAnalyzer
         if (look.OutlineWidth > 0)
         {
             // Blur spreads the stroke into what it borders (the pattern inside, the background outside), so a stroke pixel
-            // is any blend of the outline colour with those that is nearer the outline's end. A rim pixel counts when such
-            // a pixel lies within the stroke's width plus one pixel of it.
-            // A pixel no nearer the outline colour than the background is the background's (on a background close to
-            // the outline colour, any object's blurred rim would otherwise read as a stroke).
+            // is any blend of the outline colour with those that is nearer the outline's end, and a rim pixel counts when
+            // such a pixel lies within the stroke's width plus one pixel of it. A pixel no nearer the outline colour than
+            // the background is the background's: on a background close to the outline colour, any object's blurred rim
+            // would otherwise read as a stroke.
             var backgroundSegments = ClassifyBackground(image).Segments;
             var borders = new List<RgbColor> { look.Primary, look.Secondary };
             foreach (var (a, b) in backgroundSegments) borders.AddRange([a, b]);
@@ -92,9 +92,9 @@ public sealed partial class ShapesAnalyzer
             for (int i = 0; i < mask.Length; i++)
             {
                 if (!mask[i]) continue;
-                double r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2];
-                stroke[i] = LeansTowards(r, g, b, look.Outline, borders, tolerance)
-                    && ColorGeometry.Distance(new RgbColor(px[3 * i], px[3 * i + 1], px[3 * i + 2]), look.Outline) < ColorGeometry.DistanceToSegments(r, g, b, backgroundSegments);
+                var c = new RgbColor(px[3 * i], px[3 * i + 1], px[3 * i + 2]);
+                stroke[i] = LeansTowards(c.R, c.G, c.B, look.Outline, borders, tolerance)
+                    && ColorGeometry.Distance(c, look.Outline) < ColorGeometry.DistanceToSegments(c.R, c.G, c.B, backgroundSegments);
             }
             var near = Dilate(stroke, w, h, outlinePx + 1);
             var inner = Erode(mask, w, h, 1);
