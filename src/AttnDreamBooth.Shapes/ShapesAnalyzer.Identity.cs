@@ -86,7 +86,7 @@ public sealed partial class ShapesAnalyzer
             // the background is the background's: on a background close to the outline colour, any object's blurred rim
             // would otherwise read as a stroke.
             var backgroundSegments = ClassifyBackground(image).Segments;
-            var borders = new List<RgbColor> { look.Primary, look.Secondary };
+            var borders = new List<RgbColor>(patternColors);
             foreach (var (a, b) in backgroundSegments) borders.AddRange([a, b]);
             var stroke = new bool[mask.Length];
             for (int i = 0; i < mask.Length; i++)
@@ -122,7 +122,7 @@ public sealed partial class ShapesAnalyzer
                 if (!area[i]) continue;
                 n++;
                 // Blurred, the emblem blends with the pattern around it.
-                if (LeansTowards(px[3 * i], px[3 * i + 1], px[3 * i + 2], look.EmblemColor, [look.Primary, look.Secondary], tolerance)) hits++;
+                if (LeansTowards(px[3 * i], px[3 * i + 1], px[3 * i + 2], look.EmblemColor, patternColors, tolerance)) hits++;
             }
             emblem = n == 0 ? 0 : hits / (double)n;
         }
