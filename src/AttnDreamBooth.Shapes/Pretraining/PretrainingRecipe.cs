@@ -45,6 +45,17 @@ public sealed record PretrainingRecipe
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double VaeNovelAppearanceShare { get; init; }
 
+    /// <summary>
+    /// Train only the VAE's decoder (<c>decoder</c> and <c>post_quant_conv</c>) in the VAE phase (<c>vae_decoder_only</c>),
+    /// the encoder frozen. Why: the latents a denoiser was trained on stay exactly what they were, so a model's decoder can
+    /// learn to draw more (novel appearances) without training its U-Net again; the latent scale is the starting VAE's.
+    /// Needs a VAE to start from (<see cref="PretrainingOptions.InitialModelFolder"/>) and <see cref="VaeSteps"/> &gt; 0.
+    /// The KL term only shapes the encoder, so the loss is the reconstruction alone.
+    /// </summary>
+    /// <remarks>Left out of the JSON when false, so recipes without it keep their fingerprint.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool VaeDecoderOnly { get; init; }
+
     /// <summary>Optimizer steps of the joint text-encoder + U-Net phase.</summary>
     public int UNetSteps { get; init; } = 2000;
 
@@ -160,6 +171,7 @@ public sealed record PretrainingRecipe
         Require(UNetLearningRate > 0 && double.IsFinite(UNetLearningRate), nameof(UNetLearningRate), "must be positive and finite");
         Require(VaeKlWeight >= 0 && double.IsFinite(VaeKlWeight), nameof(VaeKlWeight), "must be a finite number ≥ 0");
         Require(VaeNovelAppearanceShare is >= 0 and <= 1, nameof(VaeNovelAppearanceShare), "(vae_novel_appearance_share) must be between 0 and 1");
+        Require(!VaeDecoderOnly || VaeSteps > 0, nameof(VaeDecoderOnly), "(vae_decoder_only) trains the VAE phase's decoder, so it needs vae_steps > 0");
         Require(WarmupSteps >= 0, nameof(WarmupSteps), "must not be negative");
         Require(FinalLearningRateFraction is > 0 and <= 1, nameof(FinalLearningRateFraction), "must be in (0, 1]");
         Require(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), "must be in [0, 1)");

@@ -44,6 +44,9 @@ public sealed class ShapesPretrainer
         options.Validate();
         if (options.VaeFolder is not null && recipe.VaeSteps != 0)
             throw new ArgumentException($"PretrainingOptions.VaeFolder replaces the VAE phase; the recipe must have VaeSteps = 0 (it has {recipe.VaeSteps}).", nameof(options));
+        if (recipe.VaeDecoderOnly && options.InitialModelFolder is null && !options.Resume)
+            throw new ArgumentException("The recipe's vae_decoder_only fine-tunes the decoder of an existing VAE against its frozen encoder; " +
+                "name the model to start from (PretrainingOptions.InitialModelFolder, --init-from).", nameof(options));
         if (source.ImageSize != recipe.Architecture.ImageSize)
             throw new ArgumentException($"The source renders {source.ImageSize}×{source.ImageSize} images; the architecture expects {recipe.Architecture.ImageSize}.", nameof(source));
         if (recipe.ObjectLossWeight > 0 && !source.ProvidesObjectMasks)
@@ -104,6 +107,7 @@ public sealed class ShapesPretrainer
             carriesDenoiser = resumeTensors.Keys.Any(k => k.StartsWith(ShapesNetworks.UNetPrefix, StringComparison.Ordinal));
             networks.Load(resumeTensors, includeVae: true, includeDenoiser: state.Phase == PretrainingPhase.UNet || carriesDenoiser);
             streams.LoadState(resumeTensors);
+            if (_recipe.VaeDecoderOnly && state.Phase == PretrainingPhase.Vae) scaling = state.ScalingFactor;
         }
         else if (_options.VaeFolder is { } vaeFolder)
         {
@@ -113,8 +117,10 @@ public sealed class ShapesPretrainer
         {
             double folderScaling = LoadInitialModel(networks, modelFolder);
             carriesDenoiser = true;
-            // A VAE phase changes the VAE, so its latent scale is measured again at the phase boundary.
-            if (_recipe.VaeSteps == 0) scaling = folderScaling;
+            // A VAE phase changes the VAE, so its latent scale is measured again at the phase boundary — unless it only
+            // trains the decoder: the latents are then the folder's, and so is their scale (kept in every checkpoint).
+            if (_recipe.VaeSteps == 0 || _recipe.VaeDecoderOnly) scaling = folderScaling;
+            if (_recipe.VaeDecoderOnly) state = state with { ScalingFactor = folderScaling };
         }
         try
         {
@@ -197,8 +203,11 @@ public sealed class ShapesPretrainer
         {
             var vae = networks.Vae;
             vae.train();
-            foreach (var p in vae.parameters()) p.requires_grad = true;
-            using var optimizer = new AdamWOptimizer(ShapesNetworks.NamedParameters(vae, ShapesNetworks.VaePrefix).ToList(), _recipe.Optimizer, _recipe.VaeLearningRate);
+            bool decoderOnly = _recipe.VaeDecoderOnly;
+            var trained = ShapesNetworks.NamedParameters(vae, ShapesNetworks.VaePrefix).Where(p => !decoderOnly || IsDecoderParameter(p.Name)).ToList();
+            foreach (var p in vae.parameters()) p.requires_grad = false;
+            foreach (var (_, p) in trained) p.requires_grad = true;
+            using var optimizer = new AdamWOptimizer(trained, _recipe.Optimizer, _recipe.VaeLearningRate);
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
             var losses = state.VaeLosses.ToList();
             int steps = _recipe.VaeSteps;
@@ -220,10 +229,11 @@ public sealed class ShapesPretrainer
                         _recipe.Architecture.ImageSize / _recipe.Architecture.Vae.DownsampleFactor], generator: streams.LatentSample);
                     loss = Backward(optimizer, () =>
                     {
-                        using var posterior = vae.Encode(x);
+                        using var posterior = EncodeForVaeStep(vae, x, decoderOnly);
                         var reconstruction = vae.Decode(posterior.SampleWithNoise(sampleNoise));
                         var difference = reconstruction.sub(x);
                         var rec = difference.abs().mean().add(difference.pow(Kept(2)).mean(), One);
+                        if (decoderOnly) return rec;
                         var kl = posterior.Mean.pow(Kept(2)).add(posterior.Var, One).sub(Kept(1)).sub(posterior.LogVar).sum([1, 2, 3]).mean().mul(Kept(0.5 / pixels));
                         return rec.add(kl.mul(Kept(_recipe.VaeKlWeight)), One);
                     });
@@ -250,6 +260,21 @@ public sealed class ShapesPretrainer
             state = state with { Phase = PretrainingPhase.UNet, StepInPhase = 0, ScalingFactor = scaling, VaeLosses = losses, VaeSeconds = seconds + clock.Elapsed.TotalSeconds };
             Save(state, optimizer: null, includeDenoiser: true);
             return state;
+        }
+
+        /// <summary>The encoder's posterior of a VAE step; without a graph when only the decoder learns.</summary>
+        private static Models.Vae.DiagonalGaussianDistribution EncodeForVaeStep(Models.Vae.AutoencoderKL vae, Tensor x, bool decoderOnly)
+        {
+            if (!decoderOnly) return vae.Encode(x);
+            using var _ = no_grad();
+            return vae.Encode(x);
+        }
+
+        /// <summary>Whether a VAE parameter (named under <see cref="ShapesNetworks.VaePrefix"/>) is the decoder's side of the latent.</summary>
+        private static bool IsDecoderParameter(string name)
+        {
+            string local = name[ShapesNetworks.VaePrefix.Length..];
+            return local.StartsWith("decoder.", StringComparison.Ordinal) || local.StartsWith("post_quant_conv.", StringComparison.Ordinal);
         }
 
         public PretrainingCheckpointState TrainUNet(PretrainingCheckpointState state, IReadOnlyDictionary<string, Tensor>? resume)

@@ -137,6 +137,68 @@ public sealed class NovelAppearanceTests
     }
 
     [Fact]
+    public async Task ADecoderOnlyVaePhaseKeepsTheFoldersEncoderAndLatentScaleTrainsTheDecoderAndResumesBitIdentically()
+    {
+        using var temp = TestPaths.CreateTempDirectory();
+        var first = await ShapesPretrainerTests.Trainer(ShapesPretrainerTests.TinyRecipe(seed: 10) with { UNetSteps = 2 }, temp.File("first")).RunAsync();
+        string model = temp.File("model");
+        ShapesModelExporter.Export(first.CheckpointPath, ShapesPretrainerTests.Tokenizer, model);
+        var recipe = ShapesPretrainerTests.TinyRecipe(seed: 11) with { VaeSteps = 3, UNetSteps = 0, VaeNovelAppearanceShare = 0.5, VaeDecoderOnly = true };
+        var options = new PretrainingOptions { CheckpointDirectory = temp.File("straight"), TokenizerFolder = ShapesPretrainerTests.Tokenizer, InitialModelFolder = model, CheckpointEverySteps = 1 };
+        var straight = await new ShapesPretrainer(recipe, Source(recipe), options).RunAsync();
+
+        var after = PretrainingCheckpoint.ReadTensors(straight.CheckpointPath);
+        using (var vae = AttnDreamBooth.Models.Vae.AutoencoderKL.FromFolder(Path.Combine(model, "vae")))
+        {
+            int kept = 0, changed = 0;
+            foreach (var (name, weight) in vae.named_parameters())
+            {
+                var trained = after[ShapesNetworks.VaePrefix + name];
+                bool decoder = name.StartsWith("decoder.", StringComparison.Ordinal) || name.StartsWith("post_quant_conv.", StringComparison.Ordinal);
+                if (!decoder)
+                {
+                    // fp16 on disk widens exactly to fp32: the frozen side is the folder's to the bit.
+                    Assert.True(weight.eq(trained).all().item<bool>(), $"{name} moved in a decoder-only phase");
+                    kept++;
+                }
+                else if (!weight.eq(trained).all().item<bool>()) changed++;
+            }
+            Assert.True(kept > 10, $"only {kept} encoder tensors compared");
+            Assert.True(changed > 10, $"only {changed} decoder tensors changed");
+        }
+        // The latents are the folder's, so their scale is the one the denoiser was trained with, not measured again.
+        Assert.Equal(first.State.ScalingFactor, straight.State.ScalingFactor);
+        Assert.Equal(3, straight.State.VaeLosses.Count);
+
+        using var cts = new CancellationTokenSource();
+        var interrupted = new ShapesPretrainer(recipe, Source(recipe), options with { CheckpointDirectory = temp.File("resumed") }).RunAsync(
+            new InlineProgress<PretrainingProgress>(p =>
+            {
+                if (p.GlobalStep == 1) cts.Cancel();
+            }), cts.Token);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => interrupted);
+        var resumed = await new ShapesPretrainer(recipe, Source(recipe),
+            options with { CheckpointDirectory = temp.File("resumed"), InitialModelFolder = null, Resume = true }).RunAsync();
+        ShapesPretrainerTests.AssertSameRun(straight, resumed);
+        Assert.Equal(straight.State.ScalingFactor, resumed.State.ScalingFactor);
+    }
+
+    [Fact]
+    public void ADecoderOnlyRecipeIsWrittenOnlyWhenSetAndNeedsAVaePhaseAndAVaeToStartFrom()
+    {
+        var recipe = ShapesPretrainerTests.TinyRecipe() with { VaeDecoderOnly = true };
+        Assert.DoesNotContain("vae_decoder_only", ShapesPretrainerTests.TinyRecipe().ToJson());
+        Assert.Contains("\"vae_decoder_only\": true", recipe.ToJson());
+        Assert.Equal(recipe.Fingerprint(), PretrainingRecipe.FromJson(recipe.ToJson()).Fingerprint());
+        Assert.NotEqual(recipe.Fingerprint(), ShapesPretrainerTests.TinyRecipe().Fingerprint());
+        Assert.Contains("vae_decoder_only", Assert.Throws<ArgumentException>(() => (recipe with { VaeSteps = 0 }).Validate()).Message);
+        var options = new PretrainingOptions { CheckpointDirectory = "ck", TokenizerFolder = ShapesPretrainerTests.Tokenizer };
+        var ex = Assert.Throws<ArgumentException>(() => new ShapesPretrainer(recipe, Source(recipe), options));
+        Assert.Contains("vae_decoder_only", ex.Message);
+        Assert.Contains("InitialModelFolder", ex.Message);
+    }
+
+    [Fact]
     public void TheNovelAppearanceRecipesAreTheDocumentedOnesSpeltAsRecipesAreWritten()
     {
         string folder = Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
@@ -148,6 +210,9 @@ public sealed class NovelAppearanceTests
         };
         var fineTune = continuation with { Seed = 20261206, VaeSteps = 1000, VaeLearningRate = 3e-4, VaeNovelAppearanceShare = 0.5, UNetSteps = 0 };
         Assert.Equal(fineTune.ToJson(), File.ReadAllText(Path.Combine(folder, "vae-novel-appearance-1000.json")).TrimEnd());
+        // The decoder-only fine-tune: the same, three times as long, its encoder frozen.
+        Assert.Equal((fineTune with { VaeSteps = 3000, VaeDecoderOnly = true }).ToJson(),
+            File.ReadAllText(Path.Combine(folder, "vae-decoder-novel-appearance-3000.json")).TrimEnd());
         // The two from-scratch VAE layouts compared in the docs: identical but for the latent channels.
         var fourChannels = PretrainingRecipe.Default with
         {
