@@ -213,6 +213,9 @@ public sealed class NovelAppearanceTests
         // The decoder-only fine-tune: the same, three times as long, its encoder frozen.
         Assert.Equal((fineTune with { VaeSteps = 3000, VaeDecoderOnly = true }).ToJson(),
             File.ReadAllText(Path.Combine(folder, "vae-decoder-novel-appearance-3000.json")).TrimEnd());
+        // The whole VAE fine-tuned at its from-scratch peak, then the shipped model's last continuation on its latents.
+        Assert.Equal((continuation with { Seed = 20261207, VaeSteps = 3000, VaeNovelAppearanceShare = 0.5 }).ToJson(),
+            File.ReadAllText(Path.Combine(folder, "vae-novel-3000-then-continue-2500.json")).TrimEnd());
         // The two from-scratch VAE layouts compared in the docs: identical but for the latent channels.
         var fourChannels = PretrainingRecipe.Default with
         {
