@@ -207,7 +207,7 @@ public sealed class ShapesPretrainer
             var trained = ShapesNetworks.NamedParameters(vae, ShapesNetworks.VaePrefix).Where(p => !decoderOnly || IsDecoderParameter(p.Name)).ToList();
             foreach (var p in vae.parameters()) p.requires_grad = false;
             foreach (var (_, p) in trained) p.requires_grad = true;
-            using var optimizer = new AdamWOptimizer(trained, _recipe.Optimizer, _recipe.VaeLearningRate);
+            using var optimizer = new PhaseOptimizer(_recipe.Optimizer, (ShapesNetworks.VaePrefix, trained, 1.0));
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), state.StepInPhase);
             var losses = state.VaeLosses.ToList();
             int steps = _recipe.VaeSteps;
@@ -288,10 +288,14 @@ public sealed class ShapesPretrainer
             unet.train();
             foreach (var p in textEncoder.parameters()) p.requires_grad = true;
             foreach (var p in unet.parameters()) p.requires_grad = true;
-            var named = ShapesNetworks.NamedParameters(textEncoder, ShapesNetworks.TextEncoderPrefix)
-                .Concat(ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix)).ToList();
+            var textEncoderParameters = ShapesNetworks.NamedParameters(textEncoder, ShapesNetworks.TextEncoderPrefix).ToList();
+            var unetParameters = ShapesNetworks.NamedParameters(unet, ShapesNetworks.UNetPrefix).ToList();
+            var named = textEncoderParameters.Concat(unetParameters).ToList();
+            PhaseOptimizer NewOptimizer() => new(_recipe.Optimizer,
+                (ShapesNetworks.TextEncoderPrefix, textEncoderParameters, _recipe.TextEncoderLearningRateScale ?? 1.0),
+                (ShapesNetworks.UNetPrefix, unetParameters, 1.0));
             int restart = _recipe.UNetRestartStep;
-            var optimizer = new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetLearningRate);
+            var optimizer = NewOptimizer();
             using var ownsOptimizer = new OptimizerHolder(optimizer);
             // After the restart the checkpointed moments are the restarted optimizer's, and so is its step count.
             if (resume is not null) optimizer.LoadState(OptimizerState(resume), restart > 0 && state.StepInPhase > restart ? state.StepInPhase - restart : state.StepInPhase);
@@ -311,7 +315,7 @@ public sealed class ShapesPretrainer
                 if (ct.IsCancellationRequested) Cancel(state with { UNetLosses = losses, UNetMse = mses, UNetSeconds = seconds + clock.Elapsed.TotalSeconds }, optimizer, average);
                 if (restart > 0 && step == restart)
                 {
-                    optimizer = ownsOptimizer.Replace(new AdamWOptimizer(named, _recipe.Optimizer, _recipe.UNetRestartLearningRate));
+                    optimizer = ownsOptimizer.Replace(NewOptimizer());
                 }
                 double lr = _recipe.UNetLearningRateAt(step);
                 optimizer.LearningRate = lr;
@@ -377,11 +381,11 @@ public sealed class ShapesPretrainer
         }
 
         /// <summary>Disposes whichever optimizer the U-Net phase holds last (a restart replaces the first).</summary>
-        private sealed class OptimizerHolder(AdamWOptimizer optimizer) : IDisposable
+        private sealed class OptimizerHolder(PhaseOptimizer optimizer) : IDisposable
         {
-            private AdamWOptimizer _current = optimizer;
+            private PhaseOptimizer _current = optimizer;
 
-            public AdamWOptimizer Replace(AdamWOptimizer next)
+            public PhaseOptimizer Replace(PhaseOptimizer next)
             {
                 _current.Dispose();
                 _current = next;
@@ -392,7 +396,7 @@ public sealed class ShapesPretrainer
         }
 
         /// <summary>Clears the gradients, runs <paramref name="forward"/> and back-propagates its loss (unless it is not finite).</summary>
-        private static double Backward(AdamWOptimizer optimizer, Func<Tensor> forward)
+        private static double Backward(PhaseOptimizer optimizer, Func<Tensor> forward)
         {
             using var scope = NewDisposeScope();
             optimizer.ZeroGrad();
@@ -448,20 +452,20 @@ public sealed class ShapesPretrainer
             return 1.0 / std;
         }
 
-        private void Clip(AdamWOptimizer optimizer)
+        private void Clip(PhaseOptimizer optimizer)
         {
             if (_recipe.MaxGradNorm > 0)
             {
                 // Reading .grad makes a handle on each gradient: dispose them now, not when the garbage collector runs.
                 using var scope = NewDisposeScope();
-                nn.utils.clip_grad_norm_(optimizer.Parameters.Select(p => p.Parameter).Where(p => p.grad is not null), _recipe.MaxGradNorm);
+                nn.utils.clip_grad_norm_(optimizer.Parameters.Where(p => p.grad is not null), _recipe.MaxGradNorm);
             }
         }
 
         private bool ShouldCheckpoint(int completedInPhase) =>
             (_options.CheckpointEverySteps > 0 && completedInPhase % _options.CheckpointEverySteps == 0) || _sinceCheckpoint.Elapsed >= _options.CheckpointInterval;
 
-        private string Save(PretrainingCheckpointState state, AdamWOptimizer? optimizer, bool includeDenoiser, WeightAverage? average = null)
+        private string Save(PretrainingCheckpointState state, PhaseOptimizer? optimizer, bool includeDenoiser, WeightAverage? average = null)
         {
             // The moments' views and the random states are released when the file is written.
             using var scope = NewDisposeScope();
@@ -481,7 +485,7 @@ public sealed class ShapesPretrainer
         }
 
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-        private void Cancel(PretrainingCheckpointState state, AdamWOptimizer optimizer, WeightAverage? average = null)
+        private void Cancel(PretrainingCheckpointState state, PhaseOptimizer optimizer, WeightAverage? average = null)
         {
             Save(state, optimizer, includeDenoiser: state.Phase == PretrainingPhase.UNet || CarriesDenoiser, average);
             ct.ThrowIfCancellationRequested();

@@ -62,6 +62,17 @@ public sealed class OneCommandRecipeTests
         Assert.True(small.UNetLearningRateAt(4000) > 5e-4);
     }
 
+    [Fact]
+    public void TheTextEncoderRecipeIsTheOneCommandRecipeWithTheTextEncoderAtThreeTenthsOfTheRate()
+    {
+        // docs/shapes-world.md, "Where the one-command runs lose the position word": the U-Net at the 1e-3 peak that
+        // learnt shape best, the text encoder at the 3e-4 under which the position words stayed apart.
+        var (oneCommand, json) = ReadBesideTheOneCommandRecipe("one-command-text-encoder-0.3.json");
+        var recipe = PretrainingRecipe.FromJson(json);
+        Assert.Equal((oneCommand with { TextEncoderLearningRateScale = 0.3 }).ToJson(), json.TrimEnd());
+        Assert.Equal(3e-4, recipe.UNetLearningRate * recipe.TextEncoderLearningRateScale!.Value, 12);
+    }
+
     private static string RecipeFolder => Path.Combine(TestPaths.RepoRoot, "samples", "shapes-recipes");
 
     /// <summary>The one-command recipe and the text of a variant of it in the same folder.</summary>
