@@ -33,10 +33,10 @@ public sealed record PretrainingOptions
     /// <summary>A Shapes model folder (diffusers layout, as <see cref="ShapesModelExporter"/> writes it, the recipe's
     /// architecture) to continue from: its VAE is used frozen as with <see cref="VaeFolder"/>, with the latent scaling
     /// factor of its <c>vae/config.json</c> (the one its denoiser was trained with), and the text encoder and U-Net start
-    /// from its weights instead of fresh ones, under the recipe's fresh optimizer and learning-rate schedule. A recipe with a
-    /// VAE phase fine-tunes that VAE first (its latent scale then measured again, unless the recipe trains only the
-    /// decoder: <see cref="PretrainingRecipe.VaeDecoderOnly"/>); not together with <see cref="VaeFolder"/>. Checkpoints carry the weights, so a
-    /// resumed run does not need the folder again.</summary>
+    /// from its weights instead of fresh ones, under the recipe's fresh optimizer and learning-rate schedule. A recipe
+    /// with a VAE phase fine-tunes that VAE first (its latent scale then measured again, unless the recipe trains only
+    /// the decoder: <see cref="PretrainingRecipe.VaeDecoderOnly"/>); not together with <see cref="VaeFolder"/>.
+    /// Checkpoints carry the weights, so a resumed run does not need the folder again.</summary>
     public string? InitialModelFolder { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
