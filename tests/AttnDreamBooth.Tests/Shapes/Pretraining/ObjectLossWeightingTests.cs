@@ -145,7 +145,7 @@ public sealed class ObjectLossWeightingTests
     }
 
     [Fact]
-    public void TheContinuationRecipesAreTheZeroSnrRecipeAtALowerRateAndTheLastIsTheShippedModels()
+    public void TheContinuationRecipesAreTheZeroSnrRecipeAtALowerRate()
     {
         var zeroSnr = PretrainingRecipe.Default with
         {
@@ -157,9 +157,6 @@ public sealed class ObjectLossWeightingTests
         Assert.Equal(zeroSnr.ToJson(), File.ReadAllText(Path.Combine(folder, "continue-1500.json")).TrimEnd());
         Assert.Equal(dilated.ToJson(), File.ReadAllText(Path.Combine(folder, "continue-1500-dilated.json")).TrimEnd());
         Assert.Equal((dilated with { UNetSteps = 2500 }).ToJson(), File.ReadAllText(Path.Combine(folder, "continue-2500-dilated.json")).TrimEnd());
-        // The shipped model is the last continuation's export.
-        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "samples", "models", "shapes-sd", "manifest.json")));
-        Assert.Equal((dilated with { UNetSteps = 2500 }).Fingerprint(), manifest.RootElement.GetProperty("recipe_fingerprint").GetString());
     }
 
     [Fact]
