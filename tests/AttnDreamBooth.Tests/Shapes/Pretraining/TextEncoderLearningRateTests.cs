@@ -1,5 +1,6 @@
 using AttnDreamBooth.Shapes.Pretraining;
 using TorchSharp;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Shapes.Pretraining;
 
@@ -57,7 +58,7 @@ public sealed class TextEncoderLearningRateTests
             if (fullNorm == 0) continue;
             textEncoderTensors++;
             // AdamW's first step is linear in the rate (no warm-up here): a quarter of the move, to float rounding of the weights.
-            using var residual = scaled.sub(full.mul(0.25));
+            using var residual = scaled.sub(full.mul(Kept(0.25)));
             double error = residual.norm().item<float>() / (0.25 * fullNorm);
             Assert.True(error < 0.02, $"{key}: the scaled move is off a quarter of the full one by {error:P2}");
         }
