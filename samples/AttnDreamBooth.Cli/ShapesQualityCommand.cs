@@ -38,6 +38,11 @@ internal static class ShapesQualityCommand
                 + "(concept spec files or folders of them); --grid shows each concept's photos and reconstructions.",
             AllowMultipleArgumentsPerToken = true,
         };
+        var adaptDecoder = new Option<bool>("--adapt-decoder")
+        {
+            Description = "With --concept-reconstruction: also adapt a fresh copy of the VAE decoder to each concept's photos (the demo's settings) and measure "
+                + "its reconstructions of those photos, of 10 new photos of the concept and of 100 held-out world scenes.",
+        };
         var output = new Option<string?>("--out") { Description = "Write the full report (every image's prompt and measurements) as JSON here." };
         var grid = new Option<string?>("--grid")
         {
@@ -46,7 +51,7 @@ internal static class ShapesQualityCommand
         var gridPrompts = new Option<int?>("--grid-prompts") { Description = $"Prompts (rows) in the --grid picture (default {DefaultGridPrompts}, at most --prompts)." };
         var command = new Command("quality", "Generate images for held-out prompts and measure shape, colour, background, position and size with the analyzer.")
         {
-            model, prompts, seeds, steps, guidance, combinations, reconstruction, conceptReconstruction, output, grid, gridPrompts,
+            model, prompts, seeds, steps, guidance, combinations, reconstruction, conceptReconstruction, adaptDecoder, output, grid, gridPrompts,
         };
         command.SetAction((parse, ct) => CliApp.Guarded(console, async () =>
         {
@@ -54,8 +59,14 @@ internal static class ShapesQualityCommand
             {
                 if (parse.GetValue(reconstruction) || parse.GetValue(gridPrompts) is not null)
                     throw new CliUsageException("--concept-reconstruction measures concepts' photos; it does not combine with --reconstruction or --grid-prompts.");
+                if (parse.GetValue(adaptDecoder))
+                {
+                    if (parse.GetValue(grid) is not null) throw new CliUsageException("--adapt-decoder writes no grid; leave out --grid.");
+                    return MeasureAdaptedDecoders(console, parse.GetValue(model)!, conceptSources, parse.GetValue(output), ct);
+                }
                 return MeasureConcepts(console, parse.GetValue(model)!, conceptSources, parse.GetValue(output), parse.GetValue(grid), ct);
             }
+            if (parse.GetValue(adaptDecoder)) throw new CliUsageException("--adapt-decoder goes with --concept-reconstruction.");
             QualityReport? report = null;
             int count = parse.GetValue(prompts);
             if (count is < 1 or > 100_000) throw new CliUsageException($"--prompts must be in [1, 100000]; got {count}.");
@@ -139,6 +150,30 @@ internal static class ShapesQualityCommand
             }
             ShapesImageGrid.Compose(cells, columns, scale: 2).SavePng(grid);
             console.MarkupLineInterpolated($"wrote {grid}");
+        }
+        return 0;
+    }
+
+    private static int MeasureAdaptedDecoders(IAnsiConsole console, string model, IEnumerable<string> sources, string? output, CancellationToken ct)
+    {
+        const int NewPhotos = 10, WorldScenes = 100;
+        var world = ShapesWorld.Default;
+        var concepts = ShapesExperimentCommand.LoadConcepts(sources, world);
+        string vaeFolder = Path.Combine(Path.GetFullPath(model), "vae");
+        var options = AttnDreamBooth.Shapes.Experiments.ShapesPersonalization.DecoderAdaptation;
+        console.MarkupLineInterpolated($"adapting a fresh copy of {TerminalText.Safe(vaeFolder)} to each concept's photos: {options.Steps} steps, lr {options.LearningRate}, batch {options.BatchSize}");
+        var reports = DecoderAdaptationReport.Measure(() => AttnDreamBooth.Models.Vae.AutoencoderKL.FromFolder(vaeFolder), world, concepts, options, NewPhotos, WorldScenes, ct);
+        string Present(ConceptReconstruction r) => $"{r.ReconstructionIdentity:F3} ({r.ReconstructionsPresent}/{r.Reconstructions.Count})";
+        var table = new Table().AddColumns("concept", "before: photos", "after: photos", $"after: {NewPhotos} new photos", $"after: {WorldScenes} world scenes (shape/colour/background/position/size)");
+        foreach (var r in reports)
+            table.AddRow(Markup.Escape(r.Concept), Present(r.Before), Present(r.After), Present(r.NewPhotos),
+                string.Join(" / ", r.World.Attributes.Select(a => $"{a.Accuracy:P1}")));
+        console.Write(table);
+        console.MarkupLineInterpolated($"mean over {reports.Count} concept(s): before {reports.Average(r => r.Before.ReconstructionIdentity):F3}, after {reports.Average(r => r.After.ReconstructionIdentity):F3}, new photos {reports.Average(r => r.NewPhotos.ReconstructionIdentity):F3}");
+        if (output is not null)
+        {
+            AttnDreamBooth.IO.AtomicFile.WriteAllText(output, AttnDreamBooth.IO.JsonFiles.Serialize(reports));
+            console.MarkupLineInterpolated($"wrote {output}");
         }
         return 0;
     }

@@ -57,10 +57,12 @@ public static class ConceptTrial
     /// <param name="includeBase">Also generate and judge the base model's images before training.</param>
     /// <param name="training">Training progress.</param>
     /// <param name="generation">Called after each prompt's images with (personalized?, prompt index, prompt count).</param>
+    /// <param name="decoder">When set, the VAE decoder is adapted to the photos after training
+    /// (<see cref="PersonalizedModel.AdaptDecoderAsync"/>), before the personalized images are generated.</param>
     /// <param name="ct">Cancellation.</param>
     public static async Task<ConceptTrialResult> RunAsync(PersonalizationPipeline pipeline, ShapesWorld world, ConceptSpec concept, string photoFolder,
         IReadOnlyList<ConceptPrompt> prompts, int seeds = 2, bool includeBase = true, IProgress<TrainingProgress>? training = null,
-        Action<bool, int, int>? generation = null, CancellationToken ct = default)
+        Action<bool, int, int>? generation = null, DecoderAdaptationOptions? decoder = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(world);
@@ -76,7 +78,9 @@ public static class ConceptTrial
         var baseImages = includeBase
             ? await GenerateAsync(pipeline, judge, prompts, seeds, p => p.WithSubject(category), category, personalized: false, generation, ct).ConfigureAwait(false)
             : [];
-        var model = await pipeline.TrainAsync(Concept.FromFolder(photoFolder, category), training, ct).ConfigureAwait(false);
+        var photos = Concept.FromFolder(photoFolder, category);
+        var model = await pipeline.TrainAsync(photos, training, ct).ConfigureAwait(false);
+        if (decoder is not null) await model.AdaptDecoderAsync(photos, decoder, progress: null, ct).ConfigureAwait(false);
         var personalized = await GenerateAsync(pipeline, judge, prompts, seeds, p => p.Template, model.Token, personalized: true, generation, ct).ConfigureAwait(false);
         return new ConceptTrialResult(concept, model, baseImages, personalized);
     }

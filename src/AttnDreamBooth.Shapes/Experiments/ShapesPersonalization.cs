@@ -54,6 +54,17 @@ public static class ShapesPersonalization
         },
     };
 
+    /// <summary>The decoder adaptation of the demo (<see cref="PersonalizedModel.AdaptDecoderAsync"/>): 100 steps at 1e-4
+    /// on all five photos at once, as photographed. Chosen on the tuning concept (harlequin-star) by reconstructing its
+    /// photos, not by generating (docs/shapes-world.md, "The decoder learns the concept"). Not used by the experiments.</summary>
+    public static DecoderAdaptationOptions DecoderAdaptation { get; } = new()
+    {
+        Steps = 100,
+        LearningRate = 1e-4,
+        BatchSize = 5,
+        Images = new ConceptImageOptions { Resolution = 0, Augmentation = ImageAugmentationOptions.None },
+    };
+
     /// <summary>The sampler settings of every Shapes experiment: the library's default sampler (DPM-Solver++), 25 steps,
     /// guidance 7.5, maps on the 16×16 latent grid.</summary>
     public static GenerationOptions Generation { get; } = new() { Steps = 25, GuidanceScale = 7.5, HeatmapResolution = 16 };

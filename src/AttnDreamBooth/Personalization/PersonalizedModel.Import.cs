@@ -58,7 +58,7 @@ public sealed partial class PersonalizedModel
             {
                 string full = Path.GetFullPath(unetFolder);
                 if (!Directory.Exists(full)) throw new ModelConfigException(full, null, "the U-Net folder does not exist");
-                ConceptUNetConfig.CheckMatchesBase(Path.Combine(full, "config.json"), c.Folder.ConfigPath("unet"));
+                ConceptComponentConfig.CheckUNet(Path.Combine(full, "config.json"), c.Folder.ConfigPath("unet"));
                 unet = StateDictSource.OpenComponent(full);
                 StateDictLoader.Validate(c.UNet, unet, loadOptions);
                 ct.ThrowIfCancellationRequested();

@@ -138,10 +138,12 @@ public sealed partial class PersonalizedModel
                 SafetensorsWriter.Write(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" });
             }
             ct.ThrowIfCancellationRequested();
+            if (DecoderAdaptation is not null) SaveVae(c, temp);
+            ct.ThrowIfCancellationRequested();
             // The exact identity the row was trained on, so a reload binds it to the same id (ConceptTokenIdentity).
             var embedding = Pipeline.ConceptEmbedding!;
             int tokenId = embedding.TokenIds[0];
-            var metadata = new PersonalizedModelMetadata(1, Token, Category, PortableBasePath(target, c.ModelSource), Seed, Plan, LossHistory.ToArray())
+            var metadata = new PersonalizedModelMetadata(DecoderAdaptation is null ? 1 : VaeFormatVersion, Token, Category, PortableBasePath(target, c.ModelSource), Seed, Plan, LossHistory.ToArray())
             {
                 TokenId = tokenId,
                 TokenSpelling = c.Tokenizer.GetToken(tokenId),
@@ -149,6 +151,8 @@ public sealed partial class PersonalizedModel
                 BaseModelName = identity.Name,
                 BaseModelFingerprint = identity.Fingerprint,
                 LoraFile = lora is null ? null : LoraWeightsFile,
+                Vae = DecoderAdaptation is null ? null : VaeFolder,
+                DecoderAdaptation = DecoderAdaptation is { } adaptation ? DecoderAdaptationRecord.Of(adaptation, _decoderResolution) : null,
             };
             AtomicFile.WriteAllText(Path.Combine(temp, MetadataFile), JsonFiles.Serialize(metadata));
             ct.ThrowIfCancellationRequested();
@@ -243,6 +247,7 @@ public sealed partial class PersonalizedModel
 
         var loadOptions = new StateDictLoadOptions { CheckFinite = options.CheckFiniteWeights };
         StateDictSource? source = null;
+        StateDictSource? vae = null;
         LoraNetwork? lora = null;
         try
         {
@@ -257,11 +262,12 @@ public sealed partial class PersonalizedModel
                 source = StateDictSource.OpenComponent(unetFolder);
                 FitsBase(metadataPath, metadata, c, () =>
                 {
-                    ConceptUNetConfig.CheckMatchesBase(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
+                    ConceptComponentConfig.CheckUNet(Path.Combine(unetFolder, "config.json"), c.Folder.ConfigPath("unet"));
                     StateDictLoader.Validate(c.UNet, source, loadOptions);
                     return true;
                 });
             }
+            vae = OpenVae(folder, metadataPath, metadata, c, loadOptions);
             ct.ThrowIfCancellationRequested();
 
             // Apply: no cancellation from here on, a half-applied concept is worse than a late one.
@@ -269,6 +275,7 @@ public sealed partial class PersonalizedModel
             try
             {
                 if (source is not null) StateDictLoader.Load(c.UNet, source, loadOptions);
+                if (vae is not null) StateDictLoader.Load(c.Vae, vae, loadOptions);
                 if (lora is not null)
                 {
                     // As training left it: the update written into the weights (float32, as Merge computes it), hooks off.
@@ -291,12 +298,15 @@ public sealed partial class PersonalizedModel
             {
                 BaseModelName = metadata.BaseModelName,
                 BaseModelFingerprint = metadata.BaseModelFingerprint,
+                DecoderAdaptation = metadata.DecoderAdaptation?.ToOptions(),
+                _decoderResolution = metadata.DecoderAdaptation?.Resolution ?? 0,
             };
             return pipeline.Concept;
         }
         finally
         {
             source?.Dispose();
+            vae?.Dispose();
             lora?.Dispose();
         }
     }
@@ -392,14 +402,17 @@ public sealed partial class PersonalizedModel
         {
             throw new ModelConfigException(metadataPath, null, $"is not valid ({ex.Message})", ex);
         }
-        if (metadata.FormatVersion != 1) throw new ModelConfigException(metadataPath, "format_version", $"version {metadata.FormatVersion} is not supported");
+        // Version 2 marks a concept with an adapted VAE, so that a version that would ignore it refuses the concept instead.
+        if (metadata.FormatVersion is not (1 or VaeFormatVersion)) throw new ModelConfigException(metadataPath, "format_version", $"version {metadata.FormatVersion} is not supported");
+        if ((metadata.Vae is null) != (metadata.FormatVersion == 1) || (metadata.Vae is null) != (metadata.DecoderAdaptation is null))
+            throw new ModelConfigException(metadataPath, "vae", "format version 2 goes with 'vae' and 'decoder_adaptation', version 1 with neither");
         if (string.IsNullOrWhiteSpace(metadata.Token) || string.IsNullOrWhiteSpace(metadata.Category)) throw new ModelConfigException(metadataPath, "token", "token and category are required");
         return metadata;
     }
 }
 
 /// <summary>The JSON written next to a saved concept.</summary>
-/// <param name="FormatVersion">1.</param>
+/// <param name="FormatVersion">1, or 2 for a concept with an adapted VAE (<see cref="Vae"/>).</param>
 /// <param name="Token">Identifier token.</param>
 /// <param name="Category">Category word.</param>
 /// <param name="BaseModel">Base model folder (or single-file checkpoint) at training time: relative to the concept folder
@@ -430,4 +443,13 @@ internal sealed record PersonalizedModelMetadata(int FormatVersion, string Token
     /// <c>unet/</c> folder; null for a fine-tuned U-Net.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? LoraFile { get; init; }
+
+    /// <summary>For a concept whose VAE decoder was adapted: the folder (in the concept folder) holding that VAE; null when
+    /// the concept draws through the base model's VAE.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Vae { get; init; }
+
+    /// <summary>The settings of the decoder adaptation, with <see cref="Vae"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DecoderAdaptationRecord? DecoderAdaptation { get; init; }
 }

@@ -61,4 +61,10 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 116, Level = LogLevel.Information, Message = "Released the {Component}'s weights ({Parameters:N0} parameters) until training ends")]
     public static partial void WeightsReleased(ILogger logger, string component, long parameters);
+
+    [LoggerMessage(EventId = 119, Level = LogLevel.Information, Message = "Adapting the VAE decoder of '{Token}' to {Images} photos: {Steps} steps, lr {LearningRate}, batch {BatchSize}, {Tensors} tensors ({Parameters:N0} values); the encoder stays frozen")]
+    public static partial void DecoderAdaptationStarted(ILogger logger, string token, int images, int steps, double learningRate, int batchSize, int tensors, long parameters);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Adapted the VAE decoder in {Elapsed}: reconstruction loss {First:G4} at the first step, {Last:G4} at the last")]
+    public static partial void DecoderAdapted(ILogger logger, TimeSpan elapsed, double first, double last);
 }

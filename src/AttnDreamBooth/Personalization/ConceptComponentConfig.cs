@@ -2,21 +2,30 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttnDreamBooth.IO;
 using AttnDreamBooth.Models.UNet;
+using AttnDreamBooth.Models.Vae;
 
 namespace AttnDreamBooth.Personalization;
 
-/// <summary>Checks that a concept's <c>unet/config.json</c> describes the base model's U-Net.</summary>
-internal static class ConceptUNetConfig
+/// <summary>Checks that a concept's <c>unet/config.json</c> (or <c>vae/config.json</c>) describes the base model's U-Net (VAE).</summary>
+internal static class ConceptComponentConfig
 {
-    /// <summary>The concept's config must be valid and equal the base model's on every key that does not start with
+    /// <summary>The concept's U-Net config must be valid and equal the base model's on every key that does not start with
     /// an underscore (bookkeeping such as <c>_diffusers_version</c>): the weights are loaded into the base model's
     /// U-Net, so a config that differs (in a way the weight shapes may not show, e.g. the attention head count) means
     /// the concept was trained on another model.</summary>
     /// <exception cref="ModelConfigException">The config is missing, invalid or differs; the message names the key.</exception>
-    public static void CheckMatchesBase(string conceptConfig, string baseConfig)
+    public static void CheckUNet(string conceptConfig, string baseConfig) =>
+        CheckMatchesBase(conceptConfig, baseConfig, "U-Net", path => UNetConfig.Load(path));
+
+    /// <summary>As <see cref="CheckUNet"/>, for the VAE of a concept whose decoder was adapted.</summary>
+    /// <exception cref="ModelConfigException">The config is missing, invalid or differs; the message names the key.</exception>
+    public static void CheckVae(string conceptConfig, string baseConfig) =>
+        CheckMatchesBase(conceptConfig, baseConfig, "VAE", path => AutoencoderKLConfig.Load(path));
+
+    private static void CheckMatchesBase(string conceptConfig, string baseConfig, string component, Action<string> validate)
     {
-        if (!File.Exists(conceptConfig)) throw new ModelConfigException(conceptConfig, null, "is missing: the concept's U-Net config is required");
-        UNetConfig.Load(conceptConfig);
+        if (!File.Exists(conceptConfig)) throw new ModelConfigException(conceptConfig, null, $"is missing: the concept's {component} config is required");
+        validate(conceptConfig);
         var concept = Read(conceptConfig);
         var based = Read(baseConfig);
         foreach (var key in concept.Select(p => p.Key).Union(based.Select(p => p.Key)).Where(k => !k.StartsWith('_')).Order(StringComparer.Ordinal))
@@ -25,7 +34,7 @@ internal static class ConceptUNetConfig
             based.TryGetPropertyValue(key, out var b);
             if (!JsonNode.DeepEquals(a, b))
                 throw new ModelConfigException(conceptConfig, key,
-                    $"is {Show(a)} but the base model's U-Net ('{baseConfig}') has {Show(b)}: the concept was trained on another base model");
+                    $"is {Show(a)} but the base model's {component} ('{baseConfig}') has {Show(b)}: the concept was trained on another base model");
         }
     }
 
