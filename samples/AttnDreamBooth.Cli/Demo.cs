@@ -31,8 +31,6 @@ internal static class Demo
         console.MarkupLineInterpolated($"model   {TerminalText.Safe(model)} (the Shapes world's text-to-image model, pretrained by this library)");
         console.MarkupLineInterpolated($"concept {TerminalText.Safe(concept.Name)}: {TerminalText.Safe(concept.Description)}");
         console.MarkupLineInterpolated($"plan    {Plan.TotalSteps} steps ({string.Join(" + ", Plan.EnabledStages.Select(s => $"{Plan[s].Steps} {s.DisplayName()}"))})");
-        var decoder = ShapesPersonalization.DecoderAdaptation;
-        console.MarkupLineInterpolated($"decoder then {decoder.Steps} steps adapting the VAE decoder to the photos (not part of the method: the base decoder cannot draw the concept's checker)");
         console.MarkupLineInterpolated($"output  {TerminalText.Safe(output)}");
 
         ConceptTrialResult result;
@@ -40,8 +38,7 @@ internal static class Demo
         {
             result = await CliApp.WithTrainingProgressAsync(console, Plan, progress => ConceptTrial.RunAsync(pipeline, world, concept, Path.Combine(output, "photos"), prompts,
                 seeds: 1, includeBase: true, training: progress,
-                generation: (personalized, done, total) => console.MarkupLineInterpolated($"[grey]{(personalized ? "personalized" : "base model")}: prompt {done}/{total}[/]"),
-                decoder: decoder, ct: ct));
+                generation: (personalized, done, total) => console.MarkupLineInterpolated($"[grey]{(personalized ? "personalized" : "base model")}: prompt {done}/{total}[/]"), ct: ct));
             await result.Model.SaveAsync(Path.Combine(output, "concept"), ct);
             LossPlot.Save(result.Model.LossHistory, CliApp.StageStarts(Plan), Path.Combine(output, "loss.png"));
         }

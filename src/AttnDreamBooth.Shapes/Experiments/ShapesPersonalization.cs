@@ -54,9 +54,10 @@ public static class ShapesPersonalization
         },
     };
 
-    /// <summary>The decoder adaptation of the demo (<see cref="PersonalizedModel.AdaptDecoderAsync"/>): 100 steps at 1e-4
-    /// on all five photos at once, as photographed. Chosen on the tuning concept (harlequin-star) by reconstructing its
-    /// photos, not by generating (docs/shapes-world.md, "The decoder learns the concept"). Not used by the experiments.</summary>
+    /// <summary>A decoder adaptation for Shapes concepts (<see cref="PersonalizedModel.AdaptDecoderAsync"/>): 100 steps at
+    /// 1e-4 on all five photos at once, as photographed, chosen on the tuning concept (harlequin-star) by reconstructing its
+    /// photos; what <c>shapes quality --adapt-decoder</c> measures. Neither the demo nor the experiments use it: on the
+    /// demo it left the concept as absent as before (docs/shapes-world.md, "The decoder learns the concept").</summary>
     public static DecoderAdaptationOptions DecoderAdaptation { get; } = new()
     {
         Steps = 100,

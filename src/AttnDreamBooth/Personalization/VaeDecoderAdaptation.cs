@@ -73,10 +73,13 @@ public static class VaeDecoderAdaptation
             using var pixelsOwner = pixels;
             Tensor means, stds;
             using (no_grad())
+            using (var scope = NewDisposeScope())
             {
-                using var posterior = vae.Encode(pixels);
-                means = posterior.Mean.detach().clone();
-                stds = posterior.Std.detach().clone();
+                // One photo at a time: at 512 px a batched encode would hold every photo's activations at once.
+                var posteriors = pixels.split(1, dim: 0).Select(vae.Encode).ToArray();
+                means = cat(posteriors.Select(p => p.Mean).ToArray(), 0).MoveToOuterDisposeScope();
+                stds = cat(posteriors.Select(p => p.Std).ToArray(), 0).MoveToOuterDisposeScope();
+                foreach (var posterior in posteriors) posterior.Dispose();
             }
             using var meansOwner = means;
             using var stdsOwner = stds;
