@@ -19,6 +19,9 @@ internal static class Demo
 
     public const long Seed = 42;
 
+    /// <summary>The images' sampler settings: the experiments' at the model's own guidance.</summary>
+    public static GenerationOptions Sampling => ShapesPersonalization.DemoGeneration;
+
     public static async Task<int> RunAsync(IAnsiConsole console, string outDir, CancellationToken ct)
     {
         string root = RepoPaths.FindRoot();
@@ -31,6 +34,7 @@ internal static class Demo
         console.MarkupLineInterpolated($"model   {TerminalText.Safe(model)} (the Shapes world's text-to-image model, pretrained by this library)");
         console.MarkupLineInterpolated($"concept {TerminalText.Safe(concept.Name)}: {TerminalText.Safe(concept.Description)}");
         console.MarkupLineInterpolated($"plan    {Plan.TotalSteps} steps ({string.Join(" + ", Plan.EnabledStages.Select(s => $"{Plan[s].Steps} {s.DisplayName()}"))})");
+        console.MarkupLineInterpolated($"images  {Sampling.Sampler ?? "dpm++"}, {Sampling.Steps} steps, guidance {Sampling.GuidanceScale} (the model's own), one seed per prompt");
         console.MarkupLineInterpolated($"output  {TerminalText.Safe(output)}");
 
         ConceptTrialResult result;
@@ -38,7 +42,8 @@ internal static class Demo
         {
             result = await CliApp.WithTrainingProgressAsync(console, Plan, progress => ConceptTrial.RunAsync(pipeline, world, concept, Path.Combine(output, "photos"), prompts,
                 seeds: 1, includeBase: true, training: progress,
-                generation: (personalized, done, total) => console.MarkupLineInterpolated($"[grey]{(personalized ? "personalized" : "base model")}: prompt {done}/{total}[/]"), ct: ct));
+                generation: (personalized, done, total) => console.MarkupLineInterpolated($"[grey]{(personalized ? "personalized" : "base model")}: prompt {done}/{total}[/]"),
+                sampling: Sampling, ct: ct));
             await result.Model.SaveAsync(Path.Combine(output, "concept"), ct);
             LossPlot.Save(result.Model.LossHistory, CliApp.StageStarts(Plan), Path.Combine(output, "loss.png"));
         }
@@ -47,7 +52,7 @@ internal static class Demo
         using var fresh = PersonalizationPipeline.FromPretrained(model).Build(ct);
         var loaded = await PersonalizedModel.LoadAsync(Path.Combine(output, "concept"), fresh, ct);
         var first = result.Personalized[0];
-        var again = await fresh.GenerateAsync(first.Prompt.Template, ShapesPersonalization.Generation with { Seed = first.Image.Seed, HeatmapTokens = [loaded.Token] }, ct);
+        var again = await fresh.GenerateAsync(first.Prompt.Template, Sampling with { Seed = first.Image.Seed, HeatmapTokens = [loaded.Token] }, ct);
         bool same = again[0].Image.Pixels.AsSpan().SequenceEqual(first.Image.Image.Pixels);
 
         WriteImages(result, output);

@@ -24,7 +24,7 @@ if (args.Length == 0)
     prompt = "a photo of a {} on the right on the beach";
     plan = ShapesPersonalization.Plan(StagePlan.Fast);
     training = ShapesPersonalization.TrainingOptions(seed: 42);
-    generation = ShapesPersonalization.Generation;
+    generation = ShapesPersonalization.DemoGeneration;
 }
 else if (args.Length >= 3)
 {

@@ -57,12 +57,12 @@ public static class ConceptTrial
     /// <param name="includeBase">Also generate and judge the base model's images before training.</param>
     /// <param name="training">Training progress.</param>
     /// <param name="generation">Called after each prompt's images with (personalized?, prompt index, prompt count).</param>
-    /// <param name="decoder">When set, the VAE decoder is adapted to the photos after training
-    /// (<see cref="PersonalizedModel.AdaptDecoderAsync"/>), before the personalized images are generated.</param>
+    /// <param name="sampling">The sampler settings of both models' images; null uses <see cref="ShapesPersonalization.Generation"/>
+    /// (the experiments' guidance of 7.5). Its batch size, seed and heatmap tokens are the trial's own.</param>
     /// <param name="ct">Cancellation.</param>
     public static async Task<ConceptTrialResult> RunAsync(PersonalizationPipeline pipeline, ShapesWorld world, ConceptSpec concept, string photoFolder,
         IReadOnlyList<ConceptPrompt> prompts, int seeds = 2, bool includeBase = true, IProgress<TrainingProgress>? training = null,
-        Action<bool, int, int>? generation = null, DecoderAdaptationOptions? decoder = null, CancellationToken ct = default)
+        Action<bool, int, int>? generation = null, GenerationOptions? sampling = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(world);
@@ -76,12 +76,10 @@ public static class ConceptTrial
         var judge = new ConceptJudge(world, concept);
         string category = concept.Category.Word;
         var baseImages = includeBase
-            ? await GenerateAsync(pipeline, judge, prompts, seeds, p => p.WithSubject(category), category, personalized: false, generation, ct).ConfigureAwait(false)
+            ? await GenerateAsync(pipeline, judge, prompts, seeds, p => p.WithSubject(category), category, personalized: false, generation, sampling, ct).ConfigureAwait(false)
             : [];
-        var photos = Concept.FromFolder(photoFolder, category);
-        var model = await pipeline.TrainAsync(photos, training, ct).ConfigureAwait(false);
-        if (decoder is not null) await model.AdaptDecoderAsync(photos, decoder, progress: null, ct).ConfigureAwait(false);
-        var personalized = await GenerateAsync(pipeline, judge, prompts, seeds, p => p.Template, model.Token, personalized: true, generation, ct).ConfigureAwait(false);
+        var model = await pipeline.TrainAsync(Concept.FromFolder(photoFolder, category), training, ct).ConfigureAwait(false);
+        var personalized = await GenerateAsync(pipeline, judge, prompts, seeds, p => p.Template, model.Token, personalized: true, generation, sampling, ct).ConfigureAwait(false);
         return new ConceptTrialResult(concept, model, baseImages, personalized);
     }
 
@@ -104,10 +102,11 @@ public static class ConceptTrial
     }
 
     private static async Task<IReadOnlyList<ConceptTrialImage>> GenerateAsync(PersonalizationPipeline pipeline, ConceptJudge judge, IReadOnlyList<ConceptPrompt> prompts,
-        int seeds, Func<ConceptPrompt, string> text, string heatmapToken, bool personalized, Action<bool, int, int>? report, CancellationToken ct)
+        int seeds, Func<ConceptPrompt, string> text, string heatmapToken, bool personalized, Action<bool, int, int>? report, GenerationOptions? sampling,
+        CancellationToken ct)
     {
         var results = new List<ConceptTrialImage>();
-        var options = ShapesPersonalization.Generation with { BatchSize = seeds, Seed = 0, HeatmapTokens = [heatmapToken] };
+        var options = (sampling ?? ShapesPersonalization.Generation) with { BatchSize = seeds, Seed = 0, HeatmapTokens = [heatmapToken] };
         for (int i = 0; i < prompts.Count; i++)
         {
             string prompt = text(prompts[i]);

@@ -69,4 +69,10 @@ public static class ShapesPersonalization
     /// <summary>The sampler settings of every Shapes experiment: the library's default sampler (DPM-Solver++), 25 steps,
     /// guidance 7.5, maps on the 16×16 latent grid.</summary>
     public static GenerationOptions Generation { get; } = new() { Steps = 25, GuidanceScale = 7.5, HeatmapResolution = 16 };
+
+    /// <summary>The sampler settings of the demo and the QuickStart: <see cref="Generation"/> at the model's own guidance
+    /// (<see cref="ShapesModelQuality.DefaultGuidanceScale"/>, chosen for the shipped model on seen combinations) instead of
+    /// the experiments' 7.5, at which the personalized model drew the demo concept's red and yellow as white
+    /// (docs/shapes-world.md, "Guidance, on the U-Net side").</summary>
+    public static GenerationOptions DemoGeneration { get; } = Generation with { GuidanceScale = ShapesModelQuality.DefaultGuidanceScale };
 }

@@ -5,8 +5,8 @@ using AttnDreamBooth.Shapes.Experiments;
 namespace AttnDreamBooth.Tests.Shapes.ShippedModel;
 
 /// <summary>
-/// The shipped Shapes model and one short personalization of the tuning concept on it, run once for the behavioural
-/// tests (the trial is the slow part: training plus 2 × prompts generations).
+/// The shipped Shapes model and one short personalization of the tuning concept on it, as the demo runs it (its sampler
+/// at the model's own guidance), run once for the behavioural tests (the trial is the slow part: training plus 2 × prompts generations).
 /// </summary>
 public sealed class ShippedModelFixture : IAsyncLifetime
 {
@@ -29,7 +29,7 @@ public sealed class ShippedModelFixture : IAsyncLifetime
     {
         _pipeline = PersonalizationPipeline.FromPretrained(ModelFolder).WithStages(Plan).WithTrainingOptions(ShapesPersonalization.TrainingOptions(seed: 42)).Build();
         var prompts = ConceptPrompts.NewContexts(World, Concept);
-        Trial = await ConceptTrial.RunAsync(_pipeline, World, Concept, _dir.File("photos"), prompts, seeds: 1);
+        Trial = await ConceptTrial.RunAsync(_pipeline, World, Concept, _dir.File("photos"), prompts, seeds: 1, sampling: ShapesPersonalization.DemoGeneration);
     }
 
     public Task DisposeAsync()
