@@ -103,7 +103,7 @@ public static class VaeDecoderAdaptation
                     var std = stds.index_select(0, index);
                     var target = pixels.index_select(0, index);
                     var draw = randn(mean.shape, dtype: mean.dtype, generator: noise).to(device);
-                    var reconstruction = vae.Decode(mean.add(std.mul(draw)));
+                    var reconstruction = vae.Decode(mean.add(std.mul(draw), One));
                     var difference = reconstruction.sub(target);
                     var loss = difference.abs().mean().add(difference.pow(Kept(2)).mean(), One);
                     loss.backward();

@@ -5,6 +5,7 @@ using AttnDreamBooth.Personalization;
 using AttnDreamBooth.StableDiffusion;
 using TorchSharp;
 using static TorchSharp.torch;
+using static AttnDreamBooth.KeptScalars;
 
 namespace AttnDreamBooth.Tests.Personalization;
 
@@ -30,7 +31,7 @@ public sealed class DecoderAdaptationTests
         using var scope = NewDisposeScope();
         var x = images.GetBatch([0, 1], random: null);
         var vae = pipeline.Components.Vae;
-        return vae.Decode(vae.EncodeLatents(x)).sub(x).pow(2).mean().item<float>();
+        return vae.Decode(vae.EncodeLatents(x)).sub(x).pow(Kept(2)).mean().item<float>();
     }
 
     private static bool IsDecoder(string name) => name.StartsWith("decoder.", StringComparison.Ordinal) || name.StartsWith("post_quant_conv.", StringComparison.Ordinal);
