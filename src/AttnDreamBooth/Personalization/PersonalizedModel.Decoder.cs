@@ -68,13 +68,14 @@ public sealed partial class PersonalizedModel
         _decoderResolution = imageOptions.Resolution;
     }
 
-    /// <summary>Writes the adapted VAE (config from the base model, every weight, so the folder loads on its own).</summary>
-    private static void SaveVae(StableDiffusionComponents c, string conceptTemp)
+    /// <summary>Writes a component the concept changed as a diffusers folder named as the component (config from the base
+    /// model, every weight), so the folder loads on its own.</summary>
+    private static void SaveComponent(StableDiffusionComponents c, string conceptTemp, string component, IReadOnlyDictionary<string, TorchSharp.torch.Tensor> state)
     {
-        string folder = Path.Combine(conceptTemp, VaeFolder);
+        string folder = Path.Combine(conceptTemp, component);
         Directory.CreateDirectory(folder);
-        File.Copy(c.Folder.ConfigPath("vae"), Path.Combine(folder, "config.json"));
-        SafetensorsWriter.Write(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), c.Vae.state_dict(), new Dictionary<string, string> { ["format"] = "pt" });
+        File.Copy(c.Folder.ConfigPath(component), Path.Combine(folder, "config.json"));
+        SafetensorsWriter.Write(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" });
     }
 
     /// <summary>The saved VAE of a concept whose decoder was adapted, validated against the pipeline's VAE (config, every

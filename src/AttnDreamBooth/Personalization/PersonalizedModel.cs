@@ -131,14 +131,10 @@ public sealed partial class PersonalizedModel
             }
             else
             {
-                string unetFolder = Path.Combine(temp, "unet");
-                Directory.CreateDirectory(unetFolder);
-                File.Copy(c.Folder.ConfigPath("unet"), Path.Combine(unetFolder, "config.json"));
-                var state = c.UNet.state_dict();
-                SafetensorsWriter.Write(Path.Combine(unetFolder, "diffusion_pytorch_model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" });
+                SaveComponent(c, temp, "unet", c.UNet.state_dict());
             }
             ct.ThrowIfCancellationRequested();
-            if (DecoderAdaptation is not null) SaveVae(c, temp);
+            if (DecoderAdaptation is not null) SaveComponent(c, temp, VaeFolder, c.Vae.state_dict());
             ct.ThrowIfCancellationRequested();
             // The exact identity the row was trained on, so a reload binds it to the same id (ConceptTokenIdentity).
             var embedding = Pipeline.ConceptEmbedding!;
